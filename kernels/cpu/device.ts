@@ -1,0 +1,67 @@
+/**
+ * The CPU reference backend: storage is a typed array.
+ * @module
+ */
+import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
+import { Accounting, type Device, type MemoryInfo, type Storage } from "../device.ts";
+
+/** CPU storage: a typed array of the dtype's CPU representation. */
+export class CpuStorage implements Storage {
+  constructor(readonly data: TypedArray) {}
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+}
+
+/** The CPU device. One instance per process. */
+export class CpuDevice implements Device {
+  readonly name = "cpu" as const;
+  readonly description = "CPU (typed arrays)";
+  readonly maxBytes = 2 ** 31 - 1;
+  #acct = new Accounting();
+
+  alloc(dtype: DType, size: number): CpuStorage {
+    this.#check(dtype, size);
+    const s = new CpuStorage(dtypeInfo(dtype).create(size));
+    this.#acct.add(s.byteLength);
+    return s;
+  }
+  /** Wraps an already-computed typed array as storage (no copy). */
+  adopt(data: TypedArray): CpuStorage {
+    const s = new CpuStorage(data);
+    this.#acct.add(s.byteLength);
+    return s;
+  }
+  upload(data: TypedArray, dtype: DType): CpuStorage {
+    const s = this.alloc(dtype, data.length);
+    s.data.set(data);
+    return s;
+  }
+  read(storage: Storage, _dtype: DType, size: number): Promise<TypedArray> {
+    return Promise.resolve((storage as CpuStorage).data.slice(0, size));
+  }
+  free(storage: Storage): void {
+    this.#acct.remove(storage.byteLength);
+  }
+  flush(): void {}
+  sync(): Promise<void> {
+    return Promise.resolve();
+  }
+  memory(): MemoryInfo {
+    return this.#acct.snapshot(0);
+  }
+  resetPeak(): void {
+    this.#acct.peakBytes = this.#acct.liveBytes;
+  }
+  countTensor(delta: 1 | -1): void {
+    this.#acct.liveTensors += delta;
+  }
+  #check(dtype: DType, size: number) {
+    const bytes = size * dtypeInfo(dtype).bytes;
+    if (bytes > this.maxBytes) {
+      throw new RangeError(
+        `cpu: tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the CPU limit of ${this.maxBytes} bytes`,
+      );
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * CPU reference for every elementwise kernel: `out[i] = f(in0[...], in1[...], ...)` over
+ * strided inputs.
+ * @module
+ */
+import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
+import { collapse, type StridedInput } from "../strided.ts";
+import type { CpuDevice, CpuStorage } from "./device.ts";
+import { sizeOf } from "../../ops/tensor.ts";
+
+/** Scalar function applied per element. */
+export type ScalarFn = (...args: number[]) => number;
+
+/** Runs `f` over strided inputs, writing a fresh contiguous output of `outDtype`. */
+export function elementwiseCpu(
+  device: CpuDevice,
+  f: ScalarFn,
+  inputs: readonly StridedInput[],
+  outShape: readonly number[],
+  outDtype: DType,
+): CpuStorage {
+  const n = sizeOf(outShape);
+  const out: TypedArray = dtypeInfo(outDtype).create(n);
+  const { shape, strides } = collapse(outShape, inputs.map((x) => x.strides));
+  const data = inputs.map((x) => (x.storage as CpuStorage).data);
+  const offs = inputs.map((x) => x.offset);
+  const k = inputs.length;
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  const args = new Array<number>(k);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < k; j++) args[j] = data[j][offs[j]];
+    out[i] = f(...args);
+    // Advance the odometer and every input's offset.
+    for (let d = rank - 1; d >= 0; d--) {
+      if (++idx[d] < shape[d]) {
+        for (let j = 0; j < k; j++) offs[j] += strides[j][d];
+        break;
+      }
+      idx[d] = 0;
+      for (let j = 0; j < k; j++) offs[j] -= strides[j][d] * (shape[d] - 1);
+    }
+  }
+  return device.adopt(out);
+}

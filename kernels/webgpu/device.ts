@@ -1,0 +1,277 @@
+/**
+ * The WebGPU backend: adapter and limits, command batching, uniform arena, pipeline cache.
+ *
+ * Dispatches are recorded into one pending command encoder (inside one open compute pass) and
+ * submitted when a value is read back, when the batch is large, or on `flush()`.
+ * @module
+ */
+import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
+import { Accounting, type Device, type MemoryInfo, type Storage } from "../device.ts";
+import { BufferPool } from "./pool.ts";
+
+/** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
+export class GpuStorage implements Storage {
+  constructor(readonly buffer: GPUBuffer, readonly byteLength: number) {}
+}
+
+/** A compute kernel: WGSL source with entry point `main`. */
+export interface Kernel {
+  code: string;
+}
+
+/** Threads per workgroup used by the 1-D kernels. */
+export const WG = 256;
+const MAX_BATCH = 512;
+const ARENA_SLOT = 256;
+
+/** Workgroup counts covering `n` threads, folded into 2-D past the 65535 limit. */
+export function grid(n: number, wg = WG): [number, number] {
+  const groups = Math.max(1, Math.ceil(n / wg));
+  if (groups <= 65535) return [groups, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}
+
+/** WGSL that defines `let i = ...` as the flat thread index for {@linkcode grid} dispatches. */
+export const FLAT_INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
+/** Builtins matching {@linkcode FLAT_INDEX}. */
+export const FLAT_ARGS =
+  `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
+
+/** The WebGPU device. */
+export class GpuDevice implements Device {
+  readonly name = "webgpu" as const;
+  readonly maxBytes: number;
+  readonly pool: BufferPool;
+  #acct = new Accounting();
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #pending = 0;
+  #staging: GPUBuffer[] = [];
+  #arenaCpu = new Uint8Array(MAX_BATCH * ARENA_SLOT);
+  #arenaGpu: GPUBuffer;
+  #errors: string[] = [];
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly description: string,
+  ) {
+    this.maxBytes = Math.min(
+      device.limits.maxStorageBufferBindingSize,
+      device.limits.maxBufferSize,
+    );
+    this.pool = new BufferPool(device);
+    this.#arenaGpu = device.createBuffer({
+      size: this.#arenaCpu.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.addEventListener("uncapturederror", (e) => {
+      this.#errors.push((e as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  /** Requests an adapter and a device with the adapter's full buffer limits; null if none. */
+  static async create(): Promise<GpuDevice | null> {
+    if (typeof navigator === "undefined" || !("gpu" in navigator)) return null;
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) return null;
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredLimits: {
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      },
+    });
+    const info = adapter.info;
+    const name = info.description || [info.vendor, info.architecture, info.device]
+      .filter(Boolean).join(" ") ||
+      "unknown adapter";
+    return new GpuDevice(device, `${name}${info.isFallbackAdapter ? " (software)" : ""}`);
+  }
+
+  alloc(dtype: DType, size: number): GpuStorage {
+    const bytes = this.#bytes(dtype, size);
+    const { buffer } = this.pool.acquire(bytes);
+    this.#acct.add(bytes);
+    return new GpuStorage(buffer, bytes);
+  }
+
+  upload(data: TypedArray, dtype: DType): GpuStorage {
+    const bytes = this.#bytes(dtype, data.length);
+    const { buffer, fresh } = this.pool.acquire(bytes);
+    this.#acct.add(bytes);
+    const words = dtype === "bool" ? Uint32Array.from(data) : data;
+    const src = new Uint8Array(words.buffer as ArrayBuffer, words.byteOffset, bytes);
+    if (fresh) {
+      // A new buffer is not referenced by pending commands, so a queue write is safe.
+      this.device.queue.writeBuffer(buffer, 0, src);
+    } else {
+      // A reused buffer may still be read by pending commands: copy in command order.
+      const staging = this.device.createBuffer({
+        size: Math.ceil(bytes / 4) * 4,
+        usage: GPUBufferUsage.COPY_SRC,
+        mappedAtCreation: true,
+      });
+      new Uint8Array(staging.getMappedRange()).set(src);
+      staging.unmap();
+      this.#endPass().copyBufferToBuffer(staging, 0, buffer, 0, staging.size);
+      this.#staging.push(staging);
+    }
+    return new GpuStorage(buffer, bytes);
+  }
+
+  async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+    const s = storage as GpuStorage;
+    const bytes = Math.max(4, size * 4);
+    const out = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    if (size > 0) this.#endPass().copyBufferToBuffer(s.buffer, 0, out, 0, size * 4);
+    this.flush();
+    await out.mapAsync(GPUMapMode.READ);
+    const raw = out.getMappedRange().slice(0, size * 4);
+    out.unmap();
+    out.destroy();
+    this.#throwErrors();
+    const info = dtypeInfo(dtype);
+    if (dtype === "bool") return Uint8Array.from(new Uint32Array(raw));
+    const arr = info.create(size);
+    new Uint8Array(arr.buffer).set(new Uint8Array(raw));
+    return arr;
+  }
+
+  free(storage: Storage): void {
+    const s = storage as GpuStorage;
+    this.#acct.remove(s.byteLength);
+    this.pool.release(s.buffer);
+  }
+
+  /** Records one compute dispatch. `buffers` bind at 0..n-1; `params` (if any) at n. */
+  run(
+    kernel: Kernel,
+    buffers: GpuStorage[],
+    workgroups: readonly number[],
+    params?: ArrayBufferView,
+  ): void {
+    const pipeline = this.pipeline(kernel.code);
+    const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({
+      binding: i,
+      resource: { buffer: b.buffer },
+    }));
+    if (params) {
+      if (params.byteLength > ARENA_SLOT) throw new RangeError("kernel params exceed 256 bytes");
+      const offset = this.#pending * ARENA_SLOT;
+      this.#arenaCpu.set(
+        new Uint8Array(params.buffer, params.byteOffset, params.byteLength),
+        offset,
+      );
+      entries.push({
+        binding: buffers.length,
+        resource: { buffer: this.#arenaGpu, offset, size: ARENA_SLOT },
+      });
+    }
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const pass = this.#beginPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    if (++this.#pending >= MAX_BATCH) this.flush();
+  }
+
+  /** Returns the cached pipeline for a WGSL source, compiling it once. */
+  pipeline(code: string): GPUComputePipeline {
+    let p = this.#pipelines.get(code);
+    if (!p) {
+      const module = this.device.createShaderModule({ code });
+      p = this.device.createComputePipeline({
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+      this.#pipelines.set(code, p);
+    }
+    return p;
+  }
+
+  /** Number of compiled pipelines held in the cache. */
+  get pipelineCount(): number {
+    return this.#pipelines.size;
+  }
+
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#endPass();
+    if (this.#pending > 0) {
+      this.device.queue.writeBuffer(
+        this.#arenaGpu,
+        0,
+        this.#arenaCpu,
+        0,
+        this.#pending * ARENA_SLOT,
+      );
+    }
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#pending = 0;
+    if (this.#staging.length) {
+      const staging = this.#staging;
+      this.#staging = [];
+      this.device.queue.onSubmittedWorkDone().then(() => staging.forEach((b) => b.destroy()));
+    }
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.#throwErrors();
+  }
+
+  memory(): MemoryInfo {
+    return this.#acct.snapshot(this.pool.pooledBytes);
+  }
+  resetPeak(): void {
+    this.#acct.peakBytes = this.#acct.liveBytes;
+  }
+  countTensor(delta: 1 | -1): void {
+    this.#acct.liveTensors += delta;
+  }
+
+  #bytes(dtype: DType, size: number): number {
+    const bytes = size * 4;
+    if (bytes > this.maxBytes) {
+      throw new RangeError(
+        `webgpu: tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the adapter's ` +
+          `maxStorageBufferBindingSize/maxBufferSize limit of ${this.maxBytes} bytes`,
+      );
+    }
+    return bytes;
+  }
+  #beginPass(): GPUComputePassEncoder {
+    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();
+    if (!this.#pass) this.#pass = this.#encoder.beginComputePass();
+    return this.#pass;
+  }
+  #endPass(): GPUCommandEncoder {
+    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+    return this.#encoder;
+  }
+  #throwErrors() {
+    if (this.#errors.length) {
+      const msg = this.#errors.join("\n");
+      this.#errors = [];
+      throw new Error(`webgpu: device error: ${msg}`);
+    }
+  }
+}

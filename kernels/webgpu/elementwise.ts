@@ -1,0 +1,86 @@
+/**
+ * WebGPU elementwise kernels: one generated shader per (expression, dtypes, rank, layout),
+ * reading up to 3 strided inputs (broadcast, transposed or sliced) and writing a contiguous
+ * output. Shapes and strides travel as uniforms, so one pipeline serves every shape of a rank.
+ * @module
+ */
+import { type DType, dtypeInfo } from "../dtype.ts";
+import { collapse, contiguousStrides, type StridedInput } from "../strided.ts";
+import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, GpuStorage, grid, WG } from "./device.ts";
+import { sizeOf } from "../../ops/tensor.ts";
+
+const MAX_RANK = 8;
+const NAMES = ["a", "b", "c"];
+
+/**
+ * Runs `expr` (WGSL over `a`, `b`, `c`, of the inputs' WGSL types) per output element.
+ * `helpers` is WGSL placed before `main` (functions the expression calls).
+ */
+export function elementwiseGpu(
+  device: GpuDevice,
+  expr: string,
+  inputs: readonly StridedInput[],
+  outShape: readonly number[],
+  outDtype: DType,
+  helpers = "",
+): GpuStorage {
+  const n = sizeOf(outShape);
+  const out = device.alloc(outDtype, n);
+  if (n === 0) return out;
+  const { shape, strides } = collapse(outShape, inputs.map((x) => x.strides));
+  const rank = shape.length;
+  if (rank > MAX_RANK) {
+    throw new RangeError(`elementwise: rank ${rank} after merging exceeds ${MAX_RANK}`);
+  }
+  const cstr = contiguousStrides(shape);
+  const plain = inputs.map((x, k) =>
+    x.offset === 0 && strides[k].every((s, d) => shape[d] === 1 || s === cstr[d])
+  );
+  const k = inputs.length;
+  const decl = inputs.map((x, j) =>
+    `@group(0) @binding(${j}) var<storage, read> in${j}: array<${dtypeInfo(x.dtype).wgsl}>;`
+  ).join("\n");
+  const vec = (name: string) => `${name}: array<vec4<u32>, 2>,`;
+  const index: string[] = [];
+  if (plain.some((p) => !p)) {
+    index.push("var rem = i;");
+    inputs.forEach((_, j) => !plain[j] && index.push(`var j${j} = p.o${j};`));
+    for (let d = rank - 1; d >= 0; d--) {
+      const at = `[${d >> 2}][${d & 3}]`;
+      index.push(`{ let c = rem % p.shape${at}; rem = rem / p.shape${at};`);
+      inputs.forEach((_, j) => !plain[j] && index.push(`j${j} += c * p.s${j}${at};`));
+      index.push("}");
+    }
+  }
+  const loads = inputs.map((_, j) => `let ${NAMES[j]} = in${j}[${plain[j] ? "i" : `j${j}`}];`);
+  const code = `
+struct P { n: u32, o0: u32, o1: u32, o2: u32, ${vec("shape")} ${
+    inputs.map((_, j) => vec(`s${j}`)).join(" ")
+  } }
+${decl}
+@group(0) @binding(${k}) var<storage, read_write> out: array<${dtypeInfo(outDtype).wgsl}>;
+@group(0) @binding(${k + 1}) var<uniform> p: P;
+${helpers}
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  ${index.join("\n  ")}
+  ${loads.join("\n  ")}
+  out[i] = ${expr};
+}`;
+  const params = new Uint32Array(4 + 8 * (1 + k));
+  params[0] = n;
+  inputs.forEach((x, j) => (params[1 + j] = x.offset));
+  shape.forEach((s, d) => (params[4 + d] = s));
+  strides.forEach((st, j) => st.forEach((s, d) => (params[12 + 8 * j + d] = s)));
+  device.run(
+    { code },
+    [...inputs.map((x) => x.storage as GpuStorage), out],
+    grid(n),
+    params,
+  );
+  return out;
+}
+
+export { GpuStorage };

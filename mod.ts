@@ -1,0 +1,85 @@
+/**
+ * A functional tensor library for long-sequence training on Deno's WebGPU, with a CPU
+ * reference backend: immutable tensors, pure ops with NumPy broadcasting, and scoped memory.
+ *
+ * @example
+ * ```ts
+ * import { add, init, matmul, scope, tensor } from "@longseq/tensor";
+ * await init({ quiet: true });
+ * const y = scope(() => {
+ *   const a = tensor([[1, 2], [3, 4]]);
+ *   return add(matmul(a, a), 1);
+ * });
+ * console.log(await y.array()); // [[8, 11], [16, 23]]
+ * ```
+ * @module
+ */
+export { type NestedArray, Tensor } from "./ops/tensor.ts";
+export type { DType, TypedArray } from "./kernels/dtype.ts";
+export type { Device, DeviceName, MemoryInfo, Storage } from "./kernels/device.ts";
+export type { Node, Primitive, VjpContext, VjpRule } from "./ops/primitive.ts";
+export {
+  devices,
+  flush,
+  init,
+  type InitOptions,
+  type InitResult,
+  memory,
+  resetPeakMemory,
+  sync,
+} from "./ops/device.ts";
+export { keep, scope } from "./ops/scope.ts";
+export {
+  arange,
+  type CreateOptions,
+  eye,
+  full,
+  ones,
+  onesLike,
+  tensor,
+  type TensorOptions,
+  toDevice,
+  zeros,
+  zerosLike,
+} from "./ops/creation.ts";
+export {
+  abs,
+  cos,
+  erf,
+  exp,
+  gelu,
+  log,
+  log1p,
+  neg,
+  relu,
+  rsqrt,
+  sigmoid,
+  sign,
+  sin,
+  sqrt,
+  square,
+  tanh,
+} from "./ops/unary.ts";
+export { add, cast, div, maximum, minimum, mul, pow, sub, type TensorLike } from "./ops/binary.ts";
+export {
+  type BinaryFn,
+  clip,
+  equal,
+  greater,
+  greaterEqual,
+  less,
+  lessEqual,
+  logicalAnd,
+  logicalNot,
+  logicalOr,
+  notEqual,
+  where,
+} from "./ops/compare.ts";
+export { broadcastTo, expandDims, reshape, squeeze, transpose } from "./ops/shape.ts";
+export {
+  allClose,
+  assertAllClose,
+  type CloseOptions,
+  closeReport,
+  type Values,
+} from "./ops/testing.ts";

@@ -1,0 +1,102 @@
+/**
+ * Primitives: an op's kernels and its VJP rule, defined once, side by side. `bind` runs a
+ * primitive and, when an input is traced by a `vjp` call, records a node reachable only from
+ * the outputs. There is no tape: the graph lives as long as its outputs.
+ * @module
+ */
+import type { Tensor } from "./tensor.ts";
+
+/** What a VJP rule sees: the primitive's inputs, outputs and static params. */
+export interface VjpContext<P> {
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+  readonly params: P;
+}
+
+/**
+ * A VJP rule: given one cotangent per output (same shape as the output), returns one cotangent
+ * per input, or null where the input gets none. A cotangent may keep the broadcast output shape;
+ * the autodiff walker sums it down to the input's shape.
+ */
+export type VjpRule<P> = (
+  cotangents: readonly Tensor[],
+  ctx: VjpContext<P>,
+) => (Tensor | null)[];
+
+/** A primitive op. `vjp: "none"` marks an op with no gradient (integer results, comparisons). */
+export interface Primitive<P> {
+  readonly name: string;
+  readonly forward: (inputs: readonly Tensor[], params: P) => Tensor[];
+  readonly vjp: VjpRule<P> | "none";
+}
+
+/**
+ * A recorded application of a primitive inside one or more `vjp` traces. It holds its own
+ * views of its inputs and outputs, so a caller disposing those handles (as composite ops do
+ * with their intermediates) does not free what the pullback needs; the views belong to the
+ * scope that was current when the op ran.
+ */
+export interface Node {
+  readonly primitive: Primitive<unknown>;
+  readonly inputs: readonly Tensor[];
+  readonly params: unknown;
+  /** Views of the outputs (filled by `bind`). */
+  readonly outputs: Tensor[];
+  /** Shapes and dtypes of the outputs. */
+  readonly outputShapes: (readonly number[])[];
+  /** Ids of the traces this node depends on. */
+  readonly traces: ReadonlySet<number>;
+}
+
+/** Defines a primitive. A differentiable one must give its VJP rule here. */
+export function definePrimitive<P>(def: Primitive<P>): Primitive<P> {
+  return Object.freeze(def);
+}
+
+/** Creates the node for a traced application (also used for trace leaves). */
+export function makeNode<P>(
+  primitive: Primitive<P>,
+  inputs: readonly Tensor[],
+  params: P,
+  traces: ReadonlySet<number>,
+): Node {
+  return {
+    primitive: primitive as Primitive<unknown>,
+    inputs,
+    params,
+    outputs: [],
+    outputShapes: [],
+    traces,
+  };
+}
+
+/** Runs a primitive, recording a node when any input is traced. */
+export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+  const outs = prim.forward(inputs, params);
+  if (prim.vjp === "none") return outs;
+  let traces: Set<number> | null = null;
+  for (const x of inputs) {
+    if (x.node) {
+      traces ??= new Set();
+      for (const id of x.node.traces) traces.add(id);
+    }
+  }
+  if (!traces) return outs;
+  const node = makeNode(
+    prim,
+    inputs.map((x) => x.view(x.shape, x.node, x.nodeIndex)),
+    params,
+    traces,
+  );
+  return outs.map((o, i) => {
+    node.outputShapes.push(o.shape);
+    node.outputs.push(o);
+    // Integer outputs (argmax, indices) carry no gradient and stay untraced.
+    return o.dtype === "f32" ? o.view(o.shape, node, i) : o.view(o.shape);
+  });
+}
+
+/** Runs a single-output primitive. */
+export function bind1<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor {
+  return bind(prim, inputs, params)[0];
+}

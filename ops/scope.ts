@@ -1,0 +1,115 @@
+/**
+ * Scoped memory management: `scope(fn)` frees every tensor created inside `fn` except those it
+ * returns. Works with async functions (the scope follows the async context, so concurrent
+ * scopes do not see each other's tensors).
+ * @module
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Tensor } from "./tensor.ts";
+
+interface Frame {
+  readonly tensors: Set<Tensor>;
+}
+
+const current = new AsyncLocalStorage<Frame>();
+const owner = new WeakMap<Tensor, Frame>();
+
+/** Adds a new tensor to the innermost scope (called by the Tensor constructor). */
+export function registerInScope(t: Tensor): void {
+  const frame = current.getStore();
+  if (frame) {
+    frame.tensors.add(t);
+    owner.set(t, frame);
+  }
+}
+
+/** Removes a disposed tensor from its scope. */
+export function unregisterFromScope(t: Tensor): void {
+  owner.get(t)?.tensors.delete(t);
+  owner.delete(t);
+}
+
+/**
+ * Exempts tensors from every enclosing scope: they live until disposed by hand.
+ *
+ * @example
+ * ```ts
+ * import { keep, ones, scope } from "@longseq/tensor";
+ * let saved;
+ * scope(() => { saved = keep(ones([2])); });
+ * console.log(saved!.disposed); // false
+ * ```
+ */
+export function keep<T>(tree: T): T {
+  for (const t of tensorsIn(tree)) unregisterFromScope(t);
+  return tree;
+}
+
+/** Every tensor found in arrays, plain objects and Maps nested in `tree`. */
+export function tensorsIn(tree: unknown, out: Set<Tensor> = new Set()): Set<Tensor> {
+  if (tree === null || typeof tree !== "object") return out;
+  if (isTensor(tree)) out.add(tree);
+  else if (Array.isArray(tree)) { for (const x of tree) tensorsIn(x, out); }
+  else if (tree instanceof Map) { for (const x of tree.values()) tensorsIn(x, out); }
+  else if (
+    Object.getPrototypeOf(tree) === Object.prototype || Object.getPrototypeOf(tree) === null
+  ) {
+    for (const x of Object.values(tree)) tensorsIn(x, out);
+  }
+  return out;
+}
+
+function isTensor(x: object): x is Tensor {
+  return "storage" in x && "shape" in x && "dtype" in x &&
+    typeof (x as Tensor).dispose === "function";
+}
+
+/**
+ * Runs `fn` and disposes every tensor it created, except the tensors in its result (arrays,
+ * plain objects and Maps are searched), which move to the enclosing scope. If `fn` throws,
+ * everything it created is disposed. Async functions are awaited.
+ *
+ * @example
+ * ```ts
+ * import { add, memory, ones, scope } from "@longseq/tensor";
+ * const before = memory().liveBytes;
+ * const y = scope(() => add(add(ones([4]), ones([4])), ones([4])));
+ * console.log(memory().liveBytes - before); // 16: only y is left
+ * y.dispose();
+ * ```
+ */
+export function scope<T>(fn: () => T): T {
+  const frame: Frame = { tensors: new Set() };
+  const parent = current.getStore();
+  const finish = (result: unknown, failed: boolean) => {
+    const kept = failed ? new Set<Tensor>() : tensorsIn(result);
+    for (const t of frame.tensors) {
+      if (kept.has(t)) {
+        owner.delete(t);
+        if (parent) {
+          parent.tensors.add(t);
+          owner.set(t, parent);
+        }
+      } else t.dispose();
+    }
+    frame.tensors.clear();
+  };
+  let result: T;
+  try {
+    result = current.run(frame, fn);
+  } catch (e) {
+    finish(undefined, true);
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (v) => (finish(v, false), v),
+      (e) => {
+        finish(undefined, true);
+        throw e;
+      },
+    ) as T;
+  }
+  finish(result, false);
+  return result;
+}

@@ -1,0 +1,179 @@
+/**
+ * The immutable tensor handle.
+ * @module
+ */
+import { type DType, dtypeInfo, type TypedArray } from "../kernels/dtype.ts";
+import type { Device, DeviceName, Storage } from "../kernels/device.ts";
+import { registerInScope, unregisterFromScope } from "./scope.ts";
+import type { Node } from "./primitive.ts";
+
+/** Nested JS arrays, as returned by {@linkcode Tensor.array}. */
+export type NestedArray = number | boolean | NestedArray[];
+
+/** Storage shared by tensors that view the same data (e.g. after a reshape). */
+interface Shared {
+  readonly device: Device;
+  readonly storage: Storage;
+  refs: number;
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Formats a shape as `[2,3]` for error messages. */
+export function fmt(shape: readonly number[]): string {
+  return `[${shape.join(",")}]`;
+}
+
+/**
+ * An immutable n-dimensional array on one device. Ops never change their inputs; values are
+ * read asynchronously with {@linkcode Tensor.data} or {@linkcode Tensor.array}.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@longseq/tensor";
+ * using t = tensor([[1, 2], [3, 4]]);
+ * console.log(t.shape, await t.array()); // [2, 2] [[1, 2], [3, 4]]
+ * ```
+ */
+export class Tensor {
+  /** Dimensions, outermost first. */
+  readonly shape: readonly number[];
+  /** Element type. */
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** Autodiff node that produced this tensor inside a `vjp` trace (null when untraced). */
+  readonly node: Node | null;
+  /** Which output of {@linkcode Tensor.node} this tensor is. */
+  readonly nodeIndex: number;
+  #shared: Shared | null;
+
+  /**
+   * Wraps storage in a handle. Kernel authors use {@linkcode Tensor.fromStorage} instead.
+   * @internal
+   */
+  private constructor(
+    shared: Shared,
+    shape: readonly number[],
+    dtype: DType,
+    node: Node | null,
+    nodeIndex: number,
+  ) {
+    this.#shared = shared;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = sizeOf(shape);
+    this.node = node;
+    this.nodeIndex = nodeIndex;
+    shared.device.countTensor(1);
+    registerInScope(this);
+  }
+
+  /** Creates a tensor that owns freshly allocated `storage` (for kernel authors). */
+  static fromStorage(
+    device: Device,
+    storage: Storage,
+    shape: readonly number[],
+    dtype: DType,
+  ): Tensor {
+    return new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
+  }
+
+  /**
+   * A new handle on the same storage with another shape of equal size (no copy), optionally
+   * marked as output `nodeIndex` of an autodiff node. The storage lives until every handle on
+   * it is disposed.
+   */
+  view(shape: readonly number[], node: Node | null = null, nodeIndex = 0): Tensor {
+    const shared = this.#live("view");
+    if (sizeOf(shape) !== this.size) {
+      throw new RangeError(`view: cannot view ${fmt(this.shape)} as ${fmt(shape)}`);
+    }
+    shared.refs++;
+    return new Tensor(shared, shape, this.dtype, node, nodeIndex);
+  }
+
+  /** Name of the device holding the data. */
+  get device(): DeviceName {
+    return this.#live("device").device.name;
+  }
+
+  /** The device object holding the data (for kernel authors). */
+  get backend(): Device {
+    return this.#live("backend").device;
+  }
+
+  /** The storage holding the data (for kernel authors). Throws if disposed. */
+  get storage(): Storage {
+    return this.#live("storage").storage;
+  }
+
+  /** Number of dimensions. */
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Whether {@linkcode Tensor.dispose} was called. */
+  get disposed(): boolean {
+    return this.#shared === null;
+  }
+
+  /** Reads the values as a flat typed array (row-major). */
+  async data(): Promise<TypedArray> {
+    const { device, storage } = this.#live("data");
+    return await device.read(storage, this.dtype, this.size);
+  }
+
+  /** Reads the values as nested JS arrays (booleans for `bool`). */
+  async array(): Promise<NestedArray> {
+    const flat = await this.data();
+    const isBool = this.dtype === "bool";
+    const build = (dim: number, offset: number): NestedArray => {
+      if (dim === this.shape.length) return isBool ? flat[offset] !== 0 : flat[offset];
+      const stride = sizeOf(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, offset + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  /** Frees the storage (when no other view holds it). Safe to call twice. */
+  dispose(): void {
+    const shared = this.#shared;
+    if (!shared) return;
+    this.#shared = null;
+    shared.device.countTensor(-1);
+    unregisterFromScope(this);
+    if (--shared.refs === 0) shared.device.free(shared.storage);
+  }
+
+  /** Disposes the tensor at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** A short description: dtype, shape and device (values need `await data()`). */
+  toString(): string {
+    if (!this.#shared) return `Tensor(${this.dtype}${fmt(this.shape)}, disposed)`;
+    return `Tensor(${this.dtype}${fmt(this.shape)} on ${this.#shared.device.name})`;
+  }
+
+  #live(what: string): Shared {
+    if (!this.#shared) {
+      throw new TypeError(
+        `${what}: tensor ${this.dtype}${fmt(this.shape)} was disposed; ` +
+          "keep it alive (return it from scope() or keep()) until its last use",
+      );
+    }
+    return this.#shared;
+  }
+}
+
+/** Bytes one element of `dtype` occupies on the CPU. */
+export function bytesPerElement(dtype: DType): number {
+  return dtypeInfo(dtype).bytes;
+}

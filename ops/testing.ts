@@ -1,0 +1,97 @@
+/**
+ * Numeric comparison helpers for tests and users: `allClose` and `assertAllClose` compare
+ * tensors, typed arrays, nested arrays or numbers elementwise with NumPy's rule
+ * `|a - b| <= atol + rtol * |b|` (NaNs equal only when `equalNan`).
+ * @module
+ */
+import { Tensor } from "./tensor.ts";
+
+/** Tolerances for {@linkcode allClose}. */
+export interface CloseOptions {
+  /** Relative tolerance (default 1e-5). */
+  rtol?: number;
+  /** Absolute tolerance (default 1e-6). */
+  atol?: number;
+  /** Treat NaN as equal to NaN (default true). */
+  equalNan?: boolean;
+}
+
+/** Values {@linkcode allClose} accepts: tensors, typed or nested arrays, numbers. */
+export type Values = Tensor | ArrayLike<number> | number | readonly unknown[];
+
+async function flat(v: Values): Promise<{ values: ArrayLike<number>; shape: number[] | null }> {
+  if (v instanceof Tensor) return { values: await v.data(), shape: [...v.shape] };
+  if (typeof v === "number") return { values: [v], shape: [] };
+  if (ArrayBuffer.isView(v)) return { values: v as unknown as ArrayLike<number>, shape: null };
+  const out: number[] = [];
+  const walk = (x: unknown) => {
+    if (Array.isArray(x)) x.forEach(walk);
+    else out.push(typeof x === "boolean" ? Number(x) : (x as number));
+  };
+  walk(v);
+  return { values: out, shape: null };
+}
+
+/** The worst mismatch between two value sets, or null when they are close. */
+export async function closeReport(
+  actual: Values,
+  expected: Values,
+  options: CloseOptions = {},
+): Promise<string | null> {
+  const { rtol = 1e-5, atol = 1e-6, equalNan = true } = options;
+  const a = await flat(actual);
+  const b = await flat(expected);
+  if (a.shape && b.shape && a.shape.join(",") !== b.shape.join(",")) {
+    return `shapes differ: [${a.shape}] vs [${b.shape}]`;
+  }
+  if (a.values.length !== b.values.length) {
+    return `sizes differ: ${a.values.length} vs ${b.values.length}`;
+  }
+  let worst = -1, worstExcess = 0, bad = 0;
+  for (let i = 0; i < a.values.length; i++) {
+    const x = Number(a.values[i]), y = Number(b.values[i]);
+    if (Number.isNaN(x) || Number.isNaN(y)) {
+      if (!(equalNan && Number.isNaN(x) && Number.isNaN(y))) {
+        bad++;
+        if (worstExcess !== Infinity) (worst = i, worstExcess = Infinity);
+      }
+      continue;
+    }
+    if (x === y) continue;
+    const excess = Math.abs(x - y) - (atol + rtol * Math.abs(y));
+    if (excess > 0 || !Number.isFinite(excess)) {
+      bad++;
+      if (!(excess <= worstExcess)) (worst = i, worstExcess = excess);
+    }
+  }
+  if (bad === 0) return null;
+  return `${bad} of ${a.values.length} values differ (rtol ${rtol}, atol ${atol}); worst at ` +
+    `flat index ${worst}: ${a.values[worst]} vs ${b.values[worst]}`;
+}
+
+/**
+ * Whether two tensors/arrays are elementwise close.
+ *
+ * @example
+ * ```ts
+ * import { allClose, tensor } from "@longseq/tensor";
+ * console.log(await allClose(tensor([1, 2]), [1, 2.000001])); // true
+ * ```
+ */
+export async function allClose(
+  actual: Values,
+  expected: Values,
+  options?: CloseOptions,
+): Promise<boolean> {
+  return (await closeReport(actual, expected, options)) === null;
+}
+
+/** Throws an Error describing the worst mismatch unless the values are close. */
+export async function assertAllClose(
+  actual: Values,
+  expected: Values,
+  options?: CloseOptions & { message?: string },
+): Promise<void> {
+  const report = await closeReport(actual, expected, options);
+  if (report) throw new Error(`${options?.message ? options.message + ": " : ""}${report}`);
+}

@@ -1,0 +1,185 @@
+/**
+ * Elementwise unary ops: for each, the CPU reference, the WGSL expression and the VJP rule.
+ * Float-only ops cast integer inputs to `f32` first (NumPy style).
+ * @module
+ */
+import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
+import type { Tensor } from "./tensor.ts";
+import { runElementwise, type ScalarOp } from "./kernel.ts";
+import { add, cast, div, mul, scalarLike, sub } from "./binary.ts";
+import { greater } from "./compare.ts";
+import { erf64, ERF_WGSL } from "./erf.ts";
+
+interface UnaryDef extends ScalarOp {
+  /** Requires a float input (integers are cast to f32 first). */
+  floatOnly: boolean;
+  vjp: VjpRule<undefined> | "none";
+}
+
+const HELPERS = `
+fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
+fn sigmoid_(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
+fn log1p_(x: f32) -> f32 { let u = 1.0 + x; if (u == 1.0) { return x; } return log(u) * x / (u - 1.0); }
+${ERF_WGSL}`;
+
+const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
+const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
+
+const DEFS = {
+  neg: { floatOnly: false, cpu: (a) => -a, wgsl: "-a", vjp: ([g]) => [neg(g)] },
+  abs: { floatOnly: false, cpu: Math.abs, wgsl: "abs(a)", vjp: ([g], c) => [mul(g, sign(x0(c)))] },
+  sign: { floatOnly: false, cpu: Math.sign, wgsl: "sign(a)", vjp: () => [null] },
+  exp: { floatOnly: true, cpu: Math.exp, wgsl: "exp(a)", vjp: ([g], c) => [mul(g, y0(c))] },
+  log: { floatOnly: true, cpu: Math.log, wgsl: "log(a)", vjp: ([g], c) => [div(g, x0(c))] },
+  log1p: {
+    floatOnly: true,
+    cpu: Math.log1p,
+    wgsl: "log1p_(a)",
+    vjp: ([g], c) => [div(g, add(x0(c), 1))],
+  },
+  sqrt: {
+    floatOnly: true,
+    cpu: Math.sqrt,
+    wgsl: "sqrt(a)",
+    vjp: ([g], c) => [div(g, mul(y0(c), 2))],
+  },
+  rsqrt: {
+    floatOnly: true,
+    cpu: (a) => 1 / Math.sqrt(a),
+    wgsl: "inverseSqrt(a)",
+    // d/dx x^-1/2 = -1/2 x^-3/2 = -1/2 y^3
+    vjp: ([g], c) => [mul(g, mul(mul(y0(c), square(y0(c))), -0.5))],
+  },
+  square: {
+    floatOnly: false,
+    cpu: (a) => a * a,
+    wgsl: "a * a",
+    vjp: ([g], c) => [mul(g, mul(x0(c), 2))],
+  },
+  tanh: {
+    floatOnly: true,
+    cpu: Math.tanh,
+    wgsl: "tanh_(a)",
+    vjp: ([g], c) => [mul(g, sub(1, square(y0(c))))],
+  },
+  sigmoid: {
+    floatOnly: true,
+    cpu: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))),
+    wgsl: "sigmoid_(a)",
+    vjp: ([g], c) => [mul(g, mul(y0(c), sub(1, y0(c))))],
+  },
+  relu: {
+    floatOnly: false,
+    cpu: (a) => (a > 0 ? a : 0),
+    wgsl: (t) => (t === "f32" ? "max(a, 0.0)" : t === "i32" ? "max(a, 0)" : "a"),
+    vjp: ([g], c) => [mul(g, cast(greater(x0(c), 0), "f32"))],
+  },
+  erf: {
+    floatOnly: true,
+    cpu: erf64,
+    wgsl: "erf_(a)",
+    vjp: ([g], c) => [mul(g, mul(exp(neg(square(x0(c)))), 2 / Math.sqrt(Math.PI)))],
+  },
+  sin: { floatOnly: true, cpu: Math.sin, wgsl: "sin(a)", vjp: ([g], c) => [mul(g, cos(x0(c)))] },
+  cos: {
+    floatOnly: true,
+    cpu: Math.cos,
+    wgsl: "cos(a)",
+    vjp: ([g], c) => [neg(mul(g, sin(x0(c))))],
+  },
+} satisfies Record<string, UnaryDef>;
+
+/** Names of the unary primitives. */
+export type UnaryName = keyof typeof DEFS;
+
+const PRIMS = Object.fromEntries(
+  Object.entries(DEFS).map(([name, def]) => [
+    name,
+    definePrimitive<undefined>({
+      name,
+      forward: ([x]) => [runElementwise(name, { ...def, helpers: HELPERS }, [x], x.shape, x.dtype)],
+      vjp: def.vjp as VjpRule<undefined>,
+    }),
+  ]),
+) as Record<UnaryName, Primitive<undefined>>;
+
+/** Applies a unary primitive by name, validating the dtype. */
+export function unary(name: UnaryName, x: Tensor): Tensor {
+  const def: UnaryDef = DEFS[name];
+  if (x.dtype === "bool") {
+    throw new TypeError(`${name}: bool input ${x.toString()} is not supported; cast it first`);
+  }
+  if (def.floatOnly && x.dtype !== "f32") {
+    using f = cast(x, "f32");
+    return bind1(PRIMS[name], [f], undefined);
+  }
+  return bind1(PRIMS[name], [x], undefined);
+}
+
+/** `-x` elementwise. @example ```ts
+ * import { neg, tensor } from "@longseq/tensor";
+ * console.log(await neg(tensor([1, -2])).array()); // [-1, 2]
+ * ``` */
+export const neg = (x: Tensor): Tensor => unary("neg", x);
+/** `|x|` elementwise. */
+export const abs = (x: Tensor): Tensor => unary("abs", x);
+/** Sign of `x` (-1, 0 or 1). */
+export const sign = (x: Tensor): Tensor => unary("sign", x);
+/** `e^x` elementwise. */
+export const exp = (x: Tensor): Tensor => unary("exp", x);
+/** Natural logarithm. */
+export const log = (x: Tensor): Tensor => unary("log", x);
+/** `log(1 + x)`, accurate near 0. */
+export const log1p = (x: Tensor): Tensor => unary("log1p", x);
+/** Square root. */
+export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
+/** `1 / sqrt(x)`. */
+export const rsqrt = (x: Tensor): Tensor => unary("rsqrt", x);
+/** `x * x`. */
+export const square = (x: Tensor): Tensor => unary("square", x);
+/** Hyperbolic tangent. */
+export const tanh = (x: Tensor): Tensor => unary("tanh", x);
+/** Logistic sigmoid `1 / (1 + e^-x)`, stable for large |x|. */
+export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
+/** `max(x, 0)`. */
+export const relu = (x: Tensor): Tensor => unary("relu", x);
+/** The error function. */
+export const erf = (x: Tensor): Tensor => unary("erf", x);
+/** Sine. */
+export const sin = (x: Tensor): Tensor => unary("sin", x);
+/** Cosine. */
+export const cos = (x: Tensor): Tensor => unary("cos", x);
+
+/**
+ * Gaussian error linear unit. `approximate: true` (default, as in JAX) uses the tanh form
+ * `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; `false` the exact `0.5 x (1 + erf(x / sqrt 2))`.
+ * A composition, so its gradient comes from its parts.
+ *
+ * @example
+ * ```ts
+ * import { gelu, tensor } from "@longseq/tensor";
+ * const y = gelu(tensor([-1, 0, 1]), { approximate: false });
+ * ```
+ */
+export function gelu(x: Tensor, options: { approximate?: boolean } = {}): Tensor {
+  const xf = x.dtype === "f32" ? x : cast(x, "f32");
+  const half = mul(xf, 0.5);
+  let inner: Tensor;
+  if (options.approximate ?? true) {
+    const cube = mul(mul(xf, xf), xf);
+    const arg = mul(add(xf, mul(cube, 0.044715)), Math.sqrt(2 / Math.PI));
+    inner = tanh(arg);
+    [cube, arg].forEach((t) => t.dispose());
+  } else {
+    const scaled = mul(xf, Math.SQRT1_2);
+    inner = erf(scaled);
+    scaled.dispose();
+  }
+  const onePlus = add(inner, 1);
+  const out = mul(half, onePlus);
+  [half, inner, onePlus].forEach((t) => t.dispose());
+  if (xf !== x) xf.dispose();
+  return out;
+}
+
+export { scalarLike };

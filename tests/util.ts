@@ -1,0 +1,59 @@
+/**
+ * Test setup shared by every test file: the devices to run on (both backends), random inputs
+ * and a leak check.
+ */
+import { devices, init, memory } from "../mod.ts";
+import type { DeviceName } from "../mod.ts";
+
+const result = await init({ quiet: true });
+if (Deno.env.get("CI") === "true" && result.backend !== "webgpu") {
+  throw new Error(
+    "CI=true but no WebGPU adapter was found: the WebGPU tests must run (install mesa-vulkan-drivers)",
+  );
+}
+let announced = false;
+/** Devices every kernel test runs on (the CPU, plus WebGPU when an adapter exists). */
+export function testDevices(): DeviceName[] {
+  if (!announced) {
+    announced = true;
+    if (result.backend === "webgpu") console.log(`WebGPU tests run on: ${result.adapter}`);
+    else console.log("No WebGPU adapter: WebGPU tests are skipped (CPU only)");
+  }
+  return devices();
+}
+
+/** A deterministic PRNG (mulberry32) for test inputs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` uniform values in `[lo, hi)`. */
+export function randomArray(rand: () => number, n: number, lo = -1, hi = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rand();
+  return out;
+}
+
+/**
+ * Runs `fn` and checks that live tensors and bytes on every device are unchanged afterwards.
+ */
+export async function noLeaks(fn: () => unknown | Promise<unknown>): Promise<void> {
+  const before = devices().map((d) => memory(d));
+  await fn();
+  devices().forEach((d, i) => {
+    const after = memory(d);
+    if (after.liveTensors !== before[i].liveTensors || after.liveBytes !== before[i].liveBytes) {
+      throw new Error(
+        `leak on ${d}: live tensors ${before[i].liveTensors} -> ${after.liveTensors}, ` +
+          `bytes ${before[i].liveBytes} -> ${after.liveBytes}`,
+      );
+    }
+  });
+}

@@ -83,3 +83,5 @@ export {
   closeReport,
   type Values,
 } from "./ops/testing.ts";
+export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
+export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";

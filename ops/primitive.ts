@@ -8,8 +8,11 @@ import type { Tensor } from "./tensor.ts";
 
 /** What a VJP rule sees: the primitive's inputs, outputs and static params. */
 export interface VjpContext<P> {
+  /** The primitive's inputs (views kept alive for the pullback). */
   readonly inputs: readonly Tensor[];
+  /** The primitive's outputs. */
   readonly outputs: readonly Tensor[];
+  /** The static parameters the op was called with. */
   readonly params: P;
 }
 
@@ -25,8 +28,11 @@ export type VjpRule<P> = (
 
 /** A primitive op. `vjp: "none"` marks an op with no gradient (integer results, comparisons). */
 export interface Primitive<P> {
+  /** The op's name, used in error messages. */
   readonly name: string;
+  /** Runs the kernels: untraced inputs in, fresh outputs out. */
   readonly forward: (inputs: readonly Tensor[], params: P) => Tensor[];
+  /** The VJP rule, or `"none"` for ops without a gradient. */
   readonly vjp: VjpRule<P> | "none";
 }
 
@@ -37,8 +43,11 @@ export interface Primitive<P> {
  * scope that was current when the op ran.
  */
 export interface Node {
+  /** The primitive applied. */
   readonly primitive: Primitive<unknown>;
+  /** Views of the inputs. */
   readonly inputs: readonly Tensor[];
+  /** The static parameters. */
   readonly params: unknown;
   /** Views of the outputs (filled by `bind`). */
   readonly outputs: Tensor[];

@@ -85,3 +85,11 @@ export {
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
 export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";
+export {
+  argsort,
+  gatherByIndex,
+  scatterByIndex,
+  sort,
+  type SortOptions,
+  sortWithIndices,
+} from "./ops/sort.ts";

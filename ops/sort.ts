@@ -1,0 +1,276 @@
+/**
+ * Sorting along the last axis (`sort`, `argsort`, `sortWithIndices`) and moving data by a
+ * permutation (`gatherByIndex`, `scatterByIndex`), which undo each other and are each other's
+ * VJP. LSH attention sorts hash buckets with these and undoes the sort afterwards.
+ *
+ * Order: every sort is stable in both directions (equal keys keep their input order; a
+ * descending sort is not the reverse of an ascending one when there are ties). `-0` and `+0`
+ * compare equal. NaN is treated as larger than every number (NumPy's rule): it sorts last in
+ * ascending order and first in descending order.
+ * @module
+ */
+import { bind, bind1, definePrimitive, type Primitive } from "./primitive.ts";
+import { fmt, Tensor } from "./tensor.ts";
+import { sameDevice } from "./kernel.ts";
+import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import {
+  gatherByIndexCpu,
+  type PermLayout,
+  scatterByIndexCpu,
+  sortCpu,
+} from "../kernels/cpu/sort.ts";
+import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
+import { gatherByIndexGpu, scatterByIndexGpu, sortGpu } from "../kernels/webgpu/sort.ts";
+
+/** Options of the sort functions. */
+export interface SortOptions {
+  /** Largest first (default false). Ties still keep their input order. */
+  descending?: boolean;
+}
+
+/** Static parameters of the `sort` and `argsort` primitives. */
+export interface SortParams {
+  /** Largest first. */
+  descending: boolean;
+  /** Whether the sorted values are produced (argsort skips them). */
+  withValues: boolean;
+}
+
+function runSort(x: Tensor, p: SortParams): Tensor[] {
+  const n = x.shape[x.rank - 1];
+  const rows = n === 0 ? 0 : x.size / n;
+  const dev = x.backend;
+  const [values, indices] = dev.name === "cpu"
+    ? sortCpu(dev as CpuDevice, x.storage as CpuStorage, x.dtype, n, p.descending)
+    : sortGpu(
+      dev as GpuDevice,
+      x.storage as GpuStorage,
+      x.dtype,
+      rows,
+      n,
+      p.descending,
+      p.withValues,
+    );
+  const idx = Tensor.fromStorage(dev, indices, x.shape, "i32");
+  if (!p.withValues) {
+    if (values) dev.free(values);
+    return [idx];
+  }
+  return [Tensor.fromStorage(dev, values!, x.shape, x.dtype), idx];
+}
+
+function checkSortable(op: string, x: Tensor, options: SortOptions): boolean {
+  if (x.rank === 0) {
+    throw new RangeError(
+      `${op}: expected a tensor with at least one axis, got a scalar ${fmt(x.shape)}`,
+    );
+  }
+  if (x.dtype === "bool") {
+    throw new TypeError(`${op}: bool input ${x.toString()} is not supported; cast it first`);
+  }
+  const { descending = false } = options;
+  if (typeof descending !== "boolean") {
+    throw new TypeError(
+      `${op}: options.descending must be a boolean, got ${JSON.stringify(descending)}`,
+    );
+  }
+  return descending;
+}
+
+const sortPrim = definePrimitive<SortParams>({
+  name: "sort",
+  forward: ([x], p) => runSort(x, p),
+  // The values are x read through the permutation, so the cotangent goes back through it.
+  vjp: ([g], c) => [g ? scatterByIndex(g, c.outputs[1]) : null],
+});
+
+const argsortPrim = definePrimitive<SortParams>({
+  name: "argsort",
+  forward: ([x], p) => runSort(x, p),
+  vjp: "none",
+});
+
+/**
+ * Sorts along the last axis, each row independently, and returns the sorted values and the
+ * i32 positions they came from, computed in one pass: `values[..., j] = x[..., indices[..., j]]`.
+ * Stable in both directions; NaN counts as the largest value; -0 equals +0 (see the module
+ * notes). Differentiable in `x` through `values` (the cotangent is scattered back through
+ * `indices`).
+ *
+ * @param x `[..., n]` of f32, i32 or u32.
+ * @returns `[values, indices]`, both `[..., n]`; `values` has x's dtype, `indices` is i32.
+ *
+ * @example
+ * ```ts
+ * import { sortWithIndices, tensor } from "@longseq/tensor";
+ * const [v, i] = sortWithIndices(tensor([[3, 1, 2], [0, 5, 0]]), { descending: true });
+ * console.log(await v.array(), await i.array()); // [[3, 2, 1], [5, 0, 0]] [[0, 2, 1], [1, 0, 2]]
+ * ```
+ */
+export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, Tensor] {
+  const descending = checkSortable("sortWithIndices", x, options);
+  const [values, indices] = bind(sortPrim, [x], { descending, withValues: true });
+  return [values, indices];
+}
+
+/**
+ * Sorts along the last axis, each row independently (stable; NaN last in ascending order and
+ * first in descending order; -0 equals +0). Differentiable.
+ *
+ * @param x `[..., n]` of f32, i32 or u32.
+ * @returns `[..., n]` of x's dtype.
+ *
+ * @example
+ * ```ts
+ * import { sort, tensor } from "@longseq/tensor";
+ * console.log(await sort(tensor([2, NaN, -1, 0])).array()); // [-1, 0, 2, NaN]
+ * ```
+ */
+export function sort(x: Tensor, options: SortOptions = {}): Tensor {
+  const descending = checkSortable("sort", x, options);
+  const [values, indices] = bind(sortPrim, [x], { descending, withValues: true });
+  indices.dispose();
+  return values;
+}
+
+/**
+ * The i32 positions that sort each row along the last axis: `x[..., argsort(x)[..., j]]` is
+ * the j-th smallest (or largest, with `descending`). Stable: ties keep their input order, in
+ * both directions. Not differentiable.
+ *
+ * @param x `[..., n]` of f32, i32 or u32.
+ * @returns `[..., n]` of i32, each row a permutation of `0..n-1`.
+ *
+ * @example
+ * ```ts
+ * import { argsort, tensor } from "@longseq/tensor";
+ * console.log(await argsort(tensor([1, 0, 1, 0])).array()); // [1, 3, 0, 2]
+ * console.log(await argsort(tensor([1, 0, 1, 0]), { descending: true }).array()); // [0, 2, 1, 3]
+ * ```
+ */
+export function argsort(x: Tensor, options: SortOptions = {}): Tensor {
+  const descending = checkSortable("argsort", x, options);
+  return bind1(argsortPrim, [x], { descending, withValues: false });
+}
+
+function permLayout(op: string, x: Tensor, idx: Tensor): PermLayout {
+  if (idx.dtype !== "i32") {
+    throw new TypeError(`${op}: index must be i32 (as argsort returns), got ${idx.toString()}`);
+  }
+  const k = idx.rank;
+  if (k === 0 || x.rank < k || idx.shape.some((d, i) => d !== x.shape[i])) {
+    throw new RangeError(
+      `${op}: index shape ${fmt(idx.shape)} must equal the leading dimensions of ` +
+        `${fmt(x.shape)} (at least one axis)`,
+    );
+  }
+  sameDevice(op, [x, idx]);
+  const n = idx.shape[k - 1];
+  const rows = idx.size === 0 ? 0 : idx.size / n;
+  const inner = x.shape.slice(k).reduce((a, b) => a * b, 1);
+  return { rows, n, inner };
+}
+
+function runPerm(op: "gather" | "scatter", x: Tensor, idx: Tensor): Tensor {
+  const layout = permLayout(op === "gather" ? "gatherByIndex" : "scatterByIndex", x, idx);
+  const dev = x.backend;
+  const storage = dev.name === "cpu"
+    ? (op === "gather" ? gatherByIndexCpu : scatterByIndexCpu)(
+      dev as CpuDevice,
+      x.storage as CpuStorage,
+      idx.storage as CpuStorage,
+      x.dtype,
+      layout,
+    )
+    : (op === "gather" ? gatherByIndexGpu : scatterByIndexGpu)(
+      dev as GpuDevice,
+      x.storage as GpuStorage,
+      idx.storage as GpuStorage,
+      x.dtype,
+      layout,
+    );
+  return Tensor.fromStorage(dev, storage, x.shape, x.dtype);
+}
+
+const gatherPrim = definePrimitive<undefined>({
+  name: "gatherByIndex",
+  forward: ([x, idx]) => [runPerm("gather", x, idx)],
+  vjp: ([g], c) => [scatterByIndex(g, c.inputs[1]), null],
+});
+
+const scatterPrim = definePrimitive<undefined>({
+  name: "scatterByIndex",
+  forward: ([x, idx]) => [runPerm("scatter", x, idx)],
+  vjp: ([g], c) => [gatherByIndex(g, c.inputs[1]), null],
+});
+
+/**
+ * Reads `x` through a per-row permutation along axis `idx.rank - 1`:
+ * `out[...b, j, ...t] = x[...b, idx[...b, j], ...t]`. With `idx = argsort(keys)` this applies
+ * the sort to `x` (whole vectors move when `x` has trailing axes, e.g. `[batch, len, d]` rows
+ * gathered by `[batch, len]` indices). Undone by {@linkcode scatterByIndex}, which is also its
+ * VJP. An index outside `[0, n)` reads 0.
+ *
+ * @param x `[...b, n, ...t]` of any dtype.
+ * @param idx `[...b, n]` i32, each row a permutation of `0..n-1`.
+ * @returns `[...b, n, ...t]` of x's dtype.
+ *
+ * @example
+ * ```ts
+ * import { argsort, gatherByIndex, tensor } from "@longseq/tensor";
+ * const idx = argsort(tensor([[2, 0, 1]]));                // [[1, 2, 0]]
+ * const rows = tensor([[[20, 21], [0, 1], [10, 11]]]);     // [1, 3, 2]
+ * console.log(await gatherByIndex(rows, idx).array()); // [[[0, 1], [10, 11], [20, 21]]]
+ * ```
+ */
+export function gatherByIndex(x: Tensor, idx: Tensor): Tensor {
+  permLayout("gatherByIndex", x, idx);
+  return bind1(gatherPrim, [x, idx], undefined);
+}
+
+/**
+ * Writes `g` through a per-row permutation along axis `idx.rank - 1`, undoing
+ * {@linkcode gatherByIndex}: `out[...b, idx[...b, j], ...t] = g[...b, j, ...t]`, so
+ * `scatterByIndex(gatherByIndex(x, idx), idx)` equals `x`. Use it to put sorted rows back in
+ * their original order. Its VJP is `gatherByIndex`. With an `idx` row that is not a
+ * permutation, positions no index hits are 0, indices outside `[0, n)` are skipped, and which
+ * of two writes to one position wins is unspecified on WebGPU.
+ *
+ * @param g `[...b, n, ...t]` of any dtype.
+ * @param idx `[...b, n]` i32, each row a permutation of `0..n-1`.
+ * @returns `[...b, n, ...t]` of g's dtype.
+ *
+ * @example
+ * ```ts
+ * import { scatterByIndex, sortWithIndices, tensor } from "@longseq/tensor";
+ * const [sorted, idx] = sortWithIndices(tensor([3, 1, 2]));
+ * console.log(await scatterByIndex(sorted, idx).array()); // [3, 1, 2]
+ * ```
+ */
+export function scatterByIndex(g: Tensor, idx: Tensor): Tensor {
+  permLayout("scatterByIndex", g, idx);
+  return bind1(scatterPrim, [g, idx], undefined);
+}
+
+/**
+ * The primitives behind this module, for the autodiff walker and for tests of their VJP rules:
+ * `sort` (outputs `[values, indices]`, params `{descending, withValues}`), `argsort` (no
+ * gradient), `gatherByIndex` and `scatterByIndex` (inputs `[x, idx]`).
+ *
+ * @example
+ * ```ts
+ * import { sortPrimitives } from "@longseq/tensor";
+ * console.log(sortPrimitives.argsort.vjp); // "none"
+ * ```
+ */
+export const sortPrimitives: {
+  readonly sort: Primitive<SortParams>;
+  readonly argsort: Primitive<SortParams>;
+  readonly gatherByIndex: Primitive<undefined>;
+  readonly scatterByIndex: Primitive<undefined>;
+} = Object.freeze({
+  sort: sortPrim,
+  argsort: argsortPrim,
+  gatherByIndex: gatherPrim,
+  scatterByIndex: scatterPrim,
+});

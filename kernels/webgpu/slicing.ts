@@ -1,0 +1,99 @@
+/**
+ * WebGPU "place" kernel behind concat, pad and the slice gradient: a fresh output, optionally
+ * filled with a constant, into which each input is written by one dispatch through strides.
+ *
+ * Every dtype is 4 bytes on the GPU and these kernels only move bits, so they treat all data as
+ * `u32` words: one pipeline per rank serves every dtype. Index arithmetic is in `u32`, which
+ * wraps, so negative strides (reversed steps) sent as their two's complement land right.
+ * @module
+ */
+import { type DType, dtypeInfo } from "../dtype.ts";
+import { collapse } from "../strided.ts";
+import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
+import type { Placed } from "../cpu/slicing.ts";
+
+const MAX_RANK = 8;
+
+const FILL = `
+struct P { n: u32, bits: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  out[i] = p.bits;
+}`;
+
+/** The copy shader for a (collapsed) piece rank: thread `i` reads `src[i]`. */
+function copyCode(rank: number): string {
+  const index: string[] = [];
+  for (let d = rank - 1; d >= 0; d--) {
+    const at = `[${d >> 2}][${d & 3}]`;
+    index.push(
+      d === 0 ? `j += rem * p.s${at};` : (
+        `{ let c = rem % p.shape${at}; rem = rem / p.shape${at}; j += c * p.s${at}; }`
+      ),
+    );
+  }
+  return `
+struct P { n: u32, off: u32, shape: array<vec4<u32>, 2>, s: array<vec4<u32>, 2> }
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  var rem = i;
+  var j = p.off;
+  ${index.join("\n  ")}
+  out[j] = src[i];
+}`;
+}
+
+/** The bits a value of `dtype` is stored as on the GPU. */
+function fillBits(dtype: DType, value: number): number {
+  const v = dtypeInfo(dtype).coerce(value);
+  if (dtype === "f32") return new Uint32Array(new Float32Array([v]).buffer)[0];
+  return v >>> 0;
+}
+
+/**
+ * Allocates `size` elements of `dtype`, fills them with `fill` (skipped when undefined) and
+ * writes each piece into its region, one dispatch per piece.
+ */
+export function placeGpu(
+  device: GpuDevice,
+  dtype: DType,
+  size: number,
+  fill: number | undefined,
+  pieces: readonly Placed[],
+): GpuStorage {
+  const out = device.alloc(dtype, size);
+  if (size === 0) return out;
+  if (fill !== undefined) {
+    device.run({ code: FILL }, [out], grid(size), new Uint32Array([size, fillBits(dtype, fill)]));
+  }
+  for (const piece of pieces) {
+    let n = 1;
+    for (const d of piece.shape) n *= d;
+    if (n === 0) continue;
+    const { shape, strides: [st] } = collapse(piece.shape, [piece.strides]);
+    if (shape.length > MAX_RANK) {
+      device.free(out);
+      throw new RangeError(`place: rank ${shape.length} after merging exceeds ${MAX_RANK}`);
+    }
+    // The rank-0 case (one element) runs as rank 1 with a zero stride.
+    const rank = Math.max(1, shape.length);
+    const params = new Uint32Array(2 + 2 + 8 + 8);
+    params[0] = n;
+    params[1] = piece.offset;
+    for (let d = 0; d < shape.length; d++) {
+      params[4 + d] = shape[d];
+      params[12 + d] = st[d];
+    }
+    device.run({ code: copyCode(rank) }, [piece.storage as GpuStorage, out], grid(n), params);
+  }
+  return out;
+}

@@ -79,15 +79,66 @@ export function makeNode<P>(
   };
 }
 
-/** Runs a primitive, recording a node when any input is traced. */
+/**
+ * Ids of the traces whose function is running now. Only they record nodes: once a traced
+ * function has returned, nothing computed later can reach its outputs, so ops on its tensors
+ * (a pullback's own arithmetic, a user's metrics) run untraced and keep no graph. A trace's
+ * function is synchronous, so opening and closing nest like calls.
+ */
+const openTraces = new Set<number>();
+let lastTrace = 0;
+
+/** Starts a new trace (used by `vjp`); returns its id. Close it with {@linkcode closeTrace}. */
+export function openTrace(): number {
+  const id = ++lastTrace;
+  openTraces.add(id);
+  return id;
+}
+
+/** Ends a trace: later ops on its tensors no longer record nodes for it. */
+export function closeTrace(id: number): void {
+  openTraces.delete(id);
+}
+
+/** The open traces among `traces`, or null when there are none. */
+export function openTracesOf(traces: Iterable<number>): Set<number> | null {
+  let out: Set<number> | null = null;
+  for (const id of traces) if (openTraces.has(id)) (out ??= new Set()).add(id);
+  return out;
+}
+
+/** Whether any trace is open (some `vjp` function is running). */
+export function anyTraceOpen(): boolean {
+  return openTraces.size > 0;
+}
+
+/** The node each tensor recorded for a backward pass belongs to. */
+const holders = new WeakMap<Tensor, Node>();
+
+/** Marks tensors as held by `node` for its backward pass (see {@linkcode heldByOpenTrace}). */
+export function holdFor(node: Node, tensors: Iterable<Tensor>): void {
+  for (const t of tensors) holders.set(t, node);
+}
+
+/**
+ * Whether `t` is held by a node of an open trace: `scope` then keeps it (moving it to the
+ * enclosing scope) instead of disposing it, since the trace's pullback will need it.
+ */
+export function heldByOpenTrace(t: Tensor): boolean {
+  const node = holders.get(t);
+  if (!node || openTraces.size === 0) return false;
+  for (const id of node.traces) if (openTraces.has(id)) return true;
+  return false;
+}
+
+/** Runs a primitive, recording a node when any input is traced by an open trace. */
 export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
   const outs = prim.forward(inputs, params);
-  if (prim.vjp === "none") return outs;
+  if (prim.vjp === "none" || openTraces.size === 0) return outs;
   let traces: Set<number> | null = null;
   for (const x of inputs) {
     if (x.node) {
-      traces ??= new Set();
-      for (const id of x.node.traces) traces.add(id);
+      for (const id of x.node.traces) if (openTraces.has(id)) (traces ??= new Set()).add(id);
     }
   }
   if (!traces) return outs;
@@ -97,6 +148,8 @@ export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P
     params,
     traces,
   );
+  holdFor(node, node.inputs);
+  holdFor(node, outs);
   return outs.map((o, i) => {
     node.outputShapes.push(o.shape);
     node.outputs.push(o);

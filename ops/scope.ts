@@ -6,6 +6,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Tensor } from "./tensor.ts";
+import { heldByOpenTrace } from "./primitive.ts";
 
 interface Frame {
   readonly tensors: Set<Tensor>;
@@ -66,8 +67,9 @@ function isTensor(x: object): x is Tensor {
 
 /**
  * Runs `fn` and disposes every tensor it created, except the tensors in its result (arrays,
- * plain objects and Maps are searched), which move to the enclosing scope. If `fn` throws,
- * everything it created is disposed. Async functions are awaited.
+ * plain objects and Maps are searched), which move to the enclosing scope, as do tensors held
+ * for the backward pass of a `vjp` whose function is still running. If `fn` throws,
+ * everything else it created is disposed. Async functions are awaited.
  *
  * @example
  * ```ts
@@ -84,7 +86,9 @@ export function scope<T>(fn: () => T): T {
   const finish = (result: unknown, failed: boolean) => {
     const kept = failed ? new Set<Tensor>() : tensorsIn(result);
     for (const t of frame.tensors) {
-      if (kept.has(t)) {
+      // A tensor a node of a running `vjp` trace holds is the backward pass's, not this
+      // scope's: it moves out like a result, so scopes inside differentiated code are safe.
+      if (kept.has(t) || heldByOpenTrace(t)) {
         owner.delete(t);
         if (parent) {
           parent.tensors.add(t);

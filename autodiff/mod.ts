@@ -1,0 +1,23 @@
+/**
+ * Reverse-mode autodiff as plain functions: `vjp`, `grad`, `valueAndGrad`, `stopGradient`,
+ * custom rules (`customVjp`), rematerialisation (`checkpoint`) and reversible layers that
+ * invert instead of storing (`reversible`, `reversibleStack`), over pytrees of tensors.
+ * @module
+ */
+export { type Cotangent, type CotangentIn, type Cotangents, type Pullback, vjp } from "./vjp.ts";
+export { grad, type GradOptions, stopGradient, valueAndGrad } from "./grad.ts";
+export { checkpoint, customVjp, type CustomVjpRules } from "./custom.ts";
+export {
+  type Halves,
+  type RevBlockFns,
+  reversible,
+  type ReversibleBlock,
+  type ReversibleStack,
+  reversibleStack,
+  type RevFn,
+  type RevOpts,
+  type RevOutput,
+  type RevParams,
+  type RevSaved,
+} from "./reversible.ts";
+export { flattenTree, mapTree, type TreeDef, treeTensors, unflattenTree } from "./pytree.ts";

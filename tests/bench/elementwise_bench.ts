@@ -13,19 +13,19 @@ for (const n of sizes) {
   Deno.bench(`add f32[${n}] (${(12 * n / 1e6).toFixed(1)} MB moved) on ${backend}`, {
     group: `add ${n}`,
   }, async () => {
-    scope(() => add(a, b));
+    scope(() => void add(a, b));
     await sync();
   });
   Deno.bench(`exp f32[${n}] (${(8 * n / 1e6).toFixed(1)} MB moved) on ${backend}`, {
     group: `exp ${n}`,
   }, async () => {
-    scope(() => exp(a));
+    scope(() => void exp(a));
     await sync();
   });
   Deno.bench(`broadcast mul f32[${n / 256},256]*f32[256] on ${backend}`, {
     group: `mul ${n}`,
   }, async () => {
-    scope(() => mul(a.view([n / 256, 256]), row));
+    scope(() => void mul(a.view([n / 256, 256]), row));
     await sync();
   });
 }

@@ -1,0 +1,333 @@
+/**
+ * WebGPU reductions over the middle axis of a contiguous `[outer, n, inner]` layout.
+ *
+ * - Rows (`inner == 1`): `T` lanes reduce one row (a power of two from 1 to {@linkcode WG},
+ *   picked from the row length), so one workgroup holds `WG / T` rows: short rows share a
+ *   workgroup and long rows get all of one. Each lane walks its row with stride `T` (adjacent
+ *   lanes read adjacent addresses), then the lanes combine in a shared-memory tree.
+ * - Columns (`inner > 1`): one thread per output walks its column; adjacent threads read
+ *   adjacent addresses. The caller transposes to rows instead when columns are both few and
+ *   narrow (see {@linkcode useColumns}).
+ *
+ * When there are too few rows or columns to fill the device, each is cut into segments
+ * reduced in parallel, and the `[outer, segments, inner]` partials (values, plus indices for
+ * argmax/argmin) are reduced again the same way.
+ *
+ * max/min/argmax/argmin propagate NaN (tested on the bits, so fast-math cannot drop it) and
+ * argmax/argmin pick the first index among equal values, as on the CPU. Integer sums wrap.
+ * Float sums run in f32 in a tree order, so they differ from the float64 CPU reference by
+ * rounding only.
+ * @module
+ */
+import { type DType, dtypeInfo } from "../dtype.ts";
+import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
+import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../cpu/reduce.ts";
+
+type Op = ReduceOp | ArgReduceOp;
+type Wgsl = "f32" | "i32" | "u32";
+
+/** Workgroups a row reduction should reach before long rows are cut into segments. */
+const TARGET_GROUPS = 1024;
+/** Shortest segment a row is cut into. */
+const ROW_SEGMENT = 4096;
+/** Threads a column reduction should reach before long columns are cut into segments. */
+const TARGET_THREADS = 1 << 18;
+/** Shortest segment a column is cut into. */
+const COLUMN_SEGMENT = 32;
+
+/** Whether the column kernel should reduce this layout, rather than a transpose to rows. */
+export function useColumns({ outer, n, inner }: ReduceLayout): boolean {
+  return inner > 1 && (inner >= 8 || n <= 64 || outer * inner >= 4096);
+}
+
+/** Lanes per row: about four elements per lane, at most one workgroup. */
+export function lanesFor(n: number): number {
+  let t = 1;
+  while (t < WG && t * 4 < n) t *= 2;
+  return t;
+}
+
+const INF = "bitcast<f32>(0x7f800000u)";
+const NEG_INF = "bitcast<f32>(0xff800000u)";
+
+function identity(op: Op, t: Wgsl): string {
+  if (op === "sum") return `${t}(0)`;
+  const max = op === "max" || op === "argmax";
+  if (t === "f32") return max ? NEG_INF : INF;
+  if (t === "i32") return max ? "bitcast<i32>(0x80000000u)" : "2147483647i";
+  return max ? "0u" : "4294967295u";
+}
+
+/** WGSL `better(b, a)`: whether `b` replaces `a` as the extreme (NaN first, then order). */
+function betterFn(op: Op, t: Wgsl): string {
+  if (op === "sum") return "";
+  const cmp = op === "max" || op === "argmax" ? ">" : "<";
+  if (t !== "f32") return `fn better(b: ${t}, a: ${t}) -> bool { return b ${cmp} a; }`;
+  return `fn isnan_(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+fn better(b: f32, a: f32) -> bool { return !isnan_(a) && (isnan_(b) || b ${cmp} a); }`;
+}
+
+/**
+ * One pass: `op` over input of WGSL type `inT`, accumulated in `accT`. Arg ops read indices
+ * of partials from `xi` when `idxIn`, and write values to `outv` as well when `partial`.
+ */
+interface Pass {
+  op: Op;
+  inT: Wgsl;
+  accT: Wgsl;
+  idxIn: boolean;
+  partial: boolean;
+}
+
+const isArg = (op: Op) => op === "argmax" || op === "argmin";
+
+/** Bindings, the loop over one row or column segment, and the final write of both kernels. */
+function parts({ op, inT, accT, idxIn, partial }: Pass) {
+  const arg = isArg(op);
+  const binds = [`var<storage, read> x: array<${inT}>;`];
+  if (idxIn) binds.push("var<storage, read> xi: array<i32>;");
+  binds.push(`var<storage, read_write> out: array<${arg ? "i32" : accT}>;`);
+  if (partial) binds.push(`var<storage, read_write> outv: array<${accT}>;`);
+  binds.push("var<uniform> p: P;");
+  const use = (at: string, j: string, v: string) =>
+    op === "sum"
+      ? `acc += ${v};`
+      : arg
+      ? `if (better(${v}, acc)) { acc = ${v}; ai = ${idxIn ? `u32(xi[${at}])` : j}; }`
+      : `if (better(${v}, acc)) { acc = ${v}; }`;
+  return {
+    head: `struct P { outer: u32, n: u32, inner: u32, nb: u32, seg: u32 }
+${binds.map((b, i) => `@group(0) @binding(${i}) ${b}`).join("\n")}
+${betterFn(op, accT)}`,
+    init: `var acc = ${identity(op, accT)};${arg ? " var ai = 0xffffffffu;" : ""}`,
+    /**
+     * Visits `j = first, first + stride, ... < end` in order, four at a time with the loads
+     * issued together (so several are in flight per thread), then one at a time.
+     */
+    loop: (first: string, stride: number, at: (j: string) => string) => {
+      const js = [0, 1, 2, 3].map((u) => (u ? `j + ${u * stride}u` : "j"));
+      return `var j = ${first};
+  for (; j + ${3 * stride}u < end; j += ${4 * stride}u) {
+    ${js.map((j, u) => `let v${u} = ${accT}(x[${at(j)}]);`).join(" ")}
+    ${js.map((j, u) => use(at(j), j, `v${u}`)).join("\n    ")}
+  }
+  for (; j < end; j += ${stride}u) { let v0 = ${accT}(x[${at("j")}]); ${use(at("j"), "j", "v0")} }`;
+    },
+    write: (o: string, v: string, i: string) =>
+      arg ? `out[${o}] = i32(${i});${partial ? ` outv[${o}] = ${v};` : ""}` : `out[${o}] = ${v};`,
+  };
+}
+
+/** Row kernel over `outer * nb` segments (row `v / nb`, segment `v % nb` of length `seg`). */
+function rowCode(pass: Pass, lanes: number): string {
+  const arg = isArg(pass.op);
+  const c = parts(pass);
+  const merge = pass.op === "sum"
+    ? "sv[lid] += sv[lid + s];"
+    : arg
+    ? `let b = sv[lid + s]; let bi = si[lid + s];
+      if (better(b, sv[lid]) || (!better(sv[lid], b) && bi < si[lid])) { sv[lid] = b; si[lid] = bi; }`
+    : "let b = sv[lid + s]; if (better(b, sv[lid])) { sv[lid] = b; }";
+  return `${c.head}
+var<workgroup> sv: array<${pass.accT}, ${WG}>;
+${arg ? `var<workgroup> si: array<u32, ${WG}>;` : ""}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % ${lanes}u;
+  let v = (wg.x + wg.y * nwg.x) * ${WG / lanes}u + lid / ${lanes}u;
+  let live = v < p.outer * p.nb;
+  ${c.init}
+  if (live) {
+    let base = (v / p.nb) * p.n;
+    let start = (v % p.nb) * p.seg;
+    let end = min(p.n, start + p.seg);
+    ${c.loop("start + lane", lanes, (j) => `base + ${j}`)}
+  }
+  sv[lid] = acc;
+  ${arg ? "si[lid] = ai;" : ""}
+  workgroupBarrier();
+  for (var s = ${lanes >> 1}u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      ${merge}
+    }
+    workgroupBarrier();
+  }
+  if (live && lane == 0u) { ${c.write("v", "sv[lid]", "si[lid]")} }
+}`;
+}
+
+/** Column kernel: one thread per `[outer, nb, inner]` output walks its column segment. */
+function columnCode(pass: Pass): string {
+  const c = parts(pass);
+  return `${c.head}
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.outer * p.nb * p.inner) { return; }
+  let r = i / p.inner;
+  let base = (r / p.nb) * p.n * p.inner + i % p.inner;
+  let start = (r % p.nb) * p.seg;
+  let end = min(p.n, start + p.seg);
+  ${c.init}
+  ${c.loop("start", 1, (j) => `base + (${j}) * p.inner`)}
+  ${c.write("i", "acc", "ai")}
+}`;
+}
+
+/** How many segments to cut each row or column into so the device has enough work. */
+function segments({ outer, n, inner }: ReduceLayout): number {
+  const [have, want, min] = inner > 1
+    ? [outer * inner, TARGET_THREADS, COLUMN_SEGMENT]
+    : [outer, TARGET_GROUPS, ROW_SEGMENT];
+  if (have >= want || n < 2 * min) return 1;
+  return Math.min(Math.ceil(n / min), Math.ceil(want / have));
+}
+
+/**
+ * Reduces `x` (with partial indices `xi` for arg ops after a first pass) over `n`. Returns the
+ * `[outer, inner]` result: values of `accDtype`, or i32 indices for arg ops.
+ */
+function reduceLayout(
+  device: GpuDevice,
+  op: Op,
+  x: GpuStorage,
+  xi: GpuStorage | null,
+  layout: ReduceLayout,
+  inDtype: DType,
+  accDtype: DType,
+): GpuStorage {
+  const { outer, n, inner } = layout;
+  const arg = isArg(op);
+  const nb = segments(layout);
+  const pass: Pass = {
+    op,
+    inT: dtypeInfo(inDtype).wgsl,
+    accT: dtypeInfo(accDtype).wgsl,
+    idxIn: xi !== null,
+    partial: arg && nb > 1,
+  };
+  const out = device.alloc(arg ? "i32" : accDtype, outer * nb * inner);
+  const vals = pass.partial ? device.alloc(accDtype, outer * nb * inner) : null;
+  const params = new Uint32Array([outer, n, inner, nb, Math.ceil(n / nb)]);
+  const buffers = [x, ...(xi ? [xi] : []), out, ...(vals ? [vals] : [])];
+  if (inner > 1) {
+    device.run({ code: columnCode(pass) }, buffers, grid(outer * nb * inner), params);
+  } else {
+    const lanes = nb > 1 ? WG : lanesFor(n);
+    device.run({ code: rowCode(pass, lanes) }, buffers, grid(outer * nb, WG / lanes), params);
+  }
+  if (nb === 1) return out;
+  const next = { outer, n: nb, inner };
+  const result = arg
+    ? reduceLayout(device, op, vals!, out, next, accDtype, accDtype)
+    : reduceLayout(device, op, out, null, next, accDtype, accDtype);
+  device.free(out);
+  if (vals) device.free(vals);
+  return result;
+}
+
+/**
+ * Reduces `x` (`[outer, n, inner]`, of `inDtype`) over `n` with sum/max/min into a new
+ * `[outer, inner]` storage of `outDtype` (for bool inputs, the sum's i32).
+ */
+export function reduceGpu(
+  device: GpuDevice,
+  x: GpuStorage,
+  layout: ReduceLayout,
+  op: ReduceOp,
+  inDtype: DType,
+  outDtype: DType,
+): GpuStorage {
+  if (layout.outer * layout.inner === 0) return device.alloc(outDtype, 0);
+  return reduceLayout(device, op, x, null, layout, inDtype, outDtype);
+}
+
+/**
+ * The first index of the extreme value of each `[outer, inner]` column of `x` over `n`, as a
+ * new i32 storage. `n` must be positive.
+ */
+export function argReduceGpu(
+  device: GpuDevice,
+  x: GpuStorage,
+  layout: ReduceLayout,
+  op: ArgReduceOp,
+  dtype: DType,
+): GpuStorage {
+  if (layout.outer * layout.inner === 0) return device.alloc("i32", 0);
+  return reduceLayout(device, op, x, null, layout, dtype, dtype);
+}
+
+/** Most row elements one lane keeps in registers, so the row is read from memory once. */
+const MAX_CACHED = 16;
+
+/**
+ * Fused row softmax / log-softmax: the row maximum, the sum of shifted exponentials, then the
+ * write, each phase ending in a shared-memory tree across the row's lanes. When a lane's part
+ * of the row fits in `cached` registers the row is read once; otherwise it is streamed three
+ * times (later passes mostly hit the cache).
+ */
+function softmaxCode(lanes: number, log: boolean, cached: number): string {
+  const tree = (combine: string) => `
+  for (var s = ${lanes >> 1}u; s > 0u; s >>= 1u) {
+    if (lane < s) { sh[lid] = ${combine}; }
+    workgroupBarrier();
+  }`;
+  // Runs `body` for each of this lane's elements `j` (value `val`), while `live`.
+  const each = (body: string, load = false) =>
+    cached
+      ? `for (var e = 0u; e < ${cached}u; e++) {
+    let j = lane + e * ${lanes}u;
+    ${load ? `v[e] = ${NEG_INF}; ` : ""}if (live && j < p.n) { ${
+        load ? "v[e] = x[base + j]; " : ""
+      }let val = v[e]; ${body} }
+  }`
+      : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = x[base + j]; ${body} } }`;
+  const keep = cached && !log ? "v[e] = y; " : "";
+  const write = log ? "val - m - ls" : cached ? "val * inv" : "exp(val - m) * inv";
+  return `struct P { rows: u32, n: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % ${lanes}u;
+  let first = lid - lane;
+  let r = (wg.x + wg.y * nwg.x) * ${WG / lanes}u + lid / ${lanes}u;
+  let live = r < p.rows;
+  let base = r * p.n;
+  ${cached ? `var v: array<f32, ${cached}>;` : ""}
+  var m = ${NEG_INF};
+  ${each("m = max(m, val);", true)}
+  sh[lid] = m;
+  workgroupBarrier();${tree("max(sh[lid], sh[lid + s])")}
+  m = sh[first];
+  workgroupBarrier();
+  var t = 0.0;
+  ${each(`let y = exp(val - m); t += y; ${keep}`)}
+  sh[lid] = t;
+  workgroupBarrier();${tree("sh[lid] + sh[lid + s]")}
+  ${log ? "let ls = log(sh[first]);" : "let inv = 1.0 / sh[first];"}
+  ${each(`out[base + j] = ${write};`)}
+}`;
+}
+
+/** Softmax (log-softmax when `log`) of each row of an f32 `[rows, n]` storage. */
+export function softmaxGpu(
+  device: GpuDevice,
+  x: GpuStorage,
+  rows: number,
+  n: number,
+  log: boolean,
+): GpuStorage {
+  const out = device.alloc("f32", rows * n);
+  if (rows * n === 0) return out;
+  const lanes = lanesFor(n);
+  let cached = 1;
+  while (cached * lanes < n) cached *= 2;
+  const code = softmaxCode(lanes, log, cached <= MAX_CACHED ? cached : 0);
+  device.run({ code }, [x, out], grid(rows, WG / lanes), new Uint32Array([rows, n]));
+  return out;
+}

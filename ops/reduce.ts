@@ -1,0 +1,400 @@
+/**
+ * Reductions: the primitives `sum`, `max`, `min` (with VJP rules) and `argmax`, `argmin` (no
+ * gradient), and the compositions `mean` and `variance`. Softmax and logsumexp live in
+ * `softmax.ts`.
+ *
+ * Kernels reduce a contiguous `[outer, n, inner]` layout over `n`. When the reduced axes form
+ * one block of the shape (ignoring size-1 axes) the input is read in place; otherwise the
+ * reduced axes are first moved last by a transposed copy. On WebGPU a block with few, long
+ * strided columns is also moved last, so that every lane reads contiguous memory.
+ * @module
+ */
+import type { DType } from "../kernels/dtype.ts";
+import type { Storage } from "../kernels/device.ts";
+import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
+import {
+  argReduceCpu,
+  type ArgReduceOp,
+  reduceCpu,
+  type ReduceLayout,
+  type ReduceOp,
+} from "../kernels/cpu/reduce.ts";
+import { argReduceGpu, reduceGpu, useColumns } from "../kernels/webgpu/reduce.ts";
+import { contiguousStrides } from "../kernels/strided.ts";
+import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
+import { fmt, sizeOf, Tensor } from "./tensor.ts";
+import { normAxes, normAxis } from "./broadcast.ts";
+import { runElementwise } from "./kernel.ts";
+import { broadcastTo, reshape } from "./shape.ts";
+import { cast, div, mul, sub } from "./binary.ts";
+import { equal } from "./compare.ts";
+import { square } from "./unary.ts";
+
+/** Options of the reductions. */
+export interface ReduceOptions {
+  /** Keep the reduced axes as size-1 axes, so the result broadcasts against the input. */
+  keepdims?: boolean;
+}
+
+/** Static parameters of the reduce primitives: sorted, normalised axes. */
+interface ReduceParams {
+  readonly axes: readonly number[];
+  readonly keepdims: boolean;
+}
+
+/** Throws a TypeError unless `x` is a live-looking Tensor. */
+export function checkTensor(op: string, x: unknown): asserts x is Tensor {
+  if (!(x instanceof Tensor)) throw new TypeError(`${op}: expected a Tensor, got ${x}`);
+}
+
+/** Throws a TypeError for bool inputs, which only `sum` accepts. */
+export function rejectBool(op: string, x: Tensor): void {
+  if (x.dtype === "bool") {
+    throw new TypeError(`${op}: bool input ${x} is not supported; cast it first`);
+  }
+}
+
+/** Number of elements each output of a reduction over `axes` combines. */
+export function reducedCount(shape: readonly number[], axes: readonly number[]): number {
+  return sizeOf(axes.map((a) => shape[a]));
+}
+
+/** Throws a RangeError when a reduction that has no identity would reduce nothing. */
+export function rejectEmpty(op: string, x: Tensor, axes: readonly number[]): void {
+  if (reducedCount(x.shape, axes) === 0) {
+    throw new RangeError(
+      `${op}: cannot reduce ${fmt(x.shape)} over empty axes [${axes.join(",")}]; ` +
+        "the result of reducing no elements is undefined",
+    );
+  }
+}
+
+/** `shape` with the reduced `axes` set to 1 (keepdims) or removed. */
+export function reducedShape(
+  shape: readonly number[],
+  axes: readonly number[],
+  keepdims: boolean,
+): number[] {
+  return keepdims
+    ? shape.map((d, i) => (axes.includes(i) ? 1 : d))
+    : shape.filter((_, i) => !axes.includes(i));
+}
+
+/**
+ * A contiguous copy of `x` with its axes permuted. It runs the copy kernel directly rather
+ * than the `transpose` op, so nothing is recorded for autodiff inside a primitive's forward.
+ */
+export function permuted(x: Tensor, perm: readonly number[]): Tensor {
+  const c = contiguousStrides(x.shape);
+  const strides = perm.map((p) => c[p]);
+  const shape = perm.map((p) => x.shape[p]);
+  return runElementwise(
+    "reduce",
+    { cpu: (a) => a, wgsl: "a" },
+    [{ tensor: x, strides }],
+    shape,
+    x.dtype,
+  );
+}
+
+/** How to lay `shape` out for a reduction over `axes`: a permutation (or none) and the layout. */
+function plan(shape: readonly number[], axes: readonly number[]) {
+  const red = new Set(axes);
+  // Size-1 axes do not change the memory order, so only the others decide the blocks.
+  const blocks: { reduced: boolean; size: number }[] = [];
+  shape.forEach((d, i) => {
+    if (d === 1) return;
+    const last = blocks[blocks.length - 1];
+    if (last && last.reduced === red.has(i)) last.size *= d;
+    else blocks.push({ reduced: red.has(i), size: d });
+  });
+  const at = blocks.findIndex((b) => b.reduced);
+  if (blocks.filter((b) => b.reduced).length <= 1) {
+    const n = at < 0 ? 1 : blocks[at].size;
+    const before = at < 0 ? blocks : blocks.slice(0, at);
+    const layout: ReduceLayout = {
+      outer: sizeOf(before.map((b) => b.size)),
+      n,
+      inner: at < 0 ? 1 : sizeOf(blocks.slice(at + 1).map((b) => b.size)),
+    };
+    return { perm: null as number[] | null, layout };
+  }
+  return movedLast(shape, axes);
+}
+
+/** The permutation moving `axes` last, and the resulting `[kept, reduced, 1]` layout. */
+function movedLast(shape: readonly number[], axes: readonly number[]) {
+  const kept = shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const layout: ReduceLayout = {
+    outer: sizeOf(kept.map((i) => shape[i])),
+    n: reducedCount(shape, axes),
+    inner: 1,
+  };
+  return { perm: [...kept, ...axes] as number[] | null, layout };
+}
+
+/** Runs a CPU or GPU reduction kernel on `x` laid out for `axes`, transposing when needed. */
+function launch(
+  x: Tensor,
+  axes: readonly number[],
+  cpu: (d: CpuDevice, s: CpuStorage, l: ReduceLayout) => Storage,
+  gpu: (d: GpuDevice, s: GpuStorage, l: ReduceLayout) => Storage,
+): Storage {
+  const dev = x.backend;
+  let { perm, layout } = plan(x.shape, axes);
+  if (dev.name === "webgpu" && !perm && layout.inner > 1 && !useColumns(layout)) {
+    ({ perm, layout } = movedLast(x.shape, axes));
+  }
+  using moved = perm ? permuted(x, perm) : null;
+  const s = (moved ?? x).storage;
+  return dev.name === "cpu"
+    ? cpu(dev as CpuDevice, s as CpuStorage, layout)
+    : gpu(dev as GpuDevice, s as GpuStorage, layout);
+}
+
+function reducePrim(op: ReduceOp, vjp: Primitive<ReduceParams>["vjp"]) {
+  return definePrimitive<ReduceParams>({
+    name: op,
+    forward: ([x], { axes, keepdims }) => {
+      const outDtype: DType = x.dtype === "bool" ? "i32" : x.dtype;
+      const storage = launch(
+        x,
+        axes,
+        (d, s, l) => reduceCpu(d, s, l, op, outDtype),
+        (d, s, l) => reduceGpu(d, s, l, op, x.dtype, outDtype),
+      );
+      const shape = reducedShape(x.shape, axes, keepdims);
+      return [Tensor.fromStorage(x.backend, storage, shape, outDtype)];
+    },
+    vjp,
+  });
+}
+
+// The cotangent of every input element is that of the output it was summed into.
+const sumPrim = reducePrim("sum", ([g], { inputs: [x], params: { axes } }) => {
+  using gk = reshape(g, reducedShape(x.shape, axes, true));
+  return [broadcastTo(gk, x.shape)];
+});
+
+// JAX convention: the cotangent goes to the elements equal to the result, shared equally.
+const extremeVjp: Primitive<ReduceParams>["vjp"] = ([g], { inputs: [x], outputs, params }) => {
+  const keep = reducedShape(x.shape, params.axes, true);
+  using yk = reshape(outputs[0], keep);
+  using gk = reshape(g, keep);
+  using hit = equal(x, yk);
+  using mask = cast(hit, "f32");
+  using count = sum(mask, params.axes, { keepdims: true });
+  using share = div(gk, count);
+  return [mul(mask, share)];
+};
+const maxPrim = reducePrim("max", extremeVjp);
+const minPrim = reducePrim("min", extremeVjp);
+
+function validate(op: string, x: unknown, axes: number | readonly number[] | undefined) {
+  checkTensor(op, x);
+  return normAxes(op, axes, x.rank);
+}
+
+/**
+ * Sum over `axes` (default: all). f32, i32 and u32 keep their dtype (integers wrap on
+ * overflow); bool counts the true elements as i32. A sum over no elements is 0. The gradient
+ * broadcasts the cotangent back over the reduced axes.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { sum, tensor } from "@longseq/tensor";
+ * const x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * console.log(await sum(x).array()); // 21
+ * console.log(await sum(x, -1, { keepdims: true }).array()); // [[6], [15]]
+ * ```
+ */
+export function sum(
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  const ax = validate("sum", x, axes);
+  return bind1(sumPrim, [x], { axes: ax, keepdims: options.keepdims ?? false });
+}
+
+function extreme(
+  op: "max" | "min",
+  prim: Primitive<ReduceParams>,
+  x: Tensor,
+  axes: number | readonly number[] | undefined,
+  options: ReduceOptions,
+): Tensor {
+  const ax = validate(op, x, axes);
+  rejectBool(op, x);
+  rejectEmpty(op, x, ax);
+  return bind1(prim, [x], { axes: ax, keepdims: options.keepdims ?? false });
+}
+
+/**
+ * Largest element over `axes` (default: all), keeping the dtype. NaN propagates. Reducing an
+ * empty axis throws a RangeError; bool inputs a TypeError. The gradient goes to the elements
+ * equal to the maximum, divided equally among ties.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { max, tensor } from "@longseq/tensor";
+ * console.log(await max(tensor([[1, 5], [7, 2]]), 1).array()); // [5, 7]
+ * ```
+ */
+export function max(
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  return extreme("max", maxPrim, x, axes, options);
+}
+
+/**
+ * Smallest element over `axes` (default: all); see {@linkcode max} for dtypes, NaN, empty
+ * axes and the gradient.
+ *
+ * @example
+ * ```ts
+ * import { min, tensor } from "@longseq/tensor";
+ * console.log(await min(tensor([[1, 5], [7, 2]]), 0).array()); // [1, 2]
+ * ```
+ */
+export function min(
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  return extreme("min", minPrim, x, axes, options);
+}
+
+/** Static parameters of argmax/argmin: one axis, or null to search the flattened input. */
+interface ArgParams {
+  readonly axis: number | null;
+  readonly keepdims: boolean;
+}
+
+function argPrim(op: ArgReduceOp) {
+  return definePrimitive<ArgParams>({
+    name: op,
+    forward: ([x], { axis, keepdims }) => {
+      using flat = axis === null ? x.view([x.size]) : null;
+      const storage = launch(
+        flat ?? x,
+        axis === null ? [0] : [axis],
+        (d, s, l) => argReduceCpu(d, s, l, op),
+        (d, s, l) => argReduceGpu(d, s, l, op, x.dtype),
+      );
+      const shape = axis === null
+        ? (keepdims ? x.shape.map(() => 1) : [])
+        : reducedShape(x.shape, [axis], keepdims);
+      return [Tensor.fromStorage(x.backend, storage, shape, "i32")];
+    },
+    vjp: "none",
+  });
+}
+const argPrims = { argmax: argPrim("argmax"), argmin: argPrim("argmin") };
+
+function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options: ReduceOptions) {
+  checkTensor(op, x);
+  const a = axis === undefined ? null : normAxis(op, axis, x.rank);
+  rejectBool(op, x);
+  rejectEmpty(op, x, a === null ? x.shape.map((_, i) => i) : [a]);
+  return bind1(argPrims[op], [x], { axis: a, keepdims: options.keepdims ?? false });
+}
+
+/**
+ * Index of the largest element along `axis`, as i32; the first index on ties; NaN counts as
+ * largest. Without `axis`, the index into the flattened input (NumPy). No gradient.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axis` (`[]` without an axis; size-1 axes when
+ * `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { argmax, tensor } from "@longseq/tensor";
+ * const x = tensor([[1, 9, 9], [4, 2, 0]]);
+ * console.log(await argmax(x, 1).array()); // [1, 0]
+ * console.log(await argmax(x).array()); // 1
+ * ```
+ */
+export function argmax(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
+  return argReduce("argmax", x, axis, options);
+}
+
+/**
+ * Index of the smallest element along `axis`, as i32; see {@linkcode argmax}.
+ *
+ * @example
+ * ```ts
+ * import { argmin, tensor } from "@longseq/tensor";
+ * console.log(await argmin(tensor([[1, 9, 9], [4, 2, 0]]), 1).array()); // [0, 2]
+ * ```
+ */
+export function argmin(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
+  return argReduce("argmin", x, axis, options);
+}
+
+/** Validates a float reduction and returns its axes and an f32 version of `x`. */
+export function floatInput(
+  op: string,
+  x: Tensor,
+  axes: number | readonly number[] | undefined,
+): { ax: number[]; xf: Tensor } {
+  const ax = validate(op, x, axes);
+  rejectBool(op, x);
+  rejectEmpty(op, x, ax);
+  return { ax, xf: x.dtype === "f32" ? x : cast(x, "f32") };
+}
+
+/**
+ * Arithmetic mean over `axes` (default: all), as f32 (integers are summed in f32). An empty
+ * axis throws a RangeError rather than returning NaN. A composition of `sum` and `div`.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { mean, tensor } from "@longseq/tensor";
+ * console.log(await mean(tensor([[1, 2], [3, 6]]), 0).array()); // [2, 4]
+ * ```
+ */
+export function mean(
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  const { ax, xf } = floatInput("mean", x, axes);
+  using s = sum(xf, ax, options);
+  if (xf !== x) xf.dispose();
+  return div(s, reducedCount(x.shape, ax));
+}
+
+/**
+ * Population variance (`ddof = 0`) over `axes` (default: all), as f32: the mean of squared
+ * deviations from the mean, computed in two passes for accuracy. A composition.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { tensor, variance } from "@longseq/tensor";
+ * console.log(await variance(tensor([1, 2, 3, 4])).array()); // 1.25
+ * ```
+ */
+export function variance(
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  const { ax, xf } = floatInput("variance", x, axes);
+  using m = mean(xf, ax, { keepdims: true });
+  using d = sub(xf, m);
+  if (xf !== x) xf.dispose();
+  using d2 = square(d);
+  return mean(d2, ax, options);
+}

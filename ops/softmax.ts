@@ -1,0 +1,160 @@
+/**
+ * Softmax, log-softmax and logsumexp, all max-shifted so large logits cannot overflow.
+ * `softmax` and `logSoftmax` are fused primitives (one kernel reads each row and writes the
+ * result) with their own VJP rules; `logsumexp` is a composition of reductions.
+ * @module
+ */
+import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import { softmaxCpu } from "../kernels/cpu/reduce.ts";
+import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
+import { softmaxGpu } from "../kernels/webgpu/reduce.ts";
+import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
+import { sizeOf, Tensor } from "./tensor.ts";
+import { normAxis } from "./broadcast.ts";
+import { add, cast, mul, sub } from "./binary.ts";
+import { less, where } from "./compare.ts";
+import { abs, exp, log } from "./unary.ts";
+import { reshape } from "./shape.ts";
+import {
+  checkTensor,
+  floatInput,
+  max,
+  permuted,
+  reducedShape,
+  type ReduceOptions,
+  rejectBool,
+  sum,
+} from "./reduce.ts";
+
+/** Static parameter of the softmax primitives: the normalised axis. */
+interface SoftmaxParams {
+  readonly axis: number;
+}
+
+/** Runs the fused kernel on an f32 tensor, moving `axis` last on WebGPU when it is not. */
+function fused(x: Tensor, axis: number, logOut: boolean): Tensor {
+  const dev = x.backend;
+  const outer = sizeOf(x.shape.slice(0, axis));
+  const n = x.shape[axis];
+  const inner = sizeOf(x.shape.slice(axis + 1));
+  if (dev.name === "cpu") {
+    const s = softmaxCpu(dev as CpuDevice, x.storage as CpuStorage, { outer, n, inner }, logOut);
+    return Tensor.fromStorage(dev, s, x.shape, "f32");
+  }
+  if (inner === 1) {
+    const s = softmaxGpu(dev as GpuDevice, x.storage as GpuStorage, outer, n, logOut);
+    return Tensor.fromStorage(dev, s, x.shape, "f32");
+  }
+  const perm = [...x.shape.keys()].filter((d) => d !== axis).concat(axis);
+  const back = perm.map((_, d) => perm.indexOf(d));
+  using moved = permuted(x, perm);
+  const s = softmaxGpu(dev as GpuDevice, moved.storage as GpuStorage, outer * inner, n, logOut);
+  using y = Tensor.fromStorage(dev, s, moved.shape, "f32");
+  return permuted(y, back);
+}
+
+// dx = y * (g - sum(g * y)), the Jacobian of softmax applied to g.
+const softmaxPrim = definePrimitive<SoftmaxParams>({
+  name: "softmax",
+  forward: ([x], { axis }) => [fused(x, axis, false)],
+  vjp: ([g], { outputs: [y], params: { axis } }) => {
+    using gy = mul(g, y);
+    using s = sum(gy, axis, { keepdims: true });
+    using d = sub(g, s);
+    return [mul(y, d)];
+  },
+});
+
+// dx = g - softmax(x) * sum(g), with softmax(x) = exp(y).
+const logSoftmaxPrim = definePrimitive<SoftmaxParams>({
+  name: "logSoftmax",
+  forward: ([x], { axis }) => [fused(x, axis, true)],
+  vjp: ([g], { outputs: [y], params: { axis } }) => {
+    using s = sum(g, axis, { keepdims: true });
+    using p = exp(y);
+    using ps = mul(p, s);
+    return [sub(g, ps)];
+  },
+});
+
+function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axis: number) {
+  checkTensor(op, x);
+  const a = normAxis(op, axis, x.rank);
+  rejectBool(op, x);
+  if (x.dtype !== "f32") {
+    using xf = cast(x, "f32");
+    return xf.size === 0 ? cast(xf, "f32") : bind1(prim, [xf], { axis: a });
+  }
+  // An empty tensor has nothing to normalise: return an (empty) copy.
+  return x.size === 0 ? cast(x, "f32") : bind1(prim, [x], { axis: a });
+}
+
+/**
+ * `exp(x) / sum(exp(x))` along `axis` (default the last), computed as
+ * `exp(x - max) / sum(exp(x - max))` so large logits do not overflow. Integer inputs become
+ * f32; bool inputs throw a TypeError. A fused primitive with its own VJP rule
+ * (`dx = y * (g - sum(g * y))`).
+ *
+ * Shapes: `x [..dims]` to the same shape, f32; slices along `axis` sum to 1.
+ *
+ * @example
+ * ```ts
+ * import { softmax, tensor } from "@longseq/tensor";
+ * const p = softmax(tensor([[1, 2, 3], [1000, 1000, 1000]]));
+ * console.log(await p.array()); // [[0.090, 0.245, 0.665], [0.333, 0.333, 0.333]] (rounded)
+ * ```
+ */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return applySoftmax("softmax", softmaxPrim, x, axis);
+}
+
+/**
+ * `x - logsumexp(x)` along `axis` (default the last), max-shifted so it is finite for large
+ * logits. Integer inputs become f32; bool inputs throw a TypeError. A fused primitive with its
+ * own VJP rule (`dx = g - softmax(x) * sum(g)`).
+ *
+ * Shapes: `x [..dims]` to the same shape, f32.
+ *
+ * @example
+ * ```ts
+ * import { logSoftmax, tensor } from "@longseq/tensor";
+ * const lp = logSoftmax(tensor([0, 0]));
+ * console.log(await lp.array()); // [-0.693, -0.693] (rounded)
+ * ```
+ */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return applySoftmax("logSoftmax", logSoftmaxPrim, x, axis);
+}
+
+/**
+ * `log(sum(exp(x)))` over `axes` (default: all), as f32, computed as
+ * `m + log(sum(exp(x - m)))` with `m` the maximum (or 0 where the maximum is infinite, so rows
+ * of `-inf` give `-inf` and rows holding `+inf` give `+inf`). An empty axis throws a
+ * RangeError. A composition of `max`, `exp`, `sum` and `log`; its gradient is the softmax.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { logsumexp, tensor } from "@longseq/tensor";
+ * console.log(await logsumexp(tensor([1000, 1000])).array()); // 1000.693...
+ * ```
+ */
+export function logsumexp(
+  x: Tensor,
+  axes?: number | readonly number[],
+  options: ReduceOptions = {},
+): Tensor {
+  const { ax, xf } = floatInput("logsumexp", x, axes);
+  using m = max(xf, ax, { keepdims: true });
+  using am = abs(m);
+  using finite = less(am, Infinity);
+  using shift = where(finite, m, 0);
+  using d = sub(xf, shift);
+  if (xf !== x) xf.dispose();
+  using e = exp(d);
+  using s = sum(e, ax, { keepdims: true });
+  using l = log(s);
+  using out = add(l, shift);
+  return reshape(out, reducedShape(x.shape, ax, options.keepdims ?? false));
+}

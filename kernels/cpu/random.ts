@@ -1,0 +1,219 @@
+/**
+ * CPU reference of the counter-based random kernels: the Threefry-2x32 hash (20 rounds, the
+ * construction of Salmon et al. "Parallel random numbers: as easy as 1, 2, 3" that JAX uses)
+ * and the samplers built on it. Thread `i` hashes the 64-bit counter `start + i` (as the pair
+ * `(hi, lo)`) under the key, so every element depends only on the key and its own index: the
+ * WebGPU kernel computes the same integers, and float results differ at most where `log` or a
+ * fused multiply-add rounds differently.
+ *
+ * Float samplers emulate f32 arithmetic with `Math.fround` after every step.
+ * @module
+ */
+import { type DType, dtypeInfo } from "../dtype.ts";
+import type { CpuDevice, CpuStorage } from "./device.ts";
+
+/** What a random kernel computes per counter. */
+export type RandomMode =
+  | "keys"
+  | "bits"
+  | "uniform"
+  | "normal"
+  | "truncatedNormal"
+  | "bernoulli"
+  | "randint";
+
+/**
+ * Parameters of one random kernel launch. `words` holds four 32-bit parameters whose meaning
+ * depends on the mode (f32 values stored as their bits, i32 as two's complement):
+ * - `uniform`: minval, maxval - minval, largest allowed value, unused.
+ * - `normal`: mean, stddev, unused, unused.
+ * - `truncatedNormal`: a, b - a, lowest allowed value, largest allowed value.
+ * - `bernoulli`: p.
+ * - `randint`: span (u32, 0 meaning 2^32), multiplier (u32), minval (i32); reads two keys.
+ */
+export interface RandomParams {
+  /** The kernel's output. */
+  readonly mode: RandomMode;
+  /** Number of counters hashed (output pairs for `keys`, elements otherwise). */
+  readonly n: number;
+  /** High 32 bits of the first counter. */
+  readonly counterHi: number;
+  /** Low 32 bits of the first counter. */
+  readonly counterLo: number;
+  /** Mode parameters as raw 32-bit words. */
+  readonly words: Uint32Array;
+}
+
+/** Output dtype of each mode. */
+export const RANDOM_DTYPE: Readonly<Record<RandomMode, DType>> = {
+  keys: "u32",
+  bits: "u32",
+  uniform: "f32",
+  normal: "f32",
+  truncatedNormal: "f32",
+  bernoulli: "bool",
+  randint: "i32",
+};
+
+/** Rotation constants of the two alternating groups of four rounds. */
+export const ROTATIONS: readonly (readonly number[])[] = [[13, 15, 26, 6], [17, 29, 16, 24]];
+/** Key-schedule parity constant of Threefry (Skein's C240). */
+export const PARITY = 0x1bd11bda;
+
+/** `nextafter(-1, 0)` in f32: the lower end of the uniform that feeds the inverse erf. */
+export const NORMAL_LO = -1 + 2 ** -24;
+
+/** Four parameter words written as f32 values. */
+export function f32Words(...values: number[]): Uint32Array {
+  const words = new Uint32Array(4);
+  new Float32Array(words.buffer).set(values);
+  return words;
+}
+
+/** The adjacent f32 of `x` towards +inf (`up`) or -inf. */
+export function nextF32(x: number, up: boolean): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  if (f[0] === 0) return up ? 2 ** -149 : -(2 ** -149);
+  u[0] += (f[0] > 0) === up ? 1 : -1;
+  return f[0];
+}
+
+/**
+ * Threefry-2x32 with 20 rounds: hashes the counter `(c0, c1)` under the key `(k0, k1)`.
+ * Writes the two output words into `out` (avoiding an allocation per call) and returns it.
+ */
+export function threefry2x32(
+  k0: number,
+  k1: number,
+  c0: number,
+  c1: number,
+  out: Uint32Array = new Uint32Array(2),
+): Uint32Array {
+  const ks0 = k0 | 0, ks1 = k1 | 0, ks2 = (k0 ^ k1 ^ PARITY) | 0;
+  let x0 = (c0 + ks0) | 0, x1 = (c1 + ks1) | 0;
+  for (let g = 0; g < 5; g++) {
+    const rot = ROTATIONS[g & 1];
+    for (let r = 0; r < 4; r++) {
+      const s = rot[r];
+      x0 = (x0 + x1) | 0;
+      x1 = ((x1 << s) | (x1 >>> (32 - s))) ^ x0;
+    }
+    // Key injection after every 4 rounds: the schedule rotates through (k0, k1, k0^k1^C).
+    const a = g % 3;
+    x0 = (x0 + (a === 0 ? ks1 : a === 1 ? ks2 : ks0)) | 0;
+    x1 = (x1 + (a === 0 ? ks2 : a === 1 ? ks0 : ks1) + g + 1) | 0;
+  }
+  out[0] = x0;
+  out[1] = x1;
+  return out;
+}
+
+const fr = Math.fround;
+/** Giles' coefficients for erfinv, highest degree first, rounded to f32. */
+export const ERFINV_COEFFS: { readonly central: number[]; readonly tail: number[] } = {
+  central: [
+    2.81022636e-08,
+    3.43273939e-07,
+    -3.5233877e-06,
+    -4.39150654e-06,
+    0.00021858087,
+    -0.00125372503,
+    -0.00417768164,
+    0.246640727,
+    1.50140941,
+  ].map(fr),
+  tail: [
+    -0.000200214257,
+    0.000100950558,
+    0.00134934322,
+    -0.00367342844,
+    0.00573950773,
+    -0.0076224613,
+    0.00943887047,
+    1.00167406,
+    2.83297682,
+  ].map(fr),
+};
+
+/**
+ * The inverse error function in f32 arithmetic: M. Giles' single-precision polynomial
+ * ("Approximating the erfinv function", GPU Computing Gems, 2011), the approximation XLA uses.
+ * Relative error about 1e-7 for |x| < 1.
+ */
+export function erfinvF32(x: number): number {
+  let w = -fr(Math.log(fr(fr(1 - x) * fr(1 + x))));
+  let c: number[];
+  if (w < 5) {
+    w = fr(w - 2.5);
+    c = ERFINV_COEFFS.central;
+  } else {
+    w = fr(fr(Math.sqrt(w)) - 3);
+    c = ERFINV_COEFFS.tail;
+  }
+  let p = c[0];
+  for (let j = 1; j < c.length; j++) p = fr(c[j] + fr(p * w));
+  return fr(p * x);
+}
+
+/** The f32 in [0, 1) made from the top 23 bits of `b` (exact: `(b >>> 9) * 2^-23`). */
+function unit(b: number): number {
+  return (b >>> 9) * 2 ** -23;
+}
+
+const SQRT2 = fr(Math.SQRT2);
+
+/** Runs a random kernel: `keys` holds the key words (two keys for `randint`). */
+export function randomCpu(device: CpuDevice, keys: CpuStorage, p: RandomParams): CpuStorage {
+  const k = keys.data;
+  const { mode, n } = p;
+  const out = dtypeInfo(RANDOM_DTYPE[mode]).create(mode === "keys" ? 2 * n : n);
+  const f = new Float32Array(p.words.buffer, p.words.byteOffset, 4);
+  const w = p.words;
+  const r = new Uint32Array(2);
+  const r2 = new Uint32Array(2);
+  for (let i = 0; i < n; i++) {
+    const s = p.counterLo + i;
+    const lo = s >>> 0;
+    const hi = (p.counterHi + (s >= 2 ** 32 ? 1 : 0)) >>> 0;
+    threefry2x32(k[0], k[1], hi, lo, r);
+    const b = (r[0] ^ r[1]) >>> 0;
+    switch (mode) {
+      case "keys":
+        out[2 * i] = r[0];
+        out[2 * i + 1] = r[1];
+        break;
+      case "bits":
+        out[i] = b;
+        break;
+      case "uniform":
+        out[i] = Math.min(Math.max(f[0], fr(fr(unit(b) * f[1]) + f[0])), f[2]);
+        break;
+      case "normal": {
+        const u = Math.max(NORMAL_LO, fr(unit(b) * 2 + NORMAL_LO));
+        out[i] = fr(fr(fr(SQRT2 * erfinvF32(u)) * f[1]) + f[0]);
+        break;
+      }
+      case "truncatedNormal": {
+        const u = Math.max(f[0], fr(fr(unit(b) * f[1]) + f[0]));
+        out[i] = Math.min(Math.max(fr(SQRT2 * erfinvF32(u)), f[2]), f[3]);
+        break;
+      }
+      case "bernoulli":
+        out[i] = unit(b) < f[0] ? 1 : 0;
+        break;
+      case "randint": {
+        threefry2x32(k[2], k[3], hi, lo, r2);
+        const low = (r2[0] ^ r2[1]) >>> 0;
+        const span = w[0];
+        // span 0 stands for 2^32: every remainder is the value itself.
+        const off = span === 0
+          ? low
+          : ((Math.imul(b % span, w[1]) >>> 0) + (low % span)) % 2 ** 32 % span;
+        out[i] = (w[2] + off) | 0;
+        break;
+      }
+    }
+  }
+  return device.adopt(out);
+}

@@ -105,6 +105,8 @@ export class GpuDevice implements Device {
     const bytes = this.#bytes(dtype, data.length);
     const { buffer, fresh } = this.pool.acquire(bytes);
     this.#acct.add(bytes);
+    // Deno's queue.writeBuffer panics on an empty write: an empty tensor needs no data.
+    if (bytes === 0) return new GpuStorage(buffer, bytes);
     const words = dtype === "bool" ? Uint32Array.from(data) : data;
     const src = new Uint8Array(words.buffer as ArrayBuffer, words.byteOffset, bytes);
     if (fresh) {

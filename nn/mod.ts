@@ -1,0 +1,46 @@
+/**
+ * Layers as pure `{ init, apply }` pairs, combinators and losses. Params are plain nested
+ * objects of tensors; randomness comes from explicit keys (`random.key`), so every layer is
+ * replayable.
+ *
+ * @example
+ * ```ts
+ * import { nn, ones, random, valueAndGrad } from "@longseq/tensor";
+ * const model = nn.serial(
+ *   nn.linear({ inFeatures: 4, outFeatures: 16 }),
+ *   nn.residual(nn.chunked(nn.feedForward({ dModel: 16, dFF: 64 }), { chunks: 2 })),
+ *   nn.layerNorm({ dim: 16 }),
+ * );
+ * const params = model.init(random.key(0));
+ * const y = model.apply(params, ones([2, 6, 4])); // [2, 6, 16]
+ * ```
+ * @module
+ */
+export type { ApplyOptions, Layer } from "./layer.ts";
+export { linear, type LinearOptions, type LinearParams } from "./linear.ts";
+export { embedding, type EmbeddingOptions, type EmbeddingParams } from "./embedding.ts";
+export { layerNorm, type LayerNormOptions, type LayerNormParams } from "./layer_norm.ts";
+export { applyDropout, dropout, type DropoutOptions } from "./dropout.ts";
+export { feedForward, type FeedForwardOptions, type FeedForwardParams } from "./feed_forward.ts";
+export { chunked, chunkedSum, type ChunkFn, type ChunkSpec } from "./chunked.ts";
+export { residual, serial } from "./combinators.ts";
+export {
+  axialPositions,
+  type AxialPositionsOptions,
+  type AxialPositionsParams,
+} from "./axial_positions.ts";
+export {
+  bitsPerToken,
+  chunkedLmLoss,
+  type ChunkedLmLossOptions,
+  type CrossEntropyOptions,
+  type CrossEntropyStats,
+  perplexity,
+  softmaxCrossEntropy,
+  softmaxCrossEntropyStats,
+} from "./losses.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Attention layers (attention, localAttention, lshAttention, sparseAttention) and models are
+// exported below by their owners.
+// ---------------------------------------------------------------------------------------------

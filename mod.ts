@@ -93,3 +93,65 @@ export {
   type SortOptions,
   sortWithIndices,
 } from "./ops/sort.ts";
+export { concat, pad, slice, split, stack } from "./ops/slicing.ts";
+export {
+  checkpoint,
+  type Cotangent,
+  type CotangentIn,
+  type Cotangents,
+  customVjp,
+  type CustomVjpRules,
+  flattenTree,
+  grad,
+  type GradOptions,
+  type Halves,
+  mapTree,
+  type Pullback,
+  type RevBlockFns,
+  type RevFn,
+  reversible,
+  type ReversibleBlock,
+  type ReversibleStack,
+  reversibleStack,
+  type RevOpts,
+  type RevOutput,
+  type RevParams,
+  type RevSaved,
+  stopGradient,
+  type TreeDef,
+  treeTensors,
+  unflattenTree,
+  valueAndGrad,
+  vjp,
+} from "./autodiff/mod.ts";
+export * as optim from "./nn/optim/mod.ts";
+export {
+  argmax,
+  argmin,
+  max,
+  mean,
+  min,
+  type ReduceOptions,
+  sum,
+  variance,
+} from "./ops/reduce.ts";
+export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
+export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export { random } from "./ops/random.ts";
+export * as nn from "./nn/mod.ts";
+export {
+  buildSafetensorsHeader,
+  decodeSafetensors,
+  encodeSafetensors,
+  type HeaderEntry,
+  type HostTensor,
+  parseSafetensorsHeader,
+  type SafetensorsHeader,
+} from "./nn/safetensors.ts";
+export {
+  type LoadCheckpointOptions,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+  type SaveCheckpointOptions,
+} from "./nn/checkpoint_io.ts";

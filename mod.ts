@@ -108,11 +108,11 @@ export {
   mapTree,
   type Pullback,
   type RevBlockFns,
-  type RevFn,
   reversible,
   type ReversibleBlock,
   type ReversibleStack,
   reversibleStack,
+  type RevFn,
   type RevOpts,
   type RevOutput,
   type RevParams,
@@ -125,16 +125,7 @@ export {
   vjp,
 } from "./autodiff/mod.ts";
 export * as optim from "./nn/optim/mod.ts";
-export {
-  argmax,
-  argmin,
-  max,
-  mean,
-  min,
-  type ReduceOptions,
-  sum,
-  variance,
-} from "./ops/reduce.ts";
+export { argmax, argmin, max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { random } from "./ops/random.ts";
@@ -149,9 +140,10 @@ export {
   type SafetensorsHeader,
 } from "./nn/safetensors.ts";
 export {
+  loadCheckpoint,
   type LoadCheckpointOptions,
   type LoadedCheckpoint,
-  loadCheckpoint,
   saveCheckpoint,
   type SaveCheckpointOptions,
 } from "./nn/checkpoint_io.ts";
+export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

@@ -23,10 +23,14 @@ import {
 } from "../mod.ts";
 
 if (Deno.args.includes("--help")) {
-  console.log("usage: deno task demo [--cpu]\nRuns a short showcase of the ops on the default device.");
+  console.log(
+    "usage: deno task demo [--cpu]\nRuns a short showcase of the ops on the default device.",
+  );
   Deno.exit(0);
 }
-const { backend, adapter } = await init({ backend: Deno.args.includes("--cpu") ? "cpu" : undefined });
+const { backend, adapter } = await init({
+  backend: Deno.args.includes("--cpu") ? "cpu" : undefined,
+});
 console.log(`device: ${backend} (${adapter})\n`);
 
 await scope(async () => {
@@ -54,8 +58,14 @@ await scope(async () => {
     w.dispose();
     w = next;
   }
-  console.log("\nfitted w =", Array.from(await w.data(), (v) => v.toFixed(3)).join(" "), "(true: 2 -1 0.5)");
+  console.log(
+    "\nfitted w =",
+    Array.from(await w.data(), (v) => v.toFixed(3)).join(" "),
+    "(true: 2 -1 0.5)",
+  );
 });
 
 const m = memory();
-console.log(`\nafter scope: ${m.liveTensors} live tensors, ${m.liveBytes} live bytes, peak ${m.peakBytes} bytes`);
+console.log(
+  `\nafter scope: ${m.liveTensors} live tensors, ${m.liveBytes} live bytes, peak ${m.peakBytes} bytes`,
+);

@@ -44,3 +44,39 @@ export {
 // Attention layers (attention, localAttention, lshAttention, sparseAttention) and models are
 // exported below by their owners.
 // ---------------------------------------------------------------------------------------------
+export { attention, type AttentionApplyOptions, type AttentionConfig } from "./attention.ts";
+export {
+  type AttentionParams,
+  type MaskOption,
+  type MaskValues,
+  maskValues,
+} from "./attention_core.ts";
+export { chunkAttention, type ChunkMasks } from "./chunk_attention.ts";
+export { localAttention, type LocalAttentionConfig } from "./local_attention.ts";
+export {
+  type LshApplyOptions,
+  lshAttention,
+  type LshAttentionConfig,
+  type LshAttentionLayer,
+  type LshSaved,
+} from "./lsh_attention.ts";
+export { type BucketSpec, defaultBuckets, hashBuckets, randomRotations } from "./lsh_hash.ts";
+export {
+  blockSparseAttention,
+  type BlockSparseOptions,
+  denseMaskedAttention,
+  gatherSparseAttention,
+  type ProbDropout,
+  sparseAttention,
+  type SparseAttentionConfig,
+} from "./sparse_attention.ts";
+export {
+  type BlockLayout,
+  blockLayout,
+  fixedPattern,
+  layoutTiles,
+  patternMask,
+  type PatternMaskOptions,
+  type PatternSpec,
+  stridedPattern,
+} from "./sparse_patterns.ts";

@@ -1,0 +1,156 @@
+/**
+ * CPU reference of the fused chunk-attention kernels (forward, and the two backward passes),
+ * in float64 arithmetic rounded once to f32. Layout, for `R` independent rows of `C` queries
+ * against `K` key slots of width `D`: `q [R, C, D]`, `k`, `v [R, K, D]`, `qpos [R, C]` i32,
+ * `kcode [R, K]` i32 (the key's position `p`, or `-p - 1` when the key is masked), optional
+ * `bias [R, C, K]`. Logits: `q . k`, replaced by `maskValue` where the key is masked or (causal)
+ * after the query, then by `selfValue` where (selfMask) the positions are equal, plus `bias`.
+ * @module
+ */
+import type { CpuDevice, CpuStorage } from "./device.ts";
+
+/** Sizes and flags of one fused chunk-attention call. */
+export interface ChunkAttnSpec {
+  /** Independent rows `R`. */
+  readonly rows: number;
+  /** Queries per row `C`. */
+  readonly nq: number;
+  /** Key slots per row `K`. */
+  readonly nk: number;
+  /** Head width `D`. */
+  readonly dim: number;
+  /** Mask keys whose position is after the query's. */
+  readonly causal: boolean;
+  /** Give a query's logit against its own position `selfValue`. */
+  readonly selfMask: boolean;
+  /** Whether a `[R, C, K]` bias is added to the logits. */
+  readonly hasBias: boolean;
+  /** Replacement for masked logits (`-1e9` in f32). */
+  readonly maskValue: number;
+  /** Replacement for self logits (`-1e5` in f32). */
+  readonly selfValue: number;
+}
+
+/** A logit function for row `r`: `(i, j) -> [logit, gradient passes]`. */
+function logits(
+  s: ChunkAttnSpec,
+  q: Float32Array,
+  k: Float32Array,
+  qpos: Int32Array,
+  kcode: Int32Array,
+  bias: Float32Array | null,
+) {
+  const { nq, nk, dim } = s;
+  return (r: number, i: number, j: number): [number, boolean] => {
+    const qp = qpos[r * nq + i], kc = kcode[r * nk + j];
+    const kp = kc >= 0 ? kc : -kc - 1;
+    let keep = kc >= 0 && (!s.causal || kp <= qp);
+    let l = s.maskValue;
+    if (keep) {
+      l = 0;
+      const qo = (r * nq + i) * dim, ko = (r * nk + j) * dim;
+      for (let d = 0; d < dim; d++) l += q[qo + d] * k[ko + d];
+      l = Math.fround(l);
+    }
+    if (s.selfMask && kp === qp) {
+      l = s.selfValue;
+      keep = false;
+    }
+    // Rounded like the f32 kernels: next to a mask constant a small bias vanishes.
+    if (bias) l = Math.fround(l + bias[(r * nq + i) * nk + j]);
+    return [l, keep];
+  };
+}
+
+/**
+ * Forward pass: `o [R, C, D]`, `lse [R, C]` and `stat [R, C, 2]` = `(max logit, log sum)`, which
+ * lets the backward pass rebuild the probabilities exactly even when the logits are huge.
+ */
+export function chunkAttentionCpu(
+  device: CpuDevice,
+  [q, k, v, qpos, kcode, bias]: (CpuStorage | null)[],
+  s: ChunkAttnSpec,
+): [CpuStorage, CpuStorage, CpuStorage] {
+  const { rows, nq, nk, dim } = s;
+  const vd = v!.data as Float32Array;
+  const logit = logits(
+    s,
+    q!.data as Float32Array,
+    k!.data as Float32Array,
+    qpos!.data as Int32Array,
+    kcode!.data as Int32Array,
+    (bias?.data ?? null) as Float32Array | null,
+  );
+  const o = new Float32Array(rows * nq * dim), lse = new Float32Array(rows * nq);
+  const stat = new Float32Array(rows * nq * 2);
+  const l = new Float64Array(nk), acc = new Float64Array(dim);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < nq; i++) {
+      let m = -Infinity;
+      for (let j = 0; j < nk; j++) m = Math.max(m, l[j] = logit(r, i, j)[0]);
+      let sum = 0;
+      acc.fill(0);
+      for (let j = 0; j < nk; j++) {
+        const p = Math.exp(l[j] - m);
+        sum += p;
+        for (let d = 0; d < dim; d++) acc[d] += p * vd[(r * nk + j) * dim + d];
+      }
+      const row = r * nq + i;
+      for (let d = 0; d < dim; d++) o[row * dim + d] = acc[d] / sum;
+      lse[row] = m + Math.log(sum);
+      stat[2 * row] = m;
+      stat[2 * row + 1] = Math.log(sum);
+    }
+  }
+  return [device.adopt(o), device.adopt(lse), device.adopt(stat)];
+}
+
+/**
+ * Backward pass given `dO [R, C, D]` and `delta [R, C]` = `rowsum(dO * o) - dLse`:
+ * `ds = p * (dO . v - delta)` where the logit is `q . k`, and `dq = ds k`, `dk = ds^T q`,
+ * `dv = p^T dO`.
+ */
+export function chunkAttentionGradCpu(
+  device: CpuDevice,
+  [q, k, v, qpos, kcode, bias, stat, dO, delta]: (CpuStorage | null)[],
+  s: ChunkAttnSpec,
+): [CpuStorage, CpuStorage, CpuStorage] {
+  const { rows, nq, nk, dim } = s;
+  const [qd, kd, vd] = [q, k, v].map((t) => t!.data as Float32Array);
+  const [st, g, dl] = [stat, dO, delta].map((t) => t!.data as Float32Array);
+  const logit = logits(
+    s,
+    qd,
+    kd,
+    qpos!.data as Int32Array,
+    kcode!.data as Int32Array,
+    (bias?.data ?? null) as Float32Array | null,
+  );
+  const dq = new Float64Array(rows * nq * dim);
+  const dk = new Float64Array(rows * nk * dim), dv = new Float64Array(rows * nk * dim);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < nq; i++) {
+      const row = r * nq + i;
+      for (let j = 0; j < nk; j++) {
+        const [l, pass] = logit(r, i, j);
+        const p = Math.exp(l - st[2 * row] - st[2 * row + 1]);
+        let dp = 0;
+        for (let d = 0; d < dim; d++) {
+          dp += g[row * dim + d] * vd[(r * nk + j) * dim + d];
+          dv[(r * nk + j) * dim + d] += p * g[row * dim + d];
+        }
+        if (!pass) continue;
+        const ds = p * (dp - dl[row]);
+        for (let d = 0; d < dim; d++) {
+          dq[row * dim + d] += ds * kd[(r * nk + j) * dim + d];
+          dk[(r * nk + j) * dim + d] += ds * qd[row * dim + d];
+        }
+      }
+    }
+  }
+  return [dq, dk, dv].map((a) => device.adopt(Float32Array.from(a))) as [
+    CpuStorage,
+    CpuStorage,
+    CpuStorage,
+  ];
+}

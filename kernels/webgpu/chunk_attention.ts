@@ -1,0 +1,194 @@
+/**
+ * WebGPU kernels of the fused chunk attention (see `kernels/cpu/chunk_attention.ts` for the
+ * layout and the masking rule). One thread per query computes its masked logits, an online
+ * softmax and the weighted sum of values in one pass over the row's keys, writing the output,
+ * the logsumexp and `(max, log sum)`; the backward pass is two kernels, one thread per query
+ * (`dq`) and one per key slot (`dk`, `dv`), which recompute the probabilities instead of
+ * reading them, so no `[queries, keys]` array ever exists. The head width is compiled in, so
+ * each thread keeps its vectors in registers.
+ * @module
+ */
+import type { GpuDevice, GpuStorage } from "./device.ts";
+import { grid } from "./device.ts";
+import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+
+const WG = 64;
+
+/** Storage buffers the backward `dk`/`dv` kernel binds (the most of the three). */
+export const CHUNK_ATTN_MAX_BUFFERS = 11;
+
+const f32 = (x: number) => {
+  const s = Math.fround(x).toExponential(9);
+  return s.includes("e") ? s.replace("e+", "e") : s;
+};
+
+function header(s: ChunkAttnSpec, outputs: string[], extra: string[]): string {
+  const ins = ["q: array<f32>", "k: array<f32>", "v: array<f32>", "qpos: array<i32>"]
+    .concat(["kcode: array<i32>"], s.hasBias ? ["bias: array<f32>"] : [], extra);
+  const lines = ins.map((d, b) => `@group(0) @binding(${b}) var<storage, read> ${d};`);
+  outputs.forEach((d, i) =>
+    lines.push(`@group(0) @binding(${ins.length + i}) var<storage, read_write> ${d};`)
+  );
+  lines.push(
+    "struct P { rows: u32, nq: u32, nk: u32, pad: u32 }",
+    `@group(0) @binding(${ins.length + outputs.length}) var<uniform> p: P;`,
+    `const D = ${s.dim}u;`,
+  );
+  return lines.join("\n");
+}
+
+/** WGSL computing `l` (the logit) and `flows` (whether the gradient reaches `q . k`) for query row `qi` (position `qp`) and key `kj`. */
+function logitCode(s: ChunkAttnSpec, qv: (d: string) => string): string {
+  return `
+    let kc = kcode[kj];
+    let kp = select(-kc - 1, kc, kc >= 0);
+    var flows = kc >= 0 ${s.causal ? "&& kp <= qp" : ""};
+    var l = ${f32(s.maskValue)};
+    if (flows) {
+      var dot = 0.0;
+      for (var d = 0u; d < D; d++) { dot += ${qv("d")} * k[kj * D + d]; }
+      l = dot;
+    }
+    ${s.selfMask ? `if (kp == qp) { l = ${f32(s.selfValue)}; flows = false; }` : ""}
+    ${s.hasBias ? "l += bias[qi * p.nk + (kj - r * p.nk)];" : ""}`;
+}
+
+const ENTRY = `@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = gid.x + gid.y * nwg.x * ${WG}u;`;
+
+function forwardCode(s: ChunkAttnSpec): string {
+  return `${header(s, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
+${ENTRY}
+  if (g >= p.rows * p.nq) { return; }
+  let r = g / p.nq;
+  let qi = g;
+  let qp = qpos[qi];
+  var qv: array<f32, D>;
+  var acc: array<f32, D>;
+  for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; }
+  var m = -3.0e38;
+  var s = 0.0;
+  for (var j = 0u; j < p.nk; j++) {
+    let kj = r * p.nk + j;
+    ${logitCode(s, (d) => `qv[${d}]`)}
+    if (l > m) {
+      let c = exp(m - l);
+      s *= c;
+      for (var d = 0u; d < D; d++) { acc[d] *= c; }
+      m = l;
+    }
+    let e = exp(l - m);
+    s += e;
+    for (var d = 0u; d < D; d++) { acc[d] += e * v[kj * D + d]; }
+  }
+  for (var d = 0u; d < D; d++) { o[qi * D + d] = acc[d] / s; }
+  let ls = log(s);
+  lse[qi] = m + ls;
+  stat[2u * qi] = m;
+  stat[2u * qi + 1u] = ls;
+}`;
+}
+
+const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
+
+function gradQCode(s: ChunkAttnSpec): string {
+  return `${header(s, ["dq: array<f32>"], GRAD_IN)}
+${ENTRY}
+  if (g >= p.rows * p.nq) { return; }
+  let r = g / p.nq;
+  let qi = g;
+  let qp = qpos[qi];
+  var qv: array<f32, D>;
+  var gv: array<f32, D>;
+  var acc: array<f32, D>;
+  for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; gv[d] = go[qi * D + d]; }
+  let m = stat[2u * qi];
+  let ls = stat[2u * qi + 1u];
+  let dl = delta[qi];
+  for (var j = 0u; j < p.nk; j++) {
+    let kj = r * p.nk + j;
+    ${logitCode(s, (d) => `qv[${d}]`)}
+    if (flows) {
+      let pr = exp((l - m) - ls);
+      var dp = 0.0;
+      for (var d = 0u; d < D; d++) { dp += gv[d] * v[kj * D + d]; }
+      let ds = pr * (dp - dl);
+      for (var d = 0u; d < D; d++) { acc[d] += ds * k[kj * D + d]; }
+    }
+  }
+  for (var d = 0u; d < D; d++) { dq[qi * D + d] = acc[d]; }
+}`;
+}
+
+function gradKvCode(s: ChunkAttnSpec): string {
+  return `${header(s, ["dk: array<f32>", "dv: array<f32>"], GRAD_IN)}
+${ENTRY}
+  if (g >= p.rows * p.nk) { return; }
+  let r = g / p.nk;
+  let kj = g;
+  var vv: array<f32, D>;
+  var ak: array<f32, D>;
+  var av: array<f32, D>;
+  for (var d = 0u; d < D; d++) { vv[d] = v[kj * D + d]; }
+  for (var i = 0u; i < p.nq; i++) {
+    let qi = r * p.nq + i;
+    let qp = qpos[qi];
+    ${logitCode(s, (d) => `q[qi * D + ${d}]`)}
+    let pr = exp((l - stat[2u * qi]) - stat[2u * qi + 1u]);
+    var dp = 0.0;
+    for (var d = 0u; d < D; d++) {
+      let gd = go[qi * D + d];
+      dp += gd * vv[d];
+      av[d] += pr * gd;
+    }
+    if (flows) {
+      let ds = pr * (dp - delta[qi]);
+      for (var d = 0u; d < D; d++) { ak[d] += ds * q[qi * D + d]; }
+    }
+  }
+  for (var d = 0u; d < D; d++) { dk[kj * D + d] = ak[d]; dv[kj * D + d] = av[d]; }
+}`;
+}
+
+const sizes = (s: ChunkAttnSpec) => new Uint32Array([s.rows, s.nq, s.nk, 0]);
+const inputs = (xs: (GpuStorage | null)[]) => xs.filter((x): x is GpuStorage => x !== null);
+
+/** Forward pass on the GPU: `[o, lse, stat]` (see the CPU reference). */
+export function chunkAttentionGpu(
+  device: GpuDevice,
+  xs: (GpuStorage | null)[],
+  s: ChunkAttnSpec,
+): [GpuStorage, GpuStorage, GpuStorage] {
+  const o = device.alloc("f32", s.rows * s.nq * s.dim);
+  const lse = device.alloc("f32", s.rows * s.nq);
+  const stat = device.alloc("f32", s.rows * s.nq * 2);
+  if (s.rows * s.nq > 0) {
+    device.run(
+      { code: forwardCode(s) },
+      [...inputs(xs), o, lse, stat],
+      grid(s.rows * s.nq, WG),
+      sizes(s),
+    );
+  }
+  return [o, lse, stat];
+}
+
+/** Backward pass on the GPU: `[dq, dk, dv]` (see the CPU reference). */
+export function chunkAttentionGradGpu(
+  device: GpuDevice,
+  xs: (GpuStorage | null)[],
+  s: ChunkAttnSpec,
+): [GpuStorage, GpuStorage, GpuStorage] {
+  const dq = device.alloc("f32", s.rows * s.nq * s.dim);
+  const dk = device.alloc("f32", s.rows * s.nk * s.dim);
+  const dv = device.alloc("f32", s.rows * s.nk * s.dim);
+  const bufs = inputs(xs);
+  if (s.rows * s.nq > 0) {
+    device.run({ code: gradQCode(s) }, [...bufs, dq], grid(s.rows * s.nq, WG), sizes(s));
+  }
+  if (s.rows * s.nk > 0) {
+    device.run({ code: gradKvCode(s) }, [...bufs, dk, dv], grid(s.rows * s.nk, WG), sizes(s));
+  }
+  return [dq, dk, dv];
+}

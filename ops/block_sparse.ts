@@ -1,0 +1,166 @@
+/**
+ * The block-sparse attention primitive: causal softmax attention restricted to a factorised
+ * pattern, computing only the score tiles of its block layout, with CPU and WebGPU kernels and
+ * a VJP rule that recomputes the probabilities from the saved log-sum-exp (no score matrix is
+ * ever stored). The user-facing function that builds the layout is
+ * `nn/sparse_attention.ts`'s `blockSparseAttention`.
+ * @module
+ */
+import {
+  blockSparseBackwardCpu,
+  blockSparseForwardCpu,
+  type BlockSparseSpec,
+} from "../kernels/cpu/block_sparse.ts";
+import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import {
+  blockSparseBackwardGpu,
+  blockSparseForwardGpu,
+  blockSparseWorkgroups,
+} from "../kernels/webgpu/block_sparse.ts";
+import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
+import { bind, definePrimitive, type Primitive } from "./primitive.ts";
+import { fmt, Tensor } from "./tensor.ts";
+import { sameDevice } from "./kernel.ts";
+import { mul, sub } from "./binary.ts";
+import { sum } from "./reduce.ts";
+
+export type { BlockLayout, BlockSparseSpec, PatternSpec } from "../kernels/cpu/block_sparse.ts";
+
+/** Static parameters: the kernel spec and whether a key mask is the last input. */
+interface Params {
+  readonly spec: BlockSparseSpec;
+  readonly masked: boolean;
+}
+
+const wrap = (dev: Tensor["backend"], shape: readonly number[]) => (s: CpuStorage | GpuStorage) =>
+  Tensor.fromStorage(dev, s, shape, "f32");
+
+// The backward kernels as a primitive of their own, so the rule's outputs are ordinary tensors.
+// Differentiating them again (second order) is not supported and says so.
+const backwardPrim = definePrimitive<Params>({
+  name: "blockSparseAttentionBackward",
+  forward: (inputs, { spec, masked }) => {
+    const dev = inputs[0].backend;
+    const st = inputs.map((t) => t.storage);
+    const mask = masked ? st[6] : null;
+    const outs = dev.name === "cpu"
+      ? blockSparseBackwardCpu(
+        dev as CpuDevice,
+        st.slice(0, 6) as CpuStorage[],
+        mask as CpuStorage | null,
+        spec,
+      )
+      : blockSparseBackwardGpu(
+        dev as GpuDevice,
+        st.slice(0, 6) as GpuStorage[],
+        mask as GpuStorage | null,
+        spec,
+      );
+    return outs.map(wrap(dev, inputs[0].shape));
+  },
+  vjp: () => {
+    throw new TypeError(
+      "blockSparseAttention: second-order gradients are not supported (the backward pass is a " +
+        "fused kernel); use denseMaskedAttention for higher-order derivatives",
+    );
+  },
+});
+
+const forwardPrim = definePrimitive<Params>({
+  name: "blockSparseAttention",
+  forward: ([q, k, v, mask], { spec }) => {
+    const dev = q.backend;
+    const [o, lse] = dev.name === "cpu"
+      ? blockSparseForwardCpu(
+        dev as CpuDevice,
+        q.storage as CpuStorage,
+        k.storage as CpuStorage,
+        v.storage as CpuStorage,
+        (mask?.storage ?? null) as CpuStorage | null,
+        spec,
+      )
+      : blockSparseForwardGpu(
+        dev as GpuDevice,
+        q.storage as GpuStorage,
+        k.storage as GpuStorage,
+        v.storage as GpuStorage,
+        (mask?.storage ?? null) as GpuStorage | null,
+        spec,
+      );
+    return [wrap(dev, q.shape)(o), wrap(dev, q.shape.slice(0, -1))(lse)];
+  },
+  // With p = exp(s - lse): dv = p^T do, ds = p (do v^T - delta) with delta = rowsum(do o) -
+  // dlse (the lse output's own cotangent enters through delta), dq = ds k, dk = ds^T q.
+  vjp: ([dout, dlse], { inputs, outputs: [o, lse], params }) => {
+    const [q, k, v, mask] = inputs;
+    using prod = mul(dout, o);
+    using rowDot = sum(prod, -1);
+    using delta = sub(rowDot, dlse);
+    const ins = [q, k, v, dout, lse, delta];
+    if (mask) ins.push(mask);
+    const [dq, dk, dv] = bind(backwardPrim, ins, params);
+    return [dq, dk, dv, ...(mask ? [null] : [])];
+  },
+});
+
+/**
+ * Block-sparse causal attention on prepared operands: `q, k, v: [batch, heads, n, d]`, an
+ * optional key mask `[batch, n]` (bool, false = padded key) and a spec whose layout and
+ * pattern describe which tiles and keys are used. Returns `[o, lse]` (`[batch, heads, n, d]`
+ * and `[batch, heads, n]`): a row with no allowed key has `o = 0` and `lse = -inf`.
+ * Queries are not scaled here. Validates everything before any device work.
+ */
+export function blockSparsePrimitive(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  keyMask: Tensor | null,
+  spec: Omit<BlockSparseSpec, "groups" | "heads" | "n" | "d">,
+): [Tensor, Tensor] {
+  const op = "blockSparseAttention";
+  for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
+    if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor`);
+    if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t.dtype}`);
+  }
+  if (q.rank !== 4 || fmt(k.shape) !== fmt(q.shape) || fmt(v.shape) !== fmt(q.shape)) {
+    throw new RangeError(
+      `${op}: q, k and v must share one shape [batch, heads, n, d], got q ${fmt(q.shape)}, ` +
+        `k ${fmt(k.shape)}, v ${fmt(v.shape)}`,
+    );
+  }
+  const [b, h, n, d] = q.shape;
+  if (n !== spec.layout.len) {
+    throw new RangeError(
+      `${op}: the layout was made for length ${spec.layout.len} but q has length ${n} ` +
+        `(${fmt(q.shape)})`,
+    );
+  }
+  if (keyMask !== null) {
+    if (!(keyMask instanceof Tensor) || keyMask.dtype !== "bool") {
+      throw new TypeError(`${op}: the key mask must be a bool Tensor`);
+    }
+    if (fmt(keyMask.shape) !== fmt([b, n])) {
+      throw new RangeError(
+        `${op}: the key mask must be [batch, n] = ${fmt([b, n])}, got ${fmt(keyMask.shape)}`,
+      );
+    }
+  }
+  sameDevice(op, keyMask ? [q, k, v, keyMask] : [q, k, v]);
+  const { nBlocks, blockSize } = spec.layout;
+  if (q.device === "webgpu" && blockSparseWorkgroups(nBlocks, blockSize) > 65535) {
+    throw new RangeError(
+      `${op}: ${nBlocks} blocks of ${blockSize} need more than 65535 workgroups on WebGPU; ` +
+        "use a larger blockSize",
+    );
+  }
+  const full: BlockSparseSpec = { ...spec, groups: b * h, heads: h, n, d };
+  const ins = keyMask ? [q, k, v, keyMask] : [q, k, v];
+  const [o, lse] = bind(forwardPrim, ins, { spec: full, masked: !!keyMask });
+  return [o, lse];
+}
+
+/** The primitives, for tests. */
+export const BLOCK_SPARSE_PRIMITIVES: {
+  forward: Primitive<Params>;
+  backward: Primitive<Params>;
+} = { forward: forwardPrim, backward: backwardPrim };

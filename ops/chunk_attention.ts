@@ -1,0 +1,154 @@
+/**
+ * The fused chunk-attention primitive: masked `softmax(q k^T) v` and its logsumexp for many
+ * independent rows of queries and key slots in one kernel, with a backward primitive that
+ * recomputes the probabilities (flash-attention style) instead of storing them. LSH, local
+ * and full attention all reduce to it (`nn/chunk_attention.ts` prepares the inputs).
+ * @module
+ */
+import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import {
+  chunkAttentionCpu,
+  chunkAttentionGradCpu,
+  type ChunkAttnSpec,
+} from "../kernels/cpu/chunk_attention.ts";
+import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
+import {
+  CHUNK_ATTN_MAX_BUFFERS,
+  chunkAttentionGpu,
+  chunkAttentionGradGpu,
+} from "../kernels/webgpu/chunk_attention.ts";
+import { bind, definePrimitive, openTracesOf, type Primitive } from "./primitive.ts";
+import { fmt, Tensor } from "./tensor.ts";
+import { sameDevice } from "./kernel.ts";
+import { mul, sub } from "./binary.ts";
+import { sum } from "./reduce.ts";
+
+export type { ChunkAttnSpec } from "../kernels/cpu/chunk_attention.ts";
+
+function launch(
+  inputs: readonly (Tensor | null)[],
+  s: ChunkAttnSpec,
+  grad: boolean,
+  shapes: (readonly number[])[],
+): Tensor[] {
+  const dev = inputs[0]!.backend;
+  const st = inputs.map((t) => t?.storage ?? null);
+  const out = dev.name === "cpu"
+    ? (grad ? chunkAttentionGradCpu : chunkAttentionCpu)(
+      dev as CpuDevice,
+      st as (CpuStorage | null)[],
+      s,
+    )
+    : (grad ? chunkAttentionGradGpu : chunkAttentionGpu)(
+      dev as GpuDevice,
+      st as (GpuStorage | null)[],
+      s,
+    );
+  return out.map((o, i) => Tensor.fromStorage(dev, o, shapes[i], "f32"));
+}
+
+const withBias = (xs: readonly Tensor[], s: ChunkAttnSpec) =>
+  s.hasBias ? [...xs] : [...xs.slice(0, 5), null, ...xs.slice(5)];
+
+const gradPrim = definePrimitive<ChunkAttnSpec>({
+  name: "chunkAttentionGrad",
+  forward: (xs, s) =>
+    launch(withBias(xs, s), s, true, [[s.rows, s.nq, s.dim], [s.rows, s.nk, s.dim], [
+      s.rows,
+      s.nk,
+      s.dim,
+    ]]),
+  vjp: "none",
+});
+
+const fwdPrim = definePrimitive<ChunkAttnSpec>({
+  name: "chunkAttention",
+  forward: (xs, s) =>
+    launch(withBias(xs, s), s, false, [[s.rows, s.nq, s.dim], [s.rows, s.nq], [
+      s.rows,
+      s.nq,
+      2,
+    ]]),
+  vjp: ([dO, dLse], { inputs, outputs, params: s }) => {
+    if (inputs.some((t) => t.node && openTracesOf(t.node.traces))) {
+      throw new TypeError(
+        "chunkAttention: second-order gradients (grad of grad) are not supported by the fused " +
+          "kernel; use nn.attendChunks (the plain composition) for them",
+      );
+    }
+    const [q, k, v, qpos, kcode] = inputs;
+    // delta = rowsum(dO * o) - dLse: the softmax Jacobian's row term, and the lse's own.
+    using go = mul(dO, outputs[0]);
+    using rs = sum(go, -1);
+    using delta = sub(rs, dLse);
+    const rest = s.hasBias ? [inputs[5]] : [];
+    const [dq, dk, dv] = bind(gradPrim, [q, k, v, qpos, kcode, ...rest, outputs[2], dO, delta], s);
+    return [dq, dk, dv, null, null, ...rest.map(() => null)];
+  },
+});
+
+/** Whether a device can run the fused kernels (enough storage bindings per shader). */
+export function fusedChunkAttentionSupported(t: Tensor): boolean {
+  if (t.device === "cpu") return true;
+  const limits = (t.backend as GpuDevice).device.limits;
+  return limits.maxStorageBuffersPerShaderStage >= CHUNK_ATTN_MAX_BUFFERS;
+}
+
+/**
+ * Fused chunk attention: for each of `R` rows, queries `q [R, C, D]` against key slots
+ * `k, v [R, K, D]`. A key is masked (logit replaced by `maskValue`) where its code `kcode
+ * [R, K]` is negative (the code of a masked key at position `p` is `-p - 1`) or, when causal,
+ * its position exceeds the query's `qpos [R, C]`; with `selfMask` equal positions get
+ * `selfValue`; `bias [R, C, K]` is then added. Returns `o [R, C, D]`, `lse [R, C]` and the
+ * backward pass's `stat [R, C, 2]`. Differentiable in `q`, `k`, `v` (first order).
+ *
+ * @example
+ * ```ts
+ * import { fusedChunkAttention, ones, tensor } from "@longseq/tensor";
+ * const pos = tensor(new Int32Array([0, 1]), { shape: [1, 2] });
+ * const [o, lse] = fusedChunkAttention(ones([1, 2, 4]), ones([1, 2, 4]), ones([1, 2, 4]), pos, pos,
+ *   null, { causal: true, selfMask: false, maskValue: -1e9, selfValue: -1e5 });
+ * console.log(o.shape, lse.shape); // [1, 2, 4] [1, 2]
+ * ```
+ */
+export function fusedChunkAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  qpos: Tensor,
+  kcode: Tensor,
+  bias: Tensor | null,
+  flags: Pick<ChunkAttnSpec, "causal" | "selfMask" | "maskValue" | "selfValue">,
+): Tensor[] {
+  const op = "fusedChunkAttention";
+  const [rows, nq, dim] = q.shape;
+  const nk = k.shape[1];
+  const want: [string, Tensor | null, number[], string][] = [
+    ["q", q, [rows, nq, dim], "f32"],
+    ["k", k, [rows, nk, dim], "f32"],
+    ["v", v, [rows, nk, dim], "f32"],
+    ["qpos", qpos, [rows, nq], "i32"],
+    ["kcode", kcode, [rows, nk], "i32"],
+    ["bias", bias, [rows, nq, nk], "f32"],
+  ];
+  for (const [name, t, shape, dtype] of want) {
+    if (t === null) continue;
+    if (!(t instanceof Tensor) || fmt(t.shape) !== fmt(shape) || t.dtype !== dtype) {
+      throw new RangeError(
+        `${op}: ${name} must be ${dtype}${fmt(shape)} (q is ${fmt(q.shape)}, k ${
+          fmt(k.shape)
+        }), got ${t instanceof Tensor ? `${t.dtype}${fmt(t.shape)}` : typeof t}`,
+      );
+    }
+  }
+  const xs = [q, k, v, qpos, kcode, ...(bias ? [bias] : [])];
+  sameDevice(op, xs);
+  const spec: ChunkAttnSpec = { rows, nq, nk, dim, hasBias: bias !== null, ...flags };
+  return bind(fwdPrim, xs, spec);
+}
+
+/** The forward and backward primitives, for tests of the VJP rule. */
+export const CHUNK_ATTENTION_PRIMITIVES: {
+  readonly forward: Primitive<ChunkAttnSpec>;
+  readonly backward: Primitive<ChunkAttnSpec>;
+} = { forward: fwdPrim, backward: gradPrim };

@@ -80,3 +80,31 @@ export {
   type PatternSpec,
   stridedPattern,
 } from "./sparse_patterns.ts";
+export {
+  type AttentionOverride,
+  type ReformerAttention,
+  type ReformerAttnParams,
+  type ReformerBlockParams,
+  type ReformerFFParams,
+  type ReversibleBlocks,
+  reversibleBlocks,
+  type ReversibleBlocksConfig,
+  type ReversibleBlocksOptions,
+} from "./reversible_blocks.ts";
+export {
+  type LanguageModel,
+  type ReformerApplyOptions,
+  reformerLM,
+  type ReformerLMConfig,
+  type ReformerLMParams,
+  type ReformerLossOptions,
+} from "./reformer.ts";
+export {
+  type SparseApplyOptions,
+  type SparseBlockParams,
+  type SparseLossOptions,
+  sparseTransformerLM,
+  type SparseTransformerLMConfig,
+  type SparseTransformerLMParams,
+} from "./sparse_transformer.ts";
+export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./lm_frame.ts";

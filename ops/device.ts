@@ -12,7 +12,10 @@ let fallback: Device = cpu;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
-  /** Backend to use by default. Without it, WebGPU is used when an adapter exists. */
+  /**
+   * Backend to use by default. Without it, the `LONGSEQ_BACKEND` environment variable decides
+   * (`cpu` or `webgpu`), else WebGPU is used when an adapter exists.
+   */
   backend?: DeviceName;
   /** Suppresses the one line printed when falling back to the CPU. */
   quiet?: boolean;
@@ -39,7 +42,8 @@ export interface InitResult {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
-  const { backend, quiet = false } = options;
+  const { quiet = false } = options;
+  const backend = options.backend ?? envBackend();
   if (backend !== undefined && backend !== "cpu" && backend !== "webgpu") {
     throw new TypeError(
       `init: unknown backend ${JSON.stringify(backend)}; expected "webgpu" or "cpu"`,
@@ -73,6 +77,16 @@ export function getDevice(name?: DeviceName): Device {
     return gpu;
   }
   throw new TypeError(`getDevice: unknown device ${JSON.stringify(name)}`);
+}
+
+/** The backend named by the `LONGSEQ_BACKEND` environment variable, if readable and set. */
+function envBackend(): DeviceName | undefined {
+  try {
+    const v = Deno.env.get("LONGSEQ_BACKEND");
+    return v ? (v as DeviceName) : undefined;
+  } catch {
+    return undefined; // no env permission: fall back to auto-detection
+  }
 }
 
 /** Names of the devices available now (the CPU, plus WebGPU once initialised). */

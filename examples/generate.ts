@@ -1,0 +1,156 @@
+/**
+ * Samples from a checkpoint written by `char_lm.ts` (bytes, printed as text as they come) or
+ * `copy_task.ts` (token ids), with temperature and top-k, from a prompt.
+ *
+ * Decoding recomputes: each new token runs the model over the whole context window (the last
+ * `maxLen` tokens), and only the last position's logits are read back. The models expose no
+ * per-layer cache, and for LSH attention a cache would not be exact anyway: a new query can
+ * land in any bucket, so the keys it sees depend on a re-sort of every hashed position (the
+ * hash rotations are fixed by `--seed`, so earlier positions hash the same way every time).
+ * Cost per token is one forward pass, `O(n log n)` with LSH instead of `O(1)` amortised.
+ *
+ * Run: `deno run -A examples/generate.ts --checkpoint runs/char_lm/checkpoint.safetensors
+ * --prompt "The " --length 200 --temperature 0.8 --top-k 40`
+ * @module
+ */
+import { random, scope, slice, tensor } from "../mod.ts";
+import type { Tensor } from "../mod.ts";
+import { loadCheckpoint } from "../nn/checkpoint_io.ts";
+import { reformerLM, type ReformerLMConfig } from "../nn/reformer.ts";
+import { sparseTransformerLM, type SparseTransformerLMConfig } from "../nn/sparse_transformer.ts";
+import { mulberry32 } from "./lib/data.ts";
+import { disposeTree, initDevice, parseFlags, runMain, usageError } from "./lib/train.ts";
+
+const USAGE = `usage: deno run -A examples/generate.ts [flags]
+
+Samples tokens from a checkpoint of char_lm.ts (printed as text) or copy_task.ts (token ids).`;
+
+const FLAGS = {
+  checkpoint: {
+    type: "string",
+    default: "runs/char_lm/checkpoint.safetensors",
+    help: "Checkpoint to sample from",
+  },
+  prompt: { type: "string", default: "The ", help: "Text prompt (byte models)" },
+  tokens: { type: "string", default: "", help: "Prompt as token ids, e.g. 0,5,3 (any model)" },
+  length: { type: "int", default: 200, help: "Tokens to generate" },
+  temperature: { type: "float", default: 0.8, help: "Softmax temperature (0: greedy)" },
+  topK: { type: "int", default: 40, help: "Sample among the k most likely tokens (0: all)" },
+  seed: { type: "int", default: 0, help: "Seed of the sampling and the LSH rotations" },
+  device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
+} as const;
+
+/** A model rebuilt from a checkpoint's config: `maxLen` and a last-position logits function. */
+interface Sampler {
+  maxLen: number;
+  vocab: number;
+  /** Logits `[vocab]` of the last position of `context`. */
+  next(context: readonly number[]): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** Rebuilds the model named by the checkpoint's metadata and loads its params. */
+async function loadSampler(path: string, seed: number): Promise<Sampler> {
+  const { tree, metadata } = await loadCheckpoint<{ params: unknown; opt: unknown }>(path);
+  disposeTree(tree.opt);
+  let config: { example?: string; model?: Record<string, unknown> };
+  try {
+    config = JSON.parse(metadata.config ?? "");
+  } catch {
+    disposeTree(tree.params);
+    throw new RangeError(`${path} has no model config in its metadata (not written by an example)`);
+  }
+  const c = config.model ?? {};
+  // deno-lint-ignore no-explicit-any
+  let model: { maxLen: number; apply(p: any, t: Tensor, o?: { key?: Tensor }): Tensor };
+  if (config.example === "mnist_sparse" || "pattern" in c) {
+    model = sparseTransformerLM(c as unknown as SparseTransformerLMConfig);
+  } else model = reformerLM(c as unknown as ReformerLMConfig);
+  const key = random.key(seed + 1);
+  return {
+    maxLen: model.maxLen,
+    vocab: c.vocab as number,
+    async next(context) {
+      const n = context.length;
+      const last = scope(() => {
+        const tokens = tensor(Int32Array.from(context), { dtype: "i32", shape: [1, n] });
+        const logits = model.apply(tree.params, tokens, { key });
+        return slice(logits, [0, n - 1, 0], [1, n, undefined]);
+      });
+      const data = await last.data() as Float32Array;
+      last.dispose();
+      return data;
+    },
+    dispose() {
+      disposeTree(tree.params);
+      key.dispose();
+    },
+  };
+}
+
+/**
+ * Draws a token from `logits` with temperature (0: argmax) and top-k (0: all), using `rand`
+ * (uniform in [0, 1)).
+ */
+export function sampleToken(
+  logits: ArrayLike<number>,
+  temperature: number,
+  topK: number,
+  rand: () => number,
+): number {
+  const ids = Array.from({ length: logits.length }, (_, i) => i);
+  ids.sort((a, b) => logits[b] - logits[a] || a - b);
+  if (temperature <= 0) return ids[0];
+  const keep = topK > 0 ? ids.slice(0, topK) : ids;
+  const top = logits[keep[0]];
+  const w = keep.map((i) => Math.exp((logits[i] - top) / temperature));
+  let u = rand() * w.reduce((a, b) => a + b, 0);
+  for (let j = 0; j < keep.length; j++) {
+    u -= w[j];
+    if (u < 0) return keep[j];
+  }
+  return keep[keep.length - 1];
+}
+
+async function main(): Promise<void> {
+  const f = parseFlags(USAGE, FLAGS);
+  if (f.temperature < 0) throw usageError(`--temperature must be >= 0, got ${f.temperature}`);
+  if (f.topK < 0) throw usageError(`--top-k must be >= 0, got ${f.topK}`);
+  const { line } = await initDevice(f.device);
+  console.error(line);
+  const sampler = await loadSampler(f.checkpoint, f.seed);
+  try {
+    const bytes = sampler.vocab === 256 && !f.tokens;
+    const prompt = f.tokens
+      ? f.tokens.split(/[\s,]+/).filter(Boolean).map(Number)
+      : Array.from(new TextEncoder().encode(f.prompt));
+    if (!prompt.length) throw usageError("the prompt is empty");
+    if (prompt.some((t) => !Number.isInteger(t) || t < 0 || t >= sampler.vocab)) {
+      throw usageError(`prompt tokens must be integers in 0..${sampler.vocab - 1}`);
+    }
+    const out = (s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s));
+    const dec = new TextDecoder("utf-8", { fatal: false });
+    const show = (t: number) =>
+      out(bytes ? dec.decode(new Uint8Array([t]), { stream: true }) : ` ${t}`);
+    prompt.forEach(show);
+    const rand = mulberry32(f.seed);
+    const context = [...prompt];
+    const t0 = performance.now();
+    for (let i = 0; i < f.length; i++) {
+      const window = context.slice(-sampler.maxLen);
+      const logits = await sampler.next(window);
+      const t = sampleToken(logits, f.temperature, f.topK, rand);
+      context.push(t);
+      show(t);
+    }
+    if (bytes) out(dec.decode());
+    const s = (performance.now() - t0) / 1000;
+    console.error(
+      `\n\n${f.length} tokens in ${s.toFixed(1)} s (${(f.length / s).toFixed(1)} tokens/s)`,
+    );
+  } finally {
+    sampler.dispose();
+  }
+}
+
+if (import.meta.main) await runMain("generate", main);

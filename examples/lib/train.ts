@@ -1,0 +1,385 @@
+/**
+ * The training loop shared by the examples: one step (`valueAndGrad` + optimizer update
+ * inside a `scope`), metrics read back in batches (one readback per `logEvery` steps,
+ * since a GPU readback costs milliseconds), a progress bar, JSON-lines metrics and an SVG loss
+ * curve, safetensors checkpoints every N steps written atomically, `--resume`, and a checkpoint
+ * on Ctrl-C. Everything random is a function of `(seed, step)`: the data batch, the step's PRNG
+ * key, and the initial params, so a resumed run reproduces an uninterrupted one.
+ * @module
+ */
+import {
+  memory,
+  optim,
+  random,
+  scope,
+  stack,
+  type Tensor,
+  treeTensors,
+  valueAndGrad,
+} from "../../mod.ts";
+import { loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint_io.ts";
+import { MetricsLog, ProgressBar, readMetrics } from "./progress.ts";
+import { lineChartSvg } from "./plot.ts";
+
+export {
+  type FlagSpec,
+  type FlagValues,
+  initDevice,
+  parseFlags,
+  runMain,
+  usageError,
+} from "./cli.ts";
+
+/** What a loss function returns: the scalar loss, plus scalar metrics to log (e.g. accuracy). */
+export interface LossOutput {
+  /** f32 scalar, differentiated. */
+  loss: Tensor;
+  /** f32 scalars, not differentiated; logged as `name` per step. */
+  metrics?: Record<string, Tensor>;
+}
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions<P, B> {
+  /** Short name shown before the progress bar. */
+  label: string;
+  /** Title of the loss plot (default: `label`). */
+  plotTitle?: string;
+  /** Folder for `checkpoint.safetensors`, `metrics.jsonl` and `loss.svg` (created). */
+  outDir: string;
+  /** Step to stop after (a resumed run continues up to it). */
+  steps: number;
+  /** Seed of the step keys (the data and init use their own, see the example). */
+  seed: number;
+  /** The optimizer. */
+  optimizer: optim.GradientTransformation;
+  /** Fresh params, built in a `scope` (when resuming: the template the checkpoint must match). */
+  initParams: () => P;
+  /** Host-side batch number `step` (0-based); must depend only on `step` for resumes. */
+  batchAt: (step: number) => B;
+  /** The loss of `params` on `batch`; `key` is this step's PRNG key (dropout, LSH hashing). */
+  lossFn: (params: P, batch: B, key: Tensor) => LossOutput;
+  /** Tokens per step (for tokens/s). */
+  tokensPerStep: number;
+  /** Save a checkpoint every this many steps (0: only at the end and on Ctrl-C). */
+  checkpointEvery?: number;
+  /** Read metrics back every this many steps (default 1 on the CPU, 10 on WebGPU). */
+  logEvery?: number;
+  /** Checkpoint to resume from (a path), or undefined for a fresh start. */
+  resume?: string;
+  /** Stored in the checkpoint's metadata as JSON (model config, flags). */
+  config: Record<string, unknown>;
+  /** Optional evaluation every `evalEvery` steps and at the end; returns figures to log. */
+  evaluate?: (params: P, step: number) => Promise<Record<string, number>>;
+  /** Steps between evaluations (default: only at the end). */
+  evalEvery?: number;
+  /** Stop early once `evaluate`'s figures satisfy this (checked after each evaluation). */
+  stopWhen?: (figures: Record<string, number>) => boolean;
+  /** Where progress goes (default: the terminal). */
+  write?: (text: string) => void;
+  /** Skip installing the Ctrl-C handler (tests). */
+  noSignals?: boolean;
+}
+
+/** What {@linkcode train} returns. */
+export interface TrainResult<P> {
+  /** Final params (the caller owns them). */
+  params: P;
+  /** Steps completed. */
+  step: number;
+  /** True when Ctrl-C stopped the run early (a checkpoint was saved). */
+  interrupted: boolean;
+  /** The last logged figures (loss and metrics). */
+  last: Record<string, number>;
+  /** The last evaluation's figures, if any. */
+  evaluation: Record<string, number>;
+  /** Wall seconds spent in this call. */
+  seconds: number;
+  /** Tokens per second over this call. */
+  tokensPerSecond: number;
+  /** Peak live bytes on the default device during the run. */
+  peakBytes: number;
+}
+
+/** The tree a checkpoint holds. */
+interface CkptTree<P> {
+  params: P;
+  opt: unknown;
+  step: number;
+}
+
+/** Paths of the files a run writes into `outDir`. */
+export function runFiles(outDir: string): { checkpoint: string; metrics: string; plot: string } {
+  return {
+    checkpoint: `${outDir}/checkpoint.safetensors`,
+    metrics: `${outDir}/metrics.jsonl`,
+    plot: `${outDir}/loss.svg`,
+  };
+}
+
+/** Disposes every tensor in a tree. */
+export function disposeTree(tree: unknown): void {
+  for (const t of treeTensors(tree)) t.dispose();
+}
+
+/** The PRNG key of training step `step` (pure in `(seed, step)`). */
+export function stepKey(seed: number, step: number): Tensor {
+  return scope(() => random.foldIn(random.key(seed), step));
+}
+
+/**
+ * Saves params, optimizer state and step to `path` (atomically), with `config` as metadata.
+ */
+export async function saveRun<P>(
+  path: string,
+  tree: CkptTree<P>,
+  config: Record<string, unknown>,
+): Promise<void> {
+  await saveCheckpoint(path, tree, { metadata: { config: JSON.stringify(config) } });
+}
+
+/** Settings that may change between a run and its resumption without a note. */
+const RUN_CONTROL = new Set([
+  "steps",
+  "resume",
+  "out",
+  "device",
+  "logEvery",
+  "checkpointEvery",
+  "evalEvery",
+]);
+
+/** Dotted keys (one level deep) whose values differ between two configs. */
+function configDiff(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const flat = (c: Record<string, unknown>) => {
+    const out = new Map<string, string>();
+    for (const [k, v] of Object.entries(c)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) {
+        for (const [k2, v2] of Object.entries(v)) {
+          if (!RUN_CONTROL.has(k2)) out.set(`${k}.${k2}`, JSON.stringify(v2));
+        }
+      } else out.set(k, JSON.stringify(v));
+    }
+    return out;
+  };
+  const fa = flat(a), fb = flat(b);
+  return [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => fa.get(k) !== fb.get(k));
+}
+
+/** Drops metrics rows after `step` (a run that went on past its last checkpoint). */
+function truncateMetrics(path: string, step: number): void {
+  let rows: Record<string, unknown>[];
+  try {
+    rows = readMetrics(path);
+  } catch {
+    return;
+  }
+  const kept = rows.filter((r) => typeof r.step !== "number" || r.step <= step);
+  Deno.writeTextFileSync(path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+}
+
+/**
+ * Writes the loss curve of `metrics.jsonl` as `loss.svg`: training and evaluation bits
+ * (`bpb`, `bpd`, `validBpb`, `testBpd`) where the run logs them, else the training loss in nats.
+ */
+export function writeLossPlot(outDir: string, title: string): void {
+  const files = runFiles(outDir);
+  let rows: Record<string, unknown>[];
+  try {
+    rows = readMetrics(files.metrics);
+  } catch {
+    return;
+  }
+  const bits = rows.some((r) => typeof r.bpb === "number" || typeof r.bpd === "number");
+  const pick = bits ? /^(bpb|bpd|validBpb|testBpd)$/ : /^loss$/;
+  const series = new Map<string, [number, number][]>();
+  for (const r of rows) {
+    if (typeof r.step !== "number") continue;
+    for (const [k, v] of Object.entries(r)) {
+      if (typeof v !== "number" || !pick.test(k)) continue;
+      if (!series.has(k)) series.set(k, []);
+      series.get(k)!.push([r.step, v]);
+    }
+  }
+  if (!series.size) return;
+  const names: Record<string, string> = {
+    loss: "training loss",
+    bpb: "training",
+    bpd: "training",
+    validBpb: "validation",
+    testBpd: "test",
+  };
+  const svg = lineChartSvg(
+    [...series].map(([k, points]) => ({ name: names[k] ?? k, points })),
+    { title, xLabel: "step", yLabel: bits ? "bits per token" : "nats per token", logY: !bits },
+  );
+  Deno.writeTextFileSync(files.plot, svg);
+}
+
+/**
+ * Runs the training loop. Each step: batch `batchAt(step)`, key `stepKey(seed, step)`,
+ * `valueAndGrad(lossFn)`, `optimizer.update`, `applyUpdates`, all inside one `scope`, after
+ * which the old params and state are disposed (live memory stays flat). Loss and metrics are
+ * kept on the device and read back together every `logEvery` steps, then appended to
+ * `metrics.jsonl`. Checkpoints go to `outDir/checkpoint.safetensors`.
+ */
+export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>> {
+  const files = runFiles(o.outDir);
+  Deno.mkdirSync(o.outDir, { recursive: true });
+  const write = o.write ?? ((s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s)));
+  const say = (s: string) => write(`${s}\n`);
+
+  let params = scope(() => o.initParams());
+  let opt = o.optimizer.init(params);
+  let start = 0;
+  if (o.resume) {
+    const { tree, metadata } = await loadCheckpoint<CkptTree<P>>(o.resume, {
+      like: { params, opt, step: 0 },
+    });
+    disposeTree(params);
+    disposeTree(opt);
+    params = tree.params;
+    opt = await optim.restoreSteps(tree.opt);
+    start = tree.step;
+    const differs = configDiff(metadata.config ? JSON.parse(metadata.config) : {}, o.config);
+    truncateMetrics(files.metrics, start);
+    say(`resumed from ${o.resume} at step ${start}`);
+    if (differs.length) {
+      say(`note: these settings differ from the checkpoint's: ${differs.join(", ")}`);
+    }
+  }
+  const log = new MetricsLog(files.metrics, { truncate: !o.resume });
+  const logEvery = o.logEvery ?? (params && treeTensors(params)[0]?.device === "webgpu" ? 10 : 1);
+  // Plain lines only where fresh metrics were read back (every a multiple of logEvery).
+  const every = Math.max(1, Math.ceil(Math.round((o.steps - start) / 20) / logEvery)) * logEvery;
+  const bar = new ProgressBar({ total: o.steps, start, label: o.label, write, every });
+  const t0 = performance.now();
+  let stopRequested = false;
+  let interrupted = false;
+  const onSigint = () => {
+    if (stopRequested) Deno.exit(130);
+    stopRequested = true;
+    bar.log("Ctrl-C: saving a checkpoint after this step (press again to quit now)");
+  };
+  if (!o.noSignals) Deno.addSignalListener("SIGINT", onSigint);
+
+  const grads = valueAndGrad(
+    (p: P, batch: B, key: Tensor) => {
+      const out = o.lossFn(p, batch, key);
+      return [out.loss, out.metrics ?? {}];
+    },
+    { hasAux: true },
+  );
+  type Pending = { step: number; values: Tensor };
+  let pending: Pending[] = [];
+  let metricNames: string[] = [];
+  let last: Record<string, number> = {};
+  let evaluation: Record<string, number> = {};
+  let lastYield = performance.now();
+  let tokensDone = 0;
+
+  const flushMetrics = async () => {
+    if (!pending.length) return;
+    const all = scope(() => stack(pending.map((p) => p.values)));
+    const data = await all.data();
+    all.dispose();
+    const width = metricNames.length + 1;
+    pending.forEach((p, i) => {
+      const rec: Record<string, number> = { loss: data[i * width] };
+      metricNames.forEach((n, j) => (rec[n] = data[i * width + j + 1]));
+      log.log({ step: p.step, ...rec, time: Number(((performance.now() - t0) / 1000).toFixed(3)) });
+      last = rec;
+      p.values.dispose();
+    });
+    pending = [];
+    if (!Number.isFinite(last.loss)) {
+      throw new RangeError(`training diverged: loss is ${last.loss} at step ${pendingStep}`);
+    }
+  };
+  let pendingStep = start;
+  const checkpoint = async (step: number) => {
+    await saveRun(files.checkpoint, { params, opt, step }, o.config);
+    writeLossPlot(o.outDir, o.plotTitle ?? o.label);
+  };
+  let evaluatedAt = -1;
+  const runEval = async (step: number) => {
+    if (!o.evaluate || evaluatedAt === step) return;
+    evaluatedAt = step;
+    await flushMetrics();
+    evaluation = await o.evaluate(params, step);
+    log.log({ step, ...evaluation });
+    bar.log(
+      `step ${step}: ` +
+        Object.entries(evaluation).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(" "),
+    );
+  };
+
+  let step = start;
+  try {
+    while (step < o.steps) {
+      const batch = o.batchAt(step);
+      using key = stepKey(o.seed, step);
+      const next = scope(() => {
+        const [[loss, metrics], g] = grads(params, batch, key) as unknown as [
+          [Tensor, Record<string, Tensor>],
+          P,
+        ];
+        const [updates, state] = o.optimizer.update(g, opt, params);
+        metricNames = Object.keys(metrics);
+        const values = stack([loss, ...metricNames.map((n) => metrics[n])].map((t) => t.view([])));
+        return { params: optim.applyUpdates(params, updates), opt: state, values };
+      });
+      disposeTree(params);
+      disposeTree(opt);
+      params = next.params;
+      opt = next.opt;
+      step++;
+      pendingStep = step;
+      pending.push({ step, values: next.values });
+      tokensDone += o.tokensPerStep;
+      if (pending.length >= logEvery || step === o.steps) await flushMetrics();
+      bar.update(step, {
+        loss: last.loss,
+        tokens: o.tokensPerStep,
+        extra: Object.fromEntries(Object.entries(last).filter(([k]) => k !== "loss")),
+      });
+      if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) {
+        await flushMetrics();
+        await checkpoint(step);
+      }
+      if (o.evalEvery && step % o.evalEvery === 0 && step < o.steps) {
+        await runEval(step);
+        if (o.stopWhen?.(evaluation)) break;
+      }
+      // Let the event loop deliver Ctrl-C (a CPU-only loop never awaits anything real).
+      if (performance.now() - lastYield > 100) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastYield = performance.now();
+      }
+      if (stopRequested) {
+        interrupted = true;
+        break;
+      }
+    }
+    await flushMetrics();
+    bar.done();
+    if (!interrupted) await runEval(step);
+    await checkpoint(step);
+    say(`${interrupted ? "interrupted; " : ""}checkpoint: ${files.checkpoint} (step ${step})`);
+  } finally {
+    if (!o.noSignals) Deno.removeSignalListener("SIGINT", onSigint);
+    log.close();
+    for (const p of pending) p.values.dispose();
+  }
+  disposeTree(opt);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    params,
+    step,
+    interrupted,
+    last,
+    evaluation,
+    seconds,
+    tokensPerSecond: tokensDone / Math.max(seconds, 1e-9),
+    peakBytes: memory().peakBytes,
+  };
+}

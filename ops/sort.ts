@@ -255,13 +255,8 @@ export function scatterByIndex(g: Tensor, idx: Tensor): Tensor {
 /**
  * The primitives behind this module, for the autodiff walker and for tests of their VJP rules:
  * `sort` (outputs `[values, indices]`, params `{descending, withValues}`), `argsort` (no
- * gradient), `gatherByIndex` and `scatterByIndex` (inputs `[x, idx]`).
- *
- * @example
- * ```ts
- * import { sortPrimitives } from "@longseq/tensor";
- * console.log(sortPrimitives.argsort.vjp); // "none"
- * ```
+ * gradient, so its `vjp` is `"none"`), `gatherByIndex` and `scatterByIndex` (inputs `[x, idx]`).
+ * Not part of the public API (`mod.ts` does not export it).
  */
 export const sortPrimitives: {
   readonly sort: Primitive<SortParams>;

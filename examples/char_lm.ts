@@ -13,7 +13,7 @@
  * @module
  */
 import { bitsPerToken } from "../nn/losses.ts";
-import { optim, random, scope, tensor, treeTensors } from "../mod.ts";
+import { random, scope, tensor, treeTensors } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { reformerLM, type ReformerLMParams } from "../nn/reformer.ts";
 import {
@@ -28,10 +28,13 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
+  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
   train,
+  trainingFlags,
+  trainOptionsFromFlags,
   usageError,
 } from "./lib/train.ts";
 
@@ -40,13 +43,19 @@ const USAGE = `usage: deno run -A examples/char_lm.ts [flags]
 Trains a byte-level Reformer LM on enwik8 (--data enwik8.zip) or the Brown corpus (default)
 and reports training loss, validation bits per byte, tokens/s and peak memory.`;
 
+const TRAINING = {
+  steps: 300,
+  batch: 8,
+  lr: 2e-3,
+  clip: true,
+  out: "runs/char_lm",
+  evalBatches: 8,
+} as const;
+
 const FLAGS = {
   data: { type: "string", default: "", help: "Path to enwik8.zip (default: the Brown corpus)" },
   len: { type: "int", default: 128, help: "Training sequence length (bytes)" },
-  dModel: { type: "int", default: 64, help: "Model width" },
-  dFF: { type: "int", default: 128, help: "Feed-forward hidden width" },
-  heads: { type: "int", default: 4, help: "Attention heads" },
-  layers: { type: "int", default: 2, help: "Reversible layers" },
+  ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 2 }),
   attention: {
     type: "string",
     default: "lsh",
@@ -63,23 +72,10 @@ const FLAGS = {
   ffChunks: { type: "int", default: 1, help: "Slices the feed-forward runs over" },
   lmHeadChunks: { type: "int", default: 1, help: "Slices the head and loss run over" },
   dropout: { type: "float", default: 0, help: "Dropout rate" },
-  steps: { type: "int", default: 300, help: "Training steps" },
-  batch: { type: "int", default: 8, help: "Sequences per step" },
-  lr: { type: "float", default: 2e-3, help: "Peak learning rate (Adam, clipped at norm 1)" },
-  warmup: { type: "int", default: 50, help: "Linear warm-up steps" },
-  seed: { type: "int", default: 0, help: "Seed of the init, the data and the LSH rotations" },
-  device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
-  out: { type: "string", default: "runs/char_lm", help: "Folder for checkpoint, metrics, plot" },
-  resume: {
-    type: "string",
-    default: "",
-    bare: "auto",
-    help: "Resume from a checkpoint (bare: OUT/checkpoint.safetensors)",
-  },
-  checkpointEvery: { type: "int", default: 100, help: "Checkpoint every N steps (0: end only)" },
-  logEvery: { type: "int", default: 0, help: "Read metrics back every N steps (0: auto)" },
-  evalEvery: { type: "int", default: 100, help: "Validate every N steps (0: at the end only)" },
-  evalBatches: { type: "int", default: 8, help: "Validation batches (consecutive windows)" },
+  ...trainingFlags(TRAINING, {
+    evalEvery: "Validate every N steps (0: at the end only)",
+    evalBatches: "Validation batches (consecutive windows)",
+  }),
 } as const;
 
 type Flags = FlagValues<typeof FLAGS>;
@@ -172,13 +168,6 @@ async function main(): Promise<void> {
   const result = await train({
     label: "char_lm",
     plotTitle: `Reformer byte LM on ${name}`,
-    outDir: f.out,
-    steps: f.steps,
-    seed: f.seed + 2,
-    optimizer: optim.chain(
-      optim.clipByGlobalNorm(1),
-      optim.adam(optim.warmupThen(Math.max(1, f.warmup), optim.constant(f.lr))),
-    ),
     initParams: () => model.init(random.key(f.seed)),
     batchAt: (step) => lmBatch(splits.train, { batch: f.batch, len: f.len, seed: f.seed }, step),
     lossFn: (params, batch, key) => {
@@ -187,11 +176,7 @@ async function main(): Promise<void> {
       return { loss, metrics: { bpb: bitsPerToken(loss) } };
     },
     tokensPerStep: f.batch * f.len,
-    checkpointEvery: f.checkpointEvery,
-    logEvery: f.logEvery || undefined,
-    resume: f.resume === "auto" ? files.checkpoint : f.resume || undefined,
-    config: { example: "char_lm", model: config, flags: f },
-    evalEvery: f.evalEvery,
+    ...trainOptionsFromFlags(f, { example: "char_lm", model: config, clip: TRAINING.clip }),
     evaluate: validate,
   });
   disposeTree(result.params);

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { argmax, cast, equal, mul, nn, optim, random, scope, sum, tensor } from "../mod.ts";
+import { argmax, cast, equal, mul, nn, random, scope, sum, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { reformerLM, type ReformerLMParams } from "../nn/reformer.ts";
 import type { AttentionOverride } from "../nn/reversible_blocks.ts";
@@ -25,10 +25,13 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
+  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
   train,
+  trainingFlags,
+  trainOptionsFromFlags,
   usageError,
 } from "./lib/train.ts";
 
@@ -37,13 +40,19 @@ const USAGE = `usage: deno run -A examples/copy_task.ts [flags]
 Trains a Reformer LM on the duplication task "0 w 0 w" (Reformer paper, section 5) and prints
 copy accuracy evaluated with full attention and with LSH at 1, 2, 4 and 8 hashes.`;
 
+const TRAINING = {
+  steps: 500,
+  batch: 16,
+  lr: 3e-3,
+  clip: false,
+  out: "runs/copy_task",
+  evalBatches: 4,
+} as const;
+
 const FLAGS = {
   len: { type: "int", default: 64, help: "Sequence length (even; |w| = len/2 - 1)" },
   vocab: { type: "int", default: 64, help: "Vocabulary size incl. the separator 0" },
-  dModel: { type: "int", default: 64, help: "Model width" },
-  dFF: { type: "int", default: 128, help: "Feed-forward hidden width" },
-  heads: { type: "int", default: 4, help: "Attention heads" },
-  layers: { type: "int", default: 1, help: "Reversible layers" },
+  ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 1 }),
   attention: {
     type: "string",
     default: "lsh",
@@ -53,23 +62,7 @@ const FLAGS = {
   nHashes: { type: "int", default: 2, help: "LSH hash rounds in training" },
   evalHashes: { type: "string", default: "8,4,2,1", help: "LSH hash rounds to evaluate with" },
   chunkLen: { type: "int", default: 16, help: "LSH chunk length" },
-  steps: { type: "int", default: 500, help: "Training steps" },
-  batch: { type: "int", default: 16, help: "Sequences per step" },
-  lr: { type: "float", default: 3e-3, help: "Peak learning rate (Adam)" },
-  warmup: { type: "int", default: 50, help: "Linear warm-up steps" },
-  seed: { type: "int", default: 0, help: "Seed of the init, the data and the LSH rotations" },
-  device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
-  out: { type: "string", default: "runs/copy_task", help: "Folder for checkpoint, metrics, plot" },
-  resume: {
-    type: "string",
-    default: "",
-    bare: "auto",
-    help: "Resume from a checkpoint (bare: OUT/checkpoint.safetensors)",
-  },
-  checkpointEvery: { type: "int", default: 100, help: "Checkpoint every N steps (0: end only)" },
-  logEvery: { type: "int", default: 0, help: "Read metrics back every N steps (0: auto)" },
-  evalEvery: { type: "int", default: 100, help: "Evaluate every N steps (0: at the end only)" },
-  evalBatches: { type: "int", default: 4, help: "Held-out batches per evaluation" },
+  ...trainingFlags(TRAINING),
   stopAt: {
     type: "float",
     default: 0,
@@ -197,10 +190,6 @@ async function main(): Promise<void> {
   const result = await train({
     label: "copy",
     plotTitle: `Duplication task, len ${f.len}, vocab ${f.vocab}, trained with ${trained}`,
-    outDir: f.out,
-    steps: f.steps,
-    seed: f.seed + 2,
-    optimizer: optim.adam(optim.warmupThen(Math.max(1, f.warmup), optim.constant(f.lr))),
     initParams: () => model.init(random.key(f.seed)),
     batchAt: (step) =>
       copyTaskBatch({ batch: f.batch, len: f.len, vocab: f.vocab, seed: f.seed, step }),
@@ -211,11 +200,7 @@ async function main(): Promise<void> {
       return { loss, metrics: { acc: mul(correct, 1 / copyTokens) } };
     },
     tokensPerStep: f.batch * f.len,
-    checkpointEvery: f.checkpointEvery,
-    logEvery: f.logEvery || undefined,
-    resume: f.resume === "auto" ? files.checkpoint : f.resume || undefined,
-    config: { example: "copy_task", model: config, flags: f },
-    evalEvery: f.evalEvery,
+    ...trainOptionsFromFlags(f, { example: "copy_task", model: config, clip: TRAINING.clip }),
     evaluate: async (params) => ({ evalAcc: await evals.accuracy(params) }),
     stopWhen: f.stopAt > 0 ? (e) => e.evalAcc >= f.stopAt : undefined,
   });

@@ -10,7 +10,7 @@
  * @module
  */
 import { bitsPerToken } from "../nn/losses.ts";
-import { optim, random, scope, slice, tensor } from "../mod.ts";
+import { random, scope, slice, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { sparseTransformerLM, type SparseTransformerLMParams } from "../nn/sparse_transformer.ts";
 import { loadMnist, type MnistSplit, mulberry32 } from "./lib/data.ts";
@@ -20,10 +20,13 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
+  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
   train,
+  trainingFlags,
+  trainOptionsFromFlags,
   usageError,
 } from "./lib/train.ts";
 
@@ -32,36 +35,30 @@ const USAGE = `usage: deno run -A examples/mnist_sparse.ts [flags]
 Trains a Sparse Transformer LM (strided attention, stride 28) on MNIST pixels read as
 784-long sequences; reports bits per dimension and writes a grid of sampled digits.`;
 
+const TRAINING = {
+  steps: 200,
+  batch: 4,
+  lr: 3e-3,
+  clip: true,
+  out: "runs/mnist_sparse",
+  evalBatches: 4,
+} as const;
+
 const FLAGS = {
   levels: { type: "int", default: 4, help: "Pixel levels after quantisation (2..256)" },
-  dModel: { type: "int", default: 32, help: "Model width" },
-  dFF: { type: "int", default: 64, help: "Feed-forward hidden width" },
-  heads: { type: "int", default: 2, help: "Attention heads" },
-  layers: { type: "int", default: 2, help: "Residual blocks (alternating row / column)" },
+  ...modelSizeFlags(
+    { dModel: 32, dFF: 64, heads: 2, layers: 2 },
+    "Residual blocks (alternating row / column)",
+  ),
   stride: { type: "int", default: 28, help: "Stride of the strided pattern" },
   blockSize: { type: "int", default: 28, help: "Tile side of the block-sparse kernel" },
   pixels: { type: "int", default: 784, help: "Pixels per image used (a prefix; 784 = all)" },
-  steps: { type: "int", default: 200, help: "Training steps" },
-  batch: { type: "int", default: 4, help: "Images per step" },
-  lr: { type: "float", default: 3e-3, help: "Peak learning rate (Adam, clipped at norm 1)" },
-  warmup: { type: "int", default: 50, help: "Linear warm-up steps" },
-  seed: { type: "int", default: 0, help: "Seed of the init, the data and the sampling" },
-  device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
-  out: {
-    type: "string",
-    default: "runs/mnist_sparse",
-    help: "Folder for checkpoint, metrics, plots",
-  },
-  resume: {
-    type: "string",
-    default: "",
-    bare: "auto",
-    help: "Resume from a checkpoint (bare: OUT/checkpoint.safetensors)",
-  },
-  checkpointEvery: { type: "int", default: 100, help: "Checkpoint every N steps (0: end only)" },
-  logEvery: { type: "int", default: 0, help: "Read metrics back every N steps (0: auto)" },
-  evalEvery: { type: "int", default: 100, help: "Evaluate every N steps (0: at the end only)" },
-  evalBatches: { type: "int", default: 4, help: "Test batches per evaluation" },
+  ...trainingFlags(TRAINING, {
+    batch: "Images per step",
+    seed: "Seed of the init, the data and the sampling",
+    out: "Folder for checkpoint, metrics, plots",
+    evalBatches: "Test batches per evaluation",
+  }),
   samples: { type: "int", default: 4, help: "Digits to sample at the end (0: none)" },
   temperature: { type: "float", default: 1, help: "Sampling temperature" },
 } as const;
@@ -147,13 +144,6 @@ async function main(): Promise<void> {
   const result = await train({
     label: "mnist",
     plotTitle: `Sparse Transformer on MNIST (${f.levels} levels)`,
-    outDir: f.out,
-    steps: f.steps,
-    seed: f.seed + 2,
-    optimizer: optim.chain(
-      optim.clipByGlobalNorm(1),
-      optim.adam(optim.warmupThen(Math.max(1, f.warmup), optim.constant(f.lr))),
-    ),
     initParams: () => model.init(random.key(f.seed)),
     batchAt,
     lossFn: (params, batch, key) => {
@@ -162,11 +152,7 @@ async function main(): Promise<void> {
       return { loss, metrics: { bpd: bitsPerToken(loss) } };
     },
     tokensPerStep: f.batch * n,
-    checkpointEvery: f.checkpointEvery,
-    logEvery: f.logEvery || undefined,
-    resume: f.resume === "auto" ? files.checkpoint : f.resume || undefined,
-    config: { example: "mnist_sparse", model: config, flags: f },
-    evalEvery: f.evalEvery,
+    ...trainOptionsFromFlags(f, { example: "mnist_sparse", model: config, clip: TRAINING.clip }),
     evaluate,
   });
   if (result.interrupted) {

@@ -133,3 +133,113 @@ export async function initDevice(device: string): Promise<{ backend: DeviceName;
   const r = await init({ backend: device === "auto" ? undefined : device as DeviceName });
   return { backend: r.backend, line: `device: ${r.backend} (${r.adapter})` };
 }
+
+/** Per-example defaults of {@linkcode trainingFlags}. */
+export interface TrainingDefaults {
+  steps: number;
+  batch: number;
+  lr: number;
+  /** Whether the optimizer clips the gradient at global norm 1 (stated in the `--lr` help). */
+  clip: boolean;
+  out: string;
+  evalBatches: number;
+}
+
+/** The flags of {@linkcode trainingFlags}, whose help line an example may reword. */
+export type TrainingFlag =
+  | "batch"
+  | "seed"
+  | "out"
+  | "evalEvery"
+  | "evalBatches";
+
+/**
+ * The flag table every training example shares (steps, batch, learning rate and warm-up,
+ * seed, device, output folder, resume, checkpoint, logging and evaluation cadence), in the
+ * order `--help` lists them; spread it into an example's own table.
+ *
+ * @example
+ * ```ts
+ * const FLAGS = {
+ *   layers: { type: "int", default: 2, help: "Layers" },
+ *   ...trainingFlags({ steps: 100, batch: 8, lr: 1e-3, clip: false, out: "runs/x", evalBatches: 4 }),
+ * } as const;
+ * const f = parseFlags("usage: x [flags]", FLAGS, ["--steps=3"]);
+ * console.log(f.steps, f.out); // 3 runs/x
+ * ```
+ */
+export function trainingFlags(
+  d: TrainingDefaults,
+  help: Partial<Record<TrainingFlag, string>> = {},
+) {
+  return {
+    steps: { type: "int", default: d.steps, help: "Training steps" },
+    batch: { type: "int", default: d.batch, help: help.batch ?? "Sequences per step" },
+    lr: {
+      type: "float",
+      default: d.lr,
+      help: `Peak learning rate (Adam${d.clip ? ", clipped at norm 1" : ""})`,
+    },
+    warmup: { type: "int", default: 50, help: "Linear warm-up steps" },
+    seed: {
+      type: "int",
+      default: 0,
+      help: help.seed ?? "Seed of the init, the data and the LSH rotations",
+    },
+    device: {
+      type: "string",
+      default: "auto",
+      choices: ["auto", "cpu", "webgpu"],
+      help: "Backend",
+    },
+    out: {
+      type: "string",
+      default: d.out,
+      help: help.out ?? "Folder for checkpoint, metrics, plot",
+    },
+    resume: {
+      type: "string",
+      default: "",
+      bare: "auto",
+      help: "Resume from a checkpoint (bare: OUT/checkpoint.safetensors)",
+    },
+    checkpointEvery: { type: "int", default: 100, help: "Checkpoint every N steps (0: end only)" },
+    logEvery: { type: "int", default: 0, help: "Read metrics back every N steps (0: auto)" },
+    evalEvery: {
+      type: "int",
+      default: 100,
+      help: help.evalEvery ?? "Evaluate every N steps (0: at the end only)",
+    },
+    evalBatches: {
+      type: "int",
+      default: d.evalBatches,
+      help: help.evalBatches ?? "Held-out batches per evaluation",
+    },
+  } as const;
+}
+
+/** The values of the {@linkcode trainingFlags} part of a flag table. */
+export type TrainingFlagValues = FlagValues<ReturnType<typeof trainingFlags>>;
+
+/**
+ * The model-size flags the examples share (`--d-model`, `--d-ff`, `--heads`, `--layers`) with
+ * an example's defaults; `layersHelp` says what one layer is in that model.
+ *
+ * @example
+ * ```ts
+ * const FLAGS = { ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 2 }) } as const;
+ * const f = parseFlags("usage: x [flags]", FLAGS, ["--d-model=32"]);
+ * console.log(f.dModel, f.layers); // 32 2
+ * ```
+ */
+export function modelSizeFlags(
+  d: { dModel: number; dFF: number; heads: number; layers: number },
+  layersHelp = "Reversible layers",
+) {
+  return {
+    dModel: { type: "int", default: d.dModel, help: "Model width" },
+    dFF: { type: "int", default: d.dFF, help: "Feed-forward hidden width" },
+    heads: { type: "int", default: d.heads, help: "Attention heads" },
+    layers: { type: "int", default: d.layers, help: layersHelp },
+  } as const;
+}

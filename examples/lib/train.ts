@@ -21,12 +21,17 @@ import { loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint_io.ts";
 import { MetricsLog, ProgressBar, readMetrics } from "./progress.ts";
 import { lineChartSvg } from "./plot.ts";
 
+import type { TrainingFlagValues } from "./cli.ts";
+
 export {
   type FlagSpec,
   type FlagValues,
   initDevice,
+  modelSizeFlags,
   parseFlags,
   runMain,
+  trainingFlags,
+  type TrainingFlagValues,
   usageError,
 } from "./cli.ts";
 
@@ -113,6 +118,29 @@ export function runFiles(outDir: string): { checkpoint: string; metrics: string;
     checkpoint: `${outDir}/checkpoint.safetensors`,
     metrics: `${outDir}/metrics.jsonl`,
     plot: `${outDir}/loss.svg`,
+  };
+}
+
+/**
+ * The {@linkcode train} options that follow from the shared training flags: Adam with linear
+ * warm-up (after clipping at global norm 1 when `clip`, as the `--lr` help says), output folder,
+ * cadences, resume (`auto`: the run's own checkpoint) and the config stored in checkpoints.
+ */
+export function trainOptionsFromFlags(
+  f: TrainingFlagValues,
+  o: { example: string; model: unknown; clip: boolean },
+) {
+  const adam = optim.adam(optim.warmupThen(Math.max(1, f.warmup), optim.constant(f.lr)));
+  return {
+    outDir: f.out,
+    steps: f.steps,
+    seed: f.seed + 2,
+    optimizer: o.clip ? optim.chain(optim.clipByGlobalNorm(1), adam) : adam,
+    checkpointEvery: f.checkpointEvery,
+    logEvery: f.logEvery || undefined,
+    resume: f.resume === "auto" ? runFiles(f.out).checkpoint : f.resume || undefined,
+    config: { example: o.example, model: o.model, flags: f },
+    evalEvery: f.evalEvery,
   };
 }
 

@@ -5,10 +5,10 @@
  * Each of the 8 passes sorts by 4 bits. A row is cut into tiles (128 threads times 8 keys) that
  * never span two rows; one workgroup handles one tile:
  * 1. `histogram`: counts of each digit per tile, stored as `hist[row][digit][tile]`;
- * 2. an exclusive scan over that whole array: since rows are contiguous and hold `n` keys each,
- *    entry `(row, digit, tile)` becomes the global position where that tile's keys of that digit
- *    go (earlier rows, then smaller digits, then earlier tiles) -- the row segments need no
- *    extra key bits;
+ * 2. an exclusive scan over that whole array (`cumsumGpu` of `scan.ts`): since rows are
+ *    contiguous and hold `n` keys each, entry `(row, digit, tile)` becomes the global position
+ *    where that tile's keys of that digit go (earlier rows, then smaller digits, then earlier
+ *    tiles) -- the row segments need no extra key bits;
  * 3. `scatter`: each thread takes consecutive keys of the tile; per-thread digit counts laid
  *    out as `[digit][thread]` and scanned give every key its stable rank within the tile.
  * Ranks follow the input order within a digit everywhere, so each pass is stable, and so is the
@@ -17,7 +17,8 @@
  * @module
  */
 import type { DType } from "../dtype.ts";
-import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid } from "./device.ts";
+import { type GpuDevice, type GpuStorage, grid } from "./device.ts";
+import { cumsumGpu } from "./scan.ts";
 
 const THREADS = 128;
 /** Keys each thread of a tile ranks (a tile is `THREADS * perThread` keys). */
@@ -25,9 +26,6 @@ const PER_THREAD = 8;
 const BITS = 4;
 const BUCKETS = 1 << BITS;
 const PASSES = 32 / BITS;
-const SCAN_BLOCK = 1024;
-/** Up to this many blocks, one workgroup scans them all (saves two dispatches per pass). */
-const SINGLE_SCAN_BLOCKS = 16;
 
 /**
  * WGSL `mapKey(bits) -> u32` for a dtype: the order-preserving map of the CPU reference
@@ -159,77 +157,6 @@ fn main(${WG_ARGS}) {
 }`;
 }
 
-// Workgroup b scans `chunks` consecutive blocks of SCAN_BLOCK entries, carrying the sum along.
-const SCAN_CODE = `
-struct P { m: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> data: array<u32>;
-@group(0) @binding(1) var<storage, read_write> totals: array<u32>;
-@group(0) @binding(2) var<uniform> p: P;
-var<workgroup> s: array<u32, 256>;
-@compute @workgroup_size(256)
-fn main(${WG_ARGS}) {
-  let b = wid.x + wid.y * nwg.x;
-  if (b * p.chunks * ${SCAN_BLOCK}u >= p.m) { return; }
-  var carry = 0u;
-  for (var c = 0u; c < p.chunks; c++) {
-    let at = (b * p.chunks + c) * ${SCAN_BLOCK}u + lid * 4u;
-    var v: array<u32, 4>;
-    var sum = 0u;
-    for (var j = 0u; j < 4u; j++) {
-      var x = 0u;
-      if (at + j < p.m) { x = data[at + j]; }
-      v[j] = sum;
-      sum += x;
-    }
-    s[lid] = sum;
-    workgroupBarrier();
-    for (var off = 1u; off < 256u; off <<= 1u) {
-      var add = 0u;
-      if (lid >= off) { add = s[lid - off]; }
-      workgroupBarrier();
-      s[lid] += add;
-      workgroupBarrier();
-    }
-    let prefix = s[lid] - sum + carry;
-    for (var j = 0u; j < 4u; j++) {
-      if (at + j < p.m) { data[at + j] = v[j] + prefix; }
-    }
-    carry += s[255];
-    workgroupBarrier();
-  }
-  if (lid == 0u) { totals[b] = carry; }
-}`;
-
-const ADD_CODE = `
-struct P { m: u32 }
-@group(0) @binding(0) var<storage, read_write> data: array<u32>;
-@group(0) @binding(1) var<storage, read> totals: array<u32>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(256)
-fn main(${FLAT_ARGS}) {
-  ${FLAT_INDEX}
-  if (i >= p.m) { return; }
-  data[i] += totals[i / ${SCAN_BLOCK}u];
-}`;
-
-/**
- * In-place exclusive prefix sum of the first `m` u32 of `buf`: one workgroup looping over the
- * blocks when they are few (one dispatch), else block scans, a scan of the block totals and an
- * add, recursively.
- */
-export function exclusiveScanGpu(device: GpuDevice, buf: GpuStorage, m: number): void {
-  const blocks = Math.ceil(m / SCAN_BLOCK);
-  const single = blocks <= SINGLE_SCAN_BLOCKS;
-  const totals = device.alloc("u32", single ? 1 : blocks);
-  const params = new Uint32Array([m, single ? blocks : 1]);
-  device.run({ code: SCAN_CODE }, [buf, totals], grid(single ? 1 : blocks, 1), params);
-  if (!single) {
-    exclusiveScanGpu(device, totals, blocks);
-    device.run({ code: ADD_CODE }, [buf, totals], grid(m), params);
-  }
-  device.free(totals);
-}
-
 /**
  * Sorts each row of `n` keys of `x` (`rows * n` elements of `dtype`; any n >= 1, meant for
  * rows too long for one workgroup), writing the sorted values (when `values` is given) and
@@ -269,18 +196,19 @@ export function radixSortGpu(
       groups,
       params,
     );
-    exclusiveScanGpu(device, hist, histSize);
+    const offsets = cumsumGpu(device, hist, "u32", 1, histSize, 1, false, true);
     const buffers = stage === "first"
-      ? [x, hist, keysOut, valsOut]
+      ? [x, offsets, keysOut, valsOut]
       : stage === "last"
-      ? [keysIn, valsIn, hist, ...(values ? [x, values] : []), indices]
-      : [keysIn, valsIn, hist, keysOut, valsOut];
+      ? [keysIn, valsIn, offsets, ...(values ? [x, values] : []), indices]
+      : [keysIn, valsIn, offsets, keysOut, valsOut];
     device.run(
       { code: scatterCode(stage, dtype, values !== null, perThread) },
       buffers,
       groups,
       params,
     );
+    device.free(offsets);
   }
   for (const b of temp) device.free(b);
   device.free(hist);

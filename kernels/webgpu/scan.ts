@@ -1,7 +1,7 @@
 /**
  * WebGPU prefix sums along the middle axis of `[outer, n, inner]`: a multi-pass scan whose
- * work is linear in the size for every shape; and the stable key sort built on it, which the
- * scatter-adds use.
+ * work is linear in the size for every shape (also the exclusive scan of `radix.ts`); and the
+ * stable key sort built on it, which the scatter-adds use.
  *
  * - Contiguous rows (`inner == 1`, `n > 64`): one workgroup scans a block of {@linkcode BLOCK}
  *   elements in shared memory. Rows longer than a block take three steps: each block writes its

@@ -13,7 +13,7 @@ import { fromTypedArray } from "../../ops/creation.ts";
 import type { Primitive, VjpRule } from "../../ops/primitive.ts";
 import { getDevice } from "../../ops/device.ts";
 import type { GpuDevice, GpuStorage } from "../../kernels/webgpu/device.ts";
-import { exclusiveScanGpu } from "../../kernels/webgpu/radix.ts";
+import { cumsumGpu } from "../../kernels/webgpu/scan.ts";
 import { noLeaks, rng, testDevices } from "../util.ts";
 
 type Sortable = Exclude<DType, "bool">;
@@ -201,18 +201,19 @@ Deno.test("argsort of one 1M-key row on WebGPU equals the CPU", async () => {
   );
 });
 
-Deno.test("the radix sort's exclusive scan, one and several levels", async () => {
+Deno.test("the exclusive u32 scan the radix sort uses, one and several levels", async () => {
   if (!testDevices().includes("webgpu")) return;
   const dev = getDevice("webgpu") as GpuDevice;
   const rand = rng(9);
   await noLeaks(async () => {
-    // one workgroup; block scans + add; three levels
+    // one block; block totals + rescan; three levels
     for (const m of [1, 1000, 16 * 1024, 16 * 1024 + 1, 1024 * 1024 + 5]) {
       const data = Uint32Array.from({ length: m }, () => Math.floor(rand() * 5));
       const buf = dev.upload(data, "u32") as GpuStorage;
-      exclusiveScanGpu(dev, buf, m);
-      const got = await dev.read(buf, "u32", m);
+      const out = cumsumGpu(dev, buf, "u32", 1, m, 1, false, true);
+      const got = await dev.read(out, "u32", m);
       dev.free(buf);
+      dev.free(out);
       let acc = 0;
       for (let i = 0; i < m; i++) {
         if (got[i] !== acc) assert.fail(`m=${m}: entry ${i} is ${got[i]}, expected ${acc}`);

@@ -2,12 +2,21 @@
  * Samples from a checkpoint written by `char_lm.ts` (bytes, printed as text as they come) or
  * `copy_task.ts` (token ids), with temperature and top-k, from a prompt.
  *
- * Decoding recomputes: each new token runs the model over the whole context window (the last
- * `maxLen` tokens), and only the last position's logits are read back. The models expose no
- * per-layer cache, and for LSH attention a cache would not be exact anyway: a new query can
- * land in any bucket, so the keys it sees depend on a re-sort of every hashed position (the
- * hash rotations are fixed by `--seed`, so earlier positions hash the same way every time).
- * Cost per token is one forward pass, `O(n log n)` with LSH instead of `O(1)` amortised.
+ * Reformer models whose layers all use full or local attention decode incrementally
+ * (`nn/decode.ts`): the prompt runs through the model once, each layer's keys and values are
+ * cached, and each new token costs one position's work per layer plus its attention over the
+ * cache (`O(n)` for full attention, `O(chunkLen)` for local). The logits are those of a full
+ * forward pass. Once the context fills `maxLen`, the window slides and positions shift, so
+ * every later token is a fresh forward pass over the last `maxLen` tokens, as below.
+ *
+ * Otherwise decoding recomputes: each new token runs the model over the whole context window
+ * (the last `maxLen` tokens), and only the last position's logits are read back. That is the
+ * path for LSH layers (and for the Sparse Transformer): a new query can land in any bucket, so
+ * the keys it sees depend on a re-sort of every hashed position (the hash rotations are fixed
+ * by `--seed`, so earlier positions hash the same way every time), and a cache would not be
+ * exact. Cost per token is one forward pass, `O(n log n)` with LSH. `--lsh-as-full` evaluates
+ * LSH layers with full attention instead (same params, a different model) and caches;
+ * `--no-cache` forces the recompute path.
  *
  * Run: `deno run -A examples/generate.ts --checkpoint runs/char_lm/checkpoint.safetensors
  * --prompt "The " --length 200 --temperature 0.8 --top-k 40`
@@ -17,6 +26,7 @@ import { random, scope, slice, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { loadCheckpoint } from "../nn/checkpoint_io.ts";
 import { reformerLM, type ReformerLMConfig } from "../nn/reformer.ts";
+import { type DecodeState, reformerDecoder } from "../nn/decode.ts";
 import { sparseTransformerLM, type SparseTransformerLMConfig } from "../nn/sparse_transformer.ts";
 import { mulberry32 } from "./lib/data.ts";
 import { disposeTree, initDevice, parseFlags, runMain, usageError } from "./lib/train.ts";
@@ -38,19 +48,35 @@ const FLAGS = {
   topK: { type: "int", default: 40, help: "Sample among the k most likely tokens (0: all)" },
   seed: { type: "int", default: 0, help: "Seed of the sampling and the LSH rotations" },
   device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
+  cache: {
+    type: "bool",
+    default: true,
+    help: "Cache keys and values (Reformer with full/local layers); --no-cache recomputes",
+  },
+  lshAsFull: {
+    type: "bool",
+    default: false,
+    help: "Evaluate LSH layers with full attention (cached; not the trained model's attention)",
+  },
 } as const;
 
 /** A model rebuilt from a checkpoint's config: `maxLen` and a last-position logits function. */
 interface Sampler {
   maxLen: number;
   vocab: number;
+  /** How decoding runs, for the log. */
+  mode: string;
   /** Logits `[vocab]` of the last position of `context`. */
   next(context: readonly number[]): Promise<Float32Array>;
   dispose(): void;
 }
 
 /** Rebuilds the model named by the checkpoint's metadata and loads its params. */
-async function loadSampler(path: string, seed: number): Promise<Sampler> {
+async function loadSampler(
+  path: string,
+  seed: number,
+  o: { cache: boolean; lshAsFull: boolean },
+): Promise<Sampler> {
   const { tree, metadata } = await loadCheckpoint<{ params: unknown; opt: unknown }>(path);
   disposeTree(tree.opt);
   let config: { example?: string; model?: Record<string, unknown> };
@@ -63,13 +89,22 @@ async function loadSampler(path: string, seed: number): Promise<Sampler> {
   const c = config.model ?? {};
   // deno-lint-ignore no-explicit-any
   let model: { maxLen: number; apply(p: any, t: Tensor, o?: { key?: Tensor }): Tensor };
+  let cacheable = false;
   if (config.example === "mnist_sparse" || "pattern" in c) {
     model = sparseTransformerLM(c as unknown as SparseTransformerLMConfig);
-  } else model = reformerLM(c as unknown as ReformerLMConfig);
+  } else {
+    const rm = reformerLM(c as unknown as ReformerLMConfig);
+    cacheable = o.cache && (o.lshAsFull || rm.types.every((t) => t !== "lsh"));
+    model = rm;
+  }
+  if (cacheable) {
+    return cachedSampler(c as unknown as ReformerLMConfig, tree.params, o.lshAsFull);
+  }
   const key = random.key(seed + 1);
   return {
     maxLen: model.maxLen,
     vocab: c.vocab as number,
+    mode: "recompute (a forward pass over the context per token)",
     async next(context) {
       const n = context.length;
       const last = scope(() => {
@@ -84,6 +119,43 @@ async function loadSampler(path: string, seed: number): Promise<Sampler> {
     dispose() {
       disposeTree(tree.params);
       key.dispose();
+    },
+  };
+}
+
+/**
+ * A sampler over `reformerDecoder`: steps when `context` is the cached tokens plus one, and
+ * runs a fresh prefill otherwise (the first call, and every call once the window slides).
+ */
+function cachedSampler(config: ReformerLMConfig, params: unknown, lshAsFull: boolean): Sampler {
+  // deno-lint-ignore no-explicit-any
+  const dec = reformerDecoder(config, params as any, { lshAsFull });
+  let state: DecodeState | null = null;
+  let seen: number[] = [];
+  const extends1 = (context: readonly number[]) =>
+    state !== null && context.length === seen.length + 1 && seen.every((t, i) => t === context[i]);
+  return {
+    maxLen: dec.maxLen,
+    vocab: config.vocab,
+    mode: `cached keys/values${lshAsFull ? " (LSH layers as full attention)" : ""}`,
+    async next(context) {
+      const [logits, next] = extends1(context)
+        ? dec.step(state!, context[context.length - 1])
+        : scope(() =>
+          dec.prefill(
+            tensor(Int32Array.from(context), { dtype: "i32", shape: [1, context.length] }),
+          )
+        );
+      state?.dispose();
+      state = next;
+      seen = [...context];
+      const data = await logits.data() as Float32Array;
+      logits.dispose();
+      return data;
+    },
+    dispose() {
+      state?.dispose();
+      disposeTree(params);
     },
   };
 }
@@ -118,7 +190,8 @@ async function main(): Promise<void> {
   if (f.topK < 0) throw usageError(`--top-k must be >= 0, got ${f.topK}`);
   const { line } = await initDevice(f.device);
   console.error(line);
-  const sampler = await loadSampler(f.checkpoint, f.seed);
+  const sampler = await loadSampler(f.checkpoint, f.seed, f);
+  console.error(`decoding: ${sampler.mode}`);
   try {
     const bytes = sampler.vocab === 256 && !f.tokens;
     const prompt = f.tokens

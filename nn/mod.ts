@@ -108,3 +108,10 @@ export {
   type SparseTransformerLMParams,
 } from "./sparse_transformer.ts";
 export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./lm_frame.ts";
+export {
+  type DecodeState,
+  type LayerCache,
+  type ReformerDecoder,
+  reformerDecoder,
+  type ReformerDecoderOptions,
+} from "./decode.ts";

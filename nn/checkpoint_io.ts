@@ -143,10 +143,14 @@ export async function saveCheckpoint(
   let file: Deno.FsFile | null = await Deno.open(tmp, { write: true, createNew: true });
   try {
     await writeAll(file, header);
-    for (const [name, t] of tensors) {
+    // Start every readback at once: one GPU round trip for the whole tree instead of one per
+    // tensor. Failures are reported below, in order, naming the tensor.
+    const reads = tensors.map(([, t]) => t.data());
+    for (const r of reads) r.catch(() => {});
+    for (const [i, [name, t]] of tensors.entries()) {
       let data;
       try {
-        data = await t.data();
+        data = await reads[i];
       } catch (e) {
         throw new Error(
           `${op}: cannot read tensor ${JSON.stringify(name)} (${t.dtype}${fmt(t.shape)}): ${

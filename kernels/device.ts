@@ -19,6 +19,8 @@ export interface MemoryInfo {
   peakBytes: number;
   /** Bytes held by the buffer pool for reuse (WebGPU only; 0 on the CPU). */
   pooledBytes: number;
+  /** Bytes of the device's cached scalar constants (not in `liveBytes`; see `Tensor.scalar`). */
+  constantBytes: number;
 }
 
 /** Opaque storage owned by one device. */
@@ -53,6 +55,11 @@ export interface Device {
   resetPeak(): void;
   /** Counts a tensor handle as created (+1) or disposed (-1). */
   countTensor(delta: 1 | -1): void;
+  /**
+   * Moves `storage`'s bytes from `liveBytes` to `constantBytes` (+1: a cache took it) or back
+   * (-1: the cache let it go; it is freed with its last handle as usual).
+   */
+  countConstant(storage: Storage, delta: 1 | -1): void;
 }
 
 /** Shared accounting for both devices. */
@@ -60,6 +67,7 @@ export class Accounting {
   liveTensors = 0;
   liveBytes = 0;
   peakBytes = 0;
+  constantBytes = 0;
   add(bytes: number): void {
     this.liveBytes += bytes;
     if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
@@ -67,12 +75,17 @@ export class Accounting {
   remove(bytes: number): void {
     this.liveBytes -= bytes;
   }
+  constant(bytes: number, delta: 1 | -1): void {
+    this.constantBytes += delta * bytes;
+    this.liveBytes -= delta * bytes;
+  }
   snapshot(pooledBytes: number): MemoryInfo {
     return {
       liveTensors: this.liveTensors,
       liveBytes: this.liveBytes,
       peakBytes: this.peakBytes,
       pooledBytes,
+      constantBytes: this.constantBytes,
     };
   }
 }

@@ -9,7 +9,6 @@ import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitiv
 import { Tensor } from "./tensor.ts";
 import { runElementwise, sameDevice, type ScalarOp } from "./kernel.ts";
 import { broadcastShapes } from "./broadcast.ts";
-import { full } from "./creation.ts";
 import { log, neg, square } from "./unary.ts";
 import { greater, greaterEqual, less, where } from "./compare.ts";
 
@@ -19,7 +18,7 @@ export type TensorLike = Tensor | number;
 /** A scalar tensor holding `v` on the device of `like`, in `like`'s dtype (f32 if `v` is fractional). */
 export function scalarLike(v: number, like: Tensor): Tensor {
   const dtype: DType = like.dtype === "f32" || Number.isInteger(v) ? like.dtype : "f32";
-  return full([], v, { dtype: dtype === "bool" ? "f32" : dtype, device: like.device });
+  return Tensor.scalar(like.backend, v, dtype === "bool" ? "f32" : dtype);
 }
 
 /** Converts a pair of tensor-likes to tensors; returns those it created so the caller frees them. */

@@ -17,6 +17,12 @@ interface Shared {
   refs: number;
 }
 
+/** How many scalar constants each device keeps (see {@linkcode Tensor.scalar}). */
+export const SCALAR_CACHE_SIZE = 256;
+
+/** Each device's scalar constants, keyed by dtype and value, in least-recent-use order. */
+const scalarCaches = new WeakMap<Device, Map<string, Shared>>();
+
 /** Number of elements of a shape. */
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
@@ -82,6 +88,39 @@ export class Tensor {
     dtype: DType,
   ): Tensor {
     return new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
+  }
+
+  /**
+   * A scalar tensor holding `value` (coerced to `dtype`), as a new handle on storage the
+   * device caches: the JS numbers in `mul(x, 0.5)` or an optimizer's `b1` upload once per
+   * device instead of once per op. The handle is an ordinary tensor (dispose it). The cache
+   * holds at most {@linkcode SCALAR_CACHE_SIZE} scalars per device, dropping the least recently
+   * used first; its bytes show as `memory().constantBytes`, not `liveBytes`.
+   */
+  static scalar(device: Device, value: number, dtype: DType): Tensor {
+    const info = dtypeInfo(dtype);
+    const v = info.coerce(value);
+    const key = `${dtype}:${Object.is(v, -0) ? "-0" : v}`;
+    let cache = scalarCaches.get(device);
+    if (!cache) scalarCaches.set(device, cache = new Map());
+    let shared = cache.get(key);
+    if (shared) {
+      cache.delete(key);
+    } else {
+      const one = info.create(1);
+      one[0] = v;
+      shared = { device, storage: device.upload(one, dtype), refs: 1 };
+      device.countConstant(shared.storage, 1);
+      if (cache.size >= SCALAR_CACHE_SIZE) {
+        const [oldKey, old] = cache.entries().next().value!;
+        cache.delete(oldKey);
+        device.countConstant(old.storage, -1);
+        if (--old.refs === 0) device.free(old.storage);
+      }
+    }
+    cache.set(key, shared);
+    shared.refs++;
+    return new Tensor(shared, [], dtype, null, 0);
   }
 
   /**

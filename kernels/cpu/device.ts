@@ -56,6 +56,9 @@ export class CpuDevice implements Device {
   countTensor(delta: 1 | -1): void {
     this.#acct.liveTensors += delta;
   }
+  countConstant(storage: Storage, delta: 1 | -1): void {
+    this.#acct.constant(storage.byteLength, delta);
+  }
   #check(dtype: DType, size: number) {
     const bytes = size * dtypeInfo(dtype).bytes;
     if (bytes > this.maxBytes) {

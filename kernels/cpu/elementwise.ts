@@ -28,9 +28,16 @@ export function elementwiseCpu(
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
   const args = new Array<number>(k);
+  // Fixed arities avoid a spread call per element (the generic path is several times slower).
+  const d0 = data[0], d1 = data[1], d2 = data[2];
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < k; j++) args[j] = data[j][offs[j]];
-    out[i] = f(...args);
+    if (k === 1) out[i] = f(d0[offs[0]]);
+    else if (k === 2) out[i] = f(d0[offs[0]], d1[offs[1]]);
+    else if (k === 3) out[i] = f(d0[offs[0]], d1[offs[1]], d2[offs[2]]);
+    else {
+      for (let j = 0; j < k; j++) args[j] = data[j][offs[j]];
+      out[i] = f(...args);
+    }
     // Advance the odometer and every input's offset.
     for (let d = rank - 1; d >= 0; d--) {
       if (++idx[d] < shape[d]) {

@@ -44,8 +44,11 @@ export function batchOffsets(spec: MatmulSpec, z: number): [number, number] {
 }
 
 /**
- * `out[z] = A[z] @ B[z]` for every batch index, in i-k-j order with float64 row accumulators
- * (rounded to f32 once, at the end). Returns contiguous `[...batch, m, n]` f32 storage.
+ * `out[z] = A[z] @ B[z]` for every batch index. Each output element is summed over `p` in
+ * ascending order in float64 and rounded to f32 once, at the end, so the result does not
+ * depend on how the loops are blocked. Four rows of A share each pass over a row of B (one
+ * load of `B[p, j]` feeds four accumulators), and a transposed B is first copied to `[k, n]`
+ * so the inner loop reads it contiguously. Returns contiguous `[...batch, m, n]` f32 storage.
  */
 export function matmulCpu(
   device: CpuDevice,
@@ -54,23 +57,48 @@ export function matmulCpu(
   spec: MatmulSpec,
 ): CpuStorage {
   const { m, n, k, transA, transB } = spec;
-  const A = a.data, B = b.data;
+  const A = a.data;
   const count = batchCount(spec);
   const out = new Float32Array(count * m * n);
-  const row = new Float64Array(n);
-  // Element steps of A along (i, p) and of B along (p, j), whichever way each is stored.
+  const rows = [0, 1, 2, 3].map(() => new Float64Array(n));
+  const [r0, r1, r2, r3] = rows;
   const [ai, ap] = transA ? [1, m] : [k, 1];
-  const [bp, bj] = transB ? [1, k] : [n, 1];
+  const bT = transB ? new Float32Array(k * n) : null;
   for (let z = 0; z < count; z++) {
     const [aOff, bOff] = batchOffsets(spec, z);
-    for (let i = 0; i < m; i++) {
-      row.fill(0);
-      for (let p = 0; p < k; p++) {
-        const av = A[aOff + i * ai + p * ap];
-        const bRow = bOff + p * bp;
-        for (let j = 0; j < n; j++) row[j] += av * B[bRow + j * bj];
+    let B = b.data, base = bOff;
+    if (bT) {
+      // B[z] is stored [n, k]; lay it out as [k, n].
+      for (let j = 0; j < n; j++) {
+        for (let p = 0; p < k; p++) bT[p * n + j] = B[bOff + j * k + p];
       }
-      out.set(row, (z * m + i) * n);
+      B = bT;
+      base = 0;
+    }
+    for (let i = 0; i < m; i += 4) {
+      const h = Math.min(4, m - i);
+      for (let r = 0; r < h; r++) rows[r].fill(0);
+      const a0 = aOff + i * ai, a1 = a0 + ai, a2 = a1 + ai, a3 = a2 + ai;
+      for (let p = 0; p < k; p++) {
+        const bRow = base + p * n;
+        const pp = p * ap;
+        if (h === 4) {
+          const v0 = A[a0 + pp], v1 = A[a1 + pp], v2 = A[a2 + pp], v3 = A[a3 + pp];
+          for (let j = 0; j < n; j++) {
+            const bv = B[bRow + j];
+            r0[j] += v0 * bv;
+            r1[j] += v1 * bv;
+            r2[j] += v2 * bv;
+            r3[j] += v3 * bv;
+          }
+        } else {
+          for (let r = 0; r < h; r++) {
+            const v = A[a0 + r * ai + pp], row = rows[r];
+            for (let j = 0; j < n; j++) row[j] += v * B[bRow + j];
+          }
+        }
+      }
+      for (let r = 0; r < h; r++) out.set(rows[r], (z * m + i + r) * n);
     }
   }
   return device.adopt(out);

@@ -245,6 +245,9 @@ export class GpuDevice implements Device {
   countTensor(delta: 1 | -1): void {
     this.#acct.liveTensors += delta;
   }
+  countConstant(storage: Storage, delta: 1 | -1): void {
+    this.#acct.constant(storage.byteLength, delta);
+  }
 
   #bytes(dtype: DType, size: number): number {
     const bytes = size * 4;

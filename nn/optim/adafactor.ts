@@ -22,8 +22,8 @@ import {
   type GradientTransformation,
   initStep,
   nextStep,
+  perLeaf,
   rateAt,
-  scalarCache,
   type Schedule,
   type StepCount,
   type Tree,
@@ -161,47 +161,38 @@ export function adafactor(
       const mix = t ** -decayRate, decay = 1 - mix;
       const rate = lr === null ? Math.min(1e-2, 1 / Math.sqrt(t)) : rateAt(op, lr, counter.step);
 
-      return scope(() => {
-        const k = scalarCache();
-        const ema = (old: Tensor, x: Tensor) => add(mul(old, k(decay, x)), mul(x, k(mix, x)));
-        const rms = (x: Tensor) => sqrt(mean(square(x)));
-        const newRow: (Tensor | null)[] = [], newCol: (Tensor | null)[] = [];
-        const newV: (Tensor | null)[] = [], newM: Tensor[] = [];
-        const out = leaves.map((g, i) => {
-          const g2 = add(square(g), k(epsilon1, g));
-          let u: Tensor;
-          if (isFactored(g)) {
-            const r = g.rank;
-            const row = ema(vRow[i]!, mean(g2, [r - 1]));
-            const col = ema(vCol[i]!, mean(g2, [r - 2]));
-            newRow.push(row), newCol.push(col), newV.push(null);
-            const rowFactor = rsqrt(div(row, mean(row, [r - 2], { keepdims: true })));
-            u = mul(mul(g, expandDims(rowFactor, r - 1)), expandDims(rsqrt(col), r - 2));
-          } else {
-            const full = ema(v[i]!, g2);
-            newRow.push(null), newCol.push(null), newV.push(full);
-            u = mul(g, rsqrt(full));
-          }
-          if (clippingThreshold !== null) {
-            const one = k(1, g);
-            u = div(u, maximum(one, div(rms(u), k(clippingThreshold, g))));
-          }
-          let step = mul(u, k(rate, g));
-          if (multiplyByParameterScale) step = mul(step, maximum(rms(ps![i]), k(epsilon2, g)));
-          if (m) {
-            step = add(mul(m[i]!, k(beta1!, g)), mul(step, k(1 - beta1!, g)));
-            newM.push(step);
-          }
-          return weightDecay > 0 ? sub(neg(step), mul(ps![i], k(weightDecay, g))) : neg(step);
-        });
-        return [unflattenLike(updates, out), {
-          ...nextStep(counter),
-          vRow: unflattenLike(updates, newRow),
-          vCol: unflattenLike(updates, newCol),
-          v: unflattenLike(updates, newV),
-          m: m ? unflattenLike(updates, newM) : null,
-        }];
+      const ema = (old: Tensor, x: Tensor) => add(mul(old, decay), mul(x, mix));
+      const rms = (x: Tensor) => sqrt(mean(square(x)));
+      // One scope per leaf: a leaf's temporaries are freed before the next leaf starts.
+      const [out, newRow, newCol, newV, newM] = perLeaf(leaves, 5, (g, i) => {
+        const g2 = add(square(g), epsilon1);
+        let u: Tensor, row = null, col = null, vFull = null;
+        if (isFactored(g)) {
+          const r = g.rank;
+          row = ema(vRow[i]!, mean(g2, [r - 1]));
+          col = ema(vCol[i]!, mean(g2, [r - 2]));
+          const rowFactor = rsqrt(div(row, mean(row, [r - 2], { keepdims: true })));
+          u = mul(mul(g, expandDims(rowFactor, r - 1)), expandDims(rsqrt(col), r - 2));
+        } else {
+          vFull = ema(v[i]!, g2);
+          u = mul(g, rsqrt(vFull));
+        }
+        if (clippingThreshold !== null) {
+          u = div(u, maximum(1, div(rms(u), clippingThreshold)));
+        }
+        let step = mul(u, rate);
+        if (multiplyByParameterScale) step = mul(step, maximum(rms(ps![i]), epsilon2));
+        if (m) step = add(mul(m[i]!, beta1!), mul(step, 1 - beta1!));
+        const update = weightDecay > 0 ? sub(neg(step), mul(ps![i], weightDecay)) : neg(step);
+        return [update, row, col, vFull, m ? step : null];
       });
+      return [unflattenLike(updates, out), {
+        ...nextStep(counter),
+        vRow: unflattenLike(updates, newRow),
+        vCol: unflattenLike(updates, newCol),
+        v: unflattenLike(updates, newV),
+        m: m ? unflattenLike(updates, newM) : null,
+      }];
     },
   };
 }

@@ -20,7 +20,7 @@ import {
   type GradientTransformation,
   initStep,
   nextStep,
-  scalarCache,
+  perLeaf,
   type Schedule,
   type StepCount,
   type Tree,
@@ -87,19 +87,17 @@ export function scaleByAdam(options: AdamOptions = {}): GradientTransformation<A
       const nu = flattenLike(op, "state.nu", state.nu, updates, like) as Tensor[];
       const t = counter.step + 1;
       const c1 = 1 / (1 - b1 ** t), c2 = 1 / (1 - b2 ** t);
-      return scope(() => {
-        const k = scalarCache();
-        const mu2 = leaves.map((g, i) => add(mul(mu[i], k(b1, g)), mul(g, k(1 - b1, g))));
-        const nu2 = leaves.map((g, i) => add(mul(nu[i], k(b2, g)), mul(square(g), k(1 - b2, g))));
-        const out = leaves.map((g, i) =>
-          div(mul(mu2[i], k(c1, g)), add(sqrt(mul(nu2[i], k(c2, g))), k(eps, g)))
-        );
-        return [unflattenLike(updates, out), {
-          ...nextStep(counter),
-          mu: unflattenLike(updates, mu2),
-          nu: unflattenLike(updates, nu2),
-        }];
+      // One scope per leaf: a leaf's temporaries are freed before the next leaf starts.
+      const [mu2, nu2, out] = perLeaf(leaves, 3, (g, i) => {
+        const m = add(mul(mu[i], b1), mul(g, 1 - b1));
+        const v = add(mul(nu[i], b2), mul(square(g), 1 - b2));
+        return [m, v, div(mul(m, c1), add(sqrt(mul(v, c2)), eps))];
       });
+      return [unflattenLike(updates, out), {
+        ...nextStep(counter),
+        mu: unflattenLike(updates, mu2),
+        nu: unflattenLike(updates, nu2),
+      }];
     },
   };
 }

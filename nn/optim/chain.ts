@@ -3,6 +3,7 @@
  * @module
  */
 import { scope } from "../../ops/scope.ts";
+import { treeTensors } from "../../autodiff/pytree.ts";
 import type { GradientTransformation, StateOf, Tree } from "./types.ts";
 import { identity } from "./transform.ts";
 
@@ -16,7 +17,8 @@ export type ChainState<T extends readonly AnyTransformation[]> = {
 
 /**
  * Composes transformations: each `update` feeds its updates to the next one; the state is the
- * array of the links' states. Intermediate updates are freed; the inputs are untouched.
+ * array of the links' states. Each link's updates are freed as soon as the next link has
+ * consumed them; the inputs are untouched.
  *
  * @example
  * ```ts
@@ -55,6 +57,12 @@ export function chain<T extends readonly AnyTransformation[]>(
         transforms.forEach((t, i) => {
           const [next, s] = t.update(u, (state as unknown[])[i], params);
           states.push(s);
+          // Free the previous link's updates now rather than at the end of the chain, keeping
+          // any handle a link passed through (the caller's, or into a result or state).
+          if (i > 0) {
+            const kept = new Set(treeTensors([updates, params, next, states]));
+            for (const x of treeTensors(u)) if (!kept.has(x)) x.dispose();
+          }
           u = next;
         });
         return [u, states as unknown as ChainState<T>];

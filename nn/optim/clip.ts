@@ -15,7 +15,6 @@ import {
   flattenUpdates,
   fresh,
   type GradientTransformation,
-  scalarCache,
   type Tree,
   unflattenLike,
 } from "./types.ts";
@@ -62,9 +61,7 @@ export function clipByGlobalNorm(maxNorm: number): GradientTransformation<EmptyS
       const { leaves } = flattenUpdates(op, updates);
       if (leaves.length === 0) return [unflattenLike(updates, leaves.map(fresh)), {}];
       return scope(() => {
-        const k = scalarCache();
-        const limit = k(maxNorm, leaves[0]);
-        const factor = div(limit, maximum(globalNorm(updates), limit));
+        const factor = div(maxNorm, maximum(globalNorm(updates), maxNorm));
         return [unflattenLike(updates, leaves.map((u) => mul(u, factor))), {}];
       });
     },

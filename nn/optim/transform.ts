@@ -19,8 +19,8 @@ import {
   type GradientTransformation,
   initStep,
   nextStep,
+  perLeaf,
   rateAt,
-  scalarCache,
   type Schedule,
   type StepCount,
   type Tree,
@@ -66,8 +66,7 @@ export function scale(factor: number): GradientTransformation<EmptyState> {
     update: <U>(updates: U): [U, EmptyState] =>
       scope(() => {
         const { leaves } = flattenUpdates("scale", updates);
-        const k = scalarCache();
-        return [unflattenLike(updates, leaves.map((u) => mul(u, k(factor, u)))), {}];
+        return [unflattenLike(updates, leaves.map((u) => mul(u, factor))), {}];
       }),
   };
 }
@@ -103,8 +102,7 @@ export function scaleByLearningRate(
       const counter = typeof lr === "number" ? null : checkStepState(op, state);
       const rate = sign * rateAt(op, lr, counter?.step ?? 0);
       return scope(() => {
-        const k = scalarCache();
-        const out = leaves.map((u) => mul(u, k(rate, u)));
+        const out = leaves.map((u) => mul(u, rate));
         return [unflattenLike(updates, out), counter ? nextStep(counter) : {}];
       });
     },
@@ -182,10 +180,9 @@ export function addDecayedWeights(
       const { leaves, params: ps } = flattenUpdates(op, updates, params);
       const on = maskValues(op, mask, params);
       return scope(() => {
-        const k = scalarCache();
-        const out = leaves.map((u, i) =>
-          on[i] && weightDecay !== 0 ? add(u, mul(ps![i], k(weightDecay, u))) : fresh(u)
-        );
+        const [out] = perLeaf(leaves, 1, (u, i) => [
+          on[i] && weightDecay !== 0 ? add(u, mul(ps![i], weightDecay)) : fresh(u),
+        ]);
         return [unflattenLike(updates, out), {}];
       });
     },
@@ -230,11 +227,10 @@ export function trace(
         sameShape: true,
       }) as Tensor[];
       return scope(() => {
-        const k = scalarCache();
-        const next = leaves.map((g, i) => add(g, mul(prev[i], k(decay, g))));
-        const out = leaves.map((g, i) =>
-          nesterov ? add(g, mul(next[i], k(decay, g))) : fresh(next[i])
-        );
+        const [next, out] = perLeaf(leaves, 2, (g, i) => {
+          const t = add(g, mul(prev[i], decay));
+          return [t, nesterov ? add(g, mul(t, decay)) : fresh(t)];
+        });
         return [unflattenLike(updates, out), { trace: unflattenLike(updates, next) }];
       });
     },

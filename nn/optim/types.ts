@@ -11,6 +11,7 @@
 import { Tensor } from "../../ops/tensor.ts";
 import { add } from "../../ops/binary.ts";
 import { full } from "../../ops/creation.ts";
+import { scope } from "../../ops/scope.ts";
 import type { DeviceName } from "../../kernels/device.ts";
 import { dtypeInfo } from "../../kernels/dtype.ts";
 import {
@@ -124,16 +125,19 @@ export function fresh(t: Tensor): Tensor {
 }
 
 /**
- * A per-update cache of scalar constants, so one `update` uploads each distinct constant once
- * per device instead of once per leaf. The tensors belong to the enclosing scope.
+ * Runs `f` on each leaf in a scope of its own and regroups the results by output: `f` returns
+ * a tuple of `width` entries (a tensor or null each) and `perLeaf` returns `width` arrays, one
+ * entry per leaf. Each leaf's temporaries are freed before the next leaf starts, so an
+ * update's peak memory holds one leaf's temporaries, not every leaf's.
  */
-export function scalarCache(): (value: number, like: Tensor) => Tensor {
-  const cache = new Map<string, Tensor>();
-  return (value, like) => {
-    const key = `${like.device}:${value}`;
-    let t = cache.get(key);
-    if (!t) cache.set(key, t = full([], value, { device: like.device }));
-    return t;
+export function perLeaf<T extends readonly (Tensor | null)[]>(
+  leaves: readonly Tensor[],
+  width: T["length"],
+  f: (leaf: Tensor, i: number) => [...T],
+): { [K in keyof T]: T[K][] } {
+  const rows = leaves.map((leaf, i) => scope(() => f(leaf, i)));
+  return Array.from({ length: width }, (_, j) => rows.map((r) => r[j])) as {
+    [K in keyof T]: T[K][];
   };
 }
 

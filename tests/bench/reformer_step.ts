@@ -1,0 +1,123 @@
+/**
+ * One Reformer LM training step (loss, gradients by inversion through the reversible stack,
+ * Adam update) at several lengths: milliseconds per step and peak device bytes. The defaults
+ * are the configuration of issue 4's GPU comparison: 6 layers of causal LSH attention,
+ * `dModel` 256, 4 heads of 64, `dFF` 512 (HuggingFace's `feed_forward_size`), 2 hash rounds,
+ * chunks of 64, vocabulary 320, batch 1, axial positions shaped `[2^⌊k/2⌋, 2^⌈k/2⌉]` for a
+ * length of `2^k`. The feed-forward and the LM head run over 8 slices each.
+ *
+ * Run: `deno run -A tests/bench/reformer_step.ts --lens 4096,16384,65536` (add
+ * `LONGSEQ_BACKEND=cpu` for the CPU backend). Peak bytes are the allocator's figure
+ * (`memory().peakBytes`): every live tensor, params and Adam state included, as the
+ * reference's `torch.cuda.max_memory_allocated` counts them. The first step at each length
+ * compiles pipelines and is not timed.
+ */
+import * as T from "../../mod.ts";
+import { nn, optim, random, valueAndGrad } from "../../mod.ts";
+import { parseFlags, runMain } from "../../examples/lib/cli.ts";
+
+const spec = {
+  lens: { type: "string", default: "1024,4096", help: "Comma-separated sequence lengths" },
+  steps: { type: "int", default: 2, help: "Timed steps per length (after one untimed)" },
+  layers: { type: "int", default: 6, help: "Reversible layers" },
+  dModel: { type: "int", default: 256, help: "Model width" },
+  dFF: { type: "int", default: 512, help: "Feed-forward width" },
+  heads: { type: "int", default: 4, help: "Attention heads" },
+  nHashes: { type: "int", default: 2, help: "LSH hash rounds" },
+  chunkLen: { type: "int", default: 64, help: "LSH chunk length" },
+  vocab: { type: "int", default: 320, help: "Vocabulary size" },
+  batch: { type: "int", default: 1, help: "Sequences per step" },
+  ffChunks: { type: "int", default: 8, help: "Feed-forward slices" },
+  headChunks: { type: "int", default: 8, help: "LM head and loss slices" },
+} as const;
+
+/** `[2^floor(k/2), 2^ceil(k/2)]` for `n = 2^k`; other lengths get `[n]`. */
+function axialShape(n: number): number[] {
+  const k = Math.log2(n);
+  if (!Number.isInteger(k) || k < 2) return [n];
+  return [2 ** Math.floor(k / 2), 2 ** Math.ceil(k / 2)];
+}
+
+const MiB = 2 ** 20;
+
+async function main(): Promise<void> {
+  const f = parseFlags("usage: deno run -A tests/bench/reformer_step.ts [flags]", spec);
+  const lens = f.lens.split(",").map(Number);
+  if (lens.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new RangeError(`--lens must be positive integers, got "${f.lens}"`);
+  }
+  const { backend, adapter } = await T.init({ quiet: true });
+  const rows: string[] = [];
+  for (const len of lens) {
+    const model = nn.reformerLM({
+      vocab: f.vocab,
+      dModel: f.dModel,
+      dFF: f.dFF,
+      heads: f.heads,
+      layers: f.layers,
+      attention: "lsh",
+      nHashes: f.nHashes,
+      chunkLen: f.chunkLen,
+      axialShape: axialShape(len),
+      ffChunks: f.ffChunks,
+      lmHeadChunks: f.headChunks,
+    });
+    const opt = optim.adam(1e-4);
+    let params = model.init(random.key(0));
+    let state = opt.init(params);
+    const stateBytes = T.memory().liveBytes;
+    const tokens = T.keep(random.randint(random.key(1), [f.batch, len + 1], 0, f.vocab));
+    const input = T.keep(T.slice(tokens, [0, 0], [f.batch, len]));
+    const target = T.keep(T.slice(tokens, [0, 1], [f.batch, len + 1]));
+    const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor) =>
+      model.loss(p, input, target, { key, training: true })
+    );
+    const step = async (i: number) => {
+      const out = T.scope(() => {
+        const [loss, grads] = lossGrad(params, random.key(100 + i));
+        const [updates, next] = opt.update(grads, state, params);
+        return { loss, params: optim.applyUpdates(params, updates), state: next };
+      });
+      const loss = (await out.loss.data())[0];
+      T.scope(() => {
+        for (const t of [out.loss, ...T.treeTensors(params), ...T.treeTensors(state)]) t.dispose();
+      });
+      params = out.params;
+      state = out.state;
+      return loss;
+    };
+    await step(0);
+    await T.sync();
+    T.resetPeakMemory();
+    const times: number[] = [];
+    let loss = NaN;
+    for (let i = 1; i <= f.steps; i++) {
+      const t0 = performance.now();
+      loss = await step(i);
+      times.push(performance.now() - t0);
+    }
+    const peak = T.memory().peakBytes;
+    times.sort((a, b) => a - b);
+    const ms = times[Math.floor(times.length / 2)];
+    rows.push(
+      `| ${len} | ${ms.toFixed(0)} | ${(peak / MiB).toFixed(0)} | ${
+        ((peak - stateBytes) / MiB).toFixed(0)
+      } | ${(stateBytes / MiB).toFixed(1)} | ${loss.toFixed(3)} |`,
+    );
+    console.log(rows.at(-1));
+    for (const t of [tokens, input, target, ...T.treeTensors(params), ...T.treeTensors(state)]) {
+      t.dispose();
+    }
+  }
+  console.log(
+    `\nReformer LM training step on ${backend} (${adapter}): ${f.layers} layers, dModel ` +
+      `${f.dModel}, dFF ${f.dFF}, ${f.heads} heads, ${f.nHashes} hashes, chunk ${f.chunkLen}, ` +
+      `vocab ${f.vocab}, batch ${f.batch}, Adam; median of ${f.steps} step(s)`,
+  );
+  console.log(
+    "| length | ms/step | peak MiB | peak above params+state MiB | params+state MiB | loss |\n" +
+      "|---:|---:|---:|---:|---:|---:|\n" + rows.join("\n"),
+  );
+}
+
+runMain("reformer_step", main);

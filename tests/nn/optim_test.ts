@@ -590,3 +590,39 @@ Deno.test("errors: mismatched trees, bad states, bad hyperparameters", async (t)
       ));
   }
 });
+
+Deno.test("an update's peak memory holds one leaf's temporaries, not every leaf's", async (t) => {
+  const leaves = 16, size = 4096, leafBytes = size * 4, total = leaves * leafBytes;
+  const cases: [string, GradientTransformation<unknown>, number][] = [
+    // New mu and nu, Adam's output and its scaled copy: 4 trees, plus one leaf's temporaries.
+    ["adam", optim.adam(1e-3) as GradientTransformation<unknown>, 4],
+    ["adafactor", optim.adafactor(1e-3) as GradientTransformation<unknown>, 2],
+    ["sgd+momentum", optim.sgd(0.1, { momentum: 0.9 }) as GradientTransformation<unknown>, 3],
+  ];
+  for (const device of testDevices()) {
+    for (const [name, opt, trees] of cases) {
+      await t.step(`${name} on ${device}`, async () => {
+        await noLeaks(() =>
+          T.scope(() => {
+            const params = Object.fromEntries(
+              Array.from({ length: leaves }, (_, i) => [`w${i}`, T.full([64, 64], i, { device })]),
+            );
+            const grads = Object.fromEntries(
+              Object.keys(params).map((k) => [k, T.full([64, 64], 0.5, { device })]),
+            );
+            const state = opt.init(params);
+            T.resetPeakMemory(device);
+            const base = T.memory(device).liveBytes;
+            opt.update(grads, state, params);
+            const peak = T.memory(device).peakBytes - base;
+            assert.ok(
+              peak <= trees * total + 8 * leafBytes,
+              `${name}: peak ${peak} B above the inputs; expected at most ${trees} trees of ` +
+                `${total} B plus 8 leaves`,
+            );
+          })
+        );
+      });
+    }
+  }
+});

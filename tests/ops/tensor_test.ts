@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { noLeaks, testDevices } from "../util.ts";
+import { SCALAR_CACHE_SIZE, Tensor } from "../../ops/tensor.ts";
+import { getDevice } from "../../ops/device.ts";
+
+const { memory } = T;
 
 Deno.test("creation on every device", async (t) => {
   for (const device of testDevices()) {
@@ -157,4 +161,43 @@ Deno.test("memory() reports peaks and resets them", () => {
 
 Deno.test("init rejects unknown backends", async () => {
   await assert.rejects(() => T.init({ backend: "tpu" as T.DeviceName }), TypeError);
+});
+
+Deno.test("scalar constants are cached per device, evicted oldest first, and never leak", async (t) => {
+  for (const device of testDevices()) {
+    await t.step(device, async () => {
+      const dev = getDevice(device);
+      const m0 = memory(device);
+      // A value no other test uses, so the first call misses the cache.
+      const a = Tensor.scalar(dev, 0.8125, "f32");
+      const m1 = memory(device);
+      const grew = m0.constantBytes < SCALAR_CACHE_SIZE * 4 ? 4 : 0;
+      assert.equal(m1.constantBytes, m0.constantBytes + grew);
+      assert.equal(m1.liveBytes, m0.liveBytes);
+      const b = Tensor.scalar(dev, 0.8125, "f32");
+      assert.equal(memory(device).constantBytes, m1.constantBytes);
+      assert.deepEqual([await a.array(), await b.array()], [0.8125, 0.8125]);
+      a.dispose();
+      b.dispose();
+      assert.equal(memory(device).liveTensors, m0.liveTensors);
+
+      // -0 and 0 are different constants; values are coerced to the dtype.
+      const nz = Tensor.scalar(dev, -0, "f32");
+      assert.equal(1 / (await nz.data())[0], -Infinity);
+      const i = Tensor.scalar(dev, -2.7, "i32");
+      assert.equal(await i.array(), -2);
+      nz.dispose();
+      i.dispose();
+
+      // Fill the cache past its size while holding the first entry: it survives eviction.
+      const held = Tensor.scalar(dev, 12345.5, "f32");
+      for (let k = 0; k < SCALAR_CACHE_SIZE; k++) Tensor.scalar(dev, 1e6 + k, "f32").dispose();
+      const full = memory(device);
+      assert.equal(full.constantBytes, SCALAR_CACHE_SIZE * 4);
+      assert.equal(await held.array(), 12345.5);
+      assert.equal(full.liveBytes, m0.liveBytes + 4, "the evicted scalar is live while held");
+      held.dispose();
+      assert.equal(memory(device).liveBytes, m0.liveBytes);
+    });
+  }
 });

@@ -15,6 +15,7 @@ import {
   closeTrace,
   definePrimitive,
   holdFor,
+  isSaved,
   makeNode,
   type Node,
   openTrace,
@@ -239,7 +240,11 @@ function topoOrder(id: number, roots: readonly Node[], leaves: Map<Node, number>
 function checkLive(order: readonly Node[], leaves: Map<Node, number>) {
   for (const node of order) {
     if (leaves.has(node)) continue;
-    for (const t of [...node.inputs, ...node.outputs]) {
+    const saved = [
+      ...node.inputs.filter((_, i) => isSaved(node, "inputs", i)),
+      ...node.outputs.filter((_, i) => isSaved(node, "outputs", i)),
+    ];
+    for (const t of saved) {
       if (t.disposed) {
         throw new TypeError(
           `pullback: a tensor recorded by ${node.primitive.name} (${t}) was disposed, usually ` +
@@ -304,14 +309,14 @@ function applyRule(
     const o = node.outputs[i];
     if (s[i]) return s[i]!;
     if (!o || o.dtype !== "f32") return null;
-    return temps[temps.length] = zeros(shape, { device: o.device });
+    return temps[temps.length] = zeros(shape, { device: node.device ?? o.device });
   });
   // While an outer trace is open, the rule's arithmetic must be recorded against the node's
   // outputs as traced values (for rules that use them, e.g. exp), so outer walkers see it.
   const outer = openTracesOf(node.traces) !== null;
   const outputs = outer
     ? node.outputs.map((o, i) =>
-      o.dtype === "f32" ? (temps[temps.length] = o.view(o.shape, node, i)) : o
+      o.dtype === "f32" && !o.disposed ? (temps[temps.length] = o.view(o.shape, node, i)) : o
     )
     : node.outputs;
   let res: (Tensor | null)[] = [];

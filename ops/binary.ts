@@ -38,12 +38,18 @@ export function pair(op: string, a: TensorLike, b: TensorLike): [Tensor, Tensor,
 const PRIMS: Record<string, Primitive<undefined>> = {};
 
 /** Defines a broadcasting binary primitive over operands of one dtype. */
-function binaryPrim(name: string, op: ScalarOp, vjp: VjpRule<undefined>, outDtype?: DType) {
+function binaryPrim(
+  name: string,
+  op: ScalarOp,
+  vjp: VjpRule<undefined>,
+  saves?: Primitive<undefined>["saves"],
+) {
   return PRIMS[name] = definePrimitive<undefined>({
     name,
+    saves,
     forward: ([a, b]) => {
       const shape = broadcastShapes(name, a.shape, b.shape);
-      return [runElementwise(name, op, [a, b], shape, outDtype ?? a.dtype)];
+      return [runElementwise(name, op, [a, b], shape, a.dtype)];
     },
     vjp,
   });
@@ -81,17 +87,21 @@ export function applyBinary(
 
 const x = (c: { inputs: readonly Tensor[] }, i: number) => c.inputs[i];
 
-const addP = binaryPrim("add", { cpu: (a, b) => a + b, wgsl: "a + b" }, ([g]) => [g, g]);
-const subP = binaryPrim("sub", { cpu: (a, b) => a - b, wgsl: "a - b" }, ([g]) => [g, neg(g)]);
+// Which values each rule reads: none (add, sub) or both operands (mul, div, maximum, minimum).
+const G = { inputs: [], outputs: [] }, AB = { inputs: [0, 1], outputs: [] };
+const addP = binaryPrim("add", { cpu: (a, b) => a + b, wgsl: "a + b" }, ([g]) => [g, g], G);
+const subP = binaryPrim("sub", { cpu: (a, b) => a - b, wgsl: "a - b" }, ([g]) => [g, neg(g)], G);
 const mulP = binaryPrim(
   "mul",
   { cpu: (a, b) => a * b, wgsl: "a * b" },
   ([g], c) => [mul(g, x(c, 1)), mul(g, x(c, 0))],
+  AB,
 );
 const divP = binaryPrim(
   "div",
   { cpu: (a, b) => a / b, wgsl: "a / b" },
   ([g], c) => [div(g, x(c, 1)), neg(div(mul(g, x(c, 0)), square(x(c, 1))))],
+  AB,
 );
 const POW_WGSL = `
 fn pow_(x: f32, y: f32) -> f32 {
@@ -119,11 +129,13 @@ const maxP = binaryPrim(
   "maximum",
   { cpu: (a, b) => Math.max(a, b), wgsl: "max(a, b)" },
   ([g], c) => [where(greaterEqual(x(c, 0), x(c, 1)), g, 0), where(less(x(c, 0), x(c, 1)), g, 0)],
+  AB,
 );
 const minP = binaryPrim(
   "minimum",
   { cpu: (a, b) => Math.min(a, b), wgsl: "min(a, b)" },
   ([g], c) => [where(greaterEqual(x(c, 1), x(c, 0)), g, 0), where(less(x(c, 1), x(c, 0)), g, 0)],
+  AB,
 );
 
 /** `a + b` with broadcasting. @example ```ts
@@ -153,6 +165,7 @@ function castExpr(from: DType, to: DType): string {
 
 const castPrim = definePrimitive<DType>({
   name: "cast",
+  saves: { inputs: [], outputs: [] },
   forward: ([t], to) => [
     runElementwise(
       "cast",

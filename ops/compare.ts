@@ -104,6 +104,7 @@ export function logicalNot(x: Tensor): Tensor {
 
 const wherePrim = definePrimitive<undefined>({
   name: "where",
+  saves: { inputs: [0], outputs: [] },
   forward: ([c, a, b]) => [
     runElementwise(
       "where",

@@ -27,6 +27,7 @@ interface CumsumParams {
 
 const cumsumPrim = definePrimitive<CumsumParams>({
   name: "cumsum",
+  saves: { inputs: [], outputs: [] },
   forward: ([x], { axis, reverse, exclusive }) => {
     const l = axisLayout(x.shape, axis);
     const dev = x.backend;

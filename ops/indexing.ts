@@ -102,6 +102,7 @@ interface AxisParams {
 
 const takePrim = definePrimitive<AxisParams>({
   name: "take",
+  saves: { inputs: [1], outputs: [] },
   forward: ([x, idx], { axis }) => {
     const l = axisLayout(x.shape, axis);
     return [launch(
@@ -115,7 +116,7 @@ const takePrim = definePrimitive<AxisParams>({
     )];
   },
   vjp: ([g], { inputs: [x, idx], params: { axis } }) => {
-    using z = zeros(x.shape, { dtype: x.dtype, device: x.device });
+    using z = zeros(x.shape, { dtype: x.dtype, device: g.device });
     return [scatterAdd(z, idx, g, axis), null];
   },
 });
@@ -145,6 +146,7 @@ export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
 
 const scatterPrim = definePrimitive<AxisParams>({
   name: "scatterAdd",
+  saves: { inputs: [1], outputs: [] },
   forward: ([x, idx, upd], { axis }) => {
     const l = axisLayout(x.shape, axis);
     return [launch(
@@ -247,6 +249,7 @@ interface AlongParams {
 
 const takeAlongPrim = definePrimitive<AlongParams>({
   name: "takeAlongAxis",
+  saves: { inputs: [1], outputs: [] },
   forward: ([x, idx], { layout }) => [launch(
     [x, idx],
     [
@@ -257,7 +260,7 @@ const takeAlongPrim = definePrimitive<AlongParams>({
     x.dtype,
   )],
   vjp: ([g], { inputs: [x, idx], params: { layout } }) => {
-    using z = zeros(x.shape, { dtype: x.dtype, device: x.device });
+    using z = zeros(x.shape, { dtype: x.dtype, device: g.device });
     return [scatterAddAlongAxis(z, idx, g, layout.axis), null];
   },
 });
@@ -287,6 +290,7 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
 
 const scatterAlongPrim = definePrimitive<AlongParams>({
   name: "scatterAddAlongAxis",
+  saves: { inputs: [1], outputs: [] },
   forward: ([x, idx, upd], { layout }) => [launch(
     [x, idx, upd],
     [

@@ -83,6 +83,7 @@ function specOf(a: Tensor, b: Tensor, { transA, transB }: MatmulParams): MatmulS
 
 const matmulPrim = definePrimitive<MatmulParams>({
   name: "matmul",
+  saves: { inputs: [0, 1], outputs: [] },
   forward: ([a, b], params) => {
     const spec = specOf(a, b, params);
     const dev = a.backend;

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Tensor } from "./tensor.ts";
+import type { DeviceName } from "../kernels/device.ts";
 
 /** What a VJP rule sees: the primitive's inputs, outputs and static params. */
 export interface VjpContext<P> {
@@ -34,6 +35,14 @@ export interface Primitive<P> {
   readonly forward: (inputs: readonly Tensor[], params: P) => Tensor[];
   /** The VJP rule, or `"none"` for ops without a gradient. */
   readonly vjp: VjpRule<P> | "none";
+  /**
+   * The inputs and outputs, by index, whose values the VJP rule reads (default: all of both).
+   * A traced node keeps only these alive. The others stay in the rule's context with their
+   * shape, dtype and autodiff links, but their storage is freed once nothing else holds it:
+   * intermediates whose values no pullback reads (an add's operands, a slice's source, a
+   * concat's pieces) do not wait in memory for the backward pass.
+   */
+  readonly saves?: { readonly inputs?: readonly number[]; readonly outputs?: readonly number[] };
 }
 
 /**
@@ -55,6 +64,14 @@ export interface Node {
   readonly outputShapes: (readonly number[])[];
   /** Ids of the traces this node depends on. */
   readonly traces: ReadonlySet<number>;
+  /** Device of the outputs (set by `bind`; unsaved outputs cannot say). */
+  device?: DeviceName;
+}
+
+/** Whether `node` keeps input (`"inputs"`) or output `i` alive for its VJP rule. */
+export function isSaved(node: Node, kind: "inputs" | "outputs", i: number): boolean {
+  const list = node.primitive.saves?.[kind];
+  return list === undefined || list.includes(i);
 }
 
 /** Defines a primitive. A differentiable one must give its VJP rule here. */
@@ -148,13 +165,17 @@ export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P
     params,
     traces,
   );
-  holdFor(node, node.inputs);
-  holdFor(node, outs);
+  node.device = outs[0]?.device;
+  // A handle the rule never reads is disposed at once: it keeps its shape, dtype and links.
+  node.inputs.forEach((v, i) => isSaved(node, "inputs", i) ? holdFor(node, [v]) : v.dispose());
   return outs.map((o, i) => {
     node.outputShapes.push(o.shape);
     node.outputs.push(o);
     // Integer outputs (argmax, indices) carry no gradient and stay untraced.
-    return o.dtype === "f32" ? o.view(o.shape, node, i) : o.view(o.shape);
+    const out = o.dtype === "f32" ? o.view(o.shape, node, i) : o.view(o.shape);
+    if (isSaved(node, "outputs", i)) holdFor(node, [o]);
+    else o.dispose();
+    return out;
   });
 }
 

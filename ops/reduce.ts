@@ -153,9 +153,14 @@ function launch(
     : gpu(dev as GpuDevice, s as GpuStorage, layout);
 }
 
-function reducePrim(op: ReduceOp, vjp: Primitive<ReduceParams>["vjp"]) {
+function reducePrim(
+  op: ReduceOp,
+  vjp: Primitive<ReduceParams>["vjp"],
+  saves?: Primitive<ReduceParams>["saves"],
+) {
   return definePrimitive<ReduceParams>({
     name: op,
+    saves,
     forward: ([x], { axes, keepdims }) => {
       const outDtype: DType = x.dtype === "bool" ? "i32" : x.dtype;
       const storage = launch(
@@ -175,7 +180,7 @@ function reducePrim(op: ReduceOp, vjp: Primitive<ReduceParams>["vjp"]) {
 const sumPrim = reducePrim("sum", ([g], { inputs: [x], params: { axes } }) => {
   using gk = reshape(g, reducedShape(x.shape, axes, true));
   return [broadcastTo(gk, x.shape)];
-});
+}, { inputs: [], outputs: [] });
 
 // JAX convention: the cotangent goes to the elements equal to the result, shared equally.
 const extremeVjp: Primitive<ReduceParams>["vjp"] = ([g], { inputs: [x], outputs, params }) => {

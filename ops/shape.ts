@@ -12,6 +12,7 @@ const copy = { cpu: (a: number) => a, wgsl: "a" };
 
 const reshapePrim = definePrimitive<readonly number[]>({
   name: "reshape",
+  saves: { inputs: [], outputs: [] },
   forward: ([x], shape) => [x.view(shape)],
   vjp: ([g], c) => [reshape(g, c.inputs[0].shape)],
 });
@@ -52,6 +53,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 const transposePrim = definePrimitive<readonly number[]>({
   name: "transpose",
+  saves: { inputs: [], outputs: [] },
   forward: ([x], perm) => {
     const c = contiguousStrides(x.shape);
     const shape = perm.map((p) => x.shape[p]);
@@ -140,6 +142,7 @@ export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
 
 const broadcastPrim = definePrimitive<readonly number[]>({
   name: "broadcastTo",
+  saves: { inputs: [], outputs: [] },
   forward: ([x], shape) => [runElementwise("broadcastTo", copy, [x], shape, x.dtype)],
   // The walker sums the cotangent down to the input's shape.
   vjp: ([g]) => [g],

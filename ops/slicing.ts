@@ -70,6 +70,7 @@ const copy = { cpu: (a: number) => a, wgsl: "a" };
 
 const slicePrim = definePrimitive<Region>({
   name: "slice",
+  saves: { inputs: [], outputs: [] },
   forward: ([x], r) => {
     if (isIdentity(r, x.shape)) return [x.view(x.shape)];
     const c = rowMajor(x.shape);
@@ -87,6 +88,7 @@ interface EmbedParams {
 
 const embedPrim = definePrimitive<EmbedParams>({
   name: "embed",
+  saves: { inputs: [], outputs: [] },
   forward: ([x], { region, shape, value }) => {
     if (isIdentity(region, shape)) return [x.view(x.shape)];
     const c = rowMajor(shape);
@@ -189,6 +191,7 @@ function sliceAxis(x: Tensor, axis: number, start: number, len: number): Tensor 
 
 const concatPrim = definePrimitive<{ axis: number }>({
   name: "concat",
+  saves: { inputs: [], outputs: [] },
   forward: (xs, { axis }) => {
     if (xs.length === 1) return [xs[0].view(xs[0].shape)];
     const shape = [...xs[0].shape];

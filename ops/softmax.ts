@@ -56,6 +56,7 @@ function fused(x: Tensor, axis: number, logOut: boolean): Tensor {
 // dx = y * (g - sum(g * y)), the Jacobian of softmax applied to g.
 const softmaxPrim = definePrimitive<SoftmaxParams>({
   name: "softmax",
+  saves: { inputs: [], outputs: [0] },
   forward: ([x], { axis }) => [fused(x, axis, false)],
   vjp: ([g], { outputs: [y], params: { axis } }) => {
     using gy = mul(g, y);
@@ -68,6 +69,7 @@ const softmaxPrim = definePrimitive<SoftmaxParams>({
 // dx = g - softmax(x) * sum(g), with softmax(x) = exp(y).
 const logSoftmaxPrim = definePrimitive<SoftmaxParams>({
   name: "logSoftmax",
+  saves: { inputs: [], outputs: [0] },
   forward: ([x], { axis }) => [fused(x, axis, true)],
   vjp: ([g], { outputs: [y], params: { axis } }) => {
     using s = sum(g, axis, { keepdims: true });

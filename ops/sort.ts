@@ -79,6 +79,7 @@ function checkSortable(op: string, x: Tensor, options: SortOptions): boolean {
 
 const sortPrim = definePrimitive<SortParams>({
   name: "sort",
+  saves: { inputs: [], outputs: [1] },
   forward: ([x], p) => runSort(x, p),
   // The values are x read through the permutation, so the cotangent goes back through it.
   vjp: ([g], c) => [g ? scatterByIndex(g, c.outputs[1]) : null],
@@ -194,12 +195,14 @@ function runPerm(op: "gather" | "scatter", x: Tensor, idx: Tensor): Tensor {
 
 const gatherPrim = definePrimitive<undefined>({
   name: "gatherByIndex",
+  saves: { inputs: [1], outputs: [] },
   forward: ([x, idx]) => [runPerm("gather", x, idx)],
   vjp: ([g], c) => [scatterByIndex(g, c.inputs[1]), null],
 });
 
 const scatterPrim = definePrimitive<undefined>({
   name: "scatterByIndex",
+  saves: { inputs: [1], outputs: [] },
   forward: ([x, idx]) => [runPerm("scatter", x, idx)],
   vjp: ([g], c) => [gatherByIndex(g, c.inputs[1]), null],
 });

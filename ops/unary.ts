@@ -14,7 +14,13 @@ interface UnaryDef extends ScalarOp {
   /** Requires a float input (integers are cast to f32 first). */
   floatOnly: boolean;
   vjp: VjpRule<undefined> | "none";
+  /** What the VJP rule reads (see `Primitive.saves`). */
+  saves: { inputs: number[]; outputs: number[] };
 }
+
+/** The rule reads only the cotangent, the input, or the output. */
+const G = { inputs: [], outputs: [] }, X = { inputs: [0], outputs: [] };
+const Y = { inputs: [], outputs: [0] };
 
 const HELPERS = `
 fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
@@ -26,24 +32,45 @@ const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
 
 const DEFS = {
-  neg: { floatOnly: false, cpu: (a) => -a, wgsl: "-a", vjp: ([g]) => [neg(g)] },
-  abs: { floatOnly: false, cpu: Math.abs, wgsl: "abs(a)", vjp: ([g], c) => [mul(g, sign(x0(c)))] },
-  sign: { floatOnly: false, cpu: Math.sign, wgsl: "sign(a)", vjp: () => [null] },
-  exp: { floatOnly: true, cpu: Math.exp, wgsl: "exp(a)", vjp: ([g], c) => [mul(g, y0(c))] },
-  log: { floatOnly: true, cpu: Math.log, wgsl: "log(a)", vjp: ([g], c) => [div(g, x0(c))] },
+  neg: { saves: G, floatOnly: false, cpu: (a) => -a, wgsl: "-a", vjp: ([g]) => [neg(g)] },
+  abs: {
+    saves: X,
+    floatOnly: false,
+    cpu: Math.abs,
+    wgsl: "abs(a)",
+    vjp: ([g], c) => [mul(g, sign(x0(c)))],
+  },
+  sign: { saves: G, floatOnly: false, cpu: Math.sign, wgsl: "sign(a)", vjp: () => [null] },
+  exp: {
+    saves: Y,
+    floatOnly: true,
+    cpu: Math.exp,
+    wgsl: "exp(a)",
+    vjp: ([g], c) => [mul(g, y0(c))],
+  },
+  log: {
+    saves: X,
+    floatOnly: true,
+    cpu: Math.log,
+    wgsl: "log(a)",
+    vjp: ([g], c) => [div(g, x0(c))],
+  },
   log1p: {
+    saves: X,
     floatOnly: true,
     cpu: Math.log1p,
     wgsl: "log1p_(a)",
     vjp: ([g], c) => [div(g, add(x0(c), 1))],
   },
   sqrt: {
+    saves: Y,
     floatOnly: true,
     cpu: Math.sqrt,
     wgsl: "sqrt(a)",
     vjp: ([g], c) => [div(g, mul(y0(c), 2))],
   },
   rsqrt: {
+    saves: Y,
     floatOnly: true,
     cpu: (a) => 1 / Math.sqrt(a),
     wgsl: "inverseSqrt(a)",
@@ -51,37 +78,49 @@ const DEFS = {
     vjp: ([g], c) => [mul(g, mul(mul(y0(c), square(y0(c))), -0.5))],
   },
   square: {
+    saves: X,
     floatOnly: false,
     cpu: (a) => a * a,
     wgsl: "a * a",
     vjp: ([g], c) => [mul(g, mul(x0(c), 2))],
   },
   tanh: {
+    saves: Y,
     floatOnly: true,
     cpu: Math.tanh,
     wgsl: "tanh_(a)",
     vjp: ([g], c) => [mul(g, sub(1, square(y0(c))))],
   },
   sigmoid: {
+    saves: Y,
     floatOnly: true,
     cpu: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))),
     wgsl: "sigmoid_(a)",
     vjp: ([g], c) => [mul(g, mul(y0(c), sub(1, y0(c))))],
   },
   relu: {
+    saves: X,
     floatOnly: false,
     cpu: (a) => (a > 0 ? a : 0),
     wgsl: (t) => (t === "f32" ? "max(a, 0.0)" : t === "i32" ? "max(a, 0)" : "a"),
     vjp: ([g], c) => [mul(g, cast(greater(x0(c), 0), "f32"))],
   },
   erf: {
+    saves: X,
     floatOnly: true,
     cpu: erf64,
     wgsl: "erf_(a)",
     vjp: ([g], c) => [mul(g, mul(exp(neg(square(x0(c)))), 2 / Math.sqrt(Math.PI)))],
   },
-  sin: { floatOnly: true, cpu: Math.sin, wgsl: "sin(a)", vjp: ([g], c) => [mul(g, cos(x0(c)))] },
+  sin: {
+    saves: X,
+    floatOnly: true,
+    cpu: Math.sin,
+    wgsl: "sin(a)",
+    vjp: ([g], c) => [mul(g, cos(x0(c)))],
+  },
   cos: {
+    saves: X,
     floatOnly: true,
     cpu: Math.cos,
     wgsl: "cos(a)",
@@ -99,6 +138,7 @@ const PRIMS = Object.fromEntries(
       name,
       forward: ([x]) => [runElementwise(name, { ...def, helpers: HELPERS }, [x], x.shape, x.dtype)],
       vjp: def.vjp as VjpRule<undefined>,
+      saves: def.saves,
     }),
   ]),
 ) as Record<UnaryName, Primitive<undefined>>;

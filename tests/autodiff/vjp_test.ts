@@ -273,3 +273,39 @@ Deno.test("autodiff errors", async (t) => {
   });
   x.dispose();
 });
+
+Deno.test("a traced node keeps alive only the values its VJP rule reads", async (t) => {
+  const n = 1024, bytes = n * 4, steps = 8;
+  for (const device of testDevices()) {
+    await t.step(device, async () => {
+      await noLeaks(async () => {
+        const x = T.tensor(randomArray(rng(5), n), { device });
+        // Held after the forward pass, above the input.
+        const held = async (step: (h: Tn) => Tn) => {
+          const base = T.memory(device).liveBytes;
+          return await T.scope(async () => {
+            // As in every layer, the function's own scope frees its intermediate handles.
+            const [y, pull] = vjp((a: Tn) =>
+              T.scope(() => {
+                let h = a;
+                for (let i = 0; i < steps; i++) h = step(h);
+                return sum(T.reshape(h, [n / 2, 2]));
+              }), x);
+            const kept = T.memory(device).liveBytes - base;
+            const [g] = pull(T.onesLike(y));
+            return { kept, g: await g.data() };
+          });
+        };
+        // add, reshape and sum read no values in their rules: only the scalar result stays.
+        const adds = await held((h) => T.add(h, 1));
+        assert.ok(adds.kept < bytes, `an add chain kept ${adds.kept} B`);
+        assert.deepEqual([...adds.g], new Array(n).fill(1));
+        // mul reads its operands: every intermediate (all but the input) stays for the pullback.
+        const muls = await held((h) => T.mul(h, 1.5));
+        assert.ok(muls.kept >= (steps - 1) * bytes, `a mul chain kept only ${muls.kept} B`);
+        assert.ok(muls.g.every((v) => Math.abs(v - 1.5 ** steps) < 1e-3));
+        x.dispose();
+      });
+    });
+  }
+});

@@ -17,12 +17,20 @@ import {
   treeTensors,
   valueAndGrad,
 } from "../../mod.ts";
-import { loadCheckpoint, saveCheckpoint } from "../../nn/checkpoint_io.ts";
-import { MetricsLog, ProgressBar, readMetrics } from "./progress.ts";
-import { lineChartSvg } from "./plot.ts";
+import { loadCheckpoint } from "../../nn/checkpoint_io.ts";
+import { MetricsLog, ProgressBar } from "./progress.ts";
+import {
+  type CkptTree,
+  configDiff,
+  runFiles,
+  saveRun,
+  truncateMetrics,
+  writeLossPlot,
+} from "./run_files.ts";
 
 import type { TrainingFlagValues } from "./cli.ts";
 
+export { runFiles, saveRun, writeLossPlot } from "./run_files.ts";
 export {
   type FlagSpec,
   type FlagValues,
@@ -105,22 +113,6 @@ export interface TrainResult<P> {
   peakBytes: number;
 }
 
-/** The tree a checkpoint holds. */
-interface CkptTree<P> {
-  params: P;
-  opt: unknown;
-  step: number;
-}
-
-/** Paths of the files a run writes into `outDir`. */
-export function runFiles(outDir: string): { checkpoint: string; metrics: string; plot: string } {
-  return {
-    checkpoint: `${outDir}/checkpoint.safetensors`,
-    metrics: `${outDir}/metrics.jsonl`,
-    plot: `${outDir}/loss.svg`,
-  };
-}
-
 /**
  * The {@linkcode train} options that follow from the shared training flags: Adam with linear
  * warm-up (after clipping at global norm 1 when `clip`, as the `--lr` help says), output folder,
@@ -152,95 +144,6 @@ export function disposeTree(tree: unknown): void {
 /** The PRNG key of training step `step` (pure in `(seed, step)`). */
 export function stepKey(seed: number, step: number): Tensor {
   return scope(() => random.foldIn(random.key(seed), step));
-}
-
-/**
- * Saves params, optimizer state and step to `path` (atomically), with `config` as metadata.
- */
-export async function saveRun<P>(
-  path: string,
-  tree: CkptTree<P>,
-  config: Record<string, unknown>,
-): Promise<void> {
-  await saveCheckpoint(path, tree, { metadata: { config: JSON.stringify(config) } });
-}
-
-/** Settings that may change between a run and its resumption without a note. */
-const RUN_CONTROL = new Set([
-  "steps",
-  "resume",
-  "out",
-  "device",
-  "logEvery",
-  "checkpointEvery",
-  "evalEvery",
-]);
-
-/** Dotted keys (one level deep) whose values differ between two configs. */
-function configDiff(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
-  const flat = (c: Record<string, unknown>) => {
-    const out = new Map<string, string>();
-    for (const [k, v] of Object.entries(c)) {
-      if (v && typeof v === "object" && !Array.isArray(v)) {
-        for (const [k2, v2] of Object.entries(v)) {
-          if (!RUN_CONTROL.has(k2)) out.set(`${k}.${k2}`, JSON.stringify(v2));
-        }
-      } else out.set(k, JSON.stringify(v));
-    }
-    return out;
-  };
-  const fa = flat(a), fb = flat(b);
-  return [...new Set([...fa.keys(), ...fb.keys()])].filter((k) => fa.get(k) !== fb.get(k));
-}
-
-/** Drops metrics rows after `step` (a run that went on past its last checkpoint). */
-function truncateMetrics(path: string, step: number): void {
-  let rows: Record<string, unknown>[];
-  try {
-    rows = readMetrics(path);
-  } catch {
-    return;
-  }
-  const kept = rows.filter((r) => typeof r.step !== "number" || r.step <= step);
-  Deno.writeTextFileSync(path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
-}
-
-/**
- * Writes the loss curve of `metrics.jsonl` as `loss.svg`: training and evaluation bits
- * (`bpb`, `bpd`, `validBpb`, `testBpd`) where the run logs them, else the training loss in nats.
- */
-export function writeLossPlot(outDir: string, title: string): void {
-  const files = runFiles(outDir);
-  let rows: Record<string, unknown>[];
-  try {
-    rows = readMetrics(files.metrics);
-  } catch {
-    return;
-  }
-  const bits = rows.some((r) => typeof r.bpb === "number" || typeof r.bpd === "number");
-  const pick = bits ? /^(bpb|bpd|validBpb|testBpd)$/ : /^loss$/;
-  const series = new Map<string, [number, number][]>();
-  for (const r of rows) {
-    if (typeof r.step !== "number") continue;
-    for (const [k, v] of Object.entries(r)) {
-      if (typeof v !== "number" || !pick.test(k)) continue;
-      if (!series.has(k)) series.set(k, []);
-      series.get(k)!.push([r.step, v]);
-    }
-  }
-  if (!series.size) return;
-  const names: Record<string, string> = {
-    loss: "training loss",
-    bpb: "training",
-    bpd: "training",
-    validBpb: "validation",
-    testBpd: "test",
-  };
-  const svg = lineChartSvg(
-    [...series].map(([k, points]) => ({ name: names[k] ?? k, points })),
-    { title, xLabel: "step", yLabel: bits ? "bits per token" : "nats per token", logY: !bits },
-  );
-  Deno.writeTextFileSync(files.plot, svg);
 }
 
 /**

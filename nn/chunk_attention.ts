@@ -7,7 +7,7 @@
  * and gradients, with no `[..., queries, keys]` tensor kept between the passes.
  * @module
  */
-import { Tensor } from "../ops/tensor.ts";
+import { fmt, Tensor } from "../ops/tensor.ts";
 import { add, mul, sub } from "../ops/binary.ts";
 import { equal, greaterEqual, logicalAnd, logicalNot, where } from "../ops/compare.ts";
 import { matmul } from "../ops/matmul.ts";
@@ -17,7 +17,7 @@ import { fusedChunkAttention, fusedChunkAttentionSupported } from "../ops/chunk_
 import { logsumexp, softmax } from "../ops/softmax.ts";
 import { customVjp } from "../autodiff/custom.ts";
 import { applyDropout } from "./dropout.ts";
-import { maskValues } from "./attention_core.ts";
+import { lookAround, maskValues } from "./attention_core.ts";
 
 /** The masks of {@linkcode chunkAttention}, given by positions. */
 export interface ChunkMasks {
@@ -35,6 +35,14 @@ export interface ChunkMasks {
   bias?: Tensor | null;
   /** Dropout on the probabilities, replayed from its key in the backward pass. */
   dropout?: { rate: number; key?: Tensor };
+  /**
+   * Look-around: `k` and `v` hold each chunk's own keys, `[..., nChunks, kc, dk]` with the
+   * chunk axis third from the end (as in `q`), and the key slots of chunk `c` are chunks
+   * `(c + offset) mod nChunks` for each offset, in order (`lookAround(k, rank - 3, offsets)`).
+   * The fused kernels read them in place; `kpos`, `kvalid` and `bias` describe all
+   * `offsets.length * kc` slots.
+   */
+  lookAround?: readonly number[];
   /**
    * `"fused"`: the fused kernels (`ops/chunk_attention.ts`); `"composed"`: primitives with a
    * hand-written backward pass. Default: fused, except with active dropout or on a device
@@ -219,19 +227,39 @@ export function chunkAttention(
   };
   const fused = m.impl === "fused" ||
     (m.impl !== "composed" && !drop && fusedChunkAttentionSupported(q));
+  const offsets = m.lookAround ?? null;
+  if (offsets && (q.rank < 3 || k.shape[k.rank - 3] !== q.shape[q.rank - 3])) {
+    throw new RangeError(
+      `chunkAttention: lookAround needs the chunk axis third from the end of q and k, got ` +
+        `q ${fmt(q.shape)} and k ${fmt(k.shape)}`,
+    );
+  }
   if (!fused) {
-    const [o, lse] = core(q, k, v, a);
+    if (!offsets) {
+      const [o, lse] = core(q, k, v, a);
+      return { o, lse };
+    }
+    using kl = lookAround(k, k.rank - 3, offsets);
+    using vl = lookAround(v, v.rank - 3, offsets);
+    const [o, lse] = core(q, kl, vl, a);
     return { o, lse };
   }
   if (drop) throw new TypeError("chunkAttention: the fused kernel does not support dropout");
-  return fusedPath(q, k, v, a);
+  return fusedPath(q, k, v, a, offsets);
 }
 
 /** Flattens the leading axes to rows, materialises the position codes and runs the kernel. */
-function fusedPath(q: Tensor, k: Tensor, v: Tensor, a: Aux): { o: Tensor; lse: Tensor } {
+function fusedPath(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  a: Aux,
+  offsets: readonly number[] | null,
+): { o: Tensor; lse: Tensor } {
   const lead = q.shape.slice(0, -2);
   const [nq, dim] = q.shape.slice(-2);
-  const nk = k.shape[k.rank - 2];
+  const kc = k.shape[k.rank - 2];
+  const nk = (offsets?.length ?? 1) * kc;
   const rows = lead.reduce((x, y) => x * y, 1);
   const mv = maskValues(q.dtype);
   const owned: Tensor[] = [];
@@ -242,7 +270,7 @@ function fusedPath(q: Tensor, k: Tensor, v: Tensor, a: Aux): { o: Tensor; lse: T
       const b = t.shape.join() === full.join() ? t : own(broadcastTo(t, full));
       return own(reshape(b, [rows, ...tail]));
     };
-    const q3 = rowsOf(q, [nq, dim]), k3 = rowsOf(k, [nk, dim]), v3 = rowsOf(v, [nk, dim]);
+    const q3 = rowsOf(q, [nq, dim]), k3 = rowsOf(k, [kc, dim]), v3 = rowsOf(v, [kc, dim]);
     const qpos = rowsOf(a.qpos, [nq]);
     let kcode = rowsOf(a.kpos, [nk]);
     if (a.kvalid) {
@@ -250,12 +278,13 @@ function fusedPath(q: Tensor, k: Tensor, v: Tensor, a: Aux): { o: Tensor; lse: T
       kcode = own(where(valid, kcode, own(sub(-1, kcode))));
     }
     const bias = a.bias ? rowsOf(a.bias, [nq, nk]) : null;
+    const chunks = offsets ? q.shape[q.rank - 3] : 1;
     const [o, lse, stat] = fusedChunkAttention(q3, k3, v3, qpos, kcode, bias, {
       causal: a.causal,
       selfMask: a.selfMask,
       maskValue: mv.mask,
       selfValue: mv.self,
-    });
+    }, { offsets: offsets ?? [0], chunks });
     owned.push(o, lse, stat);
     return { o: reshape(o, [...lead, nq, dim]), lse: reshape(lse, [...lead, nq]) };
   } finally {

@@ -97,8 +97,9 @@ export function localAttention(
         const chunked = (t: Tensor) => reshape(padAxis(t, 2, lp), [b, hc.heads, nc, chunkLen, -1]);
         const qkv = projectQKV(params, x, hc);
         const q = chunked(qkv.q);
-        const k = lookAround(chunked(qkv.k), 2, offsets);
-        const v = lookAround(chunked(qkv.v), 2, offsets);
+        // Each chunk's own keys and values: the kernel reads the window's chunks in place.
+        const k = chunked(qkv.k);
+        const v = chunked(qkv.v);
         // Static structure: key slot j of chunk c holds position kc * chunkLen + j % chunkLen.
         const slots = Array.from({ length: nc * kl }, (_, t) => {
           const c = Math.floor(t / kl), j = t % kl;
@@ -121,6 +122,7 @@ export function localAttention(
           causal,
           selfMask: hc.sharedQK,
           dropout,
+          lookAround: offsets,
         });
         const flat = reshape(o, [b, hc.heads, lp, hc.dHead]);
         return outputProjection(params, takeFirst(flat, 2, n));

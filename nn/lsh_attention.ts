@@ -253,8 +253,9 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       return reshape(gatherByIndex(rep, sortIdx), [b, h, nc, chunkLen, dk]);
     };
     const q = sortRows(qk);
-    const k = lookAround(unitKeys(q), 2, offsets);
-    const vs = lookAround(sortRows(v), 2, offsets);
+    // Each chunk's own keys and values: the kernel reads the look-back chunks in place.
+    const k = unitKeys(q);
+    const vs = sortRows(v);
     const qpos = reshape(pos, [b, h, nc, chunkLen]);
     const kpos = lookAround(qpos, 2, offsets);
     const kvalid = valid
@@ -274,6 +275,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       selfMask: true,
       bias,
       dropout,
+      lookAround: offsets,
     });
     const unsorted = reshape(scatterByIndex(reshape(o, [b, h, nTot, dk]), sortIdx), [
       b,

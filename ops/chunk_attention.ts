@@ -53,9 +53,9 @@ const withBias = (xs: readonly Tensor[], s: ChunkAttnSpec) =>
 const gradPrim = definePrimitive<ChunkAttnSpec>({
   name: "chunkAttentionGrad",
   forward: (xs, s) =>
-    launch(withBias(xs, s), s, true, [[s.rows, s.nq, s.dim], [s.rows, s.nk, s.dim], [
+    launch(withBias(xs, s), s, true, [[s.rows, s.nq, s.dim], [s.rows, s.kc, s.dim], [
       s.rows,
-      s.nk,
+      s.kc,
       s.dim,
     ]]),
   vjp: "none",
@@ -63,6 +63,8 @@ const gradPrim = definePrimitive<ChunkAttnSpec>({
 
 const fwdPrim = definePrimitive<ChunkAttnSpec>({
   name: "chunkAttention",
+  // Every input, the output and the softmax statistics; not the logsumexp.
+  saves: { inputs: [0, 1, 2, 3, 4, 5], outputs: [0, 2] },
   forward: (xs, s) =>
     launch(withBias(xs, s), s, false, [[s.rows, s.nq, s.dim], [s.rows, s.nq], [
       s.rows,
@@ -96,7 +98,10 @@ export function fusedChunkAttentionSupported(t: Tensor): boolean {
 
 /**
  * Fused chunk attention: for each of `R` rows, queries `q [R, C, D]` against key slots
- * `k, v [R, K, D]`. A key is masked (logit replaced by `maskValue`) where its code `kcode
+ * `k, v [R, K, D]`. With `lookAround = { offsets, chunks }`, `k` and `v` are `[R, Kc, D]` and
+ * the `K = offsets.length * Kc` slots of row `r` are rows `(c + offset) mod chunks` of its
+ * group (`c = r mod chunks`), read in place (chunked attention's look-around without copies;
+ * their gradients come back summed into `[R, Kc, D]`). A key is masked (logit replaced by `maskValue`) where its code `kcode
  * [R, K]` is negative (the code of a masked key at position `p` is `-p - 1`) or, when causal,
  * its position exceeds the query's `qpos [R, C]`; with `selfMask` equal positions get
  * `selfValue`; `bias [R, C, K]` is then added. Returns `o [R, C, D]`, `lse [R, C]` and the
@@ -119,14 +124,26 @@ export function fusedChunkAttention(
   kcode: Tensor,
   bias: Tensor | null,
   flags: Pick<ChunkAttnSpec, "causal" | "selfMask" | "maskValue" | "selfValue">,
+  lookAround: { offsets: readonly number[]; chunks: number } = { offsets: [0], chunks: 1 },
 ): Tensor[] {
   const op = "fusedChunkAttention";
   const [rows, nq, dim] = q.shape;
-  const nk = k.shape[1];
+  const { offsets, chunks } = lookAround;
+  if (
+    !Array.isArray(offsets) || offsets.length === 0 || !offsets.every(Number.isSafeInteger) ||
+    !Number.isInteger(chunks) || chunks < 1 || rows % chunks !== 0
+  ) {
+    throw new RangeError(
+      `${op}: lookAround needs integer offsets and a chunk count dividing the ${rows} rows, ` +
+        `got offsets ${JSON.stringify(offsets)}, chunks ${chunks}`,
+    );
+  }
+  const kc = k.shape[1];
+  const nk = offsets.length * kc;
   const want: [string, Tensor | null, number[], string][] = [
     ["q", q, [rows, nq, dim], "f32"],
-    ["k", k, [rows, nk, dim], "f32"],
-    ["v", v, [rows, nk, dim], "f32"],
+    ["k", k, [rows, kc, dim], "f32"],
+    ["v", v, [rows, kc, dim], "f32"],
     ["qpos", qpos, [rows, nq], "i32"],
     ["kcode", kcode, [rows, nk], "i32"],
     ["bias", bias, [rows, nq, nk], "f32"],
@@ -143,7 +160,17 @@ export function fusedChunkAttention(
   }
   const xs = [q, k, v, qpos, kcode, ...(bias ? [bias] : [])];
   sameDevice(op, xs);
-  const spec: ChunkAttnSpec = { rows, nq, nk, dim, hasBias: bias !== null, ...flags };
+  const spec: ChunkAttnSpec = {
+    rows,
+    nq,
+    nk,
+    kc,
+    offsets: [...offsets],
+    chunks,
+    dim,
+    hasBias: bias !== null,
+    ...flags,
+  };
   return bind(fwdPrim, xs, spec);
 }
 

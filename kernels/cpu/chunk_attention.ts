@@ -1,10 +1,14 @@
 /**
  * CPU reference of the fused chunk-attention kernels (forward, and the two backward passes),
  * in float64 arithmetic rounded once to f32. Layout, for `R` independent rows of `C` queries
- * against `K` key slots of width `D`: `q [R, C, D]`, `k`, `v [R, K, D]`, `qpos [R, C]` i32,
- * `kcode [R, K]` i32 (the key's position `p`, or `-p - 1` when the key is masked), optional
- * `bias [R, C, K]`. Logits: `q . k`, replaced by `maskValue` where the key is masked or (causal)
- * after the query, then by `selfValue` where (selfMask) the positions are equal, plus `bias`.
+ * against `K` key slots of width `D`: `q [R, C, D]`, `qpos [R, C]` i32, `kcode [R, K]` i32 (the
+ * key's position `p`, or `-p - 1` when the key is masked), optional `bias [R, C, K]`, and
+ * `k`, `v [R, Kc, D]`: each row's own chunk of `Kc` keys. The `K = offsets.length * Kc` key
+ * slots of row `r` are the chunks `(c + offset) mod chunks` of its group of `chunks` rows
+ * (`c = r mod chunks`), one block of `Kc` slots per offset: chunked attention's look-around
+ * read in place, never copied. Logits: `q . k`, replaced by `maskValue` where the key is
+ * masked or (causal) after the query, then by `selfValue` where (selfMask) the positions are
+ * equal, plus `bias`.
  * @module
  */
 import type { CpuDevice, CpuStorage } from "./device.ts";
@@ -15,8 +19,14 @@ export interface ChunkAttnSpec {
   readonly rows: number;
   /** Queries per row `C`. */
   readonly nq: number;
-  /** Key slots per row `K`. */
+  /** Key slots per row `K` (`offsets.length * kc`). */
   readonly nk: number;
+  /** Keys per row of `k` and `v`, `Kc`. */
+  readonly kc: number;
+  /** Chunk offsets of the key-slot blocks (`[0]`: a row's own keys only). */
+  readonly offsets: readonly number[];
+  /** Rows per group the offsets wrap around (divides `rows`). */
+  readonly chunks: number;
   /** Head width `D`. */
   readonly dim: number;
   /** Mask keys whose position is after the query's. */
@@ -29,6 +39,17 @@ export interface ChunkAttnSpec {
   readonly maskValue: number;
   /** Replacement for self logits (`-1e5` in f32). */
   readonly selfValue: number;
+}
+
+/** The row of `k`/`v` that key-slot block `b` of row `r` reads. */
+export function keyRow(s: ChunkAttnSpec, r: number, b: number): number {
+  const c = r % s.chunks;
+  return r - c + ((((c + s.offsets[b]) % s.chunks) + s.chunks) % s.chunks);
+}
+
+/** The element index in `k`/`v` (times `D`) of key slot `j` of row `r`. */
+function keyIndex(s: ChunkAttnSpec, r: number, j: number): number {
+  return keyRow(s, r, Math.floor(j / s.kc)) * s.kc + (j % s.kc);
 }
 
 /** A logit function for row `r`: `(i, j) -> [logit, gradient passes]`. */
@@ -48,7 +69,7 @@ function logits(
     let l = s.maskValue;
     if (keep) {
       l = 0;
-      const qo = (r * nq + i) * dim, ko = (r * nk + j) * dim;
+      const qo = (r * nq + i) * dim, ko = keyIndex(s, r, j) * dim;
       for (let d = 0; d < dim; d++) l += q[qo + d] * k[ko + d];
       l = Math.fround(l);
     }
@@ -93,7 +114,8 @@ export function chunkAttentionCpu(
       for (let j = 0; j < nk; j++) {
         const p = Math.exp(l[j] - m);
         sum += p;
-        for (let d = 0; d < dim; d++) acc[d] += p * vd[(r * nk + j) * dim + d];
+        const vo = keyIndex(s, r, j) * dim;
+        for (let d = 0; d < dim; d++) acc[d] += p * vd[vo + d];
       }
       const row = r * nq + i;
       for (let d = 0; d < dim; d++) o[row * dim + d] = acc[d] / sum;
@@ -108,7 +130,7 @@ export function chunkAttentionCpu(
 /**
  * Backward pass given `dO [R, C, D]` and `delta [R, C]` = `rowsum(dO * o) - dLse`:
  * `ds = p * (dO . v - delta)` where the logit is `q . k`, and `dq = ds k`, `dk = ds^T q`,
- * `dv = p^T dO`.
+ * `dv = p^T dO`, with `dk`, `dv [R, Kc, D]` summed over every slot that reads a key.
  */
 export function chunkAttentionGradCpu(
   device: CpuDevice,
@@ -127,23 +149,25 @@ export function chunkAttentionGradCpu(
     (bias?.data ?? null) as Float32Array | null,
   );
   const dq = new Float64Array(rows * nq * dim);
-  const dk = new Float64Array(rows * nk * dim), dv = new Float64Array(rows * nk * dim);
+  // dk and dv are per row of k and v: a key seen from several rows sums what each sends.
+  const dk = new Float64Array(rows * s.kc * dim), dv = new Float64Array(rows * s.kc * dim);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < nq; i++) {
       const row = r * nq + i;
       for (let j = 0; j < nk; j++) {
         const [l, pass] = logit(r, i, j);
         const p = Math.exp(l - st[2 * row] - st[2 * row + 1]);
+        const ko = keyIndex(s, r, j) * dim;
         let dp = 0;
         for (let d = 0; d < dim; d++) {
-          dp += g[row * dim + d] * vd[(r * nk + j) * dim + d];
-          dv[(r * nk + j) * dim + d] += p * g[row * dim + d];
+          dp += g[row * dim + d] * vd[ko + d];
+          dv[ko + d] += p * g[row * dim + d];
         }
         if (!pass) continue;
         const ds = p * (dp - dl[row]);
         for (let d = 0; d < dim; d++) {
-          dq[row * dim + d] += ds * kd[(r * nk + j) * dim + d];
-          dk[(r * nk + j) * dim + d] += ds * qd[row * dim + d];
+          dq[row * dim + d] += ds * kd[ko + d];
+          dk[ko + d] += ds * qd[row * dim + d];
         }
       }
     }

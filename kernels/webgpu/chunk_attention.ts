@@ -3,7 +3,7 @@
  * layout and the masking rule). One thread per query computes its masked logits, an online
  * softmax and the weighted sum of values in one pass over the row's keys, writing the output,
  * the logsumexp and `(max, log sum)`; the backward pass is two kernels, one thread per query
- * (`dq`) and one per key slot (`dk`, `dv`), which recompute the probabilities instead of
+ * (`dq`) and one per key of `k`/`v` (`dk`, `dv`, summed over the slots that read it), which recompute the probabilities instead of
  * reading them, so no `[queries, keys]` array ever exists. The head width is compiled in, so
  * each thread keeps its vectors in registers.
  * @module
@@ -29,10 +29,22 @@ function header(s: ChunkAttnSpec, outputs: string[], extra: string[]): string {
   outputs.forEach((d, i) =>
     lines.push(`@group(0) @binding(${ins.length + i}) var<storage, read_write> ${d};`)
   );
+  // Offset of key-slot block b (the look-around), compiled in as a chain of selects.
+  const offsetOf = s.offsets.slice(0, -1).map((o, b) => `if (b == ${b}u) { return ${o}; }`)
+    .join(" ") + ` return ${s.offsets.at(-1)};`;
   lines.push(
-    "struct P { rows: u32, nq: u32, nk: u32, pad: u32 }",
+    "struct P { rows: u32, nq: u32, nk: u32, kc: u32, chunks: u32, p0: u32, p1: u32, p2: u32 }",
     `@group(0) @binding(${ins.length + outputs.length}) var<uniform> p: P;`,
     `const D = ${s.dim}u;`,
+    `const NB = ${s.offsets.length}u;`,
+    `fn offsetOf(b: u32) -> i32 { ${offsetOf} }`,
+    // The row of k/v that block b of row r reads, and the row whose block b reads row r.
+    `fn keyRow(r: u32, b: u32, sign: i32) -> u32 {
+  let ch = i32(p.chunks);
+  let c = i32(r % p.chunks);
+  return r - u32(c) + u32((((c + sign * offsetOf(b)) % ch) + ch) % ch);
+}`,
+    "fn keySrc(r: u32, j: u32) -> u32 { return keyRow(r, j / p.kc, 1) * p.kc + j % p.kc; }",
   );
   return lines.join("\n");
 }
@@ -46,7 +58,7 @@ function logitCode(s: ChunkAttnSpec, qv: (d: string) => string): string {
     var l = ${f32(s.maskValue)};
     if (flows) {
       var dot = 0.0;
-      for (var d = 0u; d < D; d++) { dot += ${qv("d")} * k[kj * D + d]; }
+      for (var d = 0u; d < D; d++) { dot += ${qv("d")} * k[ks * D + d]; }
       l = dot;
     }
     ${s.selfMask ? `if (kp == qp) { l = ${f32(s.selfValue)}; flows = false; }` : ""}
@@ -71,6 +83,7 @@ ${ENTRY}
   var s = 0.0;
   for (var j = 0u; j < p.nk; j++) {
     let kj = r * p.nk + j;
+    let ks = keySrc(r, j);
     ${logitCode(s, (d) => `qv[${d}]`)}
     if (l > m) {
       let c = exp(m - l);
@@ -80,7 +93,7 @@ ${ENTRY}
     }
     let e = exp(l - m);
     s += e;
-    for (var d = 0u; d < D; d++) { acc[d] += e * v[kj * D + d]; }
+    for (var d = 0u; d < D; d++) { acc[d] += e * v[ks * D + d]; }
   }
   for (var d = 0u; d < D; d++) { o[qi * D + d] = acc[d] / s; }
   let ls = log(s);
@@ -108,13 +121,14 @@ ${ENTRY}
   let dl = delta[qi];
   for (var j = 0u; j < p.nk; j++) {
     let kj = r * p.nk + j;
+    let ks = keySrc(r, j);
     ${logitCode(s, (d) => `qv[${d}]`)}
     if (flows) {
       let pr = exp((l - m) - ls);
       var dp = 0.0;
-      for (var d = 0u; d < D; d++) { dp += gv[d] * v[kj * D + d]; }
+      for (var d = 0u; d < D; d++) { dp += gv[d] * v[ks * D + d]; }
       let ds = pr * (dp - dl);
-      for (var d = 0u; d < D; d++) { acc[d] += ds * k[kj * D + d]; }
+      for (var d = 0u; d < D; d++) { acc[d] += ds * k[ks * D + d]; }
     }
   }
   for (var d = 0u; d < D; d++) { dq[qi * D + d] = acc[d]; }
@@ -124,34 +138,38 @@ ${ENTRY}
 function gradKvCode(s: ChunkAttnSpec): string {
   return `${header(s, ["dk: array<f32>", "dv: array<f32>"], GRAD_IN)}
 ${ENTRY}
-  if (g >= p.rows * p.nk) { return; }
-  let r = g / p.nk;
-  let kj = g;
+  if (g >= p.rows * p.kc) { return; }
+  // One thread per key of k/v: it sums over every (row, slot) that reads it.
+  let ks = g;
   var vv: array<f32, D>;
   var ak: array<f32, D>;
   var av: array<f32, D>;
-  for (var d = 0u; d < D; d++) { vv[d] = v[kj * D + d]; }
-  for (var i = 0u; i < p.nq; i++) {
-    let qi = r * p.nq + i;
-    let qp = qpos[qi];
-    ${logitCode(s, (d) => `q[qi * D + ${d}]`)}
-    let pr = exp((l - stat[2u * qi]) - stat[2u * qi + 1u]);
-    var dp = 0.0;
-    for (var d = 0u; d < D; d++) {
-      let gd = go[qi * D + d];
-      dp += gd * vv[d];
-      av[d] += pr * gd;
-    }
-    if (flows) {
-      let ds = pr * (dp - delta[qi]);
-      for (var d = 0u; d < D; d++) { ak[d] += ds * q[qi * D + d]; }
+  for (var d = 0u; d < D; d++) { vv[d] = v[ks * D + d]; }
+  for (var b = 0u; b < NB; b++) {
+    let r = keyRow(ks / p.kc, b, -1);
+    let kj = r * p.nk + b * p.kc + ks % p.kc;
+    for (var i = 0u; i < p.nq; i++) {
+      let qi = r * p.nq + i;
+      let qp = qpos[qi];
+      ${logitCode(s, (d) => `q[qi * D + ${d}]`)}
+      let pr = exp((l - stat[2u * qi]) - stat[2u * qi + 1u]);
+      var dp = 0.0;
+      for (var d = 0u; d < D; d++) {
+        let gd = go[qi * D + d];
+        dp += gd * vv[d];
+        av[d] += pr * gd;
+      }
+      if (flows) {
+        let ds = pr * (dp - delta[qi]);
+        for (var d = 0u; d < D; d++) { ak[d] += ds * q[qi * D + d]; }
+      }
     }
   }
-  for (var d = 0u; d < D; d++) { dk[kj * D + d] = ak[d]; dv[kj * D + d] = av[d]; }
+  for (var d = 0u; d < D; d++) { dk[ks * D + d] = ak[d]; dv[ks * D + d] = av[d]; }
 }`;
 }
 
-const sizes = (s: ChunkAttnSpec) => new Uint32Array([s.rows, s.nq, s.nk, 0]);
+const sizes = (s: ChunkAttnSpec) => new Uint32Array([s.rows, s.nq, s.nk, s.kc, s.chunks, 0, 0, 0]);
 const inputs = (xs: (GpuStorage | null)[]) => xs.filter((x): x is GpuStorage => x !== null);
 
 /** Forward pass on the GPU: `[o, lse, stat]` (see the CPU reference). */
@@ -181,14 +199,14 @@ export function chunkAttentionGradGpu(
   s: ChunkAttnSpec,
 ): [GpuStorage, GpuStorage, GpuStorage] {
   const dq = device.alloc("f32", s.rows * s.nq * s.dim);
-  const dk = device.alloc("f32", s.rows * s.nk * s.dim);
-  const dv = device.alloc("f32", s.rows * s.nk * s.dim);
+  const dk = device.alloc("f32", s.rows * s.kc * s.dim);
+  const dv = device.alloc("f32", s.rows * s.kc * s.dim);
   const bufs = inputs(xs);
   if (s.rows * s.nq > 0) {
     device.run({ code: gradQCode(s) }, [...bufs, dq], grid(s.rows * s.nq, WG), sizes(s));
   }
-  if (s.rows * s.nk > 0) {
-    device.run({ code: gradKvCode(s) }, [...bufs, dk, dv], grid(s.rows * s.nk, WG), sizes(s));
+  if (s.rows * s.kc > 0) {
+    device.run({ code: gradKvCode(s) }, [...bufs, dk, dv], grid(s.rows * s.kc, WG), sizes(s));
   }
   return [dq, dk, dv];
 }

@@ -29,6 +29,7 @@ const spec = {
   batch: { type: "int", default: 1, help: "Sequences per step" },
   ffChunks: { type: "int", default: 8, help: "Feed-forward slices" },
   headChunks: { type: "int", default: 8, help: "LM head and loss slices" },
+  reversible: { type: "bool", default: true, help: "Reversible layers (--no-reversible: stored)" },
 } as const;
 
 /** `[2^floor(k/2), 2^ceil(k/2)]` for `n = 2^k`; other lengths get `[n]`. */
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
       axialShape: axialShape(len),
       ffChunks: f.ffChunks,
       lmHeadChunks: f.headChunks,
+      reversible: f.reversible,
     });
     const opt = optim.adam(1e-4);
     let params = model.init(random.key(0));
@@ -110,7 +112,8 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    `\nReformer LM training step on ${backend} (${adapter}): ${f.layers} layers, dModel ` +
+    `\nReformer LM training step on ${backend} (${adapter}): ${f.layers} ` +
+      `${f.reversible ? "reversible" : "stored (non-reversible)"} layers, dModel ` +
       `${f.dModel}, dFF ${f.dFF}, ${f.heads} heads, ${f.nHashes} hashes, chunk ${f.chunkLen}, ` +
       `vocab ${f.vocab}, batch ${f.batch}, Adam; median of ${f.steps} step(s)`,
   );

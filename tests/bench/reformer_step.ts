@@ -8,9 +8,10 @@
  *
  * Run: `deno run -A tests/bench/reformer_step.ts --lens 4096,16384,65536` (add
  * `LONGSEQ_BACKEND=cpu` for the CPU backend). Peak bytes are the allocator's figure
- * (`memory().peakBytes`): every live tensor, params and Adam state included, as the
- * reference's `torch.cuda.max_memory_allocated` counts them. The first step at each length
- * compiles pipelines and is not timed.
+ * (`memory().peakBytes`): every live tensor, params and Adam state included (the scalar
+ * constant cache and the buffer pool's spare buffers are not). The first step at each length
+ * compiles pipelines and is not timed (unless `--no-warmup`, for lengths where one step is
+ * all the time there is).
  */
 import * as T from "../../mod.ts";
 import { nn, optim, random, valueAndGrad } from "../../mod.ts";
@@ -30,6 +31,11 @@ const spec = {
   ffChunks: { type: "int", default: 8, help: "Feed-forward slices" },
   headChunks: { type: "int", default: 8, help: "LM head and loss slices" },
   reversible: { type: "bool", default: true, help: "Reversible layers (--no-reversible: stored)" },
+  warmup: {
+    type: "bool",
+    default: true,
+    help: "Run one untimed step first (--no-warmup: time the first step, compiles included)",
+  },
 } as const;
 
 /** `[2^floor(k/2), 2^ceil(k/2)]` for `n = 2^k`; other lengths get `[n]`. */
@@ -88,7 +94,7 @@ async function main(): Promise<void> {
       state = out.state;
       return loss;
     };
-    await step(0);
+    if (f.warmup) await step(0);
     await T.sync();
     T.resetPeakMemory();
     const times: number[] = [];

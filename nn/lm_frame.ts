@@ -15,6 +15,7 @@ import { linear, type LinearParams } from "./linear.ts";
 import { applyDropout } from "./dropout.ts";
 import { chunkedLmLoss } from "./losses.ts";
 import { checkPositiveInt } from "./linear.ts";
+import type { ApplyOptions } from "./layer.ts";
 
 /** Input and output settings shared by the language models. */
 export interface LmFrameConfig {
@@ -163,5 +164,50 @@ export function lmFrame(op: string, c: LmFrameConfig, dOut: number): LmFrame {
         })
       );
     },
+  };
+}
+
+/** Splits `opts.key` into the embedding's and the stack's keys (both undefined without one). */
+export function modelKeys(op: string, key: unknown): [Tensor | undefined, Tensor | undefined] {
+  if (key === undefined) return [undefined, undefined];
+  if (!(key instanceof Tensor)) {
+    throw new TypeError(
+      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
+    );
+  }
+  const [a, b] = random.splitN(key, 2);
+  return [a, b];
+}
+
+/**
+ * A language model's `apply`, `applyEmbedded` and `loss` around its layer stack: `hidden` maps
+ * the embedded input `[b, len, dModel]` (and the stack's PRNG key) to the stack's output; the
+ * frame supplies the embedding, the split of `opts.key` and the head.
+ */
+export function lmMethods<
+  P extends LmFrameParams,
+  O extends ApplyOptions & { mask?: Tensor },
+  L extends O & LmLossOptions,
+>(
+  op: string,
+  frame: LmFrame,
+  dropRate: number,
+  hidden: (p: P, x: Tensor, opts: O, key?: Tensor) => Tensor,
+): {
+  apply(params: P, tokens: Tensor, opts?: O): Tensor;
+  applyEmbedded(params: P, x: Tensor, opts?: O): Tensor;
+  loss(params: P, tokens: Tensor, targets: Tensor, opts?: L): Tensor;
+} {
+  const run = (p: P, tokens: Tensor, opts: O) => {
+    const [ke, ks] = modelKeys(op, opts.key);
+    return hidden(p, frame.embed(p, tokens, dropRate, ke, opts.training), opts, ks);
+  };
+  return {
+    apply: (params, tokens, opts = {} as O) =>
+      scope(() => frame.logits(params, run(params, tokens, opts))),
+    applyEmbedded: (params, x, opts = {} as O) =>
+      scope(() => frame.logits(params, hidden(params, x, opts, opts.key))),
+    loss: (params, tokens, targets, opts = {} as L) =>
+      scope(() => frame.loss(params, run(params, tokens, opts), targets, opts.mask, opts)),
   };
 }

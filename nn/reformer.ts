@@ -6,7 +6,6 @@
  * @module
  */
 import { fmt, Tensor } from "../ops/tensor.ts";
-import { scope } from "../ops/scope.ts";
 import { concat } from "../ops/slicing.ts";
 import * as random from "../ops/random.ts";
 import type { ApplyOptions } from "./layer.ts";
@@ -17,7 +16,13 @@ import {
   reversibleBlocks,
   type ReversibleBlocksConfig,
 } from "./reversible_blocks.ts";
-import { lmFrame, type LmFrameConfig, type LmFrameParams, type LmLossOptions } from "./lm_frame.ts";
+import {
+  lmFrame,
+  type LmFrameConfig,
+  type LmFrameParams,
+  type LmLossOptions,
+  lmMethods,
+} from "./lm_frame.ts";
 import { checkRate } from "./dropout.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
@@ -62,18 +67,6 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
    * head and loss run over `lmHeadChunks` slices, so `[len, vocab]` logits never exist at once.
    */
   loss(params: P, tokens: Tensor, targets: Tensor, opts?: L): Tensor;
-}
-
-/** Splits `opts.key` into the embedding's and the stack's keys (both undefined without one). */
-export function modelKeys(op: string, key: unknown): [Tensor | undefined, Tensor | undefined] {
-  if (key === undefined) return [undefined, undefined];
-  if (!(key instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
-    );
-  }
-  const [a, b] = random.splitN(key, 2);
-  return [a, b];
 }
 
 /**
@@ -131,10 +124,12 @@ export function reformerLM(
     });
     return concat([y1, y2], -1);
   };
-  const run = (p: ReformerLMParams, tokens: Tensor, opts: ReformerApplyOptions) => {
-    const [ke, ks] = modelKeys(op, opts.key);
-    return hidden(p, frame.embed(p, tokens, dropRate, ke, opts.training), opts, ks);
-  };
+  const methods = lmMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
+    op,
+    frame,
+    dropRate,
+    hidden,
+  );
 
   return {
     maxLen: frame.maxLen,
@@ -148,11 +143,6 @@ export function reformerLM(
         k2.dispose();
       }
     },
-    apply: (params, tokens, opts = {}) =>
-      scope(() => frame.logits(params, run(params, tokens, opts))),
-    applyEmbedded: (params, x, opts = {}) =>
-      scope(() => frame.logits(params, hidden(params, x, opts, opts.key))),
-    loss: (params, tokens, targets, opts = {}) =>
-      scope(() => frame.loss(params, run(params, tokens, opts), targets, opts.mask, opts)),
+    ...methods,
   };
 }

@@ -18,13 +18,8 @@ import { feedForward, type FeedForwardParams } from "./feed_forward.ts";
 import { chunked } from "./chunked.ts";
 import { applyDropout, checkRate } from "./dropout.ts";
 import { checkPositiveInt } from "./linear.ts";
-import { lmFrame, type LmFrameConfig, type LmFrameParams } from "./lm_frame.ts";
-import {
-  type LanguageModel,
-  modelKeys,
-  type ReformerApplyOptions,
-  type ReformerLossOptions,
-} from "./reformer.ts";
+import { lmFrame, type LmFrameConfig, type LmFrameParams, lmMethods } from "./lm_frame.ts";
+import type { LanguageModel, ReformerApplyOptions, ReformerLossOptions } from "./reformer.ts";
 
 /** Configuration of {@linkcode sparseTransformerLM}. */
 export interface SparseTransformerLMConfig extends LmFrameConfig {
@@ -205,10 +200,12 @@ export function sparseTransformerLM(
     });
     return h;
   };
-  const run = (p: SparseTransformerLMParams, tokens: Tensor, opts: SparseApplyOptions) => {
-    const [ke, ks] = modelKeys(op, opts.key);
-    return hidden(p, frame.embed(p, tokens, dropRate, ke, opts.training), opts, ks);
-  };
+  const methods = lmMethods<SparseTransformerLMParams, SparseApplyOptions, SparseLossOptions>(
+    op,
+    frame,
+    dropRate,
+    hidden,
+  );
 
   return {
     maxLen: frame.maxLen,
@@ -232,11 +229,6 @@ export function sparseTransformerLM(
         for (const k of keys) k.dispose();
       }
     },
-    apply: (params, tokens, opts = {}) =>
-      scope(() => frame.logits(params, run(params, tokens, opts))),
-    applyEmbedded: (params, x, opts = {}) =>
-      scope(() => frame.logits(params, hidden(params, x, opts, opts.key))),
-    loss: (params, tokens, targets, opts = {}) =>
-      scope(() => frame.loss(params, run(params, tokens, opts), targets, opts.mask, opts)),
+    ...methods,
   };
 }

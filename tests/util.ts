@@ -22,17 +22,8 @@ export function testDevices(): DeviceName[] {
   return devices();
 }
 
-/** A deterministic PRNG (mulberry32) for test inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (mulberry32, shared with the examples' data sampling) for test inputs. */
+export { mulberry32 as rng } from "../examples/lib/sampling.ts";
 
 /** `n` uniform values in `[lo, hi)`. */
 export function randomArray(rand: () => number, n: number, lo = -1, hi = 1): Float32Array {

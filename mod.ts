@@ -125,7 +125,8 @@ export {
   vjp,
 } from "./autodiff/mod.ts";
 export * as optim from "./nn/optim/mod.ts";
-export { argmax, argmin, max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
+export { max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
+export { argmax, argmin } from "./ops/arg_reduce.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { random } from "./ops/random.ts";

@@ -1,6 +1,6 @@
 /**
- * Reductions: the primitives `sum`, `max`, `min` (with VJP rules) and `argmax`, `argmin` (no
- * gradient), and the compositions `mean` and `variance`. Softmax and logsumexp live in
+ * Reductions: the primitives `sum`, `max`, `min` (with VJP rules) and the compositions `mean`
+ * and `variance`. `argmax` and `argmin` live in `arg_reduce.ts`, softmax and logsumexp in
  * `softmax.ts`.
  *
  * Kernels reduce a contiguous `[outer, n, inner]` layout over `n`. When the reduced axes form
@@ -13,18 +13,12 @@ import type { DType } from "../kernels/dtype.ts";
 import type { Storage } from "../kernels/device.ts";
 import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
 import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import {
-  argReduceCpu,
-  type ArgReduceOp,
-  reduceCpu,
-  type ReduceLayout,
-  type ReduceOp,
-} from "../kernels/cpu/reduce.ts";
-import { argReduceGpu, reduceGpu, useColumns } from "../kernels/webgpu/reduce.ts";
+import { reduceCpu, type ReduceLayout, type ReduceOp } from "../kernels/cpu/reduce.ts";
+import { reduceGpu, useColumns } from "../kernels/webgpu/reduce.ts";
 import { contiguousStrides } from "../kernels/strided.ts";
 import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
 import { fmt, sizeOf, Tensor } from "./tensor.ts";
-import { normAxes, normAxis } from "./broadcast.ts";
+import { normAxes } from "./broadcast.ts";
 import { runElementwise } from "./kernel.ts";
 import { broadcastTo, reshape } from "./shape.ts";
 import { cast, div, mul, sub } from "./binary.ts";
@@ -135,7 +129,7 @@ function movedLast(shape: readonly number[], axes: readonly number[]) {
 }
 
 /** Runs a CPU or GPU reduction kernel on `x` laid out for `axes`, transposing when needed. */
-function launch(
+export function launch(
   x: Tensor,
   axes: readonly number[],
   cpu: (d: CpuDevice, s: CpuStorage, l: ReduceLayout) => Storage,
@@ -275,73 +269,6 @@ export function min(
   options: ReduceOptions = {},
 ): Tensor {
   return extreme("min", minPrim, x, axes, options);
-}
-
-/** Static parameters of argmax/argmin: one axis, or null to search the flattened input. */
-interface ArgParams {
-  readonly axis: number | null;
-  readonly keepdims: boolean;
-}
-
-function argPrim(op: ArgReduceOp) {
-  return definePrimitive<ArgParams>({
-    name: op,
-    forward: ([x], { axis, keepdims }) => {
-      using flat = axis === null ? x.view([x.size]) : null;
-      const storage = launch(
-        flat ?? x,
-        axis === null ? [0] : [axis],
-        (d, s, l) => argReduceCpu(d, s, l, op),
-        (d, s, l) => argReduceGpu(d, s, l, op, x.dtype),
-      );
-      const shape = axis === null
-        ? (keepdims ? x.shape.map(() => 1) : [])
-        : reducedShape(x.shape, [axis], keepdims);
-      return [Tensor.fromStorage(x.backend, storage, shape, "i32")];
-    },
-    vjp: "none",
-  });
-}
-const argPrims = { argmax: argPrim("argmax"), argmin: argPrim("argmin") };
-
-function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options: ReduceOptions) {
-  checkTensor(op, x);
-  const a = axis === undefined ? null : normAxis(op, axis, x.rank);
-  rejectBool(op, x);
-  rejectEmpty(op, x, a === null ? x.shape.map((_, i) => i) : [a]);
-  return bind1(argPrims[op], [x], { axis: a, keepdims: options.keepdims ?? false });
-}
-
-/**
- * Index of the largest element along `axis`, as i32; the first index on ties; NaN counts as
- * largest. Without `axis`, the index into the flattened input (NumPy). No gradient.
- *
- * Shapes: `x [..dims]` to `dims` without `axis` (`[]` without an axis; size-1 axes when
- * `keepdims`).
- *
- * @example
- * ```ts
- * import { argmax, tensor } from "@longseq/tensor";
- * const x = tensor([[1, 9, 9], [4, 2, 0]]);
- * console.log(await argmax(x, 1).array()); // [1, 0]
- * console.log(await argmax(x).array()); // 1
- * ```
- */
-export function argmax(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
-  return argReduce("argmax", x, axis, options);
-}
-
-/**
- * Index of the smallest element along `axis`, as i32; see {@linkcode argmax}.
- *
- * @example
- * ```ts
- * import { argmin, tensor } from "@longseq/tensor";
- * console.log(await argmin(tensor([[1, 9, 9], [4, 2, 0]]), 1).array()); // [0, 2]
- * ```
- */
-export function argmin(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
-  return argReduce("argmin", x, axis, options);
 }
 
 /** Validates a float reduction and returns its axes and an f32 version of `x`. */

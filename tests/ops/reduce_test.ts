@@ -2,18 +2,11 @@ import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { fromTypedArray } from "../../ops/creation.ts";
 import { closeTrace, definePrimitive, makeNode, openTrace } from "../../ops/primitive.ts";
-import {
-  argmax,
-  argmin,
-  max,
-  mean,
-  min,
-  type ReduceOptions,
-  sum,
-  variance,
-} from "../../ops/reduce.ts";
+import { argmax, argmin } from "../../ops/arg_reduce.ts";
+import { max, mean, min, type ReduceOptions, sum, variance } from "../../ops/reduce.ts";
 import { logSoftmax, logsumexp, softmax } from "../../ops/softmax.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
+import { refLse, refSoftmax } from "./softmax_ref.ts";
 
 type Axes = number | number[] | undefined;
 type Reducer = (x: T.Tensor, axes?: Axes, o?: ReduceOptions) => T.Tensor;
@@ -48,10 +41,6 @@ const refMax: Ref = (v) => v.reduce((a, b) => (beats(b, a, true) ? b : a));
 const refMin: Ref = (v) => v.reduce((a, b) => (beats(b, a, false) ? b : a));
 const refMean: Ref = (v) => refSum(v) / v.length;
 const refVar: Ref = (v) => refMean(v.map((x) => (x - refMean(v)) ** 2));
-const refLse: Ref = (v) => {
-  const m = Math.max(...v);
-  return m + Math.log(refSum(v.map((x) => Math.exp(x - m))));
-};
 const refArg = (gt: boolean) => (v: number[]) =>
   v.reduce((best, x, i) => (beats(x, v[best], gt) ? i : best), 0);
 
@@ -283,92 +272,6 @@ Deno.test("empty axis lists copy; size-0 reductions", async (t) => {
 });
 
 /** Float64 softmax of each slice along `axis`. */
-function refSoftmax(data: ArrayLike<number>, shape: number[], axis: number, log: boolean) {
-  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const n = shape[axis];
-  const out = new Float64Array(data.length);
-  for (let base = 0; base < data.length; base += n * inner) {
-    for (let k = 0; k < inner; k++) {
-      const idx = Array.from({ length: n }, (_, j) => base + j * inner + k);
-      const v = idx.map((i) => data[i]);
-      const lse = refLse(v);
-      idx.forEach((i, j) => (out[i] = log ? v[j] - lse : Math.exp(v[j] - lse)));
-    }
-  }
-  return out;
-}
-
-Deno.test("softmax and logSoftmax match float64 references and their compositions", async (t) => {
-  const rand = rng(13);
-  const cases: [number[], number][] = [
-    [[7], -1],
-    [[4, 1], -1],
-    [[3, 257], 1],
-    [[2, 3, 5], 1],
-    [[2, 3, 5], 0],
-    [[700, 7], -1],
-    [[2, 5000], -1],
-  ];
-  for (const device of testDevices()) {
-    for (const [shape, axis] of cases) {
-      await t.step(
-        `${JSON.stringify(shape)} axis ${axis} on ${device}`,
-        () =>
-          noLeaks(() =>
-            T.scope(async () => {
-              const size = shape.reduce((a, b) => a * b, 1);
-              const data = randomArray(rand, size, -8, 8);
-              const a = (axis + shape.length) % shape.length;
-              const x = fromTypedArray(data, shape, "f32", device);
-              const p = softmax(x, axis), lp = logSoftmax(x, axis);
-              await T.assertAllClose(p, refSoftmax(data, shape, a, false), { atol: 1e-7 });
-              await T.assertAllClose(lp, refSoftmax(data, shape, a, true), { atol: 2e-6 });
-              // The fused primitives equal their compositions.
-              const m = max(x, axis, { keepdims: true });
-              const e = T.exp(T.sub(x, m));
-              await T.assertAllClose(p, T.div(e, sum(e, axis, { keepdims: true })), {
-                atol: 1e-7,
-              });
-              await T.assertAllClose(lp, T.sub(x, logsumexp(x, axis, { keepdims: true })), {
-                atol: 2e-6,
-              });
-            })
-          ),
-      );
-    }
-  }
-});
-
-Deno.test("softmax of large logits does not overflow", async (t) => {
-  for (const device of testDevices()) {
-    await t.step(device, () =>
-      noLeaks(() =>
-        T.scope(async () => {
-          const x = T.tensor([
-            [1e4, 1e4 - 1, -1e4, 5e3],
-            [3e38, 3e38, -3e38, 0],
-            [-1e30, -1e30, -1e30, -1e30],
-          ], { device });
-          const p = await softmax(x).array() as number[][];
-          for (const row of p) {
-            assert.ok(row.every(Number.isFinite), `finite: ${row}`);
-            assert.ok(Math.abs(row.reduce((a, b) => a + b) - 1) < 1e-6, `sums to 1: ${row}`);
-          }
-          await T.assertAllClose(p[0], [1 / (1 + Math.E ** -1), 1 / (1 + Math.E), 0, 0]);
-          assert.deepEqual(p[1], [0.5, 0.5, 0, 0]);
-          const lp = await logSoftmax(x).array() as number[][];
-          await T.assertAllClose(lp[1].slice(0, 2), [-Math.LN2, -Math.LN2]);
-          await T.assertAllClose(logsumexp(x, 1), [
-            1e4 + Math.log1p(Math.E ** -1),
-            3e38,
-            -1e30 + Math.log(4),
-          ]);
-          const inf = T.tensor([[-Infinity, -Infinity], [Infinity, 0]], { device });
-          assert.deepEqual(await logsumexp(inf, 1).array(), [-Infinity, Infinity]);
-        })
-      ));
-  }
-});
 
 const leaf = definePrimitive<undefined>({ name: "leaf", forward: () => [], vjp: () => [] });
 /** A view of `x` marked as traced by trace `id`, so primitives on it record their nodes. */

@@ -1,0 +1,85 @@
+/**
+ * `argmax` and `argmin`: integer results, no gradient, on the reduction kernels' layout
+ * (`reduce.ts`).
+ * @module
+ */
+import { argReduceCpu, type ArgReduceOp } from "../kernels/cpu/reduce.ts";
+import { argReduceGpu } from "../kernels/webgpu/reduce.ts";
+import { bind1, definePrimitive } from "./primitive.ts";
+import { Tensor } from "./tensor.ts";
+import { normAxis } from "./broadcast.ts";
+import {
+  checkTensor,
+  launch,
+  reducedShape,
+  type ReduceOptions,
+  rejectBool,
+  rejectEmpty,
+} from "./reduce.ts";
+
+/** Static parameters of argmax/argmin: one axis, or null to search the flattened input. */
+interface ArgParams {
+  readonly axis: number | null;
+  readonly keepdims: boolean;
+}
+
+function argPrim(op: ArgReduceOp) {
+  return definePrimitive<ArgParams>({
+    name: op,
+    forward: ([x], { axis, keepdims }) => {
+      using flat = axis === null ? x.view([x.size]) : null;
+      const storage = launch(
+        flat ?? x,
+        axis === null ? [0] : [axis],
+        (d, s, l) => argReduceCpu(d, s, l, op),
+        (d, s, l) => argReduceGpu(d, s, l, op, x.dtype),
+      );
+      const shape = axis === null
+        ? (keepdims ? x.shape.map(() => 1) : [])
+        : reducedShape(x.shape, [axis], keepdims);
+      return [Tensor.fromStorage(x.backend, storage, shape, "i32")];
+    },
+    vjp: "none",
+  });
+}
+const argPrims = { argmax: argPrim("argmax"), argmin: argPrim("argmin") };
+
+function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options: ReduceOptions) {
+  checkTensor(op, x);
+  const a = axis === undefined ? null : normAxis(op, axis, x.rank);
+  rejectBool(op, x);
+  rejectEmpty(op, x, a === null ? x.shape.map((_, i) => i) : [a]);
+  return bind1(argPrims[op], [x], { axis: a, keepdims: options.keepdims ?? false });
+}
+
+/**
+ * Index of the largest element along `axis`, as i32; the first index on ties; NaN counts as
+ * largest. Without `axis`, the index into the flattened input (NumPy). No gradient.
+ *
+ * Shapes: `x [..dims]` to `dims` without `axis` (`[]` without an axis; size-1 axes when
+ * `keepdims`).
+ *
+ * @example
+ * ```ts
+ * import { argmax, tensor } from "@longseq/tensor";
+ * const x = tensor([[1, 9, 9], [4, 2, 0]]);
+ * console.log(await argmax(x, 1).array()); // [1, 0]
+ * console.log(await argmax(x).array()); // 1
+ * ```
+ */
+export function argmax(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
+  return argReduce("argmax", x, axis, options);
+}
+
+/**
+ * Index of the smallest element along `axis`, as i32; see {@linkcode argmax}.
+ *
+ * @example
+ * ```ts
+ * import { argmin, tensor } from "@longseq/tensor";
+ * console.log(await argmin(tensor([[1, 9, 9], [4, 2, 0]]), 1).array()); // [0, 2]
+ * ```
+ */
+export function argmin(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
+  return argReduce("argmin", x, axis, options);
+}

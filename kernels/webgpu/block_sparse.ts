@@ -72,6 +72,33 @@ const PROLOGUE = `
   let base = g * p.n;
   let mrow = (g / p.heads) * p.n;`;
 
+/**
+ * WGSL: for query row `i`, every allowed key `j` of its block's row list, with the keys and
+ * values staged through shared memory (`ks`, `vs`) in tiles of `KC` rows; `body` runs per key
+ * (`jj` is its row in the tile).
+ */
+function rowTiles(mask: boolean, body: string): string {
+  return `  let t1 = rowPtr[blk + 1u];
+  for (var t = rowPtr[blk]; t < t1; t++) {
+    let k0 = list[t] * p.bs;
+    let k1 = min(k0 + p.bs, p.n);
+    for (var c0 = k0; c0 < k1; c0 += KC) {
+      let cnt = min(KC, k1 - c0);
+      workgroupBarrier();
+      for (var e = lid.x; e < cnt * D; e += W) {
+        ks[e] = k[(base + c0) * D + e];
+        vs[e] = v[(base + c0) * D + e];
+      }
+      workgroupBarrier();
+      if (live) {
+        for (var jj = 0u; jj < cnt; jj++) {
+          let j = c0 + jj;
+          if (!allowed(i, j)${mask ? " || keep[mrow + j] == 0u" : ""}) { continue; }${body}        }
+      }
+    }
+  }`;
+}
+
 const ARGS = `@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>`;
 
 function dispatch(device: GpuDevice, code: string, bufs: GpuStorage[], s: BlockSparseSpec) {
@@ -131,22 +158,10 @@ fn main(${ARGS}) {
   if (live) { for (var e = 0u; e < D; e++) { qv[e] = q[(base + i) * D + e]; } }
   var m = -3.0e38;
   var z = 0.0;
-  let t1 = rowPtr[blk + 1u];
-  for (var t = rowPtr[blk]; t < t1; t++) {
-    let k0 = list[t] * p.bs;
-    let k1 = min(k0 + p.bs, p.n);
-    for (var c0 = k0; c0 < k1; c0 += KC) {
-      let cnt = min(KC, k1 - c0);
-      workgroupBarrier();
-      for (var e = lid.x; e < cnt * D; e += W) {
-        ks[e] = k[(base + c0) * D + e];
-        vs[e] = v[(base + c0) * D + e];
-      }
-      workgroupBarrier();
-      if (live) {
-        for (var jj = 0u; jj < cnt; jj++) {
-          let j = c0 + jj;
-          if (!allowed(i, j)${mask ? " || keep[mrow + j] == 0u" : ""}) { continue; }
+${
+    rowTiles(
+      !!mask,
+      `
           var sc = 0.0;
           for (var e = 0u; e < D; e++) { sc += qv[e] * ks[jj * D + e]; }
           if (sc > m) {
@@ -158,9 +173,8 @@ fn main(${ARGS}) {
           let pe = exp(sc - m);
           z += pe;
           for (var e = 0u; e < D; e++) { acc[e] += pe * vs[jj * D + e]; }
-        }
-      }
-    }
+`,
+    )
   }
   if (live) {
     let inv = select(0.0, 1.0 / z, z > 0.0);
@@ -243,22 +257,10 @@ fn main(${ARGS}) {
     li = lse[base + i];
     di = delta[base + i];
   }
-  let t1 = rowPtr[blk + 1u];
-  for (var t = rowPtr[blk]; t < t1; t++) {
-    let k0 = list[t] * p.bs;
-    let k1 = min(k0 + p.bs, p.n);
-    for (var c0 = k0; c0 < k1; c0 += KC) {
-      let cnt = min(KC, k1 - c0);
-      workgroupBarrier();
-      for (var e = lid.x; e < cnt * D; e += W) {
-        ks[e] = k[(base + c0) * D + e];
-        vs[e] = v[(base + c0) * D + e];
-      }
-      workgroupBarrier();
-      if (live) {
-        for (var jj = 0u; jj < cnt; jj++) {
-          let j = c0 + jj;
-          if (!allowed(i, j)${mask ? " || keep[mrow + j] == 0u" : ""}) { continue; }
+${
+    rowTiles(
+      mask,
+      `
           var sc = 0.0;
           var dp = 0.0;
           for (var e = 0u; e < D; e++) {
@@ -267,9 +269,8 @@ fn main(${ARGS}) {
           }
           let ds = exp(sc - li) * (dp - di);
           for (var e = 0u; e < D; e++) { acc[e] += ds * ks[jj * D + e]; }
-        }
-      }
-    }
+`,
+    )
   }
   if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = acc[e]; } }
 }`;

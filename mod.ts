@@ -124,7 +124,7 @@ export {
   valueAndGrad,
   vjp,
 } from "./autodiff/mod.ts";
-export * as optim from "./nn/optim/mod.ts";
+export * as optim from "./optim/mod.ts";
 export { max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
 export { argmax, argmin } from "./ops/arg_reduce.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
@@ -139,12 +139,12 @@ export {
   type HostTensor,
   parseSafetensorsHeader,
   type SafetensorsHeader,
-} from "./nn/safetensors.ts";
+} from "./io/safetensors.ts";
 export {
   loadCheckpoint,
   type LoadCheckpointOptions,
   type LoadedCheckpoint,
   saveCheckpoint,
   type SaveCheckpointOptions,
-} from "./nn/checkpoint_io.ts";
+} from "./io/checkpoint.ts";
 export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

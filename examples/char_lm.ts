@@ -15,7 +15,7 @@
 import { bitsPerToken } from "../nn/losses.ts";
 import { random, scope, tensor, treeTensors } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { reformerLM, type ReformerLMParams } from "../nn/reformer.ts";
+import { reformerLM, type ReformerLMParams } from "../nn/models/reformer.ts";
 import {
   type ByteSplits,
   evalBatches,

@@ -18,8 +18,8 @@
  */
 import { argmax, cast, equal, mul, nn, random, scope, sum, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { reformerLM, type ReformerLMParams } from "../nn/reformer.ts";
-import type { AttentionOverride } from "../nn/reversible_blocks.ts";
+import { reformerLM, type ReformerLMParams } from "../nn/models/reformer.ts";
+import type { AttentionOverride } from "../nn/models/reversible_blocks.ts";
 import { type CopyBatch, copyTaskBatch } from "./lib/data.ts";
 import {
   disposeTree,

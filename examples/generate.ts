@@ -24,10 +24,13 @@
  */
 import { random, scope, slice, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { loadCheckpoint } from "../nn/checkpoint_io.ts";
-import { reformerLM, type ReformerLMConfig } from "../nn/reformer.ts";
-import { type DecodeState, reformerDecoder } from "../nn/decode.ts";
-import { sparseTransformerLM, type SparseTransformerLMConfig } from "../nn/sparse_transformer.ts";
+import { loadCheckpoint } from "../io/checkpoint.ts";
+import { reformerLM, type ReformerLMConfig } from "../nn/models/reformer.ts";
+import { type DecodeState, reformerDecoder } from "../nn/models/decode.ts";
+import {
+  sparseTransformerLM,
+  type SparseTransformerLMConfig,
+} from "../nn/models/sparse_transformer.ts";
 import { mulberry32 } from "./lib/data.ts";
 import { disposeTree, initDevice, parseFlags, runMain, usageError } from "./lib/train.ts";
 

@@ -12,7 +12,10 @@
 import { bitsPerToken } from "../nn/losses.ts";
 import { random, scope, slice, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { sparseTransformerLM, type SparseTransformerLMParams } from "../nn/sparse_transformer.ts";
+import {
+  sparseTransformerLM,
+  type SparseTransformerLMParams,
+} from "../nn/models/sparse_transformer.ts";
 import { loadMnist, type MnistSplit, mulberry32 } from "./lib/data.ts";
 import { imageGridPng, imageGridSvg } from "./lib/plot.ts";
 import { sampleToken } from "./generate.ts";

@@ -12,8 +12,8 @@ import { sum } from "../ops/reduce.ts";
 import { expandDims, reshape } from "../ops/shape.ts";
 import { logSoftmax } from "../ops/softmax.ts";
 import { exp } from "../ops/unary.ts";
-import { chunkedSum } from "./chunked.ts";
-import { affine, checkParam, type LinearParams } from "./linear.ts";
+import { chunkedSum } from "./layers/chunked.ts";
+import { affine, checkParam, type LinearParams } from "./layers/linear.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
 export interface CrossEntropyOptions {

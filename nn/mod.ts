@@ -17,18 +17,22 @@
  * @module
  */
 export type { ApplyOptions, Layer } from "./layer.ts";
-export { linear, type LinearOptions, type LinearParams } from "./linear.ts";
-export { embedding, type EmbeddingOptions, type EmbeddingParams } from "./embedding.ts";
-export { layerNorm, type LayerNormOptions, type LayerNormParams } from "./layer_norm.ts";
-export { applyDropout, dropout, type DropoutOptions } from "./dropout.ts";
-export { feedForward, type FeedForwardOptions, type FeedForwardParams } from "./feed_forward.ts";
-export { chunked, chunkedSum, type ChunkFn, type ChunkSpec } from "./chunked.ts";
-export { residual, serial } from "./combinators.ts";
+export { linear, type LinearOptions, type LinearParams } from "./layers/linear.ts";
+export { embedding, type EmbeddingOptions, type EmbeddingParams } from "./layers/embedding.ts";
+export { layerNorm, type LayerNormOptions, type LayerNormParams } from "./layers/layer_norm.ts";
+export { applyDropout, dropout, type DropoutOptions } from "./layers/dropout.ts";
+export {
+  feedForward,
+  type FeedForwardOptions,
+  type FeedForwardParams,
+} from "./layers/feed_forward.ts";
+export { chunked, chunkedSum, type ChunkFn, type ChunkSpec } from "./layers/chunked.ts";
+export { residual, serial } from "./layers/combinators.ts";
 export {
   axialPositions,
   type AxialPositionsOptions,
   type AxialPositionsParams,
-} from "./axial_positions.ts";
+} from "./layers/axial_positions.ts";
 export {
   bitsPerToken,
   chunkedLmLoss,
@@ -44,23 +48,28 @@ export {
 // Attention layers (attention, localAttention, lshAttention, sparseAttention) and models are
 // exported below by their owners.
 // ---------------------------------------------------------------------------------------------
-export { attention, type AttentionApplyOptions, type AttentionConfig } from "./attention.ts";
+export { attention, type AttentionApplyOptions, type AttentionConfig } from "./attention/full.ts";
 export {
   type AttentionParams,
   type MaskOption,
   type MaskValues,
   maskValues,
-} from "./attention_core.ts";
-export { chunkAttention, type ChunkMasks } from "./chunk_attention.ts";
-export { localAttention, type LocalAttentionConfig } from "./local_attention.ts";
+} from "./attention/core.ts";
+export { chunkAttention, type ChunkMasks } from "./attention/chunk_attention.ts";
+export { localAttention, type LocalAttentionConfig } from "./attention/local.ts";
 export {
   type LshApplyOptions,
   lshAttention,
   type LshAttentionConfig,
   type LshAttentionLayer,
   type LshSaved,
-} from "./lsh_attention.ts";
-export { type BucketSpec, defaultBuckets, hashBuckets, randomRotations } from "./lsh_hash.ts";
+} from "./attention/lsh.ts";
+export {
+  type BucketSpec,
+  defaultBuckets,
+  hashBuckets,
+  randomRotations,
+} from "./attention/lsh_hash.ts";
 export {
   blockSparseAttention,
   type BlockSparseOptions,
@@ -69,7 +78,7 @@ export {
   type ProbDropout,
   sparseAttention,
   type SparseAttentionConfig,
-} from "./sparse_attention.ts";
+} from "./attention/sparse.ts";
 export {
   type BlockLayout,
   blockLayout,
@@ -79,7 +88,7 @@ export {
   type PatternMaskOptions,
   type PatternSpec,
   stridedPattern,
-} from "./sparse_patterns.ts";
+} from "./attention/sparse_patterns.ts";
 export {
   type AttentionOverride,
   type ReformerAttention,
@@ -90,7 +99,7 @@ export {
   reversibleBlocks,
   type ReversibleBlocksConfig,
   type ReversibleBlocksOptions,
-} from "./reversible_blocks.ts";
+} from "./models/reversible_blocks.ts";
 export {
   type LanguageModel,
   type ReformerApplyOptions,
@@ -98,7 +107,7 @@ export {
   type ReformerLMConfig,
   type ReformerLMParams,
   type ReformerLossOptions,
-} from "./reformer.ts";
+} from "./models/reformer.ts";
 export {
   type SparseApplyOptions,
   type SparseBlockParams,
@@ -106,12 +115,12 @@ export {
   sparseTransformerLM,
   type SparseTransformerLMConfig,
   type SparseTransformerLMParams,
-} from "./sparse_transformer.ts";
-export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./lm_frame.ts";
+} from "./models/sparse_transformer.ts";
+export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./models/lm_frame.ts";
 export {
   type DecodeState,
   type LayerCache,
   type ReformerDecoder,
   reformerDecoder,
   type ReformerDecoderOptions,
-} from "./decode.ts";
+} from "./models/decode.ts";

@@ -17,7 +17,7 @@ import {
   treeTensors,
   valueAndGrad,
 } from "../../mod.ts";
-import { loadCheckpoint } from "../../nn/checkpoint_io.ts";
+import { loadCheckpoint } from "../../io/checkpoint.ts";
 import { MetricsLog, ProgressBar } from "./progress.ts";
 import {
   type CkptTree,

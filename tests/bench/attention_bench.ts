@@ -9,9 +9,9 @@
  */
 import * as T from "../../mod.ts";
 import { valueAndGrad } from "../../autodiff/mod.ts";
-import { attention } from "../../nn/attention.ts";
-import { lshAttention } from "../../nn/lsh_attention.ts";
-import type { AttentionParams } from "../../nn/attention_core.ts";
+import { attention } from "../../nn/attention/full.ts";
+import { lshAttention } from "../../nn/attention/lsh.ts";
+import type { AttentionParams } from "../../nn/attention/core.ts";
 import * as random from "../../ops/random.ts";
 
 const { backend, adapter } = await T.init({ quiet: true });

@@ -12,9 +12,9 @@
  */
 import * as T from "../../mod.ts";
 import { valueAndGrad } from "../../autodiff/mod.ts";
-import type { AttentionParams } from "../../nn/attention_core.ts";
-import { sparseAttention, type SparseAttentionConfig } from "../../nn/sparse_attention.ts";
-import { blockLayout } from "../../nn/sparse_patterns.ts";
+import type { AttentionParams } from "../../nn/attention/core.ts";
+import { sparseAttention, type SparseAttentionConfig } from "../../nn/attention/sparse.ts";
+import { blockLayout } from "../../nn/attention/sparse_patterns.ts";
 import * as random from "../../ops/random.ts";
 
 const { backend, adapter } = await T.init({ quiet: true });

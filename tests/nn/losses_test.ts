@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
-import { linear, type LinearParams } from "../../nn/linear.ts";
+import { linear, type LinearParams } from "../../nn/layers/linear.ts";
 import {
   bitsPerToken,
   chunkedLmLoss,

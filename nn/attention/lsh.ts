@@ -1,0 +1,355 @@
+/**
+ * LSH attention, the Reformer's `O(len log len)` attention (REFERENCE.md §1): shared-QK
+ * vectors are hashed by random rotations into buckets, sorted by `(round, bucket, position)`,
+ * cut into chunks that each attend to themselves and the chunk before, and the rounds are
+ * combined by their logsumexp. A composition of primitives: gradients come from autodiff, with
+ * the bucket assignment (not differentiable) held fixed.
+ * @module
+ */
+import { fmt, Tensor } from "../../ops/tensor.ts";
+import { scope } from "../../ops/scope.ts";
+import { add, cast, maximum, mul, sub } from "../../ops/binary.ts";
+import { equal, greaterEqual, less, where } from "../../ops/compare.ts";
+import { broadcastTo, expandDims, reshape, transpose } from "../../ops/shape.ts";
+import { argsort, gatherByIndex, scatterByIndex } from "../../ops/sort.ts";
+import { takeAlongAxis } from "../../ops/indexing.ts";
+import { full } from "../../ops/creation.ts";
+import { sum } from "../../ops/reduce.ts";
+import { log, neg } from "../../ops/unary.ts";
+import * as random from "../../ops/random.ts";
+import type { Layer } from "../layer.ts";
+import { stopGradient } from "../../autodiff/grad.ts";
+import {
+  type AttentionParams,
+  boolMask,
+  checkDropout,
+  checkInput,
+  checkKeyDevice,
+  checkParams,
+  chunkOffsets,
+  dropoutFor,
+  headConfig,
+  i32Tensor,
+  initAttention,
+  lookAround,
+  outputProjection,
+  padAxis,
+  projectQKV,
+  roundWeights,
+  takeFirst,
+  unitKeys,
+} from "./core.ts";
+import { chunkAttention } from "./chunk_attention.ts";
+import type { AttentionApplyOptions } from "./full.ts";
+import {
+  bucketCount,
+  type BucketSpec,
+  checkBuckets,
+  checkRotations,
+  defaultBuckets,
+  hashBuckets,
+  randomRotations,
+} from "./lsh_hash.ts";
+
+/** Configuration of {@linkcode lshAttention}. */
+export interface LshAttentionConfig {
+  /** Model width. */
+  dModel: number;
+  /** Number of heads. */
+  heads: number;
+  /** Width of one head (default `dModel / heads`). */
+  dHead?: number;
+  /** Hash rounds (default 1). More rounds approach full attention at proportional cost. */
+  nHashes?: number;
+  /** Sorted entries per chunk (default 64). */
+  chunkLen?: number;
+  /**
+   * Buckets per round (even), or factors `[f1, f2]` for `f1 * f2` buckets. Default: chosen per
+   * call from the length, see `defaultBuckets`.
+   */
+  nBuckets?: BucketSpec;
+  /** Each position attends only to itself and earlier positions. */
+  causal?: boolean;
+  /** Chunks before its own that a sorted chunk attends to (default 1; wraps around). */
+  chunksBefore?: number;
+  /** Chunks after its own that a sorted chunk attends to (default 0; wraps around). */
+  chunksAfter?: number;
+  /**
+   * Subtract `log(count)` from each logit, `count` the number of rounds in which the query
+   * and key positions share a chunk window, so keys found by several rounds are not
+   * over-weighted (the paper's `N_ij`; trax 2020). Default false.
+   */
+  dedup?: boolean;
+  /** Dropout rate on the attention probabilities (when `opts.training`; needs `opts.key`). */
+  dropout?: number;
+  /** Seed of the rotations when neither `opts.key` nor `opts.rotations` is given. */
+  hashSeed?: number;
+}
+
+/** The state an LSH call saves for replay: its bucket ids. */
+export interface LshSaved {
+  /** i32 `[batch, heads, nHashes, paddedLen]`; padding positions hold bucket `nBuckets`. */
+  buckets: Tensor;
+}
+
+/** Options of {@linkcode lshAttention}'s `apply`. */
+export interface LshApplyOptions extends AttentionApplyOptions {
+  /** Explicit rotations `[heads, dHead, nHashes, rotSize/2]` (HF's layout), instead of a key. */
+  rotations?: Tensor;
+  /** Bucket ids saved by an earlier call (`applyWithState`): hashing is skipped. */
+  saved?: LshSaved;
+}
+
+/** The LSH attention layer: a {@linkcode Layer} that can also return and replay its buckets. */
+export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor, LshApplyOptions> {
+  /**
+   * Like `apply`, but also returns the bucket ids; passing them back as `saved` replays the
+   * same hashing. Matches the reversible layers' `F(params, x, opts, saved?)` signature.
+   */
+  applyWithState(
+    params: AttentionParams,
+    x: Tensor,
+    opts?: LshApplyOptions,
+    saved?: LshSaved,
+  ): { out: Tensor; saved: LshSaved };
+}
+
+function int(op: string, name: string, v: unknown, min: number): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/**
+ * Multi-head LSH self-attention with shared QK (REFERENCE.md §1): keys are the unit-normalised
+ * queries; `nHashes` rounds of angular LSH with rotations drawn from `opts.key` (or given as
+ * `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
+ * of `chunkLen` attending to themselves and `chunksBefore` previous chunks (wrapping); causal,
+ * padding (`-1e9`) and self (`-1e5`) masks by original positions; rounds combined with weights
+ * `exp(lse_r - logsumexp(lse))`. The default bucket count comes from the length of each call.
+ * Any length works: the sequence is padded to a multiple of `chunkLen` and the padding is
+ * masked and hashed to its own bucket. When the padded length is at most `chunkLen`, the
+ * result equals full shared-QK attention with the same masks.
+ *
+ * Params are those of `attention` with `sharedQK`: `{ wqk, wv, wo }`.
+ *
+ * Shapes: `x [batch, len, dModel]` to `[batch, len, dModel]`; `opts.mask [batch, len]`.
+ * Memory `O(batch * heads * nHashes * len * chunkLen)`.
+ *
+ * @example
+ * ```ts
+ * import { nn, ones, random } from "@longseq/tensor";
+ * const lsh = nn.lshAttention({ dModel: 8, heads: 2, nHashes: 2, chunkLen: 4, causal: true });
+ * const params = lsh.init(random.key(0));
+ * const { out, saved } = lsh.applyWithState(params, ones([1, 13, 8]), { key: random.key(1) });
+ * const again = lsh.apply(params, ones([1, 13, 8]), { saved }); // same buckets, same result
+ * console.log(out.shape, saved.buckets.shape); // [1, 13, 8] [1, 2, 2, 16]
+ * ```
+ */
+export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
+  const op = "lshAttention";
+  const hc = headConfig(op, config, true);
+  const nHashes = int(op, "nHashes", config.nHashes ?? 1, 1);
+  const chunkLen = int(op, "chunkLen", config.chunkLen ?? 64, 1);
+  const before = int(op, "chunksBefore", config.chunksBefore ?? 1, 0);
+  const after = int(op, "chunksAfter", config.chunksAfter ?? 0, 0);
+  if (config.nBuckets !== undefined) checkBuckets(op, config.nBuckets);
+  if (config.hashSeed !== undefined) int(op, "hashSeed", config.hashSeed, 0);
+  const causal = !!config.causal, dedup = !!config.dedup;
+  const rate = checkDropout(op, config.dropout);
+
+  const applyWithState = (
+    params: AttentionParams,
+    x: Tensor,
+    opts: LshApplyOptions = {},
+    savedArg?: LshSaved,
+  ): { out: Tensor; saved: LshSaved } => {
+    checkParams(op, params, hc);
+    const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
+    const lp = Math.ceil(n / chunkLen) * chunkLen;
+    const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
+    const saved = savedArg ?? opts.saved;
+    if (opts.key !== undefined) {
+      if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
+      checkKeyDevice(op, opts.key, x);
+    }
+    if (saved !== undefined) checkSaved(op, saved, [b, hc.heads, nHashes, lp], x);
+    else if (opts.rotations !== undefined) {
+      checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
+      if (opts.rotations.device !== x.device) {
+        throw new TypeError(
+          `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+        );
+      }
+    } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
+      throw new TypeError(
+        `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
+          "opts.saved, or set hashSeed in the config",
+      );
+    }
+    const dropping = dropoutFor(op, rate, opts, x) !== undefined;
+    return scope(() => {
+      // One split serves hashing and dropout, so replaying saved buckets keeps the mask.
+      const [hashKey, dropKey] = opts.key && dropping
+        ? random.splitN(opts.key, 2)
+        : [opts.key, undefined];
+      const { q: qk, v } = projectQKV(params, x, hc);
+      const qkp = padAxis(qk, 2, lp), vp = padAxis(v, 2, lp);
+      const valid = opts.mask || lp > n ? padAxis(validMask(opts.mask, b, n, x), 1, lp, 0) : null;
+      let buckets: Tensor;
+      if (saved) buckets = saved.buckets.view(saved.buckets.shape);
+      else {
+        const rot = opts.rotations ??
+          randomRotations(
+            hashKey ?? random.key(config.hashSeed!, { device: x.device }),
+            hc.heads,
+            hc.dHead,
+            nHashes,
+            spec,
+          );
+        buckets = hashBuckets(stopGradient(qkp), rot, spec, valid);
+      }
+      const out = attendSorted({
+        qk: qkp,
+        v: vp,
+        buckets,
+        valid,
+        stride: bucketCount(spec) + 1,
+        dropout: dropping ? { rate, key: dropKey } : undefined,
+      });
+      const y = outputProjection(params, takeFirst(out, 2, n));
+      return { out: y, saved: { buckets } };
+    });
+  };
+
+  interface Sorted {
+    qk: Tensor;
+    v: Tensor;
+    buckets: Tensor;
+    valid: Tensor | null;
+    stride: number;
+    dropout?: { rate: number; key?: Tensor };
+  }
+
+  /** Steps 3-8 of REFERENCE.md §1 on padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`. */
+  function attendSorted({ qk, v, buckets, valid, stride, dropout }: Sorted): Tensor {
+    const [b, h, lp, dk] = qk.shape;
+    const nTot = nHashes * lp, nc = nTot / chunkLen;
+    const dev = qk.device;
+    const offsets = chunkOffsets(before, after);
+    const kl = offsets.length * chunkLen;
+    // Stable sort of `bucket + round * stride`: by round, then bucket, then position.
+    const roundOff = i32Tensor(
+      Array.from({ length: nHashes }, (_, r) => r * stride),
+      [nHashes, 1],
+      dev,
+    );
+    const sortIdx = argsort(reshape(add(buckets, roundOff), [b, h, nTot]));
+    const positions = i32Tensor(Array.from({ length: nTot }, (_, j) => j % lp), [nTot], dev);
+    const pos = gatherByIndex(broadcastTo(positions, [b, h, nTot]), sortIdx);
+    const sortRows = (t: Tensor) => {
+      const rep = reshape(broadcastTo(expandDims(t, 2), [b, h, nHashes, lp, dk]), [b, h, nTot, dk]);
+      return reshape(gatherByIndex(rep, sortIdx), [b, h, nc, chunkLen, dk]);
+    };
+    const q = sortRows(qk);
+    // Each chunk's own keys and values: the kernel reads the look-back chunks in place.
+    const k = unitKeys(q);
+    const vs = sortRows(v);
+    const qpos = reshape(pos, [b, h, nc, chunkLen]);
+    const kpos = lookAround(qpos, 2, offsets);
+    const kvalid = valid
+      ? reshape(takeAlongAxis(reshape(valid, [b, 1, lp]), reshape(kpos, [b, h, nc * kl]), 2), [
+        b,
+        h,
+        nc,
+        kl,
+      ])
+      : null;
+    const bias = dedup ? dedupBias(sortIdx, pos, [b, h, lp, nc], offsets) : null;
+    const { o, lse } = chunkAttention(q, k, vs, {
+      qpos,
+      kpos,
+      kvalid,
+      causal,
+      selfMask: true,
+      bias,
+      dropout,
+      lookAround: offsets,
+    });
+    const unsorted = reshape(scatterByIndex(reshape(o, [b, h, nTot, dk]), sortIdx), [
+      b,
+      h,
+      nHashes,
+      lp,
+      dk,
+    ]);
+    if (nHashes === 1) return reshape(unsorted, [b, h, lp, dk]);
+    const l = scatterByIndex(reshape(lse, [b, h, nTot]), sortIdx);
+    const w = roundWeights(reshape(l, [b, h, nHashes, lp, 1]), 2);
+    return sum(mul(unsorted, w), 2);
+  }
+
+  /**
+   * `-log(count)` per (sorted query, key slot): `count` is the number of rounds `r` in which
+   * the key's chunk is in the window of the query's chunk (both located in round `r`),
+   * at least 1 (pairs met only across a round boundary are left as they are).
+   */
+  function dedupBias(
+    sortIdx: Tensor,
+    pos: Tensor,
+    [b, h, lp, nc]: number[],
+    offsets: readonly number[],
+  ): Tensor {
+    const nTot = nHashes * lp, dev = sortIdx.device;
+    const chunkOf = i32Tensor(Array.from({ length: nTot }, (_, s) => Math.floor(s / chunkLen)), [
+      nTot,
+    ], dev);
+    // For entry `r * lp + p`: the sorted chunk it landed in; then per position, per round.
+    const landed = scatterByIndex(broadcastTo(chunkOf, [b, h, nTot]), sortIdx);
+    const locs = transpose(reshape(landed, [b, h, nHashes, lp]), [0, 1, 3, 2]);
+    const qlocs = takeAlongAxis(locs, reshape(pos, [b, h, nTot, 1]), 2);
+    const qc = reshape(qlocs, [b, h, nc, chunkLen, nHashes]);
+    const kc = lookAround(qc, 2, offsets);
+    const q6 = reshape(qc, [b, h, nc, chunkLen, 1, nHashes]);
+    let count: Tensor | null = null;
+    for (const d of offsets) {
+      // The query's chunk sees the key's chunk at offset d: qloc == kloc - d (mod nc).
+      const t = sub(kc, d);
+      const wrapped = where(less(t, 0), add(t, nc), where(greaterEqual(t, nc), sub(t, nc), t));
+      const k6 = reshape(wrapped, [b, h, nc, 1, offsets.length * chunkLen, nHashes]);
+      const c = sum(cast(equal(q6, k6), "f32"), -1);
+      count = count ? add(count, c) : c;
+    }
+    return neg(log(maximum(count!, 1)));
+  }
+
+  return {
+    init: (key) => initAttention(key, hc),
+    apply: (params, x, opts) => {
+      const { out, saved } = applyWithState(params, x, opts);
+      saved.buckets.dispose();
+      return out;
+    },
+    applyWithState,
+  };
+}
+
+/** The padding mask as bool `[b, n]`, all true when none is given. */
+function validMask(mask: Tensor | undefined, b: number, n: number, x: Tensor): Tensor {
+  return mask ? boolMask(mask) : full([b, n], true, { device: x.device });
+}
+
+function checkSaved(op: string, saved: unknown, want: number[], x: Tensor): void {
+  const t = (saved as LshSaved)?.buckets;
+  if (!(t instanceof Tensor) || t.dtype !== "i32" || fmt(t.shape) !== fmt(want)) {
+    throw new TypeError(
+      `${op}: saved.buckets must be i32 ${fmt(want)} ([batch, heads, nHashes, paddedLen]), got ${
+        t instanceof Tensor ? `${t.dtype}${fmt(t.shape)}` : typeof t
+      }`,
+    );
+  }
+  if (t.device !== x.device) {
+    throw new TypeError(`${op}: saved.buckets is on ${t.device} but x is on ${x.device}`);
+  }
+}

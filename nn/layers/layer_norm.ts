@@ -1,0 +1,73 @@
+/**
+ * Layer normalisation over the last axis, with a learned scale and bias.
+ * @module
+ */
+import type { Tensor } from "../../ops/tensor.ts";
+import { add, mul, sub } from "../../ops/binary.ts";
+import { ones, zeros } from "../../ops/creation.ts";
+import { mean } from "../../ops/reduce.ts";
+import { rsqrt, square } from "../../ops/unary.ts";
+import type { Layer } from "../layer.ts";
+import { checkLastDim, checkParam, checkPositiveInt } from "./linear.ts";
+
+/** Options of {@linkcode layerNorm}. */
+export interface LayerNormOptions {
+  /** Size of the normalised (last) axis. */
+  dim: number;
+  /** Added to the variance before the square root (default `1e-6`, as trax). */
+  eps?: number;
+}
+
+/** Params of {@linkcode layerNorm}: `scale: [dim]` (ones at init) and `bias: [dim]` (zeros). */
+export interface LayerNormParams {
+  /** Multiplies the normalised values, `[dim]`. */
+  scale: Tensor;
+  /** Added after scaling, `[dim]`. */
+  bias: Tensor;
+  /** Params are plain objects (pytrees), indexable by key. */
+  [k: string]: Tensor;
+}
+
+/**
+ * `y = (x - mean) / sqrt(var + eps) * scale + bias`, with the mean and (population) variance
+ * taken over the last axis. A composition of elementwise ops and reductions, so its gradient
+ * comes from its parts.
+ *
+ * Shapes: `x: [..., dim]` to `y: [..., dim]`; params `scale: [dim]`, `bias: [dim]`. The init
+ * key is unused (the params are deterministic) but accepted for the layer contract; params are
+ * created on the key's device.
+ *
+ * @example
+ * ```ts
+ * import { nn, random, tensor } from "@longseq/tensor";
+ * const ln = nn.layerNorm({ dim: 3 });
+ * const y = ln.apply(ln.init(random.key(0)), tensor([[1, 2, 3]])); // [[-1.22, 0, 1.22]]
+ * ```
+ */
+export function layerNorm(options: LayerNormOptions): Layer<LayerNormParams> {
+  const { dim, eps = 1e-6 } = options ?? {};
+  checkPositiveInt("layerNorm", "dim", dim);
+  if (!(eps >= 0) || !Number.isFinite(eps)) {
+    throw new RangeError(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
+  }
+  return {
+    init(key) {
+      const device = key.device;
+      return { scale: ones([dim], { device }), bias: zeros([dim], { device }) };
+    },
+    apply(params, x) {
+      checkLastDim("layerNorm", x, dim);
+      checkParam("layerNorm", "scale", params?.scale, [dim]);
+      checkParam("layerNorm", "bias", params.bias, [dim]);
+      using mu = mean(x, -1, { keepdims: true });
+      using centred = sub(x, mu);
+      using sq = square(centred);
+      using v = mean(sq, -1, { keepdims: true });
+      using ve = add(v, eps);
+      using inv = rsqrt(ve);
+      using normed = mul(centred, inv);
+      using scaled = mul(normed, params.scale);
+      return add(scaled, params.bias);
+    },
+  };
+}

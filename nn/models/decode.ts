@@ -1,0 +1,254 @@
+/**
+ * Incremental decoding for causal Reformer language models whose layers use full or local
+ * shared-QK attention: a per-layer cache of keys and values, so each new token costs one
+ * position's work per layer plus its attention over the cached keys, instead of a forward pass
+ * over the whole prefix.
+ *
+ * Why this is exact: a reversible block computes `y1 = x1 + F(x2)`, `y2 = x2 + G(y1)`, where `G`
+ * (layer norm and feed-forward) is position-wise and `F` is attention on a layer-normed input.
+ * With causal masks, position `t`'s outputs depend on earlier positions only through the keys
+ * and values of each layer's attention, which do not change when later tokens arrive. So the
+ * cache keeps, per layer, the keys (for shared-QK layers, the unit-normalised shared
+ * projection) and the values of earlier positions, and a new position attends to them with the
+ * model's masks: causal, the `-1e5` self mask of shared-QK attention, and for local layers the
+ * window of its own chunk and `chunksBefore` (1) chunks before it (older keys are dropped).
+ *
+ * LSH layers are not cached: a new query's buckets can land anywhere, and which keys it sees
+ * depends on a sort of every hashed position, so exact LSH decoding needs the full hash and
+ * a full forward pass. {@linkcode reformerDecoder} rejects models with LSH layers unless
+ * `lshAsFull` is set, which evaluates them with full shared-QK attention (the model's
+ * `attentionOverride: "full"`; same params, different function).
+ * @module
+ */
+import { fmt, type Tensor } from "../../ops/tensor.ts";
+import { scope } from "../../ops/scope.ts";
+import { add } from "../../ops/binary.ts";
+import { reshape } from "../../ops/shape.ts";
+import { concat, slice } from "../../ops/slicing.ts";
+import { tensor } from "../../ops/creation.ts";
+import type { Layer } from "../layer.ts";
+import { attention } from "../attention/full.ts";
+import { localAttention } from "../attention/local.ts";
+import {
+  type AttentionParams,
+  type HeadConfig,
+  headConfig,
+  i32Tensor,
+  outputProjection,
+  projectQKV,
+} from "../attention/core.ts";
+import { chunkAttention } from "../attention/chunk_attention.ts";
+import { layerNorm } from "../layers/layer_norm.ts";
+import { feedForward } from "../layers/feed_forward.ts";
+import { lmFrame } from "./lm_frame.ts";
+import { attentionTypes, type ReformerAttention } from "./reversible_blocks.ts";
+import type { ReformerLMConfig, ReformerLMParams } from "./reformer.ts";
+
+/** Options of {@linkcode reformerDecoder}. */
+export interface ReformerDecoderOptions {
+  /** Evaluate LSH layers with full shared-QK attention (not what the model computes). */
+  lshAsFull?: boolean;
+}
+
+/** One layer's cache: keys and values `[1, heads, len - start, dHead]` of positions from `start`. */
+export interface LayerCache {
+  readonly k: Tensor;
+  readonly v: Tensor;
+  readonly start: number;
+}
+
+/** The decoding state after `length` tokens; owns its tensors (`dispose()` frees them). */
+export interface DecodeState {
+  /** Tokens seen so far. */
+  readonly length: number;
+  /** One cache per layer. */
+  readonly layers: readonly LayerCache[];
+  /** Frees the cached tensors. */
+  dispose(): void;
+}
+
+/** The decoder built by {@linkcode reformerDecoder}. */
+export interface ReformerDecoder {
+  /** The longest sequence (the model's `maxLen`): `step` throws on a state this long. */
+  readonly maxLen: number;
+  /** Runs the prompt `tokens [1, n]` at once: the last position's logits `[vocab]` and the state. */
+  prefill(tokens: Tensor): [Tensor, DecodeState];
+  /**
+   * Appends one token: its logits `[vocab]` (the distribution of the next token) and a new
+   * state. The given state is left as it is (dispose it when no longer needed).
+   */
+  step(state: DecodeState, token: number): [Tensor, DecodeState];
+}
+
+interface Plan {
+  layer: Layer<AttentionParams, Tensor, Tensor>;
+  hc: HeadConfig;
+  /** Local window: the first position a query at `t` may see; full: 0. */
+  start: (t: number) => number;
+}
+
+/**
+ * Incremental decoding for a causal {@linkcode reformerLM} built from `config` with `params`,
+ * batch 1: `prefill` runs a prompt through the stack once and caches every layer's keys and
+ * values; each `step` then embeds one token at the next position and attends to the cache.
+ * The logits equal those `model.apply(params, tokens)` gives at the same position (evaluation
+ * mode: no dropout). Models with LSH layers are rejected unless `opts.lshAsFull`.
+ *
+ * Cost per step: `O(layers * (dModel * (dModel + dFF) + len * dModel))` for full attention,
+ * with `len` bounded by two chunks for local attention (plus one embedding pass of the tokens'
+ * positions, `O(len * dModel)` gathers).
+ *
+ * @example
+ * ```ts
+ * import { nn, random, tensor } from "@longseq/tensor";
+ * const config = {
+ *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, attention: "full" as const,
+ *   axialShape: [4, 8],
+ * };
+ * const params = nn.reformerLM(config).init(random.key(0));
+ * const dec = nn.reformerDecoder(config, params);
+ * const [l0, s0] = dec.prefill(tensor([[1, 2, 3]], { dtype: "i32" })); // l0: [16]
+ * const [l1, s1] = dec.step(s0, 4); // the logits after 1, 2, 3, 4
+ * s0.dispose();
+ * ```
+ */
+export function reformerDecoder(
+  config: ReformerLMConfig,
+  params: ReformerLMParams,
+  opts: ReformerDecoderOptions = {},
+): ReformerDecoder {
+  const op = "reformerDecoder";
+  if (config === null || typeof config !== "object") {
+    throw new TypeError(`${op}: config must be an object`);
+  }
+  if (config.causal === false) {
+    throw new TypeError(`${op}: the model must be causal (config.causal is false)`);
+  }
+  const { dModel, dFF, heads, dHead, layers } = config;
+  const types: ReformerAttention[] = attentionTypes(op, config.attention, layers);
+  if (types.includes("lsh") && !opts.lshAsFull) {
+    throw new TypeError(
+      `${op}: LSH layers cannot be decoded incrementally (a new query's buckets depend on ` +
+        `every position); recompute instead, or pass { lshAsFull: true }`,
+    );
+  }
+  const frame = lmFrame(op, config, 2 * dModel);
+  const norm = layerNorm({ dim: dModel });
+  const ff = feedForward({ dModel, dFF, activation: config.activation });
+  const chunkLen = config.chunkLen ?? 64;
+  const base = { dModel, heads, dHead, causal: true };
+  // The same layers reversibleBlocks builds (local: chunksBefore 1, chunksAfter 0).
+  const plans: Plan[] = types.map((t) => {
+    if (t === "local") {
+      const sharedQK = !!config.localSharedQK;
+      return {
+        layer: localAttention({ ...base, chunkLen, sharedQK }),
+        hc: headConfig(op, base, sharedQK),
+        start: (p: number) => Math.max(0, (Math.floor(p / chunkLen) - 1) * chunkLen),
+      };
+    }
+    return {
+      layer: attention({ ...base, sharedQK: true }),
+      hc: headConfig(op, base, true),
+      start: () => 0,
+    };
+  });
+  if (!Array.isArray(params?.blocks) || params.blocks.length !== layers) {
+    throw new TypeError(`${op}: params.blocks must hold ${layers} blocks`);
+  }
+
+  const makeState = (length: number, caches: LayerCache[]): DecodeState => ({
+    length,
+    layers: caches,
+    dispose() {
+      for (const c of caches) {
+        c.k.dispose();
+        c.v.dispose();
+      }
+    },
+  });
+  const head = (y1: Tensor, y2: Tensor): Tensor => {
+    const logits = frame.logits(params, concat([y1, y2], -1));
+    const [, n, vocab] = logits.shape;
+    return reshape(slice(logits, [0, n - 1, 0], [1, n, vocab]), [vocab]);
+  };
+  /** Drops cached positions before `from` (the cache holds positions `c.start ...`). */
+  const trim = (c: LayerCache, from: number): LayerCache => {
+    if (from <= c.start) return c;
+    const cut = (t: Tensor) => slice(t, [0, 0, from - c.start, 0], [...t.shape]);
+    return { k: cut(c.k), v: cut(c.v), start: from };
+  };
+
+  return {
+    maxLen: frame.maxLen,
+    prefill(tokens) {
+      const [b, n] = frame.checkTokens(tokens, "tokens");
+      if (b !== 1) throw new RangeError(`${op}: decoding takes one sequence, got ${fmt([b, n])}`);
+      const { logits, caches } = scope(() => {
+        const caches: LayerCache[] = [];
+        const x = frame.embed(params, tokens, 0);
+        let x1 = x, x2 = x;
+        plans.forEach((pl, i) => {
+          const blk = params.blocks[i];
+          const h = norm.apply(blk.f.norm, x2);
+          const { k, v } = projectQKV(blk.f.attn, h, pl.hc);
+          const y1 = add(x1, pl.layer.apply(blk.f.attn, h));
+          const y2 = add(x2, ff.apply(blk.g.ff, norm.apply(blk.g.norm, y1)));
+          [x1, x2] = [y1, y2];
+          caches.push(trim({ k, v, start: 0 }, pl.start(n - 1)));
+        });
+        return { logits: head(x1, x2), caches };
+      });
+      return [logits, makeState(n, caches)];
+    },
+    step(state, token) {
+      const t = state?.length;
+      if (typeof t !== "number" || state.layers?.length !== layers) {
+        throw new TypeError(`${op}: step needs a state from prefill or step of this decoder`);
+      }
+      if (t >= frame.maxLen) {
+        throw new RangeError(`${op}: the state holds maxLen ${frame.maxLen} tokens already`);
+      }
+      const vocab = config.vocab;
+      if (!Number.isInteger(token) || token < 0 || token >= vocab) {
+        throw new RangeError(`${op}: token must be an integer in 0..${vocab - 1}, got ${token}`);
+      }
+      const device = state.layers[0]?.k.device;
+      const { logits, caches } = scope(() => {
+        const caches: LayerCache[] = [];
+        // Embedding is per position, so row t of any t + 1 tokens ending in `token` is the new
+        // token's embedding plus position t's.
+        const ids = new Int32Array(t + 1);
+        ids[t] = token;
+        const all = tensor(ids, { dtype: "i32", shape: [1, t + 1], device });
+        const e = frame.embed(params, all, 0);
+        let x1 = slice(e, [0, t, 0], [1, t + 1, dModel]), x2 = x1;
+        const qpos = i32Tensor([t], [1], x1.device);
+        plans.forEach((pl, i) => {
+          const blk = params.blocks[i];
+          const h = norm.apply(blk.f.norm, x2);
+          const { q, k, v } = projectQKV(blk.f.attn, h, pl.hc);
+          const old = trim(state.layers[i], pl.start(t));
+          const c = { k: concat([old.k, k], 2), v: concat([old.v, v], 2), start: old.start };
+          const kpos = i32Tensor(
+            Array.from({ length: t + 1 - c.start }, (_, j) => c.start + j),
+            [t + 1 - c.start],
+            x1.device,
+          );
+          const { o } = chunkAttention(q, c.k, c.v, {
+            qpos,
+            kpos,
+            causal: true,
+            selfMask: pl.hc.sharedQK,
+          });
+          const y1 = add(x1, outputProjection(blk.f.attn, o));
+          const y2 = add(x2, ff.apply(blk.g.ff, norm.apply(blk.g.norm, y1)));
+          [x1, x2] = [y1, y2];
+          caches.push(c);
+        });
+        return { logits: head(x1, x2), caches };
+      });
+      return [logits, makeState(t + 1, caches)];
+    },
+  };
+}

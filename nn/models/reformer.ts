@@ -1,0 +1,148 @@
+/**
+ * The Reformer language model (Kitaev et al. 2020, REFERENCE.md §2): token embedding plus
+ * axial positions, duplicated into two halves, a stack of reversible blocks (LSH, local or
+ * full shared-QK attention and chunked feed-forward), the halves concatenated and layer-normed,
+ * and a vocabulary projection whose loss is computed slice by slice.
+ * @module
+ */
+import { fmt, Tensor } from "../../ops/tensor.ts";
+import { concat } from "../../ops/slicing.ts";
+import * as random from "../../ops/random.ts";
+import type { ApplyOptions } from "../layer.ts";
+import {
+  type AttentionOverride,
+  type ReformerAttention,
+  type ReformerBlockParams,
+  reversibleBlocks,
+  type ReversibleBlocksConfig,
+} from "./reversible_blocks.ts";
+import {
+  lmFrame,
+  type LmFrameConfig,
+  type LmFrameParams,
+  type LmLossOptions,
+  lmMethods,
+} from "./lm_frame.ts";
+import { checkRate } from "../layers/dropout.ts";
+
+/** Configuration of {@linkcode reformerLM}. */
+export interface ReformerLMConfig
+  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LmFrameConfig, "dModel"> {
+  /** Decoder (causal) attention; default true (a language model). */
+  causal?: boolean;
+}
+
+/** Params of {@linkcode reformerLM}. */
+export interface ReformerLMParams extends LmFrameParams {
+  /** One reversible block per layer. */
+  blocks: ReformerBlockParams[];
+}
+
+/** Options of the model's `apply`. */
+export interface ReformerApplyOptions extends ApplyOptions {
+  /** Padding mask `[batch, len]`: true (or non-zero) marks real tokens. */
+  mask?: Tensor;
+  /** Evaluate the shared-QK layers with another attention (full or LSH). */
+  attentionOverride?: AttentionOverride;
+}
+
+/** Options of the model's `loss`. */
+export interface ReformerLossOptions extends ReformerApplyOptions, LmLossOptions {}
+
+/** A language model: `init`, `apply` (logits) and `loss`. */
+export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
+  /** The longest sequence `apply` and `loss` accept. */
+  readonly maxLen: number;
+  /** Fresh params from a PRNG key. */
+  init(key: Tensor): P;
+  /** Logits `[batch, len, vocab]` for i32 tokens `[batch, len]`, any `len <= maxLen`. */
+  apply(params: P, tokens: Tensor, opts?: O): Tensor;
+  /**
+   * The model from the embedded input on: `x [batch, len, dModel]` (token embedding plus
+   * positions) to logits. For continuous inputs, and for gradients with respect to inputs.
+   */
+  applyEmbedded(params: P, x: Tensor, opts?: O): Tensor;
+  /**
+   * Mean (or summed) cross-entropy of `targets [batch, len]` given `tokens`, a scalar; the
+   * head and loss run over `lmHeadChunks` slices, so `[len, vocab]` logits never exist at once.
+   */
+  loss(params: P, tokens: Tensor, targets: Tensor, opts?: L): Tensor;
+}
+
+/**
+ * The Reformer language model. `config.attention` picks each layer's attention (`"lsh"`,
+ * `"local"` or `"full"` shared-QK; default `"lsh"`); `reversible: false` runs the same model
+ * with stored activations. Any length from 1 to `maxLen` works (attention layers pad
+ * internally); `opts.mask` marks padding. `opts.attentionOverride` evaluates a model trained
+ * with LSH using full attention, or one trained with full attention using LSH with any
+ * number of hashes (the paper's Table 2): both use the same params.
+ *
+ * Params: `{ embed, pos, blocks, norm, head }`; the final norm is over `2 * dModel`.
+ *
+ * @example
+ * ```ts
+ * import { nn, random, tensor } from "@longseq/tensor";
+ * const model = nn.reformerLM({
+ *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, nHashes: 2, chunkLen: 4,
+ *   axialShape: [4, 8],
+ * });
+ * const params = model.init(random.key(0));
+ * const tokens = tensor([[1, 2, 3, 4, 5, 6, 7]], { dtype: "i32" });
+ * const logits = model.apply(params, tokens); // [1, 7, 16]
+ * const targets = tensor([[2, 3, 4, 5, 6, 7, 8]], { dtype: "i32" });
+ * const loss = model.loss(params, tokens, targets); // scalar
+ * ```
+ */
+export function reformerLM(
+  config: ReformerLMConfig,
+): LanguageModel<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions> & {
+  readonly types: readonly ReformerAttention[];
+} {
+  const op = "reformerLM";
+  if (config === null || typeof config !== "object") {
+    throw new TypeError(`${op}: config must be an object`);
+  }
+  const dropRate = config.dropout ?? 0;
+  checkRate(op, dropRate);
+  const frame = lmFrame(op, config, 2 * config.dModel);
+  const stack = reversibleBlocks({ ...config, causal: config.causal ?? true });
+
+  const hidden = (p: ReformerLMParams, x: Tensor, opts: ReformerApplyOptions, key?: Tensor) => {
+    if (!(x instanceof Tensor) || x.rank !== 3 || x.shape[2] !== config.dModel) {
+      throw new RangeError(
+        `${op}: the embedded input must be [batch, len, ${config.dModel}], got ${
+          x instanceof Tensor ? fmt(x.shape) : typeof x
+        }`,
+      );
+    }
+    // The stack adds onto the halves it gets, so both start as the embedding itself.
+    const [y1, y2] = stack.apply(p.blocks, [x, x], {
+      key,
+      training: opts.training,
+      mask: opts.mask,
+      attentionOverride: opts.attentionOverride,
+    });
+    return concat([y1, y2], -1);
+  };
+  const methods = lmMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
+    op,
+    frame,
+    dropRate,
+    hidden,
+  );
+
+  return {
+    maxLen: frame.maxLen,
+    types: stack.types,
+    init(key) {
+      const [k1, k2] = random.splitN(key, 2);
+      try {
+        return { ...frame.init(k1), blocks: stack.init(k2) };
+      } finally {
+        k1.dispose();
+        k2.dispose();
+      }
+    },
+    ...methods,
+  };
+}

@@ -2,7 +2,8 @@
  * A short showcase of the library on the default device: tensors, broadcasting, matmul,
  * reductions, sorting, random keys, gradients and memory accounting.
  *
- * Run: `deno task demo` (add `-- --cpu` to force the CPU backend).
+ * Run: `deno run -A examples/demo.ts` (add `--cpu` to force the CPU backend). `deno task demo` runs
+ * the main job, `examples/copy_task.ts`, instead.
  */
 import {
   add,
@@ -24,7 +25,7 @@ import {
 
 if (Deno.args.includes("--help")) {
   console.log(
-    "usage: deno task demo [--cpu]\nRuns a short showcase of the ops on the default device.",
+    "usage: deno run -A examples/demo.ts [--cpu]\nRuns a short showcase of the ops on the default device.",
   );
   Deno.exit(0);
 }

@@ -60,6 +60,10 @@ export {
   square,
   tanh,
 } from "./ops/unary.ts";
+export { ceil, floor, mod, round } from "./ops/rounding.ts";
+export { atan, expm1, log2, tan } from "./ops/transcendental.ts";
+export { elu, leakyRelu, silu, softplus } from "./ops/activations.ts";
+export { isfinite, isnan, logicalXor } from "./ops/logical.ts";
 export { add, cast, div, maximum, minimum, mul, pow, sub, type TensorLike } from "./ops/binary.ts";
 export {
   type BinaryFn,

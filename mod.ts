@@ -131,6 +131,10 @@ export {
 export * as optim from "./optim/mod.ts";
 export { max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
 export { argmax, argmin } from "./ops/arg_reduce.ts";
+export { prod } from "./ops/prod.ts";
+export { all, any } from "./ops/any_all.ts";
+export { std, type StdOptions } from "./ops/std.ts";
+export { norm, type NormOrd, outer } from "./ops/linalg.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { random } from "./ops/random.ts";

@@ -13,7 +13,7 @@ import { scope } from "./scope.ts";
 import { defineUnary } from "./unary_def.ts";
 
 /** The kernel entries of this file (CPU reference and WGSL expression), for porting. */
-export const LOGICAL_KERNELS: Readonly<Record<"isnan" | "isfinite", ScalarOp>> = {
+export const LOGICAL_KERNELS: Readonly<Record<"isnan" | "isfinite" | "nonZero", ScalarOp>> = {
   isnan: {
     cpu: (a) => (Number.isNaN(a) ? 1 : 0),
     wgsl: (t) =>
@@ -24,9 +24,17 @@ export const LOGICAL_KERNELS: Readonly<Record<"isnan" | "isfinite", ScalarOp>> =
     wgsl: (t) =>
       t === "f32" ? "select(0u, 1u, (bitcast<u32>(a) & 0x7f800000u) != 0x7f800000u)" : "1u",
   },
+  // NaN counts as non-zero; the bit test does not depend on how the GPU compares NaN.
+  nonZero: {
+    cpu: (a) => (a !== 0 ? 1 : 0),
+    wgsl: (t) =>
+      t === "f32"
+        ? "select(0u, 1u, (bitcast<u32>(a) & 0x7fffffffu) != 0u)"
+        : `select(0u, 1u, a != ${t === "i32" ? "0" : "0u"})`,
+  },
 };
 
-const classify = (name: "isnan" | "isfinite") =>
+const classify = (name: "isnan" | "isfinite" | "nonZero") =>
   defineUnary(name, {
     ...LOGICAL_KERNELS[name],
     floatOnly: false,
@@ -63,6 +71,12 @@ export const isnan: (x: Tensor) => Tensor = classify("isnan");
  * ```
  */
 export const isfinite: (x: Tensor) => Tensor = classify("isfinite");
+
+/**
+ * Whether each element is non-zero (NaN included), as bool: `x != 0` without relying on NaN
+ * comparisons, which a GPU compiler may assume never happen. Used by `any`, `all` and `norm`.
+ */
+export const isNonZero: (x: Tensor) => Tensor = classify("nonZero");
 
 /**
  * Elementwise exclusive or (non-zero is true), as bool, with broadcasting. A composition.

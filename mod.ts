@@ -80,6 +80,9 @@ export {
   where,
 } from "./ops/compare.ts";
 export { broadcastTo, expandDims, reshape, squeeze, transpose } from "./ops/shape.ts";
+export { flatten, flip, moveaxis, repeat, roll, tile } from "./ops/rearrange.ts";
+export { tri, tril, triu } from "./ops/triangular.ts";
+export { fullLike, linspace, type LinspaceOptions, meshgrid } from "./ops/grids.ts";
 export {
   allClose,
   assertAllClose,

@@ -140,6 +140,8 @@ export { std, type StdOptions } from "./ops/std.ts";
 export { norm, type NormOrd, outer } from "./ops/linalg.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export { einsum } from "./ops/einsum.ts";
+export { topk, type TopkOptions } from "./ops/topk.ts";
 export { random } from "./ops/random.ts";
 export * as nn from "./nn/mod.ts";
 export {

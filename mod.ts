@@ -91,6 +91,14 @@ export {
   type Values,
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
+export {
+  scatter,
+  type ScatterCombine,
+  scatterMax,
+  scatterMin,
+  type ScatterMode,
+  scatterSet,
+} from "./ops/scatter_combine.ts";
 export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";
 export {
   argsort,

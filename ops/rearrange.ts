@@ -119,8 +119,8 @@ export function flip(x: Tensor, axes?: number | readonly number[]): Tensor {
 
 /**
  * Rolls elements along `axis` by `shift` places (as `jnp.roll`): elements pushed past the end
- * come back at the start. `shift` and `axis` may be lists of equal length; without `axis`,
- * `x` is rolled as if flattened.
+ * come back at the start. `shift` and `axis` may be lists of equal length (one shift given
+ * with several axes applies to each); without `axis`, `x` is rolled as if flattened.
  *
  * Shapes: `x [...]` to `[...]`.
  *
@@ -154,9 +154,14 @@ export function roll(
   const axes = (typeof axis === "number" ? [axis] : [...axis]).map((a) =>
     normAxis("roll", a, x.rank)
   );
+  if (shifts.length === 1 && axes.length > 1) {
+    const one = shifts[0];
+    shifts.splice(0, 1, ...axes.map(() => one));
+  }
   if (axes.length !== shifts.length) {
     throw new RangeError(
-      `roll: ${shifts.length} shifts for ${axes.length} axes; give one shift per axis`,
+      `roll: ${shifts.length} shifts for ${axes.length} axes; give one shift per axis (or one ` +
+        "for all)",
     );
   }
   return scope(() => {

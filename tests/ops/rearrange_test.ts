@@ -46,6 +46,7 @@ Deno.test("rearranging ops", async (t) => {
           assert.deepEqual(await T.roll(x, -4, 1).array(), [[1, 2, 0], [4, 5, 3]]);
           assert.deepEqual(await T.roll(x, [1, 1], [0, 1]).array(), [[5, 3, 4], [2, 0, 1]]);
           assert.deepEqual(await T.roll(x, 3, 1).array(), [[0, 1, 2], [3, 4, 5]]);
+          assert.deepEqual(await T.roll(x, 1, [0, 1]).array(), [[5, 3, 4], [2, 0, 1]]);
           const y = iota([2, 3, 4], device);
           const m = T.moveaxis(y, -1, 0);
           assert.deepEqual(m.shape, [4, 2, 3]);
@@ -121,7 +122,10 @@ Deno.test("rearranging ops", async (t) => {
       const x = T.ones([2, 3]);
       assert.throws(() => T.tile(x, [-1]), /tile: reps must be non-negative integers/);
       assert.throws(() => T.repeat(x, [1, 2], 1), /repeat: 2 repeat counts for axis 1/);
-      assert.throws(() => T.roll(x, [1, 2], 0), /roll: 2 shifts for 1 axes/);
+      assert.throws(
+        () => T.roll(x, [1, 2], 0),
+        /roll: 2 shifts for 1 axes; give one shift per axis/,
+      );
       assert.throws(() => T.roll(x, 1.5), /roll: shifts must be integers/);
       assert.throws(() => T.moveaxis(x, [0, 0], [0, 1]), /moveaxis: source/);
       assert.throws(() => T.flatten(x, 1, 0), /flatten: startAxis 1 comes after endAxis 0/);

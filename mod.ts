@@ -60,6 +60,10 @@ export {
   square,
   tanh,
 } from "./ops/unary.ts";
+export { ceil, floor, mod, round } from "./ops/rounding.ts";
+export { atan, expm1, log2, tan } from "./ops/transcendental.ts";
+export { elu, leakyRelu, silu, softplus } from "./ops/activations.ts";
+export { isfinite, isnan, logicalXor } from "./ops/logical.ts";
 export { add, cast, div, maximum, minimum, mul, pow, sub, type TensorLike } from "./ops/binary.ts";
 export {
   type BinaryFn,
@@ -76,6 +80,9 @@ export {
   where,
 } from "./ops/compare.ts";
 export { broadcastTo, expandDims, reshape, squeeze, transpose } from "./ops/shape.ts";
+export { flatten, flip, moveaxis, repeat, roll, tile } from "./ops/rearrange.ts";
+export { tri, tril, triu } from "./ops/triangular.ts";
+export { fullLike, linspace, type LinspaceOptions, meshgrid } from "./ops/grids.ts";
 export {
   allClose,
   assertAllClose,
@@ -84,6 +91,14 @@ export {
   type Values,
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
+export {
+  scatter,
+  type ScatterCombine,
+  scatterMax,
+  scatterMin,
+  type ScatterMode,
+  scatterSet,
+} from "./ops/scatter_combine.ts";
 export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";
 export {
   argsort,
@@ -127,8 +142,14 @@ export {
 export * as optim from "./optim/mod.ts";
 export { max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
 export { argmax, argmin } from "./ops/arg_reduce.ts";
+export { prod } from "./ops/prod.ts";
+export { all, any } from "./ops/any_all.ts";
+export { std, type StdOptions } from "./ops/std.ts";
+export { norm, type NormOrd, outer } from "./ops/linalg.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
+export { einsum } from "./ops/einsum.ts";
+export { topk, type TopkOptions } from "./ops/topk.ts";
 export { random } from "./ops/random.ts";
 export * as nn from "./nn/mod.ts";
 export {

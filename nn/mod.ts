@@ -20,6 +20,14 @@ export type { ApplyOptions, Layer } from "./layer.ts";
 export { linear, type LinearOptions, type LinearParams } from "./layers/linear.ts";
 export { embedding, type EmbeddingOptions, type EmbeddingParams } from "./layers/embedding.ts";
 export { layerNorm, type LayerNormOptions, type LayerNormParams } from "./layers/layer_norm.ts";
+export { rmsNorm, type RmsNormOptions, type RmsNormParams } from "./layers/rms_norm.ts";
+export {
+  activation,
+  ACTIVATION_NAMES,
+  type ActivationFn,
+  type ActivationName,
+  resolveActivation,
+} from "./layers/activation.ts";
 export { applyDropout, dropout, type DropoutOptions } from "./layers/dropout.ts";
 export {
   feedForward,

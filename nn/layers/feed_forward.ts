@@ -2,12 +2,11 @@
  * The position-wise feed-forward block of a Transformer.
  * @module
  */
-import type { Tensor } from "../../ops/tensor.ts";
-import { gelu, relu } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import { checkLastDim, checkParam, checkPositiveInt, linear, type LinearParams } from "./linear.ts";
 import { applyDropout, checkRate } from "./dropout.ts";
+import { type ActivationFn, type ActivationName, resolveActivation } from "./activation.ts";
 
 /** Options of {@linkcode feedForward}. */
 export interface FeedForwardOptions {
@@ -15,8 +14,11 @@ export interface FeedForwardOptions {
   dModel: number;
   /** Size of the hidden axis. */
   dFF: number;
-  /** Hidden activation (default `"gelu"`, the tanh approximation). */
-  activation?: "gelu" | "relu";
+  /**
+   * Hidden activation: a name (default `"gelu"`, the tanh approximation; see
+   * {@linkcode ActivationName}) or any elementwise function of a tensor.
+   */
+  activation?: ActivationName | ActivationFn;
   /** Dropout rate on the hidden activation when training (default 0). */
   dropout?: number;
 }
@@ -45,21 +47,18 @@ export interface FeedForwardParams {
  * import { nn, ones, random } from "@longseq/tensor";
  * const ff = nn.feedForward({ dModel: 8, dFF: 32, activation: "relu" });
  * const y = ff.apply(ff.init(random.key(0)), ones([2, 5, 8])); // [2, 5, 8]
+ * const swiglu = nn.feedForward({ dModel: 8, dFF: 32, activation: "silu" });
+ * const z = swiglu.apply(swiglu.init(random.key(1)), ones([2, 8])); // [2, 8]
  * ```
  */
 export function feedForward(options: FeedForwardOptions): Layer<FeedForwardParams> {
   const { dModel, dFF, activation = "gelu", dropout = 0 } = options ?? {};
   checkPositiveInt("feedForward", "dModel", dModel);
   checkPositiveInt("feedForward", "dFF", dFF);
-  if (activation !== "gelu" && activation !== "relu") {
-    throw new TypeError(
-      `feedForward: activation must be "gelu" or "relu", got ${JSON.stringify(activation)}`,
-    );
-  }
+  const act = resolveActivation("feedForward", activation);
   checkRate("feedForward", dropout);
   const first = linear({ inFeatures: dModel, outFeatures: dFF });
   const second = linear({ inFeatures: dFF, outFeatures: dModel });
-  const act = activation === "gelu" ? (t: Tensor) => gelu(t) : relu;
   return {
     init(key) {
       const [k1, k2] = random.splitN(key, 2);

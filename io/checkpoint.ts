@@ -76,8 +76,8 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
  * old file intact (and the temporary file is removed on error). Temporary files of `path` left
  * by a killed save (unchanged for {@linkcode STALE_TEMP_MS}) are removed first. A cyclic tree,
  * or one nested deeper than {@linkcode MAX_TREE_DEPTH}, throws a TypeError naming the path.
- * Tensors are read back one at a
- * time (`await t.data()`); keep them alive until the promise settles.
+ * Tensors are read back one at a time (`await t.data()`); keep them alive until the promise
+ * settles.
  *
  * @example
  * ```ts

@@ -89,6 +89,7 @@ export function validateStoredTree(json: unknown): StoredTree | string {
     const seen = new Set<string>();
     for (const k of keys) {
       if (typeof k !== "string") return `${at}: a key is not a string`;
+      if (k === "__proto__") return `${at}: key "__proto__" cannot be restored`;
       if (seen.has(k)) return `${at}: key ${JSON.stringify(k).slice(0, 60)} appears twice`;
       seen.add(k);
     }

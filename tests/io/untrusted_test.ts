@@ -145,6 +145,13 @@ Deno.test("untrusted checkpoint files", async (t) => {
           [{ def: deep, leaves: [{ tensor: "w" }] }, /def at (0\.)+0?… is nested deeper than 256/],
           [{ def: leaf, leaves: [{ tensor: "w" }, { value: 1 }] }, /leaves has 2 entries/],
           [{ def: leaf, leaves: [{ bogus: 1 }] }, /leaf root: unknown field "bogus"/],
+          [
+            {
+              def: { kind: "object", keys: ["__proto__"], children: [leaf] },
+              leaves: [{ value: 1 }],
+            },
+            /def at the root: key "__proto__" cannot be restored/,
+          ],
           ["[1,", /is not valid JSON/],
         ];
         for (const [tree, re] of cases) {

@@ -154,8 +154,11 @@ export { random } from "./ops/random.ts";
 export * as nn from "./nn/mod.ts";
 export {
   buildSafetensorsHeader,
+  decodeFloatsToF32,
+  type DecodeOptions,
   decodeSafetensors,
   encodeSafetensors,
+  f16BitsToF32,
   type HeaderEntry,
   type HostTensor,
   parseSafetensorsHeader,
@@ -165,7 +168,10 @@ export {
   loadCheckpoint,
   type LoadCheckpointOptions,
   type LoadedCheckpoint,
+  MAX_TREE_DEPTH,
+  MAX_TREE_NODES,
   saveCheckpoint,
   type SaveCheckpointOptions,
+  STALE_TEMP_MS,
 } from "./io/checkpoint.ts";
 export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

@@ -54,7 +54,7 @@ const TRAINING = {
 
 const FLAGS = {
   data: { type: "string", default: "", help: "Path to enwik8.zip (default: the Brown corpus)" },
-  len: { type: "int", default: 128, help: "Training sequence length (bytes)" },
+  len: { type: "int", default: 128, min: 1, help: "Training sequence length (bytes)" },
   ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 2 }),
   attention: {
     type: "string",
@@ -62,16 +62,16 @@ const FLAGS = {
     choices: ["lsh", "local", "full"],
     help: "Attention of every layer",
   },
-  nHashes: { type: "int", default: 2, help: "LSH hash rounds" },
-  chunkLen: { type: "int", default: 32, help: "LSH / local chunk length" },
+  nHashes: { type: "int", default: 2, min: 1, help: "LSH hash rounds" },
+  chunkLen: { type: "int", default: 32, min: 1, help: "LSH / local chunk length" },
   axial: {
     type: "string",
     default: "",
     help: "Axial position shape, e.g. 256,256 (default [len])",
   },
-  ffChunks: { type: "int", default: 1, help: "Slices the feed-forward runs over" },
-  lmHeadChunks: { type: "int", default: 1, help: "Slices the head and loss run over" },
-  dropout: { type: "float", default: 0, help: "Dropout rate" },
+  ffChunks: { type: "int", default: 1, min: 1, help: "Slices the feed-forward runs over" },
+  lmHeadChunks: { type: "int", default: 1, min: 1, help: "Slices the head and loss run over" },
+  dropout: { type: "float", default: 0, min: 0, max: 0.99, help: "Dropout rate" },
   ...trainingFlags(TRAINING, {
     evalEvery: "Validate every N steps (0: at the end only)",
     evalBatches: "Validation batches (consecutive windows)",

@@ -50,8 +50,8 @@ const TRAINING = {
 } as const;
 
 const FLAGS = {
-  len: { type: "int", default: 64, help: "Sequence length (even; |w| = len/2 - 1)" },
-  vocab: { type: "int", default: 64, help: "Vocabulary size incl. the separator 0" },
+  len: { type: "int", default: 64, min: 4, help: "Sequence length (even; |w| = len/2 - 1)" },
+  vocab: { type: "int", default: 64, min: 2, help: "Vocabulary size incl. the separator 0" },
   ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 1 }),
   attention: {
     type: "string",
@@ -59,13 +59,15 @@ const FLAGS = {
     choices: ["lsh", "full"],
     help: "Training attention",
   },
-  nHashes: { type: "int", default: 2, help: "LSH hash rounds in training" },
+  nHashes: { type: "int", default: 2, min: 1, help: "LSH hash rounds in training" },
   evalHashes: { type: "string", default: "8,4,2,1", help: "LSH hash rounds to evaluate with" },
-  chunkLen: { type: "int", default: 16, help: "LSH chunk length" },
+  chunkLen: { type: "int", default: 16, min: 1, help: "LSH chunk length" },
   ...trainingFlags(TRAINING),
   stopAt: {
     type: "float",
     default: 0,
+    min: 0,
+    max: 1,
     help: "Stop early once the periodic evaluation reaches this copy accuracy (0..1; 0: off)",
   },
 } as const;

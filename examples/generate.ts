@@ -46,9 +46,14 @@ const FLAGS = {
   },
   prompt: { type: "string", default: "The ", help: "Text prompt (byte models)" },
   tokens: { type: "string", default: "", help: "Prompt as token ids, e.g. 0,5,3 (any model)" },
-  length: { type: "int", default: 200, help: "Tokens to generate" },
-  temperature: { type: "float", default: 0.8, help: "Softmax temperature (0: greedy)" },
-  topK: { type: "int", default: 40, help: "Sample among the k most likely tokens (0: all)" },
+  length: { type: "int", default: 200, min: 1, help: "Tokens to generate" },
+  temperature: { type: "float", default: 0.8, min: 0, help: "Softmax temperature (0: greedy)" },
+  topK: {
+    type: "int",
+    default: 40,
+    min: 0,
+    help: "Sample among the k most likely tokens (0: all)",
+  },
   seed: { type: "int", default: 0, help: "Seed of the sampling and the LSH rotations" },
   device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
   cache: {
@@ -189,8 +194,6 @@ export function sampleToken(
 
 async function main(): Promise<void> {
   const f = parseFlags(USAGE, FLAGS);
-  if (f.temperature < 0) throw usageError(`--temperature must be >= 0, got ${f.temperature}`);
-  if (f.topK < 0) throw usageError(`--top-k must be >= 0, got ${f.topK}`);
   const { line } = await initDevice(f.device);
   console.error(line);
   const sampler = await loadSampler(f.checkpoint, f.seed, f);

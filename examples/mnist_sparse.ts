@@ -50,22 +50,28 @@ const TRAINING = {
 } as const;
 
 const FLAGS = {
-  levels: { type: "int", default: 4, help: "Pixel levels after quantisation (2..256)" },
+  levels: { type: "int", default: 4, min: 2, max: 256, help: "Pixel levels after quantisation" },
   ...modelSizeFlags(
     { dModel: 32, dFF: 64, heads: 2, layers: 2 },
     "Residual blocks (alternating row / column)",
   ),
-  stride: { type: "int", default: 28, help: "Stride of the strided pattern" },
-  blockSize: { type: "int", default: 28, help: "Tile side of the block-sparse kernel" },
-  pixels: { type: "int", default: 784, help: "Pixels per image used (a prefix; 784 = all)" },
+  stride: { type: "int", default: 28, min: 1, help: "Stride of the strided pattern" },
+  blockSize: { type: "int", default: 28, min: 1, help: "Tile side of the block-sparse kernel" },
+  pixels: {
+    type: "int",
+    default: 784,
+    min: 2,
+    max: 784,
+    help: "Pixels per image used (a prefix; 784 = all)",
+  },
   ...trainingFlags(TRAINING, {
     batch: "Images per step",
     seed: "Seed of the init, the data and the sampling",
     out: "Folder for checkpoint, metrics, plots",
     evalBatches: "Test batches per evaluation",
   }),
-  samples: { type: "int", default: 4, help: "Digits to sample at the end (0: none)" },
-  temperature: { type: "float", default: 1, help: "Sampling temperature" },
+  samples: { type: "int", default: 4, min: 0, help: "Digits to sample at the end (0: none)" },
+  temperature: { type: "float", default: 1, min: 0, help: "Sampling temperature" },
 } as const;
 
 type Flags = FlagValues<typeof FLAGS>;

@@ -14,11 +14,29 @@ import { fmt, Tensor } from "../ops/tensor.ts";
 import { flattenTree, type TreeDef, unflattenTree } from "../autodiff/pytree.ts";
 import {
   buildSafetensorsHeader,
-  fromLittleEndian,
+  cannotHold,
+  type DecodeOptions,
   type HeaderEntry,
-  parseSafetensorsHeader,
+  hostTensorFromBytes,
+  loadedDtype,
   toLittleEndian,
 } from "./safetensors.ts";
+import {
+  checkTreeShape,
+  leafMismatch,
+  leafNames,
+  planFromNames,
+  restoreLeaf,
+  showPath,
+  type StoredLeaf,
+  type StoredTree,
+  storeLeaf,
+  validateStoredTree,
+} from "./checkpoint_tree.ts";
+import { readHeader, readRange, removeStaleTemps, tempPathFor } from "./checkpoint_file.ts";
+
+export { MAX_TREE_DEPTH, MAX_TREE_NODES } from "./checkpoint_tree.ts";
+export { STALE_TEMP_MS } from "./checkpoint_file.ts";
 
 /** The metadata key holding the tree structure and non-tensor leaves. */
 export const TREE_METADATA_KEY = "longseq.tree";
@@ -29,8 +47,11 @@ export interface SaveCheckpointOptions {
   metadata?: Record<string, string>;
 }
 
-/** Options of {@linkcode loadCheckpoint}. */
-export interface LoadCheckpointOptions<T> {
+/**
+ * Options of {@linkcode loadCheckpoint}. `castTo: "f32"` converts F16, BF16 and F64 tensors
+ * (common in files from other tools) to f32; without it they make the load throw.
+ */
+export interface LoadCheckpointOptions<T> extends DecodeOptions {
   /** A tree of the expected structure; every tensor's name, dtype and shape is checked. */
   like?: T;
   /** Device for the loaded tensors (default: the one chosen by `init`). */
@@ -45,53 +66,6 @@ export interface LoadedCheckpoint<T> {
   metadata: Record<string, string>;
 }
 
-/** How one leaf is stored in the `longseq.tree` entry. */
-type StoredLeaf =
-  | { tensor: string }
-  | { value: number | string | boolean | null }
-  | { number: string }
-  | { undefined: true };
-
-/** Dotted names of a structure's leaves, in flattening order. */
-function leafNames(def: TreeDef): string[] {
-  const out: string[] = [];
-  const walk = (d: TreeDef, path: string) => {
-    if (d.kind === "leaf") out.push(path === "" ? "root" : path);
-    else if (d.kind === "array") {
-      d.children.forEach((c, i) => walk(c, path ? `${path}.${i}` : `${i}`));
-    } else d.keys.forEach((k, i) => walk(d.children[i], path ? `${path}.${k}` : k));
-  };
-  walk(def, "");
-  return out;
-}
-
-function storeLeaf(leaf: unknown, name: string): StoredLeaf {
-  if (leaf instanceof Tensor) return { tensor: name };
-  if (leaf === undefined) return { undefined: true };
-  if (typeof leaf === "number") {
-    // JSON has no NaN, Infinity or -0: keep those as text.
-    return Number.isFinite(leaf) && !Object.is(leaf, -0)
-      ? { value: leaf }
-      : { number: Object.is(leaf, -0) ? "-0" : String(leaf) };
-  }
-  if (leaf === null || typeof leaf === "string" || typeof leaf === "boolean") {
-    return { value: leaf };
-  }
-  throw new TypeError(
-    `saveCheckpoint: leaf ${JSON.stringify(name)} is ${
-      typeof leaf === "object" ? leaf.constructor?.name ?? "an object" : `a ${typeof leaf}`
-    }; ` +
-      "only tensors, numbers, strings, booleans, null and undefined can be saved",
-  );
-}
-
-function restoreLeaf(s: StoredLeaf): unknown {
-  if ("undefined" in s) return undefined;
-  if ("number" in s) return s.number === "-0" ? -0 : Number(s.number);
-  if ("value" in s) return s.value;
-  return null;
-}
-
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }
@@ -99,8 +73,11 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 /**
  * Saves a pytree to `path` as safetensors, atomically: the file is written to
  * `path.tmp-<random>`, synced to disk and renamed over `path`, so a crash or error leaves the
- * old file intact (and the temporary file is removed on error). Tensors are read back one at a
- * time (`await t.data()`); keep them alive until the promise settles.
+ * old file intact (and the temporary file is removed on error). Temporary files of `path` left
+ * by a killed save (unchanged for {@linkcode STALE_TEMP_MS}) are removed first. A cyclic tree,
+ * or one nested deeper than {@linkcode MAX_TREE_DEPTH}, throws a TypeError naming the path.
+ * Tensors are read back one at a time (`await t.data()`); keep them alive until the promise
+ * settles.
  *
  * @example
  * ```ts
@@ -122,6 +99,7 @@ export async function saveCheckpoint(
   if (TREE_METADATA_KEY in metadata) {
     throw new TypeError(`${op}: the metadata key ${JSON.stringify(TREE_METADATA_KEY)} is reserved`);
   }
+  checkTreeShape(op, tree);
   const [leaves, def] = flattenTree(tree);
   const names = leafNames(def);
   const stored = leaves.map((leaf, i) => storeLeaf(leaf, names[i]));
@@ -139,7 +117,8 @@ export async function saveCheckpoint(
     tensors.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
     metadata,
   );
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  await removeStaleTemps(path);
+  const tmp = tempPathFor(path);
   let file: Deno.FsFile | null = await Deno.open(tmp, { write: true, createNew: true });
   try {
     await writeAll(file, header);
@@ -191,11 +170,16 @@ function describe(e: HeaderEntry): string {
 
 /**
  * Loads a checkpoint written by {@linkcode saveCheckpoint} (or any safetensors file with
- * dtypes F32, I32, U32 or BOOL). The whole file is validated before any tensor is created; a
- * truncated file, a bad header or (with `like`) a missing, extra or mismatched tensor throws
- * an error naming the tensor and the expected and found dtype and shape. Nothing is changed on
- * disk. With `like`, the result has the template's structure: tensors from the file, other
- * leaves from the file when it stored them, else from the template.
+ * dtypes F32, I32, U32 or BOOL, plus F16, BF16 and F64 with `castTo: "f32"`). The header is
+ * read and validated first (its length against the file size, then the `longseq.tree`
+ * description: node kinds, depth at most {@linkcode MAX_TREE_DEPTH}, one stored value per
+ * leaf), then only the tensors' byte ranges are read. A truncated file, a bad header, BOOL bytes
+ * other than 0 and 1, or (with `like`) a missing, extra or mismatched tensor throws an error
+ * naming the file and the tensor or path. With `like`, the result has the template's structure:
+ * tensors from the file, other leaves from the file when it stored them (checked against the
+ * template leaf: same type; for a number template, finite / safe integer / non-negative when
+ * the template is), else from the template. The only change on disk: stale temporary files of a
+ * killed save of `path` are removed (see {@linkcode saveCheckpoint}).
  *
  * @example
  * ```ts
@@ -212,15 +196,33 @@ export async function loadCheckpoint<T = unknown>(
   options: LoadCheckpointOptions<T> = {},
 ): Promise<LoadedCheckpoint<T>> {
   const op = "loadCheckpoint";
-  let bytes;
+  await removeStaleTemps(path);
+  let file: Deno.FsFile;
+  let size: number;
   try {
-    bytes = await Deno.readFile(path);
+    file = await Deno.open(path, { read: true });
+    size = (await file.stat()).size;
   } catch (e) {
     throw new Error(`${op}: cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
+  try {
+    return await loadFrom(file, size, path, options);
+  } finally {
+    file.close();
+  }
+}
+
+async function loadFrom<T>(
+  file: Deno.FsFile,
+  size: number,
+  path: string,
+  options: LoadCheckpointOptions<T>,
+): Promise<LoadedCheckpoint<T>> {
+  const op = "loadCheckpoint";
+  const { castTo } = options;
   let header;
   try {
-    header = parseSafetensorsHeader(bytes);
+    header = await readHeader(file, size);
   } catch (e) {
     throw new RangeError(`${op}: ${path}: ${(e as Error).message.replace(/^safetensors: /, "")}`);
   }
@@ -233,27 +235,25 @@ export async function loadCheckpoint<T = unknown>(
       `${op}: ${path} does not match:\n  ${msgs.slice(0, 6).join("\n  ")}${more}`,
     );
   };
-  for (const e of entries) {
-    if (!e.dtype) {
-      bad([
-        `tensor ${JSON.stringify(e.name)} has dtype ${e.format}, which this library cannot hold`,
-      ]);
-    }
-  }
+  for (const e of entries) if (!loadedDtype(e, castTo)) bad([cannotHold(e, castTo)]);
 
-  let saved: { def: TreeDef; leaves: StoredLeaf[] } | null = null;
+  let saved: StoredTree | null = null;
   if (treeJson !== undefined) {
+    let json: unknown;
     try {
-      saved = JSON.parse(treeJson);
+      json = JSON.parse(treeJson);
     } catch (e) {
       bad([`metadata ${TREE_METADATA_KEY} is not valid JSON: ${(e as Error).message}`]);
     }
+    const checked = validateStoredTree(json);
+    if (typeof checked === "string") bad([`metadata ${TREE_METADATA_KEY}: ${checked}`]);
+    saved = checked as StoredTree;
   }
   // Plan: the structure and, per leaf, either a tensor entry or a plain value.
   let def: TreeDef;
   let plan: (HeaderEntry | { value: unknown })[];
   if (options.like !== undefined) {
-    [def, plan] = planFromTemplate(options.like, byName, saved, bad);
+    [def, plan] = planFromTemplate(options.like, byName, saved, bad, castTo);
   } else if (saved) {
     def = saved.def;
     plan = saved.leaves.map((s) => {
@@ -272,17 +272,30 @@ export async function loadCheckpoint<T = unknown>(
 
   const created: Tensor[] = [];
   try {
-    const leaves = plan.map((p) => {
-      if ("value" in p) return p.value;
-      const raw = bytes.subarray(dataStart + p.offsets[0], dataStart + p.offsets[1]);
+    const leaves: unknown[] = [];
+    for (const p of plan) {
+      if ("value" in p) {
+        leaves.push(p.value);
+        continue;
+      }
+      const at = dataStart + p.offsets[0];
+      const raw = await readRange(file, at, p.offsets[1] - p.offsets[0]).catch((e) =>
+        bad([`tensor ${JSON.stringify(p.name)}: ${(e as Error).message}`])
+      );
+      let host;
+      try {
+        host = hostTensorFromBytes(p, raw, { castTo, where: path, fileOffset: at });
+      } catch (e) {
+        throw new RangeError(`${op}: ${(e as Error).message.replace(/^safetensors: /, "")}`);
+      }
       // Uploading zero bytes crashes Deno's WebGPU (queue.writeBuffer panics), so empty
       // tensors are created without an upload.
       const t = raw.length === 0
-        ? zeros(p.shape, { dtype: p.dtype!, device: options.device })
-        : fromTypedArray(fromLittleEndian(raw, p.dtype!), p.shape, p.dtype!, options.device);
+        ? zeros(p.shape, { dtype: host.dtype, device: options.device })
+        : fromTypedArray(host.data, p.shape, host.dtype, options.device);
       created.push(t);
-      return t;
-    });
+      leaves.push(t);
+    }
     return { tree: unflattenTree<T>(def, leaves), metadata };
   } catch (e) {
     created.forEach((t) => t.dispose());
@@ -293,13 +306,16 @@ export async function loadCheckpoint<T = unknown>(
 function planFromTemplate(
   like: unknown,
   byName: Map<string, HeaderEntry>,
-  saved: { def: TreeDef; leaves: StoredLeaf[] } | null,
+  saved: StoredTree | null,
   bad: (msgs: string[]) => never,
+  castTo: "f32" | undefined,
 ): [TreeDef, (HeaderEntry | { value: unknown })[]] {
+  checkTreeShape("loadCheckpoint: like", like);
   const [leaves, def] = flattenTree(like);
   const names = leafNames(def);
   const savedValues = new Map<string, StoredLeaf>();
-  if (saved) leafNames(saved.def).forEach((n, i) => savedValues.set(n, saved.leaves[i]));
+  const savedNames = saved ? leafNames(saved.def) : [];
+  savedNames.forEach((n, i) => savedValues.set(n, saved!.leaves[i]));
   const problems: string[] = [];
   const used = new Set<string>();
   const plan = leaves.map((leaf, i) => {
@@ -307,7 +323,26 @@ function planFromTemplate(
     const entry = byName.get(name);
     if (!(leaf instanceof Tensor)) {
       const s = savedValues.get(name);
-      return { value: s && !("tensor" in s) ? restoreLeaf(s) : leaf };
+      if (!s) {
+        if (
+          leaf !== null && leaf !== undefined && savedNames.some((n) => n.startsWith(`${name}.`))
+        ) {
+          problems.push(`leaf ${showPath(name)}: the file holds a container there`);
+        }
+        return { value: leaf };
+      }
+      if ("tensor" in s) {
+        if (leaf !== null && leaf !== undefined) {
+          problems.push(
+            `leaf ${showPath(name)}: the file holds a tensor, expected a ${typeof leaf}`,
+          );
+        }
+        return { value: leaf };
+      }
+      const value = restoreLeaf(s);
+      const why = leafMismatch(leaf, value);
+      if (why) problems.push(`leaf ${showPath(name)}: ${why}`);
+      return { value };
     }
     const want = `${leaf.dtype}${fmt(leaf.shape)}`;
     if (!entry) {
@@ -315,7 +350,7 @@ function planFromTemplate(
       return { value: null };
     }
     used.add(name);
-    if (entry.dtype !== leaf.dtype || fmt(entry.shape) !== fmt(leaf.shape)) {
+    if (loadedDtype(entry, castTo) !== leaf.dtype || fmt(entry.shape) !== fmt(leaf.shape)) {
       problems.push(`tensor ${JSON.stringify(name)}: expected ${want}, found ${describe(entry)}`);
     }
     return entry;
@@ -327,37 +362,4 @@ function planFromTemplate(
   }
   if (problems.length) bad(problems);
   return [def, plan];
-}
-
-/** Nested objects from dotted names, for files without the tree entry. */
-function planFromNames(
-  entries: HeaderEntry[],
-  bad: (msgs: string[]) => never,
-): [TreeDef, HeaderEntry[]] {
-  type Dir = Map<string, Dir | HeaderEntry>;
-  const root: Dir = new Map();
-  for (const e of entries) {
-    const parts = e.name.split(".");
-    let dir = root;
-    for (const p of parts.slice(0, -1)) {
-      const next = dir.get(p) ?? new Map();
-      if (!(next instanceof Map)) {
-        bad([`tensor ${JSON.stringify(e.name)} clashes with ${JSON.stringify(next.name)}`]);
-      }
-      dir.set(p, next);
-      dir = next as Dir;
-    }
-    const last = parts.at(-1)!;
-    if (dir.has(last)) bad([`tensor ${JSON.stringify(e.name)} clashes with another tensor's name`]);
-    dir.set(last, e);
-  }
-  const order: HeaderEntry[] = [];
-  const walk = (x: Dir | HeaderEntry): TreeDef => {
-    if (!(x instanceof Map)) {
-      order.push(x);
-      return { kind: "leaf" };
-    }
-    return { kind: "object", keys: [...x.keys()], children: [...x.values()].map(walk) };
-  };
-  return [walk(root), order];
 }

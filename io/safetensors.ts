@@ -10,6 +10,22 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../kernels/dtype.ts";
 import { fmt, sizeOf } from "../ops/tensor.ts";
+import {
+  CASTABLE_TO_F32,
+  checkBoolBytes,
+  decodeFloatsToF32,
+  fromLittleEndian,
+  toLittleEndian,
+} from "./tensor_bytes.ts";
+
+export {
+  CASTABLE_TO_F32,
+  checkBoolBytes,
+  decodeFloatsToF32,
+  f16BitsToF32,
+  fromLittleEndian,
+  toLittleEndian,
+} from "./tensor_bytes.ts";
 
 /** The safetensors names of the library's dtypes. */
 const TO_FORMAT: Readonly<Record<DType, string>> = {
@@ -43,8 +59,7 @@ const FORMAT_BYTES: Readonly<Record<string, number>> = {
   F64: 8,
 };
 /** The format's own cap on the header, which guards against reading garbage as a length. */
-const MAX_HEADER_BYTES = 100_000_000;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+export const MAX_HEADER_BYTES = 100_000_000;
 
 /** One tensor's values on the host: what {@linkcode encodeSafetensors} takes and decode gives. */
 export interface HostTensor {
@@ -89,29 +104,6 @@ const fail = (msg: string): never => {
 /** The format dtype name of a library dtype. */
 export function formatDtype(dtype: DType): string {
   return TO_FORMAT[dtypeInfo(dtype, "safetensors").name];
-}
-
-/** Little-endian bytes of a typed array (a view when the host is little-endian). */
-export function toLittleEndian(data: TypedArray): Uint8Array {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return LITTLE_ENDIAN || data.BYTES_PER_ELEMENT === 1 ? bytes : swapped(bytes, 4);
-}
-
-function swapped(bytes: Uint8Array, width: number): Uint8Array {
-  const out = new Uint8Array(bytes.length);
-  for (let i = 0; i < bytes.length; i += width) {
-    for (let j = 0; j < width; j++) out[i + j] = bytes[i + width - 1 - j];
-  }
-  return out;
-}
-
-/** A new typed array of `dtype` holding little-endian `bytes` (NaN payloads and -0 are kept). */
-export function fromLittleEndian(bytes: Uint8Array, dtype: DType): TypedArray {
-  const info = dtypeInfo(dtype, "safetensors");
-  const out = info.create(bytes.length / info.bytes);
-  const src = LITTLE_ENDIAN || info.bytes === 1 ? bytes : swapped(bytes, info.bytes);
-  new Uint8Array(out.buffer).set(src);
-  return out;
 }
 
 /**
@@ -318,9 +310,54 @@ export function parseSafetensorsHeader(
   return { entries, metadata, dataStart, totalBytes };
 }
 
+/** Options of {@linkcode decodeSafetensors} (and of `loadCheckpoint`). */
+export interface DecodeOptions {
+  /**
+   * `"f32"`: convert tensors stored as F16, BF16 or F64 (which the library has no dtype for)
+   * to f32 on load. Without it such a tensor makes the load throw, naming it.
+   */
+  castTo?: "f32";
+}
+
+/**
+ * The library dtype a header entry loads as: its own, or f32 for a castable float format when
+ * `castTo` is `"f32"`; `null` when it cannot be loaded.
+ */
+export function loadedDtype(e: HeaderEntry, castTo?: "f32"): DType | null {
+  if (e.dtype) return e.dtype;
+  return castTo === "f32" && CASTABLE_TO_F32.includes(e.format) ? "f32" : null;
+}
+
+/** Why a header entry cannot be loaded (for error messages). */
+export function cannotHold(e: HeaderEntry, castTo?: "f32"): string {
+  const hint = !castTo && CASTABLE_TO_F32.includes(e.format)
+    ? ` (pass castTo: "f32" to convert it)`
+    : "";
+  return `tensor ${JSON.stringify(e.name)} has dtype ${e.format}, which this library cannot hold` +
+    hint;
+}
+
+/**
+ * One tensor from its raw little-endian bytes, validated (BOOL bytes) and cast as `castTo`
+ * asks. `where` and `fileOffset` only serve error messages.
+ */
+export function hostTensorFromBytes(
+  e: HeaderEntry,
+  raw: Uint8Array,
+  options: DecodeOptions & { where?: string; fileOffset?: number } = {},
+): HostTensor {
+  const dtype = loadedDtype(e, options.castTo) ?? fail(cannotHold(e, options.castTo));
+  if (e.format === "BOOL") {
+    checkBoolBytes(raw, e.name, options.where ?? "data", options.fileOffset ?? e.offsets[0]);
+  }
+  const data = e.dtype ? fromLittleEndian(raw, dtype) : decodeFloatsToF32(e.format, raw);
+  return { dtype, shape: e.shape, data };
+}
+
 /**
  * Decodes a whole safetensors file. Tensors come back in data order; a tensor whose format
- * dtype the library lacks (F16, I64, …) makes it throw, naming the tensor.
+ * dtype the library lacks (F16, I64, …) makes it throw, naming the tensor, unless `castTo:
+ * "f32"` converts it (F16, BF16, F64). BOOL tensors must hold only bytes 0 and 1.
  *
  * @example
  * ```ts
@@ -331,17 +368,14 @@ export function parseSafetensorsHeader(
  */
 export function decodeSafetensors(
   bytes: Uint8Array,
+  options: DecodeOptions = {},
 ): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
   const { entries, metadata, dataStart } = parseSafetensorsHeader(bytes);
   const tensors = new Map<string, HostTensor>();
   for (const e of entries) {
-    if (!e.dtype) {
-      fail(
-        `tensor ${JSON.stringify(e.name)} has dtype ${e.format}, which this library cannot hold`,
-      );
-    }
-    const raw = bytes.subarray(dataStart + e.offsets[0], dataStart + e.offsets[1]);
-    tensors.set(e.name, { dtype: e.dtype!, shape: e.shape, data: fromLittleEndian(raw, e.dtype!) });
+    const at = dataStart + e.offsets[0];
+    const raw = bytes.subarray(at, dataStart + e.offsets[1]);
+    tensors.set(e.name, hostTensorFromBytes(e, raw, { ...options, fileOffset: at }));
   }
   return { tensors, metadata };
 }

@@ -18,6 +18,12 @@ export interface FlagSpec {
   choices?: readonly string[];
   /** Value of a string flag given bare (`--resume` alone); without it a value is required. */
   bare?: string;
+  /** Smallest allowed value of a number flag (inclusive). */
+  min?: number;
+  /** Largest allowed value of a number flag (inclusive). */
+  max?: number;
+  /** A float flag must be greater than this (an exclusive lower bound, e.g. 0 for `--lr`). */
+  above?: number;
 }
 
 /** The parsed values of a flag table. */
@@ -34,7 +40,7 @@ const kebab = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCas
 export function flagHelp(usage: string, spec: Record<string, FlagSpec>): string {
   const rows = Object.entries(spec).map(([k, f]) => {
     const arg = f.type === "bool" ? "" : f.bare !== undefined ? "[=VALUE]" : "=VALUE";
-    const choices = f.choices ? ` (${f.choices.join(" | ")})` : "";
+    const choices = f.choices ? ` (${f.choices.join(" | ")})` : rangeText(f);
     const def = f.default === "" || f.default === false ? "" : ` [default: ${f.default}]`;
     return [`  --${kebab(k)}${arg}`, `${f.help}${choices}${def}`];
   });
@@ -43,10 +49,28 @@ export function flagHelp(usage: string, spec: Record<string, FlagSpec>): string 
     `  ${"--help".padEnd(w - 2)}Show this help and exit.\n`;
 }
 
+/** The allowed range of a number flag, for `--help`: ` (>= 1)`, ` (0..1)`, ` (> 0)` or "". */
+function rangeText(f: FlagSpec): string {
+  if (f.min !== undefined && f.max !== undefined) return ` (${f.min}..${f.max})`;
+  if (f.min !== undefined) return ` (>= ${f.min})`;
+  if (f.max !== undefined) return ` (<= ${f.max})`;
+  return f.above !== undefined ? ` (> ${f.above})` : "";
+}
+
+/** Why a number is out of a flag's range, or null. */
+function rangeProblem(f: FlagSpec, n: number): string | null {
+  const outside = (f.min !== undefined && n < f.min) || (f.max !== undefined && n > f.max) ||
+    (f.above !== undefined && !(n > f.above));
+  if (!outside) return null;
+  const r = rangeText(f).slice(2, -1);
+  return f.min !== undefined && f.max !== undefined ? `in ${r}` : r;
+}
+
 /**
  * Parses `--name=value`, `--name value`, `--flag` and `--no-flag` (names in kebab-case or as
  * in `spec`) against a flag table. Throws a RangeError naming the flag on an unknown flag or a
- * bad value; the caller prints it. `--help` prints {@linkcode flagHelp} and exits 0.
+ * bad value (not a number, not a safe integer, outside `min` / `max` / `above`, not one of the
+ * `choices`); the caller prints it. `--help` prints {@linkcode flagHelp} and exits 0.
  *
  * @example
  * ```ts
@@ -94,11 +118,15 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
       out[key] = v;
     } else {
       const n = Number(v);
-      if (v.trim() === "" || !Number.isFinite(n) || (f.type === "int" && !Number.isInteger(n))) {
+      if (
+        v.trim() === "" || !Number.isFinite(n) || (f.type === "int" && !Number.isSafeInteger(n))
+      ) {
         throw usageError(
           `--${m[2]} must be ${f.type === "int" ? "an integer" : "a number"}, got ${v}`,
         );
       }
+      const why = rangeProblem(f, n);
+      if (why) throw usageError(`--${m[2]} must be ${why}, got ${v}`);
       out[key] = n;
     }
   }
@@ -173,14 +201,15 @@ export function trainingFlags(
   help: Partial<Record<TrainingFlag, string>> = {},
 ) {
   return {
-    steps: { type: "int", default: d.steps, help: "Training steps" },
-    batch: { type: "int", default: d.batch, help: help.batch ?? "Sequences per step" },
+    steps: { type: "int", default: d.steps, min: 1, help: "Training steps" },
+    batch: { type: "int", default: d.batch, min: 1, help: help.batch ?? "Sequences per step" },
     lr: {
       type: "float",
       default: d.lr,
+      above: 0,
       help: `Peak learning rate (Adam${d.clip ? ", clipped at norm 1" : ""})`,
     },
-    warmup: { type: "int", default: 50, help: "Linear warm-up steps" },
+    warmup: { type: "int", default: 50, min: 0, help: "Linear warm-up steps" },
     seed: {
       type: "int",
       default: 0,
@@ -203,16 +232,28 @@ export function trainingFlags(
       bare: "auto",
       help: "Resume from a checkpoint (bare: OUT/checkpoint.safetensors)",
     },
-    checkpointEvery: { type: "int", default: 100, help: "Checkpoint every N steps (0: end only)" },
-    logEvery: { type: "int", default: 0, help: "Read metrics back every N steps (0: auto)" },
+    checkpointEvery: {
+      type: "int",
+      default: 100,
+      min: 0,
+      help: "Checkpoint every N steps (0: end only)",
+    },
+    logEvery: {
+      type: "int",
+      default: 0,
+      min: 0,
+      help: "Read metrics back every N steps (0: auto)",
+    },
     evalEvery: {
       type: "int",
       default: 100,
+      min: 0,
       help: help.evalEvery ?? "Evaluate every N steps (0: at the end only)",
     },
     evalBatches: {
       type: "int",
       default: d.evalBatches,
+      min: 1,
       help: help.evalBatches ?? "Held-out batches per evaluation",
     },
   } as const;
@@ -237,9 +278,9 @@ export function modelSizeFlags(
   layersHelp = "Reversible layers",
 ) {
   return {
-    dModel: { type: "int", default: d.dModel, help: "Model width" },
-    dFF: { type: "int", default: d.dFF, help: "Feed-forward hidden width" },
-    heads: { type: "int", default: d.heads, help: "Attention heads" },
-    layers: { type: "int", default: d.layers, help: layersHelp },
+    dModel: { type: "int", default: d.dModel, min: 1, help: "Model width" },
+    dFF: { type: "int", default: d.dFF, min: 1, help: "Feed-forward hidden width" },
+    heads: { type: "int", default: d.heads, min: 1, help: "Attention heads" },
+    layers: { type: "int", default: d.layers, min: 1, help: layersHelp },
   } as const;
 }

@@ -6,8 +6,10 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { unzipSync } from "fflate";
 import { mixSeed, mulberry32 } from "./sampling.ts";
+import { readZipMember, zipMembers, type ZipReadOptions } from "./zip.ts";
+
+export { crc32, DEFAULT_MAX_MEMBER_BYTES, type ZipReadOptions } from "./zip.ts";
 
 export {
   batches,
@@ -33,7 +35,8 @@ export interface ByteSplits {
 /**
  * Splits enwik8 from the bytes of `enwik8.zip`: the entry named `enwik8` (or the only entry),
  * cut into the standard first 90% / next 5% / last 5% (90M / 5M / 5M bytes for the real file).
- * The parts are views on one buffer.
+ * The parts are views on one buffer. The member is checked (see `readZipMember`): its declared
+ * size at most `maxBytes` (default 256 MiB), exactly that many bytes inflated, and its CRC-32.
  *
  * @example
  * ```ts
@@ -43,22 +46,19 @@ export interface ByteSplits {
  * console.log(train.length, valid.length, test.length); // 90 5 5
  * ```
  */
-export function enwik8FromZip(zip: Uint8Array): ByteSplits {
-  const isEnwik8 = (name: string) => name.split("/").at(-1) === "enwik8";
-  let data: Uint8Array | undefined =
-    Object.values(unzipSync(zip, { filter: (f) => isEnwik8(f.name) }))[0];
-  if (!data) {
-    const names: string[] = [];
-    unzipSync(zip, { filter: (f) => (!f.name.endsWith("/") && names.push(f.name), false) });
-    if (names.length !== 1) {
-      throw new RangeError(
-        `enwik8: the archive has no entry named enwik8 (entries: ${
-          names.slice(0, 5).join(", ") || "none"
-        })`,
-      );
-    }
-    data = unzipSync(zip, { filter: (f) => f.name === names[0] })[names[0]];
+export function enwik8FromZip(zip: Uint8Array, options: ZipReadOptions = {}): ByteSplits {
+  const source = options.source ?? "enwik8 archive";
+  const members = zipMembers(zip, source).filter((m) => !m.name.endsWith("/"));
+  const named = members.filter((m) => m.name.split("/").at(-1) === "enwik8");
+  const member = named[0] ?? (members.length === 1 ? members[0] : undefined);
+  if (!member) {
+    throw new RangeError(
+      `${source}: no entry named enwik8 (entries: ${
+        members.slice(0, 5).map((m) => m.name).join(", ") || "none"
+      })`,
+    );
   }
+  const data = readZipMember(zip, member, { ...options, source });
   const n = data.length;
   const trainEnd = Math.floor(n * 0.9);
   const validEnd = trainEnd + Math.floor(n * 0.05);
@@ -71,6 +71,7 @@ export function enwik8FromZip(zip: Uint8Array): ByteSplits {
 
 /**
  * Reads `enwik8.zip` from disk (with fflate; no unzip tool) and returns the standard split.
+ * Errors name the file; `options.maxBytes` raises the 256 MiB cap on the inflated size.
  *
  * @example
  * ```ts ignore
@@ -78,8 +79,11 @@ export function enwik8FromZip(zip: Uint8Array): ByteSplits {
  * console.log(train.length); // 90000000
  * ```
  */
-export async function loadEnwik8(zipPath: string): Promise<ByteSplits> {
-  return enwik8FromZip(await Deno.readFile(zipPath));
+export async function loadEnwik8(
+  zipPath: string,
+  options: ZipReadOptions = {},
+): Promise<ByteSplits> {
+  return enwik8FromZip(await Deno.readFile(zipPath), { source: zipPath, ...options });
 }
 
 const NO_SPACE_BEFORE = new Set([".", ",", ";", ":", "!", "?", ")", "]", "''"]);

@@ -171,6 +171,14 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
     params = tree.params;
     opt = await optim.restoreSteps(tree.opt);
     start = tree.step;
+    if (start > o.steps) {
+      disposeTree(params);
+      disposeTree(opt);
+      throw new RangeError(
+        `${o.resume} is at step ${start}, beyond the ${o.steps} steps of this run ` +
+          "(pass a larger --steps to train on)",
+      );
+    }
     const differs = configDiff(metadata.config ? JSON.parse(metadata.config) : {}, o.config);
     truncateMetrics(files.metrics, start);
     say(`resumed from ${o.resume} at step ${start}`);

@@ -19,6 +19,7 @@ import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
 import { applyDropout, checkRate } from "../layers/dropout.ts";
+import { showValue } from "../layers/linear.ts";
 import type { ApplyOptions } from "../layer.ts";
 
 /** The constants masked logits are replaced by (REFERENCE.md §1.5), per dtype. */
@@ -271,7 +272,9 @@ export function headConfig(
   const { dModel, heads } = c ?? {};
   if (!Number.isInteger(dModel) || dModel < 1 || !Number.isInteger(heads) || heads < 1) {
     throw new RangeError(
-      `${op}: dModel and heads must be positive integers, got ${dModel} and ${heads}`,
+      `${op}: dModel and heads must be positive integers, got ${showValue(dModel)} and ${
+        showValue(heads)
+      }`,
     );
   }
   if (c.dHead === undefined && dModel % heads !== 0) {

@@ -40,6 +40,7 @@ import {
   unitKeys,
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
+import { showValue } from "../layers/linear.ts";
 import type { AttentionApplyOptions } from "./full.ts";
 import {
   bucketCount,
@@ -116,7 +117,7 @@ export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor
 
 function int(op: string, name: string, v: unknown, min: number): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
+    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${showValue(v)}`);
   }
   return v;
 }

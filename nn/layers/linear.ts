@@ -36,10 +36,18 @@ export interface LinearParams {
   [k: string]: Tensor | undefined;
 }
 
+/** A value for an error message: a number as is, anything else with its type (`"4" (a string)`). */
+export function showValue(v: unknown): string {
+  if (typeof v === "number" || v === undefined || v === null) return String(v);
+  if (typeof v === "string") return `${JSON.stringify(v)} (a string)`;
+  if (typeof v === "object") return Array.isArray(v) ? "an array" : "an object";
+  return `${String(v)} (a ${typeof v})`;
+}
+
 /** Throws a RangeError unless `n` is a positive integer. */
 export function checkPositiveInt(op: string, name: string, n: unknown): void {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${String(n)}`);
+    throw new RangeError(`${op}: ${name} must be a positive integer, got ${showValue(n)}`);
   }
 }
 

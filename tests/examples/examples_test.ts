@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { zipSync } from "fflate";
 import { readMetrics } from "../../examples/lib/progress.ts";
 import { sampleToken } from "../../examples/generate.ts";
-import { parseFlags } from "../../examples/lib/train.ts";
+import { parseFlags, trainingFlags } from "../../examples/lib/train.ts";
+import { flagHelp } from "../../examples/lib/cli.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -85,6 +86,30 @@ Deno.test("parseFlags", async (t) => {
     assert.throws(() => parseFlags("u", spec, ["--kind=c"]), /--kind must be one of a, b/);
     assert.throws(() => parseFlags("u", spec, ["--nope"]), /unknown argument --nope/);
     assert.throws(() => parseFlags("u", spec, ["--lr"]), /--lr needs a value/);
+    assert.throws(() => parseFlags("u", spec, ["--steps=1e30"]), /--steps must be an integer/);
+  });
+  await t.step("number flags are checked against their ranges", () => {
+    const ranged = {
+      ...trainingFlags({ steps: 5, batch: 2, lr: 1e-3, clip: false, out: "x", evalBatches: 2 }),
+      rate: { type: "float", default: 0, min: 0, max: 1, help: "rate" },
+    } as const;
+    const bad: [string, RegExp][] = [
+      ["--eval-batches=0", /--eval-batches must be >= 1, got 0/],
+      ["--steps=-5", /--steps must be >= 1, got -5/],
+      ["--batch=0", /--batch must be >= 1/],
+      ["--lr=0", /--lr must be > 0, got 0/],
+      ["--warmup=-1", /--warmup must be >= 0/],
+      ["--rate=1.5", /--rate must be in 0\.\.1, got 1\.5/],
+    ];
+    for (const [arg, re] of bad) {
+      assert.throws(() => parseFlags("u", ranged, [arg]), (e: Error & { usage?: boolean }) => {
+        assert.match(e.message, re);
+        assert.equal(e.usage, true);
+        return true;
+      });
+    }
+    assert.equal(parseFlags("u", ranged, ["--rate=1", "--eval-batches=1"]).rate, 1);
+    assert.match(flagHelp("u", ranged), /--eval-batches=VALUE +.*\(>= 1\) \[default: 2\]/);
   });
 });
 
@@ -100,6 +125,12 @@ Deno.test("copy_task", async (t) => {
       const r = await run("copy_task", ["--len=7"]);
       assert.equal(r.code, 2);
       assert.match(r.out, /--len must be even/);
+      const zero = await run("copy_task", ["--eval-batches", "0"]);
+      assert.equal(zero.code, 2, zero.out);
+      assert.match(zero.out, /copy_task: --eval-batches must be >= 1, got 0/);
+      const neg = await run("generate", ["--length", "-5"]);
+      assert.equal(neg.code, 2, neg.out);
+      assert.match(neg.out, /generate: --length must be >= 1, got -5/);
     });
     await t.step("trains, evaluates, writes files; the table has every column", async () => {
       const r = await run("copy_task", [...TINY_COPY, "--steps=4", `--out=${dir}/a`]);

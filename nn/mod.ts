@@ -116,7 +116,13 @@ export {
   type SparseTransformerLMConfig,
   type SparseTransformerLMParams,
 } from "./models/sparse_transformer.ts";
-export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./models/lm_frame.ts";
+export type {
+  LanguageModelConfig,
+  LanguageModelParams,
+  LmFrameConfig,
+  LmFrameParams,
+  LmLossOptions,
+} from "./models/language_model.ts";
 export {
   type DecodeState,
   type LayerCache,

@@ -40,7 +40,7 @@ import {
 import { chunkAttention } from "../attention/chunk_attention.ts";
 import { layerNorm } from "../layers/layer_norm.ts";
 import { feedForward } from "../layers/feed_forward.ts";
-import { lmFrame } from "./lm_frame.ts";
+import { embeddingAndHead } from "./language_model.ts";
 import { attentionTypes, type ReformerAttention } from "./reversible_blocks.ts";
 import type { ReformerLMConfig, ReformerLMParams } from "./reformer.ts";
 
@@ -132,7 +132,7 @@ export function reformerDecoder(
         `every position); recompute instead, or pass { lshAsFull: true }`,
     );
   }
-  const frame = lmFrame(op, config, 2 * dModel);
+  const frame = embeddingAndHead(op, config, 2 * dModel);
   const norm = layerNorm({ dim: dModel });
   const ff = feedForward({ dModel, dFF, activation: config.activation });
   const chunkLen = config.chunkLen ?? 64;

@@ -17,23 +17,23 @@ import {
   type ReversibleBlocksConfig,
 } from "./reversible_blocks.ts";
 import {
-  lmFrame,
-  type LmFrameConfig,
-  type LmFrameParams,
+  embeddingAndHead,
+  type LanguageModelConfig,
+  languageModelMethods,
+  type LanguageModelParams,
   type LmLossOptions,
-  lmMethods,
-} from "./lm_frame.ts";
+} from "./language_model.ts";
 import { checkRate } from "../layers/dropout.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
 export interface ReformerLMConfig
-  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LmFrameConfig, "dModel"> {
+  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LanguageModelConfig, "dModel"> {
   /** Decoder (causal) attention; default true (a language model). */
   causal?: boolean;
 }
 
 /** Params of {@linkcode reformerLM}. */
-export interface ReformerLMParams extends LmFrameParams {
+export interface ReformerLMParams extends LanguageModelParams {
   /** One reversible block per layer. */
   blocks: ReformerBlockParams[];
 }
@@ -104,7 +104,7 @@ export function reformerLM(
   }
   const dropRate = config.dropout ?? 0;
   checkRate(op, dropRate);
-  const frame = lmFrame(op, config, 2 * config.dModel);
+  const frame = embeddingAndHead(op, config, 2 * config.dModel);
   const stack = reversibleBlocks({ ...config, causal: config.causal ?? true });
 
   const hidden = (p: ReformerLMParams, x: Tensor, opts: ReformerApplyOptions, key?: Tensor) => {
@@ -124,7 +124,7 @@ export function reformerLM(
     });
     return concat([y1, y2], -1);
   };
-  const methods = lmMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
+  const methods = languageModelMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
     op,
     frame,
     dropRate,

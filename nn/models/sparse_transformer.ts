@@ -18,11 +18,16 @@ import { feedForward, type FeedForwardParams } from "../layers/feed_forward.ts";
 import { chunked } from "../layers/chunked.ts";
 import { applyDropout, checkRate } from "../layers/dropout.ts";
 import { checkPositiveInt } from "../layers/linear.ts";
-import { lmFrame, type LmFrameConfig, type LmFrameParams, lmMethods } from "./lm_frame.ts";
+import {
+  embeddingAndHead,
+  type LanguageModelConfig,
+  languageModelMethods,
+  type LanguageModelParams,
+} from "./language_model.ts";
 import type { LanguageModel, ReformerApplyOptions, ReformerLossOptions } from "./reformer.ts";
 
 /** Configuration of {@linkcode sparseTransformerLM}. */
-export interface SparseTransformerLMConfig extends LmFrameConfig {
+export interface SparseTransformerLMConfig extends LanguageModelConfig {
   /** Hidden width of the feed-forward blocks. */
   dFF: number;
   /** Attention heads. */
@@ -71,7 +76,7 @@ export interface SparseBlockParams {
 }
 
 /** Params of {@linkcode sparseTransformerLM}. */
-export interface SparseTransformerLMParams extends LmFrameParams {
+export interface SparseTransformerLMParams extends LanguageModelParams {
   /** One residual block per layer. */
   blocks: SparseBlockParams[];
 }
@@ -126,7 +131,7 @@ export function sparseTransformerLM(
   checkRate(op, attnRate);
   const ffChunks = config.ffChunks ?? 1;
   checkPositiveInt(op, "ffChunks", ffChunks);
-  const frame = lmFrame(op, config, dModel);
+  const frame = embeddingAndHead(op, config, dModel);
   const mode = config.mode ?? "alternate";
   const attns = Array.from({ length: layers }, (_, i) =>
     sparseAttention({
@@ -200,7 +205,11 @@ export function sparseTransformerLM(
     });
     return h;
   };
-  const methods = lmMethods<SparseTransformerLMParams, SparseApplyOptions, SparseLossOptions>(
+  const methods = languageModelMethods<
+    SparseTransformerLMParams,
+    SparseApplyOptions,
+    SparseLossOptions
+  >(
     op,
     frame,
     dropRate,

@@ -81,6 +81,7 @@ export {
   assertAllClose,
   type CloseOptions,
   closeReport,
+  mulberry32,
   type Values,
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";

@@ -5,6 +5,7 @@
  * uninterrupted one. Re-exported by `data.ts`.
  * @module
  */
+import { mulberry32 } from "../../mod.ts";
 
 /** One batch for a language model: predict `targets[b, t]` having seen `inputs[b, 0..t]`. */
 export interface LmBatch {
@@ -28,17 +29,8 @@ export interface WindowOptions {
   seed: number;
 }
 
-/** mulberry32: a small, fast PRNG for data sampling (not for model randomness). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (from the library's testing helpers): the PRNG of data sampling. */
+export { mulberry32 };
 
 /** Hashes a seed and a counter into one 32-bit seed (so nearby steps get unrelated streams). */
 export function mixSeed(seed: number, step: number): number {

@@ -108,6 +108,7 @@ export {
   type Halves,
   mapTree,
   type Pullback,
+  remat,
   type RevBlockFns,
   reversible,
   type ReversibleBlock,

@@ -2,14 +2,14 @@
  * The Sparse Transformer language model (Child et al. 2019, REFERENCE.md §5): pre-activation
  * residual blocks `x + attn(LN(x))`, `x + ffn(LN(x))` with factorised (strided or fixed)
  * block-sparse attention, residual output projections scaled by `1/sqrt(2N)` at init, and
- * every block recomputed in the backward pass (`checkpoint`) instead of stored.
+ * every block recomputed in the backward pass (`remat`) instead of stored.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
 import { scope } from "../../ops/scope.ts";
 import { add, mul } from "../../ops/binary.ts";
 import * as random from "../../ops/random.ts";
-import { checkpoint } from "../../autodiff/custom.ts";
+import { remat } from "../../autodiff/custom.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import type { AttentionParams } from "../attention/core.ts";
 import { sparseAttention, type SparseAttentionConfig } from "../attention/sparse.ts";
@@ -176,7 +176,7 @@ export function sparseTransformerLM(
         const f = ffBranch({ norm: p.ffNorm, ff: p.ff }, h1, { key: kf, training: o.training });
         return add(h1, f);
       });
-    return config.checkpoint ?? true ? checkpoint(block) : block;
+    return config.checkpoint ?? true ? remat(block) : block;
   });
 
   const hidden = (

@@ -102,6 +102,7 @@ export {
   type Cotangents,
   customVjp,
   type CustomVjpRules,
+  disposeTree,
   flattenTree,
   grad,
   type GradOptions,

@@ -20,4 +20,11 @@ export {
   type RevParams,
   type RevSaved,
 } from "./reversible.ts";
-export { flattenTree, mapTree, type TreeDef, treeTensors, unflattenTree } from "./pytree.ts";
+export {
+  disposeTree,
+  flattenTree,
+  mapTree,
+  type TreeDef,
+  treeTensors,
+  unflattenTree,
+} from "./pytree.ts";

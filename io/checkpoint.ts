@@ -59,7 +59,7 @@ function leafNames(def: TreeDef): string[] {
     if (d.kind === "leaf") out.push(path === "" ? "root" : path);
     else if (d.kind === "array") {
       d.children.forEach((c, i) => walk(c, path ? `${path}.${i}` : `${i}`));
-    } else d.keys.forEach((k, i) => walk(d.children[i], path ? `${path}.${k}` : k));
+    } else d.keys.forEach((k, i) => walk(d.children[i], path ? `${path}.${String(k)}` : String(k)));
   };
   walk(def, "");
   return out;

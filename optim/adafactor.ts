@@ -12,23 +12,23 @@ import { expandDims } from "../ops/shape.ts";
 import { mean } from "../ops/reduce.ts";
 import { scope } from "../ops/scope.ts";
 import { checkStepState } from "./transform.ts";
+import { checkLearningRate, checkNumber, rateAt } from "./validate.ts";
 import {
-  checkNumber,
-  checkRate,
   deviceOf,
   flattenLike,
-  flattenTree,
+  flattenTensors,
   flattenUpdates,
+  unflattenLike,
+} from "./param_trees.ts";
+import {
   type GradientTransformation,
   initStep,
   nextStep,
   perLeaf,
-  rateAt,
   type Schedule,
   type StepCount,
   type Tree,
-  unflattenLike,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 
 /** Options of {@linkcode adafactor} (defaults from the paper). */
 export interface AdafactorOptions {
@@ -92,7 +92,7 @@ export function adafactor(
   options: AdafactorOptions = {},
 ): GradientTransformation<AdafactorState> {
   const op = "adafactor";
-  const lr = learningRate === undefined ? null : checkRate(op, learningRate);
+  const lr = learningRate === undefined ? null : checkLearningRate(op, learningRate);
   const {
     factored = true,
     multiplyByParameterScale = true,
@@ -117,7 +117,7 @@ export function adafactor(
   return {
     init: (params) =>
       scope(() => {
-        const { leaves } = flattenTree(op, "params", params);
+        const { leaves } = flattenTensors(op, "params", params);
         const tree = (f: (t: Tensor) => Tensor | null) => unflattenLike(params, leaves.map(f));
         const zeros = (shape: number[], t: Tensor) => full(shape, 0, { device: t.device });
         return {

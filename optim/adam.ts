@@ -10,13 +10,15 @@ import { zerosLike } from "../ops/creation.ts";
 import { scope } from "../ops/scope.ts";
 import { chain, type ChainState } from "./chain.ts";
 import { addDecayedWeights, checkStepState, type Mask, scaleByLearningRate } from "./transform.ts";
+import { checkLearningRate, checkNumber } from "./validate.ts";
 import {
-  checkNumber,
-  checkRate,
   deviceOf,
   flattenLike,
-  flattenTree,
+  flattenTensors,
   flattenUpdates,
+  unflattenLike,
+} from "./param_trees.ts";
+import {
   type GradientTransformation,
   initStep,
   nextStep,
@@ -24,8 +26,7 @@ import {
   type Schedule,
   type StepCount,
   type Tree,
-  unflattenLike,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 
 /** Hyperparameters of {@linkcode scaleByAdam}. */
 export interface AdamOptions {
@@ -72,7 +73,7 @@ export function scaleByAdam(options: AdamOptions = {}): GradientTransformation<A
   return {
     init: (params) =>
       scope(() => {
-        const { leaves } = flattenTree(op, "params", params);
+        const { leaves } = flattenTensors(op, "params", params);
         return {
           ...initStep(deviceOf(params)),
           mu: unflattenLike(params, leaves.map(zerosLike)),
@@ -123,7 +124,7 @@ export function adam(
   learningRate: number | Schedule,
   options: AdamOptions = {},
 ): GradientTransformation<AdamChainState> {
-  const lr = checkRate("adam", learningRate);
+  const lr = checkLearningRate("adam", learningRate);
   checkAdam("adam", options);
   return chain(scaleByAdam(options), scaleByLearningRate(lr));
 }
@@ -163,7 +164,7 @@ export function adamw(
   learningRate: number | Schedule,
   { weightDecay = 1e-4, mask, ...options }: AdamWOptions = {},
 ): GradientTransformation<AdamWState> {
-  const lr = checkRate("adamw", learningRate);
+  const lr = checkLearningRate("adamw", learningRate);
   checkAdam("adamw", options);
   checkNumber("adamw", "weight decay", weightDecay, { min: 0 });
   return chain(scaleByAdam(options), addDecayedWeights(weightDecay, mask), scaleByLearningRate(lr));

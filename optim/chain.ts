@@ -4,7 +4,7 @@
  */
 import { scope } from "../ops/scope.ts";
 import { treeTensors } from "../autodiff/pytree.ts";
-import type { GradientTransformation, StateOf, Tree } from "./types.ts";
+import type { GradientTransformation, StateOf, Tree } from "./gradient_transformation.ts";
 import { identity } from "./transform.ts";
 
 // deno-lint-ignore no-explicit-any

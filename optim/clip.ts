@@ -9,15 +9,9 @@ import { full } from "../ops/creation.ts";
 import { sum } from "../ops/reduce.ts";
 import { scope } from "../ops/scope.ts";
 import type { EmptyState } from "./transform.ts";
-import {
-  checkNumber,
-  flattenTree,
-  flattenUpdates,
-  fresh,
-  type GradientTransformation,
-  type Tree,
-  unflattenLike,
-} from "./types.ts";
+import { checkNumber } from "./validate.ts";
+import { flattenTensors, flattenUpdates, unflattenLike } from "./param_trees.ts";
+import { fresh, type GradientTransformation, type Tree } from "./gradient_transformation.ts";
 
 /**
  * The L2 norm of all tensors of a tree taken together, `sqrt(sum_i sum(x_i^2))`, as an `f32`
@@ -31,7 +25,7 @@ import {
  * ```
  */
 export function globalNorm(tree: Tree): Tensor {
-  const { leaves } = flattenTree("globalNorm", "tree", tree);
+  const { leaves } = flattenTensors("globalNorm", "tree", tree);
   if (leaves.length === 0) return full([], 0);
   return scope(() => {
     let total = sum(square(leaves[0]));

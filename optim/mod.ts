@@ -34,7 +34,7 @@ export {
   type StateOf,
   type StepCount,
   type Tree,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 export { chain, type ChainState } from "./chain.ts";
 export {
   addDecayedWeights,

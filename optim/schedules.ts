@@ -4,7 +4,8 @@
  * {@linkcode joinSchedules} and {@linkcode warmupThen}.
  * @module
  */
-import { checkNumber, type Schedule } from "./types.ts";
+import { checkNumber } from "./validate.ts";
+import { type Schedule } from "./gradient_transformation.ts";
 
 function checkStep(op: string, step: number): number {
   if (typeof step !== "number" || !Number.isInteger(step) || step < 0) {

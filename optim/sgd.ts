@@ -9,7 +9,8 @@ import {
   trace,
   type TraceState,
 } from "./transform.ts";
-import { checkNumber, checkRate, type GradientTransformation, type Schedule } from "./types.ts";
+import { checkLearningRate, checkNumber } from "./validate.ts";
+import { type GradientTransformation, type Schedule } from "./gradient_transformation.ts";
 
 /** Options of {@linkcode sgd}. */
 export interface SgdOptions {
@@ -40,7 +41,7 @@ export function sgd(
   learningRate: number | Schedule,
   { momentum, nesterov = false }: SgdOptions = {},
 ): GradientTransformation<SgdState> {
-  const lr = checkRate("sgd", learningRate);
+  const lr = checkLearningRate("sgd", learningRate);
   if (momentum === undefined) {
     if (nesterov) throw new RangeError("sgd: nesterov needs a momentum");
     return chain(scaleByLearningRate(lr)) as GradientTransformation<SgdState>;

@@ -8,24 +8,24 @@ import { add, mul } from "../ops/binary.ts";
 import { zerosLike } from "../ops/creation.ts";
 import { scope } from "../ops/scope.ts";
 import { flattenTree as flattenPytree, leavesLike } from "../autodiff/pytree.ts";
+import { checkLearningRate, checkNumber, rateAt } from "./validate.ts";
 import {
-  checkNumber,
-  checkRate,
   deviceOf,
   flattenLike,
-  flattenTree,
+  flattenTensors,
   flattenUpdates,
+  unflattenLike,
+} from "./param_trees.ts";
+import {
   fresh,
   type GradientTransformation,
   initStep,
   nextStep,
   perLeaf,
-  rateAt,
   type Schedule,
   type StepCount,
   type Tree,
-  unflattenLike,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 
 /** The state of a stateless transformation. */
 export type EmptyState = Record<string, never>;
@@ -93,7 +93,7 @@ export function scaleByLearningRate(
   { flipSign = true }: { flipSign?: boolean } = {},
 ): GradientTransformation<LearningRateState> {
   const op = "scaleByLearningRate";
-  const lr = checkRate(op, learningRate);
+  const lr = checkLearningRate(op, learningRate);
   const sign = flipSign ? -1 : 1;
   return {
     init: (params) => typeof lr === "number" ? {} : initStep(deviceOf(params)),
@@ -136,7 +136,7 @@ export type MaskTree =
 
 /** The mask's boolean for each tensor of `ref` (all true without a mask). */
 export function maskValues(op: string, mask: Mask | undefined, ref: Tree): boolean[] {
-  const { leaves, paths } = flattenTree(op, "params", ref);
+  const { leaves, paths } = flattenTensors(op, "params", ref);
   if (mask === undefined) return leaves.map(() => true);
   if (typeof mask === "function") return leaves.map((t, i) => Boolean(mask(paths[i], t)));
   const [all, def] = flattenPytree(ref);
@@ -217,7 +217,7 @@ export function trace(
   return {
     init: (params) =>
       scope(() => {
-        const { leaves } = flattenTree(op, "params", params);
+        const { leaves } = flattenTensors(op, "params", params);
         return { trace: unflattenLike(params, leaves.map(zerosLike)) };
       }),
     update: <U>(updates: U, state: TraceState): [U, TraceState] => {
@@ -249,7 +249,7 @@ export function trace(
  */
 export function applyUpdates<P>(params: P, updates: Tree): P {
   const op = "applyUpdates";
-  const { leaves } = flattenTree(op, "params", params);
+  const { leaves } = flattenTensors(op, "params", params);
   const us = flattenLike(op, "updates", updates, params, { sameShape: true }) as Tensor[];
   return scope(() => unflattenLike(params, leaves.map((p, i) => add(p, us[i]))));
 }

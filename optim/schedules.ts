@@ -5,7 +5,7 @@
  * @module
  */
 import { checkNumber } from "./validate.ts";
-import { type Schedule } from "./gradient_transformation.ts";
+import type { Schedule } from "./gradient_transformation.ts";
 
 function checkStep(op: string, step: number): number {
   if (typeof step !== "number" || !Number.isInteger(step) || step < 0) {

@@ -10,7 +10,7 @@ import {
   type TraceState,
 } from "./transform.ts";
 import { checkLearningRate, checkNumber } from "./validate.ts";
-import { type GradientTransformation, type Schedule } from "./gradient_transformation.ts";
+import type { GradientTransformation, Schedule } from "./gradient_transformation.ts";
 
 /** Options of {@linkcode sgd}. */
 export interface SgdOptions {

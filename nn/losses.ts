@@ -13,7 +13,8 @@ import { expandDims, reshape } from "../ops/shape.ts";
 import { logSoftmax } from "../ops/softmax.ts";
 import { exp } from "../ops/unary.ts";
 import { chunkedSum } from "./layers/chunked.ts";
-import { affine, checkParam, type LinearParams } from "./layers/linear.ts";
+import { affine, type LinearParams } from "./layers/linear.ts";
+import { checkParam } from "./validate.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
 export interface CrossEntropyOptions {

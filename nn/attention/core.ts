@@ -18,8 +18,9 @@ import { concat, pad, slice } from "../../ops/slicing.ts";
 import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
+import { applyDropout } from "../layers/dropout.ts";
 import type { ApplyOptions } from "../layer.ts";
+import { checkDropoutRate } from "../validate.ts";
 
 /** The constants masked logits are replaced by (REFERENCE.md §1.5), per dtype. */
 export interface MaskValues {
@@ -362,7 +363,7 @@ export function initAttention(key: Tensor, hc: HeadConfig): AttentionParams {
 /** Validates a dropout rate (default 0). */
 export function checkDropout(op: string, rate: unknown): number {
   if (rate === undefined) return 0;
-  checkRate(op, rate);
+  checkDropoutRate(op, rate);
   return rate;
 }
 

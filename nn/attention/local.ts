@@ -30,6 +30,7 @@ import {
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import type { AttentionApplyOptions, AttentionConfig } from "./full.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Configuration of {@linkcode localAttention}. */
 export interface LocalAttentionConfig extends AttentionConfig {
@@ -39,13 +40,6 @@ export interface LocalAttentionConfig extends AttentionConfig {
   chunksBefore?: number;
   /** Chunks after its own that a chunk's queries see (default 0). */
   chunksAfter?: number;
-}
-
-function nonNegInt(op: string, name: string, v: unknown, min = 0): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
 }
 
 /**
@@ -78,9 +72,9 @@ export function localAttention(
 ): Layer<AttentionParams, Tensor, Tensor, AttentionApplyOptions> {
   const op = "localAttention";
   const hc = headConfig(op, config, !!config.sharedQK);
-  const chunkLen = nonNegInt(op, "chunkLen", config.chunkLen, 1);
-  const before = nonNegInt(op, "chunksBefore", config.chunksBefore ?? 1);
-  const after = nonNegInt(op, "chunksAfter", config.chunksAfter ?? 0);
+  const chunkLen = checkIntAtLeast(op, "chunkLen", config.chunkLen, 1);
+  const before = checkIntAtLeast(op, "chunksBefore", config.chunksBefore ?? 1, 0);
+  const after = checkIntAtLeast(op, "chunksAfter", config.chunksAfter ?? 0, 0);
   const causal = !!config.causal;
   const rate = checkDropout(op, config.dropout);
   return {

@@ -50,6 +50,7 @@ import {
   hashBuckets,
   randomRotations,
 } from "./lsh_hash.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Configuration of {@linkcode lshAttention}. */
 export interface LshAttentionConfig {
@@ -114,13 +115,6 @@ export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor
   ): { out: Tensor; saved: LshSaved };
 }
 
-function int(op: string, name: string, v: unknown, min: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
-}
-
 /**
  * Multi-head LSH self-attention with shared QK (REFERENCE.md §1): keys are the unit-normalised
  * queries; `nHashes` rounds of angular LSH with rotations drawn from `opts.key` (or given as
@@ -150,12 +144,12 @@ function int(op: string, name: string, v: unknown, min: number): number {
 export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   const op = "lshAttention";
   const hc = headConfig(op, config, true);
-  const nHashes = int(op, "nHashes", config.nHashes ?? 1, 1);
-  const chunkLen = int(op, "chunkLen", config.chunkLen ?? 64, 1);
-  const before = int(op, "chunksBefore", config.chunksBefore ?? 1, 0);
-  const after = int(op, "chunksAfter", config.chunksAfter ?? 0, 0);
+  const nHashes = checkIntAtLeast(op, "nHashes", config.nHashes ?? 1, 1);
+  const chunkLen = checkIntAtLeast(op, "chunkLen", config.chunkLen ?? 64, 1);
+  const before = checkIntAtLeast(op, "chunksBefore", config.chunksBefore ?? 1, 0);
+  const after = checkIntAtLeast(op, "chunksAfter", config.chunksAfter ?? 0, 0);
   if (config.nBuckets !== undefined) checkBuckets(op, config.nBuckets);
-  if (config.hashSeed !== undefined) int(op, "hashSeed", config.hashSeed, 0);
+  if (config.hashSeed !== undefined) checkIntAtLeast(op, "hashSeed", config.hashSeed, 0);
   const causal = !!config.causal, dedup = !!config.dedup;
   const rate = checkDropout(op, config.dropout);
 

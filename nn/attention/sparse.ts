@@ -46,6 +46,7 @@ import type { AttentionApplyOptions } from "./full.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import type { Layer } from "../layer.ts";
 import { blockLayout, checkPattern, patternMask, patternMaskValue } from "./sparse_patterns.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Dropout on the attention probabilities (active when `rate > 0` and a key is given). */
 export interface ProbDropout {
@@ -79,10 +80,7 @@ function checkQKV(op: string, q: Tensor, k: Tensor, v: Tensor): void {
 
 function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, BlockLayout] {
   const pattern = checkPattern(op, o?.pattern);
-  const bs = o.blockSize;
-  if (typeof bs !== "number" || !Number.isInteger(bs) || bs < 1) {
-    throw new RangeError(`${op}: blockSize must be an integer >= 1, got ${String(bs)}`);
-  }
+  const bs = checkIntAtLeast(op, "blockSize", o.blockSize, 1);
   return [pattern, blockLayout(pattern, q.shape[2], bs)];
 }
 
@@ -350,9 +348,7 @@ export function sparseAttention(
   const c = kind === "fixed" ? config.c ?? Math.max(1, Math.floor(stride / 8)) : 0;
   checkPattern(op, { kind, stride, c, part: "a" });
   const blockSize = config.blockSize ?? Math.min(32, stride);
-  if (!Number.isInteger(blockSize) || blockSize < 1) {
-    throw new RangeError(`${op}: blockSize must be an integer >= 1, got ${blockSize}`);
-  }
+  checkIntAtLeast(op, "blockSize", blockSize, 1);
   const groups = headGroups(op, config);
   const impl = config.impl ?? "blockSparse";
   if (!["blockSparse", "gather", "dense"].includes(impl)) {

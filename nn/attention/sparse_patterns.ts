@@ -17,6 +17,7 @@ import type { DeviceName } from "../../kernels/device.ts";
 import type { BlockLayout, PatternSpec } from "../../ops/block_sparse.ts";
 import { fromTypedArray } from "../../ops/creation.ts";
 import type { Tensor } from "../../ops/tensor.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 export type { BlockLayout, PatternSpec };
 
@@ -24,13 +25,6 @@ export type { BlockLayout, PatternSpec };
 export interface PatternMaskOptions {
   /** Device of the returned masks (default: the default device). */
   device?: DeviceName;
-}
-
-function posInt(op: string, name: string, v: unknown, min = 1): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
 }
 
 /**
@@ -42,12 +36,12 @@ export function checkPattern(op: string, p: unknown): PatternSpec {
   if (kind !== "strided" && kind !== "fixed") {
     throw new TypeError(`${op}: pattern must be "strided" or "fixed", got ${JSON.stringify(kind)}`);
   }
-  posInt(op, "stride", stride);
+  checkIntAtLeast(op, "stride", stride, 1);
   if (part !== "a" && part !== "b" && part !== "union") {
     throw new TypeError(`${op}: part must be "a", "b" or "union", got ${JSON.stringify(part)}`);
   }
   if (kind === "strided") return { kind, stride: stride!, c: 0, part };
-  posInt(op, "c", c);
+  checkIntAtLeast(op, "c", c, 1);
   if (c! > stride!) {
     throw new RangeError(`${op}: c (${c}) must be at most the stride (${stride}) of the block`);
   }
@@ -70,7 +64,7 @@ export function patternMaskValue(p: PatternSpec, i: number, j: number): boolean 
 /** The `[len, len]` bool mask of one pattern component (true = attended). */
 export function patternMask(p: PatternSpec, len: number, options: PatternMaskOptions = {}): Tensor {
   const spec = checkPattern("patternMask", p);
-  posInt("patternMask", "len", len);
+  checkIntAtLeast("patternMask", "len", len, 1);
   const data = new Uint8Array(len * len);
   for (let i = 0; i < len; i++) {
     for (let j = 0; j <= i; j++) data[i * len + j] = patternMaskValue(spec, i, j) ? 1 : 0;
@@ -178,8 +172,8 @@ function tileTouched(p: PatternSpec, qs: number, qe: number, ks: number, ke: num
 export function blockLayout(p: PatternSpec, len: number, blockSize: number): BlockLayout {
   const op = "blockLayout";
   const spec = checkPattern(op, p);
-  posInt(op, "len", len);
-  posInt(op, "blockSize", blockSize);
+  checkIntAtLeast(op, "len", len, 1);
+  checkIntAtLeast(op, "blockSize", blockSize, 1);
   const nb = Math.ceil(len / blockSize);
   const end = (t: number) => Math.min(t * blockSize + blockSize, len) - 1;
   const rowPtr = new Int32Array(nb + 1);

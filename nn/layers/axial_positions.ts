@@ -10,7 +10,7 @@ import { take } from "../../ops/indexing.ts";
 import { concat } from "../../ops/slicing.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkParam, checkPositiveInt } from "./linear.ts";
+import { checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode axialPositions}. */
 export interface AxialPositionsOptions {

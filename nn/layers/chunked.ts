@@ -18,6 +18,7 @@ import { customVjp, vjp } from "../../autodiff/mod.ts";
 import { flattenTree, unflattenTree } from "../../autodiff/pytree.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import { childKeys } from "./combinators.ts";
+import { checkPositiveInt } from "../validate.ts";
 
 /** How to cut the axis: into `chunks` slices of equal size (the last may be shorter), or into
  * slices of `chunkSize` positions (the last may be shorter). */
@@ -43,11 +44,7 @@ export function chunkBounds(op: string, spec: ChunkSpec, n: number): [number, nu
     throw new TypeError(`${op}: give exactly one of { chunks } or { chunkSize }`);
   }
   const v = hasChunks ? s!.chunks : s!.chunkSize;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
-    throw new RangeError(
-      `${op}: ${hasChunks ? "chunks" : "chunkSize"} must be a positive integer, got ${String(v)}`,
-    );
-  }
+  checkPositiveInt(op, hasChunks ? "chunks" : "chunkSize", v);
   const size = hasChunks ? Math.max(1, Math.ceil(n / v)) : v;
   const out: [number, number][] = [];
   for (let s0 = 0; s0 < n; s0 += size) out.push([s0, Math.min(n, s0 + size)]);

@@ -7,14 +7,7 @@ import { fmt, Tensor } from "../../ops/tensor.ts";
 import { add } from "../../ops/binary.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
-
-/** Throws unless `layer` looks like a `{ init, apply }` layer. */
-export function checkLayer(op: string, layer: unknown, what = "layer"): asserts layer is Layer {
-  const l = layer as Layer | null;
-  if (typeof l?.init !== "function" || typeof l?.apply !== "function") {
-    throw new TypeError(`${op}: ${what} must be a layer with init and apply functions`);
-  }
-}
+import { checkLayer } from "../validate.ts";
 
 /**
  * `n` keys derived from `key` (or `n` undefineds without one). Deriving per child keeps the

@@ -8,18 +8,12 @@ import { where } from "../../ops/compare.ts";
 import { reshape } from "../../ops/shape.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
+import { checkDropoutRate } from "../validate.ts";
 
 /** Options of {@linkcode dropout}. */
 export interface DropoutOptions {
   /** Probability of zeroing each element, in `[0, 1)`. */
   rate: number;
-}
-
-/** Throws a RangeError unless `rate` is in `[0, 1)`. */
-export function checkRate(op: string, rate: unknown): asserts rate is number {
-  if (typeof rate !== "number" || !(rate >= 0 && rate < 1)) {
-    throw new RangeError(`${op}: dropout rate must be a number in [0, 1), got ${String(rate)}`);
-  }
 }
 
 /**
@@ -38,7 +32,7 @@ export function checkRate(op: string, rate: unknown): asserts rate is number {
  * ```
  */
 export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): Tensor {
-  checkRate("dropout", rate);
+  checkDropoutRate("dropout", rate);
   if (!(x instanceof Tensor)) throw new TypeError(`dropout: x must be a Tensor, got ${typeof x}`);
   if (!opts.training || rate === 0) return reshape(x, x.shape);
   if (!(opts.key instanceof Tensor)) {
@@ -68,7 +62,7 @@ export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): 
  */
 export function dropout(options: DropoutOptions): Layer<Record<string, never>> {
   const rate = options?.rate;
-  checkRate("dropout", rate);
+  checkDropoutRate("dropout", rate);
   return {
     init: () => ({}),
     apply: (_params, x, opts) => applyDropout(x, rate, opts),

@@ -7,7 +7,7 @@ import { mul } from "../../ops/binary.ts";
 import { take } from "../../ops/indexing.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkParam, checkPositiveInt } from "./linear.ts";
+import { checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode embedding}. */
 export interface EmbeddingOptions {

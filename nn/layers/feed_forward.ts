@@ -6,8 +6,9 @@ import type { Tensor } from "../../ops/tensor.ts";
 import { gelu, relu } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt, linear, type LinearParams } from "./linear.ts";
-import { applyDropout, checkRate } from "./dropout.ts";
+import { linear, type LinearParams } from "./linear.ts";
+import { applyDropout } from "./dropout.ts";
+import { checkDropoutRate, checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode feedForward}. */
 export interface FeedForwardOptions {
@@ -56,7 +57,7 @@ export function feedForward(options: FeedForwardOptions): Layer<FeedForwardParam
       `feedForward: activation must be "gelu" or "relu", got ${JSON.stringify(activation)}`,
     );
   }
-  checkRate("feedForward", dropout);
+  checkDropoutRate("feedForward", dropout);
   const first = linear({ inFeatures: dModel, outFeatures: dFF });
   const second = linear({ inFeatures: dFF, outFeatures: dModel });
   const act = activation === "gelu" ? (t: Tensor) => gelu(t) : relu;

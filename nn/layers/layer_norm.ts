@@ -8,7 +8,7 @@ import { ones, zeros } from "../../ops/creation.ts";
 import { mean } from "../../ops/reduce.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import type { Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt } from "./linear.ts";
+import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode layerNorm}. */
 export interface LayerNormOptions {

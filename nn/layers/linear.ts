@@ -9,6 +9,7 @@ import { matmul } from "../../ops/matmul.ts";
 import { reshape } from "../../ops/shape.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
+import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode linear}. */
 export interface LinearOptions {
@@ -34,41 +35,6 @@ export interface LinearParams {
   b?: Tensor;
   /** Params are plain objects (pytrees), indexable by key. */
   [k: string]: Tensor | undefined;
-}
-
-/** Throws a RangeError unless `n` is a positive integer. */
-export function checkPositiveInt(op: string, name: string, n: unknown): void {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${String(n)}`);
-  }
-}
-
-/** Throws unless `x` is a tensor whose last axis has size `n`. */
-export function checkLastDim(op: string, x: unknown, n: number, what = "x"): asserts x is Tensor {
-  if (!(x instanceof Tensor)) {
-    throw new TypeError(`${op}: ${what} must be a Tensor, got ${x === null ? "null" : typeof x}`);
-  }
-  if (x.rank === 0 || x.shape[x.rank - 1] !== n) {
-    throw new RangeError(
-      `${op}: ${what} ${fmt(x.shape)} must have last axis ${n} (the layer's input features)`,
-    );
-  }
-  if (x.dtype !== "f32") throw new TypeError(`${op}: ${what} must be f32, got ${x.dtype}`);
-}
-
-/** Throws unless `t` is an f32 tensor of exactly `shape`. */
-export function checkParam(op: string, name: string, t: unknown, shape: readonly number[]): void {
-  if (!(t instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: param ${name} must be a Tensor of shape ${fmt(shape)}, got ${
-        t === null ? "null" : typeof t
-      }`,
-    );
-  }
-  if (fmt(t.shape) !== fmt(shape)) {
-    throw new RangeError(`${op}: param ${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
-  }
-  if (t.dtype !== "f32") throw new TypeError(`${op}: param ${name} must be f32, got ${t.dtype}`);
 }
 
 /**

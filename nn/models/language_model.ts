@@ -14,8 +14,8 @@ import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { linear, type LinearParams } from "../layers/linear.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import { chunkedLmLoss } from "../losses.ts";
-import { checkPositiveInt } from "../layers/linear.ts";
 import type { ApplyOptions } from "../layer.ts";
+import { checkPositiveInt } from "../validate.ts";
 
 /** Input and output settings shared by the language models. */
 export interface LanguageModelConfig {

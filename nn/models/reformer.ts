@@ -23,7 +23,7 @@ import {
   type LanguageModelParams,
   type LmLossOptions,
 } from "./language_model.ts";
-import { checkRate } from "../layers/dropout.ts";
+import { checkDropoutRate } from "../validate.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
 export interface ReformerLMConfig
@@ -103,7 +103,7 @@ export function reformerLM(
     throw new TypeError(`${op}: config must be an object`);
   }
   const dropRate = config.dropout ?? 0;
-  checkRate(op, dropRate);
+  checkDropoutRate(op, dropRate);
   const frame = embeddingAndHead(op, config, 2 * config.dModel);
   const stack = reversibleBlocks({ ...config, causal: config.causal ?? true });
 

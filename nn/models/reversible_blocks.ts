@@ -27,8 +27,8 @@ import type { AttentionParams } from "../attention/core.ts";
 import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { feedForward, type FeedForwardParams } from "../layers/feed_forward.ts";
 import { chunked } from "../layers/chunked.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
-import { checkPositiveInt } from "../layers/linear.ts";
+import { applyDropout } from "../layers/dropout.ts";
+import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
 
 /** The attention of one Reformer layer. `"full"` is full shared-QK attention. */
 export type ReformerAttention = "lsh" | "local" | "full";
@@ -133,7 +133,7 @@ type AttnImpl =
 function rate(op: string, name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   try {
-    checkRate(op, v);
+    checkDropoutRate(op, v);
   } catch {
     throw new RangeError(`${op}: ${name} must be a number in [0, 1), got ${String(v)}`);
   }

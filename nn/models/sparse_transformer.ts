@@ -16,8 +16,7 @@ import { sparseAttention, type SparseAttentionConfig } from "../attention/sparse
 import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { feedForward, type FeedForwardParams } from "../layers/feed_forward.ts";
 import { chunked } from "../layers/chunked.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
-import { checkPositiveInt } from "../layers/linear.ts";
+import { applyDropout } from "../layers/dropout.ts";
 import {
   embeddingAndHead,
   type LanguageModelConfig,
@@ -25,6 +24,7 @@ import {
   type LanguageModelParams,
 } from "./language_model.ts";
 import type { LanguageModel, ReformerApplyOptions, ReformerLossOptions } from "./reformer.ts";
+import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
 
 /** Configuration of {@linkcode sparseTransformerLM}. */
 export interface SparseTransformerLMConfig extends LanguageModelConfig {
@@ -126,9 +126,9 @@ export function sparseTransformerLM(
   checkPositiveInt(op, "layers", layers);
   checkPositiveInt(op, "dFF", dFF);
   const dropRate = config.dropout ?? 0;
-  checkRate(op, dropRate);
+  checkDropoutRate(op, dropRate);
   const attnRate = config.attentionDropout ?? dropRate;
-  checkRate(op, attnRate);
+  checkDropoutRate(op, attnRate);
   const ffChunks = config.ffChunks ?? 1;
   checkPositiveInt(op, "ffChunks", ffChunks);
   const frame = embeddingAndHead(op, config, dModel);

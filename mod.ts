@@ -96,6 +96,7 @@ export {
 } from "./ops/sort.ts";
 export { concat, pad, slice, split, stack } from "./ops/slicing.ts";
 export {
+  type Argnums,
   checkpoint,
   type Cotangent,
   type CotangentIn,
@@ -106,6 +107,7 @@ export {
   flattenTree,
   grad,
   type GradOptions,
+  type GradsOf,
   type Halves,
   mapTree,
   type Pullback,

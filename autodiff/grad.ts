@@ -10,16 +10,27 @@ import { vjp } from "./vjp.ts";
 import { scope } from "../ops/scope.ts";
 import { mapTree } from "./pytree.ts";
 
+/** Which arguments {@linkcode grad} differentiates: one index, or a list of indices. */
+export type Argnums = number | readonly number[];
+
 /** Options of {@linkcode grad} and {@linkcode valueAndGrad}. */
-export interface GradOptions {
+export interface GradOptions<N extends Argnums = Argnums, A extends boolean = boolean> {
   /**
    * Which arguments to differentiate: one index (the gradient is returned alone) or a list
    * (a list of gradients is returned). Default 0.
    */
-  argnums?: number | readonly number[];
+  argnums?: N;
   /** `f` returns `[loss, aux]`; `aux` is returned as is, not differentiated. Default false. */
-  hasAux?: boolean;
+  hasAux?: A;
 }
+
+/**
+ * The gradients {@linkcode grad} returns for arguments `Args` and `argnums` `N`: shaped like
+ * the chosen argument (one index), or a tuple of them (a list). A gradient has the structure
+ * of its argument (a tensor per tensor leaf).
+ */
+export type GradsOf<Args extends readonly unknown[], N extends Argnums> = N extends number ? Args[N]
+  : { -readonly [K in keyof N]: Args[N[K] & number] };
 
 function checkArgnums(op: string, argnums: number | readonly number[], n: number): number[] {
   const list = typeof argnums === "number" ? [argnums] : [...argnums];
@@ -56,11 +67,24 @@ function checkArgnums(op: string, argnums: number | readonly number[], n: number
  * console.log(await value.array(), grads.w.shape); // 4 [2, 1]
  * ```
  */
+export function valueAndGrad<Args extends unknown[], Aux, const N extends Argnums = 0>(
+  f: (...args: Args) => readonly [Tensor, Aux],
+  options: GradOptions<N, true>,
+): (...args: Args) => [[Tensor, Aux], GradsOf<Args, N>];
+/** Without `hasAux`: `f` returns the scalar loss. */
+export function valueAndGrad<Args extends unknown[], const N extends Argnums = 0>(
+  f: (...args: Args) => Tensor,
+  options?: GradOptions<N, false>,
+): (...args: Args) => [Tensor, GradsOf<Args, N>];
+/** Options known only at run time: the value and gradients are untyped. */
+export function valueAndGrad<Args extends unknown[]>(
+  f: (...args: Args) => unknown,
+  options?: GradOptions,
+): (...args: Args) => [unknown, unknown];
 export function valueAndGrad<Args extends unknown[]>(
   f: (...args: Args) => unknown,
   options: GradOptions = {},
-  // deno-lint-ignore no-explicit-any
-): (...args: Args) => [any, any] {
+): (...args: Args) => [unknown, unknown] {
   const { argnums = 0, hasAux = false } = options;
   if (typeof f !== "function") {
     throw new TypeError(`valueAndGrad: f must be a function, got ${typeof f}`);
@@ -122,11 +146,24 @@ export function valueAndGrad<Args extends unknown[]>(
  * console.log(await d2(tensor([0])).array());      // [0] (= -2 tanh(0) (1 - tanh(0)^2))
  * ```
  */
+export function grad<Args extends unknown[], Aux, const N extends Argnums = 0>(
+  f: (...args: Args) => readonly [Tensor, Aux],
+  options: GradOptions<N, true>,
+): (...args: Args) => [GradsOf<Args, N>, Aux];
+/** Without `hasAux`: `f` returns the scalar loss. */
+export function grad<Args extends unknown[], const N extends Argnums = 0>(
+  f: (...args: Args) => Tensor,
+  options?: GradOptions<N, false>,
+): (...args: Args) => GradsOf<Args, N>;
+/** Options known only at run time: the gradients are untyped. */
+export function grad<Args extends unknown[]>(
+  f: (...args: Args) => unknown,
+  options?: GradOptions,
+): (...args: Args) => unknown;
 export function grad<Args extends unknown[]>(
   f: (...args: Args) => unknown,
   options: GradOptions = {},
-  // deno-lint-ignore no-explicit-any
-): (...args: Args) => any {
+): (...args: Args) => unknown {
   const vg = valueAndGrad(f, options);
   return (...args: Args) => {
     const [v, g] = vg(...args);

@@ -5,7 +5,14 @@
  * @module
  */
 export { type Cotangent, type CotangentIn, type Cotangents, type Pullback, vjp } from "./vjp.ts";
-export { grad, type GradOptions, stopGradient, valueAndGrad } from "./grad.ts";
+export {
+  type Argnums,
+  grad,
+  type GradOptions,
+  type GradsOf,
+  stopGradient,
+  valueAndGrad,
+} from "./grad.ts";
 export { checkpoint, customVjp, type CustomVjpRules, remat } from "./custom.ts";
 export {
   type Halves,

@@ -27,7 +27,15 @@ export {
   type FeedForwardParams,
 } from "./layers/feed_forward.ts";
 export { chunked, chunkedSum, type ChunkFn, type ChunkSpec } from "./layers/chunked.ts";
-export { residual, serial } from "./layers/combinators.ts";
+export {
+  type AnyLayer,
+  type InputOf,
+  type OutputOf,
+  type ParamsOf,
+  residual,
+  serial,
+  type SerialParams,
+} from "./layers/combinators.ts";
 export {
   axialPositions,
   type AxialPositionsOptions,

@@ -250,10 +250,7 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
       const batch = o.batchAt(step);
       using key = stepKey(o.seed, step);
       const next = scope(() => {
-        const [[loss, metrics], g] = grads(params, batch, key) as unknown as [
-          [Tensor, Record<string, Tensor>],
-          P,
-        ];
+        const [[loss, metrics], g] = grads(params, batch, key);
         const [updates, state] = o.optimizer.update(g, opt, params);
         metricNames = Object.keys(metrics);
         const values = stack([loss, ...metricNames.map((n) => metrics[n])].map((t) => t.view([])));

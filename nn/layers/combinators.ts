@@ -27,6 +27,21 @@ export function childKeys(
   return random.splitN(key, n);
 }
 
+/** Any layer (what {@linkcode serial} accepts). */
+// deno-lint-ignore no-explicit-any
+export type AnyLayer = Layer<any, any, any, any>;
+/** The params type of a layer. */
+export type ParamsOf<L> = L extends Layer<infer P, infer _X, infer _Y, infer _O> ? P : never;
+/** The input type of a layer's `apply`. */
+export type InputOf<L> = L extends Layer<infer _P, infer X, infer _Y, infer _O> ? X : never;
+/** The output type of a layer's `apply`. */
+export type OutputOf<L> = L extends Layer<infer _P, infer _X, infer Y, infer _O> ? Y : never;
+/** The params of `serial(...layers)`: a tuple of each layer's params. */
+export type SerialParams<Ls extends readonly AnyLayer[]> = {
+  -readonly [K in keyof Ls]: ParamsOf<Ls[K]>;
+};
+type Last<T extends readonly unknown[]> = T extends readonly [...unknown[], infer L] ? L : never;
+
 /**
  * Runs layers one after another: `y = f_n(...f_2(f_1(x)))`. Params are an array with one entry
  * per layer; `init(key)` and a training `key` are split into one key per layer (so a
@@ -37,18 +52,23 @@ export function childKeys(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const mlp = nn.serial(
  *   nn.linear({ inFeatures: 4, outFeatures: 8 }),
  *   nn.dropout({ rate: 0.1 }),
  *   nn.linear({ inFeatures: 8, outFeatures: 2 }),
  * );
- * const params = mlp.init(random.key(0)); // [p1, {}, p3]
- * const y = mlp.apply(params, ones([3, 4])); // [3, 2]
+ * const params = mlp.init(random.key(0)); // [LinearParams, {}, LinearParams]
+ * const y = mlp.apply(params, ones([3, 4]));
+ * assert.deepEqual(y.shape, [3, 2]);
+ * assert.deepEqual(params[2].w.shape, [8, 2]);
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export function serial(...layers: Layer<any, any, any, any>[]): Layer<unknown[], any, any> {
+export function serial<Ls extends readonly [AnyLayer, ...AnyLayer[]]>(
+  ...layers: Ls
+): Layer<SerialParams<Ls>, InputOf<Ls[0]>, OutputOf<Last<Ls>>>;
+export function serial(...layers: AnyLayer[]): Layer<unknown[], unknown, unknown> {
   if (layers.length === 0) throw new RangeError("serial: needs at least one layer");
   layers.forEach((l, i) => checkLayer("serial", l, `layer ${i}`));
   return {

@@ -2,7 +2,7 @@
  * The dense (affine) layer: `y = x W + b` over the last axis.
  * @module
  */
-import { fmt, Tensor } from "../../ops/tensor.ts";
+import type { Tensor } from "../../ops/tensor.ts";
 import { add, mul } from "../../ops/binary.ts";
 import { zeros } from "../../ops/creation.ts";
 import { matmul } from "../../ops/matmul.ts";

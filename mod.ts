@@ -144,12 +144,12 @@ export {
   type HostTensor,
   parseSafetensorsHeader,
   type SafetensorsHeader,
-} from "./io/safetensors.ts";
+} from "./io/mod.ts";
 export {
   loadCheckpoint,
   type LoadCheckpointOptions,
   type LoadedCheckpoint,
   saveCheckpoint,
   type SaveCheckpointOptions,
-} from "./io/checkpoint.ts";
+} from "./io/mod.ts";
 export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

@@ -7,8 +7,9 @@ import { treeTensors } from "../autodiff/pytree.ts";
 import type { GradientTransformation, StateOf, Tree } from "./gradient_transformation.ts";
 import { identity } from "./transform.ts";
 
+/** A transformation with any state (what {@linkcode chain} accepts). */
 // deno-lint-ignore no-explicit-any
-type AnyTransformation = GradientTransformation<any>;
+export type AnyTransformation = GradientTransformation<any>;
 
 /** The state of a chain: one state per link, in order. */
 export type ChainState<T extends readonly AnyTransformation[]> = {

@@ -35,7 +35,7 @@ export {
   type StepCount,
   type Tree,
 } from "./gradient_transformation.ts";
-export { chain, type ChainState } from "./chain.ts";
+export { type AnyTransformation, chain, type ChainState } from "./chain.ts";
 export {
   addDecayedWeights,
   applyUpdates,

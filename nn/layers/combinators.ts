@@ -40,7 +40,6 @@ export type OutputOf<L> = L extends Layer<infer _P, infer _X, infer Y, infer _O>
 export type SerialParams<Ls extends readonly AnyLayer[]> = {
   -readonly [K in keyof Ls]: ParamsOf<Ls[K]>;
 };
-type Last<T extends readonly unknown[]> = T extends readonly [...unknown[], infer L] ? L : never;
 
 /**
  * Runs layers one after another: `y = f_n(...f_2(f_1(x)))`. Params are an array with one entry
@@ -67,7 +66,11 @@ type Last<T extends readonly unknown[]> = T extends readonly [...unknown[], infe
  */
 export function serial<Ls extends readonly [AnyLayer, ...AnyLayer[]]>(
   ...layers: Ls
-): Layer<SerialParams<Ls>, InputOf<Ls[0]>, OutputOf<Last<Ls>>>;
+): Layer<
+  SerialParams<Ls>,
+  InputOf<Ls[0]>,
+  OutputOf<Ls extends readonly [...AnyLayer[], infer L] ? L : never>
+>;
 export function serial(...layers: AnyLayer[]): Layer<unknown[], unknown, unknown> {
   if (layers.length === 0) throw new RangeError("serial: needs at least one layer");
   layers.forEach((l, i) => checkLayer("serial", l, `layer ${i}`));

@@ -52,8 +52,11 @@ export interface ReformerDecoderOptions {
 
 /** One layer's cache: keys and values `[1, heads, len - start, dHead]` of positions from `start`. */
 export interface LayerCache {
+  /** Cached keys `[1, heads, len - start, dHead]`. */
   readonly k: Tensor;
+  /** Cached values, shaped like `k`. */
   readonly v: Tensor;
+  /** The position of the first cached key. */
   readonly start: number;
 }
 

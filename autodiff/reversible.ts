@@ -183,8 +183,9 @@ function runForward(
 /**
  * A stack of reversible blocks run as one differentiable node. Its backward pass walks the
  * blocks in reverse, rebuilding each block's input from its output and pulling back through
- * `G` then `F` (REFERENCE.md §2), freeing each block's recomputed activations before the
- * next: peak activation memory is that of one block, whatever the depth.
+ * `G` then `F` (Gomez et al. 2017 §3; docs/algorithms.md#reversible-residual-layers), freeing each
+ * block's recomputed activations before the next: peak activation memory is that of one block,
+ * whatever the depth.
  *
  * @example
  * ```ts
@@ -274,9 +275,10 @@ export function reversibleStack(blocks: readonly RevBlockFns[]): ReversibleStack
 
 /**
  * A reversible residual block `(x1, x2) -> (y1, y2)`, `y1 = x1 + F(x2)`, `y2 = x2 + G(y1)`
- * (REFERENCE.md §2). `F` and `G` take `(params, x, opts, saved?)`; see {@linkcode RevFn} for
- * how PRNG keys and saved state are replayed. Use the block alone (`apply`, `inverse`) or pass
- * several to {@linkcode reversibleStack}.
+ * (Gomez et al. 2017 §3; docs/algorithms.md#reversible-residual-layers). `F` and `G` take
+ * `(params, x, opts, saved?)`; see {@linkcode RevFn} for how PRNG keys and saved state are
+ * replayed. Use the block alone (`apply`, `inverse`) or pass several to
+ * {@linkcode reversibleStack}.
  *
  * @example
  * ```ts

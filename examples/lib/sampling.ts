@@ -1,8 +1,8 @@
 /**
  * Batches for language-model training from host data: random windows over a byte string,
- * consecutive windows for evaluation, and the duplication task (REFERENCE.md §6). Batch `step`
- * depends only on the seed and `step`, so a resumed run sees the same batches as an
- * uninterrupted one. Re-exported by `data.ts`.
+ * consecutive windows for evaluation, and the duplication task (Reformer §5;
+ * docs/algorithms.md#duplication-task). Batch `step` depends only on the seed and `step`, so a
+ * resumed run sees the same batches as an uninterrupted one. Re-exported by `data.ts`.
  * @module
  */
 import { mulberry32 } from "../../mod.ts";
@@ -135,9 +135,9 @@ export interface CopyBatch extends LmBatch {
 }
 
 /**
- * The duplication task (REFERENCE.md §6, Reformer §5): sequences `0 w 0 w` of length `len`
- * (even, at least 4) with `w` of `len / 2 - 1` symbols drawn uniformly from `1 .. vocab-1`.
- * `targets` are the sequences, `inputs` the sequences shifted right by one (a leading 0), and
+ * The duplication task (Reformer §5; docs/algorithms.md#duplication-task): sequences `0 w 0 w` of
+ * length `len` (even, at least 4) with `w` of `len / 2 - 1` symbols drawn uniformly from
+ * `1 .. vocab-1`. `targets` are the sequences, `inputs` the sequences shifted right by one (a leading 0), and
  * `mask` is 1 exactly on the second copy of `w`, where loss and accuracy are measured. Batch
  * `step` depends only on `(batch, len, vocab, seed, step)`.
  *

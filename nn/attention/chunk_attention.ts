@@ -187,7 +187,7 @@ const core = customVjp(
  * Masked softmax attention on aligned blocks with a memory-lean backward pass:
  * `logits = q k^T`; keys with `kvalid` false, or (causal) after the query's position, get the
  * mask constant; with `selfMask` a query's logit against its own position gets the self
- * constant (REFERENCE.md §1.5); then `o = softmax(logits + bias) v` and
+ * constant (docs/algorithms.md#masks); then `o = softmax(logits + bias) v` and
  * `lse = logsumexp(logits + bias)`. Differentiable in `q`, `k`, `v` (first order).
  *
  * @param q `[..., nq, dk]`; `k`, `v` `[..., nk, dk]` with the same leading axes.

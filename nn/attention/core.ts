@@ -22,7 +22,7 @@ import { applyDropout } from "../layers/dropout.ts";
 import type { ApplyOptions } from "../layer.ts";
 import { checkDropoutRate } from "../validate.ts";
 
-/** The constants masked logits are replaced by (REFERENCE.md §1.5), per dtype. */
+/** The constants masked logits are replaced by (docs/algorithms.md#masks), per dtype. */
 export interface MaskValues {
   /** Causal and padding masks: `-1e9` in f32, `-1e4` in f16. */
   readonly mask: number;
@@ -60,7 +60,7 @@ export function mergeHeads(x: Tensor): Tensor {
 
 /**
  * Shared-QK keys: `qk / sqrt(mean(qk^2) + 1e-6) / sqrt(dk)` over the last axis (unit length up
- * to the epsilon; REFERENCE.md §1.1).
+ * to the epsilon; docs/algorithms.md#shared-qk).
  */
 export function unitKeys(qk: Tensor): Tensor {
   const dk = qk.shape[qk.rank - 1];
@@ -126,10 +126,11 @@ export function attendChunks(
 }
 
 /**
- * `exp(lse - logsumexp(lse))` over `axis`: the weights of hash rounds (REFERENCE.md §1.8),
- * computed as a softmax, which subtracts the maximum first. Rows whose keys are all masked have
- * `lse` near `-1e5` or `-1e9`, where f32 spacing is 0.008 or 64: only differences of such
- * values are exact, so the `logsumexp` form would give weights that do not sum to one.
+ * `exp(lse - logsumexp(lse))` over `axis`: the weights of hash rounds (Reformer §2, multi-round
+ * LSH; docs/algorithms.md#combining-hash-rounds), computed as a softmax, which subtracts the
+ * maximum first. Rows whose keys are all masked have `lse` near `-1e5` or `-1e9`, where f32
+ * spacing is 0.008 or 64: only differences of such values are exact, so the `logsumexp` form
+ * would give weights that do not sum to one.
  */
 export function roundWeights(lse: Tensor, axis: number): Tensor {
   return softmax(lse, axis);

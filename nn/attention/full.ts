@@ -1,7 +1,7 @@
 /**
  * Full multi-head attention with causal and padding masks and optional shared-QK
- * (REFERENCE.md §1.1 and §1.5): the `O(len^2)` reference the efficient layers are measured
- * against.
+ * (docs/algorithms.md#shared-qk and #masks): the `O(len^2)` reference the efficient layers are
+ * measured against.
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";

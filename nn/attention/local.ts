@@ -1,8 +1,8 @@
 /**
  * Local (chunked) attention: the sequence is cut into chunks of `chunkLen` and each chunk's
  * queries attend to the keys of their own chunk plus `chunksBefore` chunks before and
- * `chunksAfter` after (REFERENCE.md §1.4 without the hashing). Any length works: the
- * sequence is padded internally to a multiple of `chunkLen` and the padding is masked.
+ * `chunksAfter` after (docs/algorithms.md#sorting-and-chunking, without the hashing). Any length
+ * works: the sequence is padded internally to a multiple of `chunkLen` and the padding is masked.
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";

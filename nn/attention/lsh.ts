@@ -1,9 +1,10 @@
 /**
- * LSH attention, the Reformer's `O(len log len)` attention (REFERENCE.md §1): shared-QK
- * vectors are hashed by random rotations into buckets, sorted by `(round, bucket, position)`,
- * cut into chunks that each attend to themselves and the chunk before, and the rounds are
- * combined by their logsumexp. A composition of primitives: gradients come from autodiff, with
- * the bucket assignment (not differentiable) held fixed.
+ * LSH attention, the Reformer's `O(len log len)` attention (Kitaev et al. 2020 §2;
+ * docs/algorithms.md#lsh-attention): shared-QK vectors are hashed by random rotations into
+ * buckets, sorted by `(round, bucket, position)`, cut into chunks that each attend to themselves
+ * and the chunk before, and the rounds are combined by their logsumexp. A composition of
+ * primitives: gradients come from autodiff, with the bucket assignment (not differentiable) held
+ * fixed.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
@@ -116,9 +117,9 @@ export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor
 }
 
 /**
- * Multi-head LSH self-attention with shared QK (REFERENCE.md §1): keys are the unit-normalised
- * queries; `nHashes` rounds of angular LSH with rotations drawn from `opts.key` (or given as
- * `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
+ * Multi-head LSH self-attention with shared QK (Reformer §2; docs/algorithms.md#lsh-attention):
+ * keys are the unit-normalised queries; `nHashes` rounds of angular LSH with rotations drawn from
+ * `opts.key` (or given as `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
  * of `chunkLen` attending to themselves and `chunksBefore` previous chunks (wrapping); causal,
  * padding (`-1e9`) and self (`-1e5`) masks by original positions; rounds combined with weights
  * `exp(lse_r - logsumexp(lse))`. The default bucket count comes from the length of each call.
@@ -226,7 +227,10 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     dropout?: { rate: number; key?: Tensor };
   }
 
-  /** Steps 3-8 of REFERENCE.md §1 on padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`. */
+  /**
+   * Sort, chunk, mask, attend, unsort and combine rounds (docs/algorithms.md#lsh-attention) on
+   * padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`.
+   */
   function attendSorted({ qk, v, buckets, valid, stride, dropout }: Sorted): Tensor {
     const [b, h, lp, dk] = qk.shape;
     const nTot = nHashes * lp, nc = nTot / chunkLen;

@@ -1,6 +1,7 @@
 /**
- * Angular LSH for the Reformer (REFERENCE.md §1.2): random rotations, bucket counts (the
- * default from the length, factorised when large) and the bucket assignment
+ * Angular LSH for the Reformer (Andoni et al. 2015;
+ * docs/algorithms.md#hashing-by-random-rotations): random rotations, bucket counts (the default
+ * from the length, factorised when large) and the bucket assignment
  * `argmax([xR ; -xR])`, with an extra bucket for padding.
  * @module
  */

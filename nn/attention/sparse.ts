@@ -1,5 +1,6 @@
 /**
- * The Sparse Transformer's factorised attention (Child et al. 2019, REFERENCE.md §5): the
+ * The Sparse Transformer's factorised attention (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns): the
  * `strided` and `fixed` patterns with the three ways of combining their two components
  * (alternating per layer, merged into one head, split across heads), computed block-sparsely:
  * only the score tiles the pattern touches are ever formed. Three implementations that agree:

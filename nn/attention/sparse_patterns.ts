@@ -1,13 +1,12 @@
 /**
- * The Sparse Transformer's factorised attention patterns (Child et al. 2019, REFERENCE.md §5)
- * as boolean masks, and their block layouts: the `blockSize x blockSize` score tiles a pattern
- * touches, which is all a block-sparse kernel computes.
+ * The Sparse Transformer's factorised attention patterns (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns) as boolean masks, and their block layouts: the
+ * `blockSize x blockSize` score tiles a pattern touches, which is all a block-sparse kernel
+ * computes.
  *
  * Every pattern is causal. For query `i`, stride `l` and `c` summary positions:
- * - strided A: `i - l < j <= i` (the previous `l` positions, the query's own included; this is
- *   REFERENCE.md's `max(0, i - l) < j <= i` wherever `i >= l`. Read literally for `i < l`,
- *   that formula would drop key 0 from every early window and leave query 0 without a key,
- *   contradicting "the previous `l` positions", so the window simply stops at 0);
+ * - strided A: `i - l < j <= i` (the previous `l` positions, the query's own included; for
+ *   `i < l` the window simply stops at position 0, so query 0 still sees itself);
  * - strided B: `j <= i` and `(i - j) mod l == 0`;
  * - fixed A: `j <= i` and `floor(j / l) == floor(i / l)` (the own block);
  * - fixed B: `j <= i` and `j mod l >= l - c` (the last `c` positions of every block).

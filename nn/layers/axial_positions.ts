@@ -1,7 +1,7 @@
 /**
- * Axial positional embeddings (REFERENCE.md §4): a position's embedding is the concatenation of
- * one row per factor of an axial shape, so `n1 + n2 + ...` rows stand for `n1 * n2 * ...`
- * positions.
+ * Axial positional embeddings (docs/algorithms.md#axial-positional-embeddings): a position's
+ * embedding is the concatenation of one row per factor of an axial shape, so `n1 + n2 + ...` rows
+ * stand for `n1 * n2 * ...` positions.
  * @module
  */
 import { fmt, type Tensor } from "../../ops/tensor.ts";

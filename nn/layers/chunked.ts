@@ -1,7 +1,8 @@
 /**
  * Chunking combinators: run a position-wise function slice by slice along one axis, in the
  * forward and the backward pass, so only one slice of its wide intermediates exists at a time
- * (REFERENCE.md §3: the Reformer's chunked feed-forward and chunked LM head).
+ * (docs/algorithms.md#chunked-feed-forward: the Reformer's chunked feed-forward and chunked LM
+ * head).
  *
  * Both are one `customVjp` node whose residuals are the arguments alone. The backward pass
  * walks the slices again: for each it slices the input (and the output cotangent), re-runs the

@@ -1,8 +1,9 @@
 /**
- * The Reformer language model (Kitaev et al. 2020, REFERENCE.md §2): token embedding plus
- * axial positions, duplicated into two halves, a stack of reversible blocks (LSH, local or
- * full shared-QK attention and chunked feed-forward), the halves concatenated and layer-normed,
- * and a vocabulary projection whose loss is computed slice by slice.
+ * The Reformer language model (Kitaev et al. 2020, arXiv:2001.04451;
+ * docs/algorithms.md#reversible-residual-layers): token embedding plus axial positions, duplicated
+ * into two halves, a stack of reversible blocks (LSH, local or full shared-QK attention and
+ * chunked feed-forward), the halves concatenated and layer-normed, and a vocabulary projection
+ * whose loss is computed slice by slice.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";

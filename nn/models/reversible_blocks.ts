@@ -1,9 +1,10 @@
 /**
- * The Reformer's layer stack (REFERENCE.md §2): reversible residual blocks whose `F` is
- * attention (LSH, local or full shared-QK) on a layer-normed input and whose `G` is a chunked
- * feed-forward on a layer-normed input. Built on autodiff's `reversibleStack`, so activation
- * memory does not grow with depth; LSH bucket assignments are returned as saved state and
- * replayed in the recomputation, and every dropout mask is replayed from its key.
+ * The Reformer's layer stack (Reformer §3; docs/algorithms.md#reversible-residual-layers):
+ * reversible residual blocks whose `F` is attention (LSH, local or full shared-QK) on a
+ * layer-normed input and whose `G` is a chunked feed-forward on a layer-normed input. Built on
+ * autodiff's `reversibleStack`, so activation memory does not grow with depth; LSH bucket
+ * assignments are returned as saved state and replayed in the recomputation, and every dropout
+ * mask is replayed from its key.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";

@@ -1,8 +1,9 @@
 /**
- * The Sparse Transformer language model (Child et al. 2019, REFERENCE.md §5): pre-activation
- * residual blocks `x + attn(LN(x))`, `x + ffn(LN(x))` with factorised (strided or fixed)
- * block-sparse attention, residual output projections scaled by `1/sqrt(2N)` at init, and
- * every block recomputed in the backward pass (`remat`) instead of stored.
+ * The Sparse Transformer language model (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns): pre-activation residual blocks `x +
+ * attn(LN(x))`, `x + ffn(LN(x))` with factorised (strided or fixed) block-sparse attention,
+ * residual output projections scaled by `1/sqrt(2N)` at init, and every block recomputed in the
+ * backward pass (`remat`) instead of stored.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";

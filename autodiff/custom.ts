@@ -180,12 +180,13 @@ export interface CustomVjpRules<Args extends unknown[], Out, R> {
  *
  * @example
  * ```ts
- * import { customVjp, exp, grad, mul, sum, tensor } from "@longseq/tensor";
- * const myExp = customVjp((x: ReturnType<typeof tensor>) => exp(x), {
+ * import assert from "node:assert/strict";
+ * import { customVjp, exp, grad, mul, sum, type Tensor, tensor } from "@longseq/tensor";
+ * const myExp = customVjp((x: Tensor) => exp(x), {
  *   fwd: (x) => { const y = exp(x); return [y, y]; },
  *   bwd: (y, g) => [mul(g, y)],
  * });
- * console.log(await grad((x: ReturnType<typeof tensor>) => sum(myExp(x)))(tensor([0])).array()); // [1]
+ * assert.deepEqual(await grad((x: Tensor) => sum(myExp(x)))(tensor([0])).array(), [1]);
  * ```
  */
 export function customVjp<Args extends unknown[], Out, R>(

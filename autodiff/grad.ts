@@ -60,11 +60,12 @@ function checkArgnums(op: string, argnums: number | readonly number[], n: number
  *
  * @example
  * ```ts
- * import { matmul, square, sub, sum, tensor, valueAndGrad } from "@longseq/tensor";
- * const loss = (p: { w: ReturnType<typeof tensor> }, x: ReturnType<typeof tensor>) =>
- *   sum(square(sub(matmul(x, p.w), 1)));
+ * import assert from "node:assert/strict";
+ * import { matmul, square, sub, sum, type Tensor, tensor, valueAndGrad } from "@longseq/tensor";
+ * const loss = (p: { w: Tensor }, x: Tensor) => sum(square(sub(matmul(x, p.w), 1)));
  * const [value, grads] = valueAndGrad(loss)({ w: tensor([[1], [2]]) }, tensor([[1, 1]]));
- * console.log(await value.array(), grads.w.shape); // 4 [2, 1]
+ * assert.equal(await value.array(), 4); // (1 + 2 - 1)^2
+ * assert.deepEqual(await grads.w.array(), [[4], [4]]); // 2 (x w - 1) x^T
  * ```
  */
 export function valueAndGrad<Args extends unknown[], Aux, const N extends Argnums = 0>(
@@ -139,11 +140,12 @@ export function valueAndGrad<Args extends unknown[]>(
  *
  * @example
  * ```ts
- * import { grad, sum, tanh, tensor } from "@longseq/tensor";
- * const f = (x: ReturnType<typeof tensor>) => sum(tanh(x));
- * const d2 = grad((x: ReturnType<typeof tensor>) => sum(grad(f)(x)));
- * console.log(await grad(f)(tensor([0])).array()); // [1]
- * console.log(await d2(tensor([0])).array());      // [0] (= -2 tanh(0) (1 - tanh(0)^2))
+ * import assert from "node:assert/strict";
+ * import { allClose, grad, sum, tanh, type Tensor, tensor } from "@longseq/tensor";
+ * const f = (x: Tensor) => sum(tanh(x));
+ * const d2 = grad((x: Tensor) => sum(grad(f)(x)));
+ * assert.deepEqual(await grad(f)(tensor([0])).array(), [1]);
+ * assert.ok(await allClose(d2(tensor([0])), [0])); // -2 tanh(0) (1 - tanh(0)^2)
  * ```
  */
 export function grad<Args extends unknown[], Aux, const N extends Argnums = 0>(
@@ -182,9 +184,10 @@ export function grad<Args extends unknown[]>(
  *
  * @example
  * ```ts
- * import { grad, mul, stopGradient, sum, tensor } from "@longseq/tensor";
- * const f = (x: ReturnType<typeof tensor>) => sum(mul(x, stopGradient(x)));
- * console.log(await grad(f)(tensor([3])).array()); // [3], not [6]
+ * import assert from "node:assert/strict";
+ * import { grad, mul, stopGradient, sum, type Tensor, tensor } from "@longseq/tensor";
+ * const f = (x: Tensor) => sum(mul(x, stopGradient(x)));
+ * assert.deepEqual(await grad(f)(tensor([3])).array(), [3]); // not [6]
  * ```
  */
 export function stopGradient<T>(x: T): T {

@@ -79,12 +79,14 @@ export interface AdafactorState extends StepCount {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const opt = optim.adafactor(); // relative step sizes
  * const params = { w: tensor([[1, 2], [3, 4]]), b: tensor([0, 0]) };
  * const grads = { w: tensor([[1, 0], [0, 1]]), b: tensor([1, -1]) };
  * const [updates, state] = opt.update(grads, opt.init(params), params);
- * console.log(updates.w.shape, state.step); // [2, 2] 1
+ * assert.deepEqual(updates.w.shape, [2, 2]);
+ * assert.equal(state.step, 1);
  * ```
  */
 export function adafactor(

@@ -60,11 +60,13 @@ function checkAdam(op: string, { b1 = 0.9, b2 = 0.999, eps = 1e-8 }: AdamOptions
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const t = optim.scaleByAdam();
  * const params = { w: tensor([1]) };
  * const [u] = t.update({ w: tensor([0.5]) }, t.init(params));
- * console.log(await u.w.array()); // about [1]: the first step is sign(g) after bias correction
+ * // The first step is sign(g) after bias correction (up to eps).
+ * assert.ok(await allClose(u.w, [1], { rtol: 1e-6 }));
  * ```
  */
 export function scaleByAdam(options: AdamOptions = {}): GradientTransformation<AdamState> {
@@ -113,11 +115,13 @@ export type AdamChainState = ChainState<
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.adam(1e-3);
  * const params = { w: tensor([1, 2]) };
  * const [updates, state] = opt.update({ w: tensor([1, -1]) }, opt.init(params), params);
- * console.log(await updates.w.array()); // about [-0.001, 0.001]
+ * assert.ok(await allClose(updates.w, [-0.001, 0.001], { rtol: 1e-5 }));
+ * assert.equal(state[0].step, 1);
  * ```
  */
 export function adam(
@@ -153,11 +157,15 @@ export type AdamWState = ChainState<
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.adamw(1e-3, { weightDecay: 0.01, mask: (_path, p) => p.rank >= 2 });
  * const params = { w: tensor([[1, 2]]), b: tensor([0]) };
  * const grads = { w: tensor([[1, 1]]), b: tensor([1]) };
  * const [updates] = opt.update(grads, opt.init(params), params);
+ * // -lr * (adam step + weightDecay * w) on w; no decay on the bias.
+ * assert.ok(await allClose(updates.w, [[-1e-3 * 1.01, -1e-3 * 1.02]], { rtol: 1e-5 }));
+ * assert.ok(await allClose(updates.b, [-1e-3], { rtol: 1e-5 }));
  * ```
  */
 export function adamw(

@@ -23,10 +23,13 @@ export type ChainState<T extends readonly AnyTransformation[]> = {
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.chain(optim.clipByGlobalNorm(1), optim.scaleByAdam(), optim.scaleByLearningRate(1e-3));
  * const params = { w: tensor([1, 2]) };
  * const [updates, state] = opt.update({ w: tensor([3, 4]) }, opt.init(params), params);
+ * assert.equal(state.length, 3); // one state per link
+ * assert.ok(await allClose(updates.w, [-1e-3, -1e-3], { rtol: 1e-5 })); // Adam's first step
  * ```
  */
 export function chain<T extends readonly AnyTransformation[]>(

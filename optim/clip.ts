@@ -19,9 +19,10 @@ import { fresh, type GradientTransformation, type Tree } from "./gradient_transf
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const n = optim.globalNorm({ a: tensor([3]), b: tensor([[4]]) });
- * console.log(await n.array()); // 5
+ * assert.equal(await n.array(), 5);
  * ```
  */
 export function globalNorm(tree: Tree): Tensor {
@@ -41,9 +42,10 @@ export function globalNorm(tree: Tree): Tensor {
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const [u] = optim.clipByGlobalNorm(1).update({ w: tensor([3, 4]) }, {});
- * console.log(await u.w.array()); // [0.6, 0.8]
+ * assert.ok(await allClose(u.w, [0.6, 0.8]));
  * ```
  */
 export function clipByGlobalNorm(maxNorm: number): GradientTransformation<EmptyState> {

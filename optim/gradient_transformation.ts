@@ -35,7 +35,8 @@ export type Schedule = (step: number) => number;
  *
  * @example
  * ```ts
- * import { optim, scope, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, scope, tensor } from "@longseq/tensor";
  * const opt = optim.sgd(0.1);
  * let params = { w: tensor([1, 2]) };
  * let state = opt.init(params);
@@ -46,7 +47,7 @@ export type Schedule = (step: number) => number;
  * });
  * params.w.dispose();
  * ({ params, state } = next);
- * console.log(await params.w.array()); // [0.95, 2.05]
+ * assert.ok(await allClose(params.w, [0.95, 2.05]));
  * ```
  */
 export interface GradientTransformation<S = unknown> {
@@ -93,10 +94,13 @@ export function nextStep(s: StepCount): StepCount {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const opt = optim.adam(1e-3);
  * const state = opt.init({ w: tensor([1]) });
  * const fixed = await optim.restoreSteps(state); // same tensors, `step` read from `count`
+ * assert.equal(fixed[0].count, state[0].count);
+ * assert.equal(fixed[0].step, 0);
  * ```
  */
 export async function restoreSteps<S>(state: S): Promise<S> {

@@ -30,11 +30,12 @@ export type SgdState = [LearningRateState] | [TraceState, LearningRateState];
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.sgd(0.1, { momentum: 0.9 });
  * const params = { w: tensor([1, 2]) };
  * const [updates] = opt.update({ w: tensor([1, -1]) }, opt.init(params), params);
- * console.log(await updates.w.array()); // [-0.1, 0.1]
+ * assert.ok(await allClose(updates.w, [-0.1, 0.1]));
  * ```
  */
 export function sgd(

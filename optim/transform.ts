@@ -35,8 +35,12 @@ export type EmptyState = Record<string, never>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
- * const [u] = optim.identity().update({ w: tensor([1]) }, {});
+ * const g = { w: tensor([1]) };
+ * const [u] = optim.identity().update(g, {});
+ * assert.deepEqual(await u.w.array(), [1]);
+ * assert.notEqual(u.w, g.w); // a new handle on the same data
  * ```
  */
 export function identity(): GradientTransformation<EmptyState> {
@@ -54,9 +58,10 @@ export function identity(): GradientTransformation<EmptyState> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const [u] = optim.scale(-2).update({ w: tensor([1, 2]) }, {});
- * console.log(await u.w.array()); // [-2, -4]
+ * assert.deepEqual(await u.w.array(), [-2, -4]);
  * ```
  */
 export function scale(factor: number): GradientTransformation<EmptyState> {
@@ -81,11 +86,13 @@ export type LearningRateState = StepCount | EmptyState;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const t = optim.scaleByLearningRate(optim.linearWarmup(1, 10));
  * const params = { w: tensor([1]) };
  * const [u, s] = t.update({ w: tensor([3]) }, t.init(params));
- * console.log(await u.w.array()); // [-0]: the warmup starts at 0
+ * assert.deepEqual(await u.w.array(), [-0]); // the warmup starts at 0
+ * assert.equal(s.step, 1);
  * ```
  */
 export function scaleByLearningRate(
@@ -160,11 +167,13 @@ export function maskValues(op: string, mask: Mask | undefined, ref: Tree): boole
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const params = { w: tensor([[1, 2]]), b: tensor([1]) };
  * const t = optim.addDecayedWeights(0.1, (_path, p) => p.rank >= 2); // no decay on biases
  * const [u] = t.update({ w: tensor([[0, 0]]), b: tensor([0]) }, {}, params);
- * console.log(await u.w.array(), await u.b.array()); // [[0.1, 0.2]] [0]
+ * assert.ok(await allClose(u.w, [[0.1, 0.2]]));
+ * assert.deepEqual(await u.b.array(), [0]);
  * ```
  */
 export function addDecayedWeights(
@@ -201,11 +210,14 @@ export interface TraceState {
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const t = optim.trace(0.9);
  * const s0 = t.init({ w: tensor([0]) });
  * const [u, s1] = t.update({ w: tensor([1]) }, s0);
- * console.log(await u.w.array()); // [1]
+ * assert.deepEqual(await u.w.array(), [1]);
+ * const [u2] = t.update({ w: tensor([1]) }, s1);
+ * assert.ok(await allClose(u2.w, [1.9])); // 1 + 0.9 * 1
  * ```
  */
 export function trace(
@@ -242,9 +254,10 @@ export function trace(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const p = optim.applyUpdates({ w: tensor([1, 2]) }, { w: tensor([0.5, -1]) });
- * console.log(await p.w.array()); // [1.5, 1]
+ * assert.deepEqual(await p.w.array(), [1.5, 1]);
  * ```
  */
 export function applyUpdates<P>(params: P, updates: Tree): P {

@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { add, init, matmul, scope, tensor } from "@longseq/tensor";
  * await init({ quiet: true });
  * const y = scope(() => {
  *   const a = tensor([[1, 2], [3, 4]]);
  *   return add(matmul(a, a), 1);
  * });
- * console.log(await y.array()); // [[8, 11], [16, 23]]
+ * assert.deepEqual(await y.array(), [[8, 11], [16, 23]]);
  * ```
  * @module
  */

@@ -5,14 +5,16 @@
  *
  * @example
  * ```ts
- * import { nn, ones, random, valueAndGrad } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { nn, ones, random } from "@longseq/tensor";
  * const model = nn.serial(
  *   nn.linear({ inFeatures: 4, outFeatures: 16 }),
  *   nn.residual(nn.chunked(nn.feedForward({ dModel: 16, dFF: 64 }), { chunks: 2 })),
  *   nn.layerNorm({ dim: 16 }),
  * );
  * const params = model.init(random.key(0));
- * const y = model.apply(params, ones([2, 6, 4])); // [2, 6, 16]
+ * const y = model.apply(params, ones([2, 6, 4]));
+ * assert.deepEqual(y.shape, [2, 6, 16]);
  * ```
  * @module
  */

@@ -40,10 +40,13 @@ export interface AxialPositionsParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random } from "@longseq/tensor";
  * const pos = nn.axialPositions({ shape: [4, 8], dims: [3, 5] }); // up to 32 positions, 8 features
  * const params = pos.init(random.key(0));
- * const e = pos.apply(params, 20); // [20, 8]
+ * const e = pos.apply(params, 20);
+ * assert.deepEqual(e.shape, [20, 8]);
+ * assert.deepEqual(params.tables.map((t) => t.shape), [[4, 3], [8, 5]]);
  * ```
  */
 export function axialPositions(

@@ -244,9 +244,14 @@ function isLayer(f: unknown): f is Layer<unknown, unknown, unknown> {
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
- * const ff = nn.chunked(nn.feedForward({ dModel: 8, dFF: 64 }), { chunks: 4 });
- * const y = ff.apply(ff.init(random.key(0)), ones([2, 10, 8])); // [2, 10, 8], 3 positions at a time
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random } from "@longseq/tensor";
+ * const inner = nn.feedForward({ dModel: 8, dFF: 64 });
+ * const ff = nn.chunked(inner, { chunks: 4 }); // 3 positions at a time
+ * const params = ff.init(random.key(0));
+ * const y = ff.apply(params, ones([2, 10, 8]));
+ * assert.deepEqual(y.shape, [2, 10, 8]);
+ * assert.ok(await allClose(y, inner.apply(params, ones([2, 10, 8])), { rtol: 1e-6 }));
  * ```
  */
 export function chunked<P, X, Y, O extends ApplyOptions>(
@@ -278,9 +283,11 @@ export function chunked(f: unknown, spec: ChunkSpec, axis = 1): unknown {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, square, sum, type Tensor } from "@longseq/tensor";
  * const sq = nn.chunkedSum((_p: null, x: Tensor) => sum(square(x)), { chunkSize: 3 });
- * const total = sq(null, ones([2, 10])); // 20, three positions at a time
+ * const total = sq(null, ones([2, 10])); // three positions at a time
+ * assert.equal(await total.array(), 20);
  * ```
  */
 export function chunkedSum<P, X, Y>(

@@ -118,9 +118,13 @@ export function serial(...layers: AnyLayer[]): Layer<unknown[], unknown, unknown
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
- * const block = nn.residual(nn.linear({ inFeatures: 4, outFeatures: 4 }));
- * const y = block.apply(block.init(random.key(0)), ones([2, 4])); // [2, 4]
+ * import assert from "node:assert/strict";
+ * import { add, allClose, nn, ones, random } from "@longseq/tensor";
+ * const inner = nn.linear({ inFeatures: 4, outFeatures: 4 });
+ * const block = nn.residual(inner);
+ * const params = block.init(random.key(0));
+ * const x = ones([2, 4]);
+ * assert.ok(await allClose(block.apply(params, x), add(x, inner.apply(params, x))));
  * ```
  */
 export function residual<P, O extends ApplyOptions>(

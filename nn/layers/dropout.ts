@@ -26,9 +26,13 @@ export interface DropoutOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const y = nn.applyDropout(ones([2, 4]), 0.5, { key: random.key(1), training: true });
- * // each entry of y is 0 or 2; the same key gives the same entries
+ * const again = nn.applyDropout(ones([2, 4]), 0.5, { key: random.key(1), training: true });
+ * const values = Array.from(await y.data());
+ * assert.ok(values.every((v) => v === 0 || v === 2)); // kept entries scaled by 1 / (1 - rate)
+ * assert.deepEqual(Array.from(await again.data()), values); // the same key, the same mask
  * ```
  */
 export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): Tensor {
@@ -55,9 +59,12 @@ export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const drop = nn.dropout({ rate: 0.1 });
  * const y = drop.apply(drop.init(random.key(0)), ones([8]), { key: random.key(1), training: true });
+ * assert.ok(Array.from(await y.data()).every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-6));
+ * assert.deepEqual(await drop.apply({}, ones([2])).array(), [1, 1]); // identity at inference
  * ```
  */
 export function dropout(options: DropoutOptions): Layer<Record<string, never>> {

@@ -43,9 +43,11 @@ export interface FeedForwardParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const ff = nn.feedForward({ dModel: 8, dFF: 32, activation: "relu" });
- * const y = ff.apply(ff.init(random.key(0)), ones([2, 5, 8])); // [2, 5, 8]
+ * const y = ff.apply(ff.init(random.key(0)), ones([2, 5, 8]));
+ * assert.deepEqual(y.shape, [2, 5, 8]);
  * ```
  */
 export function feedForward(options: FeedForwardOptions): Layer<FeedForwardParams> {

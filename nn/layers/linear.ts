@@ -47,10 +47,13 @@ export interface LinearParams {
  *
  * @example
  * ```ts
- * import { nn, random, ones } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.linear({ inFeatures: 4, outFeatures: 3 });
  * const params = layer.init(random.key(0));
- * const y = layer.apply(params, ones([2, 5, 4])); // [2, 5, 3]
+ * const y = layer.apply(params, ones([2, 5, 4]));
+ * assert.deepEqual(y.shape, [2, 5, 3]);
+ * assert.deepEqual(params.w.shape, [4, 3]);
  * ```
  */
 export function linear(options: LinearOptions): Layer<LinearParams> {

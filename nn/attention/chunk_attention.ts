@@ -195,12 +195,15 @@ const core = customVjp(
  *
  * @example
  * ```ts
- * import { nn, ones, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, tensor } from "@longseq/tensor";
  * const pos = tensor(new Int32Array([0, 1, 2]));
- * const { o } = nn.chunkAttention(ones([1, 3, 4]), ones([1, 3, 4]), ones([1, 3, 4]), {
+ * const { o, lse } = nn.chunkAttention(ones([1, 3, 4]), ones([1, 3, 4]), ones([1, 3, 4]), {
  *   qpos: pos, kpos: pos, causal: true, selfMask: false,
  * });
- * console.log(o.shape); // [1, 3, 4]
+ * assert.deepEqual(o.shape, [1, 3, 4]);
+ * // Equal logits (4 each): query i sees i + 1 keys, lse = 4 + log(i + 1).
+ * assert.ok(await allClose(lse, [[4, 4 + Math.log(2), 4 + Math.log(3)]], { rtol: 1e-5 }));
  * ```
  */
 export function chunkAttention(

@@ -36,8 +36,9 @@ export interface MaskValues {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.maskValues("f32")); // { mask: -1e9, self: -1e5 }
+ * assert.deepEqual(nn.maskValues("f32"), { mask: -1e9, self: -1e5 });
  * ```
  */
 export function maskValues(dtype: DType | "f16"): MaskValues {

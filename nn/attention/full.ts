@@ -57,11 +57,12 @@ export interface AttentionApplyOptions extends ApplyOptions, MaskOption {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.attention({ dModel: 8, heads: 2, causal: true });
  * const params = layer.init(random.key(0));
  * const y = layer.apply(params, ones([1, 5, 8]));
- * console.log(y.shape); // [1, 5, 8]
+ * assert.deepEqual(y.shape, [1, 5, 8]);
  * ```
  */
 export function attention(

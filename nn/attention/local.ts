@@ -61,10 +61,11 @@ export function windowOffsets(nChunks: number, before: number, after: number): n
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.localAttention({ dModel: 8, heads: 2, chunkLen: 4, causal: true });
  * const y = layer.apply(layer.init(random.key(0)), ones([1, 10, 8]));
- * console.log(y.shape); // [1, 10, 8]
+ * assert.deepEqual(y.shape, [1, 10, 8]);
  * ```
  */
 export function localAttention(

@@ -134,12 +134,15 @@ export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random } from "@longseq/tensor";
  * const lsh = nn.lshAttention({ dModel: 8, heads: 2, nHashes: 2, chunkLen: 4, causal: true });
  * const params = lsh.init(random.key(0));
  * const { out, saved } = lsh.applyWithState(params, ones([1, 13, 8]), { key: random.key(1) });
  * const again = lsh.apply(params, ones([1, 13, 8]), { saved }); // same buckets, same result
- * console.log(out.shape, saved.buckets.shape); // [1, 13, 8] [1, 2, 2, 16]
+ * assert.deepEqual(out.shape, [1, 13, 8]);
+ * assert.deepEqual(saved.buckets.shape, [1, 2, 2, 16]); // [b, heads, nHashes, padded len]
+ * assert.ok(await allClose(again, out));
  * ```
  */
 export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {

@@ -98,11 +98,12 @@ function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, 
  *
  * @example
  * ```ts
- * import { nn, ones } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones } from "@longseq/tensor";
  * const q = ones([1, 2, 10, 4]);
  * const pattern = { kind: "fixed", stride: 4, c: 1, part: "union" } as const;
  * const o = nn.blockSparseAttention(q, q, q, { pattern, blockSize: 4 });
- * console.log(o.shape); // [1, 2, 10, 4]
+ * assert.ok(await allClose(o, ones([1, 2, 10, 4]))); // any average of ones is one
  * ```
  */
 export function blockSparseAttention(
@@ -146,10 +147,11 @@ function slots(layout: BlockLayout): { idx: Int32Array; width: number } {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones } from "@longseq/tensor";
  * const q = ones([1, 1, 9, 2]);
  * const pattern = { kind: "strided", stride: 3, c: 0, part: "b" } as const;
- * console.log(nn.gatherSparseAttention(q, q, q, { pattern, blockSize: 2 }).shape); // [1, 1, 9, 2]
+ * assert.deepEqual(nn.gatherSparseAttention(q, q, q, { pattern, blockSize: 2 }).shape, [1, 1, 9, 2]);
  * ```
  */
 export function gatherSparseAttention(
@@ -233,10 +235,11 @@ function checkKeyMask(op: string, m: Tensor, q: Tensor): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones } from "@longseq/tensor";
  * const [a] = nn.stridedPattern(6, 2);
  * const x = ones([1, 6, 4]);
- * console.log(nn.denseMaskedAttention(x, x, x, a).shape); // [1, 6, 4]
+ * assert.deepEqual(nn.denseMaskedAttention(x, x, x, a).shape, [1, 6, 4]);
  * ```
  */
 export function denseMaskedAttention(
@@ -331,12 +334,13 @@ function headGroups(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.sparseAttention({
  *   dModel: 8, heads: 2, pattern: "fixed", stride: 4, c: 1, mode: "split",
  * });
  * const y = layer.apply(layer.init(random.key(0)), ones([1, 10, 8]));
- * console.log(y.shape); // [1, 10, 8]
+ * assert.deepEqual(y.shape, [1, 10, 8]);
  * ```
  */
 export function sparseAttention(

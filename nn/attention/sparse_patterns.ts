@@ -79,10 +79,12 @@ export function patternMask(p: PatternSpec, len: number, options: PatternMaskOpt
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const [a, b] = nn.stridedPattern(4, 2);
- * console.log(await a.array()); // rows: [T,F,F,F] [T,T,F,F] [F,T,T,F] [F,F,T,T]
- * console.log(await b.array()); // rows: [T,F,F,F] [F,T,F,F] [T,F,T,F] [F,T,F,T]
+ * const [T, F] = [true, false];
+ * assert.deepEqual(await a.array(), [[T, F, F, F], [T, T, F, F], [F, T, T, F], [F, F, T, T]]);
+ * assert.deepEqual(await b.array(), [[T, F, F, F], [F, T, F, F], [T, F, T, F], [F, T, F, T]]);
  * ```
  */
 export function stridedPattern(
@@ -107,10 +109,12 @@ export function stridedPattern(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const [a, b] = nn.fixedPattern(4, 2, 1);
- * console.log(await a.array()); // rows: [T,F,F,F] [T,T,F,F] [F,F,T,F] [F,F,T,T]
- * console.log(await b.array()); // rows: [F,F,F,F] [F,T,F,F] [F,T,F,F] [F,T,F,T]
+ * const [T, F] = [true, false];
+ * assert.deepEqual(await a.array(), [[T, F, F, F], [T, T, F, F], [F, F, T, F], [F, F, T, T]]);
+ * assert.deepEqual(await b.array(), [[F, F, F, F], [F, T, F, F], [F, T, F, F], [F, T, F, T]]);
  * ```
  */
 export function fixedPattern(
@@ -162,10 +166,11 @@ function tileTouched(p: PatternSpec, qs: number, qe: number, ks: number, ke: num
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const layout = nn.blockLayout({ kind: "strided", stride: 4, c: 0, part: "a" }, 16, 4);
- * console.log(layout.tiles); // 7: the diagonal tiles and the tiles just below them
- * console.log(nn.layoutTiles(layout)); // [[0, 0], [1, 0], [1, 1], [2, 1], [2, 2], [3, 2], [3, 3]]
+ * assert.equal(layout.tiles, 7); // the diagonal tiles and the tiles just below them
+ * assert.deepEqual(nn.layoutTiles(layout), [[0, 0], [1, 0], [1, 1], [2, 1], [2, 2], [3, 2], [3, 3]]);
  * ```
  */
 export function blockLayout(p: PatternSpec, len: number, blockSize: number): BlockLayout {
@@ -211,9 +216,10 @@ export function blockLayout(p: PatternSpec, len: number, blockSize: number): Blo
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const l = nn.blockLayout({ kind: "fixed", stride: 2, c: 1, part: "b" }, 6, 2);
- * console.log(nn.layoutTiles(l)); // [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2]]
+ * assert.deepEqual(nn.layoutTiles(l), [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2]]);
  * ```
  */
 export function layoutTiles(layout: BlockLayout): [number, number][] {

@@ -103,15 +103,21 @@ interface Plan {
  *
  * @example
  * ```ts
- * import { nn, random, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, random, reshape, slice, tensor } from "@longseq/tensor";
  * const config = {
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, attention: "full" as const,
  *   axialShape: [4, 8],
  * };
  * const params = nn.reformerLM(config).init(random.key(0));
  * const dec = nn.reformerDecoder(config, params);
- * const [l0, s0] = dec.prefill(tensor([[1, 2, 3]], { dtype: "i32" })); // l0: [16]
+ * const [l0, s0] = dec.prefill(tensor([[1, 2, 3]], { dtype: "i32" }));
  * const [l1, s1] = dec.step(s0, 4); // the logits after 1, 2, 3, 4
+ * assert.deepEqual(l0.shape, [16]);
+ * // The same as the last position of a full forward pass.
+ * const full = nn.reformerLM(config).apply(params, tensor([[1, 2, 3, 4]], { dtype: "i32" }));
+ * const last = reshape(slice(full, [0, 3, 0], [1, 4, 16]), [16]);
+ * assert.ok(await allClose(l1, last, { rtol: 1e-4, atol: 1e-5 }));
  * s0.dispose();
  * ```
  */

@@ -82,6 +82,7 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random, tensor } from "@longseq/tensor";
  * const model = nn.reformerLM({
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, nHashes: 2, chunkLen: 4,
@@ -89,9 +90,12 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  * });
  * const params = model.init(random.key(0));
  * const tokens = tensor([[1, 2, 3, 4, 5, 6, 7]], { dtype: "i32" });
- * const logits = model.apply(params, tokens); // [1, 7, 16]
+ * const logits = model.apply(params, tokens);
  * const targets = tensor([[2, 3, 4, 5, 6, 7, 8]], { dtype: "i32" });
- * const loss = model.loss(params, tokens, targets); // scalar
+ * const loss = model.loss(params, tokens, targets);
+ * assert.deepEqual(logits.shape, [1, 7, 16]);
+ * assert.deepEqual(loss.shape, []);
+ * assert.ok(Math.abs(await loss.array() as number - Math.log(16)) < 1); // near chance at init
  * ```
  */
 export function reformerLM(

@@ -191,6 +191,7 @@ function overrideName(op: string, o: AttentionOverride | undefined): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const stack = nn.reversibleBlocks({
  *   dModel: 8, dFF: 16, heads: 2, layers: 2, attention: ["lsh", "local"],
@@ -198,7 +199,7 @@ function overrideName(op: string, o: AttentionOverride | undefined): string {
  * });
  * const params = stack.init(random.key(0));
  * const [y1, y2] = stack.apply(params, [ones([1, 10, 8]), ones([1, 10, 8])]);
- * console.log(y1.shape, y2.shape); // [1, 10, 8] [1, 10, 8]
+ * assert.deepEqual([y1.shape, y2.shape], [[1, 10, 8], [1, 10, 8]]);
  * ```
  */
 export function reversibleBlocks(config: ReversibleBlocksConfig): ReversibleBlocks {

@@ -106,6 +106,7 @@ interface BlockOpts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random, tensor } from "@longseq/tensor";
  * const model = nn.sparseTransformerLM({
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, pattern: "fixed", stride: 4, c: 1,
@@ -113,7 +114,8 @@ interface BlockOpts {
  * });
  * const params = model.init(random.key(0));
  * const tokens = tensor([[1, 2, 3, 4, 5, 6, 7]], { dtype: "i32" });
- * const logits = model.apply(params, tokens); // [1, 7, 16]
+ * const logits = model.apply(params, tokens);
+ * assert.deepEqual(logits.shape, [1, 7, 16]);
  * ```
  */
 export function sparseTransformerLM(

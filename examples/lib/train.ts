@@ -8,6 +8,7 @@
  * @module
  */
 import {
+  disposeTree,
   memory,
   optim,
   random,
@@ -136,10 +137,8 @@ export function trainOptionsFromFlags(
   };
 }
 
-/** Disposes every tensor in a tree. */
-export function disposeTree(tree: unknown): void {
-  for (const t of treeTensors(tree)) t.dispose();
-}
+/** Disposes every tensor in a tree (the library's `disposeTree`, re-exported for the examples). */
+export { disposeTree };
 
 /** The PRNG key of training step `step` (pure in `(seed, step)`). */
 export function stepKey(seed: number, step: number): Tensor {

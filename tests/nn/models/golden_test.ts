@@ -64,7 +64,7 @@ async function measure<P>(
   const entries: number[] = [];
   for (const [path, i] of probes) entries.push((await leaf(g, path).data())[i]);
   l.dispose();
-  for (const t of T.treeTensors(g)) t.dispose();
+  T.disposeTree(g);
   return { loss, gradSumSq, entries };
 }
 
@@ -101,7 +101,7 @@ async function check<P>(
       params,
       probes,
     );
-    for (const t of T.treeTensors(params)) t.dispose();
+    T.disposeTree(params);
     if (printOnly) console.log(`${name} on ${device}:`, JSON.stringify(got));
     else assertGolden(`${name} on ${device}`, got, want);
   });

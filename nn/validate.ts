@@ -14,6 +14,15 @@ export function checkPositiveInt(op: string, name: string, n: unknown): asserts 
   }
 }
 
+/** Throws a TypeError unless `key` (an `opts.key`) is a PRNG key tensor or undefined. */
+export function checkKey(op: string, key: unknown): asserts key is Tensor | undefined {
+  if (key !== undefined && !(key instanceof Tensor)) {
+    throw new TypeError(
+      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
+    );
+  }
+}
+
 /** Returns `v` if it is an integer `>= min`, else throws a RangeError naming `name`. */
 export function checkIntAtLeast(op: string, name: string, v: unknown, min: number): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < min) {

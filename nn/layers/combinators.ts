@@ -7,23 +7,15 @@ import { fmt, Tensor } from "../../ops/tensor.ts";
 import { add } from "../../ops/binary.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
-import { checkLayer } from "../validate.ts";
+import { checkKey, checkLayer } from "../validate.ts";
 
 /**
  * `n` keys derived from `key` (or `n` undefineds without one). Deriving per child keeps the
  * children's randomness independent and the whole replayable from the one key.
  */
-export function childKeys(
-  op: string,
-  key: Tensor | undefined,
-  n: number,
-): (Tensor | undefined)[] {
+export function childKeys(op: string, key: unknown, n: number): (Tensor | undefined)[] {
+  checkKey(op, key);
   if (key === undefined) return new Array(n).fill(undefined);
-  if (!(key instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
-    );
-  }
   return random.splitN(key, n);
 }
 

@@ -15,6 +15,7 @@ import { linear, type LinearParams } from "../layers/linear.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import { chunkedLmLoss } from "../losses.ts";
 import type { ApplyOptions } from "../layer.ts";
+import { childKeys } from "../layers/combinators.ts";
 import { checkPositiveInt } from "../validate.ts";
 
 /** Input and output settings shared by the language models. */
@@ -188,18 +189,6 @@ export function embeddingAndHead(
   };
 }
 
-/** Splits `opts.key` into the embedding's and the stack's keys (both undefined without one). */
-export function splitModelKeys(op: string, key: unknown): [Tensor | undefined, Tensor | undefined] {
-  if (key === undefined) return [undefined, undefined];
-  if (!(key instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
-    );
-  }
-  const [a, b] = random.splitN(key, 2);
-  return [a, b];
-}
-
 /**
  * A language model's `apply`, `applyEmbedded` and `loss` around its layer stack: `hidden` maps
  * the embedded input `[b, len, dModel]` (and the stack's PRNG key) to the stack's output; the
@@ -220,7 +209,8 @@ export function languageModelMethods<
   loss(params: P, tokens: Tensor, targets: Tensor, opts?: L): Tensor;
 } {
   const run = (p: P, tokens: Tensor, opts: O) => {
-    const [ke, ks] = splitModelKeys(op, opts.key);
+    // The embedding's and the stack's keys (both undefined without one).
+    const [ke, ks] = childKeys(op, opts.key, 2);
     return hidden(p, frame.embed(p, tokens, dropRate, ke, opts.training), opts, ks);
   };
   return {

@@ -3,6 +3,7 @@ import * as T from "../../mod.ts";
 import {
   checkDropoutRate,
   checkIntAtLeast,
+  checkKey,
   checkLastDim,
   checkLayer,
   checkParam,
@@ -28,6 +29,8 @@ Deno.test("nn validation: integers, dropout rates, tensors and layers", () => {
       /op: dropout rate must be a number in \[0, 1\)/,
     );
   }
+  checkKey("op", undefined);
+  assert.throws(() => checkKey("op", 3), /^TypeError: op: opts.key must be a PRNG key tensor/);
   using x = T.zeros([2, 3]);
   checkLastDim("op", x, 3);
   assert.throws(() => checkLastDim("op", x, 4), /last axis 4/);

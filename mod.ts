@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { add, init, matmul, scope, tensor } from "@longseq/tensor";
  * await init({ quiet: true });
  * const y = scope(() => {
  *   const a = tensor([[1, 2], [3, 4]]);
  *   return add(matmul(a, a), 1);
  * });
- * console.log(await y.array()); // [[8, 11], [16, 23]]
+ * assert.deepEqual(await y.array(), [[8, 11], [16, 23]]);
  * ```
  * @module
  */
@@ -88,6 +89,7 @@ export {
   assertAllClose,
   type CloseOptions,
   closeReport,
+  mulberry32,
   type Values,
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
@@ -110,18 +112,22 @@ export {
 } from "./ops/sort.ts";
 export { concat, pad, slice, split, stack } from "./ops/slicing.ts";
 export {
+  type Argnums,
   checkpoint,
   type Cotangent,
   type CotangentIn,
   type Cotangents,
   customVjp,
   type CustomVjpRules,
+  disposeTree,
   flattenTree,
   grad,
   type GradOptions,
+  type GradsOf,
   type Halves,
   mapTree,
   type Pullback,
+  remat,
   type RevBlockFns,
   reversible,
   type ReversibleBlock,
@@ -163,7 +169,7 @@ export {
   type HostTensor,
   parseSafetensorsHeader,
   type SafetensorsHeader,
-} from "./io/safetensors.ts";
+} from "./io/mod.ts";
 export {
   loadCheckpoint,
   type LoadCheckpointOptions,
@@ -173,5 +179,5 @@ export {
   saveCheckpoint,
   type SaveCheckpointOptions,
   STALE_TEMP_MS,
-} from "./io/checkpoint.ts";
+} from "./io/mod.ts";
 export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

@@ -1,7 +1,7 @@
 /**
- * The duplication task of the Reformer paper (§5, REFERENCE.md §6): sequences `0 w 0 w` with
- * `w` drawn uniformly from `1 .. vocab-1`; loss and accuracy count only the second copy of
- * `w`, which a causal model can predict exactly by finding the first copy. A Reformer LM is
+ * The duplication task of the Reformer paper (§5; docs/algorithms.md#duplication-task): sequences
+ * `0 w 0 w` with `w` drawn uniformly from `1 .. vocab-1`; loss and accuracy count only the second
+ * copy of `w`, which a causal model can predict exactly by finding the first copy. A Reformer LM is
  * trained with LSH (or full) attention, then evaluated with full attention and with LSH at
  * 1, 2, 4 and 8 hashes, printing a table shaped like the paper's Table 2.
  *

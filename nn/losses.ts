@@ -13,7 +13,8 @@ import { expandDims, reshape } from "../ops/shape.ts";
 import { logSoftmax } from "../ops/softmax.ts";
 import { exp } from "../ops/unary.ts";
 import { chunkedSum } from "./layers/chunked.ts";
-import { affine, checkParam, type LinearParams } from "./layers/linear.ts";
+import { affine, type LinearParams } from "./layers/linear.ts";
+import { checkParam } from "./validate.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
 export interface CrossEntropyOptions {
@@ -99,11 +100,13 @@ function countOf(keep: Tensor | null, targets: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { nn, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, tensor } from "@longseq/tensor";
  * const { sum, count } = nn.softmaxCrossEntropyStats(
  *   tensor([[0, 0], [0, 0]]), tensor(new Int32Array([0, 1])), { mask: tensor([true, false]) },
  * );
- * console.log(await sum.array(), await count.array()); // 0.693 1
+ * assert.ok(await allClose(sum, Math.LN2));
+ * assert.equal(await count.array(), 1);
  * ```
  */
 export function softmaxCrossEntropyStats(
@@ -129,9 +132,11 @@ export function softmaxCrossEntropyStats(
  *
  * @example
  * ```ts
- * import { nn, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, tensor } from "@longseq/tensor";
  * const loss = nn.softmaxCrossEntropy(tensor([[2, 0, 0], [0, 0, 0]]), tensor(new Int32Array([0, 2])));
- * console.log(await loss.array()); // (0.2395 + 1.0986) / 2 = 0.669
+ * const want = (Math.log(Math.exp(2) + 2) - 2 + Math.log(3)) / 2; // (0.2395 + 1.0986) / 2
+ * assert.ok(await allClose(loss, want));
  * ```
  */
 export function softmaxCrossEntropy(
@@ -190,11 +195,13 @@ export interface ChunkedLmLossOptions {
  *
  * @example
  * ```ts
- * import { nn, ones, random, zeros } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random, zeros } from "@longseq/tensor";
  * const head = nn.linear({ inFeatures: 8, outFeatures: 256 }).init(random.key(0));
- * const loss = nn.chunkedLmLoss(ones([2, 100, 8]), head, zeros([2, 100], { dtype: "i32" }), {
- *   chunkSize: 16,
- * });
+ * const [h, targets] = [ones([2, 100, 8]), zeros([2, 100], { dtype: "i32" })];
+ * const loss = nn.chunkedLmLoss(h, head, targets, { chunkSize: 16 });
+ * const logits = nn.linear({ inFeatures: 8, outFeatures: 256 }).apply(head, h); // all at once
+ * assert.ok(await allClose(loss, nn.softmaxCrossEntropy(logits, targets), { rtol: 1e-5 }));
  * ```
  */
 export function chunkedLmLoss(
@@ -259,8 +266,9 @@ const LN2 = Math.log(2);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.bitsPerToken(Math.LN2)); // 1
+ * assert.equal(nn.bitsPerToken(Math.LN2), 1);
  * ```
  */
 export function bitsPerToken(lossNats: number): number;
@@ -275,8 +283,9 @@ export function bitsPerToken(lossNats: number | Tensor): number | Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.perplexity(Math.log(50))); // 50 (up to rounding)
+ * assert.ok(Math.abs(nn.perplexity(Math.log(50)) - 50) < 1e-9);
  * ```
  */
 export function perplexity(lossNats: number): number;

@@ -75,7 +75,8 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
     if (inputs.some((t) => t.node && openTracesOf(t.node.traces))) {
       throw new TypeError(
         "chunkAttention: second-order gradients (grad of grad) are not supported by the fused " +
-          "kernel; use nn.attendChunks (the plain composition) for them",
+          "kernel; use nn.denseMaskedAttention (a plain composition of primitives, with the " +
+          "mask as a bool tensor) for them",
       );
     }
     const [q, k, v, qpos, kcode] = inputs;

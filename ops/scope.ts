@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Tensor } from "./tensor.ts";
 import { heldByOpenTrace } from "./primitive.ts";
+import { treeTensors } from "../autodiff/pytree.ts";
 
 interface Frame {
   readonly tensors: Set<Tensor>;
@@ -46,23 +47,10 @@ export function keep<T>(tree: T): T {
   return tree;
 }
 
-/** Every tensor found in arrays, plain objects and Maps nested in `tree`. */
+/** Every tensor found in arrays, plain objects and Maps nested in `tree` (its pytree leaves). */
 export function tensorsIn(tree: unknown, out: Set<Tensor> = new Set()): Set<Tensor> {
-  if (tree === null || typeof tree !== "object") return out;
-  if (isTensor(tree)) out.add(tree);
-  else if (Array.isArray(tree)) { for (const x of tree) tensorsIn(x, out); }
-  else if (tree instanceof Map) { for (const x of tree.values()) tensorsIn(x, out); }
-  else if (
-    Object.getPrototypeOf(tree) === Object.prototype || Object.getPrototypeOf(tree) === null
-  ) {
-    for (const x of Object.values(tree)) tensorsIn(x, out);
-  }
+  for (const t of treeTensors(tree)) out.add(t);
   return out;
-}
-
-function isTensor(x: object): x is Tensor {
-  return "storage" in x && "shape" in x && "dtype" in x &&
-    typeof (x as Tensor).dispose === "function";
 }
 
 /**

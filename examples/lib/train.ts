@@ -8,6 +8,7 @@
  * @module
  */
 import {
+  disposeTree,
   memory,
   optim,
   random,
@@ -136,10 +137,8 @@ export function trainOptionsFromFlags(
   };
 }
 
-/** Disposes every tensor in a tree. */
-export function disposeTree(tree: unknown): void {
-  for (const t of treeTensors(tree)) t.dispose();
-}
+/** Disposes every tensor in a tree (the library's `disposeTree`, re-exported for the examples). */
+export { disposeTree };
 
 /** The PRNG key of training step `step` (pure in `(seed, step)`). */
 export function stepKey(seed: number, step: number): Tensor {
@@ -258,10 +257,7 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
       const batch = o.batchAt(step);
       using key = stepKey(o.seed, step);
       const next = scope(() => {
-        const [[loss, metrics], g] = grads(params, batch, key) as unknown as [
-          [Tensor, Record<string, Tensor>],
-          P,
-        ];
+        const [[loss, metrics], g] = grads(params, batch, key);
         const [updates, state] = o.optimizer.update(g, opt, params);
         metricNames = Object.keys(metrics);
         const values = stack([loss, ...metricNames.map((n) => metrics[n])].map((t) => t.view([])));

@@ -8,9 +8,10 @@
 import type { CpuDevice, CpuStorage } from "./device.ts";
 
 /**
- * A causal factorised pattern with stride `l` (REFERENCE.md §5). Component `a` is the local
- * part (strided: the previous `l` positions; fixed: the own block), `b` the long-range part
- * (strided: every `l`-th position back; fixed: the last `c` positions of every block).
+ * A causal factorised pattern with stride `l` (Child et al. 2019 §4.3;
+ * docs/algorithms.md#sparse-transformer-patterns). Component `a` is the local part (strided: the
+ * previous `l` positions; fixed: the own block), `b` the long-range part (strided: every `l`-th
+ * position back; fixed: the last `c` positions of every block).
  */
 export interface PatternSpec {
   /** `"strided"` or `"fixed"`. */

@@ -18,11 +18,12 @@ import { concat, pad, slice } from "../../ops/slicing.ts";
 import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
-import { showValue } from "../layers/linear.ts";
+import { applyDropout } from "../layers/dropout.ts";
+import { showValue } from "../validate.ts";
 import type { ApplyOptions } from "../layer.ts";
+import { checkDropoutRate } from "../validate.ts";
 
-/** The constants masked logits are replaced by (REFERENCE.md §1.5), per dtype. */
+/** The constants masked logits are replaced by (docs/algorithms.md#masks), per dtype. */
 export interface MaskValues {
   /** Causal and padding masks: `-1e9` in f32, `-1e4` in f16. */
   readonly mask: number;
@@ -36,8 +37,9 @@ export interface MaskValues {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.maskValues("f32")); // { mask: -1e9, self: -1e5 }
+ * assert.deepEqual(nn.maskValues("f32"), { mask: -1e9, self: -1e5 });
  * ```
  */
 export function maskValues(dtype: DType | "f16"): MaskValues {
@@ -60,7 +62,7 @@ export function mergeHeads(x: Tensor): Tensor {
 
 /**
  * Shared-QK keys: `qk / sqrt(mean(qk^2) + 1e-6) / sqrt(dk)` over the last axis (unit length up
- * to the epsilon; REFERENCE.md §1.1).
+ * to the epsilon; docs/algorithms.md#shared-qk).
  */
 export function unitKeys(qk: Tensor): Tensor {
   const dk = qk.shape[qk.rank - 1];
@@ -126,10 +128,11 @@ export function attendChunks(
 }
 
 /**
- * `exp(lse - logsumexp(lse))` over `axis`: the weights of hash rounds (REFERENCE.md §1.8),
- * computed as a softmax, which subtracts the maximum first. Rows whose keys are all masked have
- * `lse` near `-1e5` or `-1e9`, where f32 spacing is 0.008 or 64: only differences of such
- * values are exact, so the `logsumexp` form would give weights that do not sum to one.
+ * `exp(lse - logsumexp(lse))` over `axis`: the weights of hash rounds (Reformer §2, multi-round
+ * LSH; docs/algorithms.md#combining-hash-rounds), computed as a softmax, which subtracts the
+ * maximum first. Rows whose keys are all masked have `lse` near `-1e5` or `-1e9`, where f32
+ * spacing is 0.008 or 64: only differences of such values are exact, so the `logsumexp` form
+ * would give weights that do not sum to one.
  */
 export function roundWeights(lse: Tensor, axis: number): Tensor {
   return softmax(lse, axis);
@@ -365,7 +368,7 @@ export function initAttention(key: Tensor, hc: HeadConfig): AttentionParams {
 /** Validates a dropout rate (default 0). */
 export function checkDropout(op: string, rate: unknown): number {
   if (rate === undefined) return 0;
-  checkRate(op, rate);
+  checkDropoutRate(op, rate);
   return rate;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Full multi-head attention with causal and padding masks and optional shared-QK
- * (REFERENCE.md §1.1 and §1.5): the `O(len^2)` reference the efficient layers are measured
- * against.
+ * (docs/algorithms.md#shared-qk and #masks): the `O(len^2)` reference the efficient layers are
+ * measured against.
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";
@@ -57,11 +57,12 @@ export interface AttentionApplyOptions extends ApplyOptions, MaskOption {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.attention({ dModel: 8, heads: 2, causal: true });
  * const params = layer.init(random.key(0));
  * const y = layer.apply(params, ones([1, 5, 8]));
- * console.log(y.shape); // [1, 5, 8]
+ * assert.deepEqual(y.shape, [1, 5, 8]);
  * ```
  */
 export function attention(

@@ -1,8 +1,8 @@
 /**
  * Local (chunked) attention: the sequence is cut into chunks of `chunkLen` and each chunk's
  * queries attend to the keys of their own chunk plus `chunksBefore` chunks before and
- * `chunksAfter` after (REFERENCE.md §1.4 without the hashing). Any length works: the
- * sequence is padded internally to a multiple of `chunkLen` and the padding is masked.
+ * `chunksAfter` after (docs/algorithms.md#sorting-and-chunking, without the hashing). Any length
+ * works: the sequence is padded internally to a multiple of `chunkLen` and the padding is masked.
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";
@@ -30,6 +30,7 @@ import {
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import type { AttentionApplyOptions, AttentionConfig } from "./full.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Configuration of {@linkcode localAttention}. */
 export interface LocalAttentionConfig extends AttentionConfig {
@@ -39,13 +40,6 @@ export interface LocalAttentionConfig extends AttentionConfig {
   chunksBefore?: number;
   /** Chunks after its own that a chunk's queries see (default 0). */
   chunksAfter?: number;
-}
-
-function nonNegInt(op: string, name: string, v: unknown, min = 0): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
 }
 
 /**
@@ -67,10 +61,11 @@ export function windowOffsets(nChunks: number, before: number, after: number): n
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.localAttention({ dModel: 8, heads: 2, chunkLen: 4, causal: true });
  * const y = layer.apply(layer.init(random.key(0)), ones([1, 10, 8]));
- * console.log(y.shape); // [1, 10, 8]
+ * assert.deepEqual(y.shape, [1, 10, 8]);
  * ```
  */
 export function localAttention(
@@ -78,9 +73,9 @@ export function localAttention(
 ): Layer<AttentionParams, Tensor, Tensor, AttentionApplyOptions> {
   const op = "localAttention";
   const hc = headConfig(op, config, !!config.sharedQK);
-  const chunkLen = nonNegInt(op, "chunkLen", config.chunkLen, 1);
-  const before = nonNegInt(op, "chunksBefore", config.chunksBefore ?? 1);
-  const after = nonNegInt(op, "chunksAfter", config.chunksAfter ?? 0);
+  const chunkLen = checkIntAtLeast(op, "chunkLen", config.chunkLen, 1);
+  const before = checkIntAtLeast(op, "chunksBefore", config.chunksBefore ?? 1, 0);
+  const after = checkIntAtLeast(op, "chunksAfter", config.chunksAfter ?? 0, 0);
   const causal = !!config.causal;
   const rate = checkDropout(op, config.dropout);
   return {

@@ -1,9 +1,10 @@
 /**
- * LSH attention, the Reformer's `O(len log len)` attention (REFERENCE.md §1): shared-QK
- * vectors are hashed by random rotations into buckets, sorted by `(round, bucket, position)`,
- * cut into chunks that each attend to themselves and the chunk before, and the rounds are
- * combined by their logsumexp. A composition of primitives: gradients come from autodiff, with
- * the bucket assignment (not differentiable) held fixed.
+ * LSH attention, the Reformer's `O(len log len)` attention (Kitaev et al. 2020 §2;
+ * docs/algorithms.md#lsh-attention): shared-QK vectors are hashed by random rotations into
+ * buckets, sorted by `(round, bucket, position)`, cut into chunks that each attend to themselves
+ * and the chunk before, and the rounds are combined by their logsumexp. A composition of
+ * primitives: gradients come from autodiff, with the bucket assignment (not differentiable) held
+ * fixed.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
@@ -40,7 +41,6 @@ import {
   unitKeys,
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
-import { showValue } from "../layers/linear.ts";
 import type { AttentionApplyOptions } from "./full.ts";
 import {
   bucketCount,
@@ -51,6 +51,7 @@ import {
   hashBuckets,
   randomRotations,
 } from "./lsh_hash.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Configuration of {@linkcode lshAttention}. */
 export interface LshAttentionConfig {
@@ -115,17 +116,10 @@ export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor
   ): { out: Tensor; saved: LshSaved };
 }
 
-function int(op: string, name: string, v: unknown, min: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${showValue(v)}`);
-  }
-  return v;
-}
-
 /**
- * Multi-head LSH self-attention with shared QK (REFERENCE.md §1): keys are the unit-normalised
- * queries; `nHashes` rounds of angular LSH with rotations drawn from `opts.key` (or given as
- * `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
+ * Multi-head LSH self-attention with shared QK (Reformer §2; docs/algorithms.md#lsh-attention):
+ * keys are the unit-normalised queries; `nHashes` rounds of angular LSH with rotations drawn from
+ * `opts.key` (or given as `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
  * of `chunkLen` attending to themselves and `chunksBefore` previous chunks (wrapping); causal,
  * padding (`-1e9`) and self (`-1e5`) masks by original positions; rounds combined with weights
  * `exp(lse_r - logsumexp(lse))`. The default bucket count comes from the length of each call.
@@ -140,23 +134,26 @@ function int(op: string, name: string, v: unknown, min: number): number {
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random } from "@longseq/tensor";
  * const lsh = nn.lshAttention({ dModel: 8, heads: 2, nHashes: 2, chunkLen: 4, causal: true });
  * const params = lsh.init(random.key(0));
  * const { out, saved } = lsh.applyWithState(params, ones([1, 13, 8]), { key: random.key(1) });
  * const again = lsh.apply(params, ones([1, 13, 8]), { saved }); // same buckets, same result
- * console.log(out.shape, saved.buckets.shape); // [1, 13, 8] [1, 2, 2, 16]
+ * assert.deepEqual(out.shape, [1, 13, 8]);
+ * assert.deepEqual(saved.buckets.shape, [1, 2, 2, 16]); // [b, heads, nHashes, padded len]
+ * assert.ok(await allClose(again, out));
  * ```
  */
 export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   const op = "lshAttention";
   const hc = headConfig(op, config, true);
-  const nHashes = int(op, "nHashes", config.nHashes ?? 1, 1);
-  const chunkLen = int(op, "chunkLen", config.chunkLen ?? 64, 1);
-  const before = int(op, "chunksBefore", config.chunksBefore ?? 1, 0);
-  const after = int(op, "chunksAfter", config.chunksAfter ?? 0, 0);
+  const nHashes = checkIntAtLeast(op, "nHashes", config.nHashes ?? 1, 1);
+  const chunkLen = checkIntAtLeast(op, "chunkLen", config.chunkLen ?? 64, 1);
+  const before = checkIntAtLeast(op, "chunksBefore", config.chunksBefore ?? 1, 0);
+  const after = checkIntAtLeast(op, "chunksAfter", config.chunksAfter ?? 0, 0);
   if (config.nBuckets !== undefined) checkBuckets(op, config.nBuckets);
-  if (config.hashSeed !== undefined) int(op, "hashSeed", config.hashSeed, 0);
+  if (config.hashSeed !== undefined) checkIntAtLeast(op, "hashSeed", config.hashSeed, 0);
   const causal = !!config.causal, dedup = !!config.dedup;
   const rate = checkDropout(op, config.dropout);
 
@@ -233,7 +230,10 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     dropout?: { rate: number; key?: Tensor };
   }
 
-  /** Steps 3-8 of REFERENCE.md §1 on padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`. */
+  /**
+   * Sort, chunk, mask, attend, unsort and combine rounds (docs/algorithms.md#lsh-attention) on
+   * padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`.
+   */
   function attendSorted({ qk, v, buckets, valid, stride, dropout }: Sorted): Tensor {
     const [b, h, lp, dk] = qk.shape;
     const nTot = nHashes * lp, nc = nTot / chunkLen;

@@ -1,5 +1,6 @@
 /**
- * The Sparse Transformer's factorised attention (Child et al. 2019, REFERENCE.md §5): the
+ * The Sparse Transformer's factorised attention (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns): the
  * `strided` and `fixed` patterns with the three ways of combining their two components
  * (alternating per layer, merged into one head, split across heads), computed block-sparsely:
  * only the score tiles the pattern touches are ever formed. Three implementations that agree:
@@ -46,6 +47,7 @@ import type { AttentionApplyOptions } from "./full.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import type { Layer } from "../layer.ts";
 import { blockLayout, checkPattern, patternMask, patternMaskValue } from "./sparse_patterns.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Dropout on the attention probabilities (active when `rate > 0` and a key is given). */
 export interface ProbDropout {
@@ -79,10 +81,7 @@ function checkQKV(op: string, q: Tensor, k: Tensor, v: Tensor): void {
 
 function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, BlockLayout] {
   const pattern = checkPattern(op, o?.pattern);
-  const bs = o.blockSize;
-  if (typeof bs !== "number" || !Number.isInteger(bs) || bs < 1) {
-    throw new RangeError(`${op}: blockSize must be an integer >= 1, got ${String(bs)}`);
-  }
+  const bs = checkIntAtLeast(op, "blockSize", o.blockSize, 1);
   return [pattern, blockLayout(pattern, q.shape[2], bs)];
 }
 
@@ -99,11 +98,12 @@ function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, 
  *
  * @example
  * ```ts
- * import { nn, ones } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones } from "@longseq/tensor";
  * const q = ones([1, 2, 10, 4]);
  * const pattern = { kind: "fixed", stride: 4, c: 1, part: "union" } as const;
  * const o = nn.blockSparseAttention(q, q, q, { pattern, blockSize: 4 });
- * console.log(o.shape); // [1, 2, 10, 4]
+ * assert.ok(await allClose(o, ones([1, 2, 10, 4]))); // any average of ones is one
  * ```
  */
 export function blockSparseAttention(
@@ -147,10 +147,11 @@ function slots(layout: BlockLayout): { idx: Int32Array; width: number } {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones } from "@longseq/tensor";
  * const q = ones([1, 1, 9, 2]);
  * const pattern = { kind: "strided", stride: 3, c: 0, part: "b" } as const;
- * console.log(nn.gatherSparseAttention(q, q, q, { pattern, blockSize: 2 }).shape); // [1, 1, 9, 2]
+ * assert.deepEqual(nn.gatherSparseAttention(q, q, q, { pattern, blockSize: 2 }).shape, [1, 1, 9, 2]);
  * ```
  */
 export function gatherSparseAttention(
@@ -234,10 +235,11 @@ function checkKeyMask(op: string, m: Tensor, q: Tensor): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones } from "@longseq/tensor";
  * const [a] = nn.stridedPattern(6, 2);
  * const x = ones([1, 6, 4]);
- * console.log(nn.denseMaskedAttention(x, x, x, a).shape); // [1, 6, 4]
+ * assert.deepEqual(nn.denseMaskedAttention(x, x, x, a).shape, [1, 6, 4]);
  * ```
  */
 export function denseMaskedAttention(
@@ -332,12 +334,13 @@ function headGroups(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.sparseAttention({
  *   dModel: 8, heads: 2, pattern: "fixed", stride: 4, c: 1, mode: "split",
  * });
  * const y = layer.apply(layer.init(random.key(0)), ones([1, 10, 8]));
- * console.log(y.shape); // [1, 10, 8]
+ * assert.deepEqual(y.shape, [1, 10, 8]);
  * ```
  */
 export function sparseAttention(
@@ -350,9 +353,7 @@ export function sparseAttention(
   const c = kind === "fixed" ? config.c ?? Math.max(1, Math.floor(stride / 8)) : 0;
   checkPattern(op, { kind, stride, c, part: "a" });
   const blockSize = config.blockSize ?? Math.min(32, stride);
-  if (!Number.isInteger(blockSize) || blockSize < 1) {
-    throw new RangeError(`${op}: blockSize must be an integer >= 1, got ${blockSize}`);
-  }
+  checkIntAtLeast(op, "blockSize", blockSize, 1);
   const groups = headGroups(op, config);
   const impl = config.impl ?? "blockSparse";
   if (!["blockSparse", "gather", "dense"].includes(impl)) {

@@ -40,7 +40,7 @@ import {
 import { chunkAttention } from "../attention/chunk_attention.ts";
 import { layerNorm } from "../layers/layer_norm.ts";
 import { feedForward } from "../layers/feed_forward.ts";
-import { lmFrame } from "./lm_frame.ts";
+import { embeddingAndHead } from "./language_model.ts";
 import { attentionTypes, type ReformerAttention } from "./reversible_blocks.ts";
 import type { ReformerLMConfig, ReformerLMParams } from "./reformer.ts";
 
@@ -52,8 +52,11 @@ export interface ReformerDecoderOptions {
 
 /** One layer's cache: keys and values `[1, heads, len - start, dHead]` of positions from `start`. */
 export interface LayerCache {
+  /** Cached keys `[1, heads, len - start, dHead]`. */
   readonly k: Tensor;
+  /** Cached values, shaped like `k`. */
   readonly v: Tensor;
+  /** The position of the first cached key. */
   readonly start: number;
 }
 
@@ -100,15 +103,21 @@ interface Plan {
  *
  * @example
  * ```ts
- * import { nn, random, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, random, reshape, slice, tensor } from "@longseq/tensor";
  * const config = {
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, attention: "full" as const,
  *   axialShape: [4, 8],
  * };
  * const params = nn.reformerLM(config).init(random.key(0));
  * const dec = nn.reformerDecoder(config, params);
- * const [l0, s0] = dec.prefill(tensor([[1, 2, 3]], { dtype: "i32" })); // l0: [16]
+ * const [l0, s0] = dec.prefill(tensor([[1, 2, 3]], { dtype: "i32" }));
  * const [l1, s1] = dec.step(s0, 4); // the logits after 1, 2, 3, 4
+ * assert.deepEqual(l0.shape, [16]);
+ * // The same as the last position of a full forward pass.
+ * const full = nn.reformerLM(config).apply(params, tensor([[1, 2, 3, 4]], { dtype: "i32" }));
+ * const last = reshape(slice(full, [0, 3, 0], [1, 4, 16]), [16]);
+ * assert.ok(await allClose(l1, last, { rtol: 1e-4, atol: 1e-5 }));
  * s0.dispose();
  * ```
  */
@@ -132,7 +141,7 @@ export function reformerDecoder(
         `every position); recompute instead, or pass { lshAsFull: true }`,
     );
   }
-  const frame = lmFrame(op, config, 2 * dModel);
+  const frame = embeddingAndHead(op, config, 2 * dModel);
   const norm = layerNorm({ dim: dModel });
   const ff = feedForward({ dModel, dFF, activation: config.activation });
   const chunkLen = config.chunkLen ?? 64;

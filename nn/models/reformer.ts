@@ -1,8 +1,9 @@
 /**
- * The Reformer language model (Kitaev et al. 2020, REFERENCE.md §2): token embedding plus
- * axial positions, duplicated into two halves, a stack of reversible blocks (LSH, local or
- * full shared-QK attention and chunked feed-forward), the halves concatenated and layer-normed,
- * and a vocabulary projection whose loss is computed slice by slice.
+ * The Reformer language model (Kitaev et al. 2020, arXiv:2001.04451;
+ * docs/algorithms.md#reversible-residual-layers): token embedding plus axial positions, duplicated
+ * into two halves, a stack of reversible blocks (LSH, local or full shared-QK attention and
+ * chunked feed-forward), the halves concatenated and layer-normed, and a vocabulary projection
+ * whose loss is computed slice by slice.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
@@ -17,23 +18,23 @@ import {
   type ReversibleBlocksConfig,
 } from "./reversible_blocks.ts";
 import {
-  lmFrame,
-  type LmFrameConfig,
-  type LmFrameParams,
+  embeddingAndHead,
+  type LanguageModelConfig,
+  languageModelMethods,
+  type LanguageModelParams,
   type LmLossOptions,
-  lmMethods,
-} from "./lm_frame.ts";
-import { checkRate } from "../layers/dropout.ts";
+} from "./language_model.ts";
+import { checkDropoutRate } from "../validate.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
 export interface ReformerLMConfig
-  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LmFrameConfig, "dModel"> {
+  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LanguageModelConfig, "dModel"> {
   /** Decoder (causal) attention; default true (a language model). */
   causal?: boolean;
 }
 
 /** Params of {@linkcode reformerLM}. */
-export interface ReformerLMParams extends LmFrameParams {
+export interface ReformerLMParams extends LanguageModelParams {
   /** One reversible block per layer. */
   blocks: ReformerBlockParams[];
 }
@@ -81,6 +82,7 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random, tensor } from "@longseq/tensor";
  * const model = nn.reformerLM({
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, nHashes: 2, chunkLen: 4,
@@ -88,9 +90,12 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  * });
  * const params = model.init(random.key(0));
  * const tokens = tensor([[1, 2, 3, 4, 5, 6, 7]], { dtype: "i32" });
- * const logits = model.apply(params, tokens); // [1, 7, 16]
+ * const logits = model.apply(params, tokens);
  * const targets = tensor([[2, 3, 4, 5, 6, 7, 8]], { dtype: "i32" });
- * const loss = model.loss(params, tokens, targets); // scalar
+ * const loss = model.loss(params, tokens, targets);
+ * assert.deepEqual(logits.shape, [1, 7, 16]);
+ * assert.deepEqual(loss.shape, []);
+ * assert.ok(Math.abs(await loss.array() as number - Math.log(16)) < 1); // near chance at init
  * ```
  */
 export function reformerLM(
@@ -103,8 +108,8 @@ export function reformerLM(
     throw new TypeError(`${op}: config must be an object`);
   }
   const dropRate = config.dropout ?? 0;
-  checkRate(op, dropRate);
-  const frame = lmFrame(op, config, 2 * config.dModel);
+  checkDropoutRate(op, dropRate);
+  const frame = embeddingAndHead(op, config, 2 * config.dModel);
   const stack = reversibleBlocks({ ...config, causal: config.causal ?? true });
 
   const hidden = (p: ReformerLMParams, x: Tensor, opts: ReformerApplyOptions, key?: Tensor) => {
@@ -124,7 +129,7 @@ export function reformerLM(
     });
     return concat([y1, y2], -1);
   };
-  const methods = lmMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
+  const methods = languageModelMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
     op,
     frame,
     dropRate,

@@ -1,9 +1,10 @@
 /**
- * The Reformer's layer stack (REFERENCE.md §2): reversible residual blocks whose `F` is
- * attention (LSH, local or full shared-QK) on a layer-normed input and whose `G` is a chunked
- * feed-forward on a layer-normed input. Built on autodiff's `reversibleStack`, so activation
- * memory does not grow with depth; LSH bucket assignments are returned as saved state and
- * replayed in the recomputation, and every dropout mask is replayed from its key.
+ * The Reformer's layer stack (Reformer §3; docs/algorithms.md#reversible-residual-layers):
+ * reversible residual blocks whose `F` is attention (LSH, local or full shared-QK) on a
+ * layer-normed input and whose `G` is a chunked feed-forward on a layer-normed input. Built on
+ * autodiff's `reversibleStack`, so activation memory does not grow with depth; LSH bucket
+ * assignments are returned as saved state and replayed in the recomputation, and every dropout
+ * mask is replayed from its key.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
@@ -27,8 +28,8 @@ import type { AttentionParams } from "../attention/core.ts";
 import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { feedForward, type FeedForwardParams } from "../layers/feed_forward.ts";
 import { chunked } from "../layers/chunked.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
-import { checkPositiveInt } from "../layers/linear.ts";
+import { applyDropout } from "../layers/dropout.ts";
+import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
 
 /** The attention of one Reformer layer. `"full"` is full shared-QK attention. */
 export type ReformerAttention = "lsh" | "local" | "full";
@@ -133,7 +134,7 @@ type AttnImpl =
 function rate(op: string, name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
   try {
-    checkRate(op, v);
+    checkDropoutRate(op, v);
   } catch {
     throw new RangeError(`${op}: ${name} must be a number in [0, 1), got ${String(v)}`);
   }
@@ -190,6 +191,7 @@ function overrideName(op: string, o: AttentionOverride | undefined): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const stack = nn.reversibleBlocks({
  *   dModel: 8, dFF: 16, heads: 2, layers: 2, attention: ["lsh", "local"],
@@ -197,7 +199,7 @@ function overrideName(op: string, o: AttentionOverride | undefined): string {
  * });
  * const params = stack.init(random.key(0));
  * const [y1, y2] = stack.apply(params, [ones([1, 10, 8]), ones([1, 10, 8])]);
- * console.log(y1.shape, y2.shape); // [1, 10, 8] [1, 10, 8]
+ * assert.deepEqual([y1.shape, y2.shape], [[1, 10, 8], [1, 10, 8]]);
  * ```
  */
 export function reversibleBlocks(config: ReversibleBlocksConfig): ReversibleBlocks {

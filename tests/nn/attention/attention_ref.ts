@@ -122,8 +122,8 @@ export function refAttention(x: Float32Array, p: RefParams, c: RefConfig): Float
 }
 
 /**
- * The LSH algorithm of REFERENCE.md §1 given bucket ids `[b][h][r][lp]` (padding bucket
- * included): stable sort by `(round, bucket, position)`, chunks with look-around (wrapping),
+ * The LSH algorithm of docs/algorithms.md#lsh-attention given bucket ids `[b][h][r][lp]` (padding
+ * bucket included): stable sort by `(round, bucket, position)`, chunks with look-around (wrapping),
  * masks by original position, logsumexp combination of rounds.
  */
 export function refLsh(

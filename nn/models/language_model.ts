@@ -14,11 +14,12 @@ import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { linear, type LinearParams } from "../layers/linear.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import { chunkedLmLoss } from "../losses.ts";
-import { checkPositiveInt } from "../layers/linear.ts";
 import type { ApplyOptions } from "../layer.ts";
+import { childKeys } from "../layers/combinators.ts";
+import { checkPositiveInt } from "../validate.ts";
 
 /** Input and output settings shared by the language models. */
-export interface LmFrameConfig {
+export interface LanguageModelConfig {
   /** Vocabulary size. */
   vocab: number;
   /** Width of the embedding. */
@@ -34,7 +35,7 @@ export interface LmFrameConfig {
 }
 
 /** Params of the shared input and output layers. */
-export interface LmFrameParams {
+export interface LanguageModelParams {
   /** Token embedding `[vocab, dModel]`. */
   embed: EmbeddingParams;
   /** Axial position tables. */
@@ -45,6 +46,11 @@ export interface LmFrameParams {
   head: LinearParams;
 }
 
+/** @deprecated Renamed {@linkcode LanguageModelConfig}; this alias goes in the next release. */
+export type LmFrameConfig = LanguageModelConfig;
+/** @deprecated Renamed {@linkcode LanguageModelParams}; this alias goes in the next release. */
+export type LmFrameParams = LanguageModelParams;
+
 /** Options of a language model's `loss`. */
 export interface LmLossOptions {
   /** Which target positions count `[batch, len]` (default: `opts.mask`, else all). */
@@ -53,24 +59,40 @@ export interface LmLossOptions {
   reduction?: "mean" | "sum";
 }
 
-/** The frame built by {@linkcode lmFrame}. */
-export interface LmFrame {
+/** The input and output layers built by {@linkcode embeddingAndHead}. */
+export interface EmbeddingAndHead {
   /** The longest sequence accepted. */
   readonly maxLen: number;
   /** Fresh params (embedding, positions, final norm, head) from a PRNG key. */
-  init(key: Tensor): LmFrameParams;
+  init(key: Tensor): LanguageModelParams;
   /** Validates `[batch, len]` integer ids; returns `[batch, len]`. */
   checkTokens(x: unknown, what: string): [number, number];
   /** Token embedding plus positions, with dropout when training: `[b, len, dModel]`. */
-  embed(p: LmFrameParams, tokens: Tensor, rate: number, key?: Tensor, training?: boolean): Tensor;
+  embed(
+    p: LanguageModelParams,
+    tokens: Tensor,
+    rate: number,
+    key?: Tensor,
+    training?: boolean,
+  ): Tensor;
   /** Final norm and projection: `[b, len, dOut]` to logits `[b, len, vocab]`. */
-  logits(p: LmFrameParams, hidden: Tensor): Tensor;
+  logits(p: LanguageModelParams, hidden: Tensor): Tensor;
   /** Final norm, then the chunked head and cross-entropy. */
-  loss(p: LmFrameParams, hidden: Tensor, targets: Tensor, mask?: Tensor, o?: LmLossOptions): Tensor;
+  loss(
+    p: LanguageModelParams,
+    hidden: Tensor,
+    targets: Tensor,
+    mask?: Tensor,
+    o?: LmLossOptions,
+  ): Tensor;
 }
 
 /** Builds the shared input and output layers; `dOut` is the width of the stack's output. */
-export function lmFrame(op: string, c: LmFrameConfig, dOut: number): LmFrame {
+export function embeddingAndHead(
+  op: string,
+  c: LanguageModelConfig,
+  dOut: number,
+): EmbeddingAndHead {
   const { vocab, dModel } = c;
   checkPositiveInt(op, "vocab", vocab);
   checkPositiveInt(op, "dModel", dModel);
@@ -167,30 +189,18 @@ export function lmFrame(op: string, c: LmFrameConfig, dOut: number): LmFrame {
   };
 }
 
-/** Splits `opts.key` into the embedding's and the stack's keys (both undefined without one). */
-export function modelKeys(op: string, key: unknown): [Tensor | undefined, Tensor | undefined] {
-  if (key === undefined) return [undefined, undefined];
-  if (!(key instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
-    );
-  }
-  const [a, b] = random.splitN(key, 2);
-  return [a, b];
-}
-
 /**
  * A language model's `apply`, `applyEmbedded` and `loss` around its layer stack: `hidden` maps
  * the embedded input `[b, len, dModel]` (and the stack's PRNG key) to the stack's output; the
- * frame supplies the embedding, the split of `opts.key` and the head.
+ * embedding and head supply the embedding, the split of `opts.key` and the head.
  */
-export function lmMethods<
-  P extends LmFrameParams,
+export function languageModelMethods<
+  P extends LanguageModelParams,
   O extends ApplyOptions & { mask?: Tensor },
   L extends O & LmLossOptions,
 >(
   op: string,
-  frame: LmFrame,
+  frame: EmbeddingAndHead,
   dropRate: number,
   hidden: (p: P, x: Tensor, opts: O, key?: Tensor) => Tensor,
 ): {
@@ -199,7 +209,8 @@ export function lmMethods<
   loss(params: P, tokens: Tensor, targets: Tensor, opts?: L): Tensor;
 } {
   const run = (p: P, tokens: Tensor, opts: O) => {
-    const [ke, ks] = modelKeys(op, opts.key);
+    // The embedding's and the stack's keys (both undefined without one).
+    const [ke, ks] = childKeys(op, opts.key, 2);
     return hidden(p, frame.embed(p, tokens, dropRate, ke, opts.training), opts, ks);
   };
   return {

@@ -4,6 +4,7 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../kernels/dtype.ts";
 import type { Device, DeviceName, Storage } from "../kernels/device.ts";
+import { sizeOf } from "../kernels/strided.ts";
 import { registerInScope, unregisterFromScope } from "./scope.ts";
 import type { Node } from "./primitive.ts";
 
@@ -23,12 +24,7 @@ export const SCALAR_CACHE_SIZE = 256;
 /** Each device's scalar constants, keyed by dtype and value, in least-recent-use order. */
 const scalarCaches = new WeakMap<Device, Map<string, Shared>>();
 
-/** Number of elements of a shape. */
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
+export { sizeOf };
 
 /** Formats a shape as `[2,3]` for error messages. */
 export function fmt(shape: readonly number[]): string {
@@ -210,9 +206,4 @@ export class Tensor {
     }
     return this.#shared;
   }
-}
-
-/** Bytes one element of `dtype` occupies on the CPU. */
-export function bytesPerElement(dtype: DType): number {
-  return dtypeInfo(dtype).bytes;
 }

@@ -85,6 +85,7 @@ export {
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
 export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";
+export { cumprod, type CumprodOptions } from "./ops/cumprod.ts";
 export {
   argsort,
   gatherByIndex,

@@ -7,6 +7,7 @@
 import type { Backend, KernelTable } from "../backend.ts";
 import { CpuDevice, type CpuStorage } from "./device.ts";
 import { blockSparseKernels } from "./block_sparse.ts";
+import { cumprodKernels } from "./cumprod.ts";
 import { chunkAttentionKernels } from "./chunk_attention.ts";
 import { elementwiseKernels } from "./elementwise.ts";
 import { indexingKernels } from "./indexing.ts";
@@ -24,6 +25,7 @@ export const CPU_KERNELS: KernelTable = {
   ...reduceKernels,
   ...indexingKernels,
   ...scanKernels,
+  ...cumprodKernels,
   ...sortKernels,
   ...slicingKernels,
   ...randomKernels,

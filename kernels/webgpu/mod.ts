@@ -6,6 +6,7 @@
 import type { Backend, KernelTable } from "../backend.ts";
 import { GpuDevice } from "./device.ts";
 import { blockSparseKernels } from "./block_sparse.ts";
+import { cumprodKernels } from "./cumprod.ts";
 import { CHUNK_ATTN_MAX_BUFFERS, chunkAttentionKernels } from "./chunk_attention.ts";
 import { elementwiseKernels } from "./elementwise.ts";
 import { indexingKernels } from "./indexing.ts";
@@ -23,6 +24,7 @@ export const WEBGPU_KERNELS: KernelTable = {
   ...reduceKernels,
   ...indexingKernels,
   ...scanKernels,
+  ...cumprodKernels,
   ...sortKernels,
   ...slicingKernels,
   ...randomKernels,

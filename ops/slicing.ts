@@ -11,11 +11,11 @@
 import { dtypeInfo } from "../kernels/dtype.ts";
 import type { PlaceSpec } from "../kernels/specs/slicing.ts";
 import { bind1, definePrimitive, launch1 } from "./primitive.ts";
-import { fmt, sizeOf, type Tensor } from "./tensor.ts";
+import { fmt, setRowReader, sizeOf, type Tensor } from "./tensor.ts";
 import { normAxis } from "./broadcast.ts";
 import { runElementwise } from "./elementwise.ts";
 import { checkIntAtLeast, checkTensor, sameDevice } from "./validate.ts";
-import { expandDims } from "./shape.ts";
+import { expandDims, reshape } from "./shape.ts";
 
 /** Row-major strides, without the zero that broadcasting gives size-1 axes. */
 function rowMajor(shape: readonly number[]): number[] {
@@ -383,3 +383,9 @@ export function pad(
   const region = { starts: w.map((p) => p[0]), steps: x.shape.map(() => 1), shape: x.shape };
   return embed(x, shape, region, v);
 }
+
+// Tensor iteration: row `i` is the slice `[i:i+1]` without its first axis.
+setRowReader((x, i) => {
+  using row = slice(x, [i], [i + 1]);
+  return reshape(row, x.shape.slice(1));
+});

@@ -26,6 +26,17 @@ const scalarCaches = new WeakMap<Device, Map<string, Shared>>();
 
 export { sizeOf };
 
+/**
+ * Reads row `i` of a tensor's first axis as a new tensor. Set by the slicing ops (which import
+ * this module, so it cannot import them) when they load.
+ */
+let readRow: ((t: Tensor, i: number) => Tensor) | null = null;
+
+/** Sets how {@linkcode Tensor} iteration reads a row (called by the slicing ops). */
+export function setRowReader(read: (t: Tensor, i: number) => Tensor): void {
+  readRow = read;
+}
+
 /** Formats a shape as `[2,3]` for error messages. */
 export function fmt(shape: readonly number[]): string {
   return `[${shape.join(",")}]`;
@@ -184,6 +195,31 @@ export class Tensor {
     shared.device.countTensor(-1);
     unregisterFromScope(this);
     if (--shared.refs === 0) shared.device.free(shared.storage);
+  }
+
+  /**
+   * Iterates along the first axis, like a JAX array: each step yields a new tensor of the
+   * remaining shape (a copy the caller owns; inside `scope` it belongs to the scope). Rows are
+   * made as the iteration reaches them, so destructuring makes only the rows it names.
+   * Iterating a 0-d tensor throws a TypeError.
+   *
+   * @example
+   * ```ts
+   * import { random, tensor } from "@longseq/tensor";
+   * const [k1, k2] = random.split(random.key(0));
+   * console.log(k1.shape, k2.shape); // [2] [2]
+   * for (const row of tensor([[1, 2], [3, 4]])) console.log(await row.array()); // [1, 2] then [3, 4]
+   * ```
+   */
+  *[Symbol.iterator](): Iterator<Tensor> {
+    this.#live("iterate");
+    if (this.rank === 0) {
+      throw new TypeError(
+        `iteration over a 0-d tensor: ${this.toString()} has no first axis to iterate`,
+      );
+    }
+    if (!readRow) throw new Error("iterate: the slicing ops are not loaded");
+    for (let i = 0; i < this.shape[0]; i++) yield readRow(this, i);
   }
 
   /** Disposes the tensor at the end of a `using` block. */

@@ -17,7 +17,6 @@
 export { type NestedArray, Tensor } from "./ops/tensor.ts";
 export type { DType, TypedArray } from "./kernels/dtype.ts";
 export type { Device, DeviceName, MemoryInfo, Storage } from "./kernels/device.ts";
-export type { Node, Primitive, VjpContext, VjpRule } from "./ops/primitive.ts";
 export {
   devices,
   flush,
@@ -148,4 +147,3 @@ export {
   saveCheckpoint,
   type SaveCheckpointOptions,
 } from "./io/checkpoint.ts";
-export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

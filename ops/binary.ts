@@ -6,7 +6,7 @@
  */
 import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
-import { Tensor } from "./tensor.ts";
+import { deviceOf, Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 import { sameDevice } from "./validate.ts";
 import { broadcastShapes } from "./broadcast.ts";
@@ -19,7 +19,7 @@ export type TensorLike = Tensor | number;
 /** A scalar tensor holding `v` on the device of `like`, in `like`'s dtype (f32 if `v` is fractional). */
 export function scalarLike(v: number, like: Tensor): Tensor {
   const dtype: DType = like.dtype === "f32" || Number.isInteger(v) ? like.dtype : "f32";
-  return Tensor.scalar(like.backend, v, dtype === "bool" ? "f32" : dtype);
+  return Tensor.scalar(deviceOf(like), v, dtype === "bool" ? "f32" : dtype);
 }
 
 /** Converts a pair of tensor-likes to tensors; returns those it created so the caller frees them. */

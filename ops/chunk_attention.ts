@@ -14,7 +14,7 @@ import {
   launch,
   refuseSecondOrder,
 } from "./primitive.ts";
-import { fmt, Tensor } from "./tensor.ts";
+import { deviceOf, fmt, Tensor } from "./tensor.ts";
 import { sameDevice } from "./validate.ts";
 import { mul, sub } from "./binary.ts";
 import { sum } from "./reduce.ts";
@@ -61,8 +61,8 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
 
 /** Whether a device can run the fused kernels (enough storage bindings per shader). */
 export function fusedChunkAttentionSupported(t: Tensor): boolean {
-  return kernelSupported(t.backend, "chunkAttention") &&
-    kernelSupported(t.backend, "chunkAttentionGrad");
+  return kernelSupported(deviceOf(t), "chunkAttention") &&
+    kernelSupported(deviceOf(t), "chunkAttentionGrad");
 }
 
 /**
@@ -75,15 +75,6 @@ export function fusedChunkAttentionSupported(t: Tensor): boolean {
  * its position exceeds the query's `qpos [R, C]`; with `selfMask` equal positions get
  * `selfValue`; `bias [R, C, K]` is then added. Returns `o [R, C, D]`, `lse [R, C]` and the
  * backward pass's `stat [R, C, 2]`. Differentiable in `q`, `k`, `v` (first order).
- *
- * @example
- * ```ts
- * import { fusedChunkAttention, ones, tensor } from "@longseq/tensor";
- * const pos = tensor(new Int32Array([0, 1]), { shape: [1, 2] });
- * const [o, lse] = fusedChunkAttention(ones([1, 2, 4]), ones([1, 2, 4]), ones([1, 2, 4]), pos, pos,
- *   null, { causal: true, selfMask: false, maskValue: -1e9, selfValue: -1e5 });
- * console.log(o.shape, lse.shape); // [1, 2, 4] [1, 2]
- * ```
  */
 export function fusedChunkAttention(
   q: Tensor,

@@ -6,7 +6,7 @@ import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../kernels
 import type { DeviceName } from "../kernels/device.ts";
 import { getDevice } from "./device.ts";
 import { checkShape } from "./broadcast.ts";
-import { fmt, type NestedArray, sizeOf, Tensor } from "./tensor.ts";
+import { fmt, fromStorage, type NestedArray, sizeOf, type Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 
 /** Options shared by the creation functions. */
@@ -52,7 +52,7 @@ export function fromTypedArray(
   device?: DeviceName,
 ): Tensor {
   const dev = getDevice(device);
-  return Tensor.fromStorage(dev, dev.upload(data, dtype), shape, dtype);
+  return fromStorage(dev, dev.upload(data, dtype), shape, dtype);
 }
 
 /**

@@ -7,7 +7,7 @@
  * the backend holding the inputs (see `kernels/backend.ts`), or in that backend's fallback.
  * @module
  */
-import { sizeOf, Tensor } from "./tensor.ts";
+import { deviceOf, fromStorage, sizeOf, storageOf, type Tensor } from "./tensor.ts";
 import { setScopeHold } from "./scope.ts";
 import type { DType } from "../kernels/dtype.ts";
 import type { Device, DeviceName, Storage } from "../kernels/device.ts";
@@ -216,7 +216,7 @@ export function launch(
   inputs: readonly Tensor[],
   spec: unknown,
   outputs: readonly KernelOutput[],
-  device: Device = inputs[0].backend,
+  device: Device = deviceOf(inputs[0]),
 ): Tensor[] {
   const backend = backendOf(device);
   const kernel = backend.kernels[name];
@@ -224,11 +224,11 @@ export function launch(
     ? counted(
       backend,
       name,
-      callKernel(kernel, device, inputs.map((t) => t.storage), spec),
+      callKernel(kernel, device, inputs.map(storageOf), spec),
       outputs,
     )
     : runFallback(backend, name, inputs, spec, outputs);
-  return out.map((s, i) => Tensor.fromStorage(device, s, outputs[i].shape, outputs[i].dtype));
+  return out.map((s, i) => fromStorage(device, s, outputs[i].shape, outputs[i].dtype));
 }
 
 /** {@linkcode launch} for a kernel with one output. */
@@ -285,7 +285,9 @@ function runFallback(
 ): Storage[] {
   const target = fallbackFor(backend, name);
   const to = target.device;
-  const copies = inputs.map((t) => to.upload(backend.toHost!(t.storage, t.dtype, t.size), t.dtype));
+  const copies = inputs.map((t) =>
+    to.upload(backend.toHost!(storageOf(t), t.dtype, t.size), t.dtype)
+  );
   try {
     const outs = counted(target, name, callKernel(target.kernels[name], to, copies, spec), outputs);
     return outs.map((s, i) => {

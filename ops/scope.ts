@@ -71,7 +71,7 @@ export function tensorsIn(tree: unknown, out: Set<Tensor> = new Set()): Set<Tens
 }
 
 function isTensor(x: object): x is Tensor {
-  return "storage" in x && "shape" in x && "dtype" in x &&
+  return "disposed" in x && "shape" in x && "dtype" in x &&
     typeof (x as Tensor).dispose === "function";
 }
 

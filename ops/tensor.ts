@@ -42,6 +42,18 @@ export function fmt(shape: readonly number[]): string {
   return `[${shape.join(",")}]`;
 }
 
+/** A tensor owning freshly allocated `storage` (for kernel launches; not exported by `mod.ts`). */
+export let fromStorage: (
+  device: Device,
+  storage: Storage,
+  shape: readonly number[],
+  dtype: DType,
+) => Tensor;
+/** The storage holding a tensor's data (for kernel launches). Throws if it was disposed. */
+export let storageOf: (t: Tensor) => Storage;
+/** The device object holding a tensor's data. Throws if it was disposed. */
+export let deviceOf: (t: Tensor) => Device;
+
 /**
  * An immutable n-dimensional array on one device. Ops never change their inputs; values are
  * read asynchronously with {@linkcode Tensor.data} or {@linkcode Tensor.array}.
@@ -60,14 +72,20 @@ export class Tensor {
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
-  /** Autodiff node that produced this tensor inside a `vjp` trace (null when untraced). */
+  /**
+   * Autodiff node that produced this tensor inside a `vjp` trace (null when untraced).
+   * @internal
+   */
   readonly node: Node | null;
-  /** Which output of {@linkcode Tensor.node} this tensor is. */
+  /**
+   * Which output of its autodiff node this tensor is.
+   * @internal
+   */
   readonly nodeIndex: number;
   #shared: Shared | null;
 
   /**
-   * Wraps storage in a handle. Kernel authors use {@linkcode Tensor.fromStorage} instead.
+   * Wraps storage in a handle (kernel launches use `fromStorage` from this module).
    * @internal
    */
   private constructor(
@@ -87,14 +105,11 @@ export class Tensor {
     registerInScope(this);
   }
 
-  /** Creates a tensor that owns freshly allocated `storage` (for kernel authors). */
-  static fromStorage(
-    device: Device,
-    storage: Storage,
-    shape: readonly number[],
-    dtype: DType,
-  ): Tensor {
-    return new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
+  static {
+    fromStorage = (device, storage, shape, dtype) =>
+      new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
+    storageOf = (t) => t.#live("storage").storage;
+    deviceOf = (t) => t.#live("backend").device;
   }
 
   /**
@@ -131,11 +146,11 @@ export class Tensor {
   }
 
   /**
-   * A new handle on the same storage with another shape of equal size (no copy), optionally
-   * marked as output `nodeIndex` of an autodiff node. The storage lives until every handle on
-   * it is disposed.
+   * A new handle on the same storage with another shape of equal size (no copy). The storage
+   * lives until every handle on it is disposed. (`node` and `nodeIndex` are for autodiff: they
+   * mark the handle as an output of a traced node.)
    */
-  view(shape: readonly number[], node: Node | null = null, nodeIndex = 0): Tensor {
+  view(shape: readonly number[], node: Tensor["node"] = null, nodeIndex = 0): Tensor {
     const shared = this.#live("view");
     if (sizeOf(shape) !== this.size) {
       throw new RangeError(`view: cannot view ${fmt(this.shape)} as ${fmt(shape)}`);
@@ -147,16 +162,6 @@ export class Tensor {
   /** Name of the device holding the data. */
   get device(): DeviceName {
     return this.#live("device").device.name;
-  }
-
-  /** The device object holding the data (for kernel authors). */
-  get backend(): Device {
-    return this.#live("backend").device;
-  }
-
-  /** The storage holding the data (for kernel authors). Throws if disposed. */
-  get storage(): Storage {
-    return this.#live("storage").storage;
   }
 
   /** Number of dimensions. */

@@ -3,7 +3,7 @@
  * throws a TypeError or RangeError naming the op and the argument before any device work.
  * @module
  */
-import { fmt, Tensor } from "./tensor.ts";
+import { deviceOf, fmt, Tensor } from "./tensor.ts";
 import type { Device } from "../kernels/device.ts";
 
 /** Throws a TypeError unless `t` is a Tensor. */
@@ -33,9 +33,9 @@ export function rejectBool(op: string, x: Tensor): void {
 
 /** Checks that every tensor lives on one device and returns it. */
 export function sameDevice(op: string, tensors: readonly Tensor[]): Device {
-  const dev = tensors[0].backend;
+  const dev = deviceOf(tensors[0]);
   for (const t of tensors) {
-    if (t.backend !== dev) {
+    if (deviceOf(t) !== dev) {
       throw new TypeError(
         `${op}: tensors are on different devices (${
           tensors.map((x) => `${fmt(x.shape)} on ${x.device}`).join(", ")

@@ -133,7 +133,7 @@ export function openTracesOf(traces: Iterable<number>): Set<number> | null {
 /** The node each tensor recorded for a backward pass belongs to. */
 const holders = new WeakMap<Tensor, Node>();
 
-/** Marks tensors as held by `node` for its backward pass (see {@linkcode heldByOpenTrace}). */
+/** Marks tensors as held by `node` for its backward pass (see `heldByOpenTrace` below). */
 export function holdFor(node: Node, tensors: Iterable<Tensor>): void {
   for (const t of tensors) holders.set(t, node);
 }
@@ -142,7 +142,7 @@ export function holdFor(node: Node, tensors: Iterable<Tensor>): void {
  * Whether `t` is held by a node of an open trace: `scope` then keeps it (moving it to the
  * enclosing scope) instead of disposing it, since the trace's pullback will need it.
  */
-export function heldByOpenTrace(t: Tensor): boolean {
+function heldByOpenTrace(t: Tensor): boolean {
   const node = holders.get(t);
   if (!node || openTraces.size === 0) return false;
   for (const id of node.traces) if (openTraces.has(id)) return true;

@@ -5,7 +5,7 @@
  */
 
 /**
- * A causal factorised pattern with stride `l` (REFERENCE.md §5). Component `a` is the local
+ * A causal factorised pattern with stride `l` (Child et al. 2019). Component `a` is the local
  * part (strided: the previous `l` positions; fixed: the own block), `b` the long-range part
  * (strided: every `l`-th position back; fixed: the last `c` positions of every block).
  */

@@ -5,6 +5,10 @@ import type { Device, DeviceName, MemoryInfo, Storage } from "../../kernels/devi
 import { type Backend, registerBackend, unregisterBackend } from "../../kernels/backend.ts";
 import type { ElementwiseSpec } from "../../kernels/specs/elementwise.ts";
 import { kernelSupported } from "../../ops/primitive.ts";
+import { CPU_KERNELS } from "../../kernels/cpu/mod.ts";
+import { WEBGPU_KERNELS } from "../../kernels/webgpu/mod.ts";
+import { CPU_ELEMENTWISE } from "../../kernels/cpu/elementwise_ops.ts";
+import { WGSL_ELEMENTWISE } from "../../kernels/webgpu/elementwise_ops.ts";
 
 /** A tiny host-memory backend for tests: its own storage class and accounting. */
 class BoxStorage implements Storage {
@@ -135,4 +139,13 @@ Deno.test("a missing kernel without a fallback names the kernel and the backend"
     unregisterBackend(backend.name);
   }
   assert.throws(() => T.tensor([1], { device: "bare" as DeviceName }), /unknown device "bare"/);
+});
+
+Deno.test("the built-in backends list the same kernels under the same names", () => {
+  const names = (t: object) => Object.keys(t).sort();
+  assert.deepEqual(names(CPU_KERNELS), names(WEBGPU_KERNELS));
+  assert.deepEqual(names(CPU_ELEMENTWISE), names(WGSL_ELEMENTWISE));
+  for (const k of ["matmul", "sum", "cumsum", "cumprod", "take", "sort", "place", "random"]) {
+    assert.ok(k in CPU_KERNELS, k);
+  }
 });

@@ -18,7 +18,6 @@
 export { type NestedArray, Tensor } from "./ops/tensor.ts";
 export type { DType, TypedArray } from "./kernels/dtype.ts";
 export type { Device, DeviceName, MemoryInfo, Storage } from "./kernels/device.ts";
-export type { Node, Primitive, VjpContext, VjpRule } from "./ops/primitive.ts";
 export {
   devices,
   flush,
@@ -102,6 +101,7 @@ export {
   scatterSet,
 } from "./ops/scatter_combine.ts";
 export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";
+export { cumprod, type CumprodOptions } from "./ops/cumprod.ts";
 export {
   argsort,
   gatherByIndex,
@@ -180,4 +180,3 @@ export {
   type SaveCheckpointOptions,
   STALE_TEMP_MS,
 } from "./io/mod.ts";
-export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";

@@ -1,7 +1,7 @@
 /**
- * The contract both backends implement: storage, transfer and accounting. Kernels are
- * plain functions per op family (`kernels/cpu/*`, `kernels/webgpu/*`) that take a device and
- * storages and return new storages.
+ * The device contract every backend implements: storage, transfer and accounting. Kernels
+ * are plain functions that take a device, storages and a spec and return new storages; each
+ * backend lists them in its kernel table (`backend.ts`).
  * @module
  */
 import type { DType, TypedArray } from "./dtype.ts";

@@ -6,8 +6,8 @@ import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../kernels
 import type { DeviceName } from "../kernels/device.ts";
 import { getDevice } from "./device.ts";
 import { checkShape } from "./broadcast.ts";
-import { fmt, type NestedArray, sizeOf, Tensor } from "./tensor.ts";
-import { runElementwise } from "./kernel.ts";
+import { fmt, fromStorage, type NestedArray, sizeOf, type Tensor } from "./tensor.ts";
+import { runElementwise } from "./elementwise.ts";
 
 /** Options shared by the creation functions. */
 export interface CreateOptions {
@@ -52,7 +52,7 @@ export function fromTypedArray(
   device?: DeviceName,
 ): Tensor {
   const dev = getDevice(device);
-  return Tensor.fromStorage(dev, dev.upload(data, dtype), shape, dtype);
+  return fromStorage(dev, dev.upload(data, dtype), shape, dtype);
 }
 
 /**
@@ -99,9 +99,6 @@ export function tensor(
   return fromTypedArray(arr, shape, dtype, options.device);
 }
 
-/** Broadcasts a one-element tensor over a shape (a copy). */
-const copyOp = { cpu: (a: number) => a, wgsl: "a" };
-
 /**
  * A tensor of `shape` filled with `value`.
  *
@@ -123,8 +120,7 @@ export function full(
   one[0] = info.coerce(Number(value));
   using scalar = fromTypedArray(one, [], dtype, options.device);
   return runElementwise(
-    "full",
-    copyOp,
+    "copy",
     [{ tensor: scalar, strides: shape.map(() => 0) }],
     shape,
     dtype,

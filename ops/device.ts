@@ -2,13 +2,14 @@
  * Device selection: `init()` picks the default device; both backends can be used side by side.
  * @module
  */
-import { CpuDevice } from "../kernels/cpu/device.ts";
 import type { Device, DeviceName, MemoryInfo } from "../kernels/device.ts";
-import { GpuDevice } from "../kernels/webgpu/device.ts";
+import { findBackend, registerBackend } from "../kernels/backend.ts";
+import { DEFAULT_BACKEND, STARTABLE_BACKENDS } from "../kernels/builtin.ts";
 
-const cpu = new CpuDevice();
-let gpu: GpuDevice | null = null;
-let fallback: Device = cpu;
+/** The always-available backend's name and device (the CPU reference). */
+const base: { name: DeviceName; device: Device } = DEFAULT_BACKEND;
+/** The device ops use when none is named. */
+let fallback: Device = base.device;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
@@ -44,37 +45,47 @@ export interface InitResult {
 export async function init(options: InitOptions = {}): Promise<InitResult> {
   const { quiet = false } = options;
   const backend = options.backend ?? envBackend();
-  if (backend !== undefined && backend !== "cpu" && backend !== "webgpu") {
+  const known = [...Object.keys(STARTABLE_BACKENDS), base.name];
+  if (backend !== undefined && !known.includes(backend)) {
     throw new TypeError(
-      `init: unknown backend ${JSON.stringify(backend)}; expected "webgpu" or "cpu"`,
+      `init: unknown backend ${JSON.stringify(backend)}; expected ${
+        known.map((k) => JSON.stringify(k)).join(" or ")
+      }`,
     );
   }
-  if (backend === "cpu") {
-    fallback = cpu;
-    return { backend: "cpu", adapter: cpu.description };
+  if (backend === base.name) {
+    fallback = base.device;
+    return { backend: base.name, adapter: base.device.description };
   }
-  gpu ??= await GpuDevice.create();
-  if (!gpu) {
-    if (backend === "webgpu") {
-      throw new Error(
-        "init: no WebGPU adapter found (on Linux without a GPU, install mesa-vulkan-drivers)",
+  // Auto-detection tries the first startable backend (WebGPU).
+  const wanted = backend ?? Object.keys(STARTABLE_BACKENDS)[0] as DeviceName;
+  const { label, start, hint } = STARTABLE_BACKENDS[wanted];
+  const started = findBackend(wanted) ?? await start();
+  if (!started) {
+    if (backend !== undefined) throw new Error(`init: no ${label} adapter found (${hint})`);
+    if (!quiet) {
+      console.log(
+        `longseq: no ${label} adapter found; using the ${base.name.toUpperCase()} backend`,
       );
     }
-    if (!quiet) console.log("longseq: no WebGPU adapter found; using the CPU backend");
-    fallback = cpu;
-    return { backend: "cpu", adapter: cpu.description };
+    fallback = base.device;
+    return { backend: base.name, adapter: base.device.description };
   }
-  fallback = gpu;
-  return { backend: "webgpu", adapter: gpu.description };
+  registerBackend(started);
+  fallback = started.device;
+  return { backend: started.name, adapter: started.device.description };
 }
 
-/** The device named, or the default device. Throws if WebGPU was asked for but not initialised. */
+/** The device named, or the default device. Throws if its backend was not started. */
 export function getDevice(name?: DeviceName): Device {
   if (name === undefined) return fallback;
-  if (name === "cpu") return cpu;
-  if (name === "webgpu") {
-    if (!gpu) throw new Error("getDevice: WebGPU is not initialised; call `await init()` first");
-    return gpu;
+  const found = findBackend(name);
+  if (found) return found.device;
+  const startable = STARTABLE_BACKENDS[name];
+  if (startable) {
+    throw new Error(
+      `getDevice: ${startable.label} is not initialised; call \`await init()\` first`,
+    );
   }
   throw new TypeError(`getDevice: unknown device ${JSON.stringify(name)}`);
 }
@@ -91,7 +102,9 @@ function envBackend(): DeviceName | undefined {
 
 /** Names of the devices available now (the CPU, plus WebGPU once initialised). */
 export function devices(): DeviceName[] {
-  return gpu ? ["cpu", "webgpu"] : ["cpu"];
+  return [base.name, ...Object.keys(STARTABLE_BACKENDS) as DeviceName[]].filter((n) =>
+    findBackend(n) !== undefined
+  );
 }
 
 /**

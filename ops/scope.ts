@@ -6,7 +6,6 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Tensor } from "./tensor.ts";
-import { heldByOpenTrace } from "./primitive.ts";
 import { treeTensors } from "../autodiff/pytree.ts";
 
 interface Frame {
@@ -14,6 +13,17 @@ interface Frame {
 }
 
 const current = new AsyncLocalStorage<Frame>();
+
+/** Whether something outside the scope (a running `vjp` trace) still needs a tensor. */
+let isHeld: (t: Tensor) => boolean = () => false;
+
+/**
+ * Sets the predicate saying which tensors a scope must hand to its enclosing scope instead of
+ * disposing them (autodiff sets it to "held by a node of a running `vjp` trace").
+ */
+export function setScopeHold(held: (t: Tensor) => boolean): void {
+  isHeld = held;
+}
 const owner = new WeakMap<Tensor, Frame>();
 
 /** Adds a new tensor to the innermost scope (called by the Tensor constructor). */
@@ -76,7 +86,7 @@ export function scope<T>(fn: () => T): T {
     for (const t of frame.tensors) {
       // A tensor a node of a running `vjp` trace holds is the backward pass's, not this
       // scope's: it moves out like a result, so scopes inside differentiated code are safe.
-      if (kept.has(t) || heldByOpenTrace(t)) {
+      if (kept.has(t) || isHeld(t)) {
         owner.delete(t);
         if (parent) {
           parent.tensors.add(t);

@@ -4,60 +4,36 @@
  * result) with their own VJP rules; `logsumexp` is a composition of reductions.
  * @module
  */
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import { softmaxCpu } from "../kernels/cpu/reduce.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { softmaxGpu } from "../kernels/webgpu/reduce.ts";
-import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
-import { sizeOf, Tensor } from "./tensor.ts";
-import { normAxis } from "./broadcast.ts";
+import type { SoftmaxSpec } from "../kernels/specs/reduce.ts";
+import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
+import { sizeOf, type Tensor } from "./tensor.ts";
+import { checkTensor, normAxis, rejectBool } from "./validate.ts";
 import { add, cast, mul, sub } from "./binary.ts";
 import { less, where } from "./compare.ts";
 import { abs, exp, log } from "./unary.ts";
 import { reshape } from "./shape.ts";
-import {
-  checkTensor,
-  floatInput,
-  max,
-  permuted,
-  reducedShape,
-  type ReduceOptions,
-  rejectBool,
-  sum,
-} from "./reduce.ts";
+import { floatInput, max, reducedShape, type ReduceOptions, sum } from "./reduce.ts";
 
 /** Static parameter of the softmax primitives: the normalised axis. */
 interface SoftmaxParams {
   readonly axis: number;
 }
 
-/** Runs the fused kernel on an f32 tensor, moving `axis` last on WebGPU when it is not. */
-function fused(x: Tensor, axis: number, logOut: boolean): Tensor {
-  const dev = x.backend;
-  const outer = sizeOf(x.shape.slice(0, axis));
-  const n = x.shape[axis];
-  const inner = sizeOf(x.shape.slice(axis + 1));
-  if (dev.name === "cpu") {
-    const s = softmaxCpu(dev as CpuDevice, x.storage as CpuStorage, { outer, n, inner }, logOut);
-    return Tensor.fromStorage(dev, s, x.shape, "f32");
-  }
-  if (inner === 1) {
-    const s = softmaxGpu(dev as GpuDevice, x.storage as GpuStorage, outer, n, logOut);
-    return Tensor.fromStorage(dev, s, x.shape, "f32");
-  }
-  const perm = [...x.shape.keys()].filter((d) => d !== axis).concat(axis);
-  const back = perm.map((_, d) => perm.indexOf(d));
-  using moved = permuted(x, perm);
-  const s = softmaxGpu(dev as GpuDevice, moved.storage as GpuStorage, outer * inner, n, logOut);
-  using y = Tensor.fromStorage(dev, s, moved.shape, "f32");
-  return permuted(y, back);
+/** Runs the fused kernel (`softmax` or `logSoftmax`) on an f32 tensor along `axis`. */
+function fused(kernel: string, x: Tensor, axis: number): Tensor {
+  const spec: SoftmaxSpec = {
+    outer: sizeOf(x.shape.slice(0, axis)),
+    n: x.shape[axis],
+    inner: sizeOf(x.shape.slice(axis + 1)),
+  };
+  return launch1(kernel, [x], spec, { shape: x.shape, dtype: "f32" });
 }
 
 // dx = y * (g - sum(g * y)), the Jacobian of softmax applied to g.
 const softmaxPrim = definePrimitive<SoftmaxParams>({
   name: "softmax",
   saves: { inputs: [], outputs: [0] },
-  forward: ([x], { axis }) => [fused(x, axis, false)],
+  forward: ([x], { axis }) => [fused("softmax", x, axis)],
   vjp: ([g], { outputs: [y], params: { axis } }) => {
     using gy = mul(g, y);
     using s = sum(gy, axis, { keepdims: true });
@@ -70,7 +46,7 @@ const softmaxPrim = definePrimitive<SoftmaxParams>({
 const logSoftmaxPrim = definePrimitive<SoftmaxParams>({
   name: "logSoftmax",
   saves: { inputs: [], outputs: [0] },
-  forward: ([x], { axis }) => [fused(x, axis, true)],
+  forward: ([x], { axis }) => [fused("logSoftmax", x, axis)],
   vjp: ([g], { outputs: [y], params: { axis } }) => {
     using s = sum(g, axis, { keepdims: true });
     using p = exp(y);
@@ -80,7 +56,7 @@ const logSoftmaxPrim = definePrimitive<SoftmaxParams>({
 });
 
 function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axis: number) {
-  checkTensor(op, x);
+  checkTensor(op, "x", x);
   const a = normAxis(op, axis, x.rank);
   rejectBool(op, x);
   if (x.dtype !== "f32") {

@@ -10,18 +10,9 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-
-/** Reductions with an identity, producing values. */
-export type ReduceOp = "sum" | "max" | "min";
-/** Reductions producing the (first) index of the extreme value. */
-export type ArgReduceOp = "argmax" | "argmin";
-
-/** A contiguous tensor seen as `[outer, n, inner]`, reduced over `n`. */
-export interface ReduceLayout {
-  readonly outer: number;
-  readonly n: number;
-  readonly inner: number;
-}
+import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import type { KernelTable } from "../backend.ts";
+import type { ArgReduceSpec, ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
 
 /** Whether `v` should replace the current extreme `m` (NaN wins; equal values keep `m`). */
 function beats(op: "max" | "min", v: number, m: number): boolean {
@@ -129,3 +120,19 @@ export function softmaxCpu(
   }
   return device.adopt(out);
 }
+
+const reduce = (op: ReduceOp) => (d: CpuDevice, [x]: CpuStorage[], s: ReduceSpec) =>
+  reduceCpu(d, x, s.layout, op, s.outDtype);
+const argReduce = (op: ArgReduceOp) => (d: CpuDevice, [x]: CpuStorage[], s: ArgReduceSpec) =>
+  argReduceCpu(d, x, s.layout, op);
+
+/** The reduction family's kernels. */
+export const reduceKernels: KernelTable = {
+  sum: reduce("sum"),
+  max: reduce("max"),
+  min: reduce("min"),
+  argmax: argReduce("argmax"),
+  argmin: argReduce("argmin"),
+  softmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, false),
+  logSoftmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, true),
+};

@@ -10,7 +10,9 @@
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
-import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import type { KernelTable } from "../backend.ts";
+import { withBias } from "../specs/chunk_attention.ts";
 
 const WG = 64;
 
@@ -210,3 +212,11 @@ export function chunkAttentionGradGpu(
   }
   return [dq, dk, dv];
 }
+
+/** The chunk-attention family's kernels. */
+export const chunkAttentionKernels: KernelTable = {
+  chunkAttention: (d: GpuDevice, xs: GpuStorage[], s: ChunkAttnSpec) =>
+    chunkAttentionGpu(d, withBias(xs, s), s),
+  chunkAttentionGrad: (d: GpuDevice, xs: GpuStorage[], s: ChunkAttnSpec) =>
+    chunkAttentionGradGpu(d, withBias(xs, s), s),
+};

@@ -21,7 +21,10 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
-import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../cpu/reduce.ts";
+import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import type { KernelTable } from "../backend.ts";
+import type { ArgReduceSpec, ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
+import { elementwiseGpu } from "./elementwise.ts";
 
 type Op = ReduceOp | ArgReduceOp;
 type Wgsl = "f32" | "i32" | "u32";
@@ -331,3 +334,55 @@ export function softmaxGpu(
   device.run({ code }, [x, out], grid(rows, WG / lanes), new Uint32Array([rows, n]));
   return out;
 }
+
+/** A contiguous copy of `x` read through `strides` over `shape` (a transposition). */
+const moved = (d: GpuDevice, x: GpuStorage, dtype: DType, strides: number[], shape: number[]) =>
+  elementwiseGpu(d, "a", [{ storage: x, dtype, strides, offset: 0 }], shape, dtype);
+
+/**
+ * Runs `run` on `[outer, n, inner]` as rows (`inner` 1). A layout with few, long strided
+ * columns (`useColumns` false), or any for softmax, is first copied to `[outer, inner, n]`,
+ * so every lane reads contiguous memory; `back` copies a same-shaped result back.
+ */
+function asRows(
+  d: GpuDevice,
+  x: GpuStorage,
+  dtype: DType,
+  { outer, n, inner }: ReduceLayout,
+  run: (x: GpuStorage, rows: ReduceLayout) => GpuStorage,
+  back = false,
+): GpuStorage {
+  const rows = moved(d, x, dtype, [n * inner, 1, inner], [outer, inner, n]);
+  const y = run(rows, { outer: outer * inner, n, inner: 1 });
+  d.free(rows);
+  if (!back) return y;
+  const out = moved(d, y, dtype, [inner * n, 1, n], [outer, n, inner]);
+  d.free(y);
+  return out;
+}
+
+const reduce = (op: ReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ReduceSpec) => {
+  const run = (x: GpuStorage, l: ReduceLayout) => reduceGpu(d, x, l, op, s.dtype, s.outDtype);
+  const l = s.layout;
+  return l.inner === 1 || useColumns(l) ? run(x, l) : asRows(d, x, s.dtype, l, run);
+};
+const argReduce = (op: ArgReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ArgReduceSpec) => {
+  const run = (x: GpuStorage, l: ReduceLayout) => argReduceGpu(d, x, l, op, s.dtype);
+  const l = s.layout;
+  return l.inner === 1 || useColumns(l) ? run(x, l) : asRows(d, x, s.dtype, l, run);
+};
+const softmax = (log: boolean) => (d: GpuDevice, [x]: GpuStorage[], l: SoftmaxSpec) => {
+  const run = (x: GpuStorage, l: ReduceLayout) => softmaxGpu(d, x, l.outer, l.n, log);
+  return l.inner === 1 ? run(x, l) : asRows(d, x, "f32", l, run, true);
+};
+
+/** The reduction family's kernels. */
+export const reduceKernels: KernelTable = {
+  sum: reduce("sum"),
+  max: reduce("max"),
+  min: reduce("min"),
+  argmax: argReduce("argmax"),
+  argmin: argReduce("argmin"),
+  softmax: softmax(false),
+  logSoftmax: softmax(true),
+};

@@ -5,7 +5,7 @@ import { feedForward } from "../../../nn/layers/feed_forward.ts";
 import { serial } from "../../../nn/layers/combinators.ts";
 import { linear } from "../../../nn/layers/linear.ts";
 import * as random from "../../../ops/random.ts";
-import { erf64 } from "../../../ops/erf.ts";
+import { erf64 } from "../../../kernels/erf.ts";
 import { checkGrad } from "../../autodiff/gradcheck.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../../util.ts";
 

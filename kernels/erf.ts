@@ -1,6 +1,5 @@
 /**
- * The error function: a float64 reference for the CPU and the WGSL approximation
- * (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7, under f32 rounding).
+ * The error function in float64: the CPU kernel's `erf`, and host-side math (sampler bounds).
  * @module
  */
 
@@ -26,12 +25,3 @@ export function erf64(x: number): number {
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
   return Math.sign(x) * (1 - erfc);
 }
-
-/** WGSL `erf_(x)`. */
-export const ERF_WGSL = `
-fn erf_(x: f32) -> f32 {
-  let ax = abs(x);
-  let t = 1.0 / (1.0 + 0.3275911 * ax);
-  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  return sign(x) * (1.0 - poly * exp(-ax * ax));
-}`;

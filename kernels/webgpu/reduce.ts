@@ -58,13 +58,24 @@ function identity(op: Op, t: Wgsl): string {
   return max ? "0u" : "4294967295u";
 }
 
-/** WGSL `better(b, a)`: whether `b` replaces `a` as the extreme (NaN first, then order). */
+/**
+ * WGSL `better(b, a)`: whether `b` replaces `a` as the extreme (NaN first, then order); for
+ * arg ops also `wins(b, bi, a, ai)`: `b` at index `bi` is better than `a` at `ai`, or ties
+ * with it at a smaller index. An accumulator that has seen nothing holds the identity at index
+ * `0xffffffff`, so the first element it meets wins even when it equals the identity (a row of
+ * all `-inf` for argmax, all `0u` in u32, ...).
+ */
 function betterFn(op: Op, t: Wgsl): string {
   if (op === "sum") return "";
   const cmp = op === "max" || op === "argmax" ? ">" : "<";
-  if (t !== "f32") return `fn better(b: ${t}, a: ${t}) -> bool { return b ${cmp} a; }`;
+  const wins = isArg(op)
+    ? `\nfn wins(b: ${t}, bi: u32, a: ${t}, ai: u32) -> bool {
+  return better(b, a) || (!better(a, b) && bi < ai);
+}`
+    : "";
+  if (t !== "f32") return `fn better(b: ${t}, a: ${t}) -> bool { return b ${cmp} a; }${wins}`;
   return `fn isnan_(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
-fn better(b: f32, a: f32) -> bool { return !isnan_(a) && (isnan_(b) || b ${cmp} a); }`;
+fn better(b: f32, a: f32) -> bool { return !isnan_(a) && (isnan_(b) || b ${cmp} a); }${wins}`;
 }
 
 /**
@@ -93,7 +104,9 @@ function parts({ op, inT, accT, idxIn, partial }: Pass) {
     op === "sum"
       ? `acc += ${v};`
       : arg
-      ? `if (better(${v}, acc)) { acc = ${v}; ai = ${idxIn ? `u32(xi[${at}])` : j}; }`
+      ? `{ let vi = ${
+        idxIn ? `u32(xi[${at}])` : j
+      }; if (wins(${v}, vi, acc, ai)) { acc = ${v}; ai = vi; } }`
       : `if (better(${v}, acc)) { acc = ${v}; }`;
   return {
     head: `struct P { outer: u32, n: u32, inner: u32, nb: u32, seg: u32 }
@@ -126,7 +139,7 @@ function rowCode(pass: Pass, lanes: number): string {
     ? "sv[lid] += sv[lid + s];"
     : arg
     ? `let b = sv[lid + s]; let bi = si[lid + s];
-      if (better(b, sv[lid]) || (!better(sv[lid], b) && bi < si[lid])) { sv[lid] = b; si[lid] = bi; }`
+      if (wins(b, bi, sv[lid], si[lid])) { sv[lid] = b; si[lid] = bi; }`
     : "let b = sv[lid + s]; if (better(b, sv[lid])) { sv[lid] = b; }";
   return `${c.head}
 var<workgroup> sv: array<${pass.accT}, ${WG}>;

@@ -6,7 +6,7 @@
  */
 import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
-import { Tensor } from "./tensor.ts";
+import { assertLive, Tensor } from "./tensor.ts";
 import { runElementwise, sameDevice, type ScalarOp } from "./kernel.ts";
 import { broadcastShapes } from "./broadcast.ts";
 import { log, neg, square } from "./unary.ts";
@@ -21,11 +21,20 @@ export function scalarLike(v: number, like: Tensor): Tensor {
   return Tensor.scalar(like.backend, v, dtype === "bool" ? "f32" : dtype);
 }
 
-/** Converts a pair of tensor-likes to tensors; returns those it created so the caller frees them. */
-export function pair(op: string, a: TensorLike, b: TensorLike): [Tensor, Tensor, Tensor[]] {
+/**
+ * Converts a pair of tensor-likes to tensors; returns those it created so the caller frees them.
+ * `a` is the op's input number `first` (for error messages), `b` the next.
+ */
+export function pair(
+  op: string,
+  a: TensorLike,
+  b: TensorLike,
+  first = 0,
+): [Tensor, Tensor, Tensor[]] {
   if (typeof a === "number" && typeof b === "number") {
     throw new TypeError(`${op}: at least one operand must be a tensor`);
   }
+  assertLive(op, [...Array(first), a, b]);
   const made: Tensor[] = [];
   const ta = typeof a === "number" ? (made[made.length] = scalarLike(a, b as Tensor)) : a;
   const tb = typeof b === "number" ? (made[made.length] = scalarLike(b, ta)) : b;

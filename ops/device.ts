@@ -8,7 +8,11 @@ import { GpuDevice } from "../kernels/webgpu/device.ts";
 
 const cpu = new CpuDevice();
 let gpu: GpuDevice | null = null;
+/** The one request for the WebGPU device, shared by every `init` call (null until the first). */
+let gpuRequest: Promise<GpuDevice | null> | null = null;
 let fallback: Device = cpu;
+/** The `init` call in flight, if any, with the backend it was asked for. */
+let pending: { backend: DeviceName | undefined; result: Promise<InitResult> } | null = null;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
@@ -34,6 +38,12 @@ export interface InitResult {
  * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
  * called the default device is the CPU.
  *
+ * Concurrency: the WebGPU device is requested once per process and never replaced, so every
+ * tensor made on it stays usable whatever `init` calls follow. A call made while another is
+ * in flight returns that call's result when it asks for the same backend (the same
+ * `backend` option, or both without one), and throws an Error when it asks for another. Once
+ * a call has finished, a later one may switch the default device (e.g. to the CPU and back).
+ *
  * @example
  * ```ts
  * import { init } from "@longseq/tensor";
@@ -42,18 +52,45 @@ export interface InitResult {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
-  const { quiet = false } = options;
   const backend = options.backend ?? envBackend();
   if (backend !== undefined && backend !== "cpu" && backend !== "webgpu") {
     throw new TypeError(
       `init: unknown backend ${JSON.stringify(backend)}; expected "webgpu" or "cpu"`,
     );
   }
+  if (pending) {
+    if (pending.backend !== backend) {
+      throw new Error(
+        `init: called with backend ${JSON.stringify(backend ?? "auto")} while a call with ` +
+          `backend ${JSON.stringify(pending.backend ?? "auto")} is in flight; await it first`,
+      );
+    }
+    return await pending.result;
+  }
+  const result = select(backend, options.quiet ?? false);
+  const entry = { backend, result };
+  pending = entry;
+  const done = () => {
+    if (pending === entry) pending = null;
+  };
+  result.then(done, done);
+  return await result;
+}
+
+/** Sets the default device for `init` (see there), creating the WebGPU device at most once. */
+async function select(backend: DeviceName | undefined, quiet: boolean): Promise<InitResult> {
   if (backend === "cpu") {
     fallback = cpu;
     return { backend: "cpu", adapter: cpu.description };
   }
-  gpu ??= await GpuDevice.create();
+  if (!gpu) {
+    gpuRequest ??= GpuDevice.create();
+    try {
+      gpu = await gpuRequest;
+    } finally {
+      if (!gpu) gpuRequest = null; // no adapter, or the request failed: a later call may retry
+    }
+  }
   if (!gpu) {
     if (backend === "webgpu") {
       throw new Error(

@@ -9,7 +9,7 @@ import type { CpuDevice } from "../kernels/cpu/device.ts";
 import { elementwiseCpu, type ScalarFn } from "../kernels/cpu/elementwise.ts";
 import type { GpuDevice } from "../kernels/webgpu/device.ts";
 import { elementwiseGpu } from "../kernels/webgpu/elementwise.ts";
-import { fmt, Tensor } from "./tensor.ts";
+import { assertLive, fmt, Tensor } from "./tensor.ts";
 import { broadcastStrides } from "./broadcast.ts";
 
 /** An elementwise op: a JS scalar function (CPU reference) and a WGSL expression. */
@@ -31,6 +31,7 @@ export interface View {
 
 /** Checks that every tensor lives on one device and returns it. */
 export function sameDevice(op: string, tensors: readonly Tensor[]) {
+  assertLive(op, tensors);
   const dev = tensors[0].backend;
   for (const t of tensors) {
     if (t.backend !== dev) {

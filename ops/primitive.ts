@@ -4,7 +4,7 @@
  * the outputs. There is no tape: the graph lives as long as its outputs.
  * @module
  */
-import type { Tensor } from "./tensor.ts";
+import { assertLive, type Tensor } from "./tensor.ts";
 import type { DeviceName } from "../kernels/device.ts";
 
 /** What a VJP rule sees: the primitive's inputs, outputs and static params. */
@@ -150,6 +150,7 @@ export function heldByOpenTrace(t: Tensor): boolean {
 
 /** Runs a primitive, recording a node when any input is traced by an open trace. */
 export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+  assertLive(prim.name, inputs);
   const outs = prim.forward(inputs, params);
   if (prim.vjp === "none" || openTraces.size === 0) return outs;
   let traces: Set<number> | null = null;

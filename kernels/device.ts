@@ -45,6 +45,13 @@ export interface Device {
   read(storage: Storage, dtype: DType, size: number): Promise<TypedArray>;
   /** Frees storage (it may be pooled). */
   free(storage: Storage): void;
+  /**
+   * Most bytes of freed storage the device keeps pooled for reuse; setting it lower gives the
+   * excess back at once, least recently freed first (WebGPU; the CPU pools nothing).
+   */
+  poolLimit: number;
+  /** Gives back every pooled buffer; returns the bytes released (0 on the CPU). */
+  releasePooled(): number;
   /** Submits pending work. */
   flush(): void;
   /** Waits for submitted work to finish. */

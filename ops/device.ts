@@ -153,6 +153,39 @@ export function resetPeakMemory(device?: DeviceName): void {
   getDevice(device).resetPeak();
 }
 
+/**
+ * Gives back the storage buffers a device keeps pooled for reuse after tensors are disposed
+ * (default: every device), and returns the bytes released. The WebGPU pool keeps at most
+ * {@linkcode setPoolLimit} bytes (256 MiB unless set), evicting the least recently freed
+ * buffers first; call this after a phase with large temporaries (evaluation at a longer
+ * length, a big one-off matmul) to return their memory to the system.
+ *
+ * @example
+ * ```ts
+ * import { memory, releasePooledMemory, zeros } from "@longseq/tensor";
+ * zeros([1 << 20]).dispose();
+ * releasePooledMemory();
+ * console.log(memory().pooledBytes); // 0
+ * ```
+ */
+export function releasePooledMemory(device?: DeviceName): number {
+  const names = device === undefined ? devices() : [device];
+  return names.reduce((n, d) => n + getDevice(d).releasePooled(), 0);
+}
+
+/**
+ * Sets the most bytes of freed storage a device pools for reuse (default: every device; the
+ * WebGPU default is 256 MiB). Lowering it releases the excess at once, least recently freed
+ * buffers first; 0 disables pooling. The CPU pools nothing.
+ */
+export function setPoolLimit(bytes: number, device?: DeviceName): void {
+  if (!(bytes >= 0)) {
+    throw new RangeError(`setPoolLimit: expected a byte count >= 0, got ${bytes}`);
+  }
+  const names = device === undefined ? devices() : [device];
+  for (const d of names) getDevice(d).poolLimit = bytes;
+}
+
 /** Submits pending GPU work without waiting for it. */
 export function flush(device?: DeviceName): void {
   getDevice(device).flush();

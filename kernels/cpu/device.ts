@@ -43,6 +43,11 @@ export class CpuDevice implements Device {
   free(storage: Storage): void {
     this.#acct.remove(storage.byteLength);
   }
+  /** The CPU pools nothing: the limit is kept but has no effect. */
+  poolLimit = 0;
+  releasePooled(): number {
+    return 0;
+  }
   flush(): void {}
   sync(): Promise<void> {
     return Promise.resolve();

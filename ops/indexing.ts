@@ -11,6 +11,7 @@
  */
 import { type DType, dtypeInfo } from "../kernels/dtype.ts";
 import { contiguousStrides } from "../kernels/strided.ts";
+import { checkAllocation } from "../kernels/device.ts";
 import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
 import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
 import {
@@ -81,14 +82,16 @@ type Kernels = [
   (d: GpuDevice, ...s: GpuStorage[]) => GpuStorage,
 ];
 
-/** Calls the CPU or the GPU kernel with the inputs' storages. */
+/** Calls the CPU or the GPU kernel of `op` with the inputs' storages (size checked first). */
 function launch(
+  op: string,
   inputs: readonly Tensor[],
   [cpu, gpu]: Kernels,
   shape: readonly number[],
   dtype: DType,
 ): Tensor {
   const dev = inputs[0].backend;
+  checkAllocation(op, dev, shape, dtype);
   const storages = inputs.map((t) => t.storage);
   const out = dev.name === "cpu"
     ? cpu(dev as CpuDevice, ...(storages as CpuStorage[]))
@@ -106,6 +109,7 @@ const takePrim = definePrimitive<AxisParams>({
   forward: ([x, idx], { axis }) => {
     const l = axisLayout(x.shape, axis);
     return [launch(
+      "take",
       [x, idx],
       [
         (d, xs, is) => takeCpu(d, xs, is, l, idx.size, x.dtype),
@@ -150,6 +154,7 @@ const scatterPrim = definePrimitive<AxisParams>({
   forward: ([x, idx, upd], { axis }) => {
     const l = axisLayout(x.shape, axis);
     return [launch(
+      "scatterAdd",
       [x, idx, upd],
       [
         (d, xs, is, us) => scatterAddCpu(d, xs, is, us, l, idx.size, x.dtype),
@@ -251,6 +256,7 @@ const takeAlongPrim = definePrimitive<AlongParams>({
   name: "takeAlongAxis",
   saves: { inputs: [1], outputs: [] },
   forward: ([x, idx], { layout }) => [launch(
+    "takeAlongAxis",
     [x, idx],
     [
       (d, xs, is) => takeAlongCpu(d, xs, is, layout, x.dtype),
@@ -292,6 +298,7 @@ const scatterAlongPrim = definePrimitive<AlongParams>({
   name: "scatterAddAlongAxis",
   saves: { inputs: [1], outputs: [] },
   forward: ([x, idx, upd], { layout }) => [launch(
+    "scatterAddAlongAxis",
     [x, idx, upd],
     [
       (d, xs, is, us) => scatterAddAlongCpu(d, xs, is, us, layout, x.dtype),
@@ -343,6 +350,7 @@ export function scatterAddAlongAxis(
 const oneHotPrim = definePrimitive<{ depth: number; dtype: DType }>({
   name: "oneHot",
   forward: ([idx], { depth, dtype }) => [launch(
+    "oneHot",
     [idx],
     [
       (d, is) => oneHotCpu(d, is, idx.size, depth, dtype),

@@ -4,6 +4,7 @@
  * @module
  */
 import type { DType } from "../kernels/dtype.ts";
+import { checkAllocation } from "../kernels/device.ts";
 import type { StridedInput } from "../kernels/strided.ts";
 import type { CpuDevice } from "../kernels/cpu/device.ts";
 import { elementwiseCpu, type ScalarFn } from "../kernels/cpu/elementwise.ts";
@@ -58,6 +59,7 @@ export function runElementwise(
 ): Tensor {
   const vs = views.map((v) => (v instanceof Tensor ? { tensor: v } : v));
   const device = sameDevice(name, vs.map((v) => v.tensor));
+  checkAllocation(name, device, outShape, outDtype);
   const inputs: StridedInput[] = vs.map((v) => ({
     storage: v.tensor.storage,
     dtype: v.tensor.dtype,

@@ -3,6 +3,7 @@
  * @module
  */
 import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import { checkAllocation } from "../kernels/device.ts";
 import { matmulCpu, type MatmulSpec } from "../kernels/cpu/matmul.ts";
 import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
 import { matmulGpu } from "../kernels/webgpu/matmul.ts";
@@ -87,6 +88,7 @@ const matmulPrim = definePrimitive<MatmulParams>({
   forward: ([a, b], params) => {
     const spec = specOf(a, b, params);
     const dev = a.backend;
+    checkAllocation("matmul", dev, [...spec.batchShape, spec.m, spec.n], "f32");
     const out = dev.name === "cpu"
       ? matmulCpu(dev as CpuDevice, a.storage as CpuStorage, b.storage as CpuStorage, spec)
       : matmulGpu(dev as GpuDevice, a.storage as GpuStorage, b.storage as GpuStorage, spec);

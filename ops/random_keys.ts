@@ -5,7 +5,7 @@
  * `random.ts`, the public `random` namespace.
  * @module
  */
-import type { DeviceName } from "../kernels/device.ts";
+import { checkAllocation, type DeviceName } from "../kernels/device.ts";
 import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
 import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
 import { RANDOM_DTYPE, randomCpu, type RandomMode } from "../kernels/cpu/random.ts";
@@ -30,6 +30,7 @@ const randomPrim = definePrimitive<SampleParams>({
   name: "random",
   forward: ([keys], p) => {
     const dev = keys.backend;
+    checkAllocation(`random.${p.mode}`, dev, p.shape, RANDOM_DTYPE[p.mode]);
     const storage = dev.name === "cpu"
       ? randomCpu(dev as CpuDevice, keys.storage as CpuStorage, p)
       : randomGpu(dev as GpuDevice, keys.storage as GpuStorage, p);

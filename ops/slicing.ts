@@ -9,7 +9,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../kernels/dtype.ts";
-import type { Device } from "../kernels/device.ts";
+import { checkAllocation, type Device } from "../kernels/device.ts";
 import type { CpuDevice } from "../kernels/cpu/device.ts";
 import { placeCpu, type Placed } from "../kernels/cpu/slicing.ts";
 import type { GpuDevice } from "../kernels/webgpu/device.ts";
@@ -35,19 +35,21 @@ function checkTensor(op: string, what: string, t: unknown): asserts t is Tensor 
   }
 }
 
-/** Runs the place kernel of the tensors' device. */
+/** Runs the place kernel of the tensors' device for `op`, after checking the output's size. */
 function place(
-  device: Device,
+  op: string,
+  dev: Device,
   dtype: DType,
   shape: readonly number[],
   fill: number | undefined,
   pieces: readonly Placed[],
 ): Tensor {
+  checkAllocation(op, dev, shape, dtype);
   const size = sizeOf(shape);
-  const storage = device.name === "cpu"
-    ? placeCpu(device as CpuDevice, dtype, size, fill, pieces)
-    : placeGpu(device as GpuDevice, dtype, size, fill, pieces);
-  return Tensor.fromStorage(device, storage, shape, dtype);
+  const storage = dev.name === "cpu"
+    ? placeCpu(dev as CpuDevice, dtype, size, fill, pieces)
+    : placeGpu(dev as GpuDevice, dtype, size, fill, pieces);
+  return Tensor.fromStorage(dev, storage, shape, dtype);
 }
 
 /** A normalised slice: output element `i` on axis `d` reads input `start[d] + i * step[d]`. */
@@ -92,13 +94,9 @@ const embedPrim = definePrimitive<EmbedParams>({
   forward: ([x], { region, shape, value }) => {
     if (isIdentity(region, shape)) return [x.view(x.shape)];
     const c = rowMajor(shape);
-    const piece: Placed = {
-      storage: x.storage,
-      shape: x.shape,
-      strides: c.map((s, d) => s * region.steps[d]),
-      offset: offsetOf(region, c),
-    };
-    return [place(x.backend, x.dtype, shape, value, [piece])];
+    const [strides, offset] = [c.map((s, d) => s * region.steps[d]), offsetOf(region, c)];
+    const piece: Placed = { storage: x.storage, shape: x.shape, strides, offset };
+    return [place("embed", x.backend, x.dtype, shape, value, [piece])];
   },
   vjp: ([g], { params }) => [bind1(slicePrim, [g], params.region)],
 });
@@ -203,7 +201,7 @@ const concatPrim = definePrimitive<{ axis: number }>({
       at += x.shape[axis];
       return { storage: x.storage, shape: x.shape, strides: c, offset };
     });
-    return [place(xs[0].backend, xs[0].dtype, shape, undefined, pieces)];
+    return [place("concat", xs[0].backend, xs[0].dtype, shape, undefined, pieces)];
   },
   vjp: ([g], { inputs, params: { axis } }) => {
     let at = 0;

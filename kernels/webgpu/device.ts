@@ -6,7 +6,13 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import { Accounting, type Device, type MemoryInfo, type Storage } from "../device.ts";
+import {
+  Accounting,
+  checkAllocation,
+  type Device,
+  type MemoryInfo,
+  type Storage,
+} from "../device.ts";
 import { BufferPool } from "./pool.ts";
 
 /** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
@@ -276,15 +282,13 @@ export class GpuDevice implements Device {
     this.#acct.constant(storage.byteLength, delta);
   }
 
+  /** Every dtype takes one 32-bit word per element (bool included). */
+  elementBytes(_dtype: DType): number {
+    return 4;
+  }
+  /** The device-level guard; `maxBytes` is the adapter's binding/buffer size limit. */
   #bytes(dtype: DType, size: number): number {
-    const bytes = size * 4;
-    if (bytes > this.maxBytes) {
-      throw new RangeError(
-        `webgpu: tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the adapter's ` +
-          `maxStorageBufferBindingSize/maxBufferSize limit of ${this.maxBytes} bytes`,
-      );
-    }
-    return bytes;
+    return checkAllocation("webgpu alloc", this, size, dtype);
   }
   #beginPass(): GPUComputePassEncoder {
     if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();

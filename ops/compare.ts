@@ -13,6 +13,7 @@ import {
   cast,
   maximum,
   minimum,
+  NAN_WGSL,
   pair,
   scalarLike,
   type TensorLike,
@@ -24,14 +25,35 @@ export type BinaryFn = (a: TensorLike, b: TensorLike) => Tensor;
 
 /** The WGSL zero literal of a dtype's storage type. */
 const zeroOf = (t: DType) => `${dtypeInfo(t).wgsl}(0)`;
+/**
+ * WGSL truthiness of `x` of dtype `t` (non-zero; NaN is true). NaN tests look at the bits:
+ * GPU compilers may assume no NaN in float compares, so `NaN != 0.0` can come out false.
+ */
+const truthy = (t: DType, x: string) =>
+  t === "f32" ? `(${x} != 0.0 || nan_(${x}))` : `(${x} != ${zeroOf(t)})`;
+/** WGSL `a op b` with IEEE NaN semantics (only `!=` holds when an operand is NaN). */
+const compareExpr = (t: DType, op: string) =>
+  t !== "f32"
+    ? `a ${op} b`
+    : op === "!="
+    ? "(nan_(a) || nan_(b) || a != b)"
+    : `(!(nan_(a) || nan_(b)) && a ${op} b)`;
+
+/** Names of the comparison and logical binary ops (the special-values test runs them all). */
+export const COMPARE_OPS: string[] = [];
 
 function comparison(name: string, js: (a: number, b: number) => boolean, wgslOp: string) {
+  COMPARE_OPS.push(name);
   const prim = definePrimitive<undefined>({
     name,
     forward: ([a, b]) => [
       runElementwise(
         name,
-        { cpu: (x, y) => (js(x, y) ? 1 : 0), wgsl: `select(0u, 1u, a ${wgslOp} b)` },
+        {
+          cpu: (x, y) => (js(x, y) ? 1 : 0),
+          wgsl: (t) => `select(0u, 1u, ${compareExpr(t, wgslOp)})`,
+          helpers: NAN_WGSL,
+        },
         [a, b],
         broadcastShapes(name, a.shape, b.shape),
         "bool",
@@ -59,6 +81,7 @@ export const greater: BinaryFn = comparison("greater", (a, b) => a > b, ">");
 export const greaterEqual: BinaryFn = comparison("greaterEqual", (a, b) => a >= b, ">=");
 
 function logical(name: string, js: (a: boolean, b: boolean) => boolean, wgslOp: string) {
+  COMPARE_OPS.push(name);
   const prim = definePrimitive<undefined>({
     name,
     forward: ([a, b]) => [
@@ -66,7 +89,8 @@ function logical(name: string, js: (a: boolean, b: boolean) => boolean, wgslOp: 
         name,
         {
           cpu: (x, y) => (js(x !== 0, y !== 0) ? 1 : 0),
-          wgsl: (t) => `select(0u, 1u, (a != ${zeroOf(t)}) ${wgslOp} (b != ${zeroOf(t)}))`,
+          wgsl: (t) => `select(0u, 1u, ${truthy(t, "a")} ${wgslOp} ${truthy(t, "b")})`,
+          helpers: NAN_WGSL,
         },
         [a, b],
         broadcastShapes(name, a.shape, b.shape),
@@ -88,7 +112,11 @@ const notPrim = definePrimitive<undefined>({
   forward: ([a]) => [
     runElementwise(
       "logicalNot",
-      { cpu: (x) => (x === 0 ? 1 : 0), wgsl: (t) => `select(0u, 1u, a == ${zeroOf(t)})` },
+      {
+        cpu: (x) => (x === 0 ? 1 : 0),
+        wgsl: (t) => `select(1u, 0u, ${truthy(t, "a")})`,
+        helpers: NAN_WGSL,
+      },
       [a],
       a.shape,
       "bool",
@@ -110,7 +138,8 @@ const wherePrim = definePrimitive<undefined>({
       "where",
       {
         cpu: (x, y, z) => (x !== 0 ? y : z),
-        wgsl: (t) => `select(c, b, a != ${zeroOf(t)})`,
+        wgsl: (t) => `select(c, b, ${truthy(t, "a")})`,
+        helpers: NAN_WGSL,
       },
       [c, a, b],
       broadcastShapes("where", c.shape, a.shape, b.shape),

@@ -17,6 +17,11 @@ import { broadcastStrides } from "./broadcast.ts";
 export interface ScalarOp {
   /** CPU reference over JS numbers. */
   cpu: ScalarFn;
+  /**
+   * CPU reference when the output is i32/u32, where `cpu`'s float64 arithmetic would lose the
+   * low bits the GPU's wrapping integer arithmetic keeps (products past 2^53).
+   */
+  cpuInt?: ScalarFn;
   /** WGSL expression over `a`, `b`, `c`; may depend on the input and output dtypes. */
   wgsl: string | ((inDtype: DType, outDtype: DType) => string);
   /** WGSL helper functions the expression uses. */
@@ -67,7 +72,13 @@ export function runElementwise(
     offset: v.offset ?? 0,
   }));
   const storage = device.name === "cpu"
-    ? elementwiseCpu(device as CpuDevice, op.cpu, inputs, outShape, outDtype)
+    ? elementwiseCpu(
+      device as CpuDevice,
+      op.cpuInt && (outDtype === "i32" || outDtype === "u32") ? op.cpuInt : op.cpu,
+      inputs,
+      outShape,
+      outDtype,
+    )
     : elementwiseGpu(
       device as GpuDevice,
       typeof op.wgsl === "string" ? op.wgsl : op.wgsl(inputs[0]?.dtype ?? outDtype, outDtype),

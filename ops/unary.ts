@@ -1,6 +1,14 @@
 /**
  * Elementwise unary ops: for each, the CPU reference, the WGSL expression and the VJP rule.
  * Float-only ops cast integer inputs to `f32` first (NumPy style).
+ *
+ * Special values follow the CPU reference (JS `Math`, i.e. IEEE/NumPy) on both backends: NaN
+ * propagates, signed zeros and infinities come out as on the CPU; `tests/ops/special_values_test.ts`
+ * checks every op. Deliberate differences on WebGPU: transcendental ops (exp, log, log1p,
+ * sqrt, rsqrt, tanh, sigmoid, erf, sin, cos) agree within a few ULP rather than bitwise; a
+ * subnormal result may be flushed to zero and a subnormal input gives no accuracy guarantee
+ * (WGSL allows both); `sin`/`cos` are accurate only for moderate arguments (|x| up to about
+ * 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
@@ -23,16 +31,31 @@ const G = { inputs: [], outputs: [] }, X = { inputs: [0], outputs: [] };
 const Y = { inputs: [], outputs: [0] };
 
 const HELPERS = `
-fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
+fn tanh_(x: f32) -> f32 {
+  if (abs(x) < 0.01) { let x2 = x * x; return x * (1.0 - x2 * (1.0 / 3.0 - x2 * (2.0 / 15.0))); }
+  let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e);
+}
 fn sigmoid_(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
-fn log1p_(x: f32) -> f32 { let u = 1.0 + x; if (u == 1.0) { return x; } return log(u) * x / (u - 1.0); }
+fn nan_(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+fn log1p_(x: f32) -> f32 {
+  if (nan_(x)) { return x; }
+  if (x > 16777216.0) { return log(x); }
+  let u = 1.0 + x; if (u == 1.0) { return x; } return log(u) * (x / (u - 1.0));
+}
+fn sign_(x: f32) -> f32 { if (nan_(x) || x == 0.0) { return x; } return sign(x); }
 ${ERF_WGSL}`;
 
 const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
 
 const DEFS = {
-  neg: { saves: G, floatOnly: false, cpu: (a) => -a, wgsl: "-a", vjp: ([g]) => [neg(g)] },
+  neg: {
+    saves: G,
+    floatOnly: false,
+    cpu: (a) => -a,
+    wgsl: (t) => (t === "u32" ? "0u - a" : "-a"),
+    vjp: ([g]) => [neg(g)],
+  },
   abs: {
     saves: X,
     floatOnly: false,
@@ -40,7 +63,13 @@ const DEFS = {
     wgsl: "abs(a)",
     vjp: ([g], c) => [mul(g, sign(x0(c)))],
   },
-  sign: { saves: G, floatOnly: false, cpu: Math.sign, wgsl: "sign(a)", vjp: () => [null] },
+  sign: {
+    saves: G,
+    floatOnly: false,
+    cpu: Math.sign,
+    wgsl: (t) => (t === "u32" ? "select(0u, 1u, a != 0u)" : t === "f32" ? "sign_(a)" : "sign(a)"),
+    vjp: () => [null],
+  },
   exp: {
     saves: Y,
     floatOnly: true,
@@ -81,6 +110,7 @@ const DEFS = {
     saves: X,
     floatOnly: false,
     cpu: (a) => a * a,
+    cpuInt: (a) => Math.imul(a, a),
     wgsl: "a * a",
     vjp: ([g], c) => [mul(g, mul(x0(c), 2))],
   },
@@ -130,6 +160,8 @@ const DEFS = {
 
 /** Names of the unary primitives. */
 export type UnaryName = keyof typeof DEFS;
+/** Every unary primitive's name (the special-values test runs them all). */
+export const UNARY_OPS = Object.keys(DEFS) as UnaryName[];
 
 const PRIMS = Object.fromEntries(
   Object.entries(DEFS).map(([name, def]) => [
@@ -163,13 +195,13 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
 export const neg = (x: Tensor): Tensor => unary("neg", x);
 /** `|x|` elementwise. */
 export const abs = (x: Tensor): Tensor => unary("abs", x);
-/** Sign of `x` (-1, 0 or 1). */
+/** Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN). */
 export const sign = (x: Tensor): Tensor => unary("sign", x);
 /** `e^x` elementwise. */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
 /** Natural logarithm. */
 export const log = (x: Tensor): Tensor => unary("log", x);
-/** `log(1 + x)`, accurate near 0. */
+/** `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf. */
 export const log1p = (x: Tensor): Tensor => unary("log1p", x);
 /** Square root. */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
@@ -183,11 +215,11 @@ export const tanh = (x: Tensor): Tensor => unary("tanh", x);
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
 /** `max(x, 0)`. */
 export const relu = (x: Tensor): Tensor => unary("relu", x);
-/** The error function. */
+/** The error function (on WebGPU an approximation, absolute error below 1.5e-7). */
 export const erf = (x: Tensor): Tensor => unary("erf", x);
-/** Sine. */
+/** Sine (on WebGPU accurate for |x| up to about 1e4). */
 export const sin = (x: Tensor): Tensor => unary("sin", x);
-/** Cosine. */
+/** Cosine (on WebGPU accurate for |x| up to about 1e4). */
 export const cos = (x: Tensor): Tensor => unary("cos", x);
 
 /**

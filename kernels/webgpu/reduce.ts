@@ -276,7 +276,8 @@ const MAX_CACHED = 16;
 
 /**
  * Fused row softmax / log-softmax: the row maximum, the sum of shifted exponentials, then the
- * write, each phase ending in a shared-memory tree across the row's lanes. When a lane's part
+ * write, each phase ending in a shared-memory tree across the row's lanes. A row of only
+ * `-inf` gives softmax 0 and log-softmax `-inf` (as the CPU reference). When a lane's part
  * of the row fits in `cached` registers the row is read once; otherwise it is streamed three
  * times (later passes mostly hit the cache).
  */
@@ -317,12 +318,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   sh[lid] = m;
   workgroupBarrier();${tree("max(sh[lid], sh[lid + s])")}
   m = sh[first];
+  // A row of only -inf (a fully masked row) is shifted by 0: softmax 0, log-softmax -inf.
+  let empty = bitcast<u32>(m) == 0xff800000u;
+  m = select(m, 0.0, empty);
   workgroupBarrier();
   var t = 0.0;
   ${each(`let y = exp(val - m); t += y; ${keep}`)}
   sh[lid] = t;
   workgroupBarrier();${tree("sh[lid] + sh[lid + s]")}
-  ${log ? "let ls = log(sh[first]);" : "let inv = 1.0 / sh[first];"}
+  ${
+    log
+      ? "let ls = select(log(sh[first]), 0.0, empty);"
+      : "let inv = select(1.0 / sh[first], 0.0, empty);"
+  }
   ${each(`out[base + j] = ${write};`)}
 }`;
 }

@@ -81,3 +81,47 @@ Deno.test("chunkedLmLoss: masked positions with -inf hidden states give 0 gradie
       ));
   }
 });
+
+Deno.test("softmax, logSoftmax, logsumexp: rows of only -inf are finite with 0 gradient", async (t) => {
+  for (const device of testDevices()) {
+    await t.step(device, () =>
+      noLeaks(() =>
+        T.scope(async () => {
+          // Short rows (registers), long rows (streamed) and a non-last axis (transposed).
+          for (const [rows, n, axis] of [[3, 5, 1], [2, 5000, 1], [5, 3, 0]]) {
+            const shape = [rows, n];
+            const xv = randomArray(rng(n), rows * n, -3, 3);
+            const along = (i: number) => (axis === 1 ? Math.floor(i / n) : i % n);
+            xv.forEach((_, i) => along(i) === 1 && (xv[i] = -Infinity)); // slice 1: all -inf
+            const x = T.tensor(xv, { shape, device });
+            const keepShape = axis === 1 ? [rows, 1] : [1, n];
+            const keepV = Array.from({ length: axis === 1 ? rows : n }, (_, i) => i !== 1);
+            const keep = T.tensor(keepV, { shape: keepShape, device });
+            const what = `[${shape}] axis ${axis}`;
+            const sm = await T.softmax(x, axis).data();
+            const lsm = await T.logSoftmax(x, axis).data();
+            const lse = await T.logsumexp(x, axis, { keepdims: true }).data();
+            for (let i = 0; i < xv.length; i++) {
+              if (along(i) !== 1) continue;
+              assert.equal(sm[i], 0, `softmax ${what}`);
+              assert.equal(lsm[i], -Infinity, `logSoftmax ${what}`);
+            }
+            assert.equal(lse[1], -Infinity, `logsumexp ${what}`);
+            const fs: [string, (y: T.Tensor) => T.Tensor][] = [
+              ["softmax", (y) => T.softmax(y, axis)],
+              ["logSoftmax", (y) => T.logSoftmax(y, axis)],
+              ["logsumexp", (y) => T.logsumexp(y, axis, { keepdims: true })],
+            ];
+            for (const [name, f] of fs) {
+              const loss = (y: T.Tensor) => T.sum(T.mul(T.where(keep, f(y), 0), 0.5));
+              const g = await (T.grad(loss)(x) as T.Tensor).data();
+              assert.ok(finite(g), `${name} ${what}: ${g.slice(0, 8)}`);
+              for (let i = 0; i < xv.length; i++) {
+                if (along(i) === 1) assert.equal(g[i], 0, `${name} ${what} at ${i}`);
+              }
+            }
+          }
+        })
+      ));
+  }
+});

@@ -25,7 +25,9 @@ export {
   type InitOptions,
   type InitResult,
   memory,
+  releasePooledMemory,
   resetPeakMemory,
+  setPoolLimit,
   sync,
 } from "./ops/device.ts";
 export { keep, scope } from "./ops/scope.ts";

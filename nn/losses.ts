@@ -65,9 +65,16 @@ function checkTargets(op: string, logits: unknown, targets: unknown, mask: unkno
   }
 }
 
-/** `-log softmax(logits)[target]` per position, 0 where masked; shape of targets. */
+/**
+ * `-log softmax(logits)[target]` per position, 0 where masked; shape of targets. Masked rows'
+ * logits are replaced by zeros before the log-softmax ("double where"): a masked row of all
+ * `-inf` (or NaN) logits would otherwise give NaN there, and although the final `where` drops
+ * that value, the backward pass would still multiply the zero cotangent by it (`0 * NaN`).
+ */
 function perPosition(logits: Tensor, targets: Tensor, keep: Tensor | null): Tensor {
-  using lp = logSoftmax(logits, -1);
+  using keepRow = keep ? expandDims(keep, -1) : null;
+  using safe = keepRow ? where(keepRow, logits, 0) : null;
+  using lp = logSoftmax(safe ?? logits, -1);
   using idx = expandDims(targets, -1);
   using picked = takeAlongAxis(lp, idx, -1);
   using flat = reshape(picked, targets.shape);
@@ -248,8 +255,12 @@ export function chunkedLmLoss(
 function lmSum(spec: { chunkSize: number }) {
   return chunkedSum(
     (p: LinearParams, x: { h: Tensor; t: Tensor; m?: Tensor }) => {
-      using logits = affine(p.w, p.b, x.h);
       using keep = keepOf(x.m);
+      // Masked positions' hidden states become 0 before the head, so an inf or NaN there cannot
+      // reach the head's gradient (`h^T dlogits` would be `inf * 0`).
+      using keepRow = keep ? expandDims(keep, -1) : null;
+      using h = keepRow ? where(keepRow, x.h, 0) : null;
+      using logits = affine(p.w, p.b, h ?? x.h);
       using nll = perPosition(logits, x.t, keep);
       return sum(nll);
     },

@@ -40,8 +40,10 @@ function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options
 }
 
 /**
- * Index of the largest element along `axis`, as i32; the first index on ties; NaN counts as
- * largest. Without `axis`, the index into the flattened input (NumPy). No gradient.
+ * Index of the largest element along `axis`, as i32; the first index on ties (also when
+ * every value is `-inf` or the dtype's smallest integer). A NaN beats every number, so a row
+ * holding NaN gives its first NaN's index, for argmin as well (NumPy). Without `axis`, the
+ * index into the flattened input (NumPy). No gradient.
  *
  * Shapes: `x [..dims]` to `dims` without `axis` (`[]` without an axis; size-1 axes when
  * `keepdims`).

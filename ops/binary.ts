@@ -6,7 +6,7 @@
  */
 import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
-import { deviceOf, Tensor } from "./tensor.ts";
+import { assertLive, deviceOf, Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 import { sameDevice } from "./validate.ts";
 import { broadcastShapes } from "./broadcast.ts";
@@ -23,10 +23,16 @@ export function scalarLike(v: number, like: Tensor): Tensor {
 }
 
 /** Converts a pair of tensor-likes to tensors; returns those it created so the caller frees them. */
-export function pair(op: string, a: TensorLike, b: TensorLike): [Tensor, Tensor, Tensor[]] {
+export function pair(
+  op: string,
+  a: TensorLike,
+  b: TensorLike,
+  first = 0,
+): [Tensor, Tensor, Tensor[]] {
   if (typeof a === "number" && typeof b === "number") {
     throw new TypeError(`${op}: at least one operand must be a tensor`);
   }
+  assertLive(op, [...Array(first), a, b]);
   const made: Tensor[] = [];
   const ta = typeof a === "number" ? (made[made.length] = scalarLike(a, b as Tensor)) : a;
   const tb = typeof b === "number" ? (made[made.length] = scalarLike(b, ta)) : b;
@@ -129,17 +135,27 @@ const minP = binaryPrim(
 export const add = (a: TensorLike, b: TensorLike): Tensor => applyBinary(addP, a, b);
 /** `a - b` with broadcasting. */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => applyBinary(subP, a, b);
-/** `a * b` with broadcasting. */
+/** `a * b` with broadcasting (i32/u32 products wrap to 32 bits on both backends). */
 export const mul = (a: TensorLike, b: TensorLike): Tensor => applyBinary(mulP, a, b);
 /** True division `a / b` (integers are promoted to f32). */
 export const div = (a: TensorLike, b: TensorLike): Tensor =>
   applyBinary(divP, a, b, { floatOnly: true });
-/** `a ** b` in f32 (negative bases need integer exponents, else NaN). */
+/**
+ * `a ** b` in f32 (negative bases need integer exponents, else NaN), with JS `Math.pow`'s
+ * special values on both backends (`x ** 0` is 1 even for NaN; `1 ** NaN` is NaN). On WebGPU
+ * it is `exp2(b * log2(a))`, so results agree with the CPU to about 1e-5 relative.
+ */
 export const pow = (a: TensorLike, b: TensorLike): Tensor =>
   applyBinary(powP, a, b, { floatOnly: true });
-/** Elementwise maximum (the gradient goes to `a` on ties). */
+/**
+ * Elementwise maximum (the gradient goes to `a` on ties). NaN propagates (NumPy `maximum`,
+ * JAX) and `maximum(-0, 0)` is +0, on both backends.
+ */
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => applyBinary(maxP, a, b);
-/** Elementwise minimum (the gradient goes to `a` on ties). */
+/**
+ * Elementwise minimum (the gradient goes to `a` on ties). NaN propagates and `minimum(-0, 0)`
+ * is -0, on both backends.
+ */
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => applyBinary(minP, a, b);
 
 const castPrim = definePrimitive<DType>({
@@ -152,7 +168,15 @@ const castPrim = definePrimitive<DType>({
 });
 
 /**
- * Converts to another dtype (float to int truncates toward zero; anything to bool tests != 0).
+ * Converts to another dtype.
+ *
+ * - f32 to i32/u32 truncates toward zero and saturates: values past the type's range become
+ *   its nearest bound (`inf` and `3e38` give 2147483647 as i32, negative values 0 as u32) and
+ *   NaN gives 0, on both backends (as WGSL and JAX on GPU do).
+ * - Between i32 and u32 the 32 bits are reinterpreted (-1 becomes 4294967295), as in NumPy.
+ * - To bool tests `!= 0`; NaN is true.
+ * - i32/u32 to f32 rounds to the nearest f32.
+ *
  * Returns a new tensor even when the dtype is unchanged.
  *
  * @example

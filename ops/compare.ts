@@ -97,7 +97,7 @@ const wherePrim = definePrimitive<undefined>({
  * ```
  */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  const [ta, tb, made] = pair("where", a, b);
+  const [ta, tb, made] = pair("where", a, b, 1);
   try {
     broadcastShapes("where", cond.shape, ta.shape, tb.shape);
     sameDevice("where", [cond, ta, tb]);

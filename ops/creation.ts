@@ -3,7 +3,7 @@
  * @module
  */
 import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../kernels/dtype.ts";
-import type { DeviceName } from "../kernels/device.ts";
+import { checkAllocation, type DeviceName } from "../kernels/device.ts";
 import { getDevice } from "./device.ts";
 import { checkShape } from "./broadcast.ts";
 import { fmt, fromStorage, type NestedArray, sizeOf, type Tensor } from "./tensor.ts";
@@ -86,6 +86,7 @@ export function tensor(
     dtype ??= hasBoolean(data as NestedArray) ? "bool" : "f32";
   }
   const info = dtypeInfo(dtype, op);
+  checkAllocation(op, getDevice(options.device), [flat.length], dtype);
   let shape = inferred;
   if (options.shape) {
     checkShape(op, options.shape);
@@ -124,6 +125,7 @@ export function full(
     [{ tensor: scalar, strides: shape.map(() => 0) }],
     shape,
     dtype,
+    "full",
   );
 }
 
@@ -188,6 +190,7 @@ export function arange(
   const ints = [start, stop, step].every(Number.isInteger);
   const dtype = options.dtype ?? (ints ? "i32" : "f32");
   const info = dtypeInfo(dtype, "arange");
+  checkAllocation("arange", getDevice(options.device), [n], dtype);
   const arr = info.create(n);
   for (let i = 0; i < n; i++) arr[i] = info.coerce(start + i * step);
   return fromTypedArray(arr, [n], dtype, options.device);
@@ -207,6 +210,7 @@ export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tenso
     throw new TypeError(`eye: diagonal offset must be an integer, got ${k}`);
   }
   const dtype = options.dtype ?? "f32";
+  checkAllocation("eye", getDevice(options.device), [n, m], dtype);
   const arr = dtypeInfo(dtype, "eye").create(n * m);
   for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) arr[i * m + i + k] = 1;
   return fromTypedArray(arr, [n, m], dtype, options.device);

@@ -3,13 +3,17 @@
  * @module
  */
 import type { Device, DeviceName, MemoryInfo } from "../kernels/device.ts";
-import { findBackend, registerBackend } from "../kernels/backend.ts";
+import { type Backend, findBackend, registerBackend } from "../kernels/backend.ts";
 import { DEFAULT_BACKEND, STARTABLE_BACKENDS } from "../kernels/builtin.ts";
 
 /** The always-available backend's name and device (the CPU reference). */
 const base: { name: DeviceName; device: Device } = DEFAULT_BACKEND;
 /** The device ops use when none is named. */
 let fallback: Device = base.device;
+/** One start request per backend, shared by every `init` call (dropped when it found none). */
+const starting = new Map<DeviceName, Promise<Backend | null>>();
+/** The `init` call in flight, if any, with the backend it was asked for. */
+let pending: { backend: DeviceName | undefined; result: Promise<InitResult> } | null = null;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
@@ -35,6 +39,12 @@ export interface InitResult {
  * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
  * called the default device is the CPU.
  *
+ * Concurrency: the WebGPU device is requested once per process and never replaced, so every
+ * tensor made on it stays usable whatever `init` calls follow. A call made while another is
+ * in flight returns that call's result when it asks for the same backend (the same
+ * `backend` option, or both without one), and throws an Error when it asks for another. Once
+ * a call has finished, a later one may switch the default device (e.g. to the CPU and back).
+ *
  * @example
  * ```ts
  * import { init } from "@longseq/tensor";
@@ -43,7 +53,6 @@ export interface InitResult {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
-  const { quiet = false } = options;
   const backend = options.backend ?? envBackend();
   const known = [...Object.keys(STARTABLE_BACKENDS), base.name];
   if (backend !== undefined && !known.includes(backend)) {
@@ -53,6 +62,27 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
       }`,
     );
   }
+  if (pending) {
+    if (pending.backend !== backend) {
+      throw new Error(
+        `init: called with backend ${JSON.stringify(backend ?? "auto")} while a call with ` +
+          `backend ${JSON.stringify(pending.backend ?? "auto")} is in flight; await it first`,
+      );
+    }
+    return await pending.result;
+  }
+  const result = select(backend, options.quiet ?? false);
+  const entry = { backend, result };
+  pending = entry;
+  const done = () => {
+    if (pending === entry) pending = null;
+  };
+  result.then(done, done);
+  return await result;
+}
+
+/** Sets the default device for `init` (see there), starting each backend at most once. */
+async function select(backend: DeviceName | undefined, quiet: boolean): Promise<InitResult> {
   if (backend === base.name) {
     fallback = base.device;
     return { backend: base.name, adapter: base.device.description };
@@ -60,7 +90,17 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
   // Auto-detection tries the first startable backend (WebGPU).
   const wanted = backend ?? Object.keys(STARTABLE_BACKENDS)[0] as DeviceName;
   const { label, start, hint } = STARTABLE_BACKENDS[wanted];
-  const started = findBackend(wanted) ?? await start();
+  let started = findBackend(wanted) ?? null;
+  if (!started) {
+    let request = starting.get(wanted);
+    if (!request) starting.set(wanted, request = start());
+    try {
+      started = await request;
+    } finally {
+      if (!started) starting.delete(wanted); // none found, or the start failed: retry later
+    }
+    if (started && !findBackend(wanted)) registerBackend(started);
+  }
   if (!started) {
     if (backend !== undefined) throw new Error(`init: no ${label} adapter found (${hint})`);
     if (!quiet) {
@@ -71,7 +111,6 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
     fallback = base.device;
     return { backend: base.name, adapter: base.device.description };
   }
-  registerBackend(started);
   fallback = started.device;
   return { backend: started.name, adapter: started.device.description };
 }
@@ -127,6 +166,39 @@ export function memory(device?: DeviceName): MemoryInfo {
 /** Sets a device's peak-bytes figure to its current live bytes. */
 export function resetPeakMemory(device?: DeviceName): void {
   getDevice(device).resetPeak();
+}
+
+/**
+ * Gives back the storage buffers a device keeps pooled for reuse after tensors are disposed
+ * (default: every device), and returns the bytes released. The WebGPU pool keeps at most
+ * {@linkcode setPoolLimit} bytes (256 MiB unless set), evicting the least recently freed
+ * buffers first; call this after a phase with large temporaries (evaluation at a longer
+ * length, a big one-off matmul) to return their memory to the system.
+ *
+ * @example
+ * ```ts
+ * import { memory, releasePooledMemory, zeros } from "@longseq/tensor";
+ * zeros([1 << 20]).dispose();
+ * releasePooledMemory();
+ * console.log(memory().pooledBytes); // 0
+ * ```
+ */
+export function releasePooledMemory(device?: DeviceName): number {
+  const names = device === undefined ? devices() : [device];
+  return names.reduce((n, d) => n + getDevice(d).releasePooled(), 0);
+}
+
+/**
+ * Sets the most bytes of freed storage a device pools for reuse (default: every device; the
+ * WebGPU default is 256 MiB). Lowering it releases the excess at once, least recently freed
+ * buffers first; 0 disables pooling. The CPU pools nothing.
+ */
+export function setPoolLimit(bytes: number, device?: DeviceName): void {
+  if (!(bytes >= 0)) {
+    throw new RangeError(`setPoolLimit: expected a byte count >= 0, got ${bytes}`);
+  }
+  const names = device === undefined ? devices() : [device];
+  for (const d of names) getDevice(d).poolLimit = bytes;
 }
 
 /** Submits pending GPU work without waiting for it. */

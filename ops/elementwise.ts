@@ -21,13 +21,14 @@ export interface View {
 /**
  * Runs elementwise kernel `name` (an entry of the backends' elementwise tables) on inputs
  * broadcast (or strided) to `outShape`, returning a new tensor. Inputs without explicit strides
- * are broadcast to `outShape`.
+ * are broadcast to `outShape`. `op` (default `name`) names the user-facing op in errors.
  */
 export function runElementwise(
   name: string,
   views: readonly (Tensor | View)[],
   outShape: readonly number[],
   outDtype: DType,
+  op: string = name,
 ): Tensor {
   const vs = views.map((v) => (v instanceof Tensor ? { tensor: v } : v));
   const device = sameDevice(name, vs.map((v) => v.tensor));
@@ -41,5 +42,5 @@ export function runElementwise(
     dtype: outDtype,
   };
   const tensors = vs.map((v) => v.tensor);
-  return launch1(name, tensors, spec, { shape: outShape, dtype: outDtype }, device);
+  return launch1(name, tensors, spec, { shape: outShape, dtype: outDtype }, device, op);
 }

@@ -7,10 +7,10 @@
  * the backend holding the inputs (see `kernels/backend.ts`), or in that backend's fallback.
  * @module
  */
-import { deviceOf, fromStorage, sizeOf, storageOf, type Tensor } from "./tensor.ts";
+import { assertLive, deviceOf, fromStorage, sizeOf, storageOf, type Tensor } from "./tensor.ts";
 import { setScopeHold } from "./scope.ts";
 import type { DType } from "../kernels/dtype.ts";
-import type { Device, DeviceName, Storage } from "../kernels/device.ts";
+import { checkAllocation, type Device, type DeviceName, type Storage } from "../kernels/device.ts";
 import { type Backend, backendOf, callKernel, findBackend } from "../kernels/backend.ts";
 
 /** What a VJP rule sees: the primitive's inputs, outputs and static params. */
@@ -152,6 +152,7 @@ setScopeHold(heldByOpenTrace);
 
 /** Runs a primitive, recording a node when any input is traced by an open trace. */
 export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+  assertLive(prim.name, inputs);
   const outs = prim.forward(inputs, params);
   if (prim.vjp === "none" || openTraces.size === 0) return outs;
   let traces: Set<number> | null = null;
@@ -208,8 +209,10 @@ export interface KernelOutput {
 /**
  * Runs kernel `name` on the backend of `device` (default: the first input's) with the inputs'
  * storages and `spec`, and returns its outputs as new tensors of the given shapes and dtypes.
- * A backend without the kernel runs its fallback backend's on copies of the inputs; with no
- * fallback that has it, a TypeError names the kernel and the backend.
+ * Every output's size is checked against the device's limit first (a RangeError naming `op`,
+ * default `name`, the shape and the limit), so nothing is allocated for a refused op. A backend
+ * without the kernel runs its fallback backend's on copies of the inputs; with no fallback that
+ * has it, a TypeError names the kernel and the backend.
  */
 export function launch(
   name: string,
@@ -217,7 +220,9 @@ export function launch(
   spec: unknown,
   outputs: readonly KernelOutput[],
   device: Device = deviceOf(inputs[0]),
+  op: string = name,
 ): Tensor[] {
+  for (const o of outputs) checkAllocation(op, device, o.shape, o.dtype);
   const backend = backendOf(device);
   const kernel = backend.kernels[name];
   const out = kernel
@@ -238,8 +243,9 @@ export function launch1(
   spec: unknown,
   output: KernelOutput,
   device?: Device,
+  op?: string,
 ): Tensor {
-  return launch(name, inputs, spec, [output], device)[0];
+  return launch(name, inputs, spec, [output], device, op)[0];
 }
 
 /** Checks that a kernel returned one storage per expected output. */

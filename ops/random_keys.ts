@@ -19,10 +19,17 @@ interface SampleParams extends RandomParams {
 
 const randomPrim = definePrimitive<SampleParams>({
   name: "random",
-  forward: ([keys], p) => [launch1("random", [keys], p, {
-    shape: p.shape,
-    dtype: RANDOM_DTYPE[p.mode],
-  })],
+  forward: ([keys], p) => [launch1(
+    "random",
+    [keys],
+    p,
+    {
+      shape: p.shape,
+      dtype: RANDOM_DTYPE[p.mode],
+    },
+    undefined,
+    `random.${p.mode}`,
+  )],
   vjp: "none",
 });
 

@@ -140,7 +140,7 @@ export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
 const broadcastPrim = definePrimitive<readonly number[]>({
   name: "broadcastTo",
   saves: { inputs: [], outputs: [] },
-  forward: ([x], shape) => [runElementwise("copy", [x], shape, x.dtype)],
+  forward: ([x], shape) => [runElementwise("copy", [x], shape, x.dtype, "broadcastTo")],
   // The walker sums the cotangent down to the input's shape.
   vjp: ([g]) => [g],
 });

@@ -29,6 +29,7 @@ type Piece = PlaceSpec["pieces"][number];
 
 /** Runs the place kernel: `xs[i]` lands where `pieces[i]` says in a fresh `shape`. */
 function place(
+  op: string,
   xs: readonly Tensor[],
   shape: readonly number[],
   fill: number | undefined,
@@ -36,7 +37,7 @@ function place(
 ): Tensor {
   const dtype = xs[0].dtype;
   const spec: PlaceSpec = { dtype, size: sizeOf(shape), fill, pieces };
-  return launch1("place", xs, spec, { shape, dtype });
+  return launch1("place", xs, spec, { shape, dtype }, undefined, op);
 }
 
 /** A normalised slice: output element `i` on axis `d` reads input `start[d] + i * step[d]`. */
@@ -84,7 +85,7 @@ const embedPrim = definePrimitive<EmbedParams>({
       strides: c.map((s, d) => s * region.steps[d]),
       offset: offsetOf(region, c),
     };
-    return [place([x], shape, value, [piece])];
+    return [place("embed", [x], shape, value, [piece])];
   },
   vjp: ([g], { params }) => [bind1(slicePrim, [g], params.region)],
 });
@@ -189,7 +190,7 @@ const concatPrim = definePrimitive<{ axis: number }>({
       at += x.shape[axis];
       return { shape: x.shape, strides: c, offset };
     });
-    return [place(xs, shape, undefined, pieces)];
+    return [place("concat", xs, shape, undefined, pieces)];
   },
   vjp: ([g], { inputs, params: { axis } }) => {
     let at = 0;

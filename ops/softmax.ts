@@ -9,7 +9,7 @@ import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts"
 import { sizeOf, type Tensor } from "./tensor.ts";
 import { checkTensor, normAxis, rejectBool } from "./validate.ts";
 import { add, cast, mul, sub } from "./binary.ts";
-import { less, where } from "./compare.ts";
+import { equal, less, where } from "./compare.ts";
 import { abs, exp, log } from "./unary.ts";
 import { reshape } from "./shape.ts";
 import { floatInput, max, reducedShape, type ReduceOptions, sum } from "./reduce.ts";
@@ -71,7 +71,8 @@ function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axi
  * `exp(x) / sum(exp(x))` along `axis` (default the last), computed as
  * `exp(x - max) / sum(exp(x - max))` so large logits do not overflow. Integer inputs become
  * f32; bool inputs throw a TypeError. A fused primitive with its own VJP rule
- * (`dx = y * (g - sum(g * y))`).
+ * (`dx = y * (g - sum(g * y))`). A slice of only `-inf` (fully masked) gives zeros and a zero
+ * gradient, not NaN.
  *
  * Shapes: `x [..dims]` to the same shape, f32; slices along `axis` sum to 1.
  *
@@ -89,7 +90,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 /**
  * `x - logsumexp(x)` along `axis` (default the last), max-shifted so it is finite for large
  * logits. Integer inputs become f32; bool inputs throw a TypeError. A fused primitive with its
- * own VJP rule (`dx = g - softmax(x) * sum(g)`).
+ * own VJP rule (`dx = g - softmax(x) * sum(g)`). A slice of only `-inf` gives `-inf` (and
+ * passes the cotangent through unchanged), not NaN.
  *
  * Shapes: `x [..dims]` to the same shape, f32.
  *
@@ -108,7 +110,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  * `log(sum(exp(x)))` over `axes` (default: all), as f32, computed as
  * `m + log(sum(exp(x - m)))` with `m` the maximum (or 0 where the maximum is infinite, so rows
  * of `-inf` give `-inf` and rows holding `+inf` give `+inf`). An empty axis throws a
- * RangeError. A composition of `max`, `exp`, `sum` and `log`; its gradient is the softmax.
+ * RangeError. A composition of `max`, `exp`, `sum` and `log`; its gradient is the softmax,
+ * and 0 for rows of only `-inf` (fully masked rows never bring NaN into a backward pass).
  *
  * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
  *
@@ -132,7 +135,13 @@ export function logsumexp(
   if (xf !== x) xf.dispose();
   using e = exp(d);
   using s = sum(e, ax, { keepdims: true });
-  using l = log(s);
-  using out = add(l, shift);
+  // Rows of only -inf have s = 0: log(0) = -inf is the right value, but its gradient 1/s
+  // would meet a zero cotangent as 0 * inf = NaN. Take the log of 1 there instead and put the
+  // -inf back after it ("double where"), so such rows get a zero gradient.
+  using empty = equal(m, -Infinity);
+  using safe = where(empty, 1, s);
+  using l = log(safe);
+  using lse = add(l, shift);
+  using out = where(empty, -Infinity, lse);
   return reshape(out, reducedShape(x.shape, ax, options.keepdims ?? false));
 }

@@ -248,3 +248,20 @@ export class Tensor {
     return this.#shared;
   }
 }
+
+/**
+ * Throws a TypeError naming `op` and the input's position, shape and dtype when one of `inputs`
+ * was disposed (e.g. "add: input 1 (tensor [2,3] f32) was disposed"). Ops call it (through
+ * `bind`, `sameDevice` and the operand conversion of binary ops) before touching storage.
+ */
+export function assertLive(op: string, inputs: readonly unknown[]): void {
+  for (let i = 0; i < inputs.length; i++) {
+    const t = inputs[i];
+    if (t instanceof Tensor && t.disposed) {
+      throw new TypeError(
+        `${op}: input ${i} (tensor ${fmt(t.shape)} ${t.dtype}) was disposed; ` +
+          "keep it alive (return it from scope() or keep()) until its last use",
+      );
+    }
+  }
+}

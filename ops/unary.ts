@@ -2,6 +2,13 @@
  * Elementwise unary ops: for each, its dtype rule and VJP rule; the kernels are the entries of
  * the same name in the backends' elementwise tables. Float-only ops cast integer inputs to
  * `f32` first (NumPy style).
+ *
+ * Special values follow the CPU reference (JS `Math`, i.e. IEEE/NumPy) on both backends: NaN
+ * propagates, signed zeros and infinities come out as on the CPU (a property test checks every
+ * op). Deliberate differences on WebGPU: transcendental ops agree within a few ULP rather than
+ * bitwise; a subnormal result may be flushed to zero and a subnormal input gives no accuracy
+ * guarantee (WGSL allows both); `sin`/`cos` are accurate only for moderate arguments (|x| up to
+ * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
@@ -131,13 +138,13 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
 export const neg = (x: Tensor): Tensor => unary("neg", x);
 /** `|x|` elementwise. */
 export const abs = (x: Tensor): Tensor => unary("abs", x);
-/** Sign of `x` (-1, 0 or 1). */
+/** Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN). */
 export const sign = (x: Tensor): Tensor => unary("sign", x);
 /** `e^x` elementwise. */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
 /** Natural logarithm. */
 export const log = (x: Tensor): Tensor => unary("log", x);
-/** `log(1 + x)`, accurate near 0. */
+/** `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf. */
 export const log1p = (x: Tensor): Tensor => unary("log1p", x);
 /** Square root. */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
@@ -151,11 +158,11 @@ export const tanh = (x: Tensor): Tensor => unary("tanh", x);
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
 /** `max(x, 0)`. */
 export const relu = (x: Tensor): Tensor => unary("relu", x);
-/** The error function. */
+/** The error function (on WebGPU an approximation, absolute error below 1.5e-7). */
 export const erf = (x: Tensor): Tensor => unary("erf", x);
-/** Sine. */
+/** Sine (on WebGPU accurate for |x| up to about 1e4). */
 export const sin = (x: Tensor): Tensor => unary("sin", x);
-/** Cosine. */
+/** Cosine (on WebGPU accurate for |x| up to about 1e4). */
 export const cos = (x: Tensor): Tensor => unary("cos", x);
 
 /**

@@ -3,7 +3,7 @@
  * throws a TypeError or RangeError naming the op and the argument before any device work.
  * @module
  */
-import { deviceOf, fmt, Tensor } from "./tensor.ts";
+import { assertLive, deviceOf, fmt, Tensor } from "./tensor.ts";
 import type { Device } from "../kernels/device.ts";
 
 /** Throws a TypeError unless `t` is a Tensor. */
@@ -33,6 +33,7 @@ export function rejectBool(op: string, x: Tensor): void {
 
 /** Checks that every tensor lives on one device and returns it. */
 export function sameDevice(op: string, tensors: readonly Tensor[]): Device {
+  assertLive(op, tensors);
   const dev = deviceOf(tensors[0]);
   for (const t of tensors) {
     if (deviceOf(t) !== dev) {

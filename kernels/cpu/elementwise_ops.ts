@@ -17,6 +17,19 @@ export type CpuScalarOp = ScalarFn | {
 };
 
 const truth = (v: boolean) => (v ? 1 : 0);
+const isInt = (t: DType) => t === "i32" || t === "u32";
+
+/**
+ * The cast from `from` to `to`: float to i32/u32 truncates toward zero and saturates, NaN to 0
+ * (as WGSL does); between integers the typed array's store reinterprets the 32 bits; to bool
+ * tests `!= 0` (NaN is true).
+ */
+export function castCpu(from: DType, to: DType): ScalarFn {
+  if (to === "bool") return (a) => truth(a !== 0);
+  if (from !== "f32" || to === "f32") return (a) => a;
+  const [lo, hi] = to === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+  return (a) => (a !== a ? 0 : a <= lo ? lo : a >= hi ? hi : Math.trunc(a));
+}
 
 /** NumPy's `round`: to the nearest integer, halves to the even neighbour (keeps `-0`). */
 export function roundHalfEven(a: number): number {
@@ -26,17 +39,21 @@ export function roundHalfEven(a: number): number {
   return r === 0 && a < 0 ? -0 : r;
 }
 
-/** The floored modulo of two numbers: `a - b * floor(a / b)`, with the sign of `b`. */
+/**
+ * The floored modulo of two numbers, `a - b * floor(a / b)` computed exactly, with the sign of
+ * `b` (NumPy `mod`): NaN for `a` infinite or `b` zero, and a zero result takes `b`'s sign.
+ */
 export function floorMod(a: number, b: number): number {
   const r = a % b;
-  return r !== 0 && (r < 0) !== (b < 0) ? r + b : r;
+  if (r === 0) return b < 0 ? -0 : 0;
+  return (r < 0) !== (b < 0) ? r + b : r;
 }
 
 /** Every elementwise op's CPU scalar function, by kernel name. */
 export const CPU_ELEMENTWISE: Readonly<Record<string, CpuScalarOp>> = {
   // Data movement (slices, transposes, broadcasts).
   copy: (a) => a,
-  cast: { byDtype: (_from, to) => to === "bool" ? (a) => truth(a !== 0) : (a) => a },
+  cast: { byDtype: castCpu },
   // Unary.
   neg: (a) => -a,
   abs: Math.abs,
@@ -46,7 +63,8 @@ export const CPU_ELEMENTWISE: Readonly<Record<string, CpuScalarOp>> = {
   log1p: Math.log1p,
   sqrt: Math.sqrt,
   rsqrt: (a) => 1 / Math.sqrt(a),
-  square: (a) => a * a,
+  // Integer products wrap to 32 bits, as on the GPU (float64 would lose bits past 2^53).
+  square: { byDtype: (_in, out) => (isInt(out) ? (a) => Math.imul(a, a) : (a) => a * a) },
   tanh: Math.tanh,
   sigmoid: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))),
   relu: (a) => (a > 0 ? a : 0),
@@ -68,7 +86,7 @@ export const CPU_ELEMENTWISE: Readonly<Record<string, CpuScalarOp>> = {
   // Binary.
   add: (a, b) => a + b,
   sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
+  mul: { byDtype: (_in, out) => (isInt(out) ? Math.imul : (a, b) => a * b) },
   div: (a, b) => a / b,
   pow: (a, b) => Math.pow(a, b),
   maximum: (a, b) => Math.max(a, b),

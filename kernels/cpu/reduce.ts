@@ -94,7 +94,8 @@ export function argReduceCpu(
 
 /**
  * Softmax (or log-softmax when `log`) of f32 `x` over `n` of `[outer, n, inner]`, max-shifted
- * so large logits do not overflow. Returns a new f32 storage of the same layout.
+ * so large logits do not overflow. A slice of only `-inf` gives softmax 0 and log-softmax
+ * `-inf`. Returns a new f32 storage of the same layout.
  */
 export function softmaxCpu(
   device: CpuDevice,
@@ -109,6 +110,12 @@ export function softmaxCpu(
       const at = (j: number) => (o * n + j) * inner + k;
       let m = -Infinity;
       for (let j = 0; j < n; j++) m = Math.max(m, src[at(j)]);
+      if (m === -Infinity) {
+        // Only -inf (a fully masked row): softmax 0 and log-softmax -inf, so the VJPs
+        // (`y * (g - sum(g y))`, `g - exp(y) sum(g)`) stay finite.
+        for (let j = 0; j < n; j++) out[at(j)] = log ? -Infinity : 0;
+        continue;
+      }
       let s = 0;
       for (let j = 0; j < n; j++) s += Math.exp(src[at(j)] - m);
       const ls = Math.log(s);

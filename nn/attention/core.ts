@@ -13,7 +13,7 @@ import { notEqual, where } from "../../ops/compare.ts";
 import { fromTypedArray } from "../../ops/creation.ts";
 import { matmul } from "../../ops/matmul.ts";
 import { mean } from "../../ops/reduce.ts";
-import { reshape, transpose } from "../../ops/shape.ts";
+import { expandDims, reshape, transpose } from "../../ops/shape.ts";
 import { concat, pad, slice } from "../../ops/slicing.ts";
 import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
@@ -203,8 +203,8 @@ export function i32Tensor(values: ArrayLike<number>, shape: readonly number[], d
 /** Options every attention layer's `apply` accepts besides `key` and `training`. */
 export interface MaskOption {
   /**
-   * Padding mask `[batch, len]`: true (or non-zero) marks real tokens, false marks padding.
-   * Padded keys are never attended; outputs at padded positions are finite but meaningless.
+   * Padding mask `[batch, len]`: true (or non-zero) marks real tokens, false marks padding,
+   * whose inputs count as 0 (inf/NaN there is safe) and are never attended to.
    */
   mask?: Tensor;
 }
@@ -318,15 +318,19 @@ export function checkParams(op: string, p: AttentionParams, hc: HeadConfig): voi
 /**
  * Projects `x: [b, len, dModel]` to per-head queries, keys and values `[b, heads, len, dHead]`.
  * Shared QK: keys are the unit-normalised queries (`q` unscaled); otherwise keys are scaled by
- * `1/sqrt(dHead)`.
+ * `1/sqrt(dHead)`. A padding `mask` (`[b, len]`) zeroes padded positions of `x` first, so a
+ * non-finite padded value cannot reach outputs or gradients (`0 * inf` in `p v`, `dlogits k`).
  */
 export function projectQKV(
   p: AttentionParams,
   x: Tensor,
   hc: HeadConfig,
+  mask?: Tensor,
 ): { q: Tensor; k: Tensor; v: Tensor } {
+  using keep = mask ? boolMask(mask) : null, keepRow = keep ? expandDims(keep, -1) : null;
+  using xs = keepRow ? where(keepRow, x, 0) : null;
   const proj = (w: Tensor) => {
-    using y = matmul(x, w);
+    using y = matmul(xs ?? x, w);
     return splitHeads(y, hc.heads);
   };
   const v = proj(p.wv);

@@ -79,7 +79,7 @@ export function attention(
       const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
       const dropout = dropoutFor(op, rate, opts, x);
       return scope(() => {
-        const { q, k, v } = projectQKV(params, x, hc);
+        const { q, k, v } = projectQKV(params, x, hc, opts.mask);
         const pos = i32Tensor(Array.from({ length: n }, (_, i) => i), [n], x.device);
         const kvalid = opts.mask ? reshape(boolMask(opts.mask), [b, 1, n]) : null;
         const { o } = chunkAttention(q, k, v, {

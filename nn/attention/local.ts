@@ -90,7 +90,7 @@ export function localAttention(
       const kl = offsets.length * chunkLen;
       return scope(() => {
         const chunked = (t: Tensor) => reshape(padAxis(t, 2, lp), [b, hc.heads, nc, chunkLen, -1]);
-        const qkv = projectQKV(params, x, hc);
+        const qkv = projectQKV(params, x, hc, opts.mask);
         const q = chunked(qkv.q);
         // Each chunk's own keys and values: the kernel reads the window's chunks in place.
         const k = chunked(qkv.k);

@@ -192,7 +192,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       const [hashKey, dropKey] = opts.key && dropping
         ? random.splitN(opts.key, 2)
         : [opts.key, undefined];
-      const { q: qk, v } = projectQKV(params, x, hc);
+      const { q: qk, v } = projectQKV(params, x, hc, opts.mask);
       const qkp = padAxis(qk, 2, lp), vp = padAxis(v, 2, lp);
       const valid = opts.mask || lp > n ? padAxis(validMask(opts.mask, b, n, x), 1, lp, 0) : null;
       let buckets: Tensor;

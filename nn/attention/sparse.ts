@@ -367,7 +367,7 @@ export function sparseAttention(
       const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
       const dropout = dropoutFor(op, rate, opts, x);
       return scope(() => {
-        const { q, k, v } = projectQKV(params, x, hc);
+        const { q, k, v } = projectQKV(params, x, hc, opts.mask);
         const keyMask = opts.mask ? boolMask(opts.mask) : null;
         const keys = dropout && groups.length > 1 ? random.splitN(dropout.key!, groups.length) : [];
         const outs = groups.map(({ to, part }, g) => {

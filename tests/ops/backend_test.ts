@@ -21,6 +21,13 @@ class BoxStorage implements Storage {
 class BoxDevice implements Device {
   readonly description = "test box";
   readonly maxBytes = 2 ** 31 - 1;
+  poolLimit = 0;
+  elementBytes(dtype: DType): number {
+    return dtypeInfo(dtype).bytes;
+  }
+  releasePooled(): number {
+    return 0;
+  }
   liveBytes = 0;
   liveTensors = 0;
   constructor(readonly name: DeviceName) {}

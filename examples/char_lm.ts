@@ -28,7 +28,6 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
@@ -36,7 +35,8 @@ import {
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/char_lm.ts [flags]
 

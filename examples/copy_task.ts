@@ -25,7 +25,6 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
@@ -33,7 +32,8 @@ import {
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/copy_task.ts [flags]
 

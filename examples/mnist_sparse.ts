@@ -19,13 +19,12 @@ import {
   type SparseTransformerLMParams,
 } from "../nn/models/sparse_transformer.ts";
 import { loadMnist, type MnistSplit, mulberry32 } from "./lib/data.ts";
-import { imageGridPng, imageGridSvg } from "./lib/plot.ts";
+import { imageGridPng, imageGridSvg } from "./lib/images.ts";
 import { sampleToken } from "./generate.ts";
 import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
@@ -33,7 +32,8 @@ import {
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/mnist_sparse.ts [flags]
 

@@ -5,10 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { zipSync } from "fflate";
-import { readMetrics } from "../../examples/lib/progress.ts";
 import { sampleToken } from "../../examples/generate.ts";
-import { parseFlags, trainingFlags } from "../../examples/lib/train.ts";
-import { flagHelp } from "../../examples/lib/cli.ts";
+import { flagHelp, parseFlags, readMetrics, trainingFlags } from "../../train/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 

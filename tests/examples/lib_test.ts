@@ -13,13 +13,9 @@ import {
   loadMnist,
   mnistFromRaw,
 } from "../../examples/lib/data.ts";
-import {
-  formatDuration,
-  MetricsLog,
-  ProgressBar,
-  readMetrics,
-} from "../../examples/lib/progress.ts";
-import { imageGridPng, imageGridSvg, lineChartSvg, niceTicks } from "../../examples/lib/plot.ts";
+import { formatDuration, MetricsLog, ProgressBar, readMetrics } from "../../train/progress.ts";
+import { lineChartSvg, niceTicks } from "../../train/plot.ts";
+import { imageGridPng, imageGridSvg } from "../../examples/lib/images.ts";
 
 /** Random bytes from a fixed seed. */
 function bytes(n: number, seed = 1): Uint8Array {

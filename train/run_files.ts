@@ -4,7 +4,7 @@
  * plot drawn from the metrics.
  * @module
  */
-import { saveCheckpoint } from "../../io/checkpoint.ts";
+import { saveCheckpoint } from "../io/checkpoint.ts";
 import { readMetrics } from "./progress.ts";
 import { lineChartSvg } from "./plot.ts";
 

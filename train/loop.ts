@@ -7,17 +7,14 @@
  * key, and the initial params, so a resumed run reproduces an uninterrupted one.
  * @module
  */
-import {
-  memory,
-  optim,
-  random,
-  scope,
-  stack,
-  type Tensor,
-  treeTensors,
-  valueAndGrad,
-} from "../../mod.ts";
-import { loadCheckpoint } from "../../io/checkpoint.ts";
+import { memory } from "../ops/device.ts";
+import { random } from "../ops/random.ts";
+import { scope } from "../ops/scope.ts";
+import { stack } from "../ops/slicing.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import { treeTensors, valueAndGrad } from "../autodiff/mod.ts";
+import * as optim from "../optim/mod.ts";
+import { loadCheckpoint } from "../io/checkpoint.ts";
 import { MetricsLog, ProgressBar } from "./progress.ts";
 import {
   type CkptTree,
@@ -27,21 +24,7 @@ import {
   truncateMetrics,
   writeLossPlot,
 } from "./run_files.ts";
-
 import type { TrainingFlagValues } from "./cli.ts";
-
-export { runFiles, saveRun, writeLossPlot } from "./run_files.ts";
-export {
-  type FlagSpec,
-  type FlagValues,
-  initDevice,
-  modelSizeFlags,
-  parseFlags,
-  runMain,
-  trainingFlags,
-  type TrainingFlagValues,
-  usageError,
-} from "./cli.ts";
 
 /** What a loss function returns: the scalar loss, plus scalar metrics to log (e.g. accuracy). */
 export interface LossOutput {
@@ -113,6 +96,20 @@ export interface TrainResult<P> {
   peakBytes: number;
 }
 
+/** The {@linkcode train} options {@linkcode trainOptionsFromFlags} fills in. */
+export type FlagTrainOptions = Pick<
+  TrainOptions<unknown, unknown>,
+  | "outDir"
+  | "steps"
+  | "seed"
+  | "optimizer"
+  | "checkpointEvery"
+  | "logEvery"
+  | "resume"
+  | "config"
+  | "evalEvery"
+>;
+
 /**
  * The {@linkcode train} options that follow from the shared training flags: Adam with linear
  * warm-up (after clipping at global norm 1 when `clip`, as the `--lr` help says), output folder,
@@ -121,7 +118,7 @@ export interface TrainResult<P> {
 export function trainOptionsFromFlags(
   f: TrainingFlagValues,
   o: { example: string; model: unknown; clip: boolean },
-) {
+): FlagTrainOptions {
   const adam = optim.adam(optim.warmupThen(Math.max(1, f.warmup), optim.constant(f.lr)));
   return {
     outDir: f.out,

@@ -4,7 +4,8 @@
  * and the `--device` flag.
  * @module
  */
-import { type DeviceName, init } from "../../mod.ts";
+import type { DeviceName } from "../kernels/device.ts";
+import { init } from "../ops/device.ts";
 
 /** One command-line flag of an example. */
 export interface FlagSpec {
@@ -199,7 +200,7 @@ export type TrainingFlag =
 export function trainingFlags(
   d: TrainingDefaults,
   help: Partial<Record<TrainingFlag, string>> = {},
-) {
+): TrainingFlagTable {
   return {
     steps: { type: "int", default: d.steps, min: 1, help: "Training steps" },
     batch: { type: "int", default: d.batch, min: 1, help: help.batch ?? "Sequences per step" },
@@ -259,28 +260,36 @@ export function trainingFlags(
   } as const;
 }
 
-/** The values of the {@linkcode trainingFlags} part of a flag table. */
-export type TrainingFlagValues = FlagValues<ReturnType<typeof trainingFlags>>;
+/** A flag spec whose value is read as `type`. */
+type Spec<T extends FlagSpec["type"]> = FlagSpec & { readonly type: T };
 
-/**
- * The model-size flags the examples share (`--d-model`, `--d-ff`, `--heads`, `--layers`) with
- * an example's defaults; `layersHelp` says what one layer is in that model.
- *
- * @example
- * ```ts
- * const FLAGS = { ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 2 }) } as const;
- * const f = parseFlags("usage: x [flags]", FLAGS, ["--d-model=32"]);
- * console.log(f.dModel, f.layers); // 32 2
- * ```
- */
-export function modelSizeFlags(
-  d: { dModel: number; dFF: number; heads: number; layers: number },
-  layersHelp = "Reversible layers",
-) {
-  return {
-    dModel: { type: "int", default: d.dModel, min: 1, help: "Model width" },
-    dFF: { type: "int", default: d.dFF, min: 1, help: "Feed-forward hidden width" },
-    heads: { type: "int", default: d.heads, min: 1, help: "Attention heads" },
-    layers: { type: "int", default: d.layers, min: 1, help: layersHelp },
-  } as const;
-}
+/** The flag table {@linkcode trainingFlags} returns. */
+export type TrainingFlagTable = {
+  /** `--steps`: the step to stop after. */
+  readonly steps: Spec<"int">;
+  /** `--batch`: sequences per step. */
+  readonly batch: Spec<"int">;
+  /** `--lr`: the peak learning rate. */
+  readonly lr: Spec<"float">;
+  /** `--warmup`: linear warm-up steps. */
+  readonly warmup: Spec<"int">;
+  /** `--seed`: the run's seed. */
+  readonly seed: Spec<"int">;
+  /** `--device`: `auto`, `cpu` or `webgpu`. */
+  readonly device: Spec<"string">;
+  /** `--out`: the run's folder. */
+  readonly out: Spec<"string">;
+  /** `--resume`: a checkpoint path, `auto` when bare, "" for a fresh start. */
+  readonly resume: Spec<"string">;
+  /** `--checkpoint-every`: steps between checkpoints (0: at the end only). */
+  readonly checkpointEvery: Spec<"int">;
+  /** `--log-every`: steps between metric readbacks (0: automatic). */
+  readonly logEvery: Spec<"int">;
+  /** `--eval-every`: steps between evaluations (0: at the end only). */
+  readonly evalEvery: Spec<"int">;
+  /** `--eval-batches`: held-out batches per evaluation. */
+  readonly evalBatches: Spec<"int">;
+};
+
+/** The values of the {@linkcode trainingFlags} part of a flag table. */
+export type TrainingFlagValues = FlagValues<TrainingFlagTable>;

@@ -9,6 +9,8 @@ import { GpuDevice } from "../kernels/webgpu/device.ts";
 const cpu = new CpuDevice();
 let gpu: GpuDevice | null = null;
 let fallback: Device = cpu;
+/** Whether `init` has run, or the one line about not calling it has been printed. */
+let initSeen = false;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
@@ -32,7 +34,8 @@ export interface InitResult {
 /**
  * Picks the default device: WebGPU when an adapter exists, else the CPU (printing one line
  * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
- * called the default device is the CPU.
+ * called the default device is the CPU, and the first tensor created on it says so once on
+ * stderr.
  *
  * @example
  * ```ts
@@ -43,6 +46,7 @@ export interface InitResult {
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
   const { quiet = false } = options;
+  initSeen = true;
   const backend = options.backend ?? envBackend();
   if (backend !== undefined && backend !== "cpu" && backend !== "webgpu") {
     throw new TypeError(
@@ -68,9 +72,22 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
   return { backend: "webgpu", adapter: gpu.description };
 }
 
-/** The device named, or the default device. Throws if WebGPU was asked for but not initialised. */
+/**
+ * The device named, or the default device. Throws if WebGPU was asked for but not initialised.
+ * The first call for the default device before any `init()` prints one line on stderr saying the
+ * CPU backend is in use (never again in the process).
+ */
 export function getDevice(name?: DeviceName): Device {
-  if (name === undefined) return fallback;
+  if (name === undefined) {
+    if (!initSeen) {
+      initSeen = true;
+      console.warn(
+        "longseq: init() was not called; running on the CPU backend. " +
+          "Call `await init()` to use WebGPU.",
+      );
+    }
+    return fallback;
+  }
   if (name === "cpu") return cpu;
   if (name === "webgpu") {
     if (!gpu) throw new Error("getDevice: WebGPU is not initialised; call `await init()` first");
@@ -108,20 +125,20 @@ export function devices(): DeviceName[] {
  * ```
  */
 export function memory(device?: DeviceName): MemoryInfo {
-  return getDevice(device).memory();
+  return (device === undefined ? fallback : getDevice(device)).memory();
 }
 
 /** Sets a device's peak-bytes figure to its current live bytes. */
 export function resetPeakMemory(device?: DeviceName): void {
-  getDevice(device).resetPeak();
+  (device === undefined ? fallback : getDevice(device)).resetPeak();
 }
 
 /** Submits pending GPU work without waiting for it. */
 export function flush(device?: DeviceName): void {
-  getDevice(device).flush();
+  (device === undefined ? fallback : getDevice(device)).flush();
 }
 
 /** Submits pending work and waits until the device has finished it. */
 export async function sync(device?: DeviceName): Promise<void> {
-  await getDevice(device).sync();
+  await (device === undefined ? fallback : getDevice(device)).sync();
 }

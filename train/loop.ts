@@ -15,7 +15,7 @@ import type { Tensor } from "../ops/tensor.ts";
 import { treeTensors, valueAndGrad } from "../autodiff/mod.ts";
 import * as optim from "../optim/mod.ts";
 import { loadCheckpoint } from "../io/checkpoint.ts";
-import { MetricsLog, ProgressBar } from "./progress.ts";
+import { formatFigures, MetricsLog, ProgressBar } from "./progress.ts";
 import {
   type CkptTree,
   configDiff,
@@ -70,6 +70,11 @@ export interface TrainOptions<P, B> {
   evalEvery?: number;
   /** Stop early once `evaluate`'s figures satisfy this (checked after each evaluation). */
   stopWhen?: (figures: Record<string, number>) => boolean;
+  /**
+   * Decimals of each figure in the progress and evaluation lines, by name (default 4 for
+   * every figure); `metrics.jsonl` keeps full precision.
+   */
+  decimals?: Readonly<Record<string, number>>;
   /** Where progress goes (default: the terminal). */
   write?: (text: string) => void;
   /** Skip installing the Ctrl-C handler (tests). */
@@ -80,8 +85,12 @@ export interface TrainOptions<P, B> {
 export interface TrainResult<P> {
   /** Final params (the caller owns them). */
   params: P;
-  /** Steps completed. */
+  /** The step reached (counting the steps before a resume). */
   step: number;
+  /** The step this call started from (0, or the checkpoint's step when resuming). */
+  startStep: number;
+  /** Steps run by this call: `step - startStep`. */
+  stepsRun: number;
   /** True when Ctrl-C stopped the run early (a checkpoint was saved). */
   interrupted: boolean;
   /** The last logged figures (loss and metrics). */
@@ -90,6 +99,8 @@ export interface TrainResult<P> {
   evaluation: Record<string, number>;
   /** Wall seconds spent in this call. */
   seconds: number;
+  /** Wall seconds of training in all, counting the runs before a resume (from the checkpoint). */
+  totalSeconds: number;
   /** Tokens per second over this call. */
   tokensPerSecond: number;
   /** Peak live bytes on the default device during the run. */
@@ -159,15 +170,18 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   let params = scope(() => o.initParams());
   let opt = o.optimizer.init(params);
   let start = 0;
+  let secondsBefore = 0;
   if (o.resume) {
-    const { tree, metadata } = await loadCheckpoint<CkptTree<P>>(o.resume, {
-      like: { params, opt, step: 0 },
+    // Checkpoints from before `elapsedMs` was stored load with the template's 0.
+    const { tree, metadata } = await loadCheckpoint<Required<CkptTree<P>>>(o.resume, {
+      like: { params, opt, step: 0, elapsedMs: 0 },
     });
     disposeTree(params);
     disposeTree(opt);
     params = tree.params;
     opt = await optim.restoreSteps(tree.opt);
     start = tree.step;
+    secondsBefore = tree.elapsedMs / 1000;
     if (start > o.steps) {
       disposeTree(params);
       disposeTree(opt);
@@ -187,8 +201,18 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   const logEvery = o.logEvery ?? (params && treeTensors(params)[0]?.device === "webgpu" ? 10 : 1);
   // Plain lines only where fresh metrics were read back (every a multiple of logEvery).
   const every = Math.max(1, Math.ceil(Math.round((o.steps - start) / 20) / logEvery)) * logEvery;
-  const bar = new ProgressBar({ total: o.steps, start, label: o.label, write, every });
+  const bar = new ProgressBar({
+    total: o.steps,
+    start,
+    label: o.label,
+    write,
+    every,
+    decimals: o.decimals,
+    startSeconds: secondsBefore,
+  });
   const t0 = performance.now();
+  /** Training seconds so far, counting the runs before a resume. */
+  const elapsed = () => secondsBefore + (performance.now() - t0) / 1000;
   let stopRequested = false;
   let interrupted = false;
   const onSigint = () => {
@@ -222,7 +246,7 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
     pending.forEach((p, i) => {
       const rec: Record<string, number> = { loss: data[i * width] };
       metricNames.forEach((n, j) => (rec[n] = data[i * width + j + 1]));
-      log.log({ step: p.step, ...rec, time: Number(((performance.now() - t0) / 1000).toFixed(3)) });
+      log.log({ step: p.step, ...rec, time: Number(elapsed().toFixed(3)) });
       last = rec;
       p.values.dispose();
     });
@@ -233,7 +257,8 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   };
   let pendingStep = start;
   const checkpoint = async (step: number) => {
-    await saveRun(files.checkpoint, { params, opt, step }, o.config);
+    const elapsedMs = Math.round(elapsed() * 1000);
+    await saveRun(files.checkpoint, { params, opt, step, elapsedMs }, o.config);
     writeLossPlot(o.outDir, o.plotTitle ?? o.label);
   };
   let evaluatedAt = -1;
@@ -242,11 +267,8 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
     evaluatedAt = step;
     await flushMetrics();
     evaluation = await o.evaluate(params, step);
-    log.log({ step, ...evaluation });
-    bar.log(
-      `step ${step}: ` +
-        Object.entries(evaluation).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(" "),
-    );
+    log.log({ step, ...evaluation, time: Number(elapsed().toFixed(3)) });
+    bar.log(`step ${step}: ${formatFigures(evaluation, o.decimals)}`);
   };
 
   let step = start;
@@ -311,11 +333,35 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   return {
     params,
     step,
+    startStep: start,
+    stepsRun: step - start,
     interrupted,
     last,
     evaluation,
     seconds,
+    totalSeconds: secondsBefore + seconds,
     tokensPerSecond: tokensDone / Math.max(seconds, 1e-9),
     peakBytes: memory().peakBytes,
   };
+}
+
+/**
+ * One line about how much a {@linkcode train} call did: `100 steps in 41.2 s`, or after a
+ * resume the steps and seconds of this call and the totals apart:
+ * `35 steps in 12.3 s (step 100 in all, 41.2 s)`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const r = { step: 100, startStep: 65, stepsRun: 35, seconds: 12.34, totalSeconds: 41.2 };
+ * assert.equal(runSummary(r), "35 steps in 12.3 s (step 100 in all, 41.2 s)");
+ * assert.equal(runSummary({ ...r, startStep: 0, stepsRun: 100 }), "100 steps in 12.3 s");
+ * ```
+ */
+export function runSummary(
+  r: Pick<TrainResult<unknown>, "step" | "startStep" | "stepsRun" | "seconds" | "totalSeconds">,
+): string {
+  const steps = `${r.stepsRun} step${r.stepsRun === 1 ? "" : "s"}`;
+  const line = `${steps} in ${r.seconds.toFixed(1)} s`;
+  return r.startStep > 0 ? `${line} (step ${r.step} in all, ${r.totalSeconds.toFixed(1)} s)` : line;
 }

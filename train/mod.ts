@@ -36,6 +36,7 @@ export {
   disposeTree,
   type FlagTrainOptions,
   type LossOutput,
+  runSummary,
   stepKey,
   train,
   type TrainOptions,
@@ -43,16 +44,21 @@ export {
   type TrainResult,
 } from "./loop.ts";
 export {
+  DEFAULT_DECIMALS,
+  fitLine,
   formatDuration,
+  formatFigure,
+  formatFigures,
   formatRate,
   MetricsLog,
   ProgressBar,
   type ProgressOptions,
   readMetrics,
   type StepInfo,
+  terminalColumns,
 } from "./progress.ts";
 export { type ChartOptions, escapeXml, lineChartSvg, niceTicks, type Series } from "./plot.ts";
-export { type CkptTree, runFiles, saveRun, writeLossPlot } from "./run_files.ts";
+export { type CkptTree, type RunFiles, runFiles, saveRun, writeLossPlot } from "./run_files.ts";
 export {
   flagHelp,
   type FlagSpec,

@@ -1,6 +1,7 @@
 /**
- * Training progress for the examples: a one-line progress bar redrawn in place on a terminal
- * (plain lines when output is not a terminal or `CI=true`), and a JSON-lines metrics log.
+ * Training progress: a one-line progress bar redrawn in place on a terminal and cut to its width
+ * (plain lines when output is not a terminal or `CI=true`), figures with a fixed number of
+ * decimals per metric, and a JSON-lines metrics log.
  * @module
  */
 
@@ -30,11 +31,31 @@ export interface ProgressOptions {
   every?: number;
   /** Columns of the bar itself (default 24). */
   width?: number;
+  /**
+   * Terminal columns: a redrawn line is cut to one less than this so it never wraps (a
+   * wrapped line cannot be redrawn in place). A number, or a function asked at each redraw
+   * (the terminal may be resized); default: `Deno.consoleSize()` of stdout, no cut when that
+   * fails (not a terminal). Plain lines are never cut.
+   */
+  columns?: number | (() => number | undefined);
+  /** Decimals of each figure by name (default {@linkcode DEFAULT_DECIMALS}, then 4). */
+  decimals?: Readonly<Record<string, number>>;
+  /** Seconds spent before `start` (a resumed run), added to the elapsed time shown. */
+  startSeconds?: number;
   /** Clock in milliseconds (default `performance.now`), for tests. */
   now?: () => number;
 }
 
-/** Formats seconds as `m:ss` or `h:mm:ss`. */
+/**
+ * Formats seconds as `m:ss` or `h:mm:ss` (`--:--` when not a non-negative number).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(formatDuration(75), "1:15");
+ * assert.equal(formatDuration(3725), "1:02:05");
+ * ```
+ */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return "--:--";
   const s = Math.round(seconds);
@@ -44,12 +65,93 @@ export function formatDuration(seconds: number): string {
   return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
 }
 
-/** Formats a rate compactly: `950`, `12.3k`, `4.56M`. */
+/**
+ * Formats a rate with three significant digits: `950`, `12.3k`, `4.56M` (`-` when not finite).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(formatRate(12345), "12.3k");
+ * ```
+ */
 export function formatRate(x: number): string {
   if (!Number.isFinite(x)) return "-";
   if (x >= 1e6) return `${(x / 1e6).toPrecision(3)}M`;
   if (x >= 1e3) return `${(x / 1e3).toPrecision(3)}k`;
   return x.toPrecision(3);
+}
+
+/** Decimals used for a figure without an entry in `decimals`. */
+export const DEFAULT_DECIMALS = 4;
+
+/**
+ * Formats a figure with a fixed number of decimals, so a column keeps its width from line to
+ * line: `decimals[name]` if given, else {@linkcode DEFAULT_DECIMALS}. Non-finite values are
+ * written `NaN`, `inf` and `-inf`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(formatFigure("loss", 0.5), "0.5000");
+ * assert.equal(formatFigure("acc", 1, { acc: 2 }), "1.00");
+ * assert.equal(formatFigure("loss", Infinity), "inf");
+ * ```
+ */
+export function formatFigure(
+  name: string,
+  value: number,
+  decimals: Readonly<Record<string, number>> = {},
+): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (!Number.isFinite(value)) return value > 0 ? "inf" : "-inf";
+  const d = decimals[name] ?? DEFAULT_DECIMALS;
+  return value.toFixed(Math.max(0, Math.min(20, Math.floor(d))));
+}
+
+/**
+ * Formats named figures as `name value` pairs joined by spaces, each with
+ * {@linkcode formatFigure}; strings are written as they are.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(formatFigures({ evalAcc: 0.5, note: "ok" }), "evalAcc 0.5000 note ok");
+ * ```
+ */
+export function formatFigures(
+  figures: Readonly<Record<string, number | string>>,
+  decimals: Readonly<Record<string, number>> = {},
+): string {
+  return Object.entries(figures)
+    .map(([k, v]) => `${k} ${typeof v === "number" ? formatFigure(k, v, decimals) : v}`)
+    .join(" ");
+}
+
+/** Columns of the terminal on stdout, or undefined when it is not one (or cannot be asked). */
+export function terminalColumns(): number | undefined {
+  try {
+    return Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Cuts `line` to fit `columns` terminal columns without wrapping: at most `columns - 1`
+ * characters (the last column would move the cursor on some terminals). Unchanged when
+ * `columns` is undefined or not positive.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(fitLine("copy [####----] 12/50 loss 2.3000", 15), "copy [####----]");
+ * assert.equal(fitLine("short", 80), "short");
+ * ```
+ */
+export function fitLine(line: string, columns: number | undefined): string {
+  if (columns === undefined || !(columns > 0)) return line;
+  const chars = [...line];
+  return chars.length < columns ? line : chars.slice(0, Math.max(0, columns - 1)).join("");
 }
 
 function defaultTty(): boolean {
@@ -62,22 +164,32 @@ function defaultTty(): boolean {
 }
 
 /**
- * A progress bar: `label [#####-----] 120/500 loss 2.314 tok/s 12.3k 0:41 eta 2:10`.
+ * A progress bar: `label [#####-----] 120/500 loss 2.3140 tok/s 12.3k 0:41 eta 2:10`.
  * On a terminal it redraws one line with `\r` (at most ten times a second, and always on the
- * last step); otherwise it prints a plain line every `every` steps and on the last one.
+ * last step), cut to the terminal's width so it never wraps; otherwise it prints a plain line
+ * every `every` steps and on the last one. Figures have a fixed number of decimals per name
+ * ({@linkcode formatFigure}).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const lines: string[] = [];
  * const bar = new ProgressBar({ total: 2, tty: false, write: (s) => lines.push(s) });
- * bar.update(1, { loss: 2.5, tokens: 64 });
- * bar.update(2, { loss: 2.0, tokens: 64 });
+ * bar.update(1, { loss: 2.5, tokens: 64, extra: { acc: 0.5 } });
+ * bar.update(2, { loss: 2.0, tokens: 64, extra: { acc: 0.75 } });
  * bar.done();
- * console.log(lines.length); // 2
+ * assert.equal(lines.length, 2);
+ * assert.match(lines[1], /^2\/2 loss 2\.0000 acc 0\.7500 /);
+ *
+ * // A 20-column terminal: one line of 19 characters, redrawn in place.
+ * const out: string[] = [];
+ * const narrow = new ProgressBar({ total: 2, tty: true, columns: 20, write: (s) => out.push(s) });
+ * narrow.update(2, { loss: 2.0 });
+ * assert.equal(out[0], `\r[${"#".repeat(18)}\x1b[K`);
  * ```
  */
 export class ProgressBar {
-  readonly #o: Required<Omit<ProgressOptions, "label">> & { label: string };
+  readonly #o: Required<ProgressOptions>;
   readonly #t0: number;
   #tokens = 0;
   #lastDraw = -Infinity;
@@ -93,6 +205,9 @@ export class ProgressBar {
       tty: defaultTty(),
       every: Math.max(1, Math.round((options.total - (options.start ?? 0)) / 20)),
       width: 24,
+      columns: terminalColumns,
+      decimals: {},
+      startSeconds: 0,
       now: () => performance.now(),
       ...options,
     };
@@ -108,12 +223,18 @@ export class ProgressBar {
       const t = now();
       if (!last && t - this.#lastDraw < 100) return;
       this.#lastDraw = t;
-      this.#line = this.format(step, info);
+      this.#line = fitLine(this.format(step, info), this.#columns());
       this.#o.write(`\r${this.#line}\x1b[K`);
       this.#lineOpen = true;
     } else if (last || step === start + 1 || (step - start) % every === 0) {
       this.#o.write(`${this.format(step, info)}\n`);
     }
+  }
+
+  /** The terminal width now, if known. */
+  #columns(): number | undefined {
+    const c = this.#o.columns;
+    return typeof c === "function" ? c() : c;
   }
 
   /** Prints a message on its own line without breaking the bar (which is redrawn after it). */
@@ -128,7 +249,7 @@ export class ProgressBar {
     this.#lineOpen = false;
   }
 
-  /** Seconds since the bar was created. */
+  /** Seconds since the bar was created (not counting `startSeconds`). */
   get elapsed(): number {
     return (this.#o.now() - this.#t0) / 1000;
   }
@@ -140,21 +261,20 @@ export class ProgressBar {
 
   /** The text of the bar at `step` (without control characters). */
   format(step: number, info: StepInfo = {}): string {
-    const { total, start, width, label, tty } = this.#o;
+    const { total, start, width, label, tty, decimals, startSeconds } = this.#o;
     const frac = total > 0 ? Math.min(1, Math.max(0, step / total)) : 1;
     const parts: string[] = [];
     if (label) parts.push(label);
     if (tty) parts.push(`[${"#".repeat(Math.round(frac * width)).padEnd(width, "-")}]`);
     parts.push(`${String(step).padStart(String(total).length)}/${total}`);
-    if (info.loss !== undefined) parts.push(`loss ${info.loss.toFixed(4)}`);
-    for (const [k, v] of Object.entries(info.extra ?? {})) {
-      parts.push(`${k} ${typeof v === "number" ? Number(v.toPrecision(4)) : v}`);
-    }
+    if (info.loss !== undefined) parts.push(`loss ${formatFigure("loss", info.loss, decimals)}`);
+    const extra = formatFigures(info.extra ?? {}, decimals);
+    if (extra) parts.push(extra);
     const elapsed = this.elapsed;
     if (this.#tokens > 0) parts.push(`tok/s ${formatRate(this.tokensPerSecond)}`);
     const done = step - start;
     const eta = done > 0 ? (elapsed / done) * (total - step) : NaN;
-    parts.push(formatDuration(elapsed), `eta ${formatDuration(eta)}`);
+    parts.push(formatDuration(startSeconds + elapsed), `eta ${formatDuration(eta)}`);
     return parts.join(" ");
   }
 }
@@ -167,9 +287,13 @@ export class ProgressBar {
  * @example
  * ```ts
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
- * using log = new MetricsLog(path);
- * log.log({ step: 1, loss: 2.5 });
- * console.log(readMetrics(path)); // [{ step: 1, loss: 2.5 }]
+ * import assert from "node:assert/strict";
+ * {
+ *   using log = new MetricsLog(path);
+ *   log.log({ step: 1, loss: 2.5 });
+ * }
+ * assert.deepEqual(readMetrics(path), [{ step: 1, loss: 2.5 }]);
+ * await Deno.remove(path);
  * ```
  */
 export class MetricsLog {
@@ -213,7 +337,17 @@ export class MetricsLog {
 
 /**
  * Reads a JSON-lines metrics file written by {@linkcode MetricsLog}; blank lines and a torn
- * last line (from a crash mid-write) are skipped.
+ * last line (from a crash mid-write) are skipped. A bad line elsewhere throws a SyntaxError
+ * naming the file and line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+ * await Deno.writeTextFile(path, '{"step":1,"loss":2}\n{"step":2,"lo');
+ * assert.deepEqual(readMetrics(path), [{ step: 1, loss: 2 }]);
+ * await Deno.remove(path);
+ * ```
  */
 export function readMetrics(path: string): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];

@@ -8,19 +8,49 @@ import { saveCheckpoint } from "../io/checkpoint.ts";
 import { readMetrics } from "./progress.ts";
 import { lineChartSvg } from "./plot.ts";
 
-/** The tree a checkpoint holds. */
+/** The tree a training checkpoint holds. */
 export interface CkptTree<P> {
+  /** The model's params (a tree of tensors). */
   params: P;
+  /** The optimizer state (a tree of tensors and numbers). */
   opt: unknown;
+  /** Steps done. */
   step: number;
+  /**
+   * Milliseconds of training so far, counting earlier runs (absent in checkpoints written
+   * before it was stored; they load as 0).
+   */
+  elapsedMs?: number;
 }
 
-/** Paths of the files a run writes into `outDir`. */
-export function runFiles(outDir: string): { checkpoint: string; metrics: string; plot: string } {
+/** The paths {@linkcode runFiles} returns. */
+export interface RunFiles {
+  /** `outDir/checkpoint.safetensors`: params, optimizer state, step, elapsed time. */
+  checkpoint: string;
+  /** `outDir/metrics.jsonl`: one JSON object per logged step or evaluation. */
+  metrics: string;
+  /** `outDir/loss.svg`: the loss curve. */
+  plot: string;
+  /** `outDir/results.json`: a script's final figures (written by the script, not the loop). */
+  results: string;
+}
+
+/**
+ * Paths of the files a run writes into `outDir`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(runFiles("runs/x").checkpoint, "runs/x/checkpoint.safetensors");
+ * assert.equal(runFiles("runs/x").results, "runs/x/results.json");
+ * ```
+ */
+export function runFiles(outDir: string): RunFiles {
   return {
     checkpoint: `${outDir}/checkpoint.safetensors`,
     metrics: `${outDir}/metrics.jsonl`,
     plot: `${outDir}/loss.svg`,
+    results: `${outDir}/results.json`,
   };
 }
 

@@ -254,7 +254,7 @@ Deno.test("progress and metrics", async (t) => {
     bar.done();
     assert.equal(out.length, 22, "first step, every 5th, and a message");
     assert.ok(out.every((l) => l.endsWith("\n") && !l.includes("\r") && !l.includes("\x1b")));
-    assert.equal(out[0], "train   1/100 loss 3.0000 bpb 1.235 tok/s 20.0k 0:00 eta 0:05\n");
+    assert.equal(out[0], "train   1/100 loss 3.0000 bpb 1.2346 tok/s 20.0k 0:00 eta 0:05\n");
     assert.match(out[20], /^train 100\/100 loss 0\.0300 .* 0:05 eta 0:00\n$/);
     assert.equal(out[21], "eval done\n");
   });

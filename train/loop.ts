@@ -1,5 +1,5 @@
 /**
- * The training loop shared by the examples: one step (`valueAndGrad` + optimizer update
+ * The training loop: one step (`valueAndGrad` + optimizer update
  * inside a `scope`), metrics read back in batches (one readback per `logEvery` steps,
  * since a GPU readback costs milliseconds), a progress bar, JSON-lines metrics and an SVG loss
  * curve, safetensors checkpoints every N steps written atomically, `--resume`, and a checkpoint
@@ -8,7 +8,6 @@
  * @module
  */
 import { memory } from "../ops/device.ts";
-import { random } from "../ops/random.ts";
 import { scope } from "../ops/scope.ts";
 import { stack } from "../ops/slicing.ts";
 import type { Tensor } from "../ops/tensor.ts";
@@ -25,6 +24,7 @@ import {
   writeLossPlot,
 } from "./run_files.ts";
 import type { TrainingFlagValues } from "./cli.ts";
+import { disposeTree, stepKey } from "./steps.ts";
 
 /** What a loss function returns: the scalar loss, plus scalar metrics to log (e.g. accuracy). */
 export interface LossOutput {
@@ -32,6 +32,18 @@ export interface LossOutput {
   loss: Tensor;
   /** f32 scalars, not differentiated; logged as `name` per step. */
   metrics?: Record<string, Tensor>;
+}
+
+/**
+ * What {@linkcode train} needs of an optimizer: the shape of every `optim.GradientTransformation`
+ * (`init` makes the state for a params tree; `update` turns gradients into updates and a new
+ * state, never mutating its inputs).
+ */
+export interface TrainOptimizer {
+  /** The initial state for `params`. */
+  init(params: unknown): unknown;
+  /** `[updates, newState]` for gradients `updates` shaped like the params. */
+  update<U>(updates: U, state: unknown, params?: unknown): [U, unknown];
 }
 
 /** Options of {@linkcode train}. */
@@ -46,8 +58,8 @@ export interface TrainOptions<P, B> {
   steps: number;
   /** Seed of the step keys (the data and init use their own, see the example). */
   seed: number;
-  /** The optimizer. */
-  optimizer: optim.GradientTransformation;
+  /** The optimizer: any `optim.GradientTransformation` (e.g. `optim.adam(1e-3)`). */
+  optimizer: TrainOptimizer;
   /** Fresh params, built in a `scope` (when resuming: the template the checkpoint must match). */
   initParams: () => P;
   /** Host-side batch number `step` (0-based); must depend only on `step` for resumes. */
@@ -125,6 +137,17 @@ export type FlagTrainOptions = Pick<
  * The {@linkcode train} options that follow from the shared training flags: Adam with linear
  * warm-up (after clipping at global norm 1 when `clip`, as the `--lr` help says), output folder,
  * cadences, resume (`auto`: the run's own checkpoint) and the config stored in checkpoints.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFlags, trainingFlags } from "@longseq/tensor/train";
+ * const spec = trainingFlags({ steps: 100, batch: 8, lr: 1e-3, clip: true, out: "runs/x", evalBatches: 2 });
+ * const f = parseFlags("usage: x [flags]", spec, ["--resume"]);
+ * const o = trainOptionsFromFlags(f, { example: "x", model: { width: 8 }, clip: true });
+ * assert.equal(o.resume, "runs/x/checkpoint.safetensors");
+ * assert.equal(o.steps, 100);
+ * ```
  */
 export function trainOptionsFromFlags(
   f: TrainingFlagValues,
@@ -144,22 +167,44 @@ export function trainOptionsFromFlags(
   };
 }
 
-/** Disposes every tensor in a tree. */
-export function disposeTree(tree: unknown): void {
-  for (const t of treeTensors(tree)) t.dispose();
-}
-
-/** The PRNG key of training step `step` (pure in `(seed, step)`). */
-export function stepKey(seed: number, step: number): Tensor {
-  return scope(() => random.foldIn(random.key(seed), step));
-}
-
 /**
  * Runs the training loop. Each step: batch `batchAt(step)`, key `stepKey(seed, step)`,
  * `valueAndGrad(lossFn)`, `optimizer.update`, `applyUpdates`, all inside one `scope`, after
  * which the old params and state are disposed (live memory stays flat). Loss and metrics are
  * kept on the device and read back together every `logEvery` steps, then appended to
- * `metrics.jsonl`. Checkpoints go to `outDir/checkpoint.safetensors`.
+ * `metrics.jsonl` (`{"step":…,"loss":…,<metrics>,"time":<seconds in all>}`; evaluations add
+ * rows of their own). Checkpoints go to `outDir/checkpoint.safetensors` (params, optimizer
+ * state, step and elapsed time), every `checkpointEvery` steps, at the end and on Ctrl-C; with
+ * `resume` the run goes on from one, its metrics time continuing from the checkpoint's.
+ * Throws a RangeError when the loss stops being finite.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mean, optim, square, sub, type Tensor, tensor, zeros } from "@longseq/tensor";
+ * import { disposeTree, runFiles } from "@longseq/tensor/train";
+ * const outDir = await Deno.makeTempDir();
+ * const opts = {
+ *   label: "fit",
+ *   outDir,
+ *   seed: 0,
+ *   optimizer: optim.sgd(0.25),
+ *   initParams: () => ({ w: zeros([2]) }), // fit w to [1, 2]
+ *   batchAt: (_step: number) => [1, 2],
+ *   lossFn: (p: { w: Tensor }, y: number[]) => ({ loss: mean(square(sub(p.w, tensor(y)))) }),
+ *   tokensPerStep: 2,
+ *   config: {},
+ *   write: () => {},
+ *   noSignals: true,
+ * };
+ * const first = await train({ ...opts, steps: 4 });
+ * disposeTree(first.params);
+ * const more = await train({ ...opts, steps: 10, resume: runFiles(outDir).checkpoint });
+ * assert.deepEqual([more.startStep, more.stepsRun, more.step], [4, 6, 10]);
+ * assert.ok(more.last.loss < first.last.loss);
+ * disposeTree(more.params);
+ * await Deno.remove(outDir, { recursive: true });
+ * ```
  */
 export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>> {
   const files = runFiles(o.outDir);
@@ -343,25 +388,4 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
     tokensPerSecond: tokensDone / Math.max(seconds, 1e-9),
     peakBytes: memory().peakBytes,
   };
-}
-
-/**
- * One line about how much a {@linkcode train} call did: `100 steps in 41.2 s`, or after a
- * resume the steps and seconds of this call and the totals apart:
- * `35 steps in 12.3 s (step 100 in all, 41.2 s)`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * const r = { step: 100, startStep: 65, stepsRun: 35, seconds: 12.34, totalSeconds: 41.2 };
- * assert.equal(runSummary(r), "35 steps in 12.3 s (step 100 in all, 41.2 s)");
- * assert.equal(runSummary({ ...r, startStep: 0, stepsRun: 100 }), "100 steps in 12.3 s");
- * ```
- */
-export function runSummary(
-  r: Pick<TrainResult<unknown>, "step" | "startStep" | "stepsRun" | "seconds" | "totalSeconds">,
-): string {
-  const steps = `${r.stepsRun} step${r.stepsRun === 1 ? "" : "s"}`;
-  const line = `${steps} in ${r.seconds.toFixed(1)} s`;
-  return r.startStep > 0 ? `${line} (step ${r.step} in all, ${r.totalSeconds.toFixed(1)} s)` : line;
 }

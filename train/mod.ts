@@ -33,16 +33,15 @@
  * @module
  */
 export {
-  disposeTree,
   type FlagTrainOptions,
   type LossOutput,
-  runSummary,
-  stepKey,
   train,
+  type TrainOptimizer,
   type TrainOptions,
   trainOptionsFromFlags,
   type TrainResult,
 } from "./loop.ts";
+export { disposeTree, runSummary, stepKey } from "./steps.ts";
 export {
   DEFAULT_DECIMALS,
   fitLine,
@@ -71,5 +70,6 @@ export {
   trainingFlags,
   type TrainingFlagTable,
   type TrainingFlagValues,
+  type TypedFlagSpec,
   usageError,
 } from "./cli.ts";

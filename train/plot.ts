@@ -40,12 +40,29 @@ const PALETTE = [
   "#17becf",
 ];
 
-/** Escapes text for SVG/XML content and attributes. */
+/**
+ * Escapes text for SVG/XML content and attributes (`& < > " '` as numeric references).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(escapeXml("a<b & 'c'"), "a&#60;b &#38; &#39;c&#39;");
+ * ```
+ */
 export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Evenly spaced "nice" tick values (steps of 1, 2 or 5 × 10^k) covering `[lo, hi]`. */
+/**
+ * Evenly spaced "nice" tick values (steps of 1, 2 or 5 × 10^k) covering `[lo, hi]`, about
+ * `count` of them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+ * ```
+ */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / Math.max(1, count);
@@ -84,11 +101,12 @@ function extent(values: number[]): [number, number] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const svg = lineChartSvg(
  *   [{ name: "train", points: [[1, 2.5], [2, 1.9], [3, 1.4]] }],
  *   { title: "Loss", xLabel: "step", yLabel: "loss" },
  * );
- * console.log(svg.startsWith("<svg")); // true
+ * assert.ok(svg.startsWith("<svg") && svg.includes("Loss"));
  * ```
  */
 export function lineChartSvg(series: readonly Series[], options: ChartOptions = {}): string {

@@ -127,7 +127,17 @@ export function formatFigures(
     .join(" ");
 }
 
-/** Columns of the terminal on stdout, or undefined when it is not one (or cannot be asked). */
+/**
+ * Columns of the terminal on stdout (`Deno.consoleSize()`), or undefined when stdout is not a
+ * terminal or cannot be asked.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const columns = terminalColumns();
+ * assert.ok(columns === undefined || columns >= 0);
+ * ```
+ */
 export function terminalColumns(): number | undefined {
   try {
     return Deno.stdout.isTerminal() ? Deno.consoleSize().columns : undefined;
@@ -144,7 +154,7 @@ export function terminalColumns(): number | undefined {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * assert.equal(fitLine("copy [####----] 12/50 loss 2.3000", 15), "copy [####----]");
+ * assert.equal(fitLine("copy [####----] 12/50 loss 2.3000", 16), "copy [####----]");
  * assert.equal(fitLine("short", 80), "short");
  * ```
  */
@@ -196,6 +206,7 @@ export class ProgressBar {
   #lineOpen = false;
   #line = "";
 
+  /** A bar for steps up to `options.total`; nothing is written until the first update. */
   constructor(options: ProgressOptions) {
     const enc = new TextEncoder();
     this.#o = {
@@ -297,6 +308,7 @@ export class ProgressBar {
  * ```
  */
 export class MetricsLog {
+  /** The file appended to. */
   readonly path: string;
   #file: Deno.FsFile | null;
   readonly #enc = new TextEncoder();

@@ -55,7 +55,20 @@ export function runFiles(outDir: string): RunFiles {
 }
 
 /**
- * Saves params, optimizer state and step to `path` (atomically), with `config` as metadata.
+ * Saves params, optimizer state, step and elapsed time to `path` (atomically: a temporary file
+ * renamed over it), with `config` as JSON in the `config` metadata entry.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadCheckpoint, tensor } from "@longseq/tensor";
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveRun(path, { params: { w: tensor([1, 2]) }, opt: {}, step: 5 }, { lr: 0.1 });
+ * const { tree, metadata } = await loadCheckpoint<{ step: number }>(path);
+ * assert.equal(tree.step, 5);
+ * assert.deepEqual(JSON.parse(metadata.config), { lr: 0.1 });
+ * await Deno.remove(path);
+ * ```
  */
 export async function saveRun<P>(
   path: string,
@@ -106,8 +119,19 @@ export function truncateMetrics(path: string, step: number): void {
 }
 
 /**
- * Writes the loss curve of `metrics.jsonl` as `loss.svg`: training and evaluation bits
- * (`bpb`, `bpd`, `validBpb`, `testBpd`) where the run logs them, else the training loss in nats.
+ * Writes the loss curve of `outDir/metrics.jsonl` as `outDir/loss.svg`: training and
+ * evaluation bits (`bpb`, `bpd`, `validBpb`, `testBpd`) where the run logs them, else the
+ * training loss in nats. Writes nothing when there are no metrics.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const outDir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${outDir}/metrics.jsonl`, '{"step":1,"loss":2}\n{"step":2,"loss":1}\n');
+ * writeLossPlot(outDir, "Loss");
+ * assert.ok((await Deno.readTextFile(`${outDir}/loss.svg`)).startsWith("<svg"));
+ * await Deno.remove(outDir, { recursive: true });
+ * ```
  */
 export function writeLossPlot(outDir: string, title: string): void {
   const files = runFiles(outDir);

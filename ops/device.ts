@@ -75,16 +75,18 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
 /**
  * The device named, or the default device. Throws if WebGPU was asked for but not initialised.
  * The first call for the default device before any `init()` prints one line on stderr saying the
- * CPU backend is in use (never again in the process).
+ * CPU backend is in use (never again in the process; not with `LONGSEQ_BACKEND=cpu`).
  */
 export function getDevice(name?: DeviceName): Device {
   if (name === undefined) {
     if (!initSeen) {
-      initSeen = true;
-      console.warn(
-        "longseq: init() was not called; running on the CPU backend. " +
-          "Call `await init()` to use WebGPU.",
-      );
+      initSeen = true; // LONGSEQ_BACKEND=cpu chose the CPU explicitly: nothing to say
+      if (envBackendNoPrompt() !== "cpu") {
+        console.warn(
+          "longseq: init() was not called; running on the CPU backend. " +
+            "Call `await init()` to use WebGPU.",
+        );
+      }
     }
     return fallback;
   }
@@ -103,6 +105,16 @@ function envBackend(): DeviceName | undefined {
     return v ? (v as DeviceName) : undefined;
   } catch {
     return undefined; // no env permission: fall back to auto-detection
+  }
+}
+
+/** {@linkcode envBackend} only where env access is already granted (never a prompt). */
+function envBackendNoPrompt(): DeviceName | undefined {
+  try {
+    const q = Deno.permissions.querySync({ name: "env", variable: "LONGSEQ_BACKEND" });
+    return q.state === "granted" ? envBackend() : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -9,14 +9,17 @@ const LINE = "longseq: init() was not called; running on the CPU backend. " +
   "Call `await init()` to use WebGPU.";
 
 /** Runs `body` (after importing the package as `L`) in a fresh process; returns its output. */
-async function runScript(body: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runScript(
+  body: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const dir = await Deno.makeTempDir({ prefix: "init_warning_" });
   try {
     const path = `${dir}/script.ts`;
     await Deno.writeTextFile(path, `import * as L from "${MOD}";\n${body}\n`);
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--no-check", path],
-      env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
+      env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1", ...env },
     }).output();
     const dec = new TextDecoder();
     return { code, stdout: dec.decode(stdout), stderr: dec.decode(stderr) };
@@ -48,6 +51,14 @@ Deno.test("init warning", async (t) => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
     assert.equal(r.stdout, "2\n");
+  });
+  await t.step("not said when LONGSEQ_BACKEND=cpu chose the CPU", async () => {
+    const r = await runScript(`console.log((await L.tensor([5]).data())[0]);`, {
+      LONGSEQ_BACKEND: "cpu",
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.equal(r.stdout, "5\n");
   });
   await t.step("not said after init", async () => {
     const r = await runScript(`

@@ -176,7 +176,8 @@ function defaultTty(): boolean {
 /**
  * A progress bar: `label [#####-----] 120/500 loss 2.3140 tok/s 12.3k 0:41 eta 2:10`.
  * On a terminal it redraws one line with `\r` (at most ten times a second, and always on the
- * last step), cut to the terminal's width so it never wraps; otherwise it prints a plain line
+ * last step), fitted to the terminal's width so it never wraps (without the bar graphic when
+ * the whole line does not fit, then cut); otherwise it prints a plain line
  * every `every` steps and on the last one. Figures have a fixed number of decimals per name
  * ({@linkcode formatFigure}).
  *
@@ -191,11 +192,11 @@ function defaultTty(): boolean {
  * assert.equal(lines.length, 2);
  * assert.match(lines[1], /^2\/2 loss 2\.0000 acc 0\.7500 /);
  *
- * // A 20-column terminal: one line of 19 characters, redrawn in place.
+ * // A 20-column terminal: one line of 19 characters, redrawn in place, the figures first.
  * const out: string[] = [];
  * const narrow = new ProgressBar({ total: 2, tty: true, columns: 20, write: (s) => out.push(s) });
  * narrow.update(2, { loss: 2.0 });
- * assert.equal(out[0], `\r[${"#".repeat(18)}\x1b[K`);
+ * assert.equal(out[0], "\r2/2 loss 2.0000 0:0\x1b[K");
  * ```
  */
 export class ProgressBar {
@@ -234,12 +235,23 @@ export class ProgressBar {
       const t = now();
       if (!last && t - this.#lastDraw < 100) return;
       this.#lastDraw = t;
-      this.#line = fitLine(this.format(step, info), this.#columns());
+      this.#line = this.#fit(step, info);
       this.#o.write(`\r${this.#line}\x1b[K`);
       this.#lineOpen = true;
     } else if (last || step === start + 1 || (step - start) % every === 0) {
       this.#o.write(`${this.format(step, info)}\n`);
     }
+  }
+
+  /**
+   * The redrawn line at the terminal's width: whole when it fits, else without the bar
+   * graphic (the figures matter more), cut to the width if still too long.
+   */
+  #fit(step: number, info: StepInfo): string {
+    const columns = this.#columns();
+    const line = this.format(step, info);
+    if (columns === undefined || [...line].length < columns) return line;
+    return fitLine(this.format(step, info, false), columns);
   }
 
   /** The terminal width now, if known. */
@@ -270,13 +282,16 @@ export class ProgressBar {
     return this.#tokens / Math.max(this.elapsed, 1e-9);
   }
 
-  /** The text of the bar at `step` (without control characters). */
-  format(step: number, info: StepInfo = {}): string {
-    const { total, start, width, label, tty, decimals, startSeconds } = this.#o;
+  /**
+   * The text of the bar at `step` (without control characters); `bar` draws the `[###---]`
+   * graphic (default: on a terminal).
+   */
+  format(step: number, info: StepInfo = {}, bar: boolean = this.#o.tty): string {
+    const { total, start, width, label, decimals, startSeconds } = this.#o;
     const frac = total > 0 ? Math.min(1, Math.max(0, step / total)) : 1;
     const parts: string[] = [];
     if (label) parts.push(label);
-    if (tty) parts.push(`[${"#".repeat(Math.round(frac * width)).padEnd(width, "-")}]`);
+    if (bar) parts.push(`[${"#".repeat(Math.round(frac * width)).padEnd(width, "-")}]`);
     parts.push(`${String(step).padStart(String(total).length)}/${total}`);
     if (info.loss !== undefined) parts.push(`loss ${formatFigure("loss", info.loss, decimals)}`);
     const extra = formatFigures(info.extra ?? {}, decimals);

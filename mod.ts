@@ -160,6 +160,7 @@ export { einsum } from "./ops/einsum.ts";
 export { topk, type TopkOptions } from "./ops/topk.ts";
 export { random } from "./ops/random.ts";
 export * as nn from "./nn/mod.ts";
+export * as train from "./train/mod.ts";
 export {
   buildSafetensorsHeader,
   decodeFloatsToF32,

@@ -28,15 +28,16 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
+  runSummary,
   train,
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/char_lm.ts [flags]
 
@@ -183,23 +184,25 @@ async function main(): Promise<void> {
   if (result.interrupted) Deno.exit(130);
   const summary = {
     step: result.step,
+    stepsRun: result.stepsRun,
     trainLoss: result.last.loss,
     trainBpb: result.last.bpb,
     validBpb: result.evaluation.validBpb,
     tokensPerSecond: result.tokensPerSecond,
     peakMiB: result.peakBytes / 2 ** 20,
     seconds: result.seconds,
+    totalSeconds: result.totalSeconds,
   };
   console.log(
     `\nafter ${summary.step} steps: training loss ${summary.trainLoss?.toFixed(4)} nats/byte ` +
       `(${summary.trainBpb?.toFixed(3)} bits/byte), validation ${
         summary.validBpb?.toFixed(3)
       } bits/byte\n` +
-      `${Math.round(summary.tokensPerSecond)} tokens/s, ${summary.seconds.toFixed(1)} s, ` +
+      `${runSummary(result)}, ${Math.round(summary.tokensPerSecond)} tokens/s, ` +
       `peak memory ${summary.peakMiB.toFixed(1)} MiB`,
   );
-  Deno.writeTextFileSync(`${f.out}/results.json`, JSON.stringify(summary, null, 2) + "\n");
-  console.log(`files: ${files.checkpoint}, ${files.metrics}, ${files.plot}`);
+  Deno.writeTextFileSync(files.results, JSON.stringify(summary, null, 2) + "\n");
+  console.log(`files: ${files.checkpoint}, ${files.metrics}, ${files.plot}, ${files.results}`);
   console.log(`sample: deno run -A examples/generate.ts --checkpoint ${files.checkpoint}`);
 }
 

@@ -32,7 +32,7 @@ import {
   type SparseTransformerLMConfig,
 } from "../nn/models/sparse_transformer.ts";
 import { mulberry32 } from "./lib/data.ts";
-import { disposeTree, initDevice, parseFlags, runMain, usageError } from "./lib/train.ts";
+import { disposeTree, initDevice, parseFlags, runMain, usageError } from "../train/mod.ts";
 
 const USAGE = `usage: deno run -A examples/generate.ts [flags]
 

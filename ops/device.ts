@@ -14,6 +14,8 @@ let fallback: Device = base.device;
 const starting = new Map<DeviceName, Promise<Backend | null>>();
 /** The `init` call in flight, if any, with the backend it was asked for. */
 let pending: { backend: DeviceName | undefined; result: Promise<InitResult> } | null = null;
+/** Whether `init` has run, or the one line about not calling it has been printed. */
+let initSeen = false;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
@@ -37,7 +39,8 @@ export interface InitResult {
 /**
  * Picks the default device: WebGPU when an adapter exists, else the CPU (printing one line
  * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
- * called the default device is the CPU.
+ * called the default device is the CPU, and the first tensor created on it says so once on
+ * stderr.
  *
  * Concurrency: the WebGPU device is requested once per process and never replaced, so every
  * tensor made on it stays usable whatever `init` calls follow. A call made while another is
@@ -53,6 +56,7 @@ export interface InitResult {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
+  initSeen = true;
   const backend = options.backend ?? envBackend();
   const known = [...Object.keys(STARTABLE_BACKENDS), base.name];
   if (backend !== undefined && !known.includes(backend)) {
@@ -115,9 +119,24 @@ async function select(backend: DeviceName | undefined, quiet: boolean): Promise<
   return { backend: started.name, adapter: started.device.description };
 }
 
-/** The device named, or the default device. Throws if its backend was not started. */
+/**
+ * The device named, or the default device. Throws if its backend was not started. The first
+ * call for the default device before any `init()` prints one line on stderr saying the CPU
+ * backend is in use (never again in the process; not with `LONGSEQ_BACKEND=cpu`).
+ */
 export function getDevice(name?: DeviceName): Device {
-  if (name === undefined) return fallback;
+  if (name === undefined) {
+    if (!initSeen) {
+      initSeen = true; // LONGSEQ_BACKEND=cpu chose the CPU explicitly: nothing to say
+      if (envBackendNoPrompt() !== "cpu") {
+        console.warn(
+          "longseq: init() was not called; running on the CPU backend. " +
+            "Call `await init()` to use WebGPU.",
+        );
+      }
+    }
+    return fallback;
+  }
   const found = findBackend(name);
   if (found) return found.device;
   const startable = STARTABLE_BACKENDS[name];
@@ -136,6 +155,16 @@ function envBackend(): DeviceName | undefined {
     return v ? (v as DeviceName) : undefined;
   } catch {
     return undefined; // no env permission: fall back to auto-detection
+  }
+}
+
+/** {@linkcode envBackend} only where env access is already granted (never a prompt). */
+function envBackendNoPrompt(): DeviceName | undefined {
+  try {
+    const q = Deno.permissions.querySync({ name: "env", variable: "LONGSEQ_BACKEND" });
+    return q.state === "granted" ? envBackend() : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -160,12 +189,12 @@ export function devices(): DeviceName[] {
  * ```
  */
 export function memory(device?: DeviceName): MemoryInfo {
-  return getDevice(device).memory();
+  return (device === undefined ? fallback : getDevice(device)).memory();
 }
 
 /** Sets a device's peak-bytes figure to its current live bytes. */
 export function resetPeakMemory(device?: DeviceName): void {
-  getDevice(device).resetPeak();
+  (device === undefined ? fallback : getDevice(device)).resetPeak();
 }
 
 /**
@@ -203,10 +232,10 @@ export function setPoolLimit(bytes: number, device?: DeviceName): void {
 
 /** Submits pending GPU work without waiting for it. */
 export function flush(device?: DeviceName): void {
-  getDevice(device).flush();
+  (device === undefined ? fallback : getDevice(device)).flush();
 }
 
 /** Submits pending work and waits until the device has finished it. */
 export async function sync(device?: DeviceName): Promise<void> {
-  await getDevice(device).sync();
+  await (device === undefined ? fallback : getDevice(device)).sync();
 }

@@ -15,7 +15,7 @@
  */
 import * as T from "../../mod.ts";
 import { nn, optim, random, valueAndGrad } from "../../mod.ts";
-import { parseFlags, runMain } from "../../examples/lib/cli.ts";
+import { parseFlags, runMain } from "../../train/mod.ts";
 
 const spec = {
   lens: { type: "string", default: "1024,4096", help: "Comma-separated sequence lengths" },

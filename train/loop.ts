@@ -1,5 +1,5 @@
 /**
- * The training loop shared by the examples: one step (`valueAndGrad` + optimizer update
+ * The training loop: one step (`valueAndGrad` + optimizer update
  * inside a `scope`), metrics read back in batches (one readback per `logEvery` steps,
  * since a GPU readback costs milliseconds), a progress bar, JSON-lines metrics and an SVG loss
  * curve, safetensors checkpoints every N steps written atomically, `--resume`, and a checkpoint
@@ -7,19 +7,14 @@
  * key, and the initial params, so a resumed run reproduces an uninterrupted one.
  * @module
  */
-import {
-  disposeTree,
-  memory,
-  optim,
-  random,
-  scope,
-  stack,
-  type Tensor,
-  treeTensors,
-  valueAndGrad,
-} from "../../mod.ts";
-import { loadCheckpoint } from "../../io/checkpoint.ts";
-import { MetricsLog, ProgressBar } from "./progress.ts";
+import { memory } from "../ops/device.ts";
+import { scope } from "../ops/scope.ts";
+import { stack } from "../ops/slicing.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import { treeTensors, valueAndGrad } from "../autodiff/mod.ts";
+import * as optim from "../optim/mod.ts";
+import { loadCheckpoint } from "../io/checkpoint.ts";
+import { formatFigures, MetricsLog, ProgressBar } from "./progress.ts";
 import {
   type CkptTree,
   configDiff,
@@ -28,21 +23,8 @@ import {
   truncateMetrics,
   writeLossPlot,
 } from "./run_files.ts";
-
 import type { TrainingFlagValues } from "./cli.ts";
-
-export { runFiles, saveRun, writeLossPlot } from "./run_files.ts";
-export {
-  type FlagSpec,
-  type FlagValues,
-  initDevice,
-  modelSizeFlags,
-  parseFlags,
-  runMain,
-  trainingFlags,
-  type TrainingFlagValues,
-  usageError,
-} from "./cli.ts";
+import { disposeTree, stepKey } from "./steps.ts";
 
 /** What a loss function returns: the scalar loss, plus scalar metrics to log (e.g. accuracy). */
 export interface LossOutput {
@@ -50,6 +32,18 @@ export interface LossOutput {
   loss: Tensor;
   /** f32 scalars, not differentiated; logged as `name` per step. */
   metrics?: Record<string, Tensor>;
+}
+
+/**
+ * What {@linkcode train} needs of an optimizer: the shape of every `optim.GradientTransformation`
+ * (`init` makes the state for a params tree; `update` turns gradients into updates and a new
+ * state, never mutating its inputs).
+ */
+export interface TrainOptimizer {
+  /** The initial state for `params`. */
+  init(params: unknown): unknown;
+  /** `[updates, newState]` for gradients `updates` shaped like the params. */
+  update<U>(updates: U, state: unknown, params?: unknown): [U, unknown];
 }
 
 /** Options of {@linkcode train}. */
@@ -64,8 +58,8 @@ export interface TrainOptions<P, B> {
   steps: number;
   /** Seed of the step keys (the data and init use their own, see the example). */
   seed: number;
-  /** The optimizer. */
-  optimizer: optim.GradientTransformation;
+  /** The optimizer: any `optim.GradientTransformation` (e.g. `optim.adam(1e-3)`). */
+  optimizer: TrainOptimizer;
   /** Fresh params, built in a `scope` (when resuming: the template the checkpoint must match). */
   initParams: () => P;
   /** Host-side batch number `step` (0-based); must depend only on `step` for resumes. */
@@ -88,6 +82,11 @@ export interface TrainOptions<P, B> {
   evalEvery?: number;
   /** Stop early once `evaluate`'s figures satisfy this (checked after each evaluation). */
   stopWhen?: (figures: Record<string, number>) => boolean;
+  /**
+   * Decimals of each figure in the progress and evaluation lines, by name (default 4 for
+   * every figure); `metrics.jsonl` keeps full precision.
+   */
+  decimals?: Readonly<Record<string, number>>;
   /** Where progress goes (default: the terminal). */
   write?: (text: string) => void;
   /** Skip installing the Ctrl-C handler (tests). */
@@ -98,8 +97,12 @@ export interface TrainOptions<P, B> {
 export interface TrainResult<P> {
   /** Final params (the caller owns them). */
   params: P;
-  /** Steps completed. */
+  /** The step reached (counting the steps before a resume). */
   step: number;
+  /** The step this call started from (0, or the checkpoint's step when resuming). */
+  startStep: number;
+  /** Steps run by this call: `step - startStep`. */
+  stepsRun: number;
   /** True when Ctrl-C stopped the run early (a checkpoint was saved). */
   interrupted: boolean;
   /** The last logged figures (loss and metrics). */
@@ -108,21 +111,48 @@ export interface TrainResult<P> {
   evaluation: Record<string, number>;
   /** Wall seconds spent in this call. */
   seconds: number;
+  /** Wall seconds of training in all, counting the runs before a resume (from the checkpoint). */
+  totalSeconds: number;
   /** Tokens per second over this call. */
   tokensPerSecond: number;
   /** Peak live bytes on the default device during the run. */
   peakBytes: number;
 }
 
+/** The {@linkcode train} options {@linkcode trainOptionsFromFlags} fills in. */
+export type FlagTrainOptions = Pick<
+  TrainOptions<unknown, unknown>,
+  | "outDir"
+  | "steps"
+  | "seed"
+  | "optimizer"
+  | "checkpointEvery"
+  | "logEvery"
+  | "resume"
+  | "config"
+  | "evalEvery"
+>;
+
 /**
  * The {@linkcode train} options that follow from the shared training flags: Adam with linear
  * warm-up (after clipping at global norm 1 when `clip`, as the `--lr` help says), output folder,
  * cadences, resume (`auto`: the run's own checkpoint) and the config stored in checkpoints.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseFlags, trainingFlags } from "@longseq/tensor/train";
+ * const spec = trainingFlags({ steps: 100, batch: 8, lr: 1e-3, clip: true, out: "runs/x", evalBatches: 2 });
+ * const f = parseFlags("usage: x [flags]", spec, ["--resume"]);
+ * const o = trainOptionsFromFlags(f, { example: "x", model: { width: 8 }, clip: true });
+ * assert.equal(o.resume, "runs/x/checkpoint.safetensors");
+ * assert.equal(o.steps, 100);
+ * ```
  */
 export function trainOptionsFromFlags(
   f: TrainingFlagValues,
   o: { example: string; model: unknown; clip: boolean },
-) {
+): FlagTrainOptions {
   const adam = optim.adam(optim.warmupThen(Math.max(1, f.warmup), optim.constant(f.lr)));
   return {
     outDir: f.out,
@@ -137,20 +167,44 @@ export function trainOptionsFromFlags(
   };
 }
 
-/** Disposes every tensor in a tree (the library's `disposeTree`, re-exported for the examples). */
-export { disposeTree };
-
-/** The PRNG key of training step `step` (pure in `(seed, step)`). */
-export function stepKey(seed: number, step: number): Tensor {
-  return scope(() => random.foldIn(random.key(seed), step));
-}
-
 /**
  * Runs the training loop. Each step: batch `batchAt(step)`, key `stepKey(seed, step)`,
  * `valueAndGrad(lossFn)`, `optimizer.update`, `applyUpdates`, all inside one `scope`, after
  * which the old params and state are disposed (live memory stays flat). Loss and metrics are
  * kept on the device and read back together every `logEvery` steps, then appended to
- * `metrics.jsonl`. Checkpoints go to `outDir/checkpoint.safetensors`.
+ * `metrics.jsonl` (`{"step":…,"loss":…,<metrics>,"time":<seconds in all>}`; evaluations add
+ * rows of their own). Checkpoints go to `outDir/checkpoint.safetensors` (params, optimizer
+ * state, step and elapsed time), every `checkpointEvery` steps, at the end and on Ctrl-C; with
+ * `resume` the run goes on from one, its metrics time continuing from the checkpoint's.
+ * Throws a RangeError when the loss stops being finite.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mean, optim, square, sub, type Tensor, tensor, zeros } from "@longseq/tensor";
+ * import { disposeTree, runFiles } from "@longseq/tensor/train";
+ * const outDir = await Deno.makeTempDir();
+ * const opts = {
+ *   label: "fit",
+ *   outDir,
+ *   seed: 0,
+ *   optimizer: optim.sgd(0.25),
+ *   initParams: () => ({ w: zeros([2]) }), // fit w to [1, 2]
+ *   batchAt: (_step: number) => [1, 2],
+ *   lossFn: (p: { w: Tensor }, y: number[]) => ({ loss: mean(square(sub(p.w, tensor(y)))) }),
+ *   tokensPerStep: 2,
+ *   config: {},
+ *   write: () => {},
+ *   noSignals: true,
+ * };
+ * const first = await train({ ...opts, steps: 4 });
+ * disposeTree(first.params);
+ * const more = await train({ ...opts, steps: 10, resume: runFiles(outDir).checkpoint });
+ * assert.deepEqual([more.startStep, more.stepsRun, more.step], [4, 6, 10]);
+ * assert.ok(more.last.loss < first.last.loss);
+ * disposeTree(more.params);
+ * await Deno.remove(outDir, { recursive: true });
+ * ```
  */
 export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>> {
   const files = runFiles(o.outDir);
@@ -161,15 +215,18 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   let params = scope(() => o.initParams());
   let opt = o.optimizer.init(params);
   let start = 0;
+  let secondsBefore = 0;
   if (o.resume) {
-    const { tree, metadata } = await loadCheckpoint<CkptTree<P>>(o.resume, {
-      like: { params, opt, step: 0 },
+    // Checkpoints from before `elapsedMs` was stored load with the template's 0.
+    const { tree, metadata } = await loadCheckpoint<Required<CkptTree<P>>>(o.resume, {
+      like: { params, opt, step: 0, elapsedMs: 0 },
     });
     disposeTree(params);
     disposeTree(opt);
     params = tree.params;
     opt = await optim.restoreSteps(tree.opt);
     start = tree.step;
+    secondsBefore = tree.elapsedMs / 1000;
     if (start > o.steps) {
       disposeTree(params);
       disposeTree(opt);
@@ -189,8 +246,18 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   const logEvery = o.logEvery ?? (params && treeTensors(params)[0]?.device === "webgpu" ? 10 : 1);
   // Plain lines only where fresh metrics were read back (every a multiple of logEvery).
   const every = Math.max(1, Math.ceil(Math.round((o.steps - start) / 20) / logEvery)) * logEvery;
-  const bar = new ProgressBar({ total: o.steps, start, label: o.label, write, every });
+  const bar = new ProgressBar({
+    total: o.steps,
+    start,
+    label: o.label,
+    write,
+    every,
+    decimals: o.decimals,
+    startSeconds: secondsBefore,
+  });
   const t0 = performance.now();
+  /** Training seconds so far, counting the runs before a resume. */
+  const elapsed = () => secondsBefore + (performance.now() - t0) / 1000;
   let stopRequested = false;
   let interrupted = false;
   const onSigint = () => {
@@ -224,7 +291,7 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
     pending.forEach((p, i) => {
       const rec: Record<string, number> = { loss: data[i * width] };
       metricNames.forEach((n, j) => (rec[n] = data[i * width + j + 1]));
-      log.log({ step: p.step, ...rec, time: Number(((performance.now() - t0) / 1000).toFixed(3)) });
+      log.log({ step: p.step, ...rec, time: Number(elapsed().toFixed(3)) });
       last = rec;
       p.values.dispose();
     });
@@ -235,7 +302,8 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   };
   let pendingStep = start;
   const checkpoint = async (step: number) => {
-    await saveRun(files.checkpoint, { params, opt, step }, o.config);
+    const elapsedMs = Math.round(elapsed() * 1000);
+    await saveRun(files.checkpoint, { params, opt, step, elapsedMs }, o.config);
     writeLossPlot(o.outDir, o.plotTitle ?? o.label);
   };
   let evaluatedAt = -1;
@@ -244,11 +312,8 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
     evaluatedAt = step;
     await flushMetrics();
     evaluation = await o.evaluate(params, step);
-    log.log({ step, ...evaluation });
-    bar.log(
-      `step ${step}: ` +
-        Object.entries(evaluation).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(" "),
-    );
+    log.log({ step, ...evaluation, time: Number(elapsed().toFixed(3)) });
+    bar.log(`step ${step}: ${formatFigures(evaluation, o.decimals)}`);
   };
 
   let step = start;
@@ -310,10 +375,13 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   return {
     params,
     step,
+    startStep: start,
+    stepsRun: step - start,
     interrupted,
     last,
     evaluation,
     seconds,
+    totalSeconds: secondsBefore + seconds,
     tokensPerSecond: tokensDone / Math.max(seconds, 1e-9),
     peakBytes: memory().peakBytes,
   };

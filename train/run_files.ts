@@ -4,28 +4,71 @@
  * plot drawn from the metrics.
  * @module
  */
-import { saveCheckpoint } from "../../io/checkpoint.ts";
+import { saveCheckpoint } from "../io/checkpoint.ts";
 import { readMetrics } from "./progress.ts";
 import { lineChartSvg } from "./plot.ts";
 
-/** The tree a checkpoint holds. */
+/** The tree a training checkpoint holds. */
 export interface CkptTree<P> {
+  /** The model's params (a tree of tensors). */
   params: P;
+  /** The optimizer state (a tree of tensors and numbers). */
   opt: unknown;
+  /** Steps done. */
   step: number;
+  /**
+   * Milliseconds of training so far, counting earlier runs (absent in checkpoints written
+   * before it was stored; they load as 0).
+   */
+  elapsedMs?: number;
 }
 
-/** Paths of the files a run writes into `outDir`. */
-export function runFiles(outDir: string): { checkpoint: string; metrics: string; plot: string } {
+/** The paths {@linkcode runFiles} returns. */
+export interface RunFiles {
+  /** `outDir/checkpoint.safetensors`: params, optimizer state, step, elapsed time. */
+  checkpoint: string;
+  /** `outDir/metrics.jsonl`: one JSON object per logged step or evaluation. */
+  metrics: string;
+  /** `outDir/loss.svg`: the loss curve. */
+  plot: string;
+  /** `outDir/results.json`: a script's final figures (written by the script, not the loop). */
+  results: string;
+}
+
+/**
+ * Paths of the files a run writes into `outDir`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * assert.equal(runFiles("runs/x").checkpoint, "runs/x/checkpoint.safetensors");
+ * assert.equal(runFiles("runs/x").results, "runs/x/results.json");
+ * ```
+ */
+export function runFiles(outDir: string): RunFiles {
   return {
     checkpoint: `${outDir}/checkpoint.safetensors`,
     metrics: `${outDir}/metrics.jsonl`,
     plot: `${outDir}/loss.svg`,
+    results: `${outDir}/results.json`,
   };
 }
 
 /**
- * Saves params, optimizer state and step to `path` (atomically), with `config` as metadata.
+ * Saves params, optimizer state, step and elapsed time to `path` (atomically: a temporary file
+ * renamed over it), with `config` as JSON in the `config` metadata entry.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadCheckpoint, tensor } from "@longseq/tensor";
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveRun(path, { params: { w: tensor([1, 2]) }, opt: {}, step: 5 }, { lr: 0.1 });
+ * const { tree, metadata } = await loadCheckpoint<{ step: number }>(path);
+ * assert.equal(tree.step, 5);
+ * assert.deepEqual(JSON.parse(metadata.config), { lr: 0.1 });
+ * await Deno.remove(path);
+ * ```
  */
 export async function saveRun<P>(
   path: string,
@@ -76,8 +119,19 @@ export function truncateMetrics(path: string, step: number): void {
 }
 
 /**
- * Writes the loss curve of `metrics.jsonl` as `loss.svg`: training and evaluation bits
- * (`bpb`, `bpd`, `validBpb`, `testBpd`) where the run logs them, else the training loss in nats.
+ * Writes the loss curve of `outDir/metrics.jsonl` as `outDir/loss.svg`: training and
+ * evaluation bits (`bpb`, `bpd`, `validBpb`, `testBpd`) where the run logs them, else the
+ * training loss in nats. Writes nothing when there are no metrics.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const outDir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${outDir}/metrics.jsonl`, '{"step":1,"loss":2}\n{"step":2,"loss":1}\n');
+ * writeLossPlot(outDir, "Loss");
+ * assert.ok((await Deno.readTextFile(`${outDir}/loss.svg`)).startsWith("<svg"));
+ * await Deno.remove(outDir, { recursive: true });
+ * ```
  */
 export function writeLossPlot(outDir: string, title: string): void {
   const files = runFiles(outDir);

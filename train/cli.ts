@@ -1,10 +1,11 @@
 /**
- * The command line of the examples: a typed flag table with `--help`, errors that name the
- * flag (exit status 2), a `main` wrapper that prints errors without a stack trace (exit 1),
- * and the `--device` flag.
+ * The command line of a training script: a typed flag table with `--help`, errors that name
+ * the flag (exit status 2), a `main` wrapper that prints errors without a stack trace (exit 1),
+ * the `--device` flag, and the flags every training run shares.
  * @module
  */
-import { type DeviceName, init } from "../../mod.ts";
+import type { DeviceName } from "../kernels/device.ts";
+import { init } from "../ops/device.ts";
 
 /** One command-line flag of an example. */
 export interface FlagSpec {
@@ -36,7 +37,17 @@ export type FlagValues<T extends Record<string, FlagSpec>> = {
 /** `dModel` -> `d-model`, `dFF` -> `d-ff`, `nHashes` -> `n-hashes`. */
 const kebab = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
 
-/** The `--help` text of a flag table. */
+/**
+ * The `--help` text of a flag table: the usage line, then one line per flag (kebab-case name,
+ * help, allowed values or range, default).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const spec = { dModel: { type: "int", default: 64, min: 1, help: "Model width" } } as const;
+ * assert.match(flagHelp("usage: x [flags]", spec), /--d-model=VALUE +Model width \(>= 1\) \[default: 64\]/);
+ * ```
+ */
 export function flagHelp(usage: string, spec: Record<string, FlagSpec>): string {
   const rows = Object.entries(spec).map(([k, f]) => {
     const arg = f.type === "bool" ? "" : f.bare !== undefined ? "[=VALUE]" : "=VALUE";
@@ -74,9 +85,11 @@ function rangeProblem(f: FlagSpec, n: number): string | null {
  *
  * @example
  * ```ts
- * const spec = { steps: { type: "int", default: 10, help: "Training steps" } } as const;
+ * import assert from "node:assert/strict";
+ * const spec = { steps: { type: "int", default: 10, min: 1, help: "Training steps" } } as const;
  * const f = parseFlags("usage: train [flags]", spec, ["--steps=3"]);
- * console.log(f.steps); // 3
+ * assert.equal(f.steps, 3);
+ * assert.throws(() => parseFlags("usage", spec, ["--steps=0"]), /--steps must be >= 1, got 0/);
  * ```
  */
 export function parseFlags<T extends Record<string, FlagSpec>>(
@@ -134,8 +147,19 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
 }
 
 /**
- * Runs an example's `main`, printing `name: message` (no stack trace) and exiting 1 on an
- * error, 2 on a bad flag (a RangeError thrown by {@linkcode parseFlags}, marked `usage`).
+ * Runs a script's `main`, printing `name: message` (no stack trace; set `DEBUG` for it) and
+ * exiting 1 on an error, 2 on a bad flag (a RangeError thrown by {@linkcode parseFlags}, marked
+ * `usage`). Returns normally when `main` succeeds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * let ran = false;
+ * await runMain("demo", async () => {
+ *   ran = true;
+ * });
+ * assert.ok(ran);
+ * ```
  */
 export async function runMain(name: string, main: () => Promise<void>): Promise<void> {
   try {
@@ -148,7 +172,16 @@ export async function runMain(name: string, main: () => Promise<void>): Promise<
   }
 }
 
-/** A RangeError for a bad command line (exit status 2 under {@linkcode runMain}). */
+/**
+ * A RangeError for a bad command line (exit status 2 under {@linkcode runMain}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const e = usageError("--len must be even");
+ * assert.ok(e instanceof RangeError && Reflect.get(e, "usage") === true);
+ * ```
+ */
 export function usageError(message: string): RangeError {
   return Object.assign(new RangeError(message), { usage: true });
 }
@@ -156,6 +189,14 @@ export function usageError(message: string): RangeError {
 /**
  * Initialises the backend named by a `--device` flag (`auto`, `cpu` or `webgpu`) and returns
  * the backend in use and a one-line description.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * const { backend, line } = await initDevice("cpu");
+ * assert.equal(backend, "cpu");
+ * assert.match(line, /^device: cpu /);
+ * ```
  */
 export async function initDevice(device: string): Promise<{ backend: DeviceName; line: string }> {
   const r = await init({ backend: device === "auto" ? undefined : device as DeviceName });
@@ -164,12 +205,17 @@ export async function initDevice(device: string): Promise<{ backend: DeviceName;
 
 /** Per-example defaults of {@linkcode trainingFlags}. */
 export interface TrainingDefaults {
+  /** Default of `--steps`. */
   steps: number;
+  /** Default of `--batch`. */
   batch: number;
+  /** Default of `--lr`. */
   lr: number;
   /** Whether the optimizer clips the gradient at global norm 1 (stated in the `--lr` help). */
   clip: boolean;
+  /** Default of `--out`. */
   out: string;
+  /** Default of `--eval-batches`. */
   evalBatches: number;
 }
 
@@ -188,18 +234,19 @@ export type TrainingFlag =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * const FLAGS = {
  *   layers: { type: "int", default: 2, help: "Layers" },
  *   ...trainingFlags({ steps: 100, batch: 8, lr: 1e-3, clip: false, out: "runs/x", evalBatches: 4 }),
  * } as const;
  * const f = parseFlags("usage: x [flags]", FLAGS, ["--steps=3"]);
- * console.log(f.steps, f.out); // 3 runs/x
+ * assert.deepEqual([f.steps, f.out, f.resume], [3, "runs/x", ""]);
  * ```
  */
 export function trainingFlags(
   d: TrainingDefaults,
   help: Partial<Record<TrainingFlag, string>> = {},
-) {
+): TrainingFlagTable {
   return {
     steps: { type: "int", default: d.steps, min: 1, help: "Training steps" },
     batch: { type: "int", default: d.batch, min: 1, help: help.batch ?? "Sequences per step" },
@@ -259,28 +306,36 @@ export function trainingFlags(
   } as const;
 }
 
-/** The values of the {@linkcode trainingFlags} part of a flag table. */
-export type TrainingFlagValues = FlagValues<ReturnType<typeof trainingFlags>>;
+/** A {@linkcode FlagSpec} whose value is read as `T`. */
+export type TypedFlagSpec<T extends FlagSpec["type"]> = FlagSpec & { readonly type: T };
 
-/**
- * The model-size flags the examples share (`--d-model`, `--d-ff`, `--heads`, `--layers`) with
- * an example's defaults; `layersHelp` says what one layer is in that model.
- *
- * @example
- * ```ts
- * const FLAGS = { ...modelSizeFlags({ dModel: 64, dFF: 128, heads: 4, layers: 2 }) } as const;
- * const f = parseFlags("usage: x [flags]", FLAGS, ["--d-model=32"]);
- * console.log(f.dModel, f.layers); // 32 2
- * ```
- */
-export function modelSizeFlags(
-  d: { dModel: number; dFF: number; heads: number; layers: number },
-  layersHelp = "Reversible layers",
-) {
-  return {
-    dModel: { type: "int", default: d.dModel, min: 1, help: "Model width" },
-    dFF: { type: "int", default: d.dFF, min: 1, help: "Feed-forward hidden width" },
-    heads: { type: "int", default: d.heads, min: 1, help: "Attention heads" },
-    layers: { type: "int", default: d.layers, min: 1, help: layersHelp },
-  } as const;
-}
+/** The flag table {@linkcode trainingFlags} returns. */
+export type TrainingFlagTable = {
+  /** `--steps`: the step to stop after. */
+  readonly steps: TypedFlagSpec<"int">;
+  /** `--batch`: sequences per step. */
+  readonly batch: TypedFlagSpec<"int">;
+  /** `--lr`: the peak learning rate. */
+  readonly lr: TypedFlagSpec<"float">;
+  /** `--warmup`: linear warm-up steps. */
+  readonly warmup: TypedFlagSpec<"int">;
+  /** `--seed`: the run's seed. */
+  readonly seed: TypedFlagSpec<"int">;
+  /** `--device`: `auto`, `cpu` or `webgpu`. */
+  readonly device: TypedFlagSpec<"string">;
+  /** `--out`: the run's folder. */
+  readonly out: TypedFlagSpec<"string">;
+  /** `--resume`: a checkpoint path, `auto` when bare, "" for a fresh start. */
+  readonly resume: TypedFlagSpec<"string">;
+  /** `--checkpoint-every`: steps between checkpoints (0: at the end only). */
+  readonly checkpointEvery: TypedFlagSpec<"int">;
+  /** `--log-every`: steps between metric readbacks (0: automatic). */
+  readonly logEvery: TypedFlagSpec<"int">;
+  /** `--eval-every`: steps between evaluations (0: at the end only). */
+  readonly evalEvery: TypedFlagSpec<"int">;
+  /** `--eval-batches`: held-out batches per evaluation. */
+  readonly evalBatches: TypedFlagSpec<"int">;
+};
+
+/** The values of the {@linkcode trainingFlags} part of a flag table. */
+export type TrainingFlagValues = FlagValues<TrainingFlagTable>;

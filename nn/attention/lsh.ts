@@ -7,7 +7,6 @@
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import { scope } from "../../ops/scope.ts";
 import { add, cast, maximum, mul, sub } from "../../ops/binary.ts";
 import { equal, greaterEqual, less, where } from "../../ops/compare.ts";
 import { broadcastTo, expandDims, reshape, transpose } from "../../ops/shape.ts";
@@ -23,24 +22,19 @@ import {
   type AttentionParams,
   boolMask,
   checkDropout,
-  checkInput,
   checkKeyDevice,
-  checkParams,
   chunkOffsets,
-  dropoutFor,
   headConfig,
   i32Tensor,
-  initAttention,
   lookAround,
-  outputProjection,
   padAxis,
-  projectQKV,
   roundWeights,
   takeFirst,
   unitKeys,
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import type { AttentionApplyOptions } from "./full.ts";
+import { attentionFrame } from "./frame.ts";
 import {
   bucketCount,
   type BucketSpec,
@@ -159,46 +153,41 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   const causal = !!config.causal, dedup = !!config.dedup;
   const rate = checkDropout(op, config.dropout);
 
-  const applyWithState = (
-    params: AttentionParams,
-    x: Tensor,
-    opts: LshApplyOptions = {},
-    savedArg?: LshSaved,
-  ): { out: Tensor; saved: LshSaved } => {
-    checkParams(op, params, hc);
-    const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
-    const lp = Math.ceil(n / chunkLen) * chunkLen;
-    const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
-    const saved = savedArg ?? opts.saved;
-    if (opts.key !== undefined) {
-      if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
-      checkKeyDevice(op, opts.key, x);
-    }
-    if (saved !== undefined) checkSaved(op, saved, [b, hc.heads, nHashes, lp], x);
-    else if (opts.rotations !== undefined) {
-      checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
-      if (opts.rotations.device !== x.device) {
+  const frame = attentionFrame<LshApplyOptions, LshSaved>(op, hc, rate, {
+    keys: false,
+    check({ x, b, n, opts }) {
+      const lp = Math.ceil(n / chunkLen) * chunkLen;
+      const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
+      if (opts.key !== undefined) {
+        if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
+        checkKeyDevice(op, opts.key, x);
+      }
+      if (opts.saved !== undefined) checkSaved(op, opts.saved, [b, hc.heads, nHashes, lp], x);
+      else if (opts.rotations !== undefined) {
+        checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
+        if (opts.rotations.device !== x.device) {
+          throw new TypeError(
+            `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+          );
+        }
+      } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
         throw new TypeError(
-          `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+          `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
+            "opts.saved, or set hashSeed in the config",
         );
       }
-    } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
-      throw new TypeError(
-        `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
-          "opts.saved, or set hashSeed in the config",
-      );
-    }
-    const dropping = dropoutFor(op, rate, opts, x) !== undefined;
-    return scope(() => {
+    },
+    attend({ q: qk, v }, { x, b, n, opts, dropout }) {
+      const lp = Math.ceil(n / chunkLen) * chunkLen;
+      const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
       // One split serves hashing and dropout, so replaying saved buckets keeps the mask.
-      const [hashKey, dropKey] = opts.key && dropping
+      const [hashKey, dropKey] = opts.key && dropout
         ? random.splitN(opts.key, 2)
         : [opts.key, undefined];
-      const { q: qk, v } = projectQKV(params, x, hc);
       const qkp = padAxis(qk, 2, lp), vp = padAxis(v, 2, lp);
       const valid = opts.mask || lp > n ? padAxis(validMask(opts.mask, b, n, x), 1, lp, 0) : null;
       let buckets: Tensor;
-      if (saved) buckets = saved.buckets.view(saved.buckets.shape);
+      if (opts.saved) buckets = opts.saved.buckets.view(opts.saved.buckets.shape);
       else {
         const rot = opts.rotations ??
           randomRotations(
@@ -216,11 +205,19 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
         buckets,
         valid,
         stride: bucketCount(spec) + 1,
-        dropout: dropping ? { rate, key: dropKey } : undefined,
+        dropout: dropout ? { rate, key: dropKey } : undefined,
       });
-      const y = outputProjection(params, takeFirst(out, 2, n));
-      return { out: y, saved: { buckets } };
-    });
+      return { o: takeFirst(out, 2, n), state: { buckets } };
+    },
+  });
+  const applyWithState = (
+    params: AttentionParams,
+    x: Tensor,
+    opts: LshApplyOptions = {},
+    saved?: LshSaved,
+  ): { out: Tensor; saved: LshSaved } => {
+    const r = frame.run(params, x, saved ? { ...opts, saved } : opts);
+    return { out: r.out, saved: r.state! };
   };
 
   interface Sorted {
@@ -325,7 +322,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   }
 
   return {
-    init: (key) => initAttention(key, hc),
+    init: frame.init,
     apply: (params, x, opts) => {
       const { out, saved } = applyWithState(params, x, opts);
       saved.buckets.dispose();

@@ -15,8 +15,11 @@ export interface FeedForwardOptions {
   dModel: number;
   /** Size of the hidden axis. */
   dFF: number;
-  /** Hidden activation (default `"gelu"`, the tanh approximation). */
-  activation?: "gelu" | "relu";
+  /**
+   * Hidden activation (default `"gelu"`, the tanh approximation; `"gelu_exact"` is the erf
+   * form).
+   */
+  activation?: "gelu" | "relu" | "gelu_exact";
   /** Dropout rate on the hidden activation when training (default 0). */
   dropout?: number;
 }
@@ -51,15 +54,19 @@ export function feedForward(options: FeedForwardOptions): Layer<FeedForwardParam
   const { dModel, dFF, activation = "gelu", dropout = 0 } = options ?? {};
   checkPositiveInt("feedForward", "dModel", dModel);
   checkPositiveInt("feedForward", "dFF", dFF);
-  if (activation !== "gelu" && activation !== "relu") {
+  if (activation !== "gelu" && activation !== "relu" && activation !== "gelu_exact") {
     throw new TypeError(
-      `feedForward: activation must be "gelu" or "relu", got ${JSON.stringify(activation)}`,
+      `feedForward: activation must be "gelu" or "relu" (or "gelu_exact"), got ${
+        JSON.stringify(activation)
+      }`,
     );
   }
   checkRate("feedForward", dropout);
   const first = linear({ inFeatures: dModel, outFeatures: dFF });
   const second = linear({ inFeatures: dFF, outFeatures: dModel });
-  const act = activation === "gelu" ? (t: Tensor) => gelu(t) : relu;
+  const act = activation === "relu"
+    ? relu
+    : (t: Tensor) => gelu(t, { approximate: activation === "gelu" });
   return {
     init(key) {
       const [k1, k2] = random.splitN(key, 2);

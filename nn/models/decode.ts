@@ -20,28 +20,16 @@
  * `attentionOverride: "full"`; same params, different function).
  * @module
  */
-import { fmt, type Tensor } from "../../ops/tensor.ts";
+import { fmt, Tensor } from "../../ops/tensor.ts";
 import { scope } from "../../ops/scope.ts";
 import { add } from "../../ops/binary.ts";
 import { reshape } from "../../ops/shape.ts";
 import { concat, slice } from "../../ops/slicing.ts";
 import { tensor } from "../../ops/creation.ts";
-import type { Layer } from "../layer.ts";
-import { attention } from "../attention/full.ts";
-import { localAttention } from "../attention/local.ts";
-import {
-  type AttentionParams,
-  type HeadConfig,
-  headConfig,
-  i32Tensor,
-  outputProjection,
-  projectQKV,
-} from "../attention/core.ts";
+import { i32Tensor, outputProjection, projectQKV } from "../attention/core.ts";
 import { chunkAttention } from "../attention/chunk_attention.ts";
-import { layerNorm } from "../layers/layer_norm.ts";
-import { feedForward } from "../layers/feed_forward.ts";
 import { lmFrame } from "./lm_frame.ts";
-import { attentionTypes, type ReformerAttention } from "./reversible_blocks.ts";
+import { reformerBlock } from "./reformer_block.ts";
 import type { ReformerLMConfig, ReformerLMParams } from "./reformer.ts";
 
 /** Options of {@linkcode reformerDecoder}. */
@@ -78,13 +66,6 @@ export interface ReformerDecoder {
    * state. The given state is left as it is (dispose it when no longer needed).
    */
   step(state: DecodeState, token: number): [Tensor, DecodeState];
-}
-
-interface Plan {
-  layer: Layer<AttentionParams, Tensor, Tensor>;
-  hc: HeadConfig;
-  /** Local window: the first position a query at `t` may see; full: 0. */
-  start: (t: number) => number;
 }
 
 /**
@@ -124,34 +105,24 @@ export function reformerDecoder(
   if (config.causal === false) {
     throw new TypeError(`${op}: the model must be causal (config.causal is false)`);
   }
-  const { dModel, dFF, heads, dHead, layers } = config;
-  const types: ReformerAttention[] = attentionTypes(op, config.attention, layers);
-  if (types.includes("lsh") && !opts.lshAsFull) {
+  const { dModel, layers } = config;
+  // The blocks the model runs, defined once (reformer_block.ts); evaluation mode, causal.
+  const def = reformerBlock(op, { ...config, causal: true });
+  if (def.types.includes("lsh") && !opts.lshAsFull) {
     throw new TypeError(
       `${op}: LSH layers cannot be decoded incrementally (a new query's buckets depend on ` +
         `every position); recompute instead, or pass { lshAsFull: true }`,
     );
   }
   const frame = lmFrame(op, config, 2 * dModel);
-  const norm = layerNorm({ dim: dModel });
-  const ff = feedForward({ dModel, dFF, activation: config.activation });
-  const chunkLen = config.chunkLen ?? 64;
-  const base = { dModel, heads, dHead, causal: true };
-  // The same layers reversibleBlocks builds (local: chunksBefore 1, chunksAfter 0).
-  const plans: Plan[] = types.map((t) => {
-    if (t === "local") {
-      const sharedQK = !!config.localSharedQK;
-      return {
-        layer: localAttention({ ...base, chunkLen, sharedQK }),
-        hc: headConfig(op, base, sharedQK),
-        start: (p: number) => Math.max(0, (Math.floor(p / chunkLen) - 1) * chunkLen),
-      };
-    }
-    return {
-      layer: attention({ ...base, sharedQK: true }),
-      hc: headConfig(op, base, true),
-      start: () => 0,
-    };
+  const f = def.types.map((_, i) => def.f(def.attention(i, opts.lshAsFull ? "full" : undefined)));
+  const outOf = (r: Tensor | { out: Tensor }) => (r instanceof Tensor ? r : r.out);
+  /** The first position a query at `p` sees: its local window's start, or 0. */
+  const start = def.types.map((_, i) => {
+    const w = def.window(i);
+    return w
+      ? (p: number) => Math.max(0, (Math.floor(p / w.chunkLen) - w.before) * w.chunkLen)
+      : () => 0;
   });
   if (!Array.isArray(params?.blocks) || params.blocks.length !== layers) {
     throw new TypeError(`${op}: params.blocks must hold ${layers} blocks`);
@@ -188,14 +159,12 @@ export function reformerDecoder(
         const caches: LayerCache[] = [];
         const x = frame.embed(params, tokens, 0);
         let x1 = x, x2 = x;
-        plans.forEach((pl, i) => {
-          const blk = params.blocks[i];
-          const h = norm.apply(blk.f.norm, x2);
-          const { k, v } = projectQKV(blk.f.attn, h, pl.hc);
-          const y1 = add(x1, pl.layer.apply(blk.f.attn, h));
-          const y2 = add(x2, ff.apply(blk.g.ff, norm.apply(blk.g.norm, y1)));
+        params.blocks.forEach((blk, i) => {
+          const { k, v } = projectQKV(blk.f.attn, def.attnInput(blk.f, x2), def.heads(i));
+          const y1 = add(x1, outOf(f[i](blk.f, x2, {})));
+          const y2 = add(x2, outOf(def.g(blk.g, y1, {})));
           [x1, x2] = [y1, y2];
-          caches.push(trim({ k, v, start: 0 }, pl.start(n - 1)));
+          caches.push(trim({ k, v, start: 0 }, start[i](n - 1)));
         });
         return { logits: head(x1, x2), caches };
       });
@@ -224,11 +193,10 @@ export function reformerDecoder(
         const e = frame.embed(params, all, 0);
         let x1 = slice(e, [0, t, 0], [1, t + 1, dModel]), x2 = x1;
         const qpos = i32Tensor([t], [1], x1.device);
-        plans.forEach((pl, i) => {
-          const blk = params.blocks[i];
-          const h = norm.apply(blk.f.norm, x2);
-          const { q, k, v } = projectQKV(blk.f.attn, h, pl.hc);
-          const old = trim(state.layers[i], pl.start(t));
+        params.blocks.forEach((blk, i) => {
+          const hc = def.heads(i);
+          const { q, k, v } = projectQKV(blk.f.attn, def.attnInput(blk.f, x2), hc);
+          const old = trim(state.layers[i], start[i](t));
           const c = { k: concat([old.k, k], 2), v: concat([old.v, v], 2), start: old.start };
           const kpos = i32Tensor(
             Array.from({ length: t + 1 - c.start }, (_, j) => c.start + j),
@@ -239,10 +207,10 @@ export function reformerDecoder(
             qpos,
             kpos,
             causal: true,
-            selfMask: pl.hc.sharedQK,
+            selfMask: hc.sharedQK,
           });
           const y1 = add(x1, outputProjection(blk.f.attn, o));
-          const y2 = add(x2, ff.apply(blk.g.ff, norm.apply(blk.g.norm, y1)));
+          const y2 = add(x2, outOf(def.g(blk.g, y1, {})));
           [x1, x2] = [y1, y2];
           caches.push(c);
         });

@@ -44,6 +44,12 @@ export interface ReformerApplyOptions extends ApplyOptions {
   mask?: Tensor;
   /** Evaluate the shared-QK layers with another attention (full or LSH). */
   attentionOverride?: AttentionOverride;
+  /**
+   * Explicit LSH rotations per layer (`[heads, dHead, nHashes, rotSize/2]`, HF's layout;
+   * undefined entries and non-LSH layers hash as usual). Without them, layer `i` draws its
+   * rotations from the call's key, or from seed `hashSeed + i` when no key is given.
+   */
+  rotations?: readonly (Tensor | undefined)[];
 }
 
 /** Options of the model's `loss`. */
@@ -121,6 +127,7 @@ export function reformerLM(
       training: opts.training,
       mask: opts.mask,
       attentionOverride: opts.attentionOverride,
+      rotations: opts.rotations,
     });
     return concat([y1, y2], -1);
   };

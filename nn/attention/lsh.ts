@@ -14,7 +14,8 @@ import { argsort, gatherByIndex, scatterByIndex } from "../../ops/sort.ts";
 import { takeAlongAxis } from "../../ops/indexing.ts";
 import { full } from "../../ops/creation.ts";
 import { sum } from "../../ops/reduce.ts";
-import { log, neg } from "../../ops/unary.ts";
+import { exp, log, neg } from "../../ops/unary.ts";
+import { logsumexp } from "../../ops/softmax.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
 import { stopGradient } from "../../autodiff/grad.ts";
@@ -27,6 +28,7 @@ import {
   headConfig,
   i32Tensor,
   lookAround,
+  maskValues,
   padAxis,
   roundWeights,
   takeFirst,
@@ -76,6 +78,15 @@ export interface LshAttentionConfig {
   dedup?: boolean;
   /** Dropout rate on the attention probabilities (when `opts.training`; needs `opts.key`). */
   dropout?: number;
+  /**
+   * How probabilities and hash rounds are normalised: `"normalized"` (default) exactly
+   * (`softmax(lse)` over the rounds); `"hf"` as HuggingFace computes them in f32, by
+   * `exp(x - logsumexp(x))`: for a query that sees only itself (its lse near the `-1e5` self
+   * value, where f32 spacing is 0.008) HF's probabilities and round weights then sum to 1
+   * +- 0.4%. For exact parity with HF checkpoints (sequences longer than one chunk; shorter
+   * ones HF attends without hashing, exactly normalised).
+   */
+  roundWeights?: "normalized" | "hf";
   /** Seed of the rotations when neither `opts.key` nor `opts.rotations` is given. */
   hashSeed?: number;
 }
@@ -151,6 +162,14 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   if (config.nBuckets !== undefined) checkBuckets(op, config.nBuckets);
   if (config.hashSeed !== undefined) int(op, "hashSeed", config.hashSeed, 0);
   const causal = !!config.causal, dedup = !!config.dedup;
+  const hfWeights = config.roundWeights === "hf";
+  if (config.roundWeights !== undefined && !hfWeights && config.roundWeights !== "normalized") {
+    throw new TypeError(
+      `${op}: roundWeights must be "normalized" or "hf", got ${
+        JSON.stringify(config.roundWeights)
+      }`,
+    );
+  }
   const rate = checkDropout(op, config.dropout);
 
   const frame = attentionFrame<LshApplyOptions, LshSaved>(op, hc, rate, {
@@ -264,7 +283,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       ])
       : null;
     const bias = dedup ? dedupBias(sortIdx, pos, [b, h, lp, nc], offsets) : null;
-    const { o, lse } = chunkAttention(q, k, vs, {
+    const { o: raw, lse } = chunkAttention(q, k, vs, {
       qpos,
       kpos,
       kvalid,
@@ -274,6 +293,9 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       dropout,
       lookAround: offsets,
     });
+    const o = hfWeights && lp > chunkLen
+      ? mul(raw, expandDims(hfSelfScale(stopGradient(lse), maskValues(qk.dtype).self), -1))
+      : raw;
     const unsorted = reshape(scatterByIndex(reshape(o, [b, h, nTot, dk]), sortIdx), [
       b,
       h,
@@ -283,7 +305,11 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     ]);
     if (nHashes === 1) return reshape(unsorted, [b, h, lp, dk]);
     const l = scatterByIndex(reshape(lse, [b, h, nTot]), sortIdx);
-    const w = roundWeights(reshape(l, [b, h, nHashes, lp, 1]), 2);
+    const l5 = reshape(l, [b, h, nHashes, lp, 1]);
+    // HF attends without hashing when the sequence fits one chunk (exact weights then).
+    const w = hfWeights && lp > chunkLen
+      ? exp(sub(l5, logsumexp(l5, 2, { keepdims: true })))
+      : roundWeights(l5, 2);
     return sum(mul(unsorted, w), 2);
   }
 
@@ -330,6 +356,17 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     },
     applyWithState,
   };
+}
+
+/**
+ * HF normalises probabilities by its f32-rounded logsumexp. Where a query sees only itself, `c`
+ * times at the self value `s` (`lse` near `s`, whose f32 spacing is 0.008), they sum to
+ * `c * exp(s - lse)`, not 1: this factor there, 1 elsewhere. (`s - lse` is exact in f32.)
+ */
+function hfSelfScale(lse: Tensor, self: number): Tensor {
+  const d = sub(self, lse);
+  const c = cast(cast(add(exp(neg(d)), 0.5), "i32"), "f32");
+  return where(less(lse, self / 2), exp(add(d, log(c))), 1);
 }
 
 /** The padding mask as bool `[b, n]`, all true when none is given. */

@@ -73,6 +73,8 @@ export interface ReformerBlockConfig {
   localWrap?: boolean;
   /** LSH buckets per round (default: from each call's length). */
   nBuckets?: BucketSpec;
+  /** How LSH hash rounds are weighted (default `"normalized"`; `"hf"` as HuggingFace). */
+  lshRoundWeights?: "normalized" | "hf";
   /** Decoder (causal) attention. Default false. */
   causal?: boolean;
   /** Dropout on the outputs of `F` and `G` and on the feed-forward hidden layer (default 0). */
@@ -225,6 +227,7 @@ export function reformerBlock(op: string, config: ReformerBlockConfig): Reformer
       nBuckets: s.nBuckets ?? config.nBuckets,
       chunksBefore: config.chunksBefore,
       chunksAfter: config.chunksAfter,
+      roundWeights: config.lshRoundWeights,
       hashSeed: hashSeed + i,
     });
   const fullOf = () => attention({ ...base, sharedQK: true });

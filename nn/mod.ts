@@ -117,6 +117,17 @@ export {
   type SparseTransformerLMParams,
 } from "./models/sparse_transformer.ts";
 export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./models/lm_frame.ts";
+// HuggingFace Reformer checkpoints (in io/, exported here beside the model they load).
+export {
+  type HuggingFaceReformer,
+  type LoadHuggingFaceOptions,
+  loadHuggingFaceReformer,
+  reformerConfigFromHF,
+  reformerConfigToHF,
+  reformerParamsFromHF,
+  reformerParamsToHF,
+  saveHuggingFaceReformer,
+} from "../io/huggingface_reformer.ts";
 export {
   type DecodeState,
   type LayerCache,

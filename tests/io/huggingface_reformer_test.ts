@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import * as T from "../../mod.ts";
+import {
+  loadHuggingFaceReformer,
+  reformerConfigFromHF,
+  saveHuggingFaceReformer,
+} from "../../io/huggingface_reformer.ts";
+import { noLeaks, testDevices } from "../util.ts";
+import { disposeTree } from "../nn/models/lm_util.ts";
+
+const FIXTURES = new URL("../fixtures/hf_reformer/", import.meta.url).pathname;
+const NAMES = [
+  "lsh_local_axial_relu_dec",
+  "lsh_factored_gelu_enc",
+  "local_lsh_gelunew_enc",
+  "mixed_headsize_eps_dec",
+  "single_chunk_dec",
+];
+
+/** tokens, logits and `rotations.LAYER` of a fixture's expected.safetensors (or ours). */
+function readExpected(path: string): Map<string, T.HostTensor> {
+  return T.decodeSafetensors(Deno.readFileSync(path)).tensors;
+}
+
+/** Per-layer rotations for `apply` from a map of `rotations.N` entries. */
+function rotationsOf(
+  exp: Map<string, T.HostTensor>,
+  layers: number,
+  device: T.DeviceName,
+): (T.Tensor | undefined)[] {
+  return Array.from({ length: layers }, (_, i) => {
+    const r = exp.get(`rotations.${i}`);
+    return r ? T.tensor(r.data as Float32Array, { shape: [...r.shape], device }) : undefined;
+  });
+}
+
+/** `max |a - b| / max |b|`. */
+function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, s = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    s = Math.max(s, Math.abs(b[i]));
+  }
+  return d / s;
+}
+
+Deno.test("loadHuggingFaceReformer: our logits equal HF's for every fixture", async (t) => {
+  for (const device of testDevices()) {
+    await t.step(device, async () => {
+      for (const name of NAMES) {
+        await noLeaks(async () => {
+          const dir = FIXTURES + name;
+          const { config, params } = await loadHuggingFaceReformer(dir, { device });
+          const exp = readExpected(`${dir}/expected.safetensors`);
+          const tok = exp.get("tokens")!;
+          const tokens = T.tensor(tok.data as Int32Array, {
+            shape: [...tok.shape],
+            dtype: "i32",
+            device,
+          });
+          const rotations = rotationsOf(exp, config.layers, device);
+          const logits = T.nn.reformerLM(config).apply(params, tokens, { rotations });
+          const want = exp.get("logits")!;
+          assert.deepEqual(logits.shape, want.shape);
+          const rel = relDiff(await logits.data() as Float32Array, want.data as Float32Array);
+          assert.ok(rel < 1e-4, `${name} on ${device}: relative difference ${rel}`);
+          for (const x of [logits, tokens, ...rotations]) x?.dispose();
+          disposeTree(params);
+        });
+      }
+    });
+  }
+});
+
+Deno.test("saveHuggingFaceReformer: save then load round-trips config and params exactly", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { config, params } = await loadHuggingFaceReformer(FIXTURES + "mixed_headsize_eps_dec");
+    await saveHuggingFaceReformer(dir, config, params);
+    const again = await loadHuggingFaceReformer(dir);
+    assert.deepEqual(again.config, config);
+    const a = T.treeTensors(params), b = T.treeTensors(again.params);
+    assert.equal(a.length, b.length);
+    for (let i = 0; i < a.length; i++) {
+      assert.deepEqual(a[i].shape, b[i].shape);
+      assert.deepEqual(await a[i].data(), await b[i].data());
+    }
+    // A model of our own, non-axial, encoder, gelu_exact: config survives the trip too.
+    const own: T.nn.ReformerLMConfig = {
+      vocab: 10,
+      dModel: 6,
+      dFF: 8,
+      heads: 2,
+      dHead: 4,
+      layers: 2,
+      attention: ["local", "lsh"],
+      causal: false,
+      localWrap: true,
+      activation: "gelu_exact",
+      nBuckets: [2, 4],
+      chunkLen: 4,
+      localChunkLen: 2,
+      maxLen: 12,
+      layerNormEps: 1e-5,
+    };
+    const p2 = T.nn.reformerLM(own).init(T.random.key(3));
+    await saveHuggingFaceReformer(`${dir}/own`, own, p2);
+    const back = await loadHuggingFaceReformer(`${dir}/own`);
+    const tokens = T.tensor([[1, 2, 3, 4, 5, 6, 7, 8]], { dtype: "i32" });
+    const want = T.nn.reformerLM(own).apply(p2, tokens, { key: T.random.key(1) });
+    const got = T.nn.reformerLM(back.config).apply(back.params, tokens, { key: T.random.key(1) });
+    assert.deepEqual(await got.data(), await want.data());
+    assert.equal(back.config.activation, "gelu_exact");
+    assert.equal(back.config.causal, false);
+    for (const x of [p2, back.params, params, again.params, tokens, want, got]) disposeTree(x);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadHuggingFaceReformer: mismatched and unsupported files fail clearly", async () => {
+  const src = FIXTURES + "lsh_local_axial_relu_dec";
+  const hf = JSON.parse(Deno.readTextFileSync(`${src}/config.json`));
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ attn_layers: ["lsh", "full"] }, /attn_layers = \["lsh","full"\]/],
+    [{ hidden_act: "silu" }, /hidden_act = "silu": supported: relu, gelu/],
+    [{ axial_pos_shape: [2, 4, 4] }, /axial_pos_shape = \[2,4,4\]: HF's axial positions take/],
+    [{ axial_pos_embds_dim: [4, 5] }, /axial_pos_embds_dim = \[4,5\]: must be two widths/],
+    [{ num_buckets: 3 }, /num_buckets = 3: must be an even integer/],
+    [{ tie_word_embeddings: true }, /tie_word_embeddings/],
+  ];
+  for (const [change, msg] of cases) {
+    assert.throws(() => reformerConfigFromHF({ ...hf, ...change }), msg);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = Deno.readFileSync(`${src}/model.safetensors`);
+    // The config says 3 layers, the file holds 2: the third layer's tensors are missing.
+    Deno.writeTextFileSync(
+      `${dir}/config.json`,
+      JSON.stringify({ ...hf, attn_layers: ["lsh", "local", "lsh"] }),
+    );
+    Deno.writeFileSync(`${dir}/model.safetensors`, model);
+    await assert.rejects(
+      loadHuggingFaceReformer(dir),
+      /missing: reformer\.encoder\.layers\.2\.attention\.layer_norm\.weight/,
+    );
+    // One layer: the second layer's tensors are unexpected.
+    Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify({ ...hf, attn_layers: ["lsh"] }));
+    await assert.rejects(loadHuggingFaceReformer(dir), /unexpected: reformer\.encoder\.layers\.1/);
+    // Wrong width: a shape mismatch named with both shapes.
+    Deno.writeTextFileSync(
+      `${dir}/config.json`,
+      JSON.stringify({ ...hf, feed_forward_size: 12 }),
+    );
+    await assert.rejects(
+      loadHuggingFaceReformer(dir),
+      /layers\.0\.feed_forward\.dense\.dense\.weight is \[16,8\] but config\.json implies \[12,8\]/,
+    );
+    Deno.writeFileSync(`${dir}/model.safetensors`, model.subarray(0, model.length - 4));
+    Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(hf));
+    await assert.rejects(loadHuggingFaceReformer(dir), /truncated/);
+    Deno.removeSync(`${dir}/model.safetensors`);
+    await assert.rejects(loadHuggingFaceReformer(dir), /cannot read .*model\.safetensors/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("saveHuggingFaceReformer: refuses models HF cannot express, by name", async () => {
+  const base: T.nn.ReformerLMConfig = {
+    vocab: 8,
+    dModel: 4,
+    dFF: 8,
+    heads: 1,
+    layers: 1,
+    maxLen: 8,
+  };
+  const p = T.nn.reformerLM({ ...base, attention: "full" }).init(T.random.key(0));
+  await assert.rejects(
+    saveHuggingFaceReformer("/nonexistent", { ...base, attention: "full" }, p),
+    /config\.attention = "full": HF has no "full" attention/,
+  );
+  await assert.rejects(
+    saveHuggingFaceReformer("/nonexistent", { ...base, attention: "local", causal: false }, p),
+    /localWrap/,
+  );
+  await assert.rejects(
+    saveHuggingFaceReformer("/nonexistent", { ...base, attention: "local" }, p),
+    /params\.blocks\.0\.f\.attn\.wq must be f32 \[4,4\]/,
+  );
+  disposeTree(p);
+});

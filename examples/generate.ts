@@ -19,12 +19,14 @@
  * `--no-cache` forces the recompute path.
  *
  * Run: `deno run -A examples/generate.ts --checkpoint runs/char_lm/checkpoint.safetensors
- * --prompt "The " --length 200 --temperature 0.8 --top-k 40`
+ * --prompt "The " --length 200 --temperature 0.8 --top-k 40`; `--hf DIR` samples from a
+ * HuggingFace Reformer folder instead (`--tokens` for its vocabulary, `--prompt` if it has 256).
  * @module
  */
 import { random, scope, slice, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { loadCheckpoint } from "../io/checkpoint.ts";
+import { loadHuggingFaceReformer } from "../io/huggingface_reformer.ts";
 import { reformerLM, type ReformerLMConfig } from "../nn/models/reformer.ts";
 import { type DecodeState, reformerDecoder } from "../nn/models/decode.ts";
 import {
@@ -43,6 +45,11 @@ const FLAGS = {
     type: "string",
     default: "runs/char_lm/checkpoint.safetensors",
     help: "Checkpoint to sample from",
+  },
+  hf: {
+    type: "string",
+    default: "",
+    help: "HuggingFace Reformer folder (config.json, model.safetensors) to sample from instead",
   },
   prompt: { type: "string", default: "The ", help: "Text prompt (byte models)" },
   tokens: { type: "string", default: "", help: "Prompt as token ids, e.g. 0,5,3 (any model)" },
@@ -74,12 +81,15 @@ interface Sampler {
   dispose(): void;
 }
 
-/** Rebuilds the model named by the checkpoint's metadata and loads its params. */
-async function loadSampler(
+/** The model config and params of a checkpoint written by an example, or of an HF folder. */
+async function loadModel(
   path: string,
-  seed: number,
-  o: { cache: boolean; lshAsFull: boolean },
-): Promise<Sampler> {
+  hf: string,
+): Promise<{ example?: string; c: Record<string, unknown>; params: unknown }> {
+  if (hf) {
+    const { config, params } = await loadHuggingFaceReformer(hf);
+    return { example: "huggingface", c: config as unknown as Record<string, unknown>, params };
+  }
   const { tree, metadata } = await loadCheckpoint<{ params: unknown; opt: unknown }>(path);
   disposeTree(tree.opt);
   let config: { example?: string; model?: Record<string, unknown> };
@@ -89,15 +99,27 @@ async function loadSampler(
     disposeTree(tree.params);
     throw new RangeError(`${path} has no model config in its metadata (not written by an example)`);
   }
-  const c = config.model ?? {};
+  return { example: config.example, c: config.model ?? {}, params: tree.params };
+}
+
+/** Rebuilds the model named by the checkpoint's metadata (or HF's config) and loads its params. */
+async function loadSampler(
+  path: string,
+  seed: number,
+  o: { cache: boolean; lshAsFull: boolean; hf: string },
+): Promise<Sampler> {
+  const { example, c, params } = await loadModel(path, o.hf);
+  const tree = { params };
+
   // deno-lint-ignore no-explicit-any
   let model: { maxLen: number; apply(p: any, t: Tensor, o?: { key?: Tensor }): Tensor };
   let cacheable = false;
-  if (config.example === "mnist_sparse" || "pattern" in c) {
+  if (example === "mnist_sparse" || "pattern" in c) {
     model = sparseTransformerLM(c as unknown as SparseTransformerLMConfig);
   } else {
     const rm = reformerLM(c as unknown as ReformerLMConfig);
-    cacheable = o.cache && (o.lshAsFull || rm.types.every((t) => t !== "lsh"));
+    cacheable = o.cache && c.causal !== false &&
+      (o.lshAsFull || rm.types.every((t) => t !== "lsh"));
     model = rm;
   }
   if (cacheable) {

@@ -131,6 +131,7 @@ export {
 export {
   type DecodeState,
   type LayerCache,
+  type LshLayerCache,
   type ReformerDecoder,
   reformerDecoder,
   type ReformerDecoderOptions,

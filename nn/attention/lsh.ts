@@ -363,7 +363,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
  * times at the self value `s` (`lse` near `s`, whose f32 spacing is 0.008), they sum to
  * `c * exp(s - lse)`, not 1: this factor there, 1 elsewhere. (`s - lse` is exact in f32.)
  */
-function hfSelfScale(lse: Tensor, self: number): Tensor {
+export function hfSelfScale(lse: Tensor, self: number): Tensor {
   const d = sub(self, lse);
   const c = cast(cast(add(exp(neg(d)), 0.5), "i32"), "f32");
   return where(less(lse, self / 2), exp(add(d, log(c))), 1);

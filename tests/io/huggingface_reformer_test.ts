@@ -191,3 +191,56 @@ Deno.test("saveHuggingFaceReformer: refuses models HF cannot express, by name", 
   );
   disposeTree(p);
 });
+
+Deno.test("reformerDecoder: cached LSH decoding equals HF's past_buckets_states generation", async (t) => {
+  for (const device of testDevices()) {
+    await t.step(device, async () => {
+      for (
+        const [name, prompts] of [["lsh_local_axial_relu_dec", [3, 6]], [
+          "mixed_headsize_eps_dec",
+          [3, 8],
+        ]] as const
+      ) {
+        await noLeaks(async () => {
+          const dir = FIXTURES + name;
+          const { config, params } = await loadHuggingFaceReformer(dir, { device });
+          const exp = readExpected(`${dir}/expected.safetensors`);
+          const r = exp.get("decode.rotations")!;
+          const rot = T.tensor(r.data as Float32Array, { shape: [...r.shape], device });
+          const model = T.nn.reformerLM(config);
+          const rotations = model.types.map((ty) => (ty === "lsh" ? rot : undefined));
+          const dec = T.nn.reformerDecoder(config, params, { rotations });
+          const ids = Array.from(exp.get("tokens")!.data as Int32Array).slice(0, 24);
+          for (const p of prompts) {
+            const want = exp.get(`decode.p${p}`)!;
+            const n = p + want.shape[0] - 1;
+            const prompt = T.tensor(Int32Array.from(ids.slice(0, p)), {
+              shape: [1, p],
+              dtype: "i32",
+              device,
+            });
+            let [logits, state] = dec.prefill(prompt);
+            prompt.dispose();
+            const vocab = config.vocab;
+            for (let s = p;; s++) {
+              const row = (want.data as Float32Array).subarray(
+                (s - p) * vocab,
+                (s - p + 1) * vocab,
+              );
+              const rel = relDiff(await logits.data() as Float32Array, row);
+              assert.ok(rel < 1e-4, `${name} prompt ${p}, position ${s - 1}: relative ${rel}`);
+              logits.dispose();
+              if (s === n) break;
+              const [l, st] = dec.step(state, ids[s]);
+              state.dispose();
+              [logits, state] = [l, st];
+            }
+            state.dispose();
+          }
+          rot.dispose();
+          disposeTree(params);
+        });
+      }
+    });
+  }
+});

@@ -2,21 +2,21 @@
  * Samples from a checkpoint written by `char_lm.ts` (bytes, printed as text as they come) or
  * `copy_task.ts` (token ids), with temperature and top-k, from a prompt.
  *
- * Reformer models whose layers all use full or local attention decode incrementally
- * (`nn/decode.ts`): the prompt runs through the model once, each layer's keys and values are
- * cached, and each new token costs one position's work per layer plus its attention over the
- * cache (`O(n)` for full attention, `O(chunkLen)` for local). The logits are those of a full
- * forward pass. Once the context fills `maxLen`, the window slides and positions shift, so
- * every later token is a fresh forward pass over the last `maxLen` tokens, as below.
+ * Reformer models decode incrementally (`nn/models/decode.ts`): the prompt runs through the
+ * model once, each layer's keys and values are cached, and each new token costs one position's
+ * work per layer plus its attention over the cache (`O(n)` for full attention, `O(chunkLen)` for
+ * local). Full and local layers give the logits of a full forward pass. LSH layers also cache
+ * each position's buckets and decode as HuggingFace's `past_buckets_states` does: a new query
+ * is hashed with the layer's fixed rotations and attends to its sorted chunk window among the
+ * cached positions (a full forward pass would re-sort every position instead). Once the context
+ * fills `maxLen`, the window slides and positions shift, so every later token is a fresh
+ * forward pass over the last `maxLen` tokens, as below.
  *
- * Otherwise decoding recomputes: each new token runs the model over the whole context window
- * (the last `maxLen` tokens), and only the last position's logits are read back. That is the
- * path for LSH layers (and for the Sparse Transformer): a new query can land in any bucket, so
- * the keys it sees depend on a re-sort of every hashed position (the hash rotations are fixed
- * by `--seed`, so earlier positions hash the same way every time), and a cache would not be
- * exact. Cost per token is one forward pass, `O(n log n)` with LSH. `--lsh-as-full` evaluates
- * LSH layers with full attention instead (same params, a different model) and caches;
- * `--no-cache` forces the recompute path.
+ * `--no-cache` recomputes: each new token runs the model over the whole context window (the
+ * last `maxLen` tokens), and only the last position's logits are read back (the path of the
+ * Sparse Transformer too). The LSH rotations are fixed by `--seed`, so earlier positions hash
+ * the same way every time. `--lsh-as-full` evaluates LSH layers with full attention instead
+ * (same params, a different model).
  *
  * Run: `deno run -A examples/generate.ts --checkpoint runs/char_lm/checkpoint.safetensors
  * --prompt "The " --length 200 --temperature 0.8 --top-k 40`; `--hf DIR` samples from a
@@ -61,7 +61,7 @@ const FLAGS = {
   cache: {
     type: "bool",
     default: true,
-    help: "Cache keys and values (Reformer with full/local layers); --no-cache recomputes",
+    help: "Cache keys, values and LSH buckets (Reformer); --no-cache recomputes",
   },
   lshAsFull: {
     type: "bool",
@@ -118,8 +118,7 @@ async function loadSampler(
     model = sparseTransformerLM(c as unknown as SparseTransformerLMConfig);
   } else {
     const rm = reformerLM(c as unknown as ReformerLMConfig);
-    cacheable = o.cache && c.causal !== false &&
-      (o.lshAsFull || rm.types.every((t) => t !== "lsh"));
+    cacheable = o.cache && c.causal !== false;
     model = rm;
   }
   if (cacheable) {
@@ -162,7 +161,13 @@ function cachedSampler(config: ReformerLMConfig, params: unknown, lshAsFull: boo
   return {
     maxLen: dec.maxLen,
     vocab: config.vocab,
-    mode: `cached keys/values${lshAsFull ? " (LSH layers as full attention)" : ""}`,
+    mode: `cached keys/values${
+      lshAsFull
+        ? " (LSH layers as full attention)"
+        : (config.attention ?? "lsh").includes("lsh")
+        ? " (LSH layers: cached buckets, HF's past_buckets_states semantics)"
+        : ""
+    }`,
     async next(context) {
       const [logits, next] = extends1(context)
         ? dec.step(state!, context[context.length - 1])

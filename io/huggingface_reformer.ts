@@ -15,10 +15,10 @@
  * original Reformer do, so the two agree on 5.x when that bias is zero.
  *
  * Exactness: HF draws LSH rotations at random on every call; pass the ones it drew as
- * `rotations` to the model's `apply` to compare. HF pads an input to a multiple of the chunk
- * lengths' least common multiple before the layers, ours pads inside each layer: the two agree
- * for lengths that are such a multiple, or at most one chunk. The loaded config sets
- * `lshRoundWeights: "hf"`, which normalises LSH probabilities as HF does in f32.
+ * `rotations` to the model's `apply` to compare. The loaded config sets `padMultiple` (HF pads
+ * inputs longer than the shortest chunk to a multiple of the chunk lengths' least common
+ * multiple before the layers), `localWrap` (HF's local windows wrap around) and
+ * `lshRoundWeights: "hf"` (HF normalises LSH probabilities in f32 as `exp(x - logsumexp(x))`).
  * @module
  */
 import type { DeviceName } from "../kernels/device.ts";

@@ -119,6 +119,10 @@ export function reformerConfigFromHF(hf: unknown): ReformerLMConfig {
   const eps = c.layer_norm_eps ?? 1e-12;
   if (typeof eps !== "number" || !(eps >= 0)) refuse("layer_norm_eps", eps, "must be >= 0");
   const hasLsh = attention.includes("lsh");
+  const lshLen = posInt(c, "lsh_attn_chunk_length", 64);
+  const localLen = posInt(c, "local_attn_chunk_length", 64);
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
+  const kinds = new Set(attention);
   const config: ReformerLMConfig = {
     vocab: posInt(c, "vocab_size", 320),
     dModel,
@@ -128,14 +132,19 @@ export function reformerConfigFromHF(hf: unknown): ReformerLMConfig {
     layers: attention.length,
     attention,
     nHashes: posInt(c, "num_hashes", 1),
-    chunkLen: posInt(c, "lsh_attn_chunk_length", 64),
-    localChunkLen: posInt(c, "local_attn_chunk_length", 64),
+    chunkLen: lshLen,
+    localChunkLen: localLen,
     chunksBefore: nonNegInt(c, "lsh_num_chunks_before", 1),
     chunksAfter: nonNegInt(c, "lsh_num_chunks_after", 0),
     localChunksBefore: nonNegInt(c, "local_num_chunks_before", 1),
     localChunksAfter: nonNegInt(c, "local_num_chunks_after", 0),
     localWrap: true,
     lshRoundWeights: "hf",
+    padMultiple: kinds.size === 2
+      ? (lshLen * localLen) / gcd(lshLen, localLen)
+      : hasLsh
+      ? lshLen
+      : localLen,
     causal: !!(c.is_decoder ?? false),
     activation: ACT_FROM_HF[act],
     layerNormEps: eps as number,

@@ -28,8 +28,8 @@ import { scope } from "../../ops/scope.ts";
 import { add } from "../../ops/binary.ts";
 import { reshape } from "../../ops/shape.ts";
 import { concat, slice } from "../../ops/slicing.ts";
-import { tensor } from "../../ops/creation.ts";
-import { i32Tensor, outputProjection, projectQKV } from "../attention/core.ts";
+import { full, tensor } from "../../ops/creation.ts";
+import { i32Tensor, outputProjection, padAxis, projectQKV, takeFirst } from "../attention/core.ts";
 import { chunkAttention } from "../attention/chunk_attention.ts";
 import {
   type BucketSpec,
@@ -41,7 +41,7 @@ import * as random from "../../ops/random.ts";
 import { lshCachedStep, type LshWindow } from "./decode_lsh.ts";
 import { lmFrame } from "./lm_frame.ts";
 import { reformerBlock } from "./reformer_block.ts";
-import type { ReformerLMConfig, ReformerLMParams } from "./reformer.ts";
+import { paddedLength, type ReformerLMConfig, type ReformerLMParams } from "./reformer.ts";
 
 /** Options of {@linkcode reformerDecoder}. */
 export interface ReformerDecoderOptions {
@@ -137,12 +137,6 @@ export function reformerDecoder(
   // The blocks the model runs, defined once (reformer_block.ts); evaluation mode, causal.
   const def = reformerBlock(op, { ...config, causal: true });
   const isLsh = def.types.map((t) => t === "lsh" && !opts.lshAsFull);
-  // HF pads a prompt to a multiple of the chunk lengths' lcm, and hashes it when that exceeds
-  // one LSH chunk: the cached steps then attend within their sorted windows.
-  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
-  const localLen = config.localChunkLen ?? config.chunkLen ?? 64;
-  const lsh = config.chunkLen ?? 64;
-  const lcm = def.types.includes("local") ? (lsh * localLen) / gcd(lsh, localLen) : lsh;
   const chunkLen = config.chunkLen ?? 64;
   const window: LshWindow = {
     chunkLen,
@@ -202,25 +196,33 @@ export function reformerDecoder(
       if (b !== 1) throw new RangeError(`${op}: decoding takes one sequence, got ${fmt([b, n])}`);
       const { logits, caches } = scope(() => {
         const caches: LayerCache[] = [];
-        const x = frame.embed(params, tokens, 0);
+        // Padded as the model pads (padMultiple), the padding masked; caches keep n positions.
+        const lp = paddedLength(config, n);
+        const mask = lp > n
+          ? padAxis(full([1, n], true, { device: tokens.device }), 1, lp, 0)
+          : undefined;
+        const x = padAxis(frame.embed(params, tokens, 0), 1, lp);
         let x1 = x, x2 = x;
+        const firstN = (t: Tensor) => takeFirst(t, 2, n);
         params.blocks.forEach((blk, i) => {
-          const { q, k, v } = projectQKV(blk.f.attn, def.attnInput(blk.f, x2), def.heads(i));
+          const p = projectQKV(blk.f.attn, def.attnInput(blk.f, x2), def.heads(i));
+          const [q, k, v] = [p.q, p.k, p.v].map(firstN);
           const spec = config.nBuckets ??
-            defaultBuckets(Math.ceil(n / chunkLen) * chunkLen, chunkLen);
+            defaultBuckets(Math.ceil(lp / chunkLen) * chunkLen, chunkLen);
           const rotations = isLsh[i] ? rotationsFor(i, spec) : undefined;
-          const y1 = add(x1, outOf(f[i](blk.f, x2, { rotations })));
+          const y1 = add(x1, outOf(f[i](blk.f, x2, { rotations, mask })));
           const y2 = add(x2, outOf(def.g(blk.g, y1, {})));
           [x1, x2] = [y1, y2];
           const lsh = rotations
             ? {
               buckets: hashBuckets(q, rotations, spec, null),
-              hashed: Math.ceil(n / lcm) * lcm > chunkLen,
+              hashed: lp > chunkLen,
               spec,
             }
             : undefined;
           caches.push(trim({ k, v, start: 0, lsh }, start[i](n - 1)));
         });
+        [x1, x2] = [x1, x2].map((t) => takeFirst(t, 1, n));
         return { logits: head(x1, x2), caches };
       });
       return [logits, makeState(n, caches)];

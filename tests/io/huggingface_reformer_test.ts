@@ -246,3 +246,76 @@ Deno.test("reformerDecoder: cached LSH decoding equals HF's past_buckets_states 
     });
   }
 });
+
+/** F16 bit patterns and their values: one, -2, 1/3 rounded, the least subnormal, the largest. */
+const F16: [number, number][] = [
+  [0x3c00, 1],
+  [0xc000, -2],
+  [0x3555, 0.333251953125],
+  [0x0001, 2 ** -24],
+  [0x7bff, 65504],
+];
+
+/**
+ * The fixture's model.safetensors with every tensor stored as BF16 (the upper 16 bits of each
+ * value) or as F16 (element `i` holding pattern `F16[i % 5]`).
+ */
+function halfFile(bytes: Uint8Array, format: "BF16" | "F16"): Uint8Array {
+  const { entries, dataStart } = T.parseSafetensorsHeader(bytes);
+  const header: Record<string, unknown> = {};
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  for (const e of entries) {
+    const src = new DataView(bytes.buffer, bytes.byteOffset + dataStart + e.offsets[0]);
+    const n = (e.offsets[1] - e.offsets[0]) / 4;
+    const out = new Uint8Array(2 * n), dv = new DataView(out.buffer);
+    for (let i = 0; i < n; i++) {
+      const bits = src.getUint32(4 * i, true);
+      dv.setUint16(2 * i, format === "BF16" ? bits >>> 16 : F16[i % F16.length][0], true);
+    }
+    header[e.name] = { dtype: format, shape: e.shape, data_offsets: [at, at + 2 * n] };
+    parts.push(out);
+    at += 2 * n;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const file = new Uint8Array(8 + json.length + at);
+  new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+  file.set(json, 8);
+  let p = 8 + json.length;
+  for (const part of parts) {
+    file.set(part, p);
+    p += part.length;
+  }
+  return file;
+}
+
+Deno.test("loadHuggingFaceReformer: BF16 and F16 weights are widened to f32", async () => {
+  const src = FIXTURES + "single_chunk_dec";
+  const dir = await Deno.makeTempDir();
+  try {
+    Deno.copyFileSync(`${src}/config.json`, `${dir}/config.json`);
+    const bytes = Deno.readFileSync(`${src}/model.safetensors`);
+    const f32 = await loadHuggingFaceReformer(src);
+    Deno.writeFileSync(`${dir}/model.safetensors`, halfFile(bytes, "BF16"));
+    const bf = await loadHuggingFaceReformer(dir);
+    const a = T.treeTensors(f32.params), b = T.treeTensors(bf.params);
+    for (let i = 0; i < a.length; i++) {
+      const want = Float32Array.from(await a[i].data() as Float32Array, (x) => {
+        const u = new Uint32Array(new Float32Array([x]).buffer);
+        u[0] &= 0xffff0000;
+        return new Float32Array(u.buffer)[0];
+      });
+      assert.deepEqual(await b[i].data(), want);
+    }
+    Deno.writeFileSync(`${dir}/model.safetensors`, halfFile(bytes, "F16"));
+    const h = await loadHuggingFaceReformer(dir);
+    // The word embedding is stored untransposed: its first values are the patterns in order.
+    assert.deepEqual(
+      Array.from(await h.params.embed.table.data() as Float32Array).slice(0, 5),
+      F16.map(([, v]) => Math.fround(v)),
+    );
+    for (const x of [f32.params, bf.params, h.params]) disposeTree(x);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -141,9 +141,21 @@ export type {
   LmFrameParams,
   LmLossOptions,
 } from "./models/language_model.ts";
+// HuggingFace Reformer checkpoints (in io/, exported here beside the model they load).
+export {
+  type HuggingFaceReformer,
+  type LoadHuggingFaceOptions,
+  loadHuggingFaceReformer,
+  reformerConfigFromHF,
+  reformerConfigToHF,
+  reformerParamsFromHF,
+  reformerParamsToHF,
+  saveHuggingFaceReformer,
+} from "../io/huggingface_reformer.ts";
 export {
   type DecodeState,
   type LayerCache,
+  type LshLayerCache,
   type ReformerDecoder,
   reformerDecoder,
   type ReformerDecoderOptions,

@@ -327,8 +327,7 @@ export function projectQKV(
   hc: HeadConfig,
   mask?: Tensor,
 ): { q: Tensor; k: Tensor; v: Tensor } {
-  using keep = mask ? boolMask(mask) : null, keepRow = keep ? expandDims(keep, -1) : null;
-  using xs = keepRow ? where(keepRow, x, 0) : null;
+  using xs = mask ? zeroPadded(x, mask) : null;
   const proj = (w: Tensor) => {
     using y = matmul(xs ?? x, w);
     return splitHeads(y, hc.heads);
@@ -341,6 +340,16 @@ export function projectQKV(
   const q = proj(p.wq!);
   using kr = proj(p.wk!);
   return { q, k: mul(kr, 1 / Math.sqrt(hc.dHead)), v };
+}
+
+/**
+ * `x [b, n, dModel]` with the positions `mask [b, n]` pads set to 0, so that an inf or NaN
+ * there reaches no projection, output or gradient.
+ */
+export function zeroPadded(x: Tensor, mask: Tensor): Tensor {
+  using keep = boolMask(mask);
+  using keepRow = expandDims(keep, -1);
+  return where(keepRow, x, 0);
 }
 
 /** Merges heads `[b, heads, len, dHead]` and applies the output projection. */

@@ -8,7 +8,6 @@
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import { scope } from "../../ops/scope.ts";
 import { add, cast, maximum, mul, sub } from "../../ops/binary.ts";
 import { equal, greaterEqual, less, where } from "../../ops/compare.ts";
 import { broadcastTo, expandDims, reshape, transpose } from "../../ops/shape.ts";
@@ -16,7 +15,8 @@ import { argsort, gatherByIndex, scatterByIndex } from "../../ops/sort.ts";
 import { takeAlongAxis } from "../../ops/indexing.ts";
 import { full } from "../../ops/creation.ts";
 import { sum } from "../../ops/reduce.ts";
-import { log, neg } from "../../ops/unary.ts";
+import { exp, log, neg } from "../../ops/unary.ts";
+import { logsumexp } from "../../ops/softmax.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
 import { stopGradient } from "../../autodiff/grad.ts";
@@ -24,24 +24,20 @@ import {
   type AttentionParams,
   boolMask,
   checkDropout,
-  checkInput,
   checkKeyDevice,
-  checkParams,
   chunkOffsets,
-  dropoutFor,
   headConfig,
   i32Tensor,
-  initAttention,
   lookAround,
-  outputProjection,
+  maskValues,
   padAxis,
-  projectQKV,
   roundWeights,
   takeFirst,
   unitKeys,
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import type { AttentionApplyOptions } from "./full.ts";
+import { attentionFrame } from "./frame.ts";
 import {
   bucketCount,
   type BucketSpec,
@@ -84,6 +80,15 @@ export interface LshAttentionConfig {
   dedup?: boolean;
   /** Dropout rate on the attention probabilities (when `opts.training`; needs `opts.key`). */
   dropout?: number;
+  /**
+   * How probabilities and hash rounds are normalised: `"normalized"` (default) exactly
+   * (`softmax(lse)` over the rounds); `"hf"` as HuggingFace computes them in f32, by
+   * `exp(x - logsumexp(x))`: for a query that sees only itself (its lse near the `-1e5` self
+   * value, where f32 spacing is 0.008) HF's probabilities and round weights then sum to 1
+   * +- 0.4%. For exact parity with HF checkpoints (sequences longer than one chunk; shorter
+   * ones HF attends without hashing, exactly normalised).
+   */
+  roundWeights?: "normalized" | "hf";
   /** Seed of the rotations when neither `opts.key` nor `opts.rotations` is given. */
   hashSeed?: number;
 }
@@ -155,48 +160,51 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   if (config.nBuckets !== undefined) checkBuckets(op, config.nBuckets);
   if (config.hashSeed !== undefined) checkIntAtLeast(op, "hashSeed", config.hashSeed, 0);
   const causal = !!config.causal, dedup = !!config.dedup;
+  const hfWeights = config.roundWeights === "hf";
+  if (config.roundWeights !== undefined && !hfWeights && config.roundWeights !== "normalized") {
+    throw new TypeError(
+      `${op}: roundWeights must be "normalized" or "hf", got ${
+        JSON.stringify(config.roundWeights)
+      }`,
+    );
+  }
   const rate = checkDropout(op, config.dropout);
 
-  const applyWithState = (
-    params: AttentionParams,
-    x: Tensor,
-    opts: LshApplyOptions = {},
-    savedArg?: LshSaved,
-  ): { out: Tensor; saved: LshSaved } => {
-    checkParams(op, params, hc);
-    const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
-    const lp = Math.ceil(n / chunkLen) * chunkLen;
-    const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
-    const saved = savedArg ?? opts.saved;
-    if (opts.key !== undefined) {
-      if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
-      checkKeyDevice(op, opts.key, x);
-    }
-    if (saved !== undefined) checkSaved(op, saved, [b, hc.heads, nHashes, lp], x);
-    else if (opts.rotations !== undefined) {
-      checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
-      if (opts.rotations.device !== x.device) {
+  const frame = attentionFrame<LshApplyOptions, LshSaved>(op, hc, rate, {
+    keys: false,
+    check({ x, b, n, opts }) {
+      const lp = Math.ceil(n / chunkLen) * chunkLen;
+      const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
+      if (opts.key !== undefined) {
+        if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
+        checkKeyDevice(op, opts.key, x);
+      }
+      if (opts.saved !== undefined) checkSaved(op, opts.saved, [b, hc.heads, nHashes, lp], x);
+      else if (opts.rotations !== undefined) {
+        checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
+        if (opts.rotations.device !== x.device) {
+          throw new TypeError(
+            `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+          );
+        }
+      } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
         throw new TypeError(
-          `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+          `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
+            "opts.saved, or set hashSeed in the config",
         );
       }
-    } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
-      throw new TypeError(
-        `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
-          "opts.saved, or set hashSeed in the config",
-      );
-    }
-    const dropping = dropoutFor(op, rate, opts, x) !== undefined;
-    return scope(() => {
+    },
+    attend({ q: qk, v }, { x, b, n, opts, dropout }) {
+      const lp = Math.ceil(n / chunkLen) * chunkLen;
+      const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
       // One split serves hashing and dropout, so replaying saved buckets keeps the mask.
-      const [hashKey, dropKey] = opts.key && dropping
+      const [hashKey, dropKey] = opts.key && dropout
         ? random.splitN(opts.key, 2)
         : [opts.key, undefined];
-      const { q: qk, v } = projectQKV(params, x, hc, opts.mask);
       const qkp = padAxis(qk, 2, lp), vp = padAxis(v, 2, lp);
       const valid = opts.mask || lp > n ? padAxis(validMask(opts.mask, b, n, x), 1, lp, 0) : null;
       let buckets: Tensor;
-      if (saved) buckets = saved.buckets.view(saved.buckets.shape);
+      if (opts.saved) buckets = opts.saved.buckets.view(opts.saved.buckets.shape);
       else {
         const rot = opts.rotations ??
           randomRotations(
@@ -214,11 +222,19 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
         buckets,
         valid,
         stride: bucketCount(spec) + 1,
-        dropout: dropping ? { rate, key: dropKey } : undefined,
+        dropout: dropout ? { rate, key: dropKey } : undefined,
       });
-      const y = outputProjection(params, takeFirst(out, 2, n));
-      return { out: y, saved: { buckets } };
-    });
+      return { o: takeFirst(out, 2, n), state: { buckets } };
+    },
+  });
+  const applyWithState = (
+    params: AttentionParams,
+    x: Tensor,
+    opts: LshApplyOptions = {},
+    saved?: LshSaved,
+  ): { out: Tensor; saved: LshSaved } => {
+    const r = frame.run(params, x, saved ? { ...opts, saved } : opts);
+    return { out: r.out, saved: r.state! };
   };
 
   interface Sorted {
@@ -268,7 +284,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       ])
       : null;
     const bias = dedup ? dedupBias(sortIdx, pos, [b, h, lp, nc], offsets) : null;
-    const { o, lse } = chunkAttention(q, k, vs, {
+    const { o: raw, lse } = chunkAttention(q, k, vs, {
       qpos,
       kpos,
       kvalid,
@@ -278,6 +294,9 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       dropout,
       lookAround: offsets,
     });
+    const o = hfWeights && lp > chunkLen
+      ? mul(raw, expandDims(hfSelfScale(stopGradient(lse), maskValues(qk.dtype).self), -1))
+      : raw;
     const unsorted = reshape(scatterByIndex(reshape(o, [b, h, nTot, dk]), sortIdx), [
       b,
       h,
@@ -287,7 +306,11 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     ]);
     if (nHashes === 1) return reshape(unsorted, [b, h, lp, dk]);
     const l = scatterByIndex(reshape(lse, [b, h, nTot]), sortIdx);
-    const w = roundWeights(reshape(l, [b, h, nHashes, lp, 1]), 2);
+    const l5 = reshape(l, [b, h, nHashes, lp, 1]);
+    // HF attends without hashing when the sequence fits one chunk (exact weights then).
+    const w = hfWeights && lp > chunkLen
+      ? exp(sub(l5, logsumexp(l5, 2, { keepdims: true })))
+      : roundWeights(l5, 2);
     return sum(mul(unsorted, w), 2);
   }
 
@@ -326,7 +349,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   }
 
   return {
-    init: (key) => initAttention(key, hc),
+    init: frame.init,
     apply: (params, x, opts) => {
       const { out, saved } = applyWithState(params, x, opts);
       saved.buckets.dispose();
@@ -334,6 +357,17 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     },
     applyWithState,
   };
+}
+
+/**
+ * HF normalises probabilities by its f32-rounded logsumexp. Where a query sees only itself, `c`
+ * times at the self value `s` (`lse` near `s`, whose f32 spacing is 0.008), they sum to
+ * `c * exp(s - lse)`, not 1: this factor there, 1 elsewhere. (`s - lse` is exact in f32.)
+ */
+export function hfSelfScale(lse: Tensor, self: number): Tensor {
+  const d = sub(self, lse);
+  const c = cast(cast(add(exp(neg(d)), 0.5), "i32"), "f32");
+  return where(less(lse, self / 2), exp(add(d, log(c))), 1);
 }
 
 /** The padding mask as bool `[b, n]`, all true when none is given. */

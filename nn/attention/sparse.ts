@@ -32,15 +32,9 @@ import {
   type AttentionParams,
   boolMask,
   checkDropout,
-  checkInput,
-  checkParams,
-  dropoutFor,
   headConfig,
-  initAttention,
   maskValues,
-  outputProjection,
   padAxis,
-  projectQKV,
   takeFirst,
 } from "./core.ts";
 import type { AttentionApplyOptions } from "./full.ts";
@@ -48,6 +42,7 @@ import { applyDropout } from "../layers/dropout.ts";
 import type { Layer } from "../layer.ts";
 import { blockLayout, checkPattern, patternMask, patternMaskValue } from "./sparse_patterns.ts";
 import { checkIntAtLeast } from "../validate.ts";
+import { attentionFrame } from "./frame.ts";
 
 /** Dropout on the attention probabilities (active when `rate > 0` and a key is given). */
 export interface ProbDropout {
@@ -360,36 +355,30 @@ export function sparseAttention(
     throw new TypeError(`${op}: impl must be "blockSparse", "gather" or "dense", got ${impl}`);
   }
   const rate = checkDropout(op, config.dropout);
-  return {
-    init: (key) => initAttention(key, hc),
-    apply(params, x, opts = {}) {
-      checkParams(op, params, hc);
-      const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
-      const dropout = dropoutFor(op, rate, opts, x);
-      return scope(() => {
-        const { q, k, v } = projectQKV(params, x, hc, opts.mask);
-        const keyMask = opts.mask ? boolMask(opts.mask) : null;
-        const keys = dropout && groups.length > 1 ? random.splitN(dropout.key!, groups.length) : [];
-        const outs = groups.map(({ to, part }, g) => {
-          const from = g === 0 ? 0 : groups[g - 1].to;
-          const heads = (t: Tensor) =>
-            groups.length === 1 ? t : slice(t, [0, from], [b, to, n, hc.dHead]);
-          const pattern: PatternSpec = { kind, stride, c, part };
-          const drop = dropout && { rate: dropout.rate, key: keys[g] ?? dropout.key };
-          const [qh, kh, vh] = [heads(q), heads(k), heads(v)];
-          if (impl === "dense") {
-            let mask = patternMask(pattern, n, { device: x.device });
-            if (keyMask) mask = logicalAnd(mask, reshape(keyMask, [b, 1, 1, n]));
-            return denseMaskedAttention(qh, kh, vh, mask, { dropout: drop });
-          }
-          const o = { pattern, blockSize, keyMask };
-          return impl === "gather" || drop
-            ? gatherSparseAttention(qh, kh, vh, { ...o, dropout: drop })
-            : blockSparseAttention(qh, kh, vh, o);
-        });
-        const o = outs.length === 1 ? outs[0] : concat(outs, 1);
-        return outputProjection(params, o);
+  const frame = attentionFrame<AttentionApplyOptions>(op, hc, rate, {
+    attend({ q, k: kq, v }, { x, b, n, opts, dropout }) {
+      const k = kq!;
+      const keyMask = opts.mask ? boolMask(opts.mask) : null;
+      const keys = dropout && groups.length > 1 ? random.splitN(dropout.key!, groups.length) : [];
+      const outs = groups.map(({ to, part }, g) => {
+        const from = g === 0 ? 0 : groups[g - 1].to;
+        const heads = (t: Tensor) =>
+          groups.length === 1 ? t : slice(t, [0, from], [b, to, n, hc.dHead]);
+        const pattern: PatternSpec = { kind, stride, c, part };
+        const drop = dropout && { rate: dropout.rate, key: keys[g] ?? dropout.key };
+        const [qh, kh, vh] = [heads(q), heads(k), heads(v)];
+        if (impl === "dense") {
+          let mask = patternMask(pattern, n, { device: x.device });
+          if (keyMask) mask = logicalAnd(mask, reshape(keyMask, [b, 1, 1, n]));
+          return denseMaskedAttention(qh, kh, vh, mask, { dropout: drop });
+        }
+        const o = { pattern, blockSize, keyMask };
+        return impl === "gather" || drop
+          ? gatherSparseAttention(qh, kh, vh, { ...o, dropout: drop })
+          : blockSparseAttention(qh, kh, vh, o);
       });
+      return outs.length === 1 ? outs[0] : concat(outs, 1);
     },
-  };
+  });
+  return { init: frame.init, apply: (params, x, opts) => frame.run(params, x, opts).out };
 }

@@ -32,6 +32,8 @@ export interface LanguageModelConfig {
   axialDims?: readonly number[];
   /** Slices of the sequence the LM head and loss run over, one at a time (default 1). */
   lmHeadChunks?: number;
+  /** Epsilon of the final layer norm (default `1e-6`). */
+  layerNormEps?: number;
 }
 
 /** Params of the shared input and output layers. */
@@ -124,7 +126,7 @@ export function embeddingAndHead(
   checkPositiveInt(op, "lmHeadChunks", chunks);
   const emb = embedding({ vocab, dim: dModel });
   const pos = axialPositions({ shape, dims });
-  const norm = layerNorm({ dim: dOut });
+  const norm = layerNorm({ dim: dOut, eps: c.layerNormEps });
   const head = linear({ inFeatures: dOut, outFeatures: vocab });
 
   const checkTokens = (x: unknown, what: string): [number, number] => {

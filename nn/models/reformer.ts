@@ -12,6 +12,7 @@ import * as random from "../../ops/random.ts";
 import type { ApplyOptions } from "../layer.ts";
 import {
   type AttentionOverride,
+  attentionTypes,
   type ReformerAttention,
   type ReformerBlockParams,
   reversibleBlocks,
@@ -24,13 +25,34 @@ import {
   type LanguageModelParams,
   type LmLossOptions,
 } from "./language_model.ts";
-import { checkDropoutRate } from "../validate.ts";
+import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
+import { boolMask, padAxis, takeFirst } from "../attention/core.ts";
+import { full } from "../../ops/creation.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
 export interface ReformerLMConfig
   extends Omit<ReversibleBlocksConfig, "causal">, Omit<LanguageModelConfig, "dModel"> {
   /** Decoder (causal) attention; default true (a language model). */
   causal?: boolean;
+  /**
+   * Pad an input longer than the shortest chunk length (of the attention types present) to a
+   * multiple of this length before the layers (the padding masked, the output cut back), as
+   * HuggingFace's Reformer pads to the least common multiple of its chunk lengths. Default 1:
+   * each attention layer pads only to its own chunk length.
+   */
+  padMultiple?: number;
+}
+
+/** The length `apply` runs the layers at for an input of `n` (see `padMultiple`). */
+export function paddedLength(config: ReformerLMConfig, n: number): number {
+  const m = config.padMultiple ?? 1;
+  if (m <= 1 || n % m === 0) return n;
+  const types = attentionTypes("reformerLM", config.attention, config.layers);
+  const chunk = config.chunkLen ?? 64;
+  const lens = types.map((t) =>
+    t === "lsh" ? chunk : t === "local" ? config.localChunkLen ?? chunk : Infinity
+  );
+  return n > Math.min(...lens) ? Math.ceil(n / m) * m : n;
 }
 
 /** Params of {@linkcode reformerLM}. */
@@ -45,6 +67,12 @@ export interface ReformerApplyOptions extends ApplyOptions {
   mask?: Tensor;
   /** Evaluate the shared-QK layers with another attention (full or LSH). */
   attentionOverride?: AttentionOverride;
+  /**
+   * Explicit LSH rotations per layer (`[heads, dHead, nHashes, rotSize/2]`, HF's layout;
+   * undefined entries and non-LSH layers hash as usual). Without them, layer `i` draws its
+   * rotations from the call's key, or from seed `hashSeed + i` when no key is given.
+   */
+  rotations?: readonly (Tensor | undefined)[];
 }
 
 /** Options of the model's `loss`. */
@@ -110,6 +138,8 @@ export function reformerLM(
   const dropRate = config.dropout ?? 0;
   checkDropoutRate(op, dropRate);
   const frame = embeddingAndHead(op, config, 2 * config.dModel);
+  const padMultiple = config.padMultiple ?? 1;
+  checkPositiveInt(op, "padMultiple", padMultiple);
   const stack = reversibleBlocks({ ...config, causal: config.causal ?? true });
 
   const hidden = (p: ReformerLMParams, x: Tensor, opts: ReformerApplyOptions, key?: Tensor) => {
@@ -120,14 +150,26 @@ export function reformerLM(
         }`,
       );
     }
+    const [b, n] = x.shape;
+    const lp = paddedLength(config, n);
+    let mask = opts.mask;
+    if (lp > n) {
+      if (mask !== undefined && !(mask instanceof Tensor && fmt(mask.shape) === fmt([b, n]))) {
+        throw new RangeError(`${op}: opts.mask must be [batch, len] = ${fmt([b, n])}`);
+      }
+      const real = mask ? boolMask(mask) : full([b, n], true, { device: x.device });
+      mask = padAxis(real, 1, lp, 0);
+      x = padAxis(x, 1, lp);
+    }
     // The stack adds onto the halves it gets, so both start as the embedding itself.
     const [y1, y2] = stack.apply(p.blocks, [x, x], {
       key,
       training: opts.training,
-      mask: opts.mask,
+      mask,
       attentionOverride: opts.attentionOverride,
+      rotations: opts.rotations,
     });
-    return concat([y1, y2], -1);
+    return takeFirst(concat([y1, y2], -1), 1, n);
   };
   const methods = languageModelMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
     op,

@@ -17,6 +17,7 @@ const REF: Record<string, (x: number) => number> = {
   geluTanh,
   gelu_new: geluTanh,
   geluExact: (x) => 0.5 * x * (1 + erf64(x / Math.SQRT2)),
+  gelu_exact: (x) => 0.5 * x * (1 + erf64(x / Math.SQRT2)),
   silu: (x) => x / (1 + Math.exp(-x)),
   tanh: Math.tanh,
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),

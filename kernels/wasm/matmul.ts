@@ -1,0 +1,175 @@
+/**
+ * Batched f32 matmul on the wasm device, for the {@linkcode MatmulSpec} the CPU reference
+ * takes. Blocked the usual way (BLIS/GotoBLAS): for each block of `NC` columns and `KC` of the
+ * inner dimension, B is packed into `[kc][NR]` panels and each block of `MC` rows of A into
+ * `[kc][MR]` panels, and the SIMD microkernel (`module.ts`) computes `MR x NR` tiles.
+ *
+ * Threads split the `MR`-row panels of all output matrices into contiguous shares. Every
+ * output element is summed in f32 over each `KC` block in ascending order and the block sums
+ * are added in ascending order, whatever the number of threads, so the result is
+ * bit-identical for any thread count.
+ * @module
+ */
+import { batchCount, batchOffsets, type MatmulSpec } from "../cpu/matmul.ts";
+import type { WasmDevice, WasmStorage } from "./device.ts";
+import { MR, NR } from "./module.ts";
+import { type Runtime, share } from "./runtime.ts";
+
+/** Inner-dimension block. */
+export const KC = 256;
+/** Row block (a multiple of MR). */
+export const MC = 16 * MR;
+/** Column block (a multiple of NR). */
+export const NC = 128 * NR;
+
+/** Per-thread scratch in f32 elements: packed A block, packed B block, one edge tile. */
+const SCRATCH = MC * KC + KC * NC + MR * NR;
+
+/** Job argument slots. */
+const Arg = {
+  A: 0,
+  B: 1,
+  C: 2,
+  M: 3,
+  N: 4,
+  K: 5,
+  TransA: 6,
+  TransB: 7,
+  Count: 8,
+  Offsets: 9,
+  Scratch: 10,
+} as const;
+
+/** The job: this thread's share of `MR`-row panels over all output matrices. */
+export function matmulJob(rt: Runtime, args: Float64Array, part: number, parts: number): void {
+  const m = args[Arg.M], count = args[Arg.Count];
+  const panels = Math.ceil(m / MR);
+  const [lo, hi] = share(count * panels, part, parts);
+  const scratch = args[Arg.Scratch] + part * SCRATCH * 4;
+  for (let z = Math.floor(lo / panels); z * panels < hi; z++) {
+    const r0 = Math.max(lo - z * panels, 0) * MR;
+    const r1 = Math.min(Math.min(hi - z * panels, panels) * MR, m);
+    gemm(rt, args, z, r0, r1, scratch);
+  }
+}
+
+/** Rows `[r0, r1)` of output matrix `z`. */
+function gemm(rt: Runtime, args: Float64Array, z: number, r0: number, r1: number, scratch: number) {
+  const m = args[Arg.M], n = args[Arg.N], k = args[Arg.K];
+  const F = rt.f32, I = rt.i32, mm = rt.kernels.mm;
+  const offs = args[Arg.Offsets] / 4 + 2 * z;
+  const aOff = args[Arg.A] / 4 + I[offs], bOff = args[Arg.B] / 4 + I[offs + 1];
+  const [ai, ap] = args[Arg.TransA] ? [1, m] : [k, 1];
+  const [bj, bp] = args[Arg.TransB] ? [k, 1] : [1, n];
+  const cBase = args[Arg.C] + z * m * n * 4;
+  const aPack = scratch, bPack = aPack + MC * KC * 4, tile = bPack + KC * NC * 4;
+  for (let jc = 0; jc < n; jc += NC) {
+    const nc = Math.min(NC, n - jc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = Math.min(KC, k - pc);
+      pack(F, bPack / 4, bOff + pc * bp + jc * bj, bj, bp, nc, kc, NR);
+      for (let ic = r0; ic < r1; ic += MC) {
+        const mc = Math.min(MC, r1 - ic);
+        pack(F, aPack / 4, aOff + ic * ai + pc * ap, ai, ap, mc, kc, MR);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const bPanel = bPack + jr * kc * 4;
+          const w = Math.min(NR, nc - jr);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const aPanel = aPack + ir * kc * 4, h = Math.min(MR, mc - ir);
+            const c = cBase + ((ic + ir) * n + jc + jr) * 4;
+            if (h === MR && w === NR) mm(aPanel, bPanel, c, n * 4, kc, pc > 0 ? 1 : 0);
+            else {
+              mm(aPanel, bPanel, tile, NR * 4, kc, 0);
+              const T = rt.f32, t = tile / 4, c4 = c / 4;
+              for (let r = 0; r < h; r++) {
+                for (let q = 0; q < w; q++) {
+                  const v = T[t + r * NR + q], at = c4 + r * n + q;
+                  T[at] = pc > 0 ? T[at] + v : v;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Packs `len` lines (rows of A or columns of B) of `kc` elements into `[len / W][kc][W]`
+ * panels at `dst`, zero-padding the last panel. Line `i`, element `p` is at
+ * `src + i * li + p * lp`.
+ */
+function pack(
+  F: Float32Array<ArrayBufferLike>,
+  dst: number,
+  src: number,
+  li: number,
+  lp: number,
+  len: number,
+  kc: number,
+  W: number,
+) {
+  for (let i0 = 0; i0 < len; i0 += W) {
+    const base = dst + i0 * kc;
+    for (let r = 0; r < W; r++) {
+      let d = base + r;
+      if (i0 + r >= len) {
+        for (let p = 0; p < kc; p++, d += W) F[d] = 0;
+        continue;
+      }
+      let s = src + (i0 + r) * li;
+      for (let p = 0; p < kc; p++, d += W, s += lp) F[d] = F[s];
+    }
+  }
+}
+
+/**
+ * `out[z] = A[z] @ B[z]` for every batch index of `spec` (see `kernels/cpu/matmul.ts`), with
+ * f32 operands in `a` and `b`. Returns contiguous `[...batch, m, n]` f32 storage.
+ */
+export function matmulWasm(
+  device: WasmDevice,
+  a: WasmStorage,
+  b: WasmStorage,
+  spec: MatmulSpec,
+): WasmStorage {
+  const { m, n, k } = spec;
+  const count = batchCount(spec);
+  const out = device.alloc("f32", count * m * n);
+  if (count * m * n === 0) return out;
+  if (k === 0) {
+    device.runtime.f32.fill(0, out.offset / 4, out.offset / 4 + count * m * n);
+    return out;
+  }
+  const offsets = device.scratch(count * 8);
+  const scratch = device.scratch(device.threads * SCRATCH * 4);
+  try {
+    const I = device.runtime.i32;
+    for (let z = 0; z < count; z++) {
+      const [ao, bo] = batchOffsets(spec, z);
+      I[offsets.offset / 4 + 2 * z] = ao;
+      I[offsets.offset / 4 + 2 * z + 1] = bo;
+    }
+    const args: number[] = [];
+    args[Arg.A] = a.offset;
+    args[Arg.B] = b.offset;
+    args[Arg.C] = out.offset;
+    args[Arg.M] = m;
+    args[Arg.N] = n;
+    args[Arg.K] = k;
+    args[Arg.TransA] = spec.transA ? 1 : 0;
+    args[Arg.TransB] = spec.transB ? 1 : 0;
+    args[Arg.Count] = count;
+    args[Arg.Offsets] = offsets.offset;
+    args[Arg.Scratch] = scratch.offset;
+    device.run(JOB_MATMUL, args);
+  } finally {
+    device.release(offsets);
+    device.release(scratch);
+  }
+  return out;
+}
+
+/** This job's index in `jobs.ts`. */
+export const JOB_MATMUL = 0;

@@ -175,8 +175,9 @@ export class FuncBuilder {
   loop(): this {
     return this.op(0x03, 0x40);
   }
-  if(): this {
-    return this.op(0x04, 0x40);
+  /** `if` with no result, or with one result of type `t`. */
+  if(t?: ValType): this {
+    return this.op(0x04, t ?? 0x40);
   }
   else(): this {
     return this.op(0x05);

@@ -56,7 +56,7 @@ export function matmulJob(rt: Runtime, args: Float64Array, part: number, parts: 
 /** Rows `[r0, r1)` of output matrix `z`. */
 function gemm(rt: Runtime, args: Float64Array, z: number, r0: number, r1: number, scratch: number) {
   const m = args[Arg.M], n = args[Arg.N], k = args[Arg.K];
-  const F = rt.f32, I = rt.i32, mm = rt.kernels.mm;
+  const I = rt.i32, mm = rt.kernels.mm;
   const offs = args[Arg.Offsets] / 4 + 2 * z;
   const aOff = args[Arg.A] / 4 + I[offs], bOff = args[Arg.B] / 4 + I[offs + 1];
   const [ai, ap] = args[Arg.TransA] ? [1, m] : [k, 1];
@@ -67,10 +67,10 @@ function gemm(rt: Runtime, args: Float64Array, z: number, r0: number, r1: number
     const nc = Math.min(NC, n - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = Math.min(KC, k - pc);
-      pack(F, bPack / 4, bOff + pc * bp + jc * bj, bj, bp, nc, kc, NR);
+      pack(rt, bPack, bOff + pc * bp + jc * bj, bj, bp, nc, kc, NR);
       for (let ic = r0; ic < r1; ic += MC) {
         const mc = Math.min(MC, r1 - ic);
-        pack(F, aPack / 4, aOff + ic * ai + pc * ap, ai, ap, mc, kc, MR);
+        pack(rt, aPack, aOff + ic * ai + pc * ap, ai, ap, mc, kc, MR);
         for (let jr = 0; jr < nc; jr += NR) {
           const bPanel = bPack + jr * kc * 4;
           const w = Math.min(NR, nc - jr);
@@ -97,11 +97,11 @@ function gemm(rt: Runtime, args: Float64Array, z: number, r0: number, r1: number
 
 /**
  * Packs `len` lines (rows of A or columns of B) of `kc` elements into `[len / W][kc][W]`
- * panels at `dst`, zero-padding the last panel. Line `i`, element `p` is at
- * `src + i * li + p * lp`.
+ * panels at byte offset `dst`, zero-padding the last panel. Line `i`, element `p` is at
+ * element `src + i * li + p * lp`.
  */
 function pack(
-  F: Float32Array<ArrayBufferLike>,
+  rt: Runtime,
   dst: number,
   src: number,
   li: number,
@@ -110,18 +110,8 @@ function pack(
   kc: number,
   W: number,
 ) {
-  for (let i0 = 0; i0 < len; i0 += W) {
-    const base = dst + i0 * kc;
-    for (let r = 0; r < W; r++) {
-      let d = base + r;
-      if (i0 + r >= len) {
-        for (let p = 0; p < kc; p++, d += W) F[d] = 0;
-        continue;
-      }
-      let s = src + (i0 + r) * li;
-      for (let p = 0; p < kc; p++, d += W, s += lp) F[d] = F[s];
-    }
-  }
+  if (li === 1) rt.kernels.pack_l(dst, src * 4, lp * 4, len, kc, W);
+  else rt.kernels.pack_p(dst, src * 4, li * 4, lp * 4, len, kc, W);
 }
 
 /**

@@ -6,10 +6,11 @@
  * @module
  */
 import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
+import { microkernel, packers } from "./gen_matmul.ts";
 
-/** Microkernel tile: rows of A and columns of B (a multiple of 4) per call. */
+/** Microkernel tile: rows of A per call. */
 export const MR = 6;
-/** Microkernel tile columns. */
+/** Microkernel tile: columns of B per call (a multiple of 4). */
 export const NR = 8;
 
 /** Binary ops with row kernels. */
@@ -23,58 +24,6 @@ export type WasmUnaryOp = typeof UNARY_OPS[number];
 
 /** Module limits: pages of 64 KiB; at most 2 GiB so byte offsets stay positive i32s. */
 export const MAX_PAGES = 32768;
-
-/** `acc = a * b + acc` on locals, fused when relaxed SIMD is available. */
-function madd(f: FuncBuilder, a: number, b: number, acc: number, relaxed: boolean) {
-  if (relaxed) f.get(a).get(b).get(acc).f32x4RelaxedMadd().set(acc);
-  else f.get(acc).get(a).get(b).f32x4("mul").f32x4("add").set(acc);
-}
-
-/**
- * `mm(a, b, c, ldc, kc, accumulate)`: C[MR, NR] (+)= Ap @ Bp where Ap is a packed panel
- * `[kc][MR]`, Bp a packed panel `[kc][NR]`, C row-major with row stride `ldc` bytes. Each
- * output element is summed over `p` in ascending order in f32 from 0, then added to C.
- */
-export function microkernel(
-  m: ModuleBuilder,
-  relaxed: boolean,
-  MR: number,
-  NR: number,
-  name = "mm",
-) {
-  const f = m.func(name, [I32, I32, I32, I32, I32, I32]);
-  const [a, b, c, ldc, kc, accumulate] = [0, 1, 2, 3, 4, 5];
-  const nq = NR / 4;
-  const acc = Array.from({ length: MR * nq }, () => f.local(V128));
-  const bv = Array.from({ length: nq }, () => f.local(V128));
-  const av = f.local(V128);
-  const row = f.local(I32);
-  for (const x of acc) f.f32x4Const(0).set(x);
-  f.block().loop();
-  f.get(kc).eqz().brIf(1);
-  bv.forEach((v, q) => f.get(b).v128Load(q * 16).set(v));
-  for (let r = 0; r < MR; r++) {
-    f.get(a).v128Load32Splat(r * 4).set(av);
-    for (let q = 0; q < nq; q++) madd(f, av, bv[q], acc[r * nq + q], relaxed);
-  }
-  f.inc(a, MR * 4).inc(b, NR * 4).inc(kc, -1).br(0);
-  f.end().end();
-  for (const add of [true, false]) {
-    if (add) f.get(accumulate).if();
-    else f.else();
-    f.get(c).set(row);
-    for (let r = 0; r < MR; r++) {
-      for (let q = 0; q < nq; q++) {
-        f.get(row);
-        if (add) f.get(row).v128Load(q * 16).get(acc[r * nq + q]).f32x4("add");
-        else f.get(acc[r * nq + q]);
-        f.v128Store(q * 16);
-      }
-      if (r < MR - 1) f.get(row).get(ldc).add().set(row);
-    }
-  }
-  f.end();
-}
 
 /** The `e^x` of the vector on the stack, via `tmp` locals (Cephes expf, ~2 ulp). */
 function vexp(f: FuncBuilder, x: number, t: number, k: number) {
@@ -253,6 +202,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     const relaxed = hasRelaxedSimd();
     const m = new ModuleBuilder({ initial: 1, maximum: MAX_PAGES, shared: true });
     microkernel(m, relaxed, MR, NR);
+    packers(m);
     for (const op of BINARY_OPS) binary(m, op);
     for (const op of UNARY_OPS) unary(m, op);
     reductions(m);

@@ -3,7 +3,15 @@
  * @module
  */
 import type { JobFn } from "./runtime.ts";
-import { matmulJob } from "./matmul.ts";
+import { JOB_MATMUL, matmulJob } from "./matmul.ts";
+import { elementwiseJob, JOB_ELEMENTWISE } from "./elementwise.ts";
+import { JOB_REDUCE, JOB_SOFTMAX, reduceJob, softmaxJob } from "./reduce.ts";
+
+const jobs: JobFn[] = [];
+jobs[JOB_MATMUL] = matmulJob;
+jobs[JOB_ELEMENTWISE] = elementwiseJob;
+jobs[JOB_REDUCE] = reduceJob;
+jobs[JOB_SOFTMAX] = softmaxJob;
 
 /** Jobs by index. */
-export const JOBS: readonly JobFn[] = [matmulJob];
+export const JOBS: readonly JobFn[] = jobs;

@@ -140,17 +140,18 @@ function unary(m: ModuleBuilder, op: WasmUnaryOp) {
 
 /**
  * Row reductions of contiguous f32: `sum_row(x, n)` (four lane sums in ascending order,
- * combined as (l0 + l1) + (l2 + l3), then the tail), `max_row(x, n)` (NaN wins), and
+ * combined as (l0 + l1) + (l2 + l3), then the tail), `max_row(x, n)` and `min_row` (NaN
+ * wins), and
  * `expsub_row(x, o, n, m)`: `o[i] = e^(x[i] - m)` returning the sum like `sum_row`.
  */
 function reductions(m: ModuleBuilder) {
-  for (const kind of ["sum", "max", "expsub"] as const) {
+  for (const kind of ["sum", "max", "min", "expsub"] as const) {
     const ex = kind === "expsub";
     const f = ex
       ? m.func("expsub_row", [I32, I32, I32, F32], [F32])
       : m.func(`${kind}_row`, [I32, I32], [F32]);
     const [x, o, n, mx] = ex ? [0, 1, 2, 3] : [0, -1, 1, -1];
-    const op = kind === "max" ? "max" : "add";
+    const op = kind === "max" || kind === "min" ? kind : "add";
     const [acc, v, t, k, ms] = [
       f.local(V128),
       f.local(V128),
@@ -159,7 +160,7 @@ function reductions(m: ModuleBuilder) {
       f.local(V128),
     ];
     const s = f.local(F32);
-    f.f32x4Const(kind === "max" ? -Infinity : 0).set(acc);
+    f.f32x4Const(kind === "max" ? -Infinity : kind === "min" ? Infinity : 0).set(acc);
     if (ex) f.get(mx).f32x4Splat().set(ms);
     const step = () => {
       f.get(x).v128Load();
@@ -176,7 +177,7 @@ function reductions(m: ModuleBuilder) {
     step();
     f.inc(n, -4).br(0).end().end();
     const lane = (i: number) => f.get(acc).f32x4ExtractLane(i);
-    const comb = () => (kind === "max" ? f.f32Max() : f.f32Add());
+    const comb = () => (op === "max" ? f.f32Max() : op === "min" ? f.f32Min() : f.f32Add());
     lane(0), lane(1), comb(), lane(2), lane(3), comb(), comb();
     f.set(s);
     f.block().loop();

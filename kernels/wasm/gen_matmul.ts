@@ -21,6 +21,7 @@ export function microkernel(
   relaxed: boolean,
   MR: number,
   NR: number,
+  unroll = 1,
   name = "mm",
 ) {
   const f = m.func(name, [I32, I32, I32, I32, I32, I32]);
@@ -31,15 +32,22 @@ export function microkernel(
   const av = f.local(V128);
   const row = f.local(I32);
   for (const x of acc) f.f32x4Const(0).set(x);
-  f.block().loop();
-  f.get(kc).eqz().brIf(1);
-  bv.forEach((v, q) => f.get(b).v128Load(q * 16).set(v));
-  for (let r = 0; r < MR; r++) {
-    f.get(a).v128Load32Splat(r * 4).set(av);
-    for (let q = 0; q < nq; q++) madd(f, av, bv[q], acc[r * nq + q], relaxed);
+  // One step of p reads MR values of A and NR of B at memarg offsets `u` steps ahead.
+  const step = (u: number) => {
+    bv.forEach((v, q) => f.get(b).v128Load(u * NR * 4 + q * 16).set(v));
+    for (let r = 0; r < MR; r++) {
+      f.get(a).v128Load32Splat(u * MR * 4 + r * 4).set(av);
+      for (let q = 0; q < nq; q++) madd(f, av, bv[q], acc[r * nq + q], relaxed);
+    }
+  };
+  // `unroll` steps per iteration while kc allows, then one at a time.
+  for (const u of unroll > 1 ? [unroll, 1] : [1]) {
+    f.block().loop();
+    f.get(kc).i32(u).ltS().brIf(1);
+    for (let i = 0; i < u; i++) step(i);
+    f.inc(a, u * MR * 4).inc(b, u * NR * 4).inc(kc, -u).br(0);
+    f.end().end();
   }
-  f.inc(a, MR * 4).inc(b, NR * 4).inc(kc, -1).br(0);
-  f.end().end();
   for (const add of [true, false]) {
     if (add) f.get(accumulate).if();
     else f.else();

@@ -202,7 +202,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
   if (!cached) {
     const relaxed = hasRelaxedSimd();
     const m = new ModuleBuilder({ initial: 1, maximum: MAX_PAGES, shared: true });
-    microkernel(m, relaxed, MR, NR);
+    microkernel(m, relaxed, MR, NR, 4);
     packers(m);
     for (const op of BINARY_OPS) binary(m, op);
     for (const op of UNARY_OPS) unary(m, op);

@@ -12,7 +12,9 @@ import type { Runtime } from "./runtime.ts";
 
 /** A block of the wasm memory holding one tensor. */
 export class WasmStorage implements Storage {
+  /** Set by `free`, which refuses a second call. */
   freed = false;
+  /** A storage of `byteLength` bytes at `offset` in a block of `blockBytes`. */
   constructor(
     /** Byte offset in the memory (64-byte aligned). */
     readonly offset: number,

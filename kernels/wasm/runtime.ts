@@ -12,6 +12,7 @@ export type Kernels = Record<string, (...args: number[]) => any>;
 export class Runtime {
   #f32: Float32Array<ArrayBufferLike> = new Float32Array(0);
   #i32: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  /** Wraps an instance's exports over `memory`. */
   constructor(readonly memory: WebAssembly.Memory, readonly kernels: Kernels) {}
 
   /** Instantiates the kernel module over `memory`. */

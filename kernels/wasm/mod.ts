@@ -14,6 +14,8 @@ import type { StridedInput } from "../strided.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 import { matmulWasm } from "./matmul.ts";
+import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
+import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
 import { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
 
 export { WasmDevice, type WasmDeviceOptions, WasmStorage } from "./device.ts";
@@ -27,6 +29,8 @@ export type { DType, TypedArray } from "../dtype.ts";
 export { hasRelaxedSimd } from "./emit.ts";
 export { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 export { matmulWasm } from "./matmul.ts";
+export { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
+export type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
 export { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
 export { BINARY_OPS, UNARY_OPS, type WasmBinaryOp, type WasmUnaryOp } from "./module.ts";
 
@@ -73,6 +77,16 @@ export const WASM_KERNELS: {
   readonly elementwise: WasmKernel<ElementwiseSpec>;
   readonly reduce: WasmKernel<ReduceSpec<WasmReduceOp>>;
   readonly softmax: WasmKernel<ReduceSpec<WasmSoftmaxOp>>;
+  readonly chunkAttention: {
+    /** Whether `run` takes this spec. */
+    supports(spec: ChunkAttnSpec): boolean;
+    /** Inputs `[q, k, v, qpos, kcode, bias | null]`; returns `[o, lse, stat]`. */
+    run(
+      device: WasmDevice,
+      inputs: readonly (WasmStorage | null)[],
+      spec: ChunkAttnSpec,
+    ): [WasmStorage, WasmStorage, WasmStorage];
+  };
 } = {
   matmul: { supports: () => true, run: (d, [a, b], spec) => matmulWasm(d, a, b, spec) },
   elementwise: {
@@ -95,5 +109,9 @@ export const WASM_KERNELS: {
   softmax: {
     supports: (spec) => ["softmax", "logSoftmax", "logsumexp"].includes(spec.op),
     run: (d, [x], spec) => softmaxWasm(d, x, spec.layout, spec.op),
+  },
+  chunkAttention: {
+    supports: chunkAttentionSupported,
+    run: (d, inputs, spec) => chunkAttentionWasm(d, [...inputs], spec),
   },
 };

@@ -43,6 +43,9 @@ export class Runtime {
   }
 }
 
+/** Most job arguments. */
+export const MAX_ARGS = 120;
+
 /** A job: runs its share `part` of `parts` of the work described by `args`. */
 export type JobFn = (rt: Runtime, args: Float64Array, part: number, parts: number) => void;
 

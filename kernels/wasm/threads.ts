@@ -8,14 +8,12 @@
  * @module
  */
 import { JOBS } from "./jobs.ts";
-import { Runtime } from "./runtime.ts";
+import { MAX_ARGS, Runtime } from "./runtime.ts";
 
 /** Control block slots (i32). */
 const GEN = 0, DONE = 1, JOB = 2, QUIT = 3, FAILED = 4;
 /** Byte offset of the f64 job arguments in the control block. */
 const ARGS = 64;
-/** Most job arguments. */
-export const MAX_ARGS = 120;
 
 /** Runs jobs on `threads` threads over one shared memory. */
 export class ThreadPool {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { WasmDevice } from "../../../kernels/wasm/device.ts";
 import { sizeClass } from "../../../kernels/wasm/alloc.ts";
+import { elementwiseWasm } from "../../../kernels/wasm/elementwise.ts";
 
 Deno.test("size classes round up and are 64-byte multiples", () => {
   for (const n of [0, 1, 63, 64, 65, 4095, 4097, 10000, 1 << 20, (1 << 20) + 1]) {
@@ -52,6 +53,24 @@ Deno.test("WasmDevice stores, reads copies, frees to the pool and counts bytes",
       dev.free(small);
       assert.equal(dev.memory().liveBytes, 0);
     });
+  } finally {
+    dev.dispose();
+  }
+});
+
+Deno.test("workers see storage placed after the memory grew", async () => {
+  const dev = await WasmDevice.create({ threads: 2 });
+  try {
+    const n = 1 << 17; // large enough to run on both threads
+    const pad = dev.alloc("f32", 3 << 20); // grow past the initial 4 MiB first
+    const data = Float32Array.from({ length: n }, (_, i) => i);
+    const x = dev.upload(data, "f32");
+    const y = elementwiseWasm(dev, "add", [
+      { storage: x, dtype: "f32", strides: [1], offset: 0 },
+      { storage: x, dtype: "f32", strides: [1], offset: 0 },
+    ], [n]);
+    assert.deepEqual(await dev.read(y, "f32", n), data.map((v) => 2 * v));
+    for (const s of [pad, x, y]) dev.free(s);
   } finally {
     dev.dispose();
   }

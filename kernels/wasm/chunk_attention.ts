@@ -108,7 +108,9 @@ export function chunkAttentionJob(
     const m = K.max_row(L, nk);
     const sum = K.expsub_row(L, L, nk, m);
     F.fill(0, acc / 4, acc / 4 + dim);
-    keyRows.forEach((kr, b) => K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim));
+    keyRows.forEach((kr, b) =>
+      K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim)
+    );
     F[slot / 4] = sum;
     K.div_vs(acc, slot, o + 4 * row * dim, dim);
     const ls = Math.log(sum);

@@ -2,7 +2,8 @@
  * Generators of the attention helpers in the kernel module, over rows of `dim` f32s (four
  * lanes at a time, then the tail): `dots(out, q, K, count, dim)` writes `q . K[j]` for `count`
  * consecutive rows `K[j]` (lane sums combined as (l0 + l1) + (l2 + l3), then the tail), and
- * `axpys(acc, V, p, count, dim)` adds `p[j] * V[j]` to `acc` for `j` ascending.
+ * `axpys(acc, V, p, count, dim, ldv)` adds `p[j] * V[j]` to `acc` for `j` ascending, rows of
+ * `V` being `ldv` bytes apart.
  * @module
  */
 import { type FuncBuilder, I32, type ModuleBuilder, V128 } from "./emit.ts";
@@ -43,19 +44,19 @@ export function attentionHelpers(m: ModuleBuilder) {
     f.f32(0).set(s).inc(out, 4).inc(count, -1).br(0).end().end();
   }
   {
-    const f = m.func("axpys", [I32, I32, I32, I32, I32]);
-    const [acc, V, p, count, dim] = [0, 1, 2, 3, 4];
-    const [n, y] = [f.local(I32), f.local(I32)];
+    const f = m.func("axpys", [I32, I32, I32, I32, I32, I32]);
+    const [acc, V, p, count, dim, ldv] = [0, 1, 2, 3, 4, 5];
+    const [n, y, x] = [f.local(I32), f.local(I32), f.local(I32)];
     const alpha = f.local(V128);
     f.block().loop().get(count).i32(1).ltS().brIf(1);
-    f.get(p).v128Load32Splat().set(alpha).get(acc).set(y);
+    f.get(p).v128Load32Splat().set(alpha).get(acc).set(y).get(V).set(x);
     lanes(f, dim, n, () => {
-      f.get(y).get(y).v128Load().get(alpha).get(V).v128Load().f32x4("mul").f32x4("add");
-      f.v128Store().inc(y, 16).inc(V, 16);
+      f.get(y).get(y).v128Load().get(alpha).get(x).v128Load().f32x4("mul").f32x4("add");
+      f.v128Store().inc(y, 16).inc(x, 16);
     }, () => {
-      f.get(y).get(y).f32Load().get(alpha).f32x4ExtractLane(0).get(V).f32Load().f32Mul();
-      f.f32Add().f32Store().inc(y, 4).inc(V, 4);
+      f.get(y).get(y).f32Load().get(alpha).f32x4ExtractLane(0).get(x).f32Load().f32Mul();
+      f.f32Add().f32Store().inc(y, 4).inc(x, 4);
     });
-    f.inc(p, 4).inc(count, -1).br(0).end().end();
+    f.get(V).get(ldv).add().set(V).inc(p, 4).inc(count, -1).br(0).end().end();
   }
 }

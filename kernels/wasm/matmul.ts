@@ -7,7 +7,9 @@
  * Threads split the `MR`-row panels of all output matrices into contiguous shares. Every
  * output element is summed in f32 over each `KC` block in ascending order and the block sums
  * are added in ascending order, whatever the number of threads, so the result is
- * bit-identical for any thread count.
+ * bit-identical for any thread count. Products of at most `SKINNY_ROWS` rows (decoding, matrix
+ * times vector) skip the packing (see {@linkcode isSkinny}), and small products run on the
+ * calling thread alone.
  * @module
  */
 import { batchCount, batchOffsets, type MatmulSpec } from "../cpu/matmul.ts";
@@ -21,6 +23,22 @@ export const KC = 256;
 export const MC = 16 * MR;
 /** Column block (a multiple of NR). */
 export const NC = 128 * NR;
+
+/** Products with fewer FLOPs than this run on the calling thread alone. */
+export const PARALLEL_MIN_FLOPS = 1 << 18;
+/** Most rows of the few-rows path (about 5x faster than tiles for one row, even at 4). */
+export const SKINNY_ROWS = 3;
+/** Columns per work item of the few-rows path. */
+export const SKINNY_COLUMNS = 512;
+
+/**
+ * Whether a product takes the few-rows path: at most `SKINNY_ROWS` rows, with B's rows and
+ * A's rows contiguous (B is streamed once per row, so this pays only for very few rows). Each output row is then `sum_p A[i, p] * B[p, :]` with `p`
+ * ascending (f32 multiply, then add), by SIMD row updates straight from B, unpacked.
+ */
+export function isSkinny(spec: MatmulSpec): boolean {
+  return spec.m <= SKINNY_ROWS && !spec.transB && (!spec.transA || spec.m === 1);
+}
 
 /** Per-thread scratch in f32 elements: packed A block, packed B block, one edge tile. */
 const SCRATCH = MC * KC + KC * NC + MR * NR;
@@ -38,11 +56,30 @@ const Arg = {
   Count: 8,
   Offsets: 9,
   Scratch: 10,
+  Skinny: 11,
 } as const;
+
+/** The few-rows path (see {@linkcode isSkinny}): this thread's blocks of output columns. */
+function skinnyJob(rt: Runtime, args: Float64Array, part: number, parts: number) {
+  const m = args[Arg.M], n = args[Arg.N], k = args[Arg.K], count = args[Arg.Count];
+  const blocks = Math.ceil(n / SKINNY_COLUMNS);
+  const [lo, hi] = share(count * m * blocks, part, parts);
+  const I = rt.i32, offs = args[Arg.Offsets] / 4;
+  for (let item = lo; item < hi; item++) {
+    const row = Math.floor(item / blocks), c0 = (item % blocks) * SKINNY_COLUMNS;
+    const z = Math.floor(row / m), i = row % m, w = Math.min(SKINNY_COLUMNS, n - c0);
+    const acc = args[Arg.C] + 4 * (row * n + c0);
+    rt.f32.fill(0, acc / 4, acc / 4 + w);
+    const aRow = args[Arg.A] + 4 * (I[offs + 2 * z] + i * k);
+    const bCols = args[Arg.B] + 4 * (I[offs + 2 * z + 1] + c0);
+    rt.kernels.axpys(acc, bCols, aRow, k, w, 4 * n);
+  }
+}
 
 /** The job: this thread's share of `MR`-row panels over all output matrices. */
 export function matmulJob(rt: Runtime, args: Float64Array, part: number, parts: number): void {
   const m = args[Arg.M], count = args[Arg.Count];
+  if (args[Arg.Skinny]) return skinnyJob(rt, args, part, parts);
   const panels = Math.ceil(m / MR);
   const [lo, hi] = share(count * panels, part, parts);
   const scratch = args[Arg.Scratch] + part * SCRATCH * 4;
@@ -132,8 +169,9 @@ export function matmulWasm(
     device.runtime.f32.fill(0, out.offset / 4, out.offset / 4 + count * m * n);
     return out;
   }
+  const skinny = isSkinny(spec);
   const offsets = device.scratch(count * 8);
-  const scratch = device.scratch(device.threads * SCRATCH * 4);
+  const scratch = device.scratch(skinny ? 64 : device.threads * SCRATCH * 4);
   try {
     const I = device.runtime.i32;
     for (let z = 0; z < count; z++) {
@@ -153,7 +191,10 @@ export function matmulWasm(
     args[Arg.Count] = count;
     args[Arg.Offsets] = offsets.offset;
     args[Arg.Scratch] = scratch.offset;
-    device.run(JOB_MATMUL, args);
+    args[Arg.Skinny] = skinny ? 1 : 0;
+    if (2 * count * m * n * k < PARALLEL_MIN_FLOPS) {
+      matmulJob(device.runtime, Float64Array.from(args), 0, 1);
+    } else device.run(JOB_MATMUL, args);
   } finally {
     device.release(offsets);
     device.release(scratch);

@@ -19,7 +19,7 @@ export const BINARY_OPS = ["add", "sub", "mul", "div", "max", "min"] as const;
 /** A binary op the wasm backend runs natively. */
 export type WasmBinaryOp = typeof BINARY_OPS[number];
 /** Unary ops with row kernels. */
-export const UNARY_OPS = ["exp", "neg", "abs", "sqrt"] as const;
+export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt"] as const;
 /** A unary op the wasm backend runs natively. */
 export type WasmUnaryOp = typeof UNARY_OPS[number];
 
@@ -103,10 +103,18 @@ function binary(m: ModuleBuilder, op: WasmBinaryOp) {
   f.end().end();
 }
 
-/** The unary op on the vector on the stack, with three scratch locals. */
-function unVec(f: FuncBuilder, op: WasmUnaryOp, x: number, t: number, k: number) {
+/**
+ * The unary op on the vector on the stack, with scratch locals `x, t, k` (for `vexp`) and
+ * `y, u`. tanh is `sign(x) (1 - e) / (1 + e)` with `e = e^(-2|x|)`, as the WebGPU kernel.
+ */
+function unVec(f: FuncBuilder, op: WasmUnaryOp, [x, t, k, y, u]: number[]) {
   if (op === "exp") vexp(f, x, t, k);
-  else f.f32x4(op);
+  else if (op === "tanh") {
+    f.tee(u).f32x4("abs").f32x4Const(-2).f32x4("mul");
+    vexp(f, x, t, k);
+    f.set(y).f32x4Const(1).get(y).f32x4("sub").f32x4Const(1).get(y).f32x4("add").f32x4("div");
+    f.get(u).i32x4Const(-0x80000000).op(0xfd, 0x4e).op(0xfd, 0x50); // | (x & sign bit)
+  } else f.f32x4(op);
 }
 
 /** Unary row kernels `op_v(a, o, n)` (contiguous) and `op_g(a, sa, o, n)` (byte stride). */
@@ -114,12 +122,13 @@ function unary(m: ModuleBuilder, op: WasmUnaryOp) {
   {
     const f = m.func(`${op}_v`, [I32, I32, I32]);
     const [a, o, n] = [0, 1, 2];
-    const [x, t, k, y] = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+    const tmp = Array.from({ length: 5 }, () => f.local(V128));
+    const y = f.local(V128);
     const step = (w: number) => {
       f.get(a);
       if (w === 16) f.v128Load();
       else f.v128Load32Splat();
-      unVec(f, op, x, t, k);
+      unVec(f, op, tmp);
       f.set(y).get(o).get(y);
       if (w === 16) f.v128Store();
       else f.f32x4ExtractLane(0).f32Store();
@@ -129,11 +138,12 @@ function unary(m: ModuleBuilder, op: WasmUnaryOp) {
   }
   const f = m.func(`${op}_g`, [I32, I32, I32, I32]);
   const [a, sa, o, n] = [0, 1, 2, 3];
-  const [x, t, k, y] = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const tmp = Array.from({ length: 5 }, () => f.local(V128));
+  const y = f.local(V128);
   f.block().loop();
   f.get(n).i32(1).ltS().brIf(1);
   f.get(a).v128Load32Splat();
-  unVec(f, op, x, t, k);
+  unVec(f, op, tmp);
   f.set(y).get(o).get(y).f32x4ExtractLane(0).f32Store();
   f.get(a).get(sa).add().set(a).inc(o, 4).inc(n, -1).br(0);
   f.end().end();

@@ -17,6 +17,7 @@ const FNS: Record<WasmElementwiseOp, (...x: number[]) => number> = {
   max: (a, b) => Math.max(a, b),
   min: (a, b) => Math.min(a, b),
   exp: Math.exp,
+  tanh: Math.tanh,
   neg: (a) => -a,
   abs: Math.abs,
   sqrt: Math.sqrt,
@@ -85,8 +86,9 @@ Deno.test("wasm elementwise ops match the CPU reference over strided inputs", as
           const want = reference(op, args, shape);
           const r1 = await run(one, op, args, shape);
           const r2 = await run(two, op, args, shape);
-          // exp is a polynomial; every other op is one correctly rounded f32 operation.
+          // exp and tanh are polynomials; the rest are one correctly rounded f32 operation.
           if (op === "exp") assertClose(r1, want, 0, 1e-6, `${name} ${op}`);
+          else if (op === "tanh") assertClose(r1, want, 2e-7, 1e-6, `${name} ${op}`);
           else assert.ok(sameBits(r1, want), `${name} ${op}: differs from the reference`);
           assert.ok(sameBits(r1, r2), `${name} ${op}: 1 and 2 threads differ`);
         }
@@ -100,11 +102,30 @@ Deno.test("wasm elementwise ops match the CPU reference over strided inputs", as
       const sp = await run(one, "exp", [input(special, [1])], [3]);
       assert.deepEqual([...sp], [Infinity, 0, NaN]);
     });
+    await t.step("tanh: signs, zeros, saturation, NaN", async () => {
+      const xs = new Float32Array([
+        0,
+        -0,
+        1e-6,
+        -1e-6,
+        0.5,
+        -3,
+        9,
+        -20,
+        100,
+        Infinity,
+        -Infinity,
+        NaN,
+      ]);
+      const got = await run(one, "tanh", [input(xs, [1])], [xs.length]);
+      assertClose(got, xs.map(Math.tanh), 2e-7, 1e-6, "tanh");
+      assert.ok(Object.is(got[1], -0), "tanh(-0) is -0");
+    });
     await t.step("unsupported inputs are reported, not run", () => {
       const s = one.upload(new Int32Array(3), "i32");
       const view: StridedInput = { storage: s, dtype: "i32", strides: [1], offset: 0 };
       assert.equal(elementwiseSupported("add", [view, view]), false);
-      assert.equal(elementwiseSupported("tanh", [view]), false);
+      assert.equal(elementwiseSupported("log", [view]), false);
       assert.throws(() => elementwiseWasm(one, "add", [view, view], [3]), TypeError);
       one.free(s);
     });

@@ -14,6 +14,7 @@ import type { StridedInput } from "../strided.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 import { matmulWasm } from "./matmul.ts";
+import { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
 import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
 import { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
@@ -29,6 +30,7 @@ export type { DType, TypedArray } from "../dtype.ts";
 export { hasRelaxedSimd } from "./emit.ts";
 export { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 export { matmulWasm } from "./matmul.ts";
+export { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 export { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
 export type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
 export { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
@@ -87,6 +89,16 @@ export const WASM_KERNELS: {
       spec: ChunkAttnSpec,
     ): [WasmStorage, WasmStorage, WasmStorage];
   };
+  readonly layerNorm: {
+    /** Whether `run` takes this spec. */
+    supports(spec: LayerNormSpec): boolean;
+    /** Inputs `[x, gamma | null, beta | null]`; returns `[y, mean, rstd]`. */
+    run(
+      device: WasmDevice,
+      inputs: readonly (WasmStorage | null)[],
+      spec: LayerNormSpec,
+    ): [WasmStorage, WasmStorage, WasmStorage];
+  };
 } = {
   matmul: { supports: () => true, run: (d, [a, b], spec) => matmulWasm(d, a, b, spec) },
   elementwise: {
@@ -113,5 +125,9 @@ export const WASM_KERNELS: {
   chunkAttention: {
     supports: chunkAttentionSupported,
     run: (d, inputs, spec) => chunkAttentionWasm(d, [...inputs], spec),
+  },
+  layerNorm: {
+    supports: () => true,
+    run: (d, inputs, spec) => layerNormWasm(d, [...inputs], spec),
   },
 };

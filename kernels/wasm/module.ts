@@ -152,16 +152,18 @@ function unary(m: ModuleBuilder, op: WasmUnaryOp) {
 /**
  * Row reductions of contiguous f32: `sum_row(x, n)` (four lane sums in ascending order,
  * combined as (l0 + l1) + (l2 + l3), then the tail), `max_row(x, n)` and `min_row` (NaN
- * wins), and
+ * wins), `sqdev_row(x, n, m)`: the sum of `(x[i] - m)^2` in the same order, and
  * `expsub_row(x, o, n, m)`: `o[i] = e^(x[i] - m)` returning the sum like `sum_row`.
  */
 function reductions(m: ModuleBuilder) {
-  for (const kind of ["sum", "max", "min", "expsub"] as const) {
-    const ex = kind === "expsub";
+  for (const kind of ["sum", "max", "min", "expsub", "sqdev"] as const) {
+    const ex = kind === "expsub", sq = kind === "sqdev";
     const f = ex
       ? m.func("expsub_row", [I32, I32, I32, F32], [F32])
+      : sq
+      ? m.func("sqdev_row", [I32, I32, F32], [F32])
       : m.func(`${kind}_row`, [I32, I32], [F32]);
-    const [x, o, n, mx] = ex ? [0, 1, 2, 3] : [0, -1, 1, -1];
+    const [x, o, n, mx] = ex ? [0, 1, 2, 3] : sq ? [0, -1, 1, 2] : [0, -1, 1, -1];
     const op = kind === "max" || kind === "min" ? kind : "add";
     const [acc, v, t, k, ms] = [
       f.local(V128),
@@ -170,11 +172,12 @@ function reductions(m: ModuleBuilder) {
       f.local(V128),
       f.local(V128),
     ];
-    const s = f.local(F32);
+    const s = f.local(F32), d = f.local(F32);
     f.f32x4Const(kind === "max" ? -Infinity : kind === "min" ? Infinity : 0).set(acc);
-    if (ex) f.get(mx).f32x4Splat().set(ms);
+    if (ex || sq) f.get(mx).f32x4Splat().set(ms);
     const step = () => {
       f.get(x).v128Load();
+      if (sq) f.get(ms).f32x4("sub").tee(v).get(v).f32x4("mul");
       if (ex) {
         f.get(ms).f32x4("sub");
         vexp(f, v, t, k);
@@ -199,7 +202,8 @@ function reductions(m: ModuleBuilder) {
       vexp(f, v, t, k);
       f.set(v).get(o).get(v).f32x4ExtractLane(0).f32Store().inc(o, 4).get(v);
       f.f32x4ExtractLane(0);
-    } else f.f32Load();
+    } else if (sq) f.f32Load().get(mx).f32Sub().tee(d).get(d).f32Mul();
+    else f.f32Load();
     comb();
     f.set(s).inc(x, 4).inc(n, -1).br(0).end().end();
     f.get(s);

@@ -102,10 +102,14 @@ export class WasmDevice implements Device {
         return new Uint8Array(buf, storage.offset, size);
     }
   }
-  read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+  /** A copy of `size` elements of `storage`, synchronously (kernels run synchronously). */
+  readSync(storage: Storage, dtype: DType, size: number): TypedArray {
     const out = dtypeInfo(dtype).create(size);
     out.set(this.view(storage as WasmStorage, dtype, size));
-    return Promise.resolve(out);
+    return out;
+  }
+  read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+    return Promise.resolve(this.readSync(storage, dtype, size));
   }
   free(storage: Storage): void {
     const s = storage as WasmStorage;

@@ -1,12 +1,13 @@
 /**
  * Batched f32 matmul on the wasm device, for the {@linkcode MatmulSpec} the CPU reference
- * takes. Blocked the usual way (BLIS/GotoBLAS): for each block of `NC` columns and `KC` of the
- * inner dimension, B is packed into `[kc][NR]` panels and each block of `MC` rows of A into
- * `[kc][MR]` panels, and the SIMD microkernel (`module.ts`) computes `MR x NR` tiles.
+ * takes. Blocked the usual way (BLIS/GotoBLAS), in two jobs: first every distinct B matrix is
+ * packed once into `[n / NR][k][NR]` panels (items: blocks of panels); then each item, a block
+ * of `MC` rows of one output matrix, packs its rows of A `KC` columns at a time into
+ * `[kc][MR]` panels and runs the SIMD microkernel (`gen_matmul.ts`) over `MR x NR` tiles.
  *
- * Threads split the `MR`-row panels of all output matrices into contiguous shares. Every
- * output element is summed in f32 over each `KC` block in ascending order and the block sums
- * are added in ascending order, whatever the number of threads, so the result is
+ * Threads take items one at a time from a shared counter, so a thread that the OS slows down
+ * takes fewer. Every output element is summed in f32 over each `KC` block in ascending order
+ * and the block sums are added in ascending order, whoever computes it, so the result is
  * bit-identical for any thread count. Products of at most `SKINNY_ROWS` rows (decoding, matrix
  * times vector) skip the packing (see {@linkcode isSkinny}), and small products run on the
  * calling thread alone.
@@ -15,14 +16,19 @@
 import { batchCount, batchOffsets, type MatmulSpec } from "../cpu/matmul.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { MR, NR } from "./module.ts";
-import { type Runtime, share } from "./runtime.ts";
+import { counter, type Runtime, share } from "./runtime.ts";
 
 /** Inner-dimension block. */
 export const KC = 256;
 /** Row block (a multiple of MR). */
 export const MC = 16 * MR;
-/** Column block (a multiple of NR). */
-export const NC = 128 * NR;
+/** Column panels per item of the packing job. */
+export const PACK_PANELS = 32;
+/** Tunable limits (tests lower them to reach rare paths with small inputs). */
+export const matmulLimits = {
+  /** Most bytes of packed B per pair of jobs (larger batches run in several pairs). */
+  packedBBytes: 64 << 20,
+};
 
 /** Products with fewer FLOPs than this run on the calling thread alone. */
 export const PARALLEL_MIN_FLOPS = 1 << 18;
@@ -40,8 +46,8 @@ export function isSkinny(spec: MatmulSpec): boolean {
   return spec.m <= SKINNY_ROWS && !spec.transB && (!spec.transA || spec.m === 1);
 }
 
-/** Per-thread scratch in f32 elements: packed A block, packed B block, one edge tile. */
-const SCRATCH = MC * KC + KC * NC + MR * NR;
+/** Per-thread scratch in f32 elements: packed A block, one edge tile. */
+const SCRATCH = MC * KC + MR * NR;
 
 /** Job argument slots. */
 const Arg = {
@@ -57,6 +63,14 @@ const Arg = {
   Offsets: 9,
   Scratch: 10,
   Skinny: 11,
+  /** First and end batch index of this pair of jobs. */
+  Z0: 12,
+  Z1: 13,
+  /** Packed Bs, and their count (the pack job) or 0 (the compute job). */
+  Packed: 14,
+  PackCount: 15,
+  /** Distinct B offsets to pack (i32, `PackCount` of them). */
+  PackList: 16,
 } as const;
 
 /** The few-rows path (see {@linkcode isSkinny}): this thread's blocks of output columns. */
@@ -76,54 +90,67 @@ function skinnyJob(rt: Runtime, args: Float64Array, part: number, parts: number)
   }
 }
 
-/** The job: this thread's share of `MR`-row panels over all output matrices. */
-export function matmulJob(rt: Runtime, args: Float64Array, part: number, parts: number): void {
-  const m = args[Arg.M], count = args[Arg.Count];
+/**
+ * The job: the few-rows path, packing B (when `PackCount > 0`), or blocks of `MC` rows of
+ * output matrices `Z0 .. Z1`.
+ */
+export function matmulJob(
+  rt: Runtime,
+  args: Float64Array,
+  part: number,
+  parts: number,
+  claim: () => number,
+): void {
   if (args[Arg.Skinny]) return skinnyJob(rt, args, part, parts);
-  const panels = Math.ceil(m / MR);
-  const [lo, hi] = share(count * panels, part, parts);
+  const m = args[Arg.M], n = args[Arg.N], k = args[Arg.K];
+  const panels = Math.ceil(n / NR);
+  if (args[Arg.PackCount] > 0) {
+    const blocks = Math.ceil(panels / PACK_PANELS);
+    const [bj, bp] = args[Arg.TransB] ? [k, 1] : [1, n];
+    for (let item = claim(); item < args[Arg.PackCount] * blocks; item = claim()) {
+      const u = Math.floor(item / blocks), p0 = (item % blocks) * PACK_PANELS;
+      const bOff = args[Arg.B] / 4 + rt.i32[args[Arg.PackList] / 4 + u];
+      const dst = args[Arg.Packed] + 4 * (u * panels + p0) * k * NR;
+      const cols = Math.min(PACK_PANELS * NR, n - p0 * NR);
+      pack(rt, dst, bOff + p0 * NR * bj, bj, bp, cols, k, NR);
+    }
+    return;
+  }
+  const blocks = Math.ceil(m / MC), z0 = args[Arg.Z0];
   const scratch = args[Arg.Scratch] + part * SCRATCH * 4;
-  for (let z = Math.floor(lo / panels); z * panels < hi; z++) {
-    const r0 = Math.max(lo - z * panels, 0) * MR;
-    const r1 = Math.min(Math.min(hi - z * panels, panels) * MR, m);
-    gemm(rt, args, z, r0, r1, scratch);
+  for (let item = claim(); item < (args[Arg.Z1] - z0) * blocks; item = claim()) {
+    const z = z0 + Math.floor(item / blocks), ic = (item % blocks) * MC;
+    gemm(rt, args, z, ic, Math.min(MC, m - ic), scratch);
   }
 }
 
-/** Rows `[r0, r1)` of output matrix `z`. */
-function gemm(rt: Runtime, args: Float64Array, z: number, r0: number, r1: number, scratch: number) {
+/** Rows `[ic, ic + mc)` of output matrix `z`, from the packed B of that matrix. */
+function gemm(rt: Runtime, args: Float64Array, z: number, ic: number, mc: number, scratch: number) {
   const m = args[Arg.M], n = args[Arg.N], k = args[Arg.K];
   const I = rt.i32, mm = rt.kernels.mm;
   const offs = args[Arg.Offsets] / 4 + 2 * z;
-  const aOff = args[Arg.A] / 4 + I[offs], bOff = args[Arg.B] / 4 + I[offs + 1];
+  const aOff = args[Arg.A] / 4 + I[offs], bPack = args[Arg.Packed] + I[offs + 1];
   const [ai, ap] = args[Arg.TransA] ? [1, m] : [k, 1];
-  const [bj, bp] = args[Arg.TransB] ? [k, 1] : [1, n];
-  const cBase = args[Arg.C] + z * m * n * 4;
-  const aPack = scratch, bPack = aPack + MC * KC * 4, tile = bPack + KC * NC * 4;
-  for (let jc = 0; jc < n; jc += NC) {
-    const nc = Math.min(NC, n - jc);
-    for (let pc = 0; pc < k; pc += KC) {
-      const kc = Math.min(KC, k - pc);
-      pack(rt, bPack, bOff + pc * bp + jc * bj, bj, bp, nc, kc, NR);
-      for (let ic = r0; ic < r1; ic += MC) {
-        const mc = Math.min(MC, r1 - ic);
-        pack(rt, aPack, aOff + ic * ai + pc * ap, ai, ap, mc, kc, MR);
-        for (let jr = 0; jr < nc; jr += NR) {
-          const bPanel = bPack + jr * kc * 4;
-          const w = Math.min(NR, nc - jr);
-          for (let ir = 0; ir < mc; ir += MR) {
-            const aPanel = aPack + ir * kc * 4, h = Math.min(MR, mc - ir);
-            const c = cBase + ((ic + ir) * n + jc + jr) * 4;
-            if (h === MR && w === NR) mm(aPanel, bPanel, c, n * 4, kc, pc > 0 ? 1 : 0);
-            else {
-              mm(aPanel, bPanel, tile, NR * 4, kc, 0);
-              const T = rt.f32, t = tile / 4, c4 = c / 4;
-              for (let r = 0; r < h; r++) {
-                for (let q = 0; q < w; q++) {
-                  const v = T[t + r * NR + q], at = c4 + r * n + q;
-                  T[at] = pc > 0 ? T[at] + v : v;
-                }
-              }
+  const c0 = args[Arg.C] + 4 * (z * m + ic) * n;
+  const aPack = scratch, tile = aPack + MC * KC * 4;
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = Math.min(KC, k - pc), add = pc > 0 ? 1 : 0;
+    pack(rt, aPack, aOff + ic * ai + pc * ap, ai, ap, mc, kc, MR);
+    for (let jr = 0; jr < n; jr += NR) {
+      // Panel jr / NR of the packed B, from row pc.
+      const bPanel = bPack + 4 * (jr * k + pc * NR);
+      const w = Math.min(NR, n - jr);
+      for (let ir = 0; ir < mc; ir += MR) {
+        const aPanel = aPack + ir * kc * 4, h = Math.min(MR, mc - ir);
+        const c = c0 + 4 * (ir * n + jr);
+        if (h === MR && w === NR) mm(aPanel, bPanel, c, n * 4, kc, add);
+        else {
+          mm(aPanel, bPanel, tile, NR * 4, kc, 0);
+          const T = rt.f32, t = tile / 4, c4 = c / 4;
+          for (let r = 0; r < h; r++) {
+            for (let q = 0; q < w; q++) {
+              const v = T[t + r * NR + q], at = c4 + r * n + q;
+              T[at] = add ? T[at] + v : v;
             }
           }
         }
@@ -171,33 +198,72 @@ export function matmulWasm(
   }
   const skinny = isSkinny(spec);
   const offsets = device.scratch(count * 8);
-  const scratch = device.scratch(skinny ? 64 : device.threads * SCRATCH * 4);
+  const I = () => device.runtime.i32;
+  const base: number[] = [];
+  base[Arg.A] = a.offset;
+  base[Arg.B] = b.offset;
+  base[Arg.C] = out.offset;
+  base[Arg.M] = m;
+  base[Arg.N] = n;
+  base[Arg.K] = k;
+  base[Arg.TransA] = spec.transA ? 1 : 0;
+  base[Arg.TransB] = spec.transB ? 1 : 0;
+  base[Arg.Count] = count;
+  base[Arg.Offsets] = offsets.offset;
+  base[Arg.Skinny] = skinny ? 1 : 0;
+  const inline = 2 * count * m * n * k < PARALLEL_MIN_FLOPS;
+  const run = (args: number[]) => {
+    if (inline) matmulJob(device.runtime, Float64Array.from(args), 0, 1, counter());
+    else device.run(JOB_MATMUL, args);
+  };
   try {
-    const I = device.runtime.i32;
-    for (let z = 0; z < count; z++) {
-      const [ao, bo] = batchOffsets(spec, z);
-      I[offsets.offset / 4 + 2 * z] = ao;
-      I[offsets.offset / 4 + 2 * z + 1] = bo;
+    if (skinny) {
+      for (let z = 0; z < count; z++) {
+        const [ao, bo] = batchOffsets(spec, z);
+        I()[offsets.offset / 4 + 2 * z] = ao;
+        I()[offsets.offset / 4 + 2 * z + 1] = bo;
+      }
+      run(base);
+      return out;
     }
-    const args: number[] = [];
-    args[Arg.A] = a.offset;
-    args[Arg.B] = b.offset;
-    args[Arg.C] = out.offset;
-    args[Arg.M] = m;
-    args[Arg.N] = n;
-    args[Arg.K] = k;
-    args[Arg.TransA] = spec.transA ? 1 : 0;
-    args[Arg.TransB] = spec.transB ? 1 : 0;
-    args[Arg.Count] = count;
-    args[Arg.Offsets] = offsets.offset;
-    args[Arg.Scratch] = scratch.offset;
-    args[Arg.Skinny] = skinny ? 1 : 0;
-    if (2 * count * m * n * k < PARALLEL_MIN_FLOPS) {
-      matmulJob(device.runtime, Float64Array.from(args), 0, 1);
-    } else device.run(JOB_MATMUL, args);
+    const packedBytes = 4 * Math.ceil(n / NR) * NR * k;
+    const perPair = Math.max(1, Math.floor(matmulLimits.packedBBytes / packedBytes));
+    for (let z0 = 0; z0 < count;) {
+      // Batch indices z0 .. z1 whose distinct Bs fit in one packed buffer.
+      const distinct = new Map<number, number>();
+      let z1 = z0;
+      for (; z1 < count; z1++) {
+        const [, bo] = batchOffsets(spec, z1);
+        if (!distinct.has(bo) && distinct.size === perPair) break;
+        if (!distinct.has(bo)) distinct.set(bo, distinct.size);
+      }
+      const packed = device.scratch(distinct.size * packedBytes);
+      const list = device.scratch(4 * distinct.size);
+      const scratch = device.scratch(4 * SCRATCH * (inline ? 1 : device.threads));
+      try {
+        for (const [bo, u] of distinct) I()[list.offset / 4 + u] = bo;
+        for (let z = z0; z < z1; z++) {
+          const [ao, bo] = batchOffsets(spec, z);
+          I()[offsets.offset / 4 + 2 * z] = ao;
+          I()[offsets.offset / 4 + 2 * z + 1] = distinct.get(bo)! * packedBytes;
+        }
+        const args = [...base];
+        args[Arg.Scratch] = scratch.offset;
+        args[Arg.Z0] = z0;
+        args[Arg.Z1] = z1;
+        args[Arg.Packed] = packed.offset;
+        args[Arg.PackCount] = distinct.size;
+        args[Arg.PackList] = list.offset;
+        run(args);
+        args[Arg.PackCount] = 0;
+        run(args);
+      } finally {
+        for (const s of [packed, list, scratch]) device.release(s);
+      }
+      z0 = z1;
+    }
   } finally {
     device.release(offsets);
-    device.release(scratch);
   }
   return out;
 }

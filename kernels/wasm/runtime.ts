@@ -46,8 +46,24 @@ export class Runtime {
 /** Most job arguments. */
 export const MAX_ARGS = 120;
 
-/** A job: runs its share `part` of `parts` of the work described by `args`. */
-export type JobFn = (rt: Runtime, args: Float64Array, part: number, parts: number) => void;
+/**
+ * A job: runs its share `part` of `parts` of the work described by `args`, either a static
+ * share (see {@linkcode share}) or the items it takes one by one with `claim` (a counter shared
+ * by all threads, from 0), so a thread that is slowed down takes fewer items.
+ */
+export type JobFn = (
+  rt: Runtime,
+  args: Float64Array,
+  part: number,
+  parts: number,
+  claim: () => number,
+) => void;
+
+/** A claim counter for a job run by one thread alone. */
+export function counter(): () => number {
+  let next = 0;
+  return () => next++;
+}
 
 /** The contiguous share `[lo, hi)` of `total` items taken by `part` of `parts`. */
 export function share(total: number, part: number, parts: number): [number, number] {

@@ -2,16 +2,17 @@
  * The thread pool: `threads - 1` workers, each with its own instance of the kernel module over
  * the shared memory, plus the calling thread. A job is posted through a shared control block:
  * the caller writes the job's id and arguments, bumps a generation counter and wakes the
- * workers (`Atomics.notify`), runs share 0 itself, then blocks (`Atomics.wait`) until every
+ * workers (`Atomics.notify`), runs share 0 itself (a job may instead hand out items one at a
+ * time from a shared counter), then blocks (`Atomics.wait`) until every
  * worker has counted its share done. Kernels are therefore synchronous, like the CPU ones.
  * With one thread no worker is started and jobs run inline.
  * @module
  */
 import { JOBS } from "./jobs.ts";
-import { MAX_ARGS, Runtime } from "./runtime.ts";
+import { counter, MAX_ARGS, Runtime } from "./runtime.ts";
 
 /** Control block slots (i32). */
-const GEN = 0, DONE = 1, JOB = 2, QUIT = 3, FAILED = 4;
+const GEN = 0, DONE = 1, JOB = 2, QUIT = 3, FAILED = 4, NEXT = 5;
 /** Byte offset of the f64 job arguments in the control block. */
 const ARGS = 64;
 
@@ -69,16 +70,17 @@ export class ThreadPool {
     if (args.length > MAX_ARGS) throw new RangeError(`wasm: ${args.length} job arguments`);
     this.#args.set(args);
     const parts = this.threads;
-    if (parts === 1) return JOBS[id](this.runtime, this.#args, 0, 1);
+    if (parts === 1) return JOBS[id](this.runtime, this.#args, 0, 1, counter());
     const ctl = this.#ctl;
     Atomics.store(ctl, DONE, 0);
     Atomics.store(ctl, FAILED, 0);
     Atomics.store(ctl, JOB, id);
+    Atomics.store(ctl, NEXT, 0);
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     let error: unknown;
     try {
-      JOBS[id](this.runtime, this.#args, 0, parts);
+      JOBS[id](this.runtime, this.#args, 0, parts, () => Atomics.add(ctl, NEXT, 1));
     } catch (e) {
       error = e;
     }
@@ -107,6 +109,7 @@ export class ThreadPool {
 export function serve(runtime: Runtime, sab: SharedArrayBuffer, part: number, parts: number): void {
   const ctl = new Int32Array(sab, 0, 16);
   const args = new Float64Array(sab, ARGS, MAX_ARGS);
+  const claim = () => Atomics.add(ctl, NEXT, 1);
   let seen = 0; // the generation when the pool was made, before any job
   for (;;) {
     Atomics.wait(ctl, GEN, seen);
@@ -115,7 +118,7 @@ export function serve(runtime: Runtime, sab: SharedArrayBuffer, part: number, pa
     seen = gen;
     if (Atomics.load(ctl, QUIT)) return;
     try {
-      JOBS[Atomics.load(ctl, JOB)](runtime, args, part, parts);
+      JOBS[Atomics.load(ctl, JOB)](runtime, args, part, parts, claim);
     } catch (e) {
       Atomics.store(ctl, FAILED, 1);
       console.error(e);

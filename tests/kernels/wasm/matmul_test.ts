@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { matmulCpu, type MatmulSpec } from "../../../kernels/cpu/matmul.ts";
-import { matmulWasm } from "../../../kernels/wasm/matmul.ts";
+import { matmulLimits, matmulWasm } from "../../../kernels/wasm/matmul.ts";
 import type { WasmDevice } from "../../../kernels/wasm/device.ts";
 import { assertClose, cpu, randomArray, rng, sameBits, withDevices } from "./helpers.ts";
 
@@ -67,4 +67,24 @@ Deno.test("wasm matmul matches the CPU reference; 1 and 2 threads agree bit for 
     }
     for (const d of [one, two]) assert.equal(d.memory().liveBytes, 0);
   });
+});
+
+Deno.test("wasm matmul: batches whose packed Bs overflow the buffer run in several passes", async () => {
+  const saved = matmulLimits.packedBBytes;
+  matmulLimits.packedBBytes = 1; // one distinct B per pass
+  try {
+    await withDevices(async (one, two) => {
+      const rand = rng(13);
+      const s = spec(9, 20, 300, false, true, [2, 3], [0, 2700], [18000, 6000]);
+      const A = randomArray(rand, extent(s, s.aStrides, s.m));
+      const B = randomArray(rand, extent(s, s.bStrides, s.n));
+      const want = matmulCpu(cpu, cpu.upload(A, "f32"), cpu.upload(B, "f32"), s).data;
+      const r1 = await run(one, s, A, B);
+      const r2 = await run(two, s, A, B);
+      assertClose(r1, want as Float32Array, 2e-6 * (s.k + 1), 0, "several passes");
+      assert.ok(sameBits(r1, r2), "1 and 2 threads differ");
+    });
+  } finally {
+    matmulLimits.packedBBytes = saved;
+  }
 });

@@ -8,7 +8,7 @@
  * reference accumulates in float64).
  * @module
  */
-import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { MAX_ARGS, type Runtime, share } from "./runtime.ts";
 

@@ -4,7 +4,14 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import { Accounting, type Device, type MemoryInfo, type Storage } from "../device.ts";
+import {
+  Accounting,
+  checkAllocation,
+  cpuElementBytes,
+  type Device,
+  type MemoryInfo,
+  type Storage,
+} from "../device.ts";
 import { BlockAllocator } from "./alloc.ts";
 import { kernelModule, MAX_PAGES } from "./module.ts";
 import { ThreadPool } from "./threads.ts";
@@ -70,13 +77,20 @@ export class WasmDevice implements Device {
     return this.pool.runtime;
   }
 
+  /**
+   * Wasm memory never shrinks, so freed blocks always stay pooled for reuse within it; the
+   * limit is kept for the `Device` contract and releasing returns nothing to the system.
+   */
+  poolLimit = Infinity;
+  releasePooled(): number {
+    return 0;
+  }
+  elementBytes(dtype: DType): number {
+    return cpuElementBytes(dtype);
+  }
+
   alloc(dtype: DType, size: number): WasmStorage {
-    const bytes = size * dtypeInfo(dtype).bytes;
-    if (bytes > this.maxBytes) {
-      throw new RangeError(
-        `wasm: tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the limit of ${this.maxBytes} bytes`,
-      );
-    }
+    const bytes = checkAllocation("wasm alloc", this, size, dtype);
     const { offset, size: blockBytes } = this.#alloc.alloc(bytes);
     this.#acct.add(bytes);
     return new WasmStorage(offset, bytes, blockBytes);

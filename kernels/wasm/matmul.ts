@@ -13,7 +13,8 @@
  * calling thread alone.
  * @module
  */
-import { batchCount, batchOffsets, type MatmulSpec } from "../cpu/matmul.ts";
+import { batchOffsets } from "../cpu/matmul.ts";
+import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { MR, NR } from "./module.ts";
 import { counter, type Runtime, share } from "./runtime.ts";

@@ -8,15 +8,15 @@
  * fallback backend instead.
  * @module
  */
-import type { MatmulSpec } from "../cpu/matmul.ts";
-import type { ReduceLayout } from "../cpu/reduce.ts";
+import type { MatmulSpec } from "../specs/matmul.ts";
+import type { ReduceLayout } from "../specs/reduce.ts";
 import type { StridedInput } from "../strided.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 import { matmulWasm } from "./matmul.ts";
 import { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
-import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
 
 export { WasmDevice, type WasmDeviceOptions, WasmStorage } from "./device.ts";

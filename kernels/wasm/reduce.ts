@@ -10,7 +10,7 @@
  * threads. Sums accumulate in f32 (the CPU reference uses float64). max/min propagate NaN.
  * @module
  */
-import type { ReduceLayout } from "../cpu/reduce.ts";
+import type { ReduceLayout } from "../specs/reduce.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { type Runtime, share } from "./runtime.ts";
 

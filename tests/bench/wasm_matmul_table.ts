@@ -10,7 +10,8 @@
 import process from "node:process";
 import { defaultDevice, init as jaxInit, numpy as np } from "@jax-js/jax";
 import { CpuDevice } from "../../kernels/cpu/device.ts";
-import { matmulCpu, type MatmulSpec } from "../../kernels/cpu/matmul.ts";
+import { matmulCpu } from "../../kernels/cpu/matmul.ts";
+import type { MatmulSpec } from "../../kernels/specs/matmul.ts";
 import { WasmDevice } from "../../kernels/wasm/device.ts";
 import { matmulWasm } from "../../kernels/wasm/matmul.ts";
 

@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  chunkAttentionCpu,
-  type ChunkAttnSpec,
-  keyRow,
-} from "../../../kernels/cpu/chunk_attention.ts";
+import { chunkAttentionCpu, keyRow } from "../../../kernels/cpu/chunk_attention.ts";
+import type { ChunkAttnSpec } from "../../../kernels/specs/chunk_attention.ts";
 import { chunkAttentionWasm } from "../../../kernels/wasm/chunk_attention.ts";
 import type { WasmDevice } from "../../../kernels/wasm/device.ts";
 import { assertClose, cpu, randomArray, rng, sameBits, withDevices } from "./helpers.ts";

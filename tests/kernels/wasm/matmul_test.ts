@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { matmulCpu, type MatmulSpec } from "../../../kernels/cpu/matmul.ts";
+import { matmulCpu } from "../../../kernels/cpu/matmul.ts";
+import type { MatmulSpec } from "../../../kernels/specs/matmul.ts";
 import { matmulLimits, matmulWasm } from "../../../kernels/wasm/matmul.ts";
 import type { WasmDevice } from "../../../kernels/wasm/device.ts";
 import { assertClose, cpu, randomArray, rng, sameBits, withDevices } from "./helpers.ts";

@@ -60,10 +60,12 @@ export function fromTypedArray(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor } from "@longseq/tensor";
- * const a = tensor([[1, 2, 3], [4, 5, 6]]);              // f32 [2,3]
+ * const a = tensor([[1, 2, 3], [4, 5, 6]]); // f32 [2, 3]
  * const b = tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2] });
- * console.log(a.shape, b.dtype); // [2, 3] "i32"
+ * assert.deepEqual([a.shape, a.dtype], [[2, 3], "f32"]);
+ * assert.deepEqual([b.shape, b.dtype], [[2, 2], "i32"]);
  * ```
  */
 export function tensor(
@@ -105,8 +107,9 @@ export function tensor(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { full } from "@longseq/tensor";
- * console.log(await full([2], 7).array()); // [7, 7]
+ * assert.deepEqual(await full([2], 7).array(), [7, 7]);
  * ```
  */
 export function full(
@@ -133,8 +136,9 @@ export function full(
  * A tensor of zeros.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { zeros } from "@longseq/tensor";
- * console.log(zeros([2, 3]).shape); // [2, 3]
+ * assert.deepEqual(await zeros([2, 3]).array(), [[0, 0, 0], [0, 0, 0]]);
  * ```
  */
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
@@ -145,8 +149,9 @@ export function zeros(shape: readonly number[], options: CreateOptions = {}): Te
  * A tensor of ones.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ones } from "@longseq/tensor";
- * console.log(await ones([2]).array()); // [1, 1]
+ * assert.deepEqual(await ones([2]).array(), [1, 1]);
  * ```
  */
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
@@ -169,9 +174,10 @@ export function onesLike(x: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arange } from "@longseq/tensor";
- * console.log(await arange(4).array());        // [0, 1, 2, 3]
- * console.log(await arange(1, 2, 0.5).array()); // [1, 1.5]
+ * assert.deepEqual(await arange(4).array(), [0, 1, 2, 3]);
+ * assert.deepEqual(await arange(1, 2, 0.5).array(), [1, 1.5]);
  * ```
  */
 export function arange(
@@ -200,8 +206,9 @@ export function arange(
  * An `[n, m]` matrix with ones on the diagonal `k` (0: main, >0: above).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { eye } from "@longseq/tensor";
- * console.log(await eye(2).array()); // [[1, 0], [0, 1]]
+ * assert.deepEqual(await eye(2).array(), [[1, 0], [0, 1]]);
  * ```
  */
 export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tensor {
@@ -220,9 +227,10 @@ export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tenso
  * Copies a tensor to another device (reads it back first when it is on the GPU).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor, toDevice } from "@longseq/tensor";
  * const c = await toDevice(tensor([1, 2]), "cpu");
- * console.log(c.device); // "cpu"
+ * assert.equal(c.device, "cpu");
  * ```
  */
 export async function toDevice(x: Tensor, device: DeviceName): Promise<Tensor> {

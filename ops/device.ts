@@ -50,9 +50,12 @@ export interface InitResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { init } from "@longseq/tensor";
- * const { backend, adapter } = await init({ quiet: true });
- * console.log(backend, adapter);
+ * const { backend, adapter } = await init({ quiet: true }); // WebGPU if an adapter exists
+ * assert.ok(backend === "webgpu" || backend === "cpu");
+ * assert.equal(typeof adapter, "string");
+ * assert.equal((await init({ backend: "cpu" })).backend, "cpu"); // pick one explicitly
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
@@ -181,10 +184,11 @@ export function devices(): DeviceName[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memory, zeros } from "@longseq/tensor";
  * const before = memory().liveBytes;
  * const z = zeros([256]);
- * console.log(memory().liveBytes - before); // 1024
+ * assert.equal(memory().liveBytes - before, 1024); // 256 f32
  * z.dispose();
  * ```
  */
@@ -206,10 +210,11 @@ export function resetPeakMemory(device?: DeviceName): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memory, releasePooledMemory, zeros } from "@longseq/tensor";
- * zeros([1 << 20]).dispose();
+ * zeros([1 << 10]).dispose();
  * releasePooledMemory();
- * console.log(memory().pooledBytes); // 0
+ * assert.equal(memory().pooledBytes, 0);
  * ```
  */
 export function releasePooledMemory(device?: DeviceName): number {

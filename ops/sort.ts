@@ -80,9 +80,11 @@ const argsortPrim = definePrimitive<SortParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sortWithIndices, tensor } from "@longseq/tensor";
  * const [v, i] = sortWithIndices(tensor([[3, 1, 2], [0, 5, 0]]), { descending: true });
- * console.log(await v.array(), await i.array()); // [[3, 2, 1], [5, 0, 0]] [[0, 2, 1], [1, 0, 2]]
+ * assert.deepEqual(await v.array(), [[3, 2, 1], [5, 0, 0]]);
+ * assert.deepEqual(await i.array(), [[0, 2, 1], [1, 0, 2]]); // stable: ties keep their order
  * ```
  */
 export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, Tensor] {
@@ -100,8 +102,9 @@ export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sort, tensor } from "@longseq/tensor";
- * console.log(await sort(tensor([2, NaN, -1, 0])).array()); // [-1, 0, 2, NaN]
+ * assert.deepEqual(await sort(tensor([2, NaN, -1, 0])).array(), [-1, 0, 2, NaN]);
  * ```
  */
 export function sort(x: Tensor, options: SortOptions = {}): Tensor {
@@ -121,9 +124,10 @@ export function sort(x: Tensor, options: SortOptions = {}): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argsort, tensor } from "@longseq/tensor";
- * console.log(await argsort(tensor([1, 0, 1, 0])).array()); // [1, 3, 0, 2]
- * console.log(await argsort(tensor([1, 0, 1, 0]), { descending: true }).array()); // [0, 2, 1, 3]
+ * assert.deepEqual(await argsort(tensor([1, 0, 1, 0])).array(), [1, 3, 0, 2]);
+ * assert.deepEqual(await argsort(tensor([1, 0, 1, 0]), { descending: true }).array(), [0, 2, 1, 3]);
  * ```
  */
 export function argsort(x: Tensor, options: SortOptions = {}): Tensor {
@@ -182,10 +186,11 @@ const scatterPrim = definePrimitive<undefined>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argsort, gatherByIndex, tensor } from "@longseq/tensor";
- * const idx = argsort(tensor([[2, 0, 1]]));                // [[1, 2, 0]]
- * const rows = tensor([[[20, 21], [0, 1], [10, 11]]]);     // [1, 3, 2]
- * console.log(await gatherByIndex(rows, idx).array()); // [[[0, 1], [10, 11], [20, 21]]]
+ * const idx = argsort(tensor([[2, 0, 1]])); // [1, 3]: [[1, 2, 0]]
+ * const rows = tensor([[[20, 21], [0, 1], [10, 11]]]); // [1, 3, 2]
+ * assert.deepEqual(await gatherByIndex(rows, idx).array(), [[[0, 1], [10, 11], [20, 21]]]);
  * ```
  */
 export function gatherByIndex(x: Tensor, idx: Tensor): Tensor {
@@ -207,9 +212,10 @@ export function gatherByIndex(x: Tensor, idx: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scatterByIndex, sortWithIndices, tensor } from "@longseq/tensor";
  * const [sorted, idx] = sortWithIndices(tensor([3, 1, 2]));
- * console.log(await scatterByIndex(sorted, idx).array()); // [3, 1, 2]
+ * assert.deepEqual(await scatterByIndex(sorted, idx).array(), [3, 1, 2]); // undoes the sort
  * ```
  */
 export function scatterByIndex(g: Tensor, idx: Tensor): Tensor {

@@ -74,8 +74,10 @@ export async function closeReport(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allClose, tensor } from "@longseq/tensor";
- * console.log(await allClose(tensor([1, 2]), [1, 2.000001])); // true
+ * assert.equal(await allClose(tensor([1, 2]), [1, 2.000001]), true);
+ * assert.equal(await allClose(tensor([1, 2]), [1, 2.1]), false);
  * ```
  */
 export async function allClose(

@@ -211,7 +211,7 @@ export function arange(
  * assert.deepEqual(await eye(2).array(), [[1, 0], [0, 1]]);
  * ```
  */
-export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tensor {
+export function eye(n: number, m: number = n, k: number = 0, options: CreateOptions = {}): Tensor {
   checkShape("eye", [n, m]);
   if (!Number.isInteger(k)) {
     throw new TypeError(`eye: diagonal offset must be an integer, got ${k}`);

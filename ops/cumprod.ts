@@ -106,7 +106,7 @@ const cumprodPrim = definePrimitive<CumprodParams>({
  * assert.deepEqual(await cumprod(x, -1, { reverse: true, exclusive: true }).array(), [24, 12, 4, 1]);
  * ```
  */
-export function cumprod(x: Tensor, axis = -1, options: CumprodOptions = {}): Tensor {
+export function cumprod(x: Tensor, axis: number = -1, options: CumprodOptions = {}): Tensor {
   checkTensor("cumprod", "x", x);
   if (x.dtype === "bool") {
     throw new TypeError(`cumprod: bool input ${fmt(x.shape)} is not supported; cast it first`);

@@ -57,7 +57,7 @@ const cumsumPrim = definePrimitive<CumsumParams>({
  * assert.deepEqual(await cumsum(x, -1, { reverse: true, exclusive: true }).array(), [9, 7, 4, 0]);
  * ```
  */
-export function cumsum(x: Tensor, axis = -1, options: CumsumOptions = {}): Tensor {
+export function cumsum(x: Tensor, axis: number = -1, options: CumsumOptions = {}): Tensor {
   checkTensor("cumsum", "x", x);
   if (x.dtype === "bool") {
     throw new TypeError(`cumsum: bool input ${fmt(x.shape)} is not supported; cast it first`);

@@ -223,7 +223,7 @@ const takeAlongPrim = definePrimitive<AlongParams>({
  * assert.deepEqual(await takeAlongAxis(x, order, 1).array(), [[10, 20, 30], [40, 50, 60]]);
  * ```
  */
-export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number = -1): Tensor {
   const op = "takeAlongAxis";
   checkTensor(op, "x", x);
   checkIndices(op, indices);
@@ -264,7 +264,7 @@ export function scatterAddAlongAxis(
   x: Tensor,
   indices: Tensor,
   updates: Tensor,
-  axis = -1,
+  axis: number = -1,
 ): Tensor {
   const op = "scatterAddAlongAxis";
   checkScatter(op, x, indices, updates);

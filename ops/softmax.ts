@@ -83,7 +83,7 @@ function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axi
  * await assertAllClose(p, [[0.0900306, 0.2447285, 0.6652410], [1 / 3, 1 / 3, 1 / 3]]);
  * ```
  */
-export function softmax(x: Tensor, axis = -1): Tensor {
+export function softmax(x: Tensor, axis: number = -1): Tensor {
   return applySoftmax("softmax", softmaxPrim, x, axis);
 }
 
@@ -102,7 +102,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
  * await assertAllClose(lp, [-Math.LN2, -Math.LN2]);
  * ```
  */
-export function logSoftmax(x: Tensor, axis = -1): Tensor {
+export function logSoftmax(x: Tensor, axis: number = -1): Tensor {
   return applySoftmax("logSoftmax", logSoftmaxPrim, x, axis);
 }
 

@@ -158,12 +158,33 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
   return full(shape, 1, { dtype: "f32", ...options });
 }
 
-/** A tensor of zeros with the shape, dtype and device of `x`. */
+/**
+ * A tensor of zeros with the shape, dtype and device of `x` (any shape).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensor, zerosLike } from "@longseq/tensor";
+ * const z = zerosLike(tensor([[1, 2, 3]], { dtype: "i32" })); // [1, 3] i32
+ * assert.equal(z.dtype, "i32");
+ * assert.deepEqual(await z.array(), [[0, 0, 0]]);
+ * ```
+ */
 export function zerosLike(x: Tensor): Tensor {
   return full(x.shape, 0, { dtype: x.dtype, device: x.device });
 }
 
-/** A tensor of ones with the shape, dtype and device of `x`. */
+/**
+ * A tensor of ones with the shape, dtype and device of `x` (any shape).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { onesLike, tensor } from "@longseq/tensor";
+ * const o = onesLike(tensor([[1.5], [2.5]])); // [2, 1] f32
+ * assert.deepEqual(await o.array(), [[1], [1]]);
+ * ```
+ */
 export function onesLike(x: Tensor): Tensor {
   return full(x.shape, 1, { dtype: x.dtype, device: x.device });
 }

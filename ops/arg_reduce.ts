@@ -63,6 +63,7 @@ export function argmax(x: Tensor, axis?: number, options: ReduceOptions = {}): T
 
 /**
  * Index of the smallest element along `axis`, as i32; see {@linkcode argmax}.
+ * Shapes: `x [..dims]` to i32 `dims` without `axis` (`[]` without an axis).
  *
  * @example
  * ```ts

@@ -57,6 +57,8 @@ export function fromTypedArray(
 
 /**
  * Creates a tensor from nested arrays, a flat array or a typed array.
+ * Shapes: nested arrays give their nesting (`[[1, 2, 3]]` is `[1, 3]`, a number `[]`); flat
+ * and typed arrays are 1-D unless `shape` is given.
  *
  * @example
  * ```ts
@@ -134,6 +136,7 @@ export function full(
 
 /**
  * A tensor of zeros.
+ * Shapes: the result has `shape` (`[]` gives a 0-d tensor).
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -147,6 +150,7 @@ export function zeros(shape: readonly number[], options: CreateOptions = {}): Te
 
 /**
  * A tensor of ones.
+ * Shapes: the result has `shape` (`[]` gives a 0-d tensor).
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -192,6 +196,7 @@ export function onesLike(x: Tensor): Tensor {
 /**
  * Evenly spaced values `start, start+step, ...` below `stop` (NumPy `arange`).
  * With one argument, `arange(n)` gives `0..n-1`. Default dtype `i32` for integer arguments.
+ * Shapes: the result is 1-D, `[ceil((stop - start) / step)]` (empty when that is not positive).
  *
  * @example
  * ```ts
@@ -246,6 +251,7 @@ export function eye(n: number, m: number = n, k: number = 0, options: CreateOpti
 
 /**
  * Copies a tensor to another device (reads it back first when it is on the GPU).
+ * Shapes: the result has `x`'s shape and dtype.
  * @example
  * ```ts
  * import assert from "node:assert/strict";

@@ -213,6 +213,7 @@ const takeAlongPrim = definePrimitive<AlongParams>({
  * `out[..., k, ...] = x[..., indices[..., k, ...], ...]`. `indices` has the rank of `x`; on
  * the other axes the two broadcast (sizes match or one is 1). The result has `indices`' size on
  * `axis` and the broadcast sizes elsewhere. Indices follow the {@linkcode take} rule.
+ * Shapes: `x [..., n, ...]` and `indices [..., k, ...]` (same rank) to `[..., k, ...]`.
  *
  * @example
  * ```ts

@@ -226,6 +226,7 @@ export function max(
 /**
  * Smallest element over `axes` (default: all); see {@linkcode max} for dtypes, NaN, empty
  * axes and the gradient.
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
  *
  * @example
  * ```ts

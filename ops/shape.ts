@@ -74,6 +74,7 @@ const transposePrim = definePrimitive<readonly number[]>({
 
 /**
  * Permutes axes (default: reverses them).
+ * Shapes: `x [d0, d1, ...]` to `[d[perm[0]], d[perm[1]], ...]`.
  *
  * @example
  * ```ts
@@ -103,6 +104,7 @@ export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
 
 /**
  * Inserts size-1 axes at the given positions of the result.
+ * Shapes: `x [...dims]` to `dims` with a 1 at each `axis` (positions in the result).
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -122,6 +124,7 @@ export function expandDims(x: Tensor, axis: number | readonly number[]): Tensor 
 
 /**
  * Removes size-1 axes (default: all of them).
+ * Shapes: `x [...dims]` to `dims` without the size-1 axes named by `axis` (default: all).
  * @example
  * ```ts
  * import assert from "node:assert/strict";

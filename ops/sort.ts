@@ -74,6 +74,7 @@ const argsortPrim = definePrimitive<SortParams>({
  * Stable in both directions; NaN counts as the largest value; -0 equals +0 (see the module
  * notes). Differentiable in `x` through `values` (the cotangent is scattered back through
  * `indices`).
+ * Shapes: `x [..., n]` to values `[..., n]` (x's dtype) and indices `[..., n]` (i32).
  *
  * @param x `[..., n]` of f32, i32 or u32.
  * @returns `[values, indices]`, both `[..., n]`; `values` has x's dtype, `indices` is i32.
@@ -118,6 +119,7 @@ export function sort(x: Tensor, options: SortOptions = {}): Tensor {
  * The i32 positions that sort each row along the last axis: `x[..., argsort(x)[..., j]]` is
  * the j-th smallest (or largest, with `descending`). Stable: ties keep their input order, in
  * both directions. Not differentiable.
+ * Shapes: `x [..., n]` to i32 `[..., n]`.
  *
  * @param x `[..., n]` of f32, i32 or u32.
  * @returns `[..., n]` of i32, each row a permutation of `0..n-1`.

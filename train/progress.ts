@@ -83,7 +83,16 @@ export function formatRate(x: number): string {
   return x.toPrecision(3);
 }
 
-/** Decimals used for a figure without an entry in `decimals`. */
+/**
+ * Decimals used for a figure without an entry in `decimals`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_DECIMALS, formatFigure } from "@longseq/tensor/train";
+ * assert.equal(formatFigure("loss", 1 / 3), (1 / 3).toFixed(DEFAULT_DECIMALS));
+ * ```
+ */
 export const DEFAULT_DECIMALS = 4;
 
 /**

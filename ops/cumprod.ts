@@ -99,13 +99,14 @@ const cumprodPrim = definePrimitive<CumprodParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cumprod, tensor } from "@longseq/tensor";
  * const x = tensor([1, 2, 3, 4]);
- * console.log(await cumprod(x).array()); // [1, 2, 6, 24]
- * console.log(await cumprod(x, -1, { reverse: true, exclusive: true }).array()); // [24, 12, 4, 1]
+ * assert.deepEqual(await cumprod(x).array(), [1, 2, 6, 24]);
+ * assert.deepEqual(await cumprod(x, -1, { reverse: true, exclusive: true }).array(), [24, 12, 4, 1]);
  * ```
  */
-export function cumprod(x: Tensor, axis = -1, options: CumprodOptions = {}): Tensor {
+export function cumprod(x: Tensor, axis: number = -1, options: CumprodOptions = {}): Tensor {
   checkTensor("cumprod", "x", x);
   if (x.dtype === "bool") {
     throw new TypeError(`cumprod: bool input ${fmt(x.shape)} is not supported; cast it first`);

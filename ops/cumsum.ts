@@ -50,13 +50,14 @@ const cumsumPrim = definePrimitive<CumsumParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cumsum, tensor } from "@longseq/tensor";
  * const x = tensor([1, 2, 3, 4]);
- * console.log(await cumsum(x).array()); // [1, 3, 6, 10]
- * console.log(await cumsum(x, -1, { reverse: true, exclusive: true }).array()); // [9, 7, 4, 0]
+ * assert.deepEqual(await cumsum(x).array(), [1, 3, 6, 10]);
+ * assert.deepEqual(await cumsum(x, -1, { reverse: true, exclusive: true }).array(), [9, 7, 4, 0]);
  * ```
  */
-export function cumsum(x: Tensor, axis = -1, options: CumsumOptions = {}): Tensor {
+export function cumsum(x: Tensor, axis: number = -1, options: CumsumOptions = {}): Tensor {
   checkTensor("cumsum", "x", x);
   if (x.dtype === "bool") {
     throw new TypeError(`cumsum: bool input ${fmt(x.shape)} is not supported; cast it first`);

@@ -81,10 +81,11 @@ const takePrim = definePrimitive<AxisParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { take, tensor } from "@longseq/tensor";
- * const x = tensor([[1, 2], [3, 4], [5, 6]]);                 // [3, 2]
- * const rows = take(x, tensor(new Int32Array([2, 0, -1])));  // [3, 2]
- * console.log(await rows.array()); // [[5, 6], [1, 2], [5, 6]]
+ * const x = tensor([[1, 2], [3, 4], [5, 6]]); // [3, 2]
+ * const rows = take(x, tensor(new Int32Array([2, 0, -1]))); // [3, 2]
+ * assert.deepEqual(await rows.array(), [[5, 6], [1, 2], [5, 6]]);
  * ```
  */
 export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
@@ -129,9 +130,10 @@ function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scatterAdd, tensor, zeros } from "@longseq/tensor";
  * const out = scatterAdd(zeros([3]), tensor(new Int32Array([0, 2, 0])), tensor([1, 2, 3]));
- * console.log(await out.array()); // [4, 0, 2]
+ * assert.deepEqual(await out.array(), [4, 0, 2]); // repeated indices add up
  * ```
  */
 export function scatterAdd(x: Tensor, indices: Tensor, updates: Tensor, axis = 0): Tensor {
@@ -211,16 +213,18 @@ const takeAlongPrim = definePrimitive<AlongParams>({
  * `out[..., k, ...] = x[..., indices[..., k, ...], ...]`. `indices` has the rank of `x`; on
  * the other axes the two broadcast (sizes match or one is 1). The result has `indices`' size on
  * `axis` and the broadcast sizes elsewhere. Indices follow the {@linkcode take} rule.
+ * Shapes: `x [..., n, ...]` and `indices [..., k, ...]` (same rank) to `[..., k, ...]`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { takeAlongAxis, tensor } from "@longseq/tensor";
- * const x = tensor([[10, 30, 20], [60, 40, 50]]);
+ * const x = tensor([[10, 30, 20], [60, 40, 50]]); // [2, 3]
  * const order = tensor(new Int32Array([0, 2, 1, 1, 2, 0]), { shape: [2, 3] });
- * console.log(await takeAlongAxis(x, order, 1).array()); // [[10, 20, 30], [40, 50, 60]]
+ * assert.deepEqual(await takeAlongAxis(x, order, 1).array(), [[10, 20, 30], [40, 50, 60]]);
  * ```
  */
-export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number = -1): Tensor {
   const op = "takeAlongAxis";
   checkTensor(op, "x", x);
   checkIndices(op, indices);
@@ -250,17 +254,18 @@ const scatterAlongPrim = definePrimitive<AlongParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scatterAddAlongAxis, tensor, zeros } from "@longseq/tensor";
  * const idx = tensor(new Int32Array([1, 1, 0, 2]), { shape: [2, 2] });
  * const out = scatterAddAlongAxis(zeros([2, 3]), idx, tensor([[1, 2], [3, 4]]), 1);
- * console.log(await out.array()); // [[0, 3, 0], [3, 0, 4]]
+ * assert.deepEqual(await out.array(), [[0, 3, 0], [3, 0, 4]]);
  * ```
  */
 export function scatterAddAlongAxis(
   x: Tensor,
   indices: Tensor,
   updates: Tensor,
-  axis = -1,
+  axis: number = -1,
 ): Tensor {
   const op = "scatterAddAlongAxis";
   checkScatter(op, x, indices, updates);
@@ -291,9 +296,10 @@ const oneHotPrim = definePrimitive<{ depth: number; dtype: DType }>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { oneHot, tensor } from "@longseq/tensor";
- * const y = oneHot(tensor(new Int32Array([2, 0, 5])), 3);
- * console.log(await y.array()); // [[0, 0, 1], [1, 0, 0], [0, 0, 0]]
+ * const y = oneHot(tensor(new Int32Array([2, 0, 5])), 3); // [3] -> [3, 3]
+ * assert.deepEqual(await y.array(), [[0, 0, 1], [1, 0, 0], [0, 0, 0]]); // 5 is out of range
  * ```
  */
 export function oneHot(indices: Tensor, depth: number, options: { dtype?: DType } = {}): Tensor {

@@ -60,9 +60,11 @@ export let deviceOf: (t: Tensor) => Device;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor } from "@longseq/tensor";
  * using t = tensor([[1, 2], [3, 4]]);
- * console.log(t.shape, await t.array()); // [2, 2] [[1, 2], [3, 4]]
+ * assert.deepEqual(t.shape, [2, 2]);
+ * assert.deepEqual(await t.array(), [[1, 2], [3, 4]]);
  * ```
  */
 export class Tensor {
@@ -210,10 +212,14 @@ export class Tensor {
    *
    * @example
    * ```ts
-   * import { random, tensor } from "@longseq/tensor";
-   * const [k1, k2] = random.split(random.key(0));
-   * console.log(k1.shape, k2.shape); // [2] [2]
-   * for (const row of tensor([[1, 2], [3, 4]])) console.log(await row.array()); // [1, 2] then [3, 4]
+   * import assert from "node:assert/strict";
+   * import { tensor } from "@longseq/tensor";
+   * const [first, second] = tensor([[1, 2], [3, 4]]); // [2, 2] -> two [2] rows
+   * assert.deepEqual(await first.array(), [1, 2]);
+   * assert.deepEqual(await second.array(), [3, 4]);
+   * const rows = [];
+   * for (const row of tensor([[1, 2, 3]])) rows.push(await row.array());
+   * assert.deepEqual(rows, [[1, 2, 3]]);
    * ```
    */
   *[Symbol.iterator](): Iterator<Tensor> {

@@ -131,38 +131,191 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
   return bind1(PRIMITIVES[name], [x], undefined);
 }
 
-/** `-x` elementwise. @example ```ts
+/**
+ * `-x` elementwise.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { neg, tensor } from "@longseq/tensor";
- * console.log(await neg(tensor([1, -2])).array()); // [-1, 2]
- * ``` */
+ * assert.deepEqual(await neg(tensor([1, -2])).array(), [-1, 2]);
+ * ```
+ */
 export const neg = (x: Tensor): Tensor => unary("neg", x);
-/** `|x|` elementwise. */
+/**
+ * `|x|` elementwise.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abs, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await abs(tensor([-3, 0, 2])).array(), [3, 0, 2]);
+ * ```
+ */
 export const abs = (x: Tensor): Tensor => unary("abs", x);
-/** Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN). */
+/**
+ * Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN).
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sign, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await sign(tensor([-3, 0, 2, NaN])).array(), [-1, 0, 1, NaN]);
+ * ```
+ */
 export const sign = (x: Tensor): Tensor => unary("sign", x);
-/** `e^x` elementwise. */
+/**
+ * `e^x` elementwise.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, exp, tensor } from "@longseq/tensor";
+ * await assertAllClose(exp(tensor([0, 1, -Infinity])), [1, Math.E, 0]);
+ * ```
+ */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
-/** Natural logarithm. */
+/**
+ * Natural logarithm (`log(0)` is -inf, negative inputs give NaN).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, log, tensor } from "@longseq/tensor";
+ * await assertAllClose(log(tensor([1, Math.E, 0])), [0, 1, -Infinity]);
+ * ```
+ */
 export const log = (x: Tensor): Tensor => unary("log", x);
-/** `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf. */
+/**
+ * `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, log1p, tensor } from "@longseq/tensor";
+ * await assertAllClose(log1p(tensor([0, 1e-7, -1])), [0, 1e-7, -Infinity], { rtol: 1e-5 });
+ * ```
+ */
 export const log1p = (x: Tensor): Tensor => unary("log1p", x);
-/** Square root. */
+/**
+ * Square root (negative inputs give NaN).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sqrt, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await sqrt(tensor([4, 0, 2.25])).array(), [2, 0, 1.5]);
+ * ```
+ */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
-/** `1 / sqrt(x)`. */
+/**
+ * `1 / sqrt(x)`.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, rsqrt, tensor } from "@longseq/tensor";
+ * await assertAllClose(rsqrt(tensor([4, 0.25])), [0.5, 2]);
+ * ```
+ */
 export const rsqrt = (x: Tensor): Tensor => unary("rsqrt", x);
-/** `x * x`. */
+/**
+ * `x * x`.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { square, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await square(tensor([-3, 2], { dtype: "i32" })).array(), [9, 4]);
+ * ```
+ */
 export const square = (x: Tensor): Tensor => unary("square", x);
-/** Hyperbolic tangent. */
+/**
+ * Hyperbolic tangent.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, tanh, tensor } from "@longseq/tensor";
+ * await assertAllClose(tanh(tensor([0, 1, -Infinity])), [0, Math.tanh(1), -1]);
+ * ```
+ */
 export const tanh = (x: Tensor): Tensor => unary("tanh", x);
-/** Logistic sigmoid `1 / (1 + e^-x)`, stable for large |x|. */
+/**
+ * Logistic sigmoid `1 / (1 + e^-x)`, stable for large |x|.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, sigmoid, tensor } from "@longseq/tensor";
+ * await assertAllClose(sigmoid(tensor([0, 100, -100])), [0.5, 1, 0]);
+ * ```
+ */
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
-/** `max(x, 0)`. */
+/**
+ * `max(x, 0)`.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { relu, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await relu(tensor([-1, 0, 2])).array(), [0, 0, 2]);
+ * ```
+ */
 export const relu = (x: Tensor): Tensor => unary("relu", x);
-/** The error function (on WebGPU an approximation, absolute error below 1.5e-7). */
+/**
+ * The error function (on WebGPU an approximation, absolute error below 1.5e-7).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, erf, tensor } from "@longseq/tensor";
+ * await assertAllClose(erf(tensor([0, 1, -Infinity])), [0, 0.8427008, -1]);
+ * ```
+ */
 export const erf = (x: Tensor): Tensor => unary("erf", x);
-/** Sine (on WebGPU accurate for |x| up to about 1e4). */
+/**
+ * Sine (on WebGPU accurate for |x| up to about 1e4).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, sin, tensor } from "@longseq/tensor";
+ * await assertAllClose(sin(tensor([0, Math.PI / 2])), [0, 1]);
+ * ```
+ */
 export const sin = (x: Tensor): Tensor => unary("sin", x);
-/** Cosine (on WebGPU accurate for |x| up to about 1e4). */
+/**
+ * Cosine (on WebGPU accurate for |x| up to about 1e4).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, cos, tensor } from "@longseq/tensor";
+ * await assertAllClose(cos(tensor([0, Math.PI])), [1, -1]);
+ * ```
+ */
 export const cos = (x: Tensor): Tensor => unary("cos", x);
 
 /**
@@ -170,10 +323,14 @@ export const cos = (x: Tensor): Tensor => unary("cos", x);
  * `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; `false` the exact `0.5 x (1 + erf(x / sqrt 2))`.
  * A composition, so its gradient comes from its parts.
  *
+ * `x`: any shape; the result has `x`'s shape, in `f32`.
+ *
  * @example
  * ```ts
- * import { gelu, tensor } from "@longseq/tensor";
- * const y = gelu(tensor([-1, 0, 1]), { approximate: false });
+ * import { assertAllClose, gelu, tensor } from "@longseq/tensor";
+ * const y = gelu(tensor([-1, 0, 1]), { approximate: false }); // [3] in, [3] out
+ * await assertAllClose(y, [-0.1586553, 0, 0.8413447]);
+ * await assertAllClose(gelu(tensor([1])), [0.8411920]); // the tanh form
  * ```
  */
 export function gelu(x: Tensor, options: { approximate?: boolean } = {}): Tensor {

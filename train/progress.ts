@@ -52,6 +52,7 @@ export interface ProgressOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { formatDuration } from "@longseq/tensor/train";
  * assert.equal(formatDuration(75), "1:15");
  * assert.equal(formatDuration(3725), "1:02:05");
  * ```
@@ -71,6 +72,7 @@ export function formatDuration(seconds: number): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { formatRate } from "@longseq/tensor/train";
  * assert.equal(formatRate(12345), "12.3k");
  * ```
  */
@@ -81,7 +83,16 @@ export function formatRate(x: number): string {
   return x.toPrecision(3);
 }
 
-/** Decimals used for a figure without an entry in `decimals`. */
+/**
+ * Decimals used for a figure without an entry in `decimals`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_DECIMALS, formatFigure } from "@longseq/tensor/train";
+ * assert.equal(formatFigure("loss", 1 / 3), (1 / 3).toFixed(DEFAULT_DECIMALS));
+ * ```
+ */
 export const DEFAULT_DECIMALS = 4;
 
 /**
@@ -92,6 +103,7 @@ export const DEFAULT_DECIMALS = 4;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { formatFigure } from "@longseq/tensor/train";
  * assert.equal(formatFigure("loss", 0.5), "0.5000");
  * assert.equal(formatFigure("acc", 1, { acc: 2 }), "1.00");
  * assert.equal(formatFigure("loss", Infinity), "inf");
@@ -115,6 +127,7 @@ export function formatFigure(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { formatFigures } from "@longseq/tensor/train";
  * assert.equal(formatFigures({ evalAcc: 0.5, note: "ok" }), "evalAcc 0.5000 note ok");
  * ```
  */
@@ -134,6 +147,7 @@ export function formatFigures(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { terminalColumns } from "@longseq/tensor/train";
  * const columns = terminalColumns();
  * assert.ok(columns === undefined || columns >= 0);
  * ```
@@ -154,6 +168,7 @@ export function terminalColumns(): number | undefined {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { fitLine } from "@longseq/tensor/train";
  * assert.equal(fitLine("copy [####----] 12/50 loss 2.3000", 16), "copy [####----]");
  * assert.equal(fitLine("short", 80), "short");
  * ```
@@ -184,6 +199,7 @@ function defaultTty(): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { ProgressBar } from "@longseq/tensor/train";
  * const lines: string[] = [];
  * const bar = new ProgressBar({ total: 2, tty: false, write: (s) => lines.push(s) });
  * bar.update(1, { loss: 2.5, tokens: 64, extra: { acc: 0.5 } });
@@ -312,6 +328,7 @@ export class ProgressBar {
  *
  * @example
  * ```ts
+ * import { MetricsLog, readMetrics } from "@longseq/tensor/train";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * import assert from "node:assert/strict";
  * {
@@ -370,6 +387,7 @@ export class MetricsLog {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { readMetrics } from "@longseq/tensor/train";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * await Deno.writeTextFile(path, '{"step":1,"loss":2}\n{"step":2,"lo');
  * assert.deepEqual(readMetrics(path), [{ step: 1, loss: 2 }]);

@@ -110,6 +110,8 @@ export interface ReformerDecoder {
  * with `len` bounded by two chunks for local attention (plus one embedding pass of the tokens'
  * positions, `O(len * dModel)` gathers).
  *
+ * Shapes: `prefill(tokens [1, n] i32)` and `step(state, token)` each give logits `[vocab]`.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";

@@ -108,6 +108,9 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  *
  * Params: `{ embed, pos, blocks, norm, head }`; the final norm is over `2 * dModel`.
  *
+ * Shapes: `apply(params, tokens [batch, len] i32)` gives logits `[batch, len, vocab]`;
+ * `loss(params, tokens [batch, len], targets [batch, len])` a scalar `[]`.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";

@@ -21,7 +21,7 @@ import {
   threefry2x32,
 } from "../kernels/specs/random.ts";
 import { bind1, definePrimitive, launch1 } from "./primitive.ts";
-import { collectable, fmt, setRowOverride, sizeOf, Tensor } from "./tensor.ts";
+import { collectable, fmt, isCollectable, setRowOverride, sizeOf, Tensor } from "./tensor.ts";
 import { checkShape } from "./validate.ts";
 import { fromTypedArray } from "./creation.ts";
 import { runElementwise } from "./elementwise.ts";
@@ -100,7 +100,10 @@ function keyRow(keys: Tensor, row: number): Tensor {
 
 // Iterating a key array (`const [k1, k2] = random.split(key)`) yields keys that need no dispose.
 setRowOverride((t, i) =>
-  hostWords.has(t) && t.rank === 2 && t.shape[1] === 2 ? keyRow(t, i) : undefined
+  (hostWords.has(t) || isCollectable(t)) && t.dtype === "u32" && t.rank === 2 &&
+    t.shape[1] === 2
+    ? keyRow(t, i)
+    : undefined
 );
 
 /** Launches the `random` kernel for `mode` under `keys` (counters from `counter`). */

@@ -75,8 +75,8 @@ export let storageOf: (t: Tensor) => Storage;
 /** The device object holding a tensor's data. Throws if it was disposed. */
 export let deviceOf: (t: Tensor) => Device;
 /**
- * Makes `t` (a fresh handle owning its storage alone) collectable and returns it: it needs no
- * dispose. It leaves `memory().liveTensors` and every `scope`, its bytes count as
+ * Makes `t` collectable and returns it (a view or a tensor of an autodiff trace is returned
+ * unchanged): it needs no dispose. It leaves `memory().liveTensors` and every `scope`, its bytes count as
  * `memory().constantBytes`, and its storage is freed when the handle is garbage collected,
  * or at once by `dispose()`. For small immutable values such as PRNG keys (not exported by
  * `mod.ts`).
@@ -156,9 +156,8 @@ export class Tensor {
     collectable = (t) => {
       const shared = t.#live("collectable");
       if (t.#collectable) return t;
-      if (shared.refs !== 1 || t.node) {
-        throw new Error("collectable: the tensor must own its storage alone, untraced");
-      }
+      // A view or a traced tensor stays an ordinary handle: others share its storage.
+      if (shared.refs !== 1 || t.node) return t;
       t.#collectable = true;
       shared.constant = true;
       shared.device.countConstant(shared.storage, 1);

@@ -10,7 +10,7 @@ const rawKey = (words: ArrayLike<number>, device: T.DeviceName) =>
 
 Deno.test("keys need no dispose: the common idioms leak nothing", async (t) => {
   for (const device of testDevices()) {
-    await t.step(device, async () => {
+    await t.step(device, () => {
       const before = T.memory(device);
       // Issue 14's loop: only the outer key is disposed, as users write it.
       for (let i = 0; i < 100; i++) random.foldIn(random.key(1, { device }), i).dispose();
@@ -47,8 +47,7 @@ Deno.test("keys outlive scopes and still dispose at once", async (t) => {
         // A view of a key is an ordinary tensor: it counts until disposed.
         const view = k.view([1, 2]);
         view.dispose();
-      })
-    );
+      }));
   }
 });
 
@@ -85,7 +84,6 @@ Deno.test("keys derived on the host equal the random kernel's", async (t) => {
           using y = random.normal(k, [9]);
           assert.deepEqual(await y.data(), await x.data());
         }
-      })
-    );
+      }));
   }
 });

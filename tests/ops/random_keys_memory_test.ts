@@ -87,3 +87,37 @@ Deno.test("keys derived on the host equal the random kernel's", async (t) => {
       }));
   }
 });
+
+Deno.test("deriving keys on WebGPU dispatches, submits and reads back nothing", async () => {
+  if (!testDevices().includes("webgpu")) return;
+  const device = "webgpu";
+  await T.sync(device);
+  const counts = { dispatch: 0, submit: 0, read: 0 };
+  type Methods = Record<string, (...a: unknown[]) => unknown>;
+  const targets: [unknown, string, keyof typeof counts][] = [
+    [GPUComputePassEncoder.prototype, "dispatchWorkgroups", "dispatch"],
+    [GPUQueue.prototype, "submit", "submit"],
+    [GPUBuffer.prototype, "mapAsync", "read"],
+  ];
+  const patches = targets.map(([proto, name, what]) => {
+    const p = proto as Methods;
+    const f = p[name];
+    p[name] = function (this: unknown, ...a: unknown[]) {
+      counts[what]++;
+      return f.apply(this, a);
+    };
+    return [p, name, f] as const;
+  });
+  try {
+    const k = random.foldIn(random.key(3, { device }), 5);
+    const [a, b] = random.split(k);
+    random.splitN(a, 4);
+    random.at(random.split(b, 3), 1);
+    // Keys upload their words (a queue write, or a copy recorded with the pending commands);
+    // nothing is dispatched, submitted or read back.
+    assert.deepEqual(counts, { dispatch: 0, submit: 0, read: 0 });
+    await T.sync(device);
+  } finally {
+    for (const [p, name, f] of patches) p[name] = f;
+  }
+});

@@ -11,7 +11,7 @@ export type DeviceName = "cpu" | "webgpu" | "wasm";
 
 /** Memory figures of one device, in bytes of tensor storage. */
 export interface MemoryInfo {
-  /** Tensor handles not yet disposed. */
+  /** Tensor handles not yet disposed (PRNG keys, which need no dispose, are not counted). */
   liveTensors: number;
   /** Bytes of storage held by live tensors. */
   liveBytes: number;
@@ -19,7 +19,10 @@ export interface MemoryInfo {
   peakBytes: number;
   /** Bytes held by the buffer pool for reuse (WebGPU only; 0 on the CPU). */
   pooledBytes: number;
-  /** Bytes of the device's cached scalar constants (not in `liveBytes`; see `Tensor.scalar`). */
+  /**
+   * Bytes of the device's cached scalar constants (see `Tensor.scalar`) and of PRNG keys not
+   * yet disposed or garbage collected; not in `liveBytes`.
+   */
   constantBytes: number;
 }
 

@@ -2,7 +2,10 @@
  * Random numbers with explicit keys, JAX style. A key is a `u32` tensor of shape `[2]`; every
  * sampler takes one, never changes it, and returns the same values for the same key, on the
  * key's device. Make independent keys with {@linkcode split} / {@linkcode splitN} or
- * {@linkcode foldIn}; never reuse a key for two purposes.
+ * {@linkcode foldIn}; never reuse a key for two purposes. Keys from `key`, `split`, `splitN`,
+ * `foldIn` and `at` need no dispose (they are freed when garbage collected; `dispose()` still
+ * frees one at once), so `random.normal(random.foldIn(random.key(0), step), shape)` leaks
+ * nothing but the result.
  *
  * The generator is Threefry-2x32 with 20 rounds, counter based: element `i` of
  * `bits(key, shape)` is the xor of the two words of `threefry(key, counter i)`, so the CPU and
@@ -27,7 +30,7 @@ import { sameDevice } from "./validate.ts";
 import { less } from "./compare.ts";
 import { argsort, gatherByIndex } from "./sort.ts";
 import { erf64 } from "../kernels/erf.ts";
-import { checkCount, checkFinite, checkKey, run } from "./random_keys.ts";
+import { checkCount, checkFinite, checkKey, deriveKeys, run } from "./random_keys.ts";
 
 export { at, bits, foldIn, key, split, splitN } from "./random_keys.ts";
 
@@ -201,7 +204,7 @@ export function randint(
   const span = maxval - minval;
   const m = 2 ** 16 % span;
   const words = Uint32Array.of(span % 2 ** 32, (m * m) % 2 ** 32 % span, minval | 0, 0);
-  using keys = run(key, "keys", [2, 2]);
+  using keys = deriveKeys(key, 2, [2, 2]);
   return run(keys, "randint", shape, words);
 }
 
@@ -236,8 +239,8 @@ export function permutation(key: Tensor, n: number | Tensor): Tensor {
   let k = key;
   for (let r = 0; r < rounds; r++) {
     // Round r sorts by the bits of subkey r, as JAX's `key, subkey = split(key)` chain does.
-    const next = run(k, "keys", [2], undefined, [0, 0]);
-    using sub = run(k, "keys", [2], undefined, [0, 1]);
+    const next = deriveKeys(k, 1, [2], [0, 0]);
+    using sub = deriveKeys(k, 1, [2], [0, 1]);
     if (k !== key) k.dispose();
     k = next;
     using sortKeys = run(sub, "bits", [n]);

@@ -4,7 +4,6 @@
  * @module
  */
 import { random } from "../ops/random.ts";
-import { scope } from "../ops/scope.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import type { TrainResult } from "./loop.ts";
 
@@ -13,7 +12,8 @@ export { disposeTree } from "../autodiff/pytree.ts";
 
 /**
  * The PRNG key of training step `step`: `foldIn(key(seed), step)`, pure in `(seed, step)` so a
- * resumed run draws the same keys as an uninterrupted one.
+ * resumed run draws the same keys as an uninterrupted one. Like every key, it needs no
+ * dispose.
  *
  * @example
  * ```ts
@@ -25,7 +25,7 @@ export { disposeTree } from "../autodiff/pytree.ts";
  * ```
  */
 export function stepKey(seed: number, step: number): Tensor {
-  return scope(() => random.foldIn(random.key(seed), step));
+  return random.foldIn(random.key(seed), step);
 }
 
 /**

@@ -43,9 +43,10 @@ export { at, bits, foldIn, key, split, splitN } from "./random_keys.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const u = random.uniform(random.key(0), [2, 3], { minval: -1, maxval: 1 });
- * console.log(u.shape); // [2, 3]
+ * assert.deepEqual(u.shape, [2, 3]);
  * ```
  */
 export function uniform(
@@ -78,9 +79,10 @@ export function uniform(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const w = random.normal(random.key(0), [4, 8], { stddev: 0.02 });
- * console.log(w.dtype); // "f32"
+ * assert.equal(w.dtype, "f32");
  * ```
  */
 export function normal(
@@ -107,9 +109,10 @@ export function normal(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const w = random.truncatedNormal(random.key(0), [3], { lower: -1, upper: 1 });
- * console.log(w.shape); // [3]
+ * assert.deepEqual(w.shape, [3]);
  * ```
  */
 export function truncatedNormal(
@@ -142,9 +145,10 @@ export function truncatedNormal(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const keep = random.bernoulli(random.key(0), 0.9, [2, 4]);
- * console.log(keep.dtype); // "bool"
+ * assert.equal(keep.dtype, "bool");
  * ```
  */
 export function bernoulli(key: Tensor, p: number | Tensor, shape?: readonly number[]): Tensor {
@@ -179,9 +183,10 @@ export function bernoulli(key: Tensor, p: number | Tensor, shape?: readonly numb
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const die = random.randint(random.key(0), [5], 1, 7); // values in 1..6
- * console.log(die.dtype); // "i32"
+ * assert.equal(die.dtype, "i32");
  * ```
  */
 export function randint(
@@ -218,8 +223,10 @@ export function randint(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random, tensor } from "@longseq/tensor";
- * console.log((await random.permutation(random.key(0), 5).data()).length); // 5
+ * const perm = Array.from(await random.permutation(random.key(0), 5).data());
+ * assert.deepEqual([...perm].sort(), [0, 1, 2, 3, 4]);
  * const rows = random.permutation(random.key(1), tensor([[1, 2], [3, 4], [5, 6]]));
  * ```
  */

@@ -163,8 +163,9 @@ export function checkFinite(op: string, name: string, v: unknown): asserts v is 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
- * console.log(await random.key(42).array()); // [0, 42]
+ * assert.deepEqual(await random.key(42).array(), [0, 42]);
  * ```
  */
 export function key(seed: number, options: { device?: DeviceName } = {}): Tensor {
@@ -181,9 +182,10 @@ export function key(seed: number, options: { device?: DeviceName } = {}): Tensor
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const keys = random.split(random.key(0), 3);
- * console.log(keys.shape); // [3, 2]
+ * assert.deepEqual(keys.shape, [3, 2]);
  * ```
  */
 export function split(key: Tensor, n = 2): Tensor {
@@ -197,9 +199,10 @@ export function split(key: Tensor, n = 2): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const [k1, k2] = random.splitN(random.key(0), 2);
- * console.log(k1.shape, k2.shape); // [2] [2]
+ * assert.deepEqual([k1.shape, k2.shape], [[2], [2]]);
  * ```
  */
 export function splitN(key: Tensor, n = 2): Tensor[] {
@@ -240,9 +243,10 @@ export function at(keys: Tensor, i: number): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const stepKey = random.foldIn(random.key(0), 17);
- * console.log(stepKey.shape); // [2]
+ * assert.deepEqual(stepKey.shape, [2]);
  * ```
  */
 export function foldIn(key: Tensor, data: number): Tensor {
@@ -258,8 +262,9 @@ export function foldIn(key: Tensor, data: number): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
- * console.log((await random.bits(random.key(0), [3]).data()).length); // 3
+ * assert.equal((await random.bits(random.key(0), [3]).data()).length, 3);
  * ```
  */
 export function bits(key: Tensor, shape: readonly number[]): Tensor {

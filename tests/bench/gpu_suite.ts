@@ -237,11 +237,26 @@ async function main(): Promise<void> {
       note: `${cfg.attn.heads}x${cfg.attn.dim}, chunk ${cfg.attn.chunk}, ${kernels} kernels`,
     }));
   }
+  const last = { len: 0, ms: 0 }; // the last length run (0: none yet)
   for (const len of cfg.lmLens) {
     // Past 64K one step is all the time there is: the first step is timed, compiles included.
     const warm = len <= 65536 && !f.small;
+    // A step grows a little faster than the length: project from the last one, and skip a
+    // length that would overrun the budget rather than start it.
+    const projected = last.len ? (last.ms / 1e3) * (len / last.len) * 1.3 * (warm ? 2 : 1) : 0;
+    const left = f.budgetS - (performance.now() - start) / 1e3;
+    if (last.len && projected > left) {
+      add({
+        bench: "Reformer LM step",
+        size: `${len}`,
+        note: `skipped: projected ${projected.toFixed(0)} s (from ${last.len} tokens) exceeds ` +
+          `the ${left.toFixed(0)} s left of the budget`,
+      });
+      continue;
+    }
     await guarded("Reformer LM step", `${len}`, async () => {
       const [ms, peak] = await reformerStep(len, cfg.lm, warm);
+      Object.assign(last, { len, ms });
       return { ms, peakBytes: peak, note: warm ? "" : "first step (compiles included)" };
     });
   }

@@ -34,7 +34,7 @@ const NONE = "-3.4e38";
  */
 export function blockSparseTiles(device: GpuDevice, s: BlockSparseSpec): BlockTiles | null {
   const limit = device.device.limits.maxComputeWorkgroupStorageSize;
-  const d = s.d;
+  const d = s.d + 1; // padded rows
   for (let a = Math.min(32, s.layout.blockSize); a >= 1; a = Math.floor(a / 2)) {
     for (let b = 32; b >= (a > 1 ? 8 : 1); b /= 2) {
       const bytes = 4 * Math.max(2 * (a + b) * d + a * b, 2 * (a + b) * d + 2 * a * b + 2 * b);
@@ -47,6 +47,7 @@ export function blockSparseTiles(device: GpuDevice, s: BlockSparseSpec): BlockTi
 function consts(s: BlockSparseSpec, t: BlockTiles): string {
   return [
     `const D = ${s.d}u;`,
+    "const DS = D + 1u; // row stride of the staged tiles: lanes reading a column hit distinct banks",
     `const A = ${t.a}u;`,
     `const B = ${t.b}u;`,
     `const L = ${t.l}u;`,
@@ -91,12 +92,12 @@ const slice = (body: string) =>
 
 const LOAD_KV = `
       for (var e = t; e < cnt * D; e += WGS) {
-        Ks[e] = k[(base + c0) * D + e];
-        Vs[e] = v[(base + c0) * D + e];
+        Ks[e / D * DS + e % D] = k[(base + c0) * D + e];
+        Vs[e / D * DS + e % D] = v[(base + c0) * D + e];
       }`;
 
 const OWN_Q = `
-  for (var e = t; e < rowsHere * D; e += WGS) { Qs[e] = q[(base + row - a) * D + e]; }`;
+  for (var e = t; e < rowsHere * D; e += WGS) { Qs[e / D * DS + e % D] = q[(base + row - a) * D + e]; }`;
 
 /** Forward kernel source (bindings as `block_sparse.ts`'s forward). */
 export function tiledForwardCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): string {
@@ -109,9 +110,9 @@ export function tiledForwardCode(s: BlockSparseSpec, t: BlockTiles, mask: boolea
   return `${HEADER}
 ${bindings(names)}
 ${consts(s, t)}
-var<workgroup> Qs: array<f32, ${t.a * s.d}>;
-var<workgroup> Ks: array<f32, ${t.b * s.d}>;
-var<workgroup> Vs: array<f32, ${t.b * s.d}>;
+var<workgroup> Qs: array<f32, ${t.a * (s.d + 1)}>;
+var<workgroup> Ks: array<f32, ${t.b * (s.d + 1)}>;
+var<workgroup> Vs: array<f32, ${t.b * (s.d + 1)}>;
 var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${allowedWgsl(s.pattern)}
 ${ENTRY}${OWN_Q}
@@ -127,7 +128,7 @@ ${ENTRY}${OWN_Q}
           var sc = ${NONE};
           if (allowed(row, j)${mask ? " && keep[mrow + j] != 0u" : ""}) {
             sc = 0.0;
-            for (var e = 0u; e < D; e++) { sc += Qs[a * D + e] * Ks[jj * D + e]; }
+            for (var e = 0u; e < D; e++) { sc += Qs[a * DS + e] * Ks[jj * DS + e]; }
           }
           Ss[a * B + jj] = sc;
         }
@@ -145,7 +146,7 @@ ${ENTRY}${OWN_Q}
           if (sc == ${NONE}) { continue; }
           let pe = exp(sc - m);
           z += pe;
-          ${slice("acc[u] += pe * Vs[jj * D + d];")}
+          ${slice("acc[u] += pe * Vs[jj * DS + d];")}
         }
       }`,
     )
@@ -176,14 +177,14 @@ export function tiledDqCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): s
   return `${HEADER}
 ${bindings(names)}
 ${consts(s, t)}
-var<workgroup> Qs: array<f32, ${t.a * s.d}>;
-var<workgroup> Gs: array<f32, ${t.a * s.d}>;
-var<workgroup> Ks: array<f32, ${t.b * s.d}>;
-var<workgroup> Vs: array<f32, ${t.b * s.d}>;
+var<workgroup> Qs: array<f32, ${t.a * (s.d + 1)}>;
+var<workgroup> Gs: array<f32, ${t.a * (s.d + 1)}>;
+var<workgroup> Ks: array<f32, ${t.b * (s.d + 1)}>;
+var<workgroup> Vs: array<f32, ${t.b * (s.d + 1)}>;
 var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${allowedWgsl(s.pattern)}
 ${ENTRY}${OWN_Q}
-  for (var e = t; e < rowsHere * D; e += WGS) { Gs[e] = dout[(base + row - a) * D + e]; }
+  for (var e = t; e < rowsHere * D; e += WGS) { Gs[e / D * DS + e % D] = dout[(base + row - a) * D + e]; }
   var li = 0.0;
   var di = 0.0;
   if (inside) {
@@ -202,8 +203,8 @@ ${ENTRY}${OWN_Q}
             var sc = 0.0;
             var dp = 0.0;
             for (var e = 0u; e < D; e++) {
-              sc += Qs[a * D + e] * Ks[jj * D + e];
-              dp += Gs[a * D + e] * Vs[jj * D + e];
+              sc += Qs[a * DS + e] * Ks[jj * DS + e];
+              dp += Gs[a * DS + e] * Vs[jj * DS + e];
             }
             ds = exp(sc - li) * (dp - di);
           }
@@ -214,7 +215,7 @@ ${ENTRY}${OWN_Q}
       if (inside) {
         for (var jj = 0u; jj < cnt; jj++) {
           let ds = Ss[a * B + jj];
-          ${slice("acc[u] += ds * Ks[jj * D + d];")}
+          ${slice("acc[u] += ds * Ks[jj * DS + d];")}
         }
       }`,
     )
@@ -230,10 +231,10 @@ export function tiledDkvCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): 
   return `${HEADER}
 ${bindings(names)}
 ${consts(s, t)}
-var<workgroup> Ks: array<f32, ${t.a * s.d}>;
-var<workgroup> Vs: array<f32, ${t.a * s.d}>;
-var<workgroup> Qs: array<f32, ${t.b * s.d}>;
-var<workgroup> Gs: array<f32, ${t.b * s.d}>;
+var<workgroup> Ks: array<f32, ${t.a * (s.d + 1)}>;
+var<workgroup> Vs: array<f32, ${t.a * (s.d + 1)}>;
+var<workgroup> Qs: array<f32, ${t.b * (s.d + 1)}>;
+var<workgroup> Gs: array<f32, ${t.b * (s.d + 1)}>;
 var<workgroup> Ps: array<f32, ${t.a * t.b}>;
 var<workgroup> Ds: array<f32, ${t.a * t.b}>;
 var<workgroup> Ls: array<f32, ${t.b}>;
@@ -243,16 +244,16 @@ ${ENTRY}
   var live = inside;
   ${mask ? "if (inside && keep[mrow + row] == 0u) { live = false; }" : ""}
   for (var e = t; e < rowsHere * D; e += WGS) {
-    Ks[e] = k[(base + row - a) * D + e];
-    Vs[e] = v[(base + row - a) * D + e];
+    Ks[e / D * DS + e % D] = k[(base + row - a) * D + e];
+    Vs[e / D * DS + e % D] = v[(base + row - a) * D + e];
   }
   var dka: array<f32, DPT>;
   var dva: array<f32, DPT>;${
     subTiles(
       `
       for (var e = t; e < cnt * D; e += WGS) {
-        Qs[e] = q[(base + c0) * D + e];
-        Gs[e] = dout[(base + c0) * D + e];
+        Qs[e / D * DS + e % D] = q[(base + c0) * D + e];
+        Gs[e / D * DS + e % D] = dout[(base + c0) * D + e];
       }
       for (var e = t; e < cnt; e += WGS) {
         Ls[e] = lse[base + c0 + e];
@@ -267,8 +268,8 @@ ${ENTRY}
             var sc = 0.0;
             var dp = 0.0;
             for (var e = 0u; e < D; e++) {
-              sc += Qs[ii * D + e] * Ks[a * D + e];
-              dp += Gs[ii * D + e] * Vs[a * D + e];
+              sc += Qs[ii * DS + e] * Ks[a * DS + e];
+              dp += Gs[ii * DS + e] * Vs[a * DS + e];
             }
             pr = exp(sc - Ls[ii]);
             ds = pr * (dp - Dl[ii]);
@@ -282,7 +283,7 @@ ${ENTRY}
         for (var ii = 0u; ii < cnt; ii++) {
           let pr = Ps[a * B + ii];
           let ds = Ds[a * B + ii];
-          ${slice("dva[u] += pr * Gs[ii * D + d]; dka[u] += ds * Qs[ii * D + d];")}
+          ${slice("dva[u] += pr * Gs[ii * DS + d]; dka[u] += ds * Qs[ii * DS + d];")}
         }
       }`,
     )

@@ -72,6 +72,7 @@ function header(s: ChunkAttnSpec, t: TileShape, outputs: string[], extra: string
     "struct P { rows: u32, nq: u32, nk: u32, kc: u32, chunks: u32, tiles: u32, p1: u32, p2: u32 }",
     `@group(0) @binding(${ins.length + outputs.length}) var<uniform> p: P;`,
     `const D = ${s.dim}u;`,
+    "const DS = D + 1u; // row stride of the staged tiles: lanes reading a column hit distinct banks",
     `const NB = ${s.offsets.length}u;`,
     `const A = ${t.a}u;`,
     `const B = ${t.b}u;`,
@@ -102,7 +103,7 @@ function scoreFn(s: ChunkAttnSpec): string {
   var l = ${f32(s.maskValue)};
   if (flows) {
     var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += Qs[qt * D + d] * Ks[kt * D + d]; }
+    for (var d = 0u; d < D; d++) { dot += Qs[qt * DS + d] * Ks[kt * DS + d]; }
     l = dot;
   }
   ${s.selfMask ? `if (kp == qp) { l = ${f32(s.selfValue)}; flows = false; }` : ""}
@@ -129,7 +130,7 @@ const QUERY_TILE = `
   let qi = qbase + a;
   var qp = 0;
   if (live) { qp = qpos[qi]; }
-  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) { Qs[e] = q[qbase * D + e]; }`;
+  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) { Qs[e / D * DS + e % D] = q[qbase * D + e]; }`;
 
 /** Loop over key tiles of row `r` staging `Ks` and `Vs` (slot `j0 + jj`); then `body`. */
 function keyTiles(body: string): string {
@@ -139,8 +140,8 @@ function keyTiles(body: string): string {
     workgroupBarrier();
     for (var e = t; e < cnt * D; e += WGS) {
       let src = keySrc(r, j0 + e / D) * D + e % D;
-      Ks[e] = k[src];
-      Vs[e] = v[src];
+      Ks[e / D * DS + e % D] = k[src];
+      Vs[e / D * DS + e % D] = v[src];
     }
     workgroupBarrier();${body}
   }`;
@@ -148,9 +149,9 @@ function keyTiles(body: string): string {
 
 function forwardCode(s: ChunkAttnSpec, t: TileShape): string {
   return `${header(s, t, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
-var<workgroup> Qs: array<f32, ${t.a * s.dim}>;
-var<workgroup> Ks: array<f32, ${t.b * s.dim}>;
-var<workgroup> Vs: array<f32, ${t.b * s.dim}>;
+var<workgroup> Qs: array<f32, ${t.a * (s.dim + 1)}>;
+var<workgroup> Ks: array<f32, ${t.b * (s.dim + 1)}>;
+var<workgroup> Vs: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${scoreFn(s)}
 ${ENTRY}${QUERY_TILE}
@@ -174,7 +175,7 @@ ${ENTRY}${QUERY_TILE}
         z += e;
         for (var u = 0u; u < DPT; u++) {
           let d = lane + u * L;
-          if (d < D) { acc[u] += e * Vs[jj * D + d]; }
+          if (d < D) { acc[u] += e * Vs[jj * DS + d]; }
         }
       }
     }`)
@@ -198,14 +199,14 @@ const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
 
 function gradQCode(s: ChunkAttnSpec, t: TileShape): string {
   return `${header(s, t, ["dq: array<f32>"], GRAD_IN)}
-var<workgroup> Qs: array<f32, ${t.a * s.dim}>;
-var<workgroup> Gs: array<f32, ${t.a * s.dim}>;
-var<workgroup> Ks: array<f32, ${t.b * s.dim}>;
-var<workgroup> Vs: array<f32, ${t.b * s.dim}>;
+var<workgroup> Qs: array<f32, ${t.a * (s.dim + 1)}>;
+var<workgroup> Gs: array<f32, ${t.a * (s.dim + 1)}>;
+var<workgroup> Ks: array<f32, ${t.b * (s.dim + 1)}>;
+var<workgroup> Vs: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${scoreFn(s)}
 ${ENTRY}${QUERY_TILE}
-  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) { Gs[e] = go[qbase * D + e]; }
+  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) { Gs[e / D * DS + e % D] = go[qbase * D + e]; }
   var m = 0.0;
   var ls = 0.0;
   var dl = 0.0;
@@ -223,7 +224,7 @@ ${ENTRY}${QUERY_TILE}
         if (sc.y > 0.0) {
           let pr = exp((sc.x - m) - ls);
           var dp = 0.0;
-          for (var d = 0u; d < D; d++) { dp += Gs[a * D + d] * Vs[jj * D + d]; }
+          for (var d = 0u; d < D; d++) { dp += Gs[a * DS + d] * Vs[jj * DS + d]; }
           ds = pr * (dp - dl);
         }
         Ss[a * B + jj] = ds;
@@ -235,7 +236,7 @@ ${ENTRY}${QUERY_TILE}
         let ds = Ss[a * B + jj];
         for (var u = 0u; u < DPT; u++) {
           let d = lane + u * L;
-          if (d < D) { acc[u] += ds * Ks[jj * D + d]; }
+          if (d < D) { acc[u] += ds * Ks[jj * DS + d]; }
         }
       }
     }`)
@@ -251,10 +252,10 @@ ${ENTRY}${QUERY_TILE}
 
 function gradKvCode(s: ChunkAttnSpec, t: TileShape): string {
   return `${header(s, t, ["dk: array<f32>", "dv: array<f32>"], GRAD_IN)}
-var<workgroup> Ks: array<f32, ${t.a * s.dim}>;
-var<workgroup> Vs: array<f32, ${t.a * s.dim}>;
-var<workgroup> Qs: array<f32, ${t.b * s.dim}>;
-var<workgroup> Gs: array<f32, ${t.b * s.dim}>;
+var<workgroup> Ks: array<f32, ${t.a * (s.dim + 1)}>;
+var<workgroup> Vs: array<f32, ${t.a * (s.dim + 1)}>;
+var<workgroup> Qs: array<f32, ${t.b * (s.dim + 1)}>;
+var<workgroup> Gs: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Ps: array<f32, ${t.a * t.b}>;
 var<workgroup> Ds: array<f32, ${t.a * t.b}>;
 var<workgroup> Ms: array<f32, ${t.b}>;
@@ -269,8 +270,8 @@ ${ENTRY}
   let kbase = kr * p.kc + k0;
   let live = a < min(A, p.kc - k0);
   for (var e = t; e < min(A, p.kc - k0) * D; e += WGS) {
-    Ks[e] = k[kbase * D + e];
-    Vs[e] = v[kbase * D + e];
+    Ks[e / D * DS + e % D] = k[kbase * D + e];
+    Vs[e / D * DS + e % D] = v[kbase * D + e];
   }
   var ak: array<f32, DPT>;
   var av: array<f32, DPT>;
@@ -282,8 +283,8 @@ ${ENTRY}
       let ibase = r * p.nq + i0;
       workgroupBarrier();
       for (var e = t; e < cnt * D; e += WGS) {
-        Qs[e] = q[ibase * D + e];
-        Gs[e] = go[ibase * D + e];
+        Qs[e / D * DS + e % D] = q[ibase * D + e];
+        Gs[e / D * DS + e % D] = go[ibase * D + e];
       }
       for (var e = t; e < cnt; e += WGS) {
         Ms[e] = stat[2u * (ibase + e)];
@@ -299,7 +300,7 @@ ${ENTRY}
           var ds = 0.0;
           if (sc.y > 0.0) {
             var dp = 0.0;
-            for (var d = 0u; d < D; d++) { dp += Gs[ii * D + d] * Vs[a * D + d]; }
+            for (var d = 0u; d < D; d++) { dp += Gs[ii * DS + d] * Vs[a * DS + d]; }
             ds = pr * (dp - Dl[ii]);
           }
           Ps[a * B + ii] = pr;
@@ -314,8 +315,8 @@ ${ENTRY}
           for (var u = 0u; u < DPT; u++) {
             let d = lane + u * L;
             if (d < D) {
-              av[u] += pr * Gs[ii * D + d];
-              ak[u] += ds * Qs[ii * D + d];
+              av[u] += pr * Gs[ii * DS + d];
+              ak[u] += ds * Qs[ii * DS + d];
             }
           }
         }
@@ -344,7 +345,7 @@ export function chunkAttentionTiled(
   out: GpuStorage[],
   s: ChunkAttnSpec,
 ): boolean {
-  const t = tileShape(device, (a, b) => 4 * ((a + 2 * b) * s.dim + a * b));
+  const t = tileShape(device, (a, b) => 4 * ((a + 2 * b) * (s.dim + 1) + a * b));
   if (!t) return false;
   const tiles = Math.ceil(s.nq / t.a);
   device.run(
@@ -363,7 +364,7 @@ export function chunkAttentionGradQTiled(
   out: GpuStorage[],
   s: ChunkAttnSpec,
 ): boolean {
-  const t = tileShape(device, (a, b) => 4 * (2 * (a + b) * s.dim + a * b));
+  const t = tileShape(device, (a, b) => 4 * (2 * (a + b) * (s.dim + 1) + a * b));
   if (!t) return false;
   const tiles = Math.ceil(s.nq / t.a);
   device.run(
@@ -382,7 +383,7 @@ export function chunkAttentionGradKvTiled(
   out: GpuStorage[],
   s: ChunkAttnSpec,
 ): boolean {
-  const t = tileShape(device, (a, b) => 4 * (2 * (a + b) * s.dim + 2 * a * b + 4 * b));
+  const t = tileShape(device, (a, b) => 4 * (2 * (a + b) * (s.dim + 1) + 2 * a * b + 4 * b));
   if (!t) return false;
   const tiles = Math.ceil(s.kc / t.a);
   device.run(

@@ -22,12 +22,13 @@ const QUERIES = 2048;
 
 /**
  * The label of a dispatch: function and file of the first stack frame outside the device and
- * the profiler.
+ * the profiler (and past a helper named `dispatch`).
  */
 export function callerName(): string {
   const frames = (new Error().stack ?? "").split("\n").slice(1);
   for (const f of frames) {
-    if (/webgpu\/(device|profiler)\.ts/.test(f)) continue;
+    // The device, the profiler and generic dispatch helpers say nothing about the kernel.
+    if (/webgpu\/(device|profiler)\.ts|at dispatch \(/.test(f)) continue;
     const m = /at (?:async )?(?:new )?([\w$.<>]+) \((.*?)(?::\d+)*\)$/.exec(f.trim());
     if (m) return `${m[1].replace(/^Object\./, "")} (${m[2].split("/").pop()})`;
     const anon = /at (.*?)(?::\d+)*$/.exec(f.trim());

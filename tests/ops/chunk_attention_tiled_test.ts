@@ -3,8 +3,11 @@
  * software adapter would not pick by itself) against the CPU reference: forward outputs and
  * the gradients of q, k, v, on sizes that are not multiples of the tiles and every mask.
  */
+import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { fusedChunkAttention, valueAndGrad } from "../../mod.ts";
+import type { GpuDevice } from "../../kernels/webgpu/device.ts";
+import { attentionKernelKind, tileShape } from "../../kernels/webgpu/chunk_attention_tiled.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
 
 interface Case {
@@ -148,4 +151,32 @@ Deno.test("tiled chunk attention: head widths 1 and 64, tails, one chunk and thr
       await t.step(`${device} ${JSON.stringify(c)}`, () => noLeaks(() => compare(c, device, i)));
     }
   }
+});
+
+Deno.test("attention kernel selection: software adapter -> rows, GPU -> tiled, env overrides", () => {
+  const fake = (description: string, workgroupBytes = 16384) =>
+    ({
+      description,
+      device: { limits: { maxComputeWorkgroupStorageSize: workgroupBytes } },
+    }) as unknown as GpuDevice;
+  const prev = Deno.env.get("LONGSEQ_ATTN_KERNEL");
+  try {
+    Deno.env.delete("LONGSEQ_ATTN_KERNEL");
+    assert.equal(attentionKernelKind(fake("llvmpipe (LLVM 15.0.6, 256 bits) (software)")), "rows");
+    assert.equal(attentionKernelKind(fake("NVIDIA H200")), "tiled");
+    Deno.env.set("LONGSEQ_ATTN_KERNEL", "rows");
+    assert.equal(attentionKernelKind(fake("NVIDIA H200")), "rows");
+    Deno.env.set("LONGSEQ_ATTN_KERNEL", "tiled");
+    assert.equal(attentionKernelKind(fake("llvmpipe (software)")), "tiled");
+    Deno.env.set("LONGSEQ_ATTN_KERNEL", "bogus");
+    assert.equal(attentionKernelKind(fake("NVIDIA H200")), "tiled");
+  } finally {
+    if (prev === undefined) Deno.env.delete("LONGSEQ_ATTN_KERNEL");
+    else Deno.env.set("LONGSEQ_ATTN_KERNEL", prev);
+  }
+  // The largest tile within the workgroup memory, smaller tiles below it, none when too wide.
+  const fwd = (d: number) => (a: number, b: number) => 4 * ((a + 2 * b) * (d + 1) + a * b);
+  assert.deepEqual(tileShape(fake("gpu", 32768), fwd(64)), { a: 16, b: 32, l: 8 });
+  assert.deepEqual(tileShape(fake("gpu", 16384), fwd(64)), { a: 16, b: 16, l: 8 });
+  assert.equal(tileShape(fake("gpu", 16384), fwd(8192)), null);
 });

@@ -47,7 +47,11 @@ function run(c: Case, device: T.DeviceName, seed: number): T.Tensor[] {
     };
     const [o, lse] = blockSparsePrimitive(q, k, v, mask, { pattern, layout });
     const [, pull] = vjp(f, q, k, v);
-    return [o, T.where(T.greater(lse, -1e30), lse, -1), ...(pull(T.ones([], { device })) as T.Tensor[])];
+    return [
+      o,
+      T.where(T.greater(lse, -1e30), lse, -1),
+      ...(pull(T.ones([], { device })) as T.Tensor[]),
+    ];
   });
 }
 

@@ -273,7 +273,7 @@ async function main(): Promise<void> {
   });
   console.log(`total ${((performance.now() - start) / 1e3).toFixed(1)} s`);
   if (f.json) {
-    const doc = { backend, adapter, kernels, small: f.small, rows };
+    const doc = { backend, adapter, kernels, small: f.small, config: cfg, rows };
     await Deno.writeTextFile(f.json, JSON.stringify(doc, null, 2) + "\n");
     console.log(`wrote ${f.json}`);
   }

@@ -4,20 +4,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { add, init, matmul, scope, tensor } from "@longseq/tensor";
  * await init({ quiet: true });
  * const y = scope(() => {
  *   const a = tensor([[1, 2], [3, 4]]);
  *   return add(matmul(a, a), 1);
  * });
- * console.log(await y.array()); // [[8, 11], [16, 23]]
+ * assert.deepEqual(await y.array(), [[8, 11], [16, 23]]);
  * ```
  * @module
  */
 export { type NestedArray, Tensor } from "./ops/tensor.ts";
 export type { DType, TypedArray } from "./kernels/dtype.ts";
 export type { Device, DeviceName, MemoryInfo, Storage } from "./kernels/device.ts";
-export type { Node, Primitive, VjpContext, VjpRule } from "./ops/primitive.ts";
 export {
   devices,
   flush,
@@ -25,7 +25,9 @@ export {
   type InitOptions,
   type InitResult,
   memory,
+  releasePooledMemory,
   resetPeakMemory,
+  setPoolLimit,
   sync,
 } from "./ops/device.ts";
 export { keep, scope } from "./ops/scope.ts";
@@ -88,6 +90,7 @@ export {
   assertAllClose,
   type CloseOptions,
   closeReport,
+  mulberry32,
   type Values,
 } from "./ops/testing.ts";
 export { oneHot, scatterAdd, scatterAddAlongAxis, take, takeAlongAxis } from "./ops/indexing.ts";
@@ -100,6 +103,7 @@ export {
   scatterSet,
 } from "./ops/scatter_combine.ts";
 export { cumsum, type CumsumOptions } from "./ops/cumsum.ts";
+export { cumprod, type CumprodOptions } from "./ops/cumprod.ts";
 export {
   argsort,
   gatherByIndex,
@@ -110,18 +114,22 @@ export {
 } from "./ops/sort.ts";
 export { concat, pad, slice, split, stack } from "./ops/slicing.ts";
 export {
+  type Argnums,
   checkpoint,
   type Cotangent,
   type CotangentIn,
   type Cotangents,
   customVjp,
   type CustomVjpRules,
+  disposeTree,
   flattenTree,
   grad,
   type GradOptions,
+  type GradsOf,
   type Halves,
   mapTree,
   type Pullback,
+  remat,
   type RevBlockFns,
   reversible,
   type ReversibleBlock,
@@ -152,6 +160,7 @@ export { einsum } from "./ops/einsum.ts";
 export { topk, type TopkOptions } from "./ops/topk.ts";
 export { random } from "./ops/random.ts";
 export * as nn from "./nn/mod.ts";
+export * as train from "./train/mod.ts";
 export {
   buildSafetensorsHeader,
   decodeFloatsToF32,
@@ -163,7 +172,7 @@ export {
   type HostTensor,
   parseSafetensorsHeader,
   type SafetensorsHeader,
-} from "./io/safetensors.ts";
+} from "./io/mod.ts";
 export {
   loadCheckpoint,
   type LoadCheckpointOptions,
@@ -173,5 +182,4 @@ export {
   saveCheckpoint,
   type SaveCheckpointOptions,
   STALE_TEMP_MS,
-} from "./io/checkpoint.ts";
-export { type ChunkAttnSpec, fusedChunkAttention } from "./ops/chunk_attention.ts";
+} from "./io/mod.ts";

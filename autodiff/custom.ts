@@ -1,6 +1,6 @@
 /**
  * Custom gradients and the memory strategies built on them: `customVjp(f, {fwd, bwd})` and
- * `checkpoint(f)`. Each is one primitive (created per wrapper) whose node holds only what its
+ * `remat(f)` (rematerialisation). Each is one primitive (created per wrapper) whose node holds only what its
  * forward pass chose to keep; `reversible.ts` builds on the same machinery.
  * @module
  */
@@ -153,7 +153,7 @@ function refuseHigherOrder(name: string, args: unknown[]) {
       throw new TypeError(
         `${name}: cannot differentiate the backward pass of a customVjp function (grad of ` +
           "grad): its residuals were computed without tracing. Differentiate the plain " +
-          "function instead, or use checkpoint, which supports it",
+          "function instead, or use remat, which supports it",
       );
     }
   }
@@ -180,12 +180,13 @@ export interface CustomVjpRules<Args extends unknown[], Out, R> {
  *
  * @example
  * ```ts
- * import { customVjp, exp, grad, mul, sum, tensor } from "@longseq/tensor";
- * const myExp = customVjp((x: ReturnType<typeof tensor>) => exp(x), {
+ * import assert from "node:assert/strict";
+ * import { customVjp, exp, grad, mul, sum, type Tensor, tensor } from "@longseq/tensor";
+ * const myExp = customVjp((x: Tensor) => exp(x), {
  *   fwd: (x) => { const y = exp(x); return [y, y]; },
  *   bwd: (y, g) => [mul(g, y)],
  * });
- * console.log(await grad((x: ReturnType<typeof tensor>) => sum(myExp(x)))(tensor([0])).array()); // [1]
+ * assert.deepEqual(await grad((x: Tensor) => sum(myExp(x)))(tensor([0])).array(), [1]);
  * ```
  */
 export function customVjp<Args extends unknown[], Out, R>(
@@ -217,28 +218,30 @@ export function customVjp<Args extends unknown[], Out, R>(
 }
 
 /**
- * Rematerialisation: `checkpoint(f)` computes the same values, but when differentiated it
- * keeps only its arguments during the forward pass and re-runs `f` in the backward pass, so
- * the activations inside `f` exist only while that piece of the backward pass runs (the
- * Sparse Transformer's "recomputation"). `f` must be a deterministic function of its
+ * Rematerialisation: `remat(f)` computes the same values, but when differentiated it keeps
+ * only its arguments during the forward pass and re-runs `f` in the backward pass, so the
+ * activations inside `f` exist only while that piece of the backward pass runs (the Sparse
+ * Transformer's "recomputation", JAX's `remat`). `f` must be a deterministic function of its
  * arguments: pass PRNG keys as arguments (never draw fresh ones inside), and the re-run
- * reproduces dropout masks exactly. Grad of grad through a checkpoint works.
+ * reproduces dropout masks exactly. Grad of grad through `remat` works.
  *
  * @example
  * ```ts
- * import { checkpoint, grad, sum, tanh, tensor } from "@longseq/tensor";
- * const block = checkpoint((x: ReturnType<typeof tensor>) => tanh(tanh(x)));
- * const g = grad((x: ReturnType<typeof tensor>) => sum(block(x)))(tensor([0.5]));
+ * import assert from "node:assert/strict";
+ * import { allClose, grad, remat, sum, tanh, type Tensor, tensor } from "@longseq/tensor";
+ * const block = remat((x: Tensor) => tanh(x));
+ * const g = grad((x: Tensor) => sum(block(x)))(tensor([0.5]));
+ * assert.ok(await allClose(g, [1 - Math.tanh(0.5) ** 2])); // d tanh(x) / dx
  * ```
  */
-export function checkpoint<Args extends unknown[], Out>(
+export function remat<Args extends unknown[], Out>(
   f: (...args: Args) => Out,
 ): (...args: Args) => Out {
   if (typeof f !== "function") {
-    throw new TypeError(`checkpoint: f must be a function, got ${typeof f}`);
+    throw new TypeError(`remat: f must be a function, got ${typeof f}`);
   }
   const call = customFunction({
-    name: `checkpoint(${f.name || "anonymous"})`,
+    name: `remat(${f.name || "anonymous"})`,
     primal: (args) => f(...(args as Args)),
     forward: (args) => [f(...(args as Args)), null],
     backward: (_, ct, ctx) => {
@@ -250,3 +253,11 @@ export function checkpoint<Args extends unknown[], Out>(
   });
   return (...args: Args) => call(args) as Out;
 }
+
+/**
+ * Rematerialisation under its former name.
+ *
+ * @deprecated Renamed {@linkcode remat} ("checkpoint" also names the files of `io/`); this
+ * alias goes in the next release.
+ */
+export const checkpoint: typeof remat = remat;

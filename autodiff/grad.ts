@@ -10,16 +10,27 @@ import { vjp } from "./vjp.ts";
 import { scope } from "../ops/scope.ts";
 import { mapTree } from "./pytree.ts";
 
+/** Which arguments {@linkcode grad} differentiates: one index, or a list of indices. */
+export type Argnums = number | readonly number[];
+
 /** Options of {@linkcode grad} and {@linkcode valueAndGrad}. */
-export interface GradOptions {
+export interface GradOptions<N extends Argnums = Argnums, A extends boolean = boolean> {
   /**
    * Which arguments to differentiate: one index (the gradient is returned alone) or a list
    * (a list of gradients is returned). Default 0.
    */
-  argnums?: number | readonly number[];
+  argnums?: N;
   /** `f` returns `[loss, aux]`; `aux` is returned as is, not differentiated. Default false. */
-  hasAux?: boolean;
+  hasAux?: A;
 }
+
+/**
+ * The gradients {@linkcode grad} returns for arguments `Args` and `argnums` `N`: shaped like
+ * the chosen argument (one index), or a tuple of them (a list). A gradient has the structure
+ * of its argument (a tensor per tensor leaf).
+ */
+export type GradsOf<Args extends readonly unknown[], N extends Argnums> = N extends number ? Args[N]
+  : { -readonly [K in keyof N]: Args[N[K] & number] };
 
 function checkArgnums(op: string, argnums: number | readonly number[], n: number): number[] {
   const list = typeof argnums === "number" ? [argnums] : [...argnums];
@@ -49,18 +60,32 @@ function checkArgnums(op: string, argnums: number | readonly number[], n: number
  *
  * @example
  * ```ts
- * import { matmul, square, sub, sum, tensor, valueAndGrad } from "@longseq/tensor";
- * const loss = (p: { w: ReturnType<typeof tensor> }, x: ReturnType<typeof tensor>) =>
- *   sum(square(sub(matmul(x, p.w), 1)));
+ * import assert from "node:assert/strict";
+ * import { matmul, square, sub, sum, type Tensor, tensor, valueAndGrad } from "@longseq/tensor";
+ * const loss = (p: { w: Tensor }, x: Tensor) => sum(square(sub(matmul(x, p.w), 1)));
  * const [value, grads] = valueAndGrad(loss)({ w: tensor([[1], [2]]) }, tensor([[1, 1]]));
- * console.log(await value.array(), grads.w.shape); // 4 [2, 1]
+ * assert.equal(await value.array(), 4); // (1 + 2 - 1)^2
+ * assert.deepEqual(await grads.w.array(), [[4], [4]]); // 2 (x w - 1) x^T
  * ```
  */
+export function valueAndGrad<Args extends unknown[], Aux, const N extends Argnums = 0>(
+  f: (...args: Args) => readonly [Tensor, Aux],
+  options: GradOptions<N, true>,
+): (...args: Args) => [[Tensor, Aux], GradsOf<Args, N>];
+/** Without `hasAux`: `f` returns the scalar loss. */
+export function valueAndGrad<Args extends unknown[], const N extends Argnums = 0>(
+  f: (...args: Args) => Tensor,
+  options?: GradOptions<N, false>,
+): (...args: Args) => [Tensor, GradsOf<Args, N>];
+/** Options known only at run time: the value and gradients are untyped. */
+export function valueAndGrad<Args extends unknown[]>(
+  f: (...args: Args) => unknown,
+  options?: GradOptions,
+): (...args: Args) => [unknown, unknown];
 export function valueAndGrad<Args extends unknown[]>(
   f: (...args: Args) => unknown,
   options: GradOptions = {},
-  // deno-lint-ignore no-explicit-any
-): (...args: Args) => [any, any] {
+): (...args: Args) => [unknown, unknown] {
   const { argnums = 0, hasAux = false } = options;
   if (typeof f !== "function") {
     throw new TypeError(`valueAndGrad: f must be a function, got ${typeof f}`);
@@ -115,18 +140,32 @@ export function valueAndGrad<Args extends unknown[]>(
  *
  * @example
  * ```ts
- * import { grad, sum, tanh, tensor } from "@longseq/tensor";
- * const f = (x: ReturnType<typeof tensor>) => sum(tanh(x));
- * const d2 = grad((x: ReturnType<typeof tensor>) => sum(grad(f)(x)));
- * console.log(await grad(f)(tensor([0])).array()); // [1]
- * console.log(await d2(tensor([0])).array());      // [0] (= -2 tanh(0) (1 - tanh(0)^2))
+ * import assert from "node:assert/strict";
+ * import { allClose, grad, sum, tanh, type Tensor, tensor } from "@longseq/tensor";
+ * const f = (x: Tensor) => sum(tanh(x));
+ * const d2 = grad((x: Tensor) => sum(grad(f)(x)));
+ * assert.deepEqual(await grad(f)(tensor([0])).array(), [1]);
+ * assert.ok(await allClose(d2(tensor([0])), [0])); // -2 tanh(0) (1 - tanh(0)^2)
  * ```
  */
+export function grad<Args extends unknown[], Aux, const N extends Argnums = 0>(
+  f: (...args: Args) => readonly [Tensor, Aux],
+  options: GradOptions<N, true>,
+): (...args: Args) => [GradsOf<Args, N>, Aux];
+/** Without `hasAux`: `f` returns the scalar loss. */
+export function grad<Args extends unknown[], const N extends Argnums = 0>(
+  f: (...args: Args) => Tensor,
+  options?: GradOptions<N, false>,
+): (...args: Args) => GradsOf<Args, N>;
+/** Options known only at run time: the gradients are untyped. */
+export function grad<Args extends unknown[]>(
+  f: (...args: Args) => unknown,
+  options?: GradOptions,
+): (...args: Args) => unknown;
 export function grad<Args extends unknown[]>(
   f: (...args: Args) => unknown,
   options: GradOptions = {},
-  // deno-lint-ignore no-explicit-any
-): (...args: Args) => any {
+): (...args: Args) => unknown {
   const vg = valueAndGrad(f, options);
   return (...args: Args) => {
     const [v, g] = vg(...args);
@@ -145,9 +184,10 @@ export function grad<Args extends unknown[]>(
  *
  * @example
  * ```ts
- * import { grad, mul, stopGradient, sum, tensor } from "@longseq/tensor";
- * const f = (x: ReturnType<typeof tensor>) => sum(mul(x, stopGradient(x)));
- * console.log(await grad(f)(tensor([3])).array()); // [3], not [6]
+ * import assert from "node:assert/strict";
+ * import { grad, mul, stopGradient, sum, type Tensor, tensor } from "@longseq/tensor";
+ * const f = (x: Tensor) => sum(mul(x, stopGradient(x)));
+ * assert.deepEqual(await grad(f)(tensor([3])).array(), [3]); // not [6]
  * ```
  */
 export function stopGradient<T>(x: T): T {

@@ -1,12 +1,19 @@
 /**
  * Reverse-mode autodiff as plain functions: `vjp`, `grad`, `valueAndGrad`, `stopGradient`,
- * custom rules (`customVjp`), rematerialisation (`checkpoint`) and reversible layers that
+ * custom rules (`customVjp`), rematerialisation (`remat`) and reversible layers that
  * invert instead of storing (`reversible`, `reversibleStack`), over pytrees of tensors.
  * @module
  */
 export { type Cotangent, type CotangentIn, type Cotangents, type Pullback, vjp } from "./vjp.ts";
-export { grad, type GradOptions, stopGradient, valueAndGrad } from "./grad.ts";
-export { checkpoint, customVjp, type CustomVjpRules } from "./custom.ts";
+export {
+  type Argnums,
+  grad,
+  type GradOptions,
+  type GradsOf,
+  stopGradient,
+  valueAndGrad,
+} from "./grad.ts";
+export { checkpoint, customVjp, type CustomVjpRules, remat } from "./custom.ts";
 export {
   type Halves,
   type RevBlockFns,
@@ -20,4 +27,11 @@ export {
   type RevParams,
   type RevSaved,
 } from "./reversible.ts";
-export { flattenTree, mapTree, type TreeDef, treeTensors, unflattenTree } from "./pytree.ts";
+export {
+  disposeTree,
+  flattenTree,
+  mapTree,
+  type TreeDef,
+  treeTensors,
+  unflattenTree,
+} from "./pytree.ts";

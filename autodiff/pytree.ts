@@ -1,7 +1,9 @@
 /**
- * Pytrees: nested arrays and plain objects whose leaves are tensors (or anything else). Model
- * parameters are pytrees, and so are the arguments, outputs and cotangents of `vjp`.
- * Flattening gives the leaves in a fixed order and a structure that can rebuild the tree.
+ * Pytrees: nested arrays, plain objects and Maps whose leaves are tensors (or anything else).
+ * Model parameters are pytrees, and so are the arguments, outputs and cotangents of `vjp`, the
+ * results `scope` keeps and the states of the optimizers. Flattening gives the leaves in a
+ * fixed order and a structure that can rebuild the tree. This is the library's one tree
+ * walker: {@linkcode containerOf} decides what is a container.
  * @module
  */
 import { Tensor } from "../ops/tensor.ts";
@@ -14,6 +16,11 @@ export type TreeDef =
     readonly kind: "object";
     readonly keys: readonly string[];
     readonly children: readonly TreeDef[];
+  }
+  | {
+    readonly kind: "map";
+    readonly keys: readonly unknown[];
+    readonly children: readonly TreeDef[];
   };
 
 const LEAF: TreeDef = Object.freeze({ kind: "leaf" });
@@ -25,27 +32,56 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 }
 
 /**
- * Splits a pytree into its leaves (depth first; object keys in insertion order) and its
- * structure. Arrays and plain objects are containers; everything else, tensors included, is a
- * leaf.
+ * The container view of a tree node: its kind, keys and children (arrays by index, plain
+ * objects by own enumerable keys in insertion order, Maps by insertion order), or `null` for a
+ * leaf (tensors, numbers, class instances, `null`, ...).
+ */
+export function containerOf(
+  x: unknown,
+): { kind: "array" | "object" | "map"; keys: unknown[]; values: unknown[] } | null {
+  if (Array.isArray(x)) return { kind: "array", keys: [], values: x };
+  if (x instanceof Map) return { kind: "map", keys: [...x.keys()], values: [...x.values()] };
+  if (isPlainObject(x)) {
+    const keys = Object.keys(x);
+    return { kind: "object", keys, values: keys.map((k) => x[k]) };
+  }
+  return null;
+}
+
+/** Calls `visit` on every leaf of `tree`, depth first, in flattening order. */
+export function forEachLeaf(tree: unknown, visit: (leaf: unknown) => void): void {
+  const c = containerOf(tree);
+  if (c === null) visit(tree);
+  else for (const v of c.values) forEachLeaf(v, visit);
+}
+
+/**
+ * Splits a pytree into its leaves (depth first; object and Map keys in insertion order) and
+ * its structure. Arrays, plain objects and Maps are containers; everything else, tensors
+ * included, is a leaf.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flattenTree, tensor } from "@longseq/tensor";
  * const [leaves, def] = flattenTree({ w: tensor([1]), layers: [tensor([2]), 3] });
- * console.log(leaves.length, def.kind); // 3 "object"
+ * assert.equal(leaves.length, 3);
+ * assert.equal(def.kind, "object");
+ * assert.equal(leaves[2], 3);
  * ```
  */
 export function flattenTree(tree: unknown): [unknown[], TreeDef] {
   const leaves: unknown[] = [];
   const walk = (x: unknown): TreeDef => {
-    if (Array.isArray(x)) return { kind: "array", children: x.map(walk) };
-    if (isPlainObject(x)) {
-      const keys = Object.keys(x);
-      return { kind: "object", keys, children: keys.map((k) => walk(x[k])) };
+    const c = containerOf(x);
+    if (c === null) {
+      leaves.push(x);
+      return LEAF;
     }
-    leaves.push(x);
-    return LEAF;
+    const children = c.values.map(walk);
+    if (c.kind === "array") return { kind: "array", children };
+    if (c.kind === "map") return { kind: "map", keys: c.keys, children };
+    return { kind: "object", keys: c.keys as string[], children };
   };
   const def = walk(tree);
   return [leaves, def];
@@ -56,9 +92,11 @@ export function flattenTree(tree: unknown): [unknown[], TreeDef] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flattenTree, unflattenTree } from "@longseq/tensor";
  * const [leaves, def] = flattenTree({ a: [1, 2], b: 3 });
- * console.log(unflattenTree(def, leaves.map((x) => (x as number) * 10))); // { a: [10, 20], b: 30 }
+ * const tree = unflattenTree(def, leaves.map((x) => (x as number) * 10));
+ * assert.deepEqual(tree, { a: [10, 20], b: 30 });
  * ```
  */
 export function unflattenTree<T = unknown>(def: TreeDef, leaves: readonly unknown[]): T {
@@ -66,6 +104,7 @@ export function unflattenTree<T = unknown>(def: TreeDef, leaves: readonly unknow
   const build = (d: TreeDef): unknown => {
     if (d.kind === "leaf") return leaves[i++];
     if (d.kind === "array") return d.children.map(build);
+    if (d.kind === "map") return new Map(d.keys.map((k, j) => [k, build(d.children[j])]));
     const out: Record<string, unknown> = {};
     d.keys.forEach((k, j) => (out[k] = build(d.children[j])));
     return out;
@@ -86,7 +125,26 @@ export function leafCount(def: TreeDef): number {
 export function describeTree(def: TreeDef): string {
   if (def.kind === "leaf") return "*";
   if (def.kind === "array") return `[${def.children.map(describeTree).join(", ")}]`;
+  if (def.kind === "map") {
+    return `Map{${
+      def.keys.map((k, i) => `${String(k)}: ${describeTree(def.children[i])}`).join(", ")
+    }}`;
+  }
   return `{${def.keys.map((k, i) => `${k}: ${describeTree(def.children[i])}`).join(", ")}}`;
+}
+
+/** Paths of a structure's leaves in flattening order, like `layers[0].w`. */
+export function leafPaths(def: TreeDef): string[] {
+  const out: string[] = [];
+  const walk = (d: TreeDef, path: string) => {
+    if (d.kind === "leaf") out.push(path);
+    else if (d.kind === "array") d.children.forEach((c, i) => walk(c, `${path}[${i}]`));
+    else if (d.kind === "map") {
+      d.children.forEach((c, i) => walk(c, `${path}.get(${String(d.keys[i])})`));
+    } else d.children.forEach((c, i) => walk(c, path === "" ? d.keys[i] : `${path}.${d.keys[i]}`));
+  };
+  walk(def, "");
+  return out;
 }
 
 /**
@@ -106,7 +164,7 @@ export function leavesLike(op: string, def: TreeDef, tree: unknown, what: string
   };
   const walk = (d: TreeDef, x: unknown, path: string) => {
     if (d.kind === "leaf") {
-      if (Array.isArray(x) || isPlainObject(x)) fail(path, "expected a leaf, got a container");
+      if (containerOf(x) !== null) fail(path, "expected a leaf, got a container");
       out.push(x);
       return;
     }
@@ -121,6 +179,16 @@ export function leavesLike(op: string, def: TreeDef, tree: unknown, what: string
         fail(path, `expected ${d.children.length} entries, got ${arr.length}`);
       }
       d.children.forEach((c, i) => walk(c, arr[i], `${path}[${i}]`));
+      return;
+    }
+    if (d.kind === "map") {
+      if (!(x instanceof Map)) fail(path, `expected a Map of ${d.children.length}`);
+      const m = x as Map<unknown, unknown>;
+      const missing = d.keys.filter((k) => !m.has(k));
+      if (missing.length || m.size !== d.keys.length) {
+        fail(path, `expected Map keys ${d.keys.map(String).join(", ")}`);
+      }
+      d.children.forEach((c, i) => walk(c, m.get(d.keys[i]), `${path}.get(${String(d.keys[i])})`));
       return;
     }
     if (!isPlainObject(x)) fail(path, `expected an object with keys ${d.keys.join(", ")}`);
@@ -148,8 +216,9 @@ export function leavesLike(op: string, def: TreeDef, tree: unknown, what: string
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mapTree } from "@longseq/tensor";
- * console.log(mapTree({ a: [1, 2] }, (x) => (x as number) + 1)); // { a: [2, 3] }
+ * assert.deepEqual(mapTree({ a: [1, 2] }, (x) => (x as number) + 1), { a: [2, 3] });
  * ```
  */
 export function mapTree<T = unknown>(tree: unknown, fn: (leaf: unknown, i: number) => unknown): T {
@@ -157,7 +226,42 @@ export function mapTree<T = unknown>(tree: unknown, fn: (leaf: unknown, i: numbe
   return unflattenTree<T>(def, leaves.map(fn));
 }
 
-/** The tensors among a pytree's leaves, in flattening order. */
+/**
+ * The tensors among a pytree's leaves, in flattening order (a tensor reachable twice is listed
+ * twice).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensor, treeTensors } from "@longseq/tensor";
+ * const w = tensor([1, 2]);
+ * const ts = treeTensors({ w, layers: [{ b: tensor([3]) }], name: "mlp" });
+ * assert.equal(ts.length, 2);
+ * assert.equal(ts[0], w);
+ * ```
+ */
 export function treeTensors(tree: unknown): Tensor[] {
-  return flattenTree(tree)[0].filter((x): x is Tensor => x instanceof Tensor);
+  const out: Tensor[] = [];
+  forEachLeaf(tree, (x) => {
+    if (x instanceof Tensor) out.push(x);
+  });
+  return out;
+}
+
+/**
+ * Disposes every tensor of a pytree (params, gradients, optimizer states), each once even
+ * when the tree holds it at several places; other leaves are left alone.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { disposeTree, ones, zeros } from "@longseq/tensor";
+ * const shared = ones([2]);
+ * const state = { m: zeros([2]), tied: [shared, shared], step: 3 };
+ * disposeTree(state);
+ * assert.ok(state.m.disposed && shared.disposed);
+ * ```
+ */
+export function disposeTree(tree: unknown): void {
+  for (const t of new Set(treeTensors(tree))) t.dispose();
 }

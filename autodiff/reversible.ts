@@ -183,13 +183,15 @@ function runForward(
 /**
  * A stack of reversible blocks run as one differentiable node. Its backward pass walks the
  * blocks in reverse, rebuilding each block's input from its output and pulling back through
- * `G` then `F` (REFERENCE.md §2), freeing each block's recomputed activations before the
- * next: peak activation memory is that of one block, whatever the depth.
+ * `G` then `F` (Gomez et al. 2017 §3; docs/algorithms.md#reversible-residual-layers), freeing each
+ * block's recomputed activations before the next: peak activation memory is that of one block,
+ * whatever the depth.
  *
  * @example
  * ```ts
- * import { grad, mul, reversible, reversibleStack, sum, tanh, tensor } from "@longseq/tensor";
- * type T = ReturnType<typeof tensor>;
+ * import assert from "node:assert/strict";
+ * import { grad, mul, reversible, reversibleStack, sum, tanh, type Tensor, tensor } from "@longseq/tensor";
+ * type T = Tensor;
  * const block = reversible((p: T, x: T) => tanh(mul(x, p)), (p: T, x: T) => tanh(mul(x, p)));
  * const stack = reversibleStack([block, block]);
  * const params = [{ f: tensor([0.5]), g: tensor([2]) }, { f: tensor([1]), g: tensor([-1]) }];
@@ -197,7 +199,8 @@ function runForward(
  *   const [y1, y2] = stack.apply(ps, [tensor([1, 2]), tensor([3, 4])]);
  *   return sum(mul(y1, y2));
  * };
- * const grads = grad(loss)(params); // [{ f: [1], g: [1] }, { f: [1], g: [1] }]
+ * const grads = grad(loss)(params); // shaped like params
+ * assert.deepEqual(grads[1].g.shape, [1]);
  * ```
  */
 export function reversibleStack(blocks: readonly RevBlockFns[]): ReversibleStack {
@@ -274,18 +277,21 @@ export function reversibleStack(blocks: readonly RevBlockFns[]): ReversibleStack
 
 /**
  * A reversible residual block `(x1, x2) -> (y1, y2)`, `y1 = x1 + F(x2)`, `y2 = x2 + G(y1)`
- * (REFERENCE.md §2). `F` and `G` take `(params, x, opts, saved?)`; see {@linkcode RevFn} for
- * how PRNG keys and saved state are replayed. Use the block alone (`apply`, `inverse`) or pass
- * several to {@linkcode reversibleStack}.
+ * (Gomez et al. 2017 §3; docs/algorithms.md#reversible-residual-layers). `F` and `G` take
+ * `(params, x, opts, saved?)`; see {@linkcode RevFn} for how PRNG keys and saved state are
+ * replayed. Use the block alone (`apply`, `inverse`) or pass several to
+ * {@linkcode reversibleStack}.
  *
  * @example
  * ```ts
- * import { mul, reversible, tanh, tensor } from "@longseq/tensor";
- * type T = ReturnType<typeof tensor>;
+ * import assert from "node:assert/strict";
+ * import { allClose, mul, reversible, tanh, type Tensor, tensor } from "@longseq/tensor";
+ * type T = Tensor;
  * const block = reversible((p: T, x: T) => tanh(mul(x, p)), (p: T, x: T) => mul(x, p));
  * const params = { f: tensor([0.5]), g: tensor([2]) };
  * const y = block.apply(params, [tensor([1]), tensor([2])]);
- * const [x1, x2] = block.inverse(params, y); // ≈ [1], [2]
+ * const [x1, x2] = block.inverse(params, y);
+ * assert.ok(await allClose(x1, [1]) && await allClose(x2, [2]));
  * ```
  */
 export function reversible<PF, PG, OF = unknown, OG = unknown>(

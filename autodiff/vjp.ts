@@ -98,11 +98,14 @@ function traceLeaf(x: Tensor, id: number): [Tensor, Node] {
  *
  * @example
  * ```ts
- * import { mul, scope, sin, tensor, vjp } from "@longseq/tensor";
- * scope(() => {
+ * import assert from "node:assert/strict";
+ * import { allClose, mul, scope, sin, type Tensor, tensor, vjp } from "@longseq/tensor";
+ * await scope(async () => {
  *   const x = tensor([0, 1, 2]);
- *   const [y, pullback] = vjp((x) => mul(sin(x), 2), x); // y: [3]
- *   const [dx] = pullback(tensor([1, 1, 1]));            // dx = 2 cos(x): [3]
+ *   const [y, pullback] = vjp((x: Tensor) => mul(sin(x), 2), x);
+ *   const [dx] = pullback(tensor([1, 1, 1]));
+ *   assert.ok(await allClose(y, [0, 1, 2].map((v) => 2 * Math.sin(v))));
+ *   assert.ok(await allClose(dx as Tensor, [0, 1, 2].map((v) => 2 * Math.cos(v))));
  * });
  * ```
  */

@@ -15,7 +15,8 @@
 import { bitsPerToken } from "../nn/losses.ts";
 import { random, scope, tensor, treeTensors } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
-import { reformerLM, type ReformerLMParams } from "../nn/models/reformer.ts";
+import { reformerLM, type ReformerLMConfig, type ReformerLMParams } from "../nn/models/reformer.ts";
+import { loadHuggingFaceReformer, saveHuggingFaceReformer } from "../io/huggingface_reformer.ts";
 import {
   type ByteSplits,
   evalBatches,
@@ -28,15 +29,16 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
+  runSummary,
   train,
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/char_lm.ts [flags]
 
@@ -72,6 +74,17 @@ const FLAGS = {
   ffChunks: { type: "int", default: 1, min: 1, help: "Slices the feed-forward runs over" },
   lmHeadChunks: { type: "int", default: 1, min: 1, help: "Slices the head and loss run over" },
   dropout: { type: "float", default: 0, min: 0, max: 0.99, help: "Dropout rate" },
+  initFromHf: {
+    type: "string",
+    default: "",
+    help:
+      "Start from a HuggingFace Reformer folder (vocab 256); its config replaces the model flags",
+  },
+  saveHf: {
+    type: "string",
+    default: "",
+    help: "Also save the trained model as a HuggingFace folder",
+  },
   ...trainingFlags(TRAINING, {
     evalEvery: "Validate every N steps (0: at the end only)",
     evalBatches: "Validation batches (consecutive windows)",
@@ -118,9 +131,17 @@ async function loadData(path: string): Promise<{ name: string; splits: ByteSplit
 
 async function main(): Promise<void> {
   const f = parseFlags(USAGE, FLAGS);
-  const config = modelConfig(f);
   const { line } = await initDevice(f.device);
   console.log(line);
+  const hf = f.initFromHf ? await loadHuggingFaceReformer(f.initFromHf) : null;
+  const config: ReformerLMConfig = hf ? hf.config : modelConfig(f);
+  if (hf && (hf.config.vocab !== 256 || hf.config.maxLen! < f.len)) {
+    disposeTree(hf.params);
+    throw usageError(
+      `--init-from-hf needs vocab 256 and room for --len ${f.len}; ${f.initFromHf} has vocab ` +
+        `${hf.config.vocab}, maxLen ${hf.config.maxLen}`,
+    );
+  }
   const { name, splits } = await loadData(f.data);
   const mb = (n: number) => `${(n / 1e6).toFixed(2)} MB`;
   console.log(
@@ -159,16 +180,19 @@ async function main(): Promise<void> {
   const nParams = treeTensors(params).reduce((a, t) => a + t.size, 0);
   disposeTree(params);
   console.log(
-    `model: Reformer, ${f.layers} layer(s) of ${f.attention}` +
-      (f.attention === "lsh" ? ` (${f.nHashes} hashes, chunk ${f.chunkLen})` : "") +
-      `, dModel ${f.dModel}, dFF ${f.dFF}, ${f.heads} heads, len ${f.len}: ` +
-      `${(nParams / 1e6).toFixed(3)}M params`,
+    hf
+      ? `model: HuggingFace Reformer from ${f.initFromHf}, ${model.types.join("/")} layers, ` +
+        `${(nParams / 1e6).toFixed(3)}M params`
+      : `model: Reformer, ${f.layers} layer(s) of ${f.attention}` +
+        (f.attention === "lsh" ? ` (${f.nHashes} hashes, chunk ${f.chunkLen})` : "") +
+        `, dModel ${f.dModel}, dFF ${f.dFF}, ${f.heads} heads, len ${f.len}: ` +
+        `${(nParams / 1e6).toFixed(3)}M params`,
   );
 
   const result = await train({
     label: "char_lm",
     plotTitle: `Reformer byte LM on ${name}`,
-    initParams: () => model.init(random.key(f.seed)),
+    initParams: () => hf?.params ?? model.init(random.key(f.seed)),
     batchAt: (step) => lmBatch(splits.train, { batch: f.batch, len: f.len, seed: f.seed }, step),
     lossFn: (params, batch, key) => {
       const { inputs, targets } = batchTensors(batch);
@@ -179,27 +203,33 @@ async function main(): Promise<void> {
     ...trainOptionsFromFlags(f, { example: "char_lm", model: config, clip: TRAINING.clip }),
     evaluate: validate,
   });
+  if (f.saveHf && !result.interrupted) {
+    await saveHuggingFaceReformer(f.saveHf, config, result.params);
+    console.log(`HuggingFace folder: ${f.saveHf}`);
+  }
   disposeTree(result.params);
   if (result.interrupted) Deno.exit(130);
   const summary = {
     step: result.step,
+    stepsRun: result.stepsRun,
     trainLoss: result.last.loss,
     trainBpb: result.last.bpb,
     validBpb: result.evaluation.validBpb,
     tokensPerSecond: result.tokensPerSecond,
     peakMiB: result.peakBytes / 2 ** 20,
     seconds: result.seconds,
+    totalSeconds: result.totalSeconds,
   };
   console.log(
     `\nafter ${summary.step} steps: training loss ${summary.trainLoss?.toFixed(4)} nats/byte ` +
       `(${summary.trainBpb?.toFixed(3)} bits/byte), validation ${
         summary.validBpb?.toFixed(3)
       } bits/byte\n` +
-      `${Math.round(summary.tokensPerSecond)} tokens/s, ${summary.seconds.toFixed(1)} s, ` +
+      `${runSummary(result)}, ${Math.round(summary.tokensPerSecond)} tokens/s, ` +
       `peak memory ${summary.peakMiB.toFixed(1)} MiB`,
   );
-  Deno.writeTextFileSync(`${f.out}/results.json`, JSON.stringify(summary, null, 2) + "\n");
-  console.log(`files: ${files.checkpoint}, ${files.metrics}, ${files.plot}`);
+  Deno.writeTextFileSync(files.results, JSON.stringify(summary, null, 2) + "\n");
+  console.log(`files: ${files.checkpoint}, ${files.metrics}, ${files.plot}, ${files.results}`);
   console.log(`sample: deno run -A examples/generate.ts --checkpoint ${files.checkpoint}`);
 }
 

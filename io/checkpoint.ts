@@ -81,11 +81,14 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
  *
  * @example
  * ```ts
- * import { loadCheckpoint, saveCheckpoint, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { loadCheckpoint, saveCheckpoint, type Tensor, tensor } from "@longseq/tensor";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveCheckpoint(path, { w: tensor([1, 2]), step: 3 }, { metadata: { note: "demo" } });
- * const { tree, metadata } = await loadCheckpoint<{ w: unknown; step: number }>(path);
- * console.log(tree.step, metadata.note); // 3 "demo"
+ * const { tree, metadata } = await loadCheckpoint<{ w: Tensor; step: number }>(path);
+ * assert.equal(tree.step, 3);
+ * assert.equal(metadata.note, "demo");
+ * assert.deepEqual(await tree.w.array(), [1, 2]);
  * await Deno.remove(path);
  * ```
  */
@@ -183,11 +186,12 @@ function describe(e: HeaderEntry): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCheckpoint, saveCheckpoint, tensor, zeros } from "@longseq/tensor";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveCheckpoint(path, { w: tensor([[1, 2]]) });
  * const { tree } = await loadCheckpoint(path, { like: { w: zeros([1, 2]) } });
- * console.log(await tree.w.array()); // [[1, 2]]
+ * assert.deepEqual(await tree.w.array(), [[1, 2]]);
  * await Deno.remove(path);
  * ```
  */

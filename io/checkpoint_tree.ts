@@ -40,7 +40,7 @@ export function leafNames(def: TreeDef): string[] {
   const walk = (d: TreeDef, path: string) => {
     if (d.kind === "leaf") out.push(path === "" ? "root" : path);
     else if (d.kind === "array") d.children.forEach((c, i) => walk(c, join(path, i)));
-    else d.keys.forEach((k, i) => walk(d.children[i], join(path, k)));
+    else d.keys.forEach((k, i) => walk(d.children[i], join(path, String(k))));
   };
   walk(def, "");
   return out;

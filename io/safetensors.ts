@@ -113,9 +113,11 @@ export function formatDtype(dtype: DType): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildSafetensorsHeader } from "@longseq/tensor";
  * const { header, offsets } = buildSafetensorsHeader([{ name: "w", dtype: "f32", shape: [2] }]);
- * console.log(header.length % 8, offsets); // 0 [[0, 8]]
+ * assert.equal(header.length % 8, 0);
+ * assert.deepEqual(offsets, [[0, 8]]);
  * ```
  */
 export function buildSafetensorsHeader(
@@ -158,9 +160,10 @@ export function buildSafetensorsHeader(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "@longseq/tensor";
  * const bytes = encodeSafetensors({ w: { dtype: "f32", shape: [2], data: new Float32Array([1, 2]) } });
- * console.log(decodeSafetensors(bytes).tensors.get("w")?.data); // Float32Array [1, 2]
+ * assert.deepEqual(decodeSafetensors(bytes).tensors.get("w")?.data, new Float32Array([1, 2]));
  * ```
  */
 export function encodeSafetensors(
@@ -233,9 +236,10 @@ function parseEntry(name: string, value: unknown): HeaderEntry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeSafetensors, parseSafetensorsHeader } from "@longseq/tensor";
  * const bytes = encodeSafetensors({ n: { dtype: "i32", shape: [], data: new Int32Array([7]) } });
- * console.log(parseSafetensorsHeader(bytes).entries[0].offsets); // [0, 4]
+ * assert.deepEqual(parseSafetensorsHeader(bytes).entries[0].offsets, [0, 4]);
  * ```
  */
 export function parseSafetensorsHeader(
@@ -361,9 +365,10 @@ export function hostTensorFromBytes(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeSafetensors, encodeSafetensors } from "@longseq/tensor";
  * const bytes = encodeSafetensors({}, { step: "3" });
- * console.log(decodeSafetensors(bytes).metadata); // { step: "3" }
+ * assert.deepEqual(decodeSafetensors(bytes).metadata, { step: "3" });
  * ```
  */
 export function decodeSafetensors(

@@ -1,13 +1,13 @@
 /**
- * The contract both backends implement: storage, transfer and accounting. Kernels are
- * plain functions per op family (`kernels/cpu/*`, `kernels/webgpu/*`) that take a device and
- * storages and return new storages.
+ * The device contract every backend implements: storage, transfer and accounting. Kernels
+ * are plain functions that take a device, storages and a spec and return new storages; each
+ * backend lists them in its kernel table (`backend.ts`).
  * @module
  */
-import type { DType, TypedArray } from "./dtype.ts";
+import { type DType, dtypeInfo, type TypedArray } from "./dtype.ts";
 
 /** Names of the backends. */
-export type DeviceName = "cpu" | "webgpu";
+export type DeviceName = "cpu" | "webgpu" | "wasm";
 
 /** Memory figures of one device, in bytes of tensor storage. */
 export interface MemoryInfo {
@@ -35,8 +35,10 @@ export interface Device {
   readonly name: DeviceName;
   /** Human-readable adapter description. */
   readonly description: string;
-  /** Largest tensor, in bytes, one storage may hold. */
+  /** Largest tensor, in bytes, one storage may hold (see {@linkcode checkAllocation}). */
   readonly maxBytes: number;
+  /** Bytes one element of `dtype` takes in this device's storage. */
+  elementBytes(dtype: DType): number;
   /** Allocates storage for `size` elements; contents are unspecified. */
   alloc(dtype: DType, size: number): Storage;
   /** Copies host data into new storage. */
@@ -45,6 +47,13 @@ export interface Device {
   read(storage: Storage, dtype: DType, size: number): Promise<TypedArray>;
   /** Frees storage (it may be pooled). */
   free(storage: Storage): void;
+  /**
+   * Most bytes of freed storage the device keeps pooled for reuse; setting it lower gives the
+   * excess back at once, least recently freed first (WebGPU; the CPU pools nothing).
+   */
+  poolLimit: number;
+  /** Gives back every pooled buffer; returns the bytes released (0 on the CPU). */
+  releasePooled(): number;
   /** Submits pending work. */
   flush(): void;
   /** Waits for submitted work to finish. */
@@ -60,6 +69,46 @@ export interface Device {
    * (-1: the cache let it go; it is freed with its last handle as usual).
    */
   countConstant(storage: Storage, delta: 1 | -1): void;
+}
+
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+/** A byte count for messages: `8 GiB`, `1.5 MiB`, `12 bytes`. */
+function humanBytes(n: number): string {
+  if (n >= GiB) return `${+(n / GiB).toFixed(2)} GiB`;
+  if (n >= MiB) return `${+(n / MiB).toFixed(2)} MiB`;
+  return `${n} bytes`;
+}
+
+/**
+ * The one size check every allocation goes through, before any memory is taken: ops call it
+ * with their name and output shape before running a kernel, and each device calls it again in
+ * `alloc`/`upload` (naming itself) as a guard for kernels' temporaries. Throws a RangeError
+ * naming `op`, the shape, the dtype and the device's limit when `shape` (or a bare element
+ * count) of `dtype` needs more than `device.maxBytes`. Returns the byte count.
+ */
+export function checkAllocation(
+  op: string,
+  device: Pick<Device, "name" | "maxBytes" | "elementBytes">,
+  shape: readonly number[] | number,
+  dtype: DType,
+): number {
+  const size = typeof shape === "number" ? shape : shape.reduce((p, d) => p * d, 1);
+  const bytes = size * device.elementBytes(dtype);
+  if (!(bytes <= device.maxBytes)) {
+    const what = typeof shape === "number" ? `${size} elements` : `[${shape.join(",")}]`;
+    throw new RangeError(
+      `${op}: a ${dtype} tensor of ${what} needs ${bytes} bytes (${humanBytes(bytes)}), over ` +
+        `the ${device.name} limit of ${device.maxBytes} bytes (${humanBytes(device.maxBytes)}) ` +
+        "per tensor",
+    );
+  }
+  return bytes;
+}
+
+/** Bytes per element of the CPU's typed arrays (the GPU stores every dtype in 4 bytes). */
+export function cpuElementBytes(dtype: DType): number {
+  return dtypeInfo(dtype).bytes;
 }
 
 /** Shared accounting for both devices. */

@@ -15,6 +15,13 @@ export interface StridedInput {
   readonly offset: number;
 }
 
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
 /** Row-major strides of a contiguous shape. */
 export function contiguousStrides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -51,15 +58,4 @@ export function collapse(
     }
   }
   return { shape: outShape, strides: outStrides };
-}
-
-/** Whether a strided input reads its elements in plain order 0..n-1 for `shape`. */
-export function isContiguous(
-  shape: readonly number[],
-  strides: readonly number[],
-  offset: number,
-): boolean {
-  if (offset !== 0) return false;
-  const c = contiguousStrides(shape);
-  return shape.every((n, d) => n === 1 || strides[d] === c[d]);
 }

@@ -9,17 +9,19 @@ import { notEqual, where } from "../ops/compare.ts";
 import { full } from "../ops/creation.ts";
 import { takeAlongAxis } from "../ops/indexing.ts";
 import { sum } from "../ops/reduce.ts";
-import { expandDims, reshape } from "../ops/shape.ts";
+import { broadcastTo, expandDims, reshape } from "../ops/shape.ts";
 import { logSoftmax } from "../ops/softmax.ts";
 import { exp } from "../ops/unary.ts";
 import { chunkedSum } from "./layers/chunked.ts";
-import { affine, checkParam, type LinearParams } from "./layers/linear.ts";
+import { affine, type LinearParams } from "./layers/linear.ts";
+import { checkParam } from "./validate.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
 export interface CrossEntropyOptions {
   /**
-   * Which positions count, shaped like `targets`: bool, or numbers (non-zero counts). Masked
-   * positions contribute exactly 0 to the loss and its gradient.
+   * Which positions count: bool, or numbers (non-zero counts), shaped like `targets` or
+   * broadcastable to it by NumPy rules (e.g. `[len]` or `[1, len]` against `[batch, len]`
+   * targets). Masked positions contribute exactly 0 to the loss and its gradient.
    */
   mask?: Tensor;
   /**
@@ -56,17 +58,33 @@ function checkTargets(op: string, logits: unknown, targets: unknown, mask: unkno
   }
   if (mask !== undefined) {
     if (!(mask instanceof Tensor)) throw new TypeError(`${op}: mask must be a Tensor`);
-    if (fmt(mask.shape) !== fmt(targets.shape)) {
+    if (!broadcastsTo(mask.shape, targets.shape)) {
       throw new RangeError(
-        `${op}: mask ${fmt(mask.shape)} must have the shape of targets ${fmt(targets.shape)}`,
+        `${op}: mask ${fmt(mask.shape)} cannot broadcast to the shape of targets ${
+          fmt(targets.shape)
+        } (NumPy rules: align the trailing axes; each mask axis must be 1 or equal)`,
       );
     }
   }
 }
 
-/** `-log softmax(logits)[target]` per position, 0 where masked; shape of targets. */
+/** Whether `from` broadcasts to exactly `to` by NumPy rules. */
+function broadcastsTo(from: readonly number[], to: readonly number[]): boolean {
+  if (from.length > to.length) return false;
+  const off = to.length - from.length;
+  return from.every((n, i) => n === 1 || n === to[off + i]);
+}
+
+/**
+ * `-log softmax(logits)[target]` per position, 0 where masked; shape of targets. Masked rows'
+ * logits are replaced by zeros before the log-softmax ("double where"): a masked row of all
+ * `-inf` (or NaN) logits would otherwise give NaN there, and although the final `where` drops
+ * that value, the backward pass would still multiply the zero cotangent by it (`0 * NaN`).
+ */
 function perPosition(logits: Tensor, targets: Tensor, keep: Tensor | null): Tensor {
-  using lp = logSoftmax(logits, -1);
+  using keepRow = keep ? expandDims(keep, -1) : null;
+  using safe = keepRow ? where(keepRow, logits, 0) : null;
+  using lp = logSoftmax(safe ?? logits, -1);
   using idx = expandDims(targets, -1);
   using picked = takeAlongAxis(lp, idx, -1);
   using flat = reshape(picked, targets.shape);
@@ -77,10 +95,17 @@ function perPosition(logits: Tensor, targets: Tensor, keep: Tensor | null): Tens
   return where(keep, owned, 0);
 }
 
-/** The mask as a fresh bool handle (non-zero keeps), or null without a mask. */
-function keepOf(mask: Tensor | undefined): Tensor | null {
+/**
+ * The mask as a fresh bool handle (non-zero keeps) of the targets' shape `shape` (broadcast
+ * when it is smaller), or null without a mask.
+ */
+function keepOf(mask: Tensor | undefined, shape: readonly number[]): Tensor | null {
   if (!mask) return null;
-  return mask.dtype === "bool" ? mask.view(mask.shape) : notEqual(mask, 0);
+  const same = fmt(mask.shape) === fmt(shape);
+  if (mask.dtype === "bool") return same ? mask.view(mask.shape) : broadcastTo(mask, shape);
+  if (same) return notEqual(mask, 0);
+  using keep = notEqual(mask, 0);
+  return broadcastTo(keep, shape);
 }
 
 /** The number of kept positions as a scalar f32 (all of `targets` without a mask). */
@@ -94,16 +119,18 @@ function countOf(keep: Tensor | null, targets: Tensor): Tensor {
  * The sum and count behind {@linkcode softmaxCrossEntropy}'s mean: sums of losses over
  * several batches (or chunks) combine by adding both and dividing once.
  *
- * Shapes: `logits: [..., classes]` (f32), `targets: [...]` (i32/u32), `mask: [...]`; `sum`
- * and `count` are scalars.
+ * Shapes: `logits: [..., classes]` (f32), `targets: [...]` (i32/u32), `mask`: `targets`' shape
+ * or broadcastable to it; `sum` and `count` are scalars.
  *
  * @example
  * ```ts
- * import { nn, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, tensor } from "@longseq/tensor";
  * const { sum, count } = nn.softmaxCrossEntropyStats(
  *   tensor([[0, 0], [0, 0]]), tensor(new Int32Array([0, 1])), { mask: tensor([true, false]) },
  * );
- * console.log(await sum.array(), await count.array()); // 0.693 1
+ * assert.ok(await allClose(sum, Math.LN2));
+ * assert.equal(await count.array(), 1);
  * ```
  */
 export function softmaxCrossEntropyStats(
@@ -113,7 +140,7 @@ export function softmaxCrossEntropyStats(
 ): CrossEntropyStats {
   const op = "softmaxCrossEntropy";
   checkTargets(op, logits, targets, options.mask);
-  using keep = keepOf(options.mask);
+  using keep = keepOf(options.mask, targets.shape);
   using nll = perPosition(logits, targets, keep);
   return { sum: sum(nll), count: countOf(keep, targets) };
 }
@@ -124,14 +151,17 @@ export function softmaxCrossEntropyStats(
  * over unmasked positions). A fully masked input gives 0 (with zero gradient), never NaN.
  * Target ids are not range-checked on the host (out-of-range ids read the edge class).
  *
- * Shapes: `logits: [..., classes]` (f32), `targets: [...]` (i32/u32), `mask: [...]` (optional);
- * result `[]`, or `[...]` with `reduction: "none"`.
+ * Shapes: `logits: [..., classes]` (f32), `targets: [...]` (i32/u32), `mask` (optional):
+ * `targets`' shape or broadcastable to it by NumPy rules (a `[len]` mask applies to every row of
+ * `[batch, len]` targets); result `[]`, or `[...]` with `reduction: "none"`.
  *
  * @example
  * ```ts
- * import { nn, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, tensor } from "@longseq/tensor";
  * const loss = nn.softmaxCrossEntropy(tensor([[2, 0, 0], [0, 0, 0]]), tensor(new Int32Array([0, 2])));
- * console.log(await loss.array()); // (0.2395 + 1.0986) / 2 = 0.669
+ * const want = (Math.log(Math.exp(2) + 2) - 2 + Math.log(3)) / 2; // (0.2395 + 1.0986) / 2
+ * assert.ok(await allClose(loss, want));
  * ```
  */
 export function softmaxCrossEntropy(
@@ -148,7 +178,7 @@ export function softmaxCrossEntropy(
   }
   checkTargets(op, logits, targets, mask);
   if (reduction === "none") {
-    using keep = keepOf(mask);
+    using keep = keepOf(mask, targets.shape);
     return perPosition(logits, targets, keep);
   }
   const stats = softmaxCrossEntropyStats(logits, targets, { mask });
@@ -171,7 +201,7 @@ function finish({ sum: s, count }: CrossEntropyStats, reduction: "mean" | "sum")
 export interface ChunkedLmLossOptions {
   /** Sequence positions per slice (the last slice may be shorter). */
   chunkSize: number;
-  /** Which positions count, `[batch, len]` (bool, or non-zero numbers). */
+  /** Which positions count, `[batch, len]` or broadcastable to it (bool, or non-zero numbers). */
   mask?: Tensor;
   /** `"mean"` (default, 0 when everything is masked) or `"sum"` over unmasked positions. */
   reduction?: "mean" | "sum";
@@ -185,16 +215,18 @@ export interface ChunkedLmLossOptions {
  * Equals `softmaxCrossEntropy(linear(hidden), targets, { mask })` up to the order of the sum.
  *
  * Shapes: `hidden: [batch, len, d]`, `head: { w: [d, vocab], b?: [vocab] }` (a
- * {@linkcode linear} layer's params), `targets: [batch, len]` (i32/u32), `mask: [batch, len]`;
- * result `[]`.
+ * {@linkcode linear} layer's params), `targets: [batch, len]` (i32/u32), `mask: [batch, len]` or
+ * broadcastable to it (`[len]`, `[batch, 1]`); result `[]`.
  *
  * @example
  * ```ts
- * import { nn, ones, random, zeros } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random, zeros } from "@longseq/tensor";
  * const head = nn.linear({ inFeatures: 8, outFeatures: 256 }).init(random.key(0));
- * const loss = nn.chunkedLmLoss(ones([2, 100, 8]), head, zeros([2, 100], { dtype: "i32" }), {
- *   chunkSize: 16,
- * });
+ * const [h, targets] = [ones([2, 100, 8]), zeros([2, 100], { dtype: "i32" })];
+ * const loss = nn.chunkedLmLoss(h, head, targets, { chunkSize: 16 });
+ * const logits = nn.linear({ inFeatures: 8, outFeatures: 256 }).apply(head, h); // all at once
+ * assert.ok(await allClose(loss, nn.softmaxCrossEntropy(logits, targets), { rtol: 1e-5 }));
  * ```
  */
 export function chunkedLmLoss(
@@ -231,9 +263,10 @@ export function chunkedLmLoss(
     );
   }
   checkTargets(op, hidden, targets, mask); // dtypes and mask shape (hidden stands in for logits)
-  const x = mask ? { h: hidden, t: targets, m: mask } : { h: hidden, t: targets };
+  // The mask at the targets' shape, so the chunking slices it along the sequence like them.
+  using keep = keepOf(mask, targets.shape);
+  const x = keep ? { h: hidden, t: targets, m: keep } : { h: hidden, t: targets };
   const total = lmSum({ chunkSize })(head, x) as Tensor;
-  using keep = keepOf(mask);
   return finish({ sum: total, count: countOf(keep, targets) }, reduction);
 }
 
@@ -241,8 +274,12 @@ export function chunkedLmLoss(
 function lmSum(spec: { chunkSize: number }) {
   return chunkedSum(
     (p: LinearParams, x: { h: Tensor; t: Tensor; m?: Tensor }) => {
-      using logits = affine(p.w, p.b, x.h);
-      using keep = keepOf(x.m);
+      using keep = keepOf(x.m, x.t.shape);
+      // Masked positions' hidden states become 0 before the head, so an inf or NaN there cannot
+      // reach the head's gradient (`h^T dlogits` would be `inf * 0`).
+      using keepRow = keep ? expandDims(keep, -1) : null;
+      using h = keepRow ? where(keepRow, x.h, 0) : null;
+      using logits = affine(p.w, p.b, h ?? x.h);
       using nll = perPosition(logits, x.t, keep);
       return sum(nll);
     },
@@ -259,8 +296,9 @@ const LN2 = Math.log(2);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.bitsPerToken(Math.LN2)); // 1
+ * assert.equal(nn.bitsPerToken(Math.LN2), 1);
  * ```
  */
 export function bitsPerToken(lossNats: number): number;
@@ -275,8 +313,9 @@ export function bitsPerToken(lossNats: number | Tensor): number | Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.perplexity(Math.log(50))); // 50 (up to rounding)
+ * assert.ok(Math.abs(nn.perplexity(Math.log(50)) - 50) < 1e-9);
  * ```
  */
 export function perplexity(lossNats: number): number;

@@ -5,14 +5,16 @@
  *
  * @example
  * ```ts
- * import { nn, ones, random, valueAndGrad } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { nn, ones, random } from "@longseq/tensor";
  * const model = nn.serial(
  *   nn.linear({ inFeatures: 4, outFeatures: 16 }),
  *   nn.residual(nn.chunked(nn.feedForward({ dModel: 16, dFF: 64 }), { chunks: 2 })),
  *   nn.layerNorm({ dim: 16 }),
  * );
  * const params = model.init(random.key(0));
- * const y = model.apply(params, ones([2, 6, 4])); // [2, 6, 16]
+ * const y = model.apply(params, ones([2, 6, 4]));
+ * assert.deepEqual(y.shape, [2, 6, 16]);
  * ```
  * @module
  */
@@ -35,7 +37,15 @@ export {
   type FeedForwardParams,
 } from "./layers/feed_forward.ts";
 export { chunked, chunkedSum, type ChunkFn, type ChunkSpec } from "./layers/chunked.ts";
-export { residual, serial } from "./layers/combinators.ts";
+export {
+  type AnyLayer,
+  type InputOf,
+  type OutputOf,
+  type ParamsOf,
+  residual,
+  serial,
+  type SerialParams,
+} from "./layers/combinators.ts";
 export {
   axialPositions,
   type AxialPositionsOptions,
@@ -124,10 +134,28 @@ export {
   type SparseTransformerLMConfig,
   type SparseTransformerLMParams,
 } from "./models/sparse_transformer.ts";
-export type { LmFrameConfig, LmFrameParams, LmLossOptions } from "./models/lm_frame.ts";
+export type {
+  LanguageModelConfig,
+  LanguageModelParams,
+  LmFrameConfig,
+  LmFrameParams,
+  LmLossOptions,
+} from "./models/language_model.ts";
+// HuggingFace Reformer checkpoints (in io/, exported here beside the model they load).
+export {
+  type HuggingFaceReformer,
+  type LoadHuggingFaceOptions,
+  loadHuggingFaceReformer,
+  reformerConfigFromHF,
+  reformerConfigToHF,
+  reformerParamsFromHF,
+  reformerParamsToHF,
+  saveHuggingFaceReformer,
+} from "../io/huggingface_reformer.ts";
 export {
   type DecodeState,
   type LayerCache,
+  type LshLayerCache,
   type ReformerDecoder,
   reformerDecoder,
   type ReformerDecoderOptions,

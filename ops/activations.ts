@@ -1,36 +1,17 @@
 /**
  * Activation functions: `silu`, `leakyRelu` and `elu` are compositions (their gradients come
  * from their parts); `softplus` is a primitive with its own kernel entry
- * (`ACTIVATION_KERNELS`), written in the overflow-free form `max(x, 0) + log1p(exp(-|x|))`
+ * (the backends' `softplus` entries), written in the overflow-free form `max(x, 0) + log1p(exp(-|x|))`
  * with the exact gradient `sigmoid(x)` (a composition would get the kink of `|x|` at 0 wrong).
  * @module
  */
 import type { Tensor } from "./tensor.ts";
-import type { ScalarOp } from "./kernel.ts";
 import { cast, mul } from "./binary.ts";
 import { greater, greaterEqual, where } from "./compare.ts";
 import { sigmoid } from "./unary.ts";
 import { defineUnary } from "./unary_def.ts";
 import { expm1 } from "./transcendental.ts";
 import { scope } from "./scope.ts";
-
-const SOFTPLUS_WGSL = `
-fn softplus_(x: f32) -> f32 {
-  let e = exp(-abs(x));
-  let u = 1.0 + e;
-  var l = e;
-  if (u != 1.0) { l = log(u) * e / (u - 1.0); }
-  return max(x, 0.0) + l;
-}`;
-
-/** The kernel entries of this file (CPU reference and WGSL expression), for porting. */
-export const ACTIVATION_KERNELS: Readonly<Record<"softplus", ScalarOp>> = {
-  softplus: {
-    cpu: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))),
-    wgsl: "softplus_(a)",
-    helpers: SOFTPLUS_WGSL,
-  },
-};
 
 /**
  * `log(1 + e^x)`, computed as `max(x, 0) + log1p(exp(-|x|))`: no overflow for large `x`, no
@@ -45,7 +26,6 @@ export const ACTIVATION_KERNELS: Readonly<Record<"softplus", ScalarOp>> = {
  * ```
  */
 export const softplus: (x: Tensor) => Tensor = defineUnary("softplus", {
-  ...ACTIVATION_KERNELS.softplus,
   floatOnly: true,
   saves: { inputs: [0], outputs: [] },
   vjp: ([g], c) => {

@@ -3,11 +3,12 @@
  * and compare the count. Bool results, no gradient.
  * @module
  */
+import { checkTensor, normAxes } from "./validate.ts";
 import type { Tensor } from "./tensor.ts";
 import { isNonZero } from "./logical.ts";
 import { equal, greater } from "./compare.ts";
-import { normAxes } from "./broadcast.ts";
-import { checkTensor, reducedCount, type ReduceOptions, sum } from "./reduce.ts";
+
+import { reducedCount, type ReduceOptions, sum } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 function count(
@@ -16,7 +17,7 @@ function count(
   axes: number | readonly number[] | undefined,
   o: ReduceOptions,
 ) {
-  checkTensor(op, x);
+  checkTensor(op, "x", x);
   const ax = normAxes(op, axes, x.rank);
   const nonZero = x.dtype === "bool" ? x : isNonZero(x);
   return { ax, n: reducedCount(x.shape, ax), c: sum(nonZero, ax, o) };

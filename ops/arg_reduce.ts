@@ -3,19 +3,11 @@
  * (`reduce.ts`).
  * @module
  */
-import { argReduceCpu, type ArgReduceOp } from "../kernels/cpu/reduce.ts";
-import { argReduceGpu } from "../kernels/webgpu/reduce.ts";
+import type { ArgReduceOp } from "../kernels/specs/reduce.ts";
 import { bind1, definePrimitive } from "./primitive.ts";
-import { Tensor } from "./tensor.ts";
-import { normAxis } from "./broadcast.ts";
-import {
-  checkTensor,
-  launch,
-  reducedShape,
-  type ReduceOptions,
-  rejectBool,
-  rejectEmpty,
-} from "./reduce.ts";
+import type { Tensor } from "./tensor.ts";
+import { checkTensor, normAxis, rejectBool } from "./validate.ts";
+import { launchReduce, reducedShape, type ReduceOptions, rejectEmpty } from "./reduce.ts";
 
 /** Static parameters of argmax/argmin: one axis, or null to search the flattened input. */
 interface ArgParams {
@@ -28,16 +20,11 @@ function argPrim(op: ArgReduceOp) {
     name: op,
     forward: ([x], { axis, keepdims }) => {
       using flat = axis === null ? x.view([x.size]) : null;
-      const storage = launch(
-        flat ?? x,
-        axis === null ? [0] : [axis],
-        (d, s, l) => argReduceCpu(d, s, l, op),
-        (d, s, l) => argReduceGpu(d, s, l, op, x.dtype),
-      );
       const shape = axis === null
         ? (keepdims ? x.shape.map(() => 1) : [])
         : reducedShape(x.shape, [axis], keepdims);
-      return [Tensor.fromStorage(x.backend, storage, shape, "i32")];
+      const axes = axis === null ? [0] : [axis];
+      return [launchReduce(op, flat ?? x, axes, { dtype: x.dtype }, { shape, dtype: "i32" })];
     },
     vjp: "none",
   });
@@ -45,7 +32,7 @@ function argPrim(op: ArgReduceOp) {
 const argPrims = { argmax: argPrim("argmax"), argmin: argPrim("argmin") };
 
 function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options: ReduceOptions) {
-  checkTensor(op, x);
+  checkTensor(op, "x", x);
   const a = axis === undefined ? null : normAxis(op, axis, x.rank);
   rejectBool(op, x);
   rejectEmpty(op, x, a === null ? x.shape.map((_, i) => i) : [a]);
@@ -53,8 +40,10 @@ function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options
 }
 
 /**
- * Index of the largest element along `axis`, as i32; the first index on ties; NaN counts as
- * largest. Without `axis`, the index into the flattened input (NumPy). No gradient.
+ * Index of the largest element along `axis`, as i32; the first index on ties (also when
+ * every value is `-inf` or the dtype's smallest integer). A NaN beats every number, so a row
+ * holding NaN gives its first NaN's index, for argmin as well (NumPy). Without `axis`, the
+ * index into the flattened input (NumPy). No gradient.
  *
  * Shapes: `x [..dims]` to `dims` without `axis` (`[]` without an axis; size-1 axes when
  * `keepdims`).

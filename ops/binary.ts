@@ -1,13 +1,14 @@
 /**
- * Arithmetic binary ops with NumPy broadcasting, and `cast`. Each primitive keeps its CPU
- * reference, WGSL expression and VJP rule together. The walker un-broadcasts cotangents, so
- * rules return them in the output's shape.
+ * Arithmetic binary ops with NumPy broadcasting, and `cast`: each primitive's dtype rule and
+ * VJP rule; the kernels are the entries of the same name in the backends' elementwise tables.
+ * The walker un-broadcasts cotangents, so rules return them in the output's shape.
  * @module
  */
 import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
-import { Tensor } from "./tensor.ts";
-import { runElementwise, sameDevice, type ScalarOp } from "./kernel.ts";
+import { assertLive, deviceOf, Tensor } from "./tensor.ts";
+import { runElementwise } from "./elementwise.ts";
+import { sameDevice } from "./validate.ts";
 import { broadcastShapes } from "./broadcast.ts";
 import { log, neg, square } from "./unary.ts";
 import { greater, greaterEqual, less, where } from "./compare.ts";
@@ -18,14 +19,20 @@ export type TensorLike = Tensor | number;
 /** A scalar tensor holding `v` on the device of `like`, in `like`'s dtype (f32 if `v` is fractional). */
 export function scalarLike(v: number, like: Tensor): Tensor {
   const dtype: DType = like.dtype === "f32" || Number.isInteger(v) ? like.dtype : "f32";
-  return Tensor.scalar(like.backend, v, dtype === "bool" ? "f32" : dtype);
+  return Tensor.scalar(deviceOf(like), v, dtype === "bool" ? "f32" : dtype);
 }
 
 /** Converts a pair of tensor-likes to tensors; returns those it created so the caller frees them. */
-export function pair(op: string, a: TensorLike, b: TensorLike): [Tensor, Tensor, Tensor[]] {
+export function pair(
+  op: string,
+  a: TensorLike,
+  b: TensorLike,
+  first = 0,
+): [Tensor, Tensor, Tensor[]] {
   if (typeof a === "number" && typeof b === "number") {
     throw new TypeError(`${op}: at least one operand must be a tensor`);
   }
+  assertLive(op, [...Array(first), a, b]);
   const made: Tensor[] = [];
   const ta = typeof a === "number" ? (made[made.length] = scalarLike(a, b as Tensor)) : a;
   const tb = typeof b === "number" ? (made[made.length] = scalarLike(b, ta)) : b;
@@ -35,21 +42,18 @@ export function pair(op: string, a: TensorLike, b: TensorLike): [Tensor, Tensor,
   return [ta, tb, made];
 }
 
-const PRIMS: Record<string, Primitive<undefined>> = {};
-
 /** Defines a broadcasting binary primitive over operands of one dtype. */
 function binaryPrim(
   name: string,
-  op: ScalarOp,
   vjp: VjpRule<undefined>,
   saves?: Primitive<undefined>["saves"],
 ) {
-  return PRIMS[name] = definePrimitive<undefined>({
+  return definePrimitive<undefined>({
     name,
     saves,
     forward: ([a, b]) => {
       const shape = broadcastShapes(name, a.shape, b.shape);
-      return [runElementwise(name, op, [a, b], shape, a.dtype)];
+      return [runElementwise(name, [a, b], shape, a.dtype)];
     },
     vjp,
   });
@@ -89,32 +93,20 @@ const x = (c: { inputs: readonly Tensor[] }, i: number) => c.inputs[i];
 
 // Which values each rule reads: none (add, sub) or both operands (mul, div, maximum, minimum).
 const G = { inputs: [], outputs: [] }, AB = { inputs: [0, 1], outputs: [] };
-const addP = binaryPrim("add", { cpu: (a, b) => a + b, wgsl: "a + b" }, ([g]) => [g, g], G);
-const subP = binaryPrim("sub", { cpu: (a, b) => a - b, wgsl: "a - b" }, ([g]) => [g, neg(g)], G);
+const addP = binaryPrim("add", ([g]) => [g, g], G);
+const subP = binaryPrim("sub", ([g]) => [g, neg(g)], G);
 const mulP = binaryPrim(
   "mul",
-  { cpu: (a, b) => a * b, wgsl: "a * b" },
   ([g], c) => [mul(g, x(c, 1)), mul(g, x(c, 0))],
   AB,
 );
 const divP = binaryPrim(
   "div",
-  { cpu: (a, b) => a / b, wgsl: "a / b" },
   ([g], c) => [div(g, x(c, 1)), neg(div(mul(g, x(c, 0)), square(x(c, 1))))],
   AB,
 );
-const POW_WGSL = `
-fn pow_(x: f32, y: f32) -> f32 {
-  if (y == 0.0) { return 1.0; }
-  if (x == 0.0) { return select(0.0, bitcast<f32>(0x7f800000u), y < 0.0); }
-  if (x > 0.0) { return exp2(y * log2(x)); }
-  if (y != round(y)) { return bitcast<f32>(0x7fc00000u); }
-  let m = exp2(y * log2(-x));
-  return select(m, -m, (abs(y) % 2.0) == 1.0);
-}`;
 const powP = binaryPrim(
   "pow",
-  { cpu: (a, b) => Math.pow(a, b), wgsl: "pow_(a, b)", helpers: POW_WGSL },
   ([g], c) => {
     const [a, b] = c.inputs;
     const y = c.outputs[0];
@@ -127,13 +119,11 @@ const powP = binaryPrim(
 );
 const maxP = binaryPrim(
   "maximum",
-  { cpu: (a, b) => Math.max(a, b), wgsl: "max(a, b)" },
   ([g], c) => [where(greaterEqual(x(c, 0), x(c, 1)), g, 0), where(less(x(c, 0), x(c, 1)), g, 0)],
   AB,
 );
 const minP = binaryPrim(
   "minimum",
-  { cpu: (a, b) => Math.min(a, b), wgsl: "min(a, b)" },
   ([g], c) => [where(greaterEqual(x(c, 1), x(c, 0)), g, 0), where(less(x(c, 1), x(c, 0)), g, 0)],
   AB,
 );
@@ -145,44 +135,48 @@ const minP = binaryPrim(
 export const add = (a: TensorLike, b: TensorLike): Tensor => applyBinary(addP, a, b);
 /** `a - b` with broadcasting. */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => applyBinary(subP, a, b);
-/** `a * b` with broadcasting. */
+/** `a * b` with broadcasting (i32/u32 products wrap to 32 bits on both backends). */
 export const mul = (a: TensorLike, b: TensorLike): Tensor => applyBinary(mulP, a, b);
 /** True division `a / b` (integers are promoted to f32). */
 export const div = (a: TensorLike, b: TensorLike): Tensor =>
   applyBinary(divP, a, b, { floatOnly: true });
-/** `a ** b` in f32 (negative bases need integer exponents, else NaN). */
+/**
+ * `a ** b` in f32 (negative bases need integer exponents, else NaN), with JS `Math.pow`'s
+ * special values on both backends (`x ** 0` is 1 even for NaN; `1 ** NaN` is NaN). On WebGPU
+ * it is `exp2(b * log2(a))`, so results agree with the CPU to about 1e-5 relative.
+ */
 export const pow = (a: TensorLike, b: TensorLike): Tensor =>
   applyBinary(powP, a, b, { floatOnly: true });
-/** Elementwise maximum (the gradient goes to `a` on ties). */
+/**
+ * Elementwise maximum (the gradient goes to `a` on ties). NaN propagates (NumPy `maximum`,
+ * JAX) and `maximum(-0, 0)` is +0, on both backends.
+ */
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => applyBinary(maxP, a, b);
-/** Elementwise minimum (the gradient goes to `a` on ties). */
+/**
+ * Elementwise minimum (the gradient goes to `a` on ties). NaN propagates and `minimum(-0, 0)`
+ * is -0, on both backends.
+ */
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => applyBinary(minP, a, b);
-
-function castExpr(from: DType, to: DType): string {
-  if (to === "bool") return `select(0u, 1u, a != ${dtypeInfo(from).wgsl}(0))`;
-  return `${dtypeInfo(to).wgsl}(a)`;
-}
 
 const castPrim = definePrimitive<DType>({
   name: "cast",
   saves: { inputs: [], outputs: [] },
   forward: ([t], to) => [
-    runElementwise(
-      "cast",
-      {
-        cpu: to === "bool" ? (a) => (a !== 0 ? 1 : 0) : (a) => a,
-        wgsl: (from) => castExpr(from, to),
-      },
-      [t],
-      t.shape,
-      to,
-    ),
+    runElementwise("cast", [t], t.shape, to),
   ],
   vjp: ([g], c) => [c.inputs[0].dtype === "f32" ? g : null],
 });
 
 /**
- * Converts to another dtype (float to int truncates toward zero; anything to bool tests != 0).
+ * Converts to another dtype.
+ *
+ * - f32 to i32/u32 truncates toward zero and saturates: values past the type's range become
+ *   its nearest bound (`inf` and `3e38` give 2147483647 as i32, negative values 0 as u32) and
+ *   NaN gives 0, on both backends (as WGSL and JAX on GPU do).
+ * - Between i32 and u32 the 32 bits are reinterpreted (-1 becomes 4294967295), as in NumPy.
+ * - To bool tests `!= 0`; NaN is true.
+ * - i32/u32 to f32 rounds to the nearest f32.
+ *
  * Returns a new tensor even when the dtype is unchanged.
  *
  * @example

@@ -6,25 +6,14 @@
  * `nn/sparse_attention.ts`'s `blockSparseAttention`.
  * @module
  */
-import {
-  blockSparseBackwardCpu,
-  blockSparseForwardCpu,
-  type BlockSparseSpec,
-} from "../kernels/cpu/block_sparse.ts";
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import {
-  blockSparseBackwardGpu,
-  blockSparseForwardGpu,
-  blockSparseWorkgroups,
-} from "../kernels/webgpu/block_sparse.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { bind, definePrimitive, type Primitive } from "./primitive.ts";
+import type { BlockSparseSpec } from "../kernels/specs/block_sparse.ts";
+import { bind, definePrimitive, launch, refuseSecondOrder } from "./primitive.ts";
 import { fmt, Tensor } from "./tensor.ts";
-import { sameDevice } from "./kernel.ts";
+import { sameDevice } from "./validate.ts";
 import { mul, sub } from "./binary.ts";
 import { sum } from "./reduce.ts";
 
-export type { BlockLayout, BlockSparseSpec, PatternSpec } from "../kernels/cpu/block_sparse.ts";
+export type { BlockLayout, BlockSparseSpec, PatternSpec } from "../kernels/specs/block_sparse.ts";
 
 /** Static parameters: the kernel spec and whether a key mask is the last input. */
 interface Params {
@@ -32,62 +21,24 @@ interface Params {
   readonly masked: boolean;
 }
 
-const wrap = (dev: Tensor["backend"], shape: readonly number[]) => (s: CpuStorage | GpuStorage) =>
-  Tensor.fromStorage(dev, s, shape, "f32");
-
 // The backward kernels as a primitive of their own, so the rule's outputs are ordinary tensors.
-// Differentiating them again (second order) is not supported and says so.
 const backwardPrim = definePrimitive<Params>({
   name: "blockSparseAttentionBackward",
-  forward: (inputs, { spec, masked }) => {
-    const dev = inputs[0].backend;
-    const st = inputs.map((t) => t.storage);
-    const mask = masked ? st[6] : null;
-    const outs = dev.name === "cpu"
-      ? blockSparseBackwardCpu(
-        dev as CpuDevice,
-        st.slice(0, 6) as CpuStorage[],
-        mask as CpuStorage | null,
-        spec,
-      )
-      : blockSparseBackwardGpu(
-        dev as GpuDevice,
-        st.slice(0, 6) as GpuStorage[],
-        mask as GpuStorage | null,
-        spec,
-      );
-    return outs.map(wrap(dev, inputs[0].shape));
+  forward: (inputs, { spec }) => {
+    const out = { shape: inputs[0].shape, dtype: "f32" } as const;
+    return launch("blockSparseAttentionBackward", inputs, spec, [out, out, out]);
   },
-  vjp: () => {
-    throw new TypeError(
-      "blockSparseAttention: second-order gradients are not supported (the backward pass is a " +
-        "fused kernel); use denseMaskedAttention for higher-order derivatives",
-    );
-  },
+  vjp: refuseSecondOrder("blockSparseAttention", "nn.denseMaskedAttention"),
 });
 
 const forwardPrim = definePrimitive<Params>({
   name: "blockSparseAttention",
-  forward: ([q, k, v, mask], { spec }) => {
-    const dev = q.backend;
-    const [o, lse] = dev.name === "cpu"
-      ? blockSparseForwardCpu(
-        dev as CpuDevice,
-        q.storage as CpuStorage,
-        k.storage as CpuStorage,
-        v.storage as CpuStorage,
-        (mask?.storage ?? null) as CpuStorage | null,
-        spec,
-      )
-      : blockSparseForwardGpu(
-        dev as GpuDevice,
-        q.storage as GpuStorage,
-        k.storage as GpuStorage,
-        v.storage as GpuStorage,
-        (mask?.storage ?? null) as GpuStorage | null,
-        spec,
-      );
-    return [wrap(dev, q.shape)(o), wrap(dev, q.shape.slice(0, -1))(lse)];
+  forward: (inputs, { spec }) => {
+    const shape = inputs[0].shape;
+    return launch("blockSparseAttention", inputs, spec, [
+      { shape, dtype: "f32" },
+      { shape: shape.slice(0, -1), dtype: "f32" },
+    ]);
   },
   // With p = exp(s - lse): dv = p^T do, ds = p (do v^T - delta) with delta = rowsum(do o) -
   // dlse (the lse output's own cotangent enters through delta), dq = ds k, dk = ds^T q.
@@ -146,21 +97,8 @@ export function blockSparsePrimitive(
     }
   }
   sameDevice(op, keyMask ? [q, k, v, keyMask] : [q, k, v]);
-  const { nBlocks, blockSize } = spec.layout;
-  if (q.device === "webgpu" && blockSparseWorkgroups(nBlocks, blockSize) > 65535) {
-    throw new RangeError(
-      `${op}: ${nBlocks} blocks of ${blockSize} need more than 65535 workgroups on WebGPU; ` +
-        "use a larger blockSize",
-    );
-  }
   const full: BlockSparseSpec = { ...spec, groups: b * h, heads: h, n, d };
   const ins = keyMask ? [q, k, v, keyMask] : [q, k, v];
   const [o, lse] = bind(forwardPrim, ins, { spec: full, masked: !!keyMask });
   return [o, lse];
 }
-
-/** The primitives, for tests. */
-export const BLOCK_SPARSE_PRIMITIVES: {
-  forward: Primitive<Params>;
-  backward: Primitive<Params>;
-} = { forward: forwardPrim, backward: backwardPrim };

@@ -32,35 +32,5 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
   return outShape.map((_, d) => (d < pad || shape[d - pad] === 1 ? 0 : c[d - pad]));
 }
 
-/** Normalises an axis (negative counts from the end), throwing a RangeError when out of range. */
-export function normAxis(op: string, axis: number, rank: number): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    throw new RangeError(`${op}: axis ${axis} is out of range for rank ${rank}`);
-  }
-  return axis < 0 ? axis + rank : axis;
-}
-
-/** Normalises a set of axes (default: all), rejecting duplicates. Returns them sorted. */
-export function normAxes(
-  op: string,
-  axes: number | readonly number[] | undefined,
-  rank: number,
-): number[] {
-  if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
-  const list = (typeof axes === "number" ? [axes] : axes).map((a) => normAxis(op, a, rank));
-  if (new Set(list).size !== list.length) {
-    throw new RangeError(
-      `${op}: repeated axis in [${(typeof axes === "number" ? [axes] : axes).join(",")}]`,
-    );
-  }
-  return list.sort((a, b) => a - b);
-}
-
-/** Checks that a shape is a list of non-negative integers. */
-export function checkShape(op: string, shape: readonly number[]): void {
-  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new TypeError(
-      `${op}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`,
-    );
-  }
-}
+// Axis and shape checks live in validate.ts; re-exported for existing importers.
+export { checkShape, normAxes, normAxis } from "./validate.ts";

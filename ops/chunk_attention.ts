@@ -5,60 +5,40 @@
  * and full attention all reduce to it (`nn/chunk_attention.ts` prepares the inputs).
  * @module
  */
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
+import type { ChunkAttnSpec } from "../kernels/specs/chunk_attention.ts";
 import {
-  chunkAttentionCpu,
-  chunkAttentionGradCpu,
-  type ChunkAttnSpec,
-} from "../kernels/cpu/chunk_attention.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import {
-  CHUNK_ATTN_MAX_BUFFERS,
-  chunkAttentionGpu,
-  chunkAttentionGradGpu,
-} from "../kernels/webgpu/chunk_attention.ts";
-import { bind, definePrimitive, openTracesOf, type Primitive } from "./primitive.ts";
-import { fmt, Tensor } from "./tensor.ts";
-import { sameDevice } from "./kernel.ts";
+  bind,
+  definePrimitive,
+  type KernelOutput,
+  kernelSupported,
+  launch,
+  refuseSecondOrder,
+} from "./primitive.ts";
+import { deviceOf, fmt, Tensor } from "./tensor.ts";
+import { sameDevice } from "./validate.ts";
 import { mul, sub } from "./binary.ts";
 import { sum } from "./reduce.ts";
 
-export type { ChunkAttnSpec } from "../kernels/cpu/chunk_attention.ts";
+export type { ChunkAttnSpec } from "../kernels/specs/chunk_attention.ts";
 
-function launch(
-  inputs: readonly (Tensor | null)[],
-  s: ChunkAttnSpec,
-  grad: boolean,
-  shapes: (readonly number[])[],
-): Tensor[] {
-  const dev = inputs[0]!.backend;
-  const st = inputs.map((t) => t?.storage ?? null);
-  const out = dev.name === "cpu"
-    ? (grad ? chunkAttentionGradCpu : chunkAttentionCpu)(
-      dev as CpuDevice,
-      st as (CpuStorage | null)[],
-      s,
-    )
-    : (grad ? chunkAttentionGradGpu : chunkAttentionGpu)(
-      dev as GpuDevice,
-      st as (GpuStorage | null)[],
-      s,
-    );
-  return out.map((o, i) => Tensor.fromStorage(dev, o, shapes[i], "f32"));
-}
-
-const withBias = (xs: readonly Tensor[], s: ChunkAttnSpec) =>
-  s.hasBias ? [...xs] : [...xs.slice(0, 5), null, ...xs.slice(5)];
+/** f32 outputs of the given shapes. */
+const f32 = (...shapes: (readonly number[])[]): KernelOutput[] =>
+  shapes.map((shape) => ({ shape, dtype: "f32" }));
 
 const gradPrim = definePrimitive<ChunkAttnSpec>({
   name: "chunkAttentionGrad",
   forward: (xs, s) =>
-    launch(withBias(xs, s), s, true, [[s.rows, s.nq, s.dim], [s.rows, s.kc, s.dim], [
-      s.rows,
-      s.kc,
-      s.dim,
-    ]]),
-  vjp: "none",
+    launch(
+      "chunkAttentionGrad",
+      xs,
+      s,
+      f32([s.rows, s.nq, s.dim], [s.rows, s.kc, s.dim], [
+        s.rows,
+        s.kc,
+        s.dim,
+      ]),
+    ),
+  vjp: refuseSecondOrder("chunkAttention", "nn.denseMaskedAttention"),
 });
 
 const fwdPrim = definePrimitive<ChunkAttnSpec>({
@@ -66,18 +46,8 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
   // Every input, the output and the softmax statistics; not the logsumexp.
   saves: { inputs: [0, 1, 2, 3, 4, 5], outputs: [0, 2] },
   forward: (xs, s) =>
-    launch(withBias(xs, s), s, false, [[s.rows, s.nq, s.dim], [s.rows, s.nq], [
-      s.rows,
-      s.nq,
-      2,
-    ]]),
+    launch("chunkAttention", xs, s, f32([s.rows, s.nq, s.dim], [s.rows, s.nq], [s.rows, s.nq, 2])),
   vjp: ([dO, dLse], { inputs, outputs, params: s }) => {
-    if (inputs.some((t) => t.node && openTracesOf(t.node.traces))) {
-      throw new TypeError(
-        "chunkAttention: second-order gradients (grad of grad) are not supported by the fused " +
-          "kernel; use nn.attendChunks (the plain composition) for them",
-      );
-    }
     const [q, k, v, qpos, kcode] = inputs;
     // delta = rowsum(dO * o) - dLse: the softmax Jacobian's row term, and the lse's own.
     using go = mul(dO, outputs[0]);
@@ -91,9 +61,8 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
 
 /** Whether a device can run the fused kernels (enough storage bindings per shader). */
 export function fusedChunkAttentionSupported(t: Tensor): boolean {
-  if (t.device === "cpu") return true;
-  const limits = (t.backend as GpuDevice).device.limits;
-  return limits.maxStorageBuffersPerShaderStage >= CHUNK_ATTN_MAX_BUFFERS;
+  return kernelSupported(deviceOf(t), "chunkAttention") &&
+    kernelSupported(deviceOf(t), "chunkAttentionGrad");
 }
 
 /**
@@ -106,15 +75,6 @@ export function fusedChunkAttentionSupported(t: Tensor): boolean {
  * its position exceeds the query's `qpos [R, C]`; with `selfMask` equal positions get
  * `selfValue`; `bias [R, C, K]` is then added. Returns `o [R, C, D]`, `lse [R, C]` and the
  * backward pass's `stat [R, C, 2]`. Differentiable in `q`, `k`, `v` (first order).
- *
- * @example
- * ```ts
- * import { fusedChunkAttention, ones, tensor } from "@longseq/tensor";
- * const pos = tensor(new Int32Array([0, 1]), { shape: [1, 2] });
- * const [o, lse] = fusedChunkAttention(ones([1, 2, 4]), ones([1, 2, 4]), ones([1, 2, 4]), pos, pos,
- *   null, { causal: true, selfMask: false, maskValue: -1e9, selfValue: -1e5 });
- * console.log(o.shape, lse.shape); // [1, 2, 4] [1, 2]
- * ```
  */
 export function fusedChunkAttention(
   q: Tensor,
@@ -173,9 +133,3 @@ export function fusedChunkAttention(
   };
   return bind(fwdPrim, xs, spec);
 }
-
-/** The forward and backward primitives, for tests of the VJP rule. */
-export const CHUNK_ATTENTION_PRIMITIVES: {
-  readonly forward: Primitive<ChunkAttnSpec>;
-  readonly backward: Primitive<ChunkAttnSpec>;
-} = { forward: fwdPrim, backward: gradPrim };

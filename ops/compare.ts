@@ -3,10 +3,11 @@
  * have no gradient; `where` routes the cotangent to the chosen branch.
  * @module
  */
-import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
+import { promoteTypes } from "../kernels/dtype.ts";
 import { bind1, definePrimitive } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
-import { runElementwise, sameDevice } from "./kernel.ts";
+import { runElementwise } from "./elementwise.ts";
+import { sameDevice } from "./validate.ts";
 import { broadcastShapes } from "./broadcast.ts";
 import {
   applyBinary,
@@ -22,20 +23,12 @@ import { zerosLike } from "./creation.ts";
 /** A binary op over tensors or numbers. */
 export type BinaryFn = (a: TensorLike, b: TensorLike) => Tensor;
 
-/** The WGSL zero literal of a dtype's storage type. */
-const zeroOf = (t: DType) => `${dtypeInfo(t).wgsl}(0)`;
-
-function comparison(name: string, js: (a: number, b: number) => boolean, wgslOp: string) {
+/** A broadcasting op with a bool result and no gradient (comparisons, logical and/or). */
+function boolBinary(name: string) {
   const prim = definePrimitive<undefined>({
     name,
     forward: ([a, b]) => [
-      runElementwise(
-        name,
-        { cpu: (x, y) => (js(x, y) ? 1 : 0), wgsl: `select(0u, 1u, a ${wgslOp} b)` },
-        [a, b],
-        broadcastShapes(name, a.shape, b.shape),
-        "bool",
-      ),
+      runElementwise(name, [a, b], broadcastShapes(name, a.shape, b.shape), "bool"),
     ],
     vjp: "none",
   });
@@ -46,53 +39,27 @@ function comparison(name: string, js: (a: number, b: number) => boolean, wgslOp:
  * import { equal, tensor } from "@longseq/tensor";
  * console.log(await equal(tensor([1, 2]), 2).array()); // [false, true]
  * ``` */
-export const equal: BinaryFn = comparison("equal", (a, b) => a === b, "==");
+export const equal: BinaryFn = boolBinary("equal");
 /** `a != b` elementwise, as bool. */
-export const notEqual: BinaryFn = comparison("notEqual", (a, b) => a !== b, "!=");
+export const notEqual: BinaryFn = boolBinary("notEqual");
 /** `a < b` elementwise, as bool. */
-export const less: BinaryFn = comparison("less", (a, b) => a < b, "<");
+export const less: BinaryFn = boolBinary("less");
 /** `a <= b` elementwise, as bool. */
-export const lessEqual: BinaryFn = comparison("lessEqual", (a, b) => a <= b, "<=");
+export const lessEqual: BinaryFn = boolBinary("lessEqual");
 /** `a > b` elementwise, as bool. */
-export const greater: BinaryFn = comparison("greater", (a, b) => a > b, ">");
+export const greater: BinaryFn = boolBinary("greater");
 /** `a >= b` elementwise, as bool. */
-export const greaterEqual: BinaryFn = comparison("greaterEqual", (a, b) => a >= b, ">=");
-
-function logical(name: string, js: (a: boolean, b: boolean) => boolean, wgslOp: string) {
-  const prim = definePrimitive<undefined>({
-    name,
-    forward: ([a, b]) => [
-      runElementwise(
-        name,
-        {
-          cpu: (x, y) => (js(x !== 0, y !== 0) ? 1 : 0),
-          wgsl: (t) => `select(0u, 1u, (a != ${zeroOf(t)}) ${wgslOp} (b != ${zeroOf(t)}))`,
-        },
-        [a, b],
-        broadcastShapes(name, a.shape, b.shape),
-        "bool",
-      ),
-    ],
-    vjp: "none",
-  });
-  return (a: TensorLike, b: TensorLike): Tensor => applyBinary(prim, a, b, { allowBool: true });
-}
+export const greaterEqual: BinaryFn = boolBinary("greaterEqual");
 
 /** Elementwise logical and (non-zero is true), as bool. */
-export const logicalAnd: BinaryFn = logical("logicalAnd", (a, b) => a && b, "&&");
+export const logicalAnd: BinaryFn = boolBinary("logicalAnd");
 /** Elementwise logical or (non-zero is true), as bool. */
-export const logicalOr: BinaryFn = logical("logicalOr", (a, b) => a || b, "||");
+export const logicalOr: BinaryFn = boolBinary("logicalOr");
 
 const notPrim = definePrimitive<undefined>({
   name: "logicalNot",
   forward: ([a]) => [
-    runElementwise(
-      "logicalNot",
-      { cpu: (x) => (x === 0 ? 1 : 0), wgsl: (t) => `select(0u, 1u, a == ${zeroOf(t)})` },
-      [a],
-      a.shape,
-      "bool",
-    ),
+    runElementwise("logicalNot", [a], a.shape, "bool"),
   ],
   vjp: "none",
 });
@@ -108,10 +75,6 @@ const wherePrim = definePrimitive<undefined>({
   forward: ([c, a, b]) => [
     runElementwise(
       "where",
-      {
-        cpu: (x, y, z) => (x !== 0 ? y : z),
-        wgsl: (t) => `select(c, b, a != ${zeroOf(t)})`,
-      },
       [c, a, b],
       broadcastShapes("where", c.shape, a.shape, b.shape),
       a.dtype,
@@ -134,7 +97,7 @@ const wherePrim = definePrimitive<undefined>({
  * ```
  */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  const [ta, tb, made] = pair("where", a, b);
+  const [ta, tb, made] = pair("where", a, b, 1);
   try {
     broadcastShapes("where", cond.shape, ta.shape, tb.shape);
     sameDevice("where", [cond, ta, tb]);

@@ -3,11 +3,11 @@
  * @module
  */
 import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../kernels/dtype.ts";
-import type { DeviceName } from "../kernels/device.ts";
+import { checkAllocation, type DeviceName } from "../kernels/device.ts";
 import { getDevice } from "./device.ts";
 import { checkShape } from "./broadcast.ts";
-import { fmt, type NestedArray, sizeOf, Tensor } from "./tensor.ts";
-import { runElementwise } from "./kernel.ts";
+import { fmt, fromStorage, type NestedArray, sizeOf, type Tensor } from "./tensor.ts";
+import { runElementwise } from "./elementwise.ts";
 
 /** Options shared by the creation functions. */
 export interface CreateOptions {
@@ -52,7 +52,7 @@ export function fromTypedArray(
   device?: DeviceName,
 ): Tensor {
   const dev = getDevice(device);
-  return Tensor.fromStorage(dev, dev.upload(data, dtype), shape, dtype);
+  return fromStorage(dev, dev.upload(data, dtype), shape, dtype);
 }
 
 /**
@@ -86,6 +86,7 @@ export function tensor(
     dtype ??= hasBoolean(data as NestedArray) ? "bool" : "f32";
   }
   const info = dtypeInfo(dtype, op);
+  checkAllocation(op, getDevice(options.device), [flat.length], dtype);
   let shape = inferred;
   if (options.shape) {
     checkShape(op, options.shape);
@@ -98,9 +99,6 @@ export function tensor(
   for (let i = 0; i < flat.length; i++) arr[i] = info.coerce(flat[i]);
   return fromTypedArray(arr, shape, dtype, options.device);
 }
-
-/** Broadcasts a one-element tensor over a shape (a copy). */
-const copyOp = { cpu: (a: number) => a, wgsl: "a" };
 
 /**
  * A tensor of `shape` filled with `value`.
@@ -123,11 +121,11 @@ export function full(
   one[0] = info.coerce(Number(value));
   using scalar = fromTypedArray(one, [], dtype, options.device);
   return runElementwise(
-    "full",
-    copyOp,
+    "copy",
     [{ tensor: scalar, strides: shape.map(() => 0) }],
     shape,
     dtype,
+    "full",
   );
 }
 
@@ -192,6 +190,7 @@ export function arange(
   const ints = [start, stop, step].every(Number.isInteger);
   const dtype = options.dtype ?? (ints ? "i32" : "f32");
   const info = dtypeInfo(dtype, "arange");
+  checkAllocation("arange", getDevice(options.device), [n], dtype);
   const arr = info.create(n);
   for (let i = 0; i < n; i++) arr[i] = info.coerce(start + i * step);
   return fromTypedArray(arr, [n], dtype, options.device);
@@ -211,6 +210,7 @@ export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tenso
     throw new TypeError(`eye: diagonal offset must be an integer, got ${k}`);
   }
   const dtype = options.dtype ?? "f32";
+  checkAllocation("eye", getDevice(options.device), [n, m], dtype);
   const arr = dtypeInfo(dtype, "eye").create(n * m);
   for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) arr[i * m + i + k] = 1;
   return fromTypedArray(arr, [n, m], dtype, options.device);

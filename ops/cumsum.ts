@@ -2,14 +2,11 @@
  * Cumulative sums along an axis: inclusive or exclusive, forward or reverse.
  * @module
  */
-import { cumsumCpu } from "../kernels/cpu/indexing.ts";
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { cumsumGpu } from "../kernels/webgpu/scan.ts";
-import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
-import { fmt, Tensor } from "./tensor.ts";
-import { normAxis } from "./broadcast.ts";
-import { axisLayout, checkTensor } from "./indexing.ts";
+import type { ScanSpec } from "../kernels/specs/scan.ts";
+import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
+import { fmt, type Tensor } from "./tensor.ts";
+import { checkTensor, normAxis } from "./validate.ts";
+import { axisLayout } from "./indexing.ts";
 
 /** Options for {@linkcode cumsum}. */
 export interface CumsumOptions {
@@ -29,21 +26,13 @@ const cumsumPrim = definePrimitive<CumsumParams>({
   name: "cumsum",
   saves: { inputs: [], outputs: [] },
   forward: ([x], { axis, reverse, exclusive }) => {
-    const l = axisLayout(x.shape, axis);
-    const dev = x.backend;
-    const out = dev.name === "cpu"
-      ? cumsumCpu(dev as CpuDevice, x.storage as CpuStorage, l, reverse, exclusive, x.dtype)
-      : cumsumGpu(
-        dev as GpuDevice,
-        x.storage as GpuStorage,
-        x.dtype,
-        l.outer,
-        l.n,
-        l.inner,
-        reverse,
-        exclusive,
-      );
-    return [Tensor.fromStorage(dev, out, x.shape, x.dtype)];
+    const spec: ScanSpec = {
+      layout: axisLayout(x.shape, axis),
+      reverse,
+      exclusive,
+      dtype: x.dtype,
+    };
+    return [launch1("cumsum", [x], spec, x)];
   },
   // Each input feeds the outputs after it (before it when reversed): the transpose sums the
   // cotangents the other way, with the same exclusivity.

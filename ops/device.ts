@@ -2,13 +2,20 @@
  * Device selection: `init()` picks the default device; both backends can be used side by side.
  * @module
  */
-import { CpuDevice } from "../kernels/cpu/device.ts";
 import type { Device, DeviceName, MemoryInfo } from "../kernels/device.ts";
-import { GpuDevice } from "../kernels/webgpu/device.ts";
+import { type Backend, findBackend, registerBackend } from "../kernels/backend.ts";
+import { DEFAULT_BACKEND, STARTABLE_BACKENDS } from "../kernels/builtin.ts";
 
-const cpu = new CpuDevice();
-let gpu: GpuDevice | null = null;
-let fallback: Device = cpu;
+/** The always-available backend's name and device (the CPU reference). */
+const base: { name: DeviceName; device: Device } = DEFAULT_BACKEND;
+/** The device ops use when none is named. */
+let fallback: Device = base.device;
+/** One start request per backend, shared by every `init` call (dropped when it found none). */
+const starting = new Map<DeviceName, Promise<Backend | null>>();
+/** The `init` call in flight, if any, with the backend it was asked for. */
+let pending: { backend: DeviceName | undefined; result: Promise<InitResult> } | null = null;
+/** Whether `init` has run, or the one line about not calling it has been printed. */
+let initSeen = false;
 
 /** Options for {@linkcode init}. */
 export interface InitOptions {
@@ -32,7 +39,14 @@ export interface InitResult {
 /**
  * Picks the default device: WebGPU when an adapter exists, else the CPU (printing one line
  * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
- * called the default device is the CPU.
+ * called the default device is the CPU, and the first tensor created on it says so once on
+ * stderr.
+ *
+ * Concurrency: the WebGPU device is requested once per process and never replaced, so every
+ * tensor made on it stays usable whatever `init` calls follow. A call made while another is
+ * in flight returns that call's result when it asks for the same backend (the same
+ * `backend` option, or both without one), and throws an Error when it asks for another. Once
+ * a call has finished, a later one may switch the default device (e.g. to the CPU and back).
  *
  * @example
  * ```ts
@@ -42,39 +56,94 @@ export interface InitResult {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
-  const { quiet = false } = options;
+  initSeen = true;
   const backend = options.backend ?? envBackend();
-  if (backend !== undefined && backend !== "cpu" && backend !== "webgpu") {
+  const known = [...Object.keys(STARTABLE_BACKENDS), base.name];
+  if (backend !== undefined && !known.includes(backend)) {
     throw new TypeError(
-      `init: unknown backend ${JSON.stringify(backend)}; expected "webgpu" or "cpu"`,
+      `init: unknown backend ${JSON.stringify(backend)}; expected ${
+        known.map((k) => JSON.stringify(k)).join(" or ")
+      }`,
     );
   }
-  if (backend === "cpu") {
-    fallback = cpu;
-    return { backend: "cpu", adapter: cpu.description };
-  }
-  gpu ??= await GpuDevice.create();
-  if (!gpu) {
-    if (backend === "webgpu") {
+  if (pending) {
+    if (pending.backend !== backend) {
       throw new Error(
-        "init: no WebGPU adapter found (on Linux without a GPU, install mesa-vulkan-drivers)",
+        `init: called with backend ${JSON.stringify(backend ?? "auto")} while a call with ` +
+          `backend ${JSON.stringify(pending.backend ?? "auto")} is in flight; await it first`,
       );
     }
-    if (!quiet) console.log("longseq: no WebGPU adapter found; using the CPU backend");
-    fallback = cpu;
-    return { backend: "cpu", adapter: cpu.description };
+    return await pending.result;
   }
-  fallback = gpu;
-  return { backend: "webgpu", adapter: gpu.description };
+  const result = select(backend, options.quiet ?? false);
+  const entry = { backend, result };
+  pending = entry;
+  const done = () => {
+    if (pending === entry) pending = null;
+  };
+  result.then(done, done);
+  return await result;
 }
 
-/** The device named, or the default device. Throws if WebGPU was asked for but not initialised. */
+/** Sets the default device for `init` (see there), starting each backend at most once. */
+async function select(backend: DeviceName | undefined, quiet: boolean): Promise<InitResult> {
+  if (backend === base.name) {
+    fallback = base.device;
+    return { backend: base.name, adapter: base.device.description };
+  }
+  // Auto-detection tries the first startable backend (WebGPU).
+  const wanted = backend ?? Object.keys(STARTABLE_BACKENDS)[0] as DeviceName;
+  const { label, start, hint } = STARTABLE_BACKENDS[wanted];
+  let started = findBackend(wanted) ?? null;
+  if (!started) {
+    let request = starting.get(wanted);
+    if (!request) starting.set(wanted, request = start());
+    try {
+      started = await request;
+    } finally {
+      if (!started) starting.delete(wanted); // none found, or the start failed: retry later
+    }
+    if (started && !findBackend(wanted)) registerBackend(started);
+  }
+  if (!started) {
+    if (backend !== undefined) throw new Error(`init: no ${label} adapter found (${hint})`);
+    if (!quiet) {
+      console.log(
+        `longseq: no ${label} adapter found; using the ${base.name.toUpperCase()} backend`,
+      );
+    }
+    fallback = base.device;
+    return { backend: base.name, adapter: base.device.description };
+  }
+  fallback = started.device;
+  return { backend: started.name, adapter: started.device.description };
+}
+
+/**
+ * The device named, or the default device. Throws if its backend was not started. The first
+ * call for the default device before any `init()` prints one line on stderr saying the CPU
+ * backend is in use (never again in the process; not with `LONGSEQ_BACKEND=cpu`).
+ */
 export function getDevice(name?: DeviceName): Device {
-  if (name === undefined) return fallback;
-  if (name === "cpu") return cpu;
-  if (name === "webgpu") {
-    if (!gpu) throw new Error("getDevice: WebGPU is not initialised; call `await init()` first");
-    return gpu;
+  if (name === undefined) {
+    if (!initSeen) {
+      initSeen = true; // LONGSEQ_BACKEND=cpu chose the CPU explicitly: nothing to say
+      if (envBackendNoPrompt() !== "cpu") {
+        console.warn(
+          "longseq: init() was not called; running on the CPU backend. " +
+            "Call `await init()` to use WebGPU.",
+        );
+      }
+    }
+    return fallback;
+  }
+  const found = findBackend(name);
+  if (found) return found.device;
+  const startable = STARTABLE_BACKENDS[name];
+  if (startable) {
+    throw new Error(
+      `getDevice: ${startable.label} is not initialised; call \`await init()\` first`,
+    );
   }
   throw new TypeError(`getDevice: unknown device ${JSON.stringify(name)}`);
 }
@@ -89,9 +158,21 @@ function envBackend(): DeviceName | undefined {
   }
 }
 
+/** {@linkcode envBackend} only where env access is already granted (never a prompt). */
+function envBackendNoPrompt(): DeviceName | undefined {
+  try {
+    const q = Deno.permissions.querySync({ name: "env", variable: "LONGSEQ_BACKEND" });
+    return q.state === "granted" ? envBackend() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Names of the devices available now (the CPU, plus WebGPU once initialised). */
 export function devices(): DeviceName[] {
-  return gpu ? ["cpu", "webgpu"] : ["cpu"];
+  return [base.name, ...Object.keys(STARTABLE_BACKENDS) as DeviceName[]].filter((n) =>
+    findBackend(n) !== undefined
+  );
 }
 
 /**
@@ -108,20 +189,53 @@ export function devices(): DeviceName[] {
  * ```
  */
 export function memory(device?: DeviceName): MemoryInfo {
-  return getDevice(device).memory();
+  return (device === undefined ? fallback : getDevice(device)).memory();
 }
 
 /** Sets a device's peak-bytes figure to its current live bytes. */
 export function resetPeakMemory(device?: DeviceName): void {
-  getDevice(device).resetPeak();
+  (device === undefined ? fallback : getDevice(device)).resetPeak();
+}
+
+/**
+ * Gives back the storage buffers a device keeps pooled for reuse after tensors are disposed
+ * (default: every device), and returns the bytes released. The WebGPU pool keeps at most
+ * {@linkcode setPoolLimit} bytes (256 MiB unless set), evicting the least recently freed
+ * buffers first; call this after a phase with large temporaries (evaluation at a longer
+ * length, a big one-off matmul) to return their memory to the system.
+ *
+ * @example
+ * ```ts
+ * import { memory, releasePooledMemory, zeros } from "@longseq/tensor";
+ * zeros([1 << 20]).dispose();
+ * releasePooledMemory();
+ * console.log(memory().pooledBytes); // 0
+ * ```
+ */
+export function releasePooledMemory(device?: DeviceName): number {
+  const names = device === undefined ? devices() : [device];
+  return names.reduce((n, d) => n + getDevice(d).releasePooled(), 0);
+}
+
+/**
+ * Sets the most bytes of freed storage a device pools for reuse (default: every device; the
+ * WebGPU default is 256 MiB). Lowering it releases the excess at once, least recently freed
+ * buffers first; 0 disables pooling. The CPU pools nothing.
+ */
+export function setPoolLimit(bytes: number, device?: DeviceName): void {
+  if (!(bytes >= 0)) {
+    throw new RangeError(`setPoolLimit: expected a byte count >= 0, got ${bytes}`);
+  }
+  const names = device === undefined ? devices() : [device];
+  for (const d of names) getDevice(d).poolLimit = bytes;
 }
 
 /** Submits pending GPU work without waiting for it. */
 export function flush(device?: DeviceName): void {
-  getDevice(device).flush();
+  (device === undefined ? fallback : getDevice(device)).flush();
 }
 
 /** Submits pending work and waits until the device has finished it. */
 export async function sync(device?: DeviceName): Promise<void> {
-  await getDevice(device).sync();
+  await (device === undefined ? fallback : getDevice(device)).sync();
 }

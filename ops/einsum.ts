@@ -7,12 +7,13 @@
  * composition, so gradients come from those ops.
  * @module
  */
+import { checkTensor } from "./validate.ts";
 import { fmt, type Tensor } from "./tensor.ts";
 import { mul } from "./binary.ts";
 import { eye } from "./creation.ts";
 import { matmul } from "./matmul.ts";
 import { broadcastTo, reshape, transpose } from "./shape.ts";
-import { checkTensor, sum } from "./reduce.ts";
+import { sum } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 /** An operand during lowering: a tensor and one label per axis. */
@@ -204,7 +205,7 @@ export function einsum(spec: string, ...operands: Tensor[]): Tensor {
     throw new TypeError(`einsum: subscripts must be a string, got ${typeof spec}`);
   }
   if (operands.length === 0) throw new RangeError(`einsum: "${spec}" needs at least one operand`);
-  operands.forEach((x, i) => checkTensor(`einsum (operand ${i})`, x));
+  operands.forEach((x, i) => checkTensor("einsum", `operand ${i}`, x));
   const { terms, out } = parse(spec, operands);
   const size = labelSizes(spec, terms);
   return scope(() => {

@@ -3,12 +3,13 @@
  * copies of a tensor's shape (`fullLike`).
  * @module
  */
+import { checkTensor } from "./validate.ts";
 import type { DType } from "../kernels/dtype.ts";
 import { dtypeInfo } from "../kernels/dtype.ts";
 import type { Tensor } from "./tensor.ts";
 import { type CreateOptions, fromTypedArray, full } from "./creation.ts";
 import { broadcastTo, reshape } from "./shape.ts";
-import { checkTensor } from "./reduce.ts";
+
 import { scope } from "./scope.ts";
 
 /** Options of {@linkcode linspace}. */
@@ -82,7 +83,7 @@ export function meshgrid(
     throw new TypeError(`meshgrid: indexing must be "xy" or "ij", got ${JSON.stringify(indexing)}`);
   }
   if (!Array.isArray(xs)) throw new TypeError("meshgrid: expected an array of tensors");
-  xs.forEach((x, i) => checkTensor(`meshgrid (input ${i})`, x));
+  xs.forEach((x, i) => checkTensor("meshgrid", `input ${i}`, x));
   const sizes = xs.map((x) => x.size);
   const pos = xs.map((_, i) => i);
   if (indexing === "xy" && xs.length >= 2) [pos[0], pos[1]] = [1, 0];
@@ -111,7 +112,7 @@ export function meshgrid(
  * ```
  */
 export function fullLike(x: Tensor, value: number | boolean, options: CreateOptions = {}): Tensor {
-  checkTensor("fullLike", x);
+  checkTensor("fullLike", "x", x);
   return full(x.shape, value, {
     dtype: options.dtype ?? x.dtype,
     device: options.device ?? x.device,

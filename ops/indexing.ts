@@ -11,49 +11,19 @@
  */
 import { type DType, dtypeInfo } from "../kernels/dtype.ts";
 import { contiguousStrides } from "../kernels/strided.ts";
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import {
-  type AlongLayout,
-  type AxisLayout,
-  oneHotCpu,
-  scatterAddAlongCpu,
-  scatterAddCpu,
-  takeAlongCpu,
-  takeCpu,
-} from "../kernels/cpu/indexing.ts";
-import {
-  oneHotGpu,
-  scatterAddAlongGpu,
-  scatterAddGpu,
-  takeAlongGpu,
-  takeGpu,
-} from "../kernels/webgpu/indexing.ts";
-import { bind1, definePrimitive } from "./primitive.ts";
-import { fmt, sizeOf, Tensor } from "./tensor.ts";
-import { normAxis } from "./broadcast.ts";
-import { sameDevice } from "./kernel.ts";
+import type {
+  AlongIndexSpec,
+  AlongLayout,
+  AxisIndexSpec,
+  AxisLayout,
+  OneHotSpec,
+} from "../kernels/specs/indexing.ts";
+import { bind1, definePrimitive, launch1 } from "./primitive.ts";
+import { fmt, sizeOf, type Tensor } from "./tensor.ts";
+import { checkIndices, checkIntAtLeast, checkTensor, normAxis, sameDevice } from "./validate.ts";
 import { zeros } from "./creation.ts";
 
 const MAX_RANK = 8;
-
-/** Throws unless `t` is a live tensor. */
-export function checkTensor(op: string, name: string, t: unknown): asserts t is Tensor {
-  if (!(t instanceof Tensor)) {
-    const what = Array.isArray(t) ? "an array" : t === null ? "null" : typeof t;
-    throw new TypeError(`${op}: ${name} must be a Tensor, got ${what}`);
-  }
-}
-
-/** Throws unless `indices` is an i32 or u32 tensor. */
-export function checkIndices(op: string, indices: unknown): asserts indices is Tensor {
-  checkTensor(op, "indices", indices);
-  if (indices.dtype !== "i32" && indices.dtype !== "u32") {
-    throw new TypeError(
-      `${op}: indices must be i32 or u32, got ${indices.dtype}${fmt(indices.shape)}; cast them`,
-    );
-  }
-}
 
 /** `shape` seen as `[outer, n, inner]` around `axis`. */
 export function axisLayout(shape: readonly number[], axis: number): AxisLayout {
@@ -75,46 +45,28 @@ function takeShape(x: readonly number[], indices: readonly number[], axis: numbe
   return [...x.slice(0, axis), ...indices, ...x.slice(axis + 1)];
 }
 
-/** A kernel on each backend, called with the device and the inputs' storages. */
-type Kernels = [
-  (d: CpuDevice, ...s: CpuStorage[]) => CpuStorage,
-  (d: GpuDevice, ...s: GpuStorage[]) => GpuStorage,
-];
-
-/** Calls the CPU or the GPU kernel with the inputs' storages. */
-function launch(
-  inputs: readonly Tensor[],
-  [cpu, gpu]: Kernels,
-  shape: readonly number[],
-  dtype: DType,
-): Tensor {
-  const dev = inputs[0].backend;
-  const storages = inputs.map((t) => t.storage);
-  const out = dev.name === "cpu"
-    ? cpu(dev as CpuDevice, ...(storages as CpuStorage[]))
-    : gpu(dev as GpuDevice, ...(storages as GpuStorage[]));
-  return Tensor.fromStorage(dev, out, shape, dtype);
-}
-
 interface AxisParams {
   axis: number;
+}
+
+/** The kernel spec of `take` and `scatterAdd`. */
+export function axisSpec(x: Tensor, idx: Tensor, axis: number): AxisIndexSpec {
+  const layout = axisLayout(x.shape, axis);
+  return { layout, count: idx.size, dtype: x.dtype, indexDtype: idx.dtype };
+}
+
+/** The kernel spec of `takeAlongAxis` and `scatterAddAlongAxis`. */
+function alongSpec(x: Tensor, idx: Tensor, layout: AlongLayout): AlongIndexSpec {
+  return { layout, size: x.size, dtype: x.dtype, indexDtype: idx.dtype };
 }
 
 const takePrim = definePrimitive<AxisParams>({
   name: "take",
   saves: { inputs: [1], outputs: [] },
-  forward: ([x, idx], { axis }) => {
-    const l = axisLayout(x.shape, axis);
-    return [launch(
-      [x, idx],
-      [
-        (d, xs, is) => takeCpu(d, xs, is, l, idx.size, x.dtype),
-        (d, xs, is) => takeGpu(d, xs, is, idx.dtype, l, idx.size, x.dtype),
-      ],
-      takeShape(x.shape, idx.shape, axis),
-      x.dtype,
-    )];
-  },
+  forward: ([x, idx], { axis }) => [launch1("take", [x, idx], axisSpec(x, idx, axis), {
+    shape: takeShape(x.shape, idx.shape, axis),
+    dtype: x.dtype,
+  })],
   vjp: ([g], { inputs: [x, idx], params: { axis } }) => {
     using z = zeros(x.shape, { dtype: x.dtype, device: g.device });
     return [scatterAdd(z, idx, g, axis), null];
@@ -147,18 +99,9 @@ export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
 const scatterPrim = definePrimitive<AxisParams>({
   name: "scatterAdd",
   saves: { inputs: [1], outputs: [] },
-  forward: ([x, idx, upd], { axis }) => {
-    const l = axisLayout(x.shape, axis);
-    return [launch(
-      [x, idx, upd],
-      [
-        (d, xs, is, us) => scatterAddCpu(d, xs, is, us, l, idx.size, x.dtype),
-        (d, xs, is, us) => scatterAddGpu(d, xs, is, idx.dtype, us, l, idx.size, x.dtype),
-      ],
-      x.shape,
-      x.dtype,
-    )];
-  },
+  forward: ([x, idx, upd], { axis }) => [
+    launch1("scatterAdd", [x, idx, upd], axisSpec(x, idx, axis), x),
+  ],
   vjp: ([g], { inputs: [, idx], params: { axis } }) => [g, null, take(g, idx, axis)],
 });
 
@@ -250,15 +193,13 @@ interface AlongParams {
 const takeAlongPrim = definePrimitive<AlongParams>({
   name: "takeAlongAxis",
   saves: { inputs: [1], outputs: [] },
-  forward: ([x, idx], { layout }) => [launch(
+  forward: (
     [x, idx],
-    [
-      (d, xs, is) => takeAlongCpu(d, xs, is, layout, x.dtype),
-      (d, xs, is) => takeAlongGpu(d, xs, is, idx.dtype, layout, x.dtype),
-    ],
-    layout.shape,
-    x.dtype,
-  )],
+    { layout },
+  ) => [launch1("takeAlongAxis", [x, idx], alongSpec(x, idx, layout), {
+    shape: layout.shape,
+    dtype: x.dtype,
+  })],
   vjp: ([g], { inputs: [x, idx], params: { layout } }) => {
     using z = zeros(x.shape, { dtype: x.dtype, device: g.device });
     return [scatterAddAlongAxis(z, idx, g, layout.axis), null];
@@ -291,15 +232,9 @@ export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
 const scatterAlongPrim = definePrimitive<AlongParams>({
   name: "scatterAddAlongAxis",
   saves: { inputs: [1], outputs: [] },
-  forward: ([x, idx, upd], { layout }) => [launch(
-    [x, idx, upd],
-    [
-      (d, xs, is, us) => scatterAddAlongCpu(d, xs, is, us, layout, x.dtype),
-      (d, xs, is, us) => scatterAddAlongGpu(d, xs, is, idx.dtype, us, layout, x.size, x.dtype),
-    ],
-    x.shape,
-    x.dtype,
-  )],
+  forward: ([x, idx, upd], { layout }) => [
+    launch1("scatterAddAlongAxis", [x, idx, upd], alongSpec(x, idx, layout), x),
+  ],
   vjp: ([g], { inputs: [, idx], params: { layout } }) => [
     g,
     null,
@@ -342,15 +277,10 @@ export function scatterAddAlongAxis(
 
 const oneHotPrim = definePrimitive<{ depth: number; dtype: DType }>({
   name: "oneHot",
-  forward: ([idx], { depth, dtype }) => [launch(
-    [idx],
-    [
-      (d, is) => oneHotCpu(d, is, idx.size, depth, dtype),
-      (d, is) => oneHotGpu(d, is, idx.dtype, idx.size, depth, dtype),
-    ],
-    [...idx.shape, depth],
-    dtype,
-  )],
+  forward: ([idx], { depth, dtype }) => {
+    const spec: OneHotSpec = { count: idx.size, depth, dtype, indexDtype: idx.dtype };
+    return [launch1("oneHot", [idx], spec, { shape: [...idx.shape, depth], dtype })];
+  },
   vjp: "none",
 });
 
@@ -368,9 +298,7 @@ const oneHotPrim = definePrimitive<{ depth: number; dtype: DType }>({
  */
 export function oneHot(indices: Tensor, depth: number, options: { dtype?: DType } = {}): Tensor {
   checkIndices("oneHot", indices);
-  if (!Number.isInteger(depth) || depth < 0) {
-    throw new RangeError(`oneHot: depth must be a non-negative integer, got ${depth}`);
-  }
+  checkIntAtLeast("oneHot", "depth", depth, 0);
   const dtype = options.dtype ?? "f32";
   dtypeInfo(dtype, "oneHot");
   return bind1(oneHotPrim, [indices], { depth, dtype });

@@ -3,22 +3,14 @@
  * Both are compositions, so their gradients come from their parts.
  * @module
  */
+import { checkTensor, normAxes, rejectBool } from "./validate.ts";
 import { fmt, type Tensor } from "./tensor.ts";
 import { cast, mul, pow } from "./binary.ts";
 import { abs, sqrt, square } from "./unary.ts";
 import { isNonZero } from "./logical.ts";
-import { normAxes } from "./broadcast.ts";
+
 import { reshape } from "./shape.ts";
-import {
-  checkTensor,
-  max,
-  min,
-  reducedShape,
-  type ReduceOptions,
-  rejectBool,
-  rejectEmpty,
-  sum,
-} from "./reduce.ts";
+import { max, min, reducedShape, type ReduceOptions, rejectEmpty, sum } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 /** A norm order: a number (`Infinity` and `-Infinity` included) or `"fro"` (Frobenius). */
@@ -94,7 +86,7 @@ export function norm(
   axis?: number | readonly number[],
   options: ReduceOptions = {},
 ): Tensor {
-  checkTensor("norm", x);
+  checkTensor("norm", "x", x);
   rejectBool("norm", x);
   let ax: number[];
   if (axis === undefined) {
@@ -139,7 +131,7 @@ export function norm(
  * ```
  */
 export function outer(a: Tensor, b: Tensor): Tensor {
-  checkTensor("outer", a);
-  checkTensor("outer", b);
+  checkTensor("outer", "a", a);
+  checkTensor("outer", "b", b);
   return scope(() => mul(reshape(a, [a.size, 1]), reshape(b, [1, b.size])));
 }

@@ -1,42 +1,18 @@
 /**
  * Float classification and exclusive or: `isnan` and `isfinite` are primitives with their own
- * kernel entries (`LOGICAL_KERNELS`; the WGSL tests the bit pattern, since a compiler may fold
+ * kernel entries (the backends' elementwise tables; the WGSL tests the bit pattern, since a compiler may fold
  * `x != x` away); `logicalXor` is a composition of `logicalNot` and `notEqual`. All return
  * bool and have no gradient.
  * @module
  */
 import type { Tensor } from "./tensor.ts";
-import type { ScalarOp } from "./kernel.ts";
 import { type BinaryFn, logicalNot, notEqual } from "./compare.ts";
 import { pair, type TensorLike } from "./binary.ts";
 import { scope } from "./scope.ts";
 import { defineUnary } from "./unary_def.ts";
 
-/** The kernel entries of this file (CPU reference and WGSL expression), for porting. */
-export const LOGICAL_KERNELS: Readonly<Record<"isnan" | "isfinite" | "nonZero", ScalarOp>> = {
-  isnan: {
-    cpu: (a) => (Number.isNaN(a) ? 1 : 0),
-    wgsl: (t) =>
-      t === "f32" ? "select(0u, 1u, (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u)" : "0u",
-  },
-  isfinite: {
-    cpu: (a) => (Number.isFinite(a) ? 1 : 0),
-    wgsl: (t) =>
-      t === "f32" ? "select(0u, 1u, (bitcast<u32>(a) & 0x7f800000u) != 0x7f800000u)" : "1u",
-  },
-  // NaN counts as non-zero; the bit test does not depend on how the GPU compares NaN.
-  nonZero: {
-    cpu: (a) => (a !== 0 ? 1 : 0),
-    wgsl: (t) =>
-      t === "f32"
-        ? "select(0u, 1u, (bitcast<u32>(a) & 0x7fffffffu) != 0u)"
-        : `select(0u, 1u, a != ${t === "i32" ? "0" : "0u"})`,
-  },
-};
-
 const classify = (name: "isnan" | "isfinite" | "nonZero") =>
   defineUnary(name, {
-    ...LOGICAL_KERNELS[name],
     floatOnly: false,
     allowBool: true,
     vjp: "none",

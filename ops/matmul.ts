@@ -2,13 +2,10 @@
  * Matrix products with NumPy `matmul` semantics, transposes read in place, and the VJP rule.
  * @module
  */
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import { matmulCpu, type MatmulSpec } from "../kernels/cpu/matmul.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { matmulGpu } from "../kernels/webgpu/matmul.ts";
-import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
+import type { MatmulSpec } from "../kernels/specs/matmul.ts";
+import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
 import { fmt, Tensor } from "./tensor.ts";
-import { sameDevice } from "./kernel.ts";
+import { sameDevice } from "./validate.ts";
 import { cast } from "./binary.ts";
 import { reshape } from "./shape.ts";
 
@@ -86,11 +83,10 @@ const matmulPrim = definePrimitive<MatmulParams>({
   saves: { inputs: [0, 1], outputs: [] },
   forward: ([a, b], params) => {
     const spec = specOf(a, b, params);
-    const dev = a.backend;
-    const out = dev.name === "cpu"
-      ? matmulCpu(dev as CpuDevice, a.storage as CpuStorage, b.storage as CpuStorage, spec)
-      : matmulGpu(dev as GpuDevice, a.storage as GpuStorage, b.storage as GpuStorage, spec);
-    return [Tensor.fromStorage(dev, out, [...spec.batchShape, spec.m, spec.n], "f32")];
+    return [launch1("matmul", [a, b], spec, {
+      shape: [...spec.batchShape, spec.m, spec.n],
+      dtype: "f32",
+    })];
   },
   // With A = op(SA), B = op(SB): dA = g B^T and dB = A^T g, written on the stored operands
   // through transpose flags. Cotangents keep the broadcast batch shape; the walker sums them

@@ -1,11 +1,17 @@
 /**
- * Primitives: an op's kernels and its VJP rule, defined once, side by side. `bind` runs a
+ * Primitives: an op's kernel launch and its VJP rule, defined once, side by side. `bind` runs a
  * primitive and, when an input is traced by a `vjp` call, records a node reachable only from
  * the outputs. There is no tape: the graph lives as long as its outputs.
+ *
+ * `launch` is the one path from an op to a kernel: it finds the kernel by name in the table of
+ * the backend holding the inputs (see `kernels/backend.ts`), or in that backend's fallback.
  * @module
  */
-import type { Tensor } from "./tensor.ts";
-import type { DeviceName } from "../kernels/device.ts";
+import { assertLive, deviceOf, fromStorage, sizeOf, storageOf, type Tensor } from "./tensor.ts";
+import { setScopeHold } from "./scope.ts";
+import type { DType } from "../kernels/dtype.ts";
+import { checkAllocation, type Device, type DeviceName, type Storage } from "../kernels/device.ts";
+import { type Backend, backendOf, callKernel, findBackend } from "../kernels/backend.ts";
 
 /** What a VJP rule sees: the primitive's inputs, outputs and static params. */
 export interface VjpContext<P> {
@@ -124,15 +130,10 @@ export function openTracesOf(traces: Iterable<number>): Set<number> | null {
   return out;
 }
 
-/** Whether any trace is open (some `vjp` function is running). */
-export function anyTraceOpen(): boolean {
-  return openTraces.size > 0;
-}
-
 /** The node each tensor recorded for a backward pass belongs to. */
 const holders = new WeakMap<Tensor, Node>();
 
-/** Marks tensors as held by `node` for its backward pass (see {@linkcode heldByOpenTrace}). */
+/** Marks tensors as held by `node` for its backward pass (see `heldByOpenTrace` below). */
 export function holdFor(node: Node, tensors: Iterable<Tensor>): void {
   for (const t of tensors) holders.set(t, node);
 }
@@ -141,15 +142,17 @@ export function holdFor(node: Node, tensors: Iterable<Tensor>): void {
  * Whether `t` is held by a node of an open trace: `scope` then keeps it (moving it to the
  * enclosing scope) instead of disposing it, since the trace's pullback will need it.
  */
-export function heldByOpenTrace(t: Tensor): boolean {
+function heldByOpenTrace(t: Tensor): boolean {
   const node = holders.get(t);
   if (!node || openTraces.size === 0) return false;
   for (const id of node.traces) if (openTraces.has(id)) return true;
   return false;
 }
+setScopeHold(heldByOpenTrace);
 
 /** Runs a primitive, recording a node when any input is traced by an open trace. */
 export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor[] {
+  assertLive(prim.name, inputs);
   const outs = prim.forward(inputs, params);
   if (prim.vjp === "none" || openTraces.size === 0) return outs;
   let traces: Set<number> | null = null;
@@ -179,7 +182,142 @@ export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P
   });
 }
 
+/**
+ * The VJP rule of a fused kernel's backward primitive: differentiating it again (a
+ * second-order gradient) throws a TypeError naming the op and the composition to use instead.
+ */
+export function refuseSecondOrder<P>(op: string, instead: string): VjpRule<P> {
+  return () => {
+    throw new TypeError(
+      `${op}: second-order gradients are not supported (the backward pass is a fused ` +
+        `kernel); use ${instead} for higher-order derivatives`,
+    );
+  };
+}
+
 /** Runs a single-output primitive. */
 export function bind1<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P): Tensor {
   return bind(prim, inputs, params)[0];
+}
+
+/** Shape and dtype of one kernel output. */
+export interface KernelOutput {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/**
+ * Runs kernel `name` on the backend of `device` (default: the first input's) with the inputs'
+ * storages and `spec`, and returns its outputs as new tensors of the given shapes and dtypes.
+ * Every output's size is checked against the device's limit first (a RangeError naming `op`,
+ * default `name`, the shape and the limit), so nothing is allocated for a refused op. A backend
+ * without the kernel runs its fallback backend's on copies of the inputs; with no fallback that
+ * has it, a TypeError names the kernel and the backend.
+ */
+export function launch(
+  name: string,
+  inputs: readonly Tensor[],
+  spec: unknown,
+  outputs: readonly KernelOutput[],
+  device: Device = deviceOf(inputs[0]),
+  op: string = name,
+): Tensor[] {
+  for (const o of outputs) checkAllocation(op, device, o.shape, o.dtype);
+  const backend = backendOf(device);
+  const kernel = backend.kernels[name];
+  const out = kernel
+    ? counted(
+      backend,
+      name,
+      callKernel(kernel, device, inputs.map(storageOf), spec),
+      outputs,
+    )
+    : runFallback(backend, name, inputs, spec, outputs);
+  return out.map((s, i) => fromStorage(device, s, outputs[i].shape, outputs[i].dtype));
+}
+
+/** {@linkcode launch} for a kernel with one output. */
+export function launch1(
+  name: string,
+  inputs: readonly Tensor[],
+  spec: unknown,
+  output: KernelOutput,
+  device?: Device,
+  op?: string,
+): Tensor {
+  return launch(name, inputs, spec, [output], device, op)[0];
+}
+
+/** Checks that a kernel returned one storage per expected output. */
+function counted(
+  backend: Backend,
+  name: string,
+  out: readonly Storage[],
+  outputs: readonly KernelOutput[],
+): readonly Storage[] {
+  if (out.length === outputs.length) return out;
+  for (const s of out) backend.device.free(s);
+  throw new Error(
+    `launch: kernel "${name}" of backend ${backend.name} returned ${out.length} outputs, ` +
+      `expected ${outputs.length}`,
+  );
+}
+
+/** The fallback backend that runs `name` for `backend`, or a TypeError saying why none can. */
+function fallbackFor(backend: Backend, name: string): Backend {
+  const target = backend.fallback === undefined ? undefined : findBackend(backend.fallback);
+  if (!target?.kernels[name]) {
+    const also = backend.fallback === undefined
+      ? "and declares no fallback backend"
+      : `and neither has its fallback backend ${backend.fallback}`;
+    throw new TypeError(`launch: backend ${backend.name} has no kernel "${name}" ${also}`);
+  }
+  if (!backend.toHost || !target.toHost) {
+    throw new TypeError(
+      `launch: backend ${backend.name} falls back to ${target.name} for kernel "${name}", ` +
+        "but both need synchronous host copies (toHost)",
+    );
+  }
+  return target;
+}
+
+/** Runs kernel `name` of `backend`'s fallback on copies of the inputs; copies the outputs back. */
+function runFallback(
+  backend: Backend,
+  name: string,
+  inputs: readonly Tensor[],
+  spec: unknown,
+  outputs: readonly KernelOutput[],
+): Storage[] {
+  const target = fallbackFor(backend, name);
+  const to = target.device;
+  const copies = inputs.map((t) =>
+    to.upload(backend.toHost!(storageOf(t), t.dtype, t.size), t.dtype)
+  );
+  try {
+    const outs = counted(target, name, callKernel(target.kernels[name], to, copies, spec), outputs);
+    return outs.map((s, i) => {
+      const { shape, dtype } = outputs[i];
+      const back = backend.device.upload(target.toHost!(s, dtype, sizeOf(shape)), dtype);
+      to.free(s);
+      return back;
+    });
+  } finally {
+    for (const c of copies) to.free(c);
+  }
+}
+
+/**
+ * Whether `device` can run kernel `name`, itself or through its fallback (a backend may list a
+ * kernel its adapter cannot run, such as a shader needing more storage bindings).
+ */
+export function kernelSupported(device: Device, name: string): boolean {
+  const backend = backendOf(device);
+  if (backend.kernels[name]) return backend.supports?.(name) ?? true;
+  try {
+    const target = fallbackFor(backend, name);
+    return target.supports?.(name) ?? true;
+  } catch {
+    return false;
+  }
 }

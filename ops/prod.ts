@@ -4,13 +4,14 @@
  * `mul`'s rule and is exact when elements are zero (no division by the product).
  * @module
  */
+import { checkTensor, normAxes } from "./validate.ts";
 import type { Tensor } from "./tensor.ts";
 import { cast, mul } from "./binary.ts";
 import { full } from "./creation.ts";
 import { concat, slice } from "./slicing.ts";
 import { reshape, transpose } from "./shape.ts";
-import { normAxes } from "./broadcast.ts";
-import { checkTensor, reducedCount, reducedShape, type ReduceOptions } from "./reduce.ts";
+
+import { reducedCount, reducedShape, type ReduceOptions } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 /**
@@ -35,7 +36,7 @@ export function prod(
   axes?: number | readonly number[],
   options: ReduceOptions = {},
 ): Tensor {
-  checkTensor("prod", x);
+  checkTensor("prod", "x", x);
   const ax = normAxes("prod", axes, x.rank);
   const outShape = reducedShape(x.shape, ax, options.keepdims ?? false);
   const dtype = x.dtype === "bool" ? "i32" : x.dtype;

@@ -18,14 +18,15 @@
  * `|a - b| <= 1e-5 * (1 + |b|)` for `normal`).
  * @module
  */
-import { f32Words, nextF32 } from "../kernels/cpu/random.ts";
+import { f32Words, nextF32 } from "../kernels/specs/random.ts";
 import { fmt, Tensor } from "./tensor.ts";
-import { broadcastShapes, checkShape } from "./broadcast.ts";
+import { broadcastShapes } from "./broadcast.ts";
+import { checkShape } from "./validate.ts";
 import { arange } from "./creation.ts";
-import { sameDevice } from "./kernel.ts";
+import { sameDevice } from "./validate.ts";
 import { less } from "./compare.ts";
 import { argsort, gatherByIndex } from "./sort.ts";
-import { erf64 } from "./erf.ts";
+import { erf64 } from "../kernels/erf.ts";
 import { checkCount, checkFinite, checkKey, run } from "./random_keys.ts";
 
 export { at, bits, foldIn, key, split, splitN } from "./random_keys.ts";

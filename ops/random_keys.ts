@@ -1,40 +1,35 @@
 /**
- * Random keys and raw bits: the Threefry-2x32 `random` primitive (kernels in
- * `kernels/{cpu,webgpu}/random.ts`), `key`, `split`, `splitN`, `at`, `foldIn` and `bits`, and
+ * Random keys and raw bits: the Threefry-2x32 `random` primitive (kernel `random`), `key`, `split`, `splitN`, `at`, `foldIn` and `bits`, and
  * the argument checks the samplers in `random.ts` share. Everything here is re-exported by
  * `random.ts`, the public `random` namespace.
  * @module
  */
 import type { DeviceName } from "../kernels/device.ts";
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { RANDOM_DTYPE, randomCpu, type RandomMode } from "../kernels/cpu/random.ts";
-import { randomGpu } from "../kernels/webgpu/random.ts";
-import { bind1, definePrimitive } from "./primitive.ts";
+import { RANDOM_DTYPE, type RandomMode, type RandomParams } from "../kernels/specs/random.ts";
+import { bind1, definePrimitive, launch1 } from "./primitive.ts";
 import { fmt, sizeOf, Tensor } from "./tensor.ts";
-import { checkShape } from "./broadcast.ts";
+import { checkShape } from "./validate.ts";
 import { fromTypedArray } from "./creation.ts";
-import { runElementwise } from "./kernel.ts";
+import { runElementwise } from "./elementwise.ts";
 
-/** Static parameters of the `random` primitive. */
-interface SampleParams {
-  readonly mode: RandomMode;
+/** Static parameters of the `random` primitive: the kernel's spec and the output shape. */
+interface SampleParams extends RandomParams {
   readonly shape: readonly number[];
-  readonly n: number;
-  readonly counterHi: number;
-  readonly counterLo: number;
-  readonly words: Uint32Array;
 }
 
 const randomPrim = definePrimitive<SampleParams>({
   name: "random",
-  forward: ([keys], p) => {
-    const dev = keys.backend;
-    const storage = dev.name === "cpu"
-      ? randomCpu(dev as CpuDevice, keys.storage as CpuStorage, p)
-      : randomGpu(dev as GpuDevice, keys.storage as GpuStorage, p);
-    return [Tensor.fromStorage(dev, storage, p.shape, RANDOM_DTYPE[p.mode])];
-  },
+  forward: ([keys], p) => [launch1(
+    "random",
+    [keys],
+    p,
+    {
+      shape: p.shape,
+      dtype: RANDOM_DTYPE[p.mode],
+    },
+    undefined,
+    `random.${p.mode}`,
+  )],
   vjp: "none",
 });
 
@@ -163,13 +158,7 @@ export function at(keys: Tensor, i: number): Tensor {
     throw new RangeError(`${op}: index ${i} is out of range for ${n} keys`);
   }
   const row = i < 0 ? i + n : i;
-  return runElementwise(
-    op,
-    { cpu: (a) => a, wgsl: "a" },
-    [{ tensor: keys, strides: [1], offset: 2 * row }],
-    [2],
-    "u32",
-  );
+  return runElementwise("copy", [{ tensor: keys, strides: [1], offset: 2 * row }], [2], "u32");
 }
 
 /**

@@ -4,13 +4,14 @@
  * come from those ops.
  * @module
  */
+import { checkTensor, normAxes, normAxis } from "./validate.ts";
 import { fmt, type Tensor } from "./tensor.ts";
-import { normAxes, normAxis } from "./broadcast.ts";
+
 import { broadcastTo, reshape, transpose } from "./shape.ts";
 import { concat, slice } from "./slicing.ts";
 import { take } from "./indexing.ts";
 import { tensor } from "./creation.ts";
-import { checkTensor } from "./reduce.ts";
+
 import { scope } from "./scope.ts";
 
 function checkCounts(op: string, name: string, v: readonly number[]) {
@@ -34,7 +35,7 @@ function checkCounts(op: string, name: string, v: readonly number[]) {
  * ```
  */
 export function tile(x: Tensor, reps: number | readonly number[]): Tensor {
-  checkTensor("tile", x);
+  checkTensor("tile", "x", x);
   const r = typeof reps === "number" ? [reps] : [...reps];
   checkCounts("tile", "reps", r);
   const rank = Math.max(r.length, x.rank);
@@ -66,7 +67,7 @@ export function tile(x: Tensor, reps: number | readonly number[]): Tensor {
  * ```
  */
 export function repeat(x: Tensor, repeats: number | readonly number[], axis?: number): Tensor {
-  checkTensor("repeat", x);
+  checkTensor("repeat", "x", x);
   const counts = typeof repeats === "number" ? [repeats] : [...repeats];
   checkCounts("repeat", "repeats", counts);
   return scope(() => {
@@ -110,7 +111,7 @@ export function repeat(x: Tensor, repeats: number | readonly number[], axis?: nu
  * ```
  */
 export function flip(x: Tensor, axes?: number | readonly number[]): Tensor {
-  checkTensor("flip", x);
+  checkTensor("flip", "x", x);
   const ax = normAxes("flip", axes, x.rank);
   const steps = x.shape.map((_, d) => (ax.includes(d) ? -1 : 1));
   const none = x.shape.map(() => undefined);
@@ -140,7 +141,7 @@ export function roll(
   shift: number | readonly number[],
   axis?: number | readonly number[],
 ): Tensor {
-  checkTensor("roll", x);
+  checkTensor("roll", "x", x);
   const shifts = typeof shift === "number" ? [shift] : [...shift];
   if (shifts.some((s) => !Number.isInteger(s))) {
     throw new TypeError(`roll: shifts must be integers, got ${JSON.stringify(shift)}`);
@@ -195,7 +196,7 @@ export function moveaxis(
   source: number | readonly number[],
   destination: number | readonly number[],
 ): Tensor {
-  checkTensor("moveaxis", x);
+  checkTensor("moveaxis", "x", x);
   const src = (typeof source === "number" ? [source] : [...source]).map((a) =>
     normAxis("moveaxis", a, x.rank)
   );
@@ -234,7 +235,7 @@ export function moveaxis(
  * ```
  */
 export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
-  checkTensor("flatten", x);
+  checkTensor("flatten", "x", x);
   if (x.rank === 0) return reshape(x, [1]);
   const s = normAxis("flatten", startAxis, x.rank), e = normAxis("flatten", endAxis, x.rank);
   if (s > e) {

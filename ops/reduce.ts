@@ -5,21 +5,16 @@
  *
  * Kernels reduce a contiguous `[outer, n, inner]` layout over `n`. When the reduced axes form
  * one block of the shape (ignoring size-1 axes) the input is read in place; otherwise the
- * reduced axes are first moved last by a transposed copy. On WebGPU a block with few, long
- * strided columns is also moved last, so that every lane reads contiguous memory.
+ * reduced axes are first moved last by a transposed copy.
  * @module
  */
 import type { DType } from "../kernels/dtype.ts";
-import type { Storage } from "../kernels/device.ts";
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { reduceCpu, type ReduceLayout, type ReduceOp } from "../kernels/cpu/reduce.ts";
-import { reduceGpu, useColumns } from "../kernels/webgpu/reduce.ts";
+import type { ReduceLayout, ReduceOp, ReduceSpec } from "../kernels/specs/reduce.ts";
 import { contiguousStrides } from "../kernels/strided.ts";
-import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
-import { fmt, sizeOf, Tensor } from "./tensor.ts";
-import { normAxes } from "./broadcast.ts";
-import { runElementwise } from "./kernel.ts";
+import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
+import { fmt, sizeOf, type Tensor } from "./tensor.ts";
+import { checkTensor, normAxes, rejectBool } from "./validate.ts";
+import { runElementwise } from "./elementwise.ts";
 import { broadcastTo, reshape } from "./shape.ts";
 import { cast, div, mul, sub } from "./binary.ts";
 import { equal } from "./compare.ts";
@@ -35,18 +30,6 @@ export interface ReduceOptions {
 interface ReduceParams {
   readonly axes: readonly number[];
   readonly keepdims: boolean;
-}
-
-/** Throws a TypeError unless `x` is a live-looking Tensor. */
-export function checkTensor(op: string, x: unknown): asserts x is Tensor {
-  if (!(x instanceof Tensor)) throw new TypeError(`${op}: expected a Tensor, got ${x}`);
-}
-
-/** Throws a TypeError for bool inputs, which only `sum` accepts. */
-export function rejectBool(op: string, x: Tensor): void {
-  if (x.dtype === "bool") {
-    throw new TypeError(`${op}: bool input ${x} is not supported; cast it first`);
-  }
 }
 
 /** Number of elements each output of a reduction over `axes` combines. */
@@ -83,13 +66,7 @@ export function permuted(x: Tensor, perm: readonly number[]): Tensor {
   const c = contiguousStrides(x.shape);
   const strides = perm.map((p) => c[p]);
   const shape = perm.map((p) => x.shape[p]);
-  return runElementwise(
-    "reduce",
-    { cpu: (a) => a, wgsl: "a" },
-    [{ tensor: x, strides }],
-    shape,
-    x.dtype,
-  );
+  return runElementwise("copy", [{ tensor: x, strides }], shape, x.dtype);
 }
 
 /** How to lay `shape` out for a reduction over `axes`: a permutation (or none) and the layout. */
@@ -128,23 +105,20 @@ function movedLast(shape: readonly number[], axes: readonly number[]) {
   return { perm: [...kept, ...axes] as number[] | null, layout };
 }
 
-/** Runs a CPU or GPU reduction kernel on `x` laid out for `axes`, transposing when needed. */
-export function launch(
+/**
+ * Runs reduction kernel `kernel` (`sum`, `max`, `min`, `argmax`, `argmin`) on `x` laid out for
+ * `axes`, moving the axes last by a transposed copy when they are not one block.
+ */
+export function launchReduce(
+  kernel: string,
   x: Tensor,
   axes: readonly number[],
-  cpu: (d: CpuDevice, s: CpuStorage, l: ReduceLayout) => Storage,
-  gpu: (d: GpuDevice, s: GpuStorage, l: ReduceLayout) => Storage,
-): Storage {
-  const dev = x.backend;
-  let { perm, layout } = plan(x.shape, axes);
-  if (dev.name === "webgpu" && !perm && layout.inner > 1 && !useColumns(layout)) {
-    ({ perm, layout } = movedLast(x.shape, axes));
-  }
+  spec: Omit<ReduceSpec, "layout" | "outDtype"> & { outDtype?: DType },
+  output: { shape: readonly number[]; dtype: DType },
+): Tensor {
+  const { perm, layout } = plan(x.shape, axes);
   using moved = perm ? permuted(x, perm) : null;
-  const s = (moved ?? x).storage;
-  return dev.name === "cpu"
-    ? cpu(dev as CpuDevice, s as CpuStorage, layout)
-    : gpu(dev as GpuDevice, s as GpuStorage, layout);
+  return launch1(kernel, [moved ?? x], { ...spec, layout }, output);
 }
 
 function reducePrim(
@@ -157,14 +131,8 @@ function reducePrim(
     saves,
     forward: ([x], { axes, keepdims }) => {
       const outDtype: DType = x.dtype === "bool" ? "i32" : x.dtype;
-      const storage = launch(
-        x,
-        axes,
-        (d, s, l) => reduceCpu(d, s, l, op, outDtype),
-        (d, s, l) => reduceGpu(d, s, l, op, x.dtype, outDtype),
-      );
       const shape = reducedShape(x.shape, axes, keepdims);
-      return [Tensor.fromStorage(x.backend, storage, shape, outDtype)];
+      return [launchReduce(op, x, axes, { dtype: x.dtype, outDtype }, { shape, dtype: outDtype })];
     },
     vjp,
   });
@@ -191,7 +159,7 @@ const maxPrim = reducePrim("max", extremeVjp);
 const minPrim = reducePrim("min", extremeVjp);
 
 function validate(op: string, x: unknown, axes: number | readonly number[] | undefined) {
-  checkTensor(op, x);
+  checkTensor(op, "x", x);
   return normAxes(op, axes, x.rank);
 }
 

@@ -1,70 +1,22 @@
 /**
  * Rounding and the floored modulo: `floor`, `ceil`, `round` (half to even) and `mod`
  * (Python / `jnp.mod` semantics: the result has the sign of the divisor). Each is an
- * elementwise primitive with its own kernel entry (the `ROUNDING_KERNELS` table below). Integer
+ * elementwise primitive whose kernels are the backends' elementwise entries of the same name. Integer
  * inputs keep their dtype (rounding them is the identity). Gradients: `floor`, `ceil` and
  * `round` are piecewise constant, so their gradient is zero (as in JAX); `mod(x, y)` has
  * gradient 1 with respect to `x` and `-floor(x / y)` with respect to `y`.
  * @module
  */
-import type { DType } from "../kernels/dtype.ts";
 import { definePrimitive } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
-import { runElementwise, type ScalarOp } from "./kernel.ts";
+import { runElementwise } from "./elementwise.ts";
 import { broadcastShapes } from "./broadcast.ts";
 import { applyBinary, div, mul, type TensorLike } from "./binary.ts";
 import { neg } from "./unary.ts";
 import { defineUnary } from "./unary_def.ts";
 
-/** NumPy's `round`: to the nearest integer, halves to the even neighbour (keeps `-0`). */
-export function roundHalfEven(a: number): number {
-  const f = Math.floor(a);
-  const d = a - f;
-  const r = d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
-  return r === 0 && a < 0 ? -0 : r;
-}
-
-/** The floored modulo of two numbers: `a - b * floor(a / b)`, with the sign of `b`. */
-export function floorMod(a: number, b: number): number {
-  const r = a % b;
-  return r !== 0 && (r < 0) !== (b < 0) ? r + b : r;
-}
-
-const MOD_WGSL = `
-fn modf_(a: f32, b: f32) -> f32 {
-  let r = a % b;
-  if (r != 0.0 && ((r < 0.0) != (b < 0.0))) { return r + b; }
-  return r;
-}
-fn modi_(a: i32, b: i32) -> i32 {
-  if (b == 0) { return 0; }
-  let r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0))) { return r + b; }
-  return r;
-}
-fn modu_(a: u32, b: u32) -> u32 { if (b == 0u) { return 0u; } return a % b; }`;
-
-/** Identity for integer dtypes, `fn(a)` for f32. */
-const floatFn = (fn: string) => (t: DType) => (t === "f32" ? `${fn}(a)` : "a");
-
-/**
- * The kernel entries of this file (CPU reference and WGSL expression per op), for backends
- * and for porting. WGSL's `round` already rounds halves to even.
- */
-export const ROUNDING_KERNELS: Readonly<Record<"floor" | "ceil" | "round" | "mod", ScalarOp>> = {
-  floor: { cpu: Math.floor, wgsl: floatFn("floor") },
-  ceil: { cpu: Math.ceil, wgsl: floatFn("ceil") },
-  round: { cpu: roundHalfEven, wgsl: floatFn("round") },
-  mod: {
-    cpu: floorMod,
-    wgsl: (t) => `mod${t === "f32" ? "f" : t === "i32" ? "i" : "u"}_(a, b)`,
-    helpers: MOD_WGSL,
-  },
-};
-
 const rounding = (name: "floor" | "ceil" | "round") =>
   defineUnary(name, {
-    ...ROUNDING_KERNELS[name],
     floatOnly: false,
     vjp: () => [null],
     saves: { inputs: [], outputs: [] },
@@ -120,7 +72,6 @@ const modPrim = definePrimitive<undefined>({
   forward: ([a, b]) => [
     runElementwise(
       "mod",
-      ROUNDING_KERNELS.mod,
       [a, b],
       broadcastShapes("mod", a.shape, b.shape),
       a.dtype,

@@ -11,15 +11,11 @@
  * result (kept `x` element and winning updates), shared equally among ties, as JAX does.
  * @module
  */
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { type ScatterCombine, scatterCombineCpu } from "../kernels/cpu/scatter_combine.ts";
-import { scatterCombineGpu } from "../kernels/webgpu/scatter_combine.ts";
-import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
-import { fmt, Tensor } from "./tensor.ts";
-import { normAxis } from "./broadcast.ts";
-import { sameDevice } from "./kernel.ts";
-import { axisLayout, checkIndices, checkTensor, scatterAdd, take } from "./indexing.ts";
+import type { ScatterCombine } from "../kernels/specs/indexing.ts";
+import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
+import { fmt, type Tensor } from "./tensor.ts";
+import { checkIndices, checkTensor, normAxis, sameDevice } from "./validate.ts";
+import { axisSpec, scatterAdd, take } from "./indexing.ts";
 import { add, cast, div, mul } from "./binary.ts";
 import { equal, where } from "./compare.ts";
 import { arange, full, zerosLike } from "./creation.ts";
@@ -32,32 +28,14 @@ interface Params {
   axis: number;
 }
 
+const KERNEL: Readonly<Record<ScatterCombine, string>> = {
+  set: "scatterSet",
+  max: "scatterMax",
+  min: "scatterMin",
+};
+
 function run(mode: ScatterCombine, [x, idx, upd]: readonly Tensor[], axis: number): Tensor {
-  const l = axisLayout(x.shape, axis);
-  const dev = x.backend;
-  const storage = dev.name === "cpu"
-    ? scatterCombineCpu(
-      dev as CpuDevice,
-      x.storage as CpuStorage,
-      idx.storage as CpuStorage,
-      upd.storage as CpuStorage,
-      l,
-      idx.size,
-      x.dtype,
-      mode,
-    )
-    : scatterCombineGpu(
-      dev as GpuDevice,
-      x.storage as GpuStorage,
-      idx.storage as GpuStorage,
-      idx.dtype,
-      upd.storage as GpuStorage,
-      l,
-      idx.size,
-      x.dtype,
-      mode,
-    );
-  return Tensor.fromStorage(dev, storage, x.shape, x.dtype);
+  return launch1(KERNEL[mode], [x, idx, upd], axisSpec(x, idx, axis), x);
 }
 
 /**

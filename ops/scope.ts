@@ -6,13 +6,24 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Tensor } from "./tensor.ts";
-import { heldByOpenTrace } from "./primitive.ts";
+import { treeTensors } from "../autodiff/pytree.ts";
 
 interface Frame {
   readonly tensors: Set<Tensor>;
 }
 
 const current = new AsyncLocalStorage<Frame>();
+
+/** Whether something outside the scope (a running `vjp` trace) still needs a tensor. */
+let isHeld: (t: Tensor) => boolean = () => false;
+
+/**
+ * Sets the predicate saying which tensors a scope must hand to its enclosing scope instead of
+ * disposing them (autodiff sets it to "held by a node of a running `vjp` trace").
+ */
+export function setScopeHold(held: (t: Tensor) => boolean): void {
+  isHeld = held;
+}
 const owner = new WeakMap<Tensor, Frame>();
 
 /** Adds a new tensor to the innermost scope (called by the Tensor constructor). */
@@ -46,23 +57,10 @@ export function keep<T>(tree: T): T {
   return tree;
 }
 
-/** Every tensor found in arrays, plain objects and Maps nested in `tree`. */
+/** Every tensor found in arrays, plain objects and Maps nested in `tree` (its pytree leaves). */
 export function tensorsIn(tree: unknown, out: Set<Tensor> = new Set()): Set<Tensor> {
-  if (tree === null || typeof tree !== "object") return out;
-  if (isTensor(tree)) out.add(tree);
-  else if (Array.isArray(tree)) { for (const x of tree) tensorsIn(x, out); }
-  else if (tree instanceof Map) { for (const x of tree.values()) tensorsIn(x, out); }
-  else if (
-    Object.getPrototypeOf(tree) === Object.prototype || Object.getPrototypeOf(tree) === null
-  ) {
-    for (const x of Object.values(tree)) tensorsIn(x, out);
-  }
+  for (const t of treeTensors(tree)) out.add(t);
   return out;
-}
-
-function isTensor(x: object): x is Tensor {
-  return "storage" in x && "shape" in x && "dtype" in x &&
-    typeof (x as Tensor).dispose === "function";
 }
 
 /**
@@ -88,7 +86,7 @@ export function scope<T>(fn: () => T): T {
     for (const t of frame.tensors) {
       // A tensor a node of a running `vjp` trace holds is the backward pass's, not this
       // scope's: it moves out like a result, so scopes inside differentiated code are safe.
-      if (kept.has(t) || heldByOpenTrace(t)) {
+      if (kept.has(t) || isHeld(t)) {
         owner.delete(t);
         if (parent) {
           parent.tensors.add(t);

@@ -6,9 +6,7 @@ import { bind1, definePrimitive } from "./primitive.ts";
 import { fmt, sizeOf, type Tensor } from "./tensor.ts";
 import { broadcastShapes, checkShape, normAxes, normAxis } from "./broadcast.ts";
 import { contiguousStrides } from "../kernels/strided.ts";
-import { runElementwise } from "./kernel.ts";
-
-const copy = { cpu: (a: number) => a, wgsl: "a" };
+import { runElementwise } from "./elementwise.ts";
 
 const reshapePrim = definePrimitive<readonly number[]>({
   name: "reshape",
@@ -59,8 +57,7 @@ const transposePrim = definePrimitive<readonly number[]>({
     const shape = perm.map((p) => x.shape[p]);
     return [
       runElementwise(
-        "transpose",
-        copy,
+        "copy",
         [{ tensor: x, strides: perm.map((p) => c[p]) }],
         shape,
         x.dtype,
@@ -143,7 +140,7 @@ export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
 const broadcastPrim = definePrimitive<readonly number[]>({
   name: "broadcastTo",
   saves: { inputs: [], outputs: [] },
-  forward: ([x], shape) => [runElementwise("broadcastTo", copy, [x], shape, x.dtype)],
+  forward: ([x], shape) => [runElementwise("copy", [x], shape, x.dtype, "broadcastTo")],
   // The walker sums the cotangent down to the input's shape.
   vjp: ([g]) => [g],
 });

@@ -8,17 +8,14 @@
  * VJP. Both write through the same "place" kernel: every input is copied once into its region.
  * @module
  */
-import { type DType, dtypeInfo } from "../kernels/dtype.ts";
-import type { Device } from "../kernels/device.ts";
-import type { CpuDevice } from "../kernels/cpu/device.ts";
-import { placeCpu, type Placed } from "../kernels/cpu/slicing.ts";
-import type { GpuDevice } from "../kernels/webgpu/device.ts";
-import { placeGpu } from "../kernels/webgpu/slicing.ts";
-import { bind1, definePrimitive } from "./primitive.ts";
-import { fmt, sizeOf, Tensor } from "./tensor.ts";
+import { dtypeInfo } from "../kernels/dtype.ts";
+import type { PlaceSpec } from "../kernels/specs/slicing.ts";
+import { bind1, definePrimitive, launch1 } from "./primitive.ts";
+import { fmt, setRowReader, sizeOf, type Tensor } from "./tensor.ts";
 import { normAxis } from "./broadcast.ts";
-import { runElementwise, sameDevice } from "./kernel.ts";
-import { expandDims } from "./shape.ts";
+import { runElementwise } from "./elementwise.ts";
+import { checkIntAtLeast, checkTensor, sameDevice } from "./validate.ts";
+import { expandDims, reshape } from "./shape.ts";
 
 /** Row-major strides, without the zero that broadcasting gives size-1 axes. */
 function rowMajor(shape: readonly number[]): number[] {
@@ -28,26 +25,19 @@ function rowMajor(shape: readonly number[]): number[] {
   return s;
 }
 
-function checkTensor(op: string, what: string, t: unknown): asserts t is Tensor {
-  if (!(t instanceof Tensor)) {
-    const got = Array.isArray(t) ? "an array" : t === null ? "null" : typeof t;
-    throw new TypeError(`${op}: ${what} must be a Tensor, got ${got}`);
-  }
-}
+type Piece = PlaceSpec["pieces"][number];
 
-/** Runs the place kernel of the tensors' device. */
+/** Runs the place kernel: `xs[i]` lands where `pieces[i]` says in a fresh `shape`. */
 function place(
-  device: Device,
-  dtype: DType,
+  op: string,
+  xs: readonly Tensor[],
   shape: readonly number[],
   fill: number | undefined,
-  pieces: readonly Placed[],
+  pieces: readonly Piece[],
 ): Tensor {
-  const size = sizeOf(shape);
-  const storage = device.name === "cpu"
-    ? placeCpu(device as CpuDevice, dtype, size, fill, pieces)
-    : placeGpu(device as GpuDevice, dtype, size, fill, pieces);
-  return Tensor.fromStorage(device, storage, shape, dtype);
+  const dtype = xs[0].dtype;
+  const spec: PlaceSpec = { dtype, size: sizeOf(shape), fill, pieces };
+  return launch1("place", xs, spec, { shape, dtype }, undefined, op);
 }
 
 /** A normalised slice: output element `i` on axis `d` reads input `start[d] + i * step[d]`. */
@@ -66,8 +56,6 @@ function offsetOf(r: Region, strides: readonly number[]): number {
   return r.starts.reduce((acc, s, d) => acc + s * strides[d], 0);
 }
 
-const copy = { cpu: (a: number) => a, wgsl: "a" };
-
 const slicePrim = definePrimitive<Region>({
   name: "slice",
   saves: { inputs: [], outputs: [] },
@@ -75,7 +63,7 @@ const slicePrim = definePrimitive<Region>({
     if (isIdentity(r, x.shape)) return [x.view(x.shape)];
     const c = rowMajor(x.shape);
     const view = { tensor: x, strides: c.map((s, d) => s * r.steps[d]), offset: offsetOf(r, c) };
-    return [runElementwise("slice", copy, [view], r.shape, x.dtype)];
+    return [runElementwise("copy", [view], r.shape, x.dtype)];
   },
   vjp: ([g], { inputs: [x], params }) => [embed(g, x.shape, params, 0)],
 });
@@ -92,13 +80,12 @@ const embedPrim = definePrimitive<EmbedParams>({
   forward: ([x], { region, shape, value }) => {
     if (isIdentity(region, shape)) return [x.view(x.shape)];
     const c = rowMajor(shape);
-    const piece: Placed = {
-      storage: x.storage,
+    const piece: Piece = {
       shape: x.shape,
       strides: c.map((s, d) => s * region.steps[d]),
       offset: offsetOf(region, c),
     };
-    return [place(x.backend, x.dtype, shape, value, [piece])];
+    return [place("embed", [x], shape, value, [piece])];
   },
   vjp: ([g], { params }) => [bind1(slicePrim, [g], params.region)],
 });
@@ -198,12 +185,12 @@ const concatPrim = definePrimitive<{ axis: number }>({
     shape[axis] = xs.reduce((acc, x) => acc + x.shape[axis], 0);
     const c = rowMajor(shape);
     let at = 0;
-    const pieces = xs.map((x): Placed => {
+    const pieces = xs.map((x): Piece => {
       const offset = at * c[axis];
       at += x.shape[axis];
-      return { storage: x.storage, shape: x.shape, strides: c, offset };
+      return { shape: x.shape, strides: c, offset };
     });
-    return [place(xs[0].backend, xs[0].dtype, shape, undefined, pieces)];
+    return [place("concat", xs, shape, undefined, pieces)];
   },
   vjp: ([g], { inputs, params: { axis } }) => {
     let at = 0;
@@ -319,9 +306,7 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   const n = x.shape[a];
   let bounds: number[];
   if (typeof sections === "number") {
-    if (!Number.isInteger(sections) || sections < 1) {
-      throw new RangeError(`split: sections must be a positive integer, got ${sections}`);
-    }
+    checkIntAtLeast("split", "sections", sections, 1);
     if (n % sections !== 0) {
       throw new RangeError(
         `split: ${sections} equal sections do not divide axis ${a} of ${fmt(x.shape)} (size ${n})`,
@@ -399,3 +384,9 @@ export function pad(
   const region = { starts: w.map((p) => p[0]), steps: x.shape.map(() => 1), shape: x.shape };
   return embed(x, shape, region, v);
 }
+
+// Tensor iteration: row `i` is the slice `[i:i+1]` without its first axis.
+setRowReader((x, i) => {
+  using row = slice(x, [i], [i + 1]);
+  return reshape(row, x.shape.slice(1));
+});

@@ -4,60 +4,36 @@
  * result) with their own VJP rules; `logsumexp` is a composition of reductions.
  * @module
  */
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import { softmaxCpu } from "../kernels/cpu/reduce.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { softmaxGpu } from "../kernels/webgpu/reduce.ts";
-import { bind1, definePrimitive, type Primitive } from "./primitive.ts";
-import { sizeOf, Tensor } from "./tensor.ts";
-import { normAxis } from "./broadcast.ts";
+import type { SoftmaxSpec } from "../kernels/specs/reduce.ts";
+import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
+import { sizeOf, type Tensor } from "./tensor.ts";
+import { checkTensor, normAxis, rejectBool } from "./validate.ts";
 import { add, cast, mul, sub } from "./binary.ts";
-import { less, where } from "./compare.ts";
+import { equal, less, where } from "./compare.ts";
 import { abs, exp, log } from "./unary.ts";
 import { reshape } from "./shape.ts";
-import {
-  checkTensor,
-  floatInput,
-  max,
-  permuted,
-  reducedShape,
-  type ReduceOptions,
-  rejectBool,
-  sum,
-} from "./reduce.ts";
+import { floatInput, max, reducedShape, type ReduceOptions, sum } from "./reduce.ts";
 
 /** Static parameter of the softmax primitives: the normalised axis. */
 interface SoftmaxParams {
   readonly axis: number;
 }
 
-/** Runs the fused kernel on an f32 tensor, moving `axis` last on WebGPU when it is not. */
-function fused(x: Tensor, axis: number, logOut: boolean): Tensor {
-  const dev = x.backend;
-  const outer = sizeOf(x.shape.slice(0, axis));
-  const n = x.shape[axis];
-  const inner = sizeOf(x.shape.slice(axis + 1));
-  if (dev.name === "cpu") {
-    const s = softmaxCpu(dev as CpuDevice, x.storage as CpuStorage, { outer, n, inner }, logOut);
-    return Tensor.fromStorage(dev, s, x.shape, "f32");
-  }
-  if (inner === 1) {
-    const s = softmaxGpu(dev as GpuDevice, x.storage as GpuStorage, outer, n, logOut);
-    return Tensor.fromStorage(dev, s, x.shape, "f32");
-  }
-  const perm = [...x.shape.keys()].filter((d) => d !== axis).concat(axis);
-  const back = perm.map((_, d) => perm.indexOf(d));
-  using moved = permuted(x, perm);
-  const s = softmaxGpu(dev as GpuDevice, moved.storage as GpuStorage, outer * inner, n, logOut);
-  using y = Tensor.fromStorage(dev, s, moved.shape, "f32");
-  return permuted(y, back);
+/** Runs the fused kernel (`softmax` or `logSoftmax`) on an f32 tensor along `axis`. */
+function fused(kernel: string, x: Tensor, axis: number): Tensor {
+  const spec: SoftmaxSpec = {
+    outer: sizeOf(x.shape.slice(0, axis)),
+    n: x.shape[axis],
+    inner: sizeOf(x.shape.slice(axis + 1)),
+  };
+  return launch1(kernel, [x], spec, { shape: x.shape, dtype: "f32" });
 }
 
 // dx = y * (g - sum(g * y)), the Jacobian of softmax applied to g.
 const softmaxPrim = definePrimitive<SoftmaxParams>({
   name: "softmax",
   saves: { inputs: [], outputs: [0] },
-  forward: ([x], { axis }) => [fused(x, axis, false)],
+  forward: ([x], { axis }) => [fused("softmax", x, axis)],
   vjp: ([g], { outputs: [y], params: { axis } }) => {
     using gy = mul(g, y);
     using s = sum(gy, axis, { keepdims: true });
@@ -70,7 +46,7 @@ const softmaxPrim = definePrimitive<SoftmaxParams>({
 const logSoftmaxPrim = definePrimitive<SoftmaxParams>({
   name: "logSoftmax",
   saves: { inputs: [], outputs: [0] },
-  forward: ([x], { axis }) => [fused(x, axis, true)],
+  forward: ([x], { axis }) => [fused("logSoftmax", x, axis)],
   vjp: ([g], { outputs: [y], params: { axis } }) => {
     using s = sum(g, axis, { keepdims: true });
     using p = exp(y);
@@ -80,7 +56,7 @@ const logSoftmaxPrim = definePrimitive<SoftmaxParams>({
 });
 
 function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axis: number) {
-  checkTensor(op, x);
+  checkTensor(op, "x", x);
   const a = normAxis(op, axis, x.rank);
   rejectBool(op, x);
   if (x.dtype !== "f32") {
@@ -95,7 +71,8 @@ function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axi
  * `exp(x) / sum(exp(x))` along `axis` (default the last), computed as
  * `exp(x - max) / sum(exp(x - max))` so large logits do not overflow. Integer inputs become
  * f32; bool inputs throw a TypeError. A fused primitive with its own VJP rule
- * (`dx = y * (g - sum(g * y))`).
+ * (`dx = y * (g - sum(g * y))`). A slice of only `-inf` (fully masked) gives zeros and a zero
+ * gradient, not NaN.
  *
  * Shapes: `x [..dims]` to the same shape, f32; slices along `axis` sum to 1.
  *
@@ -113,7 +90,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 /**
  * `x - logsumexp(x)` along `axis` (default the last), max-shifted so it is finite for large
  * logits. Integer inputs become f32; bool inputs throw a TypeError. A fused primitive with its
- * own VJP rule (`dx = g - softmax(x) * sum(g)`).
+ * own VJP rule (`dx = g - softmax(x) * sum(g)`). A slice of only `-inf` gives `-inf` (and
+ * passes the cotangent through unchanged), not NaN.
  *
  * Shapes: `x [..dims]` to the same shape, f32.
  *
@@ -132,7 +110,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  * `log(sum(exp(x)))` over `axes` (default: all), as f32, computed as
  * `m + log(sum(exp(x - m)))` with `m` the maximum (or 0 where the maximum is infinite, so rows
  * of `-inf` give `-inf` and rows holding `+inf` give `+inf`). An empty axis throws a
- * RangeError. A composition of `max`, `exp`, `sum` and `log`; its gradient is the softmax.
+ * RangeError. A composition of `max`, `exp`, `sum` and `log`; its gradient is the softmax,
+ * and 0 for rows of only `-inf` (fully masked rows never bring NaN into a backward pass).
  *
  * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
  *
@@ -156,7 +135,13 @@ export function logsumexp(
   if (xf !== x) xf.dispose();
   using e = exp(d);
   using s = sum(e, ax, { keepdims: true });
-  using l = log(s);
-  using out = add(l, shift);
+  // Rows of only -inf have s = 0: log(0) = -inf is the right value, but its gradient 1/s
+  // would meet a zero cotangent as 0 * inf = NaN. Take the log of 1 there instead and put the
+  // -inf back after it ("double where"), so such rows get a zero gradient.
+  using empty = equal(m, -Infinity);
+  using safe = where(empty, 1, s);
+  using l = log(safe);
+  using lse = add(l, shift);
+  using out = where(empty, -Infinity, lse);
   return reshape(out, reducedShape(x.shape, ax, options.keepdims ?? false));
 }

@@ -9,18 +9,10 @@
  * ascending order and first in descending order.
  * @module
  */
-import { bind, bind1, definePrimitive, type Primitive } from "./primitive.ts";
-import { fmt, Tensor } from "./tensor.ts";
-import { sameDevice } from "./kernel.ts";
-import type { CpuDevice, CpuStorage } from "../kernels/cpu/device.ts";
-import {
-  gatherByIndexCpu,
-  type PermLayout,
-  scatterByIndexCpu,
-  sortCpu,
-} from "../kernels/cpu/sort.ts";
-import type { GpuDevice, GpuStorage } from "../kernels/webgpu/device.ts";
-import { gatherByIndexGpu, scatterByIndexGpu, sortGpu } from "../kernels/webgpu/sort.ts";
+import { bind, bind1, definePrimitive, launch, launch1, type Primitive } from "./primitive.ts";
+import { fmt, type Tensor } from "./tensor.ts";
+import { sameDevice } from "./validate.ts";
+import type { PermLayout, PermSpec, SortSpec } from "../kernels/specs/sort.ts";
 
 /** Options of the sort functions. */
 export interface SortOptions {
@@ -39,24 +31,9 @@ export interface SortParams {
 function runSort(x: Tensor, p: SortParams): Tensor[] {
   const n = x.shape[x.rank - 1];
   const rows = n === 0 ? 0 : x.size / n;
-  const dev = x.backend;
-  const [values, indices] = dev.name === "cpu"
-    ? sortCpu(dev as CpuDevice, x.storage as CpuStorage, x.dtype, n, p.descending)
-    : sortGpu(
-      dev as GpuDevice,
-      x.storage as GpuStorage,
-      x.dtype,
-      rows,
-      n,
-      p.descending,
-      p.withValues,
-    );
-  const idx = Tensor.fromStorage(dev, indices, x.shape, "i32");
-  if (!p.withValues) {
-    if (values) dev.free(values);
-    return [idx];
-  }
-  return [Tensor.fromStorage(dev, values!, x.shape, x.dtype), idx];
+  const spec: SortSpec = { dtype: x.dtype, rows, n, ...p };
+  const indices = { shape: x.shape, dtype: "i32" } as const;
+  return launch("sort", [x], spec, p.withValues ? [x, indices] : [indices]);
 }
 
 function checkSortable(op: string, x: Tensor, options: SortOptions): boolean {
@@ -173,24 +150,9 @@ function permLayout(op: string, x: Tensor, idx: Tensor): PermLayout {
 }
 
 function runPerm(op: "gather" | "scatter", x: Tensor, idx: Tensor): Tensor {
-  const layout = permLayout(op === "gather" ? "gatherByIndex" : "scatterByIndex", x, idx);
-  const dev = x.backend;
-  const storage = dev.name === "cpu"
-    ? (op === "gather" ? gatherByIndexCpu : scatterByIndexCpu)(
-      dev as CpuDevice,
-      x.storage as CpuStorage,
-      idx.storage as CpuStorage,
-      x.dtype,
-      layout,
-    )
-    : (op === "gather" ? gatherByIndexGpu : scatterByIndexGpu)(
-      dev as GpuDevice,
-      x.storage as GpuStorage,
-      idx.storage as GpuStorage,
-      x.dtype,
-      layout,
-    );
-  return Tensor.fromStorage(dev, storage, x.shape, x.dtype);
+  const kernel = op === "gather" ? "gatherByIndex" : "scatterByIndex";
+  const spec: PermSpec = { layout: permLayout(kernel, x, idx), dtype: x.dtype };
+  return launch1(kernel, [x, idx], spec, x);
 }
 
 const gatherPrim = definePrimitive<undefined>({

@@ -4,6 +4,7 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../kernels/dtype.ts";
 import type { Device, DeviceName, Storage } from "../kernels/device.ts";
+import { sizeOf } from "../kernels/strided.ts";
 import { registerInScope, unregisterFromScope } from "./scope.ts";
 import type { Node } from "./primitive.ts";
 
@@ -23,17 +24,35 @@ export const SCALAR_CACHE_SIZE = 256;
 /** Each device's scalar constants, keyed by dtype and value, in least-recent-use order. */
 const scalarCaches = new WeakMap<Device, Map<string, Shared>>();
 
-/** Number of elements of a shape. */
-export function sizeOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
+export { sizeOf };
+
+/**
+ * Reads row `i` of a tensor's first axis as a new tensor. Set by the slicing ops (which import
+ * this module, so it cannot import them) when they load.
+ */
+let readRow: ((t: Tensor, i: number) => Tensor) | null = null;
+
+/** Sets how {@linkcode Tensor} iteration reads a row (called by the slicing ops). */
+export function setRowReader(read: (t: Tensor, i: number) => Tensor): void {
+  readRow = read;
 }
 
 /** Formats a shape as `[2,3]` for error messages. */
 export function fmt(shape: readonly number[]): string {
   return `[${shape.join(",")}]`;
 }
+
+/** A tensor owning freshly allocated `storage` (for kernel launches; not exported by `mod.ts`). */
+export let fromStorage: (
+  device: Device,
+  storage: Storage,
+  shape: readonly number[],
+  dtype: DType,
+) => Tensor;
+/** The storage holding a tensor's data (for kernel launches). Throws if it was disposed. */
+export let storageOf: (t: Tensor) => Storage;
+/** The device object holding a tensor's data. Throws if it was disposed. */
+export let deviceOf: (t: Tensor) => Device;
 
 /**
  * An immutable n-dimensional array on one device. Ops never change their inputs; values are
@@ -53,14 +72,20 @@ export class Tensor {
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
-  /** Autodiff node that produced this tensor inside a `vjp` trace (null when untraced). */
+  /**
+   * Autodiff node that produced this tensor inside a `vjp` trace (null when untraced).
+   * @internal
+   */
   readonly node: Node | null;
-  /** Which output of {@linkcode Tensor.node} this tensor is. */
+  /**
+   * Which output of its autodiff node this tensor is.
+   * @internal
+   */
   readonly nodeIndex: number;
   #shared: Shared | null;
 
   /**
-   * Wraps storage in a handle. Kernel authors use {@linkcode Tensor.fromStorage} instead.
+   * Wraps storage in a handle (kernel launches use `fromStorage` from this module).
    * @internal
    */
   private constructor(
@@ -80,14 +105,11 @@ export class Tensor {
     registerInScope(this);
   }
 
-  /** Creates a tensor that owns freshly allocated `storage` (for kernel authors). */
-  static fromStorage(
-    device: Device,
-    storage: Storage,
-    shape: readonly number[],
-    dtype: DType,
-  ): Tensor {
-    return new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
+  static {
+    fromStorage = (device, storage, shape, dtype) =>
+      new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
+    storageOf = (t) => t.#live("storage").storage;
+    deviceOf = (t) => t.#live("backend").device;
   }
 
   /**
@@ -124,11 +146,11 @@ export class Tensor {
   }
 
   /**
-   * A new handle on the same storage with another shape of equal size (no copy), optionally
-   * marked as output `nodeIndex` of an autodiff node. The storage lives until every handle on
-   * it is disposed.
+   * A new handle on the same storage with another shape of equal size (no copy). The storage
+   * lives until every handle on it is disposed. (`node` and `nodeIndex` are for autodiff: they
+   * mark the handle as an output of a traced node.)
    */
-  view(shape: readonly number[], node: Node | null = null, nodeIndex = 0): Tensor {
+  view(shape: readonly number[], node: Tensor["node"] = null, nodeIndex = 0): Tensor {
     const shared = this.#live("view");
     if (sizeOf(shape) !== this.size) {
       throw new RangeError(`view: cannot view ${fmt(this.shape)} as ${fmt(shape)}`);
@@ -140,16 +162,6 @@ export class Tensor {
   /** Name of the device holding the data. */
   get device(): DeviceName {
     return this.#live("device").device.name;
-  }
-
-  /** The device object holding the data (for kernel authors). */
-  get backend(): Device {
-    return this.#live("backend").device;
-  }
-
-  /** The storage holding the data (for kernel authors). Throws if disposed. */
-  get storage(): Storage {
-    return this.#live("storage").storage;
   }
 
   /** Number of dimensions. */
@@ -190,6 +202,31 @@ export class Tensor {
     if (--shared.refs === 0) shared.device.free(shared.storage);
   }
 
+  /**
+   * Iterates along the first axis, like a JAX array: each step yields a new tensor of the
+   * remaining shape (a copy the caller owns; inside `scope` it belongs to the scope). Rows are
+   * made as the iteration reaches them, so destructuring makes only the rows it names.
+   * Iterating a 0-d tensor throws a TypeError.
+   *
+   * @example
+   * ```ts
+   * import { random, tensor } from "@longseq/tensor";
+   * const [k1, k2] = random.split(random.key(0));
+   * console.log(k1.shape, k2.shape); // [2] [2]
+   * for (const row of tensor([[1, 2], [3, 4]])) console.log(await row.array()); // [1, 2] then [3, 4]
+   * ```
+   */
+  *[Symbol.iterator](): Iterator<Tensor> {
+    this.#live("iterate");
+    if (this.rank === 0) {
+      throw new TypeError(
+        `iteration over a 0-d tensor: ${this.toString()} has no first axis to iterate`,
+      );
+    }
+    if (!readRow) throw new Error("iterate: the slicing ops are not loaded");
+    for (let i = 0; i < this.shape[0]; i++) yield readRow(this, i);
+  }
+
   /** Disposes the tensor at the end of a `using` block. */
   [Symbol.dispose](): void {
     this.dispose();
@@ -212,7 +249,19 @@ export class Tensor {
   }
 }
 
-/** Bytes one element of `dtype` occupies on the CPU. */
-export function bytesPerElement(dtype: DType): number {
-  return dtypeInfo(dtype).bytes;
+/**
+ * Throws a TypeError naming `op` and the input's position, shape and dtype when one of `inputs`
+ * was disposed (e.g. "add: input 1 (tensor [2,3] f32) was disposed"). Ops call it (through
+ * `bind`, `sameDevice` and the operand conversion of binary ops) before touching storage.
+ */
+export function assertLive(op: string, inputs: readonly unknown[]): void {
+  for (let i = 0; i < inputs.length; i++) {
+    const t = inputs[i];
+    if (t instanceof Tensor && t.disposed) {
+      throw new TypeError(
+        `${op}: input ${i} (tensor ${fmt(t.shape)} ${t.dtype}) was disposed; ` +
+          "keep it alive (return it from scope() or keep()) until its last use",
+      );
+    }
+  }
 }

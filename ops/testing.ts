@@ -95,3 +95,28 @@ export async function assertAllClose(
   const report = await closeReport(actual, expected, options);
   if (report) throw new Error(`${options?.message ? options.message + ": " : ""}${report}`);
 }
+
+/**
+ * mulberry32: a small, fast, seeded PRNG of uniform numbers in `[0, 1)` for test inputs and
+ * data sampling (host-side; model randomness uses PRNG keys, `random.key`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mulberry32 } from "@longseq/tensor";
+ * const a = mulberry32(7), b = mulberry32(7);
+ * const x = a();
+ * assert.ok(x >= 0 && x < 1);
+ * assert.equal(b(), x); // same seed, same stream
+ * ```
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

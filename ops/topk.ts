@@ -4,10 +4,11 @@
  * NaN rules and its gradient (the cotangent of each value goes back to where it came from).
  * @module
  */
+import { checkTensor } from "./validate.ts";
 import { fmt, type Tensor } from "./tensor.ts";
 import { sortWithIndices } from "./sort.ts";
 import { slice } from "./slicing.ts";
-import { checkTensor } from "./reduce.ts";
+
 import { scope } from "./scope.ts";
 
 /** Options of {@linkcode topk}. */
@@ -35,7 +36,7 @@ export interface TopkOptions {
  * ```
  */
 export function topk(x: Tensor, k: number, options: TopkOptions = {}): [Tensor, Tensor] {
-  checkTensor("topk", x);
+  checkTensor("topk", "x", x);
   if (x.rank === 0) {
     throw new RangeError(
       `topk: expected a tensor with at least one axis, got a scalar ${fmt(x.shape)}`,

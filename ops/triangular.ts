@@ -4,6 +4,7 @@
  * `where` over it, so their gradient passes through the kept elements.
  * @module
  */
+import { checkTensor } from "./validate.ts";
 import type { DType } from "../kernels/dtype.ts";
 import type { DeviceName } from "../kernels/device.ts";
 import { fmt, type Tensor } from "./tensor.ts";
@@ -11,7 +12,7 @@ import { add, cast } from "./binary.ts";
 import { lessEqual, where } from "./compare.ts";
 import { arange, type CreateOptions, full } from "./creation.ts";
 import { reshape } from "./shape.ts";
-import { checkTensor } from "./reduce.ts";
+
 import { scope } from "./scope.ts";
 
 function checkK(op: string, k: number) {
@@ -59,7 +60,7 @@ export function tri(n: number, m: number = n, k = 0, options: CreateOptions = {}
 }
 
 function triPart(op: "tril" | "triu", x: Tensor, k: number): Tensor {
-  checkTensor(op, x);
+  checkTensor(op, "x", x);
   checkK(op, k);
   if (x.rank < 2) {
     throw new RangeError(

@@ -1,16 +1,23 @@
 /**
- * Elementwise unary ops: for each, the CPU reference, the WGSL expression and the VJP rule.
- * Float-only ops cast integer inputs to `f32` first (NumPy style).
+ * Elementwise unary ops: for each, its dtype rule and VJP rule; the kernels are the entries of
+ * the same name in the backends' elementwise tables. Float-only ops cast integer inputs to
+ * `f32` first (NumPy style).
+ *
+ * Special values follow the CPU reference (JS `Math`, i.e. IEEE/NumPy) on both backends: NaN
+ * propagates, signed zeros and infinities come out as on the CPU (a property test checks every
+ * op). Deliberate differences on WebGPU: transcendental ops agree within a few ULP rather than
+ * bitwise; a subnormal result may be flushed to zero and a subnormal input gives no accuracy
+ * guarantee (WGSL allows both); `sin`/`cos` are accurate only for moderate arguments (|x| up to
+ * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
-import { runElementwise, type ScalarOp } from "./kernel.ts";
+import { runElementwise } from "./elementwise.ts";
 import { add, cast, div, mul, scalarLike, sub } from "./binary.ts";
 import { greater } from "./compare.ts";
-import { erf64, ERF_WGSL } from "./erf.ts";
 
-interface UnaryDef extends ScalarOp {
+interface UnaryDef {
   /** Requires a float input (integers are cast to f32 first). */
   floatOnly: boolean;
   vjp: VjpRule<undefined> | "none";
@@ -22,108 +29,76 @@ interface UnaryDef extends ScalarOp {
 const G = { inputs: [], outputs: [] }, X = { inputs: [0], outputs: [] };
 const Y = { inputs: [], outputs: [0] };
 
-const HELPERS = `
-fn tanh_(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
-fn sigmoid_(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
-fn log1p_(x: f32) -> f32 { let u = 1.0 + x; if (u == 1.0) { return x; } return log(u) * x / (u - 1.0); }
-${ERF_WGSL}`;
-
 const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
 
 const DEFS = {
-  neg: { saves: G, floatOnly: false, cpu: (a) => -a, wgsl: "-a", vjp: ([g]) => [neg(g)] },
+  neg: { saves: G, floatOnly: false, vjp: ([g]) => [neg(g)] },
   abs: {
     saves: X,
     floatOnly: false,
-    cpu: Math.abs,
-    wgsl: "abs(a)",
     vjp: ([g], c) => [mul(g, sign(x0(c)))],
   },
-  sign: { saves: G, floatOnly: false, cpu: Math.sign, wgsl: "sign(a)", vjp: () => [null] },
+  sign: { saves: G, floatOnly: false, vjp: () => [null] },
   exp: {
     saves: Y,
     floatOnly: true,
-    cpu: Math.exp,
-    wgsl: "exp(a)",
     vjp: ([g], c) => [mul(g, y0(c))],
   },
   log: {
     saves: X,
     floatOnly: true,
-    cpu: Math.log,
-    wgsl: "log(a)",
     vjp: ([g], c) => [div(g, x0(c))],
   },
   log1p: {
     saves: X,
     floatOnly: true,
-    cpu: Math.log1p,
-    wgsl: "log1p_(a)",
     vjp: ([g], c) => [div(g, add(x0(c), 1))],
   },
   sqrt: {
     saves: Y,
     floatOnly: true,
-    cpu: Math.sqrt,
-    wgsl: "sqrt(a)",
     vjp: ([g], c) => [div(g, mul(y0(c), 2))],
   },
   rsqrt: {
     saves: Y,
     floatOnly: true,
-    cpu: (a) => 1 / Math.sqrt(a),
-    wgsl: "inverseSqrt(a)",
     // d/dx x^-1/2 = -1/2 x^-3/2 = -1/2 y^3
     vjp: ([g], c) => [mul(g, mul(mul(y0(c), square(y0(c))), -0.5))],
   },
   square: {
     saves: X,
     floatOnly: false,
-    cpu: (a) => a * a,
-    wgsl: "a * a",
     vjp: ([g], c) => [mul(g, mul(x0(c), 2))],
   },
   tanh: {
     saves: Y,
     floatOnly: true,
-    cpu: Math.tanh,
-    wgsl: "tanh_(a)",
     vjp: ([g], c) => [mul(g, sub(1, square(y0(c))))],
   },
   sigmoid: {
     saves: Y,
     floatOnly: true,
-    cpu: (a) => (a >= 0 ? 1 / (1 + Math.exp(-a)) : Math.exp(a) / (1 + Math.exp(a))),
-    wgsl: "sigmoid_(a)",
     vjp: ([g], c) => [mul(g, mul(y0(c), sub(1, y0(c))))],
   },
   relu: {
     saves: X,
     floatOnly: false,
-    cpu: (a) => (a > 0 ? a : 0),
-    wgsl: (t) => (t === "f32" ? "max(a, 0.0)" : t === "i32" ? "max(a, 0)" : "a"),
     vjp: ([g], c) => [mul(g, cast(greater(x0(c), 0), "f32"))],
   },
   erf: {
     saves: X,
     floatOnly: true,
-    cpu: erf64,
-    wgsl: "erf_(a)",
     vjp: ([g], c) => [mul(g, mul(exp(neg(square(x0(c)))), 2 / Math.sqrt(Math.PI)))],
   },
   sin: {
     saves: X,
     floatOnly: true,
-    cpu: Math.sin,
-    wgsl: "sin(a)",
     vjp: ([g], c) => [mul(g, cos(x0(c)))],
   },
   cos: {
     saves: X,
     floatOnly: true,
-    cpu: Math.cos,
-    wgsl: "cos(a)",
     vjp: ([g], c) => [neg(mul(g, sin(x0(c))))],
   },
 } satisfies Record<string, UnaryDef>;
@@ -131,12 +106,12 @@ const DEFS = {
 /** Names of the unary primitives. */
 export type UnaryName = keyof typeof DEFS;
 
-const PRIMS = Object.fromEntries(
+const PRIMITIVES = Object.fromEntries(
   Object.entries(DEFS).map(([name, def]) => [
     name,
     definePrimitive<undefined>({
       name,
-      forward: ([x]) => [runElementwise(name, { ...def, helpers: HELPERS }, [x], x.shape, x.dtype)],
+      forward: ([x]) => [runElementwise(name, [x], x.shape, x.dtype)],
       vjp: def.vjp as VjpRule<undefined>,
       saves: def.saves,
     }),
@@ -151,9 +126,9 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
   }
   if (def.floatOnly && x.dtype !== "f32") {
     using f = cast(x, "f32");
-    return bind1(PRIMS[name], [f], undefined);
+    return bind1(PRIMITIVES[name], [f], undefined);
   }
-  return bind1(PRIMS[name], [x], undefined);
+  return bind1(PRIMITIVES[name], [x], undefined);
 }
 
 /** `-x` elementwise. @example ```ts
@@ -163,13 +138,13 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
 export const neg = (x: Tensor): Tensor => unary("neg", x);
 /** `|x|` elementwise. */
 export const abs = (x: Tensor): Tensor => unary("abs", x);
-/** Sign of `x` (-1, 0 or 1). */
+/** Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN). */
 export const sign = (x: Tensor): Tensor => unary("sign", x);
 /** `e^x` elementwise. */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
 /** Natural logarithm. */
 export const log = (x: Tensor): Tensor => unary("log", x);
-/** `log(1 + x)`, accurate near 0. */
+/** `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf. */
 export const log1p = (x: Tensor): Tensor => unary("log1p", x);
 /** Square root. */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
@@ -183,11 +158,11 @@ export const tanh = (x: Tensor): Tensor => unary("tanh", x);
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
 /** `max(x, 0)`. */
 export const relu = (x: Tensor): Tensor => unary("relu", x);
-/** The error function. */
+/** The error function (on WebGPU an approximation, absolute error below 1.5e-7). */
 export const erf = (x: Tensor): Tensor => unary("erf", x);
-/** Sine. */
+/** Sine (on WebGPU accurate for |x| up to about 1e4). */
 export const sin = (x: Tensor): Tensor => unary("sin", x);
-/** Cosine. */
+/** Cosine (on WebGPU accurate for |x| up to about 1e4). */
 export const cos = (x: Tensor): Tensor => unary("cos", x);
 
 /**

@@ -1,16 +1,17 @@
 /**
  * A small factory for elementwise unary primitives defined outside `unary.ts`: each entry is a
- * `ScalarOp` (CPU reference and WGSL expression) plus its VJP rule, as in `unary.ts`.
+ * dtype rule plus its VJP rule, as in `unary.ts`; the kernels are the backends' elementwise
+ * table entries of the same name.
  * @module
  */
 import type { DType } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
-import { runElementwise, type ScalarOp } from "./kernel.ts";
+import { runElementwise } from "./elementwise.ts";
 import { cast } from "./binary.ts";
 
-/** One unary elementwise primitive: kernels, gradient and dtype rule. */
-export interface UnaryEntry extends ScalarOp {
+/** One unary elementwise primitive: gradient and dtype rule. */
+export interface UnaryEntry {
   /** Integer inputs are cast to f32 first (NumPy style). */
   floatOnly: boolean;
   /** The VJP rule, or `"none"` (bool results, piecewise constant functions). */
@@ -31,7 +32,7 @@ export function defineUnary(
   const prim = definePrimitive<undefined>({
     name,
     forward: ([x]) => [
-      runElementwise(name, entry, [x], x.shape, entry.outDtype?.(x.dtype) ?? x.dtype),
+      runElementwise(name, [x], x.shape, entry.outDtype?.(x.dtype) ?? x.dtype),
     ],
     vjp: entry.vjp,
     saves: entry.saves,

@@ -12,23 +12,23 @@ import { expandDims } from "../ops/shape.ts";
 import { mean } from "../ops/reduce.ts";
 import { scope } from "../ops/scope.ts";
 import { checkStepState } from "./transform.ts";
+import { checkLearningRate, checkNumber, rateAt } from "./validate.ts";
 import {
-  checkNumber,
-  checkRate,
   deviceOf,
   flattenLike,
-  flattenTree,
+  flattenTensors,
   flattenUpdates,
+  unflattenLike,
+} from "./param_trees.ts";
+import {
   type GradientTransformation,
   initStep,
   nextStep,
   perLeaf,
-  rateAt,
   type Schedule,
   type StepCount,
   type Tree,
-  unflattenLike,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 
 /** Options of {@linkcode adafactor} (defaults from the paper). */
 export interface AdafactorOptions {
@@ -79,12 +79,14 @@ export interface AdafactorState extends StepCount {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const opt = optim.adafactor(); // relative step sizes
  * const params = { w: tensor([[1, 2], [3, 4]]), b: tensor([0, 0]) };
  * const grads = { w: tensor([[1, 0], [0, 1]]), b: tensor([1, -1]) };
  * const [updates, state] = opt.update(grads, opt.init(params), params);
- * console.log(updates.w.shape, state.step); // [2, 2] 1
+ * assert.deepEqual(updates.w.shape, [2, 2]);
+ * assert.equal(state.step, 1);
  * ```
  */
 export function adafactor(
@@ -92,7 +94,7 @@ export function adafactor(
   options: AdafactorOptions = {},
 ): GradientTransformation<AdafactorState> {
   const op = "adafactor";
-  const lr = learningRate === undefined ? null : checkRate(op, learningRate);
+  const lr = learningRate === undefined ? null : checkLearningRate(op, learningRate);
   const {
     factored = true,
     multiplyByParameterScale = true,
@@ -117,7 +119,7 @@ export function adafactor(
   return {
     init: (params) =>
       scope(() => {
-        const { leaves } = flattenTree(op, "params", params);
+        const { leaves } = flattenTensors(op, "params", params);
         const tree = (f: (t: Tensor) => Tensor | null) => unflattenLike(params, leaves.map(f));
         const zeros = (shape: number[], t: Tensor) => full(shape, 0, { device: t.device });
         return {

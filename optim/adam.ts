@@ -10,13 +10,15 @@ import { zerosLike } from "../ops/creation.ts";
 import { scope } from "../ops/scope.ts";
 import { chain, type ChainState } from "./chain.ts";
 import { addDecayedWeights, checkStepState, type Mask, scaleByLearningRate } from "./transform.ts";
+import { checkLearningRate, checkNumber } from "./validate.ts";
 import {
-  checkNumber,
-  checkRate,
   deviceOf,
   flattenLike,
-  flattenTree,
+  flattenTensors,
   flattenUpdates,
+  unflattenLike,
+} from "./param_trees.ts";
+import {
   type GradientTransformation,
   initStep,
   nextStep,
@@ -24,8 +26,7 @@ import {
   type Schedule,
   type StepCount,
   type Tree,
-  unflattenLike,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 
 /** Hyperparameters of {@linkcode scaleByAdam}. */
 export interface AdamOptions {
@@ -59,11 +60,13 @@ function checkAdam(op: string, { b1 = 0.9, b2 = 0.999, eps = 1e-8 }: AdamOptions
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const t = optim.scaleByAdam();
  * const params = { w: tensor([1]) };
  * const [u] = t.update({ w: tensor([0.5]) }, t.init(params));
- * console.log(await u.w.array()); // about [1]: the first step is sign(g) after bias correction
+ * // The first step is sign(g) after bias correction (up to eps).
+ * assert.ok(await allClose(u.w, [1], { rtol: 1e-6 }));
  * ```
  */
 export function scaleByAdam(options: AdamOptions = {}): GradientTransformation<AdamState> {
@@ -72,7 +75,7 @@ export function scaleByAdam(options: AdamOptions = {}): GradientTransformation<A
   return {
     init: (params) =>
       scope(() => {
-        const { leaves } = flattenTree(op, "params", params);
+        const { leaves } = flattenTensors(op, "params", params);
         return {
           ...initStep(deviceOf(params)),
           mu: unflattenLike(params, leaves.map(zerosLike)),
@@ -112,18 +115,20 @@ export type AdamChainState = ChainState<
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.adam(1e-3);
  * const params = { w: tensor([1, 2]) };
  * const [updates, state] = opt.update({ w: tensor([1, -1]) }, opt.init(params), params);
- * console.log(await updates.w.array()); // about [-0.001, 0.001]
+ * assert.ok(await allClose(updates.w, [-0.001, 0.001], { rtol: 1e-5 }));
+ * assert.equal(state[0].step, 1);
  * ```
  */
 export function adam(
   learningRate: number | Schedule,
   options: AdamOptions = {},
 ): GradientTransformation<AdamChainState> {
-  const lr = checkRate("adam", learningRate);
+  const lr = checkLearningRate("adam", learningRate);
   checkAdam("adam", options);
   return chain(scaleByAdam(options), scaleByLearningRate(lr));
 }
@@ -152,18 +157,22 @@ export type AdamWState = ChainState<
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.adamw(1e-3, { weightDecay: 0.01, mask: (_path, p) => p.rank >= 2 });
  * const params = { w: tensor([[1, 2]]), b: tensor([0]) };
  * const grads = { w: tensor([[1, 1]]), b: tensor([1]) };
  * const [updates] = opt.update(grads, opt.init(params), params);
+ * // -lr * (adam step + weightDecay * w) on w; no decay on the bias.
+ * assert.ok(await allClose(updates.w, [[-1e-3 * 1.01, -1e-3 * 1.02]], { rtol: 1e-5 }));
+ * assert.ok(await allClose(updates.b, [-1e-3], { rtol: 1e-5 }));
  * ```
  */
 export function adamw(
   learningRate: number | Schedule,
   { weightDecay = 1e-4, mask, ...options }: AdamWOptions = {},
 ): GradientTransformation<AdamWState> {
-  const lr = checkRate("adamw", learningRate);
+  const lr = checkLearningRate("adamw", learningRate);
   checkAdam("adamw", options);
   checkNumber("adamw", "weight decay", weightDecay, { min: 0 });
   return chain(scaleByAdam(options), addDecayedWeights(weightDecay, mask), scaleByLearningRate(lr));

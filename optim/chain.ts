@@ -4,11 +4,12 @@
  */
 import { scope } from "../ops/scope.ts";
 import { treeTensors } from "../autodiff/pytree.ts";
-import type { GradientTransformation, StateOf, Tree } from "./types.ts";
+import type { GradientTransformation, StateOf, Tree } from "./gradient_transformation.ts";
 import { identity } from "./transform.ts";
 
+/** A transformation with any state (what {@linkcode chain} accepts). */
 // deno-lint-ignore no-explicit-any
-type AnyTransformation = GradientTransformation<any>;
+export type AnyTransformation = GradientTransformation<any>;
 
 /** The state of a chain: one state per link, in order. */
 export type ChainState<T extends readonly AnyTransformation[]> = {
@@ -22,10 +23,13 @@ export type ChainState<T extends readonly AnyTransformation[]> = {
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.chain(optim.clipByGlobalNorm(1), optim.scaleByAdam(), optim.scaleByLearningRate(1e-3));
  * const params = { w: tensor([1, 2]) };
  * const [updates, state] = opt.update({ w: tensor([3, 4]) }, opt.init(params), params);
+ * assert.equal(state.length, 3); // one state per link
+ * assert.ok(await allClose(updates.w, [-1e-3, -1e-3], { rtol: 1e-5 })); // Adam's first step
  * ```
  */
 export function chain<T extends readonly AnyTransformation[]>(

@@ -9,15 +9,9 @@ import { full } from "../ops/creation.ts";
 import { sum } from "../ops/reduce.ts";
 import { scope } from "../ops/scope.ts";
 import type { EmptyState } from "./transform.ts";
-import {
-  checkNumber,
-  flattenTree,
-  flattenUpdates,
-  fresh,
-  type GradientTransformation,
-  type Tree,
-  unflattenLike,
-} from "./types.ts";
+import { checkNumber } from "./validate.ts";
+import { flattenTensors, flattenUpdates, unflattenLike } from "./param_trees.ts";
+import { fresh, type GradientTransformation, type Tree } from "./gradient_transformation.ts";
 
 /**
  * The L2 norm of all tensors of a tree taken together, `sqrt(sum_i sum(x_i^2))`, as an `f32`
@@ -25,13 +19,14 @@ import {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const n = optim.globalNorm({ a: tensor([3]), b: tensor([[4]]) });
- * console.log(await n.array()); // 5
+ * assert.equal(await n.array(), 5);
  * ```
  */
 export function globalNorm(tree: Tree): Tensor {
-  const { leaves } = flattenTree("globalNorm", "tree", tree);
+  const { leaves } = flattenTensors("globalNorm", "tree", tree);
   if (leaves.length === 0) return full([], 0);
   return scope(() => {
     let total = sum(square(leaves[0]));
@@ -47,9 +42,10 @@ export function globalNorm(tree: Tree): Tensor {
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const [u] = optim.clipByGlobalNorm(1).update({ w: tensor([3, 4]) }, {});
- * console.log(await u.w.array()); // [0.6, 0.8]
+ * assert.ok(await allClose(u.w, [0.6, 0.8]));
  * ```
  */
 export function clipByGlobalNorm(maxNorm: number): GradientTransformation<EmptyState> {

@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, scope, tensor } from "@longseq/tensor";
  * const opt = optim.chain(optim.clipByGlobalNorm(1), optim.adamw(optim.warmupThen(100, optim.cosineDecay(1e-3, 900))));
  * let params = { w: tensor([1, 2, 3]) };
@@ -24,6 +25,7 @@
  *   params.w.dispose();
  *   ({ params, state } = next); // (dispose the old state's tensors too in real loops)
  * }
+ * assert.equal(state[1][0].step, 3); // adamw's step counter
  * ```
  * @module
  */
@@ -34,8 +36,8 @@ export {
   type StateOf,
   type StepCount,
   type Tree,
-} from "./types.ts";
-export { chain, type ChainState } from "./chain.ts";
+} from "./gradient_transformation.ts";
+export { type AnyTransformation, chain, type ChainState } from "./chain.ts";
 export {
   addDecayedWeights,
   applyUpdates,

@@ -4,7 +4,8 @@
  * {@linkcode joinSchedules} and {@linkcode warmupThen}.
  * @module
  */
-import { checkNumber, type Schedule } from "./types.ts";
+import { checkNumber } from "./validate.ts";
+import type { Schedule } from "./gradient_transformation.ts";
 
 function checkStep(op: string, step: number): number {
   if (typeof step !== "number" || !Number.isInteger(step) || step < 0) {
@@ -18,8 +19,9 @@ function checkStep(op: string, step: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim } from "@longseq/tensor";
- * console.log(optim.constant(0.1)(1000)); // 0.1
+ * assert.equal(optim.constant(0.1)(1000), 0.1);
  * ```
  */
 export function constant(value: number): Schedule {
@@ -32,9 +34,10 @@ export function constant(value: number): Schedule {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim } from "@longseq/tensor";
  * const s = optim.linearSchedule(1, 0, 4);
- * console.log(s(0), s(1), s(4), s(9)); // 1 0.75 0 0
+ * assert.deepEqual([s(0), s(1), s(4), s(9)], [1, 0.75, 0, 0]);
  * ```
  */
 export function linearSchedule(from: number, to: number, steps: number): Schedule {
@@ -50,9 +53,10 @@ export function linearSchedule(from: number, to: number, steps: number): Schedul
  *
  * @example
  * ```ts
- * import { optim } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim } from "@longseq/tensor";
  * const s = optim.linearWarmup(1e-3, 100);
- * console.log(s(0), s(50), s(500)); // 0 0.0005 0.001
+ * assert.ok(await allClose([s(0), s(50), s(500)], [0, 0.0005, 0.001]));
  * ```
  */
 export function linearWarmup(peak: number, warmupSteps: number): Schedule {
@@ -69,9 +73,10 @@ export function linearWarmup(peak: number, warmupSteps: number): Schedule {
  *
  * @example
  * ```ts
- * import { optim } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim } from "@longseq/tensor";
  * const s = optim.rsqrtDecay(1e-3, 100);
- * console.log(s(50), s(100), s(400)); // 0.0005 0.001 0.0005
+ * assert.ok(await allClose([s(50), s(100), s(400)], [0.0005, 0.001, 0.0005]));
  * ```
  */
 export function rsqrtDecay(peak: number, warmupSteps: number): Schedule {
@@ -90,9 +95,10 @@ export function rsqrtDecay(peak: number, warmupSteps: number): Schedule {
  *
  * @example
  * ```ts
- * import { optim } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim } from "@longseq/tensor";
  * const s = optim.cosineDecay(1, 10);
- * console.log(s(0), s(5), s(10)); // 1 0.5 0 (up to rounding)
+ * assert.ok(await allClose([s(0), s(5), s(10)], [1, 0.5, 0], { atol: 1e-12 }));
  * ```
  */
 export function cosineDecay(init: number, decaySteps: number, alpha = 0): Schedule {
@@ -112,9 +118,10 @@ export function cosineDecay(init: number, decaySteps: number, alpha = 0): Schedu
  *
  * @example
  * ```ts
- * import { optim } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim } from "@longseq/tensor";
  * const s = optim.joinSchedules([optim.linearWarmup(1, 10), optim.cosineDecay(1, 90)], [10]);
- * console.log(s(5), s(10), s(100)); // 0.5 1 0
+ * assert.ok(await allClose([s(5), s(10), s(100)], [0.5, 1, 0], { atol: 1e-12 }));
  * ```
  */
 export function joinSchedules(
@@ -150,9 +157,10 @@ export function joinSchedules(
  *
  * @example
  * ```ts
- * import { optim } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim } from "@longseq/tensor";
  * const s = optim.warmupThen(10, optim.cosineDecay(1e-3, 1000));
- * console.log(s(5), s(10)); // 0.0005 0.001
+ * assert.ok(await allClose([s(5), s(10)], [0.0005, 0.001]));
  * ```
  */
 export function warmupThen(warmupSteps: number, after: Schedule): Schedule {

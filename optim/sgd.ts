@@ -9,7 +9,8 @@ import {
   trace,
   type TraceState,
 } from "./transform.ts";
-import { checkNumber, checkRate, type GradientTransformation, type Schedule } from "./types.ts";
+import { checkLearningRate, checkNumber } from "./validate.ts";
+import type { GradientTransformation, Schedule } from "./gradient_transformation.ts";
 
 /** Options of {@linkcode sgd}. */
 export interface SgdOptions {
@@ -29,18 +30,19 @@ export type SgdState = [LearningRateState] | [TraceState, LearningRateState];
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const opt = optim.sgd(0.1, { momentum: 0.9 });
  * const params = { w: tensor([1, 2]) };
  * const [updates] = opt.update({ w: tensor([1, -1]) }, opt.init(params), params);
- * console.log(await updates.w.array()); // [-0.1, 0.1]
+ * assert.ok(await allClose(updates.w, [-0.1, 0.1]));
  * ```
  */
 export function sgd(
   learningRate: number | Schedule,
   { momentum, nesterov = false }: SgdOptions = {},
 ): GradientTransformation<SgdState> {
-  const lr = checkRate("sgd", learningRate);
+  const lr = checkLearningRate("sgd", learningRate);
   if (momentum === undefined) {
     if (nesterov) throw new RangeError("sgd: nesterov needs a momentum");
     return chain(scaleByLearningRate(lr)) as GradientTransformation<SgdState>;

@@ -8,24 +8,24 @@ import { add, mul } from "../ops/binary.ts";
 import { zerosLike } from "../ops/creation.ts";
 import { scope } from "../ops/scope.ts";
 import { flattenTree as flattenPytree, leavesLike } from "../autodiff/pytree.ts";
+import { checkLearningRate, checkNumber, rateAt } from "./validate.ts";
 import {
-  checkNumber,
-  checkRate,
   deviceOf,
   flattenLike,
-  flattenTree,
+  flattenTensors,
   flattenUpdates,
+  unflattenLike,
+} from "./param_trees.ts";
+import {
   fresh,
   type GradientTransformation,
   initStep,
   nextStep,
   perLeaf,
-  rateAt,
   type Schedule,
   type StepCount,
   type Tree,
-  unflattenLike,
-} from "./types.ts";
+} from "./gradient_transformation.ts";
 
 /** The state of a stateless transformation. */
 export type EmptyState = Record<string, never>;
@@ -35,8 +35,12 @@ export type EmptyState = Record<string, never>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
- * const [u] = optim.identity().update({ w: tensor([1]) }, {});
+ * const g = { w: tensor([1]) };
+ * const [u] = optim.identity().update(g, {});
+ * assert.deepEqual(await u.w.array(), [1]);
+ * assert.notEqual(u.w, g.w); // a new handle on the same data
  * ```
  */
 export function identity(): GradientTransformation<EmptyState> {
@@ -54,9 +58,10 @@ export function identity(): GradientTransformation<EmptyState> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const [u] = optim.scale(-2).update({ w: tensor([1, 2]) }, {});
- * console.log(await u.w.array()); // [-2, -4]
+ * assert.deepEqual(await u.w.array(), [-2, -4]);
  * ```
  */
 export function scale(factor: number): GradientTransformation<EmptyState> {
@@ -81,11 +86,13 @@ export type LearningRateState = StepCount | EmptyState;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const t = optim.scaleByLearningRate(optim.linearWarmup(1, 10));
  * const params = { w: tensor([1]) };
  * const [u, s] = t.update({ w: tensor([3]) }, t.init(params));
- * console.log(await u.w.array()); // [-0]: the warmup starts at 0
+ * assert.deepEqual(await u.w.array(), [-0]); // the warmup starts at 0
+ * assert.equal(s.step, 1);
  * ```
  */
 export function scaleByLearningRate(
@@ -93,7 +100,7 @@ export function scaleByLearningRate(
   { flipSign = true }: { flipSign?: boolean } = {},
 ): GradientTransformation<LearningRateState> {
   const op = "scaleByLearningRate";
-  const lr = checkRate(op, learningRate);
+  const lr = checkLearningRate(op, learningRate);
   const sign = flipSign ? -1 : 1;
   return {
     init: (params) => typeof lr === "number" ? {} : initStep(deviceOf(params)),
@@ -136,7 +143,7 @@ export type MaskTree =
 
 /** The mask's boolean for each tensor of `ref` (all true without a mask). */
 export function maskValues(op: string, mask: Mask | undefined, ref: Tree): boolean[] {
-  const { leaves, paths } = flattenTree(op, "params", ref);
+  const { leaves, paths } = flattenTensors(op, "params", ref);
   if (mask === undefined) return leaves.map(() => true);
   if (typeof mask === "function") return leaves.map((t, i) => Boolean(mask(paths[i], t)));
   const [all, def] = flattenPytree(ref);
@@ -160,11 +167,13 @@ export function maskValues(op: string, mask: Mask | undefined, ref: Tree): boole
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const params = { w: tensor([[1, 2]]), b: tensor([1]) };
  * const t = optim.addDecayedWeights(0.1, (_path, p) => p.rank >= 2); // no decay on biases
  * const [u] = t.update({ w: tensor([[0, 0]]), b: tensor([0]) }, {}, params);
- * console.log(await u.w.array(), await u.b.array()); // [[0.1, 0.2]] [0]
+ * assert.ok(await allClose(u.w, [[0.1, 0.2]]));
+ * assert.deepEqual(await u.b.array(), [0]);
  * ```
  */
 export function addDecayedWeights(
@@ -201,11 +210,14 @@ export interface TraceState {
  *
  * @example
  * ```ts
- * import { optim, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, optim, tensor } from "@longseq/tensor";
  * const t = optim.trace(0.9);
  * const s0 = t.init({ w: tensor([0]) });
  * const [u, s1] = t.update({ w: tensor([1]) }, s0);
- * console.log(await u.w.array()); // [1]
+ * assert.deepEqual(await u.w.array(), [1]);
+ * const [u2] = t.update({ w: tensor([1]) }, s1);
+ * assert.ok(await allClose(u2.w, [1.9])); // 1 + 0.9 * 1
  * ```
  */
 export function trace(
@@ -217,7 +229,7 @@ export function trace(
   return {
     init: (params) =>
       scope(() => {
-        const { leaves } = flattenTree(op, "params", params);
+        const { leaves } = flattenTensors(op, "params", params);
         return { trace: unflattenLike(params, leaves.map(zerosLike)) };
       }),
     update: <U>(updates: U, state: TraceState): [U, TraceState] => {
@@ -242,14 +254,15 @@ export function trace(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optim, tensor } from "@longseq/tensor";
  * const p = optim.applyUpdates({ w: tensor([1, 2]) }, { w: tensor([0.5, -1]) });
- * console.log(await p.w.array()); // [1.5, 1]
+ * assert.deepEqual(await p.w.array(), [1.5, 1]);
  * ```
  */
 export function applyUpdates<P>(params: P, updates: Tree): P {
   const op = "applyUpdates";
-  const { leaves } = flattenTree(op, "params", params);
+  const { leaves } = flattenTensors(op, "params", params);
   const us = flattenLike(op, "updates", updates, params, { sameShape: true }) as Tensor[];
   return scope(() => unflattenLike(params, leaves.map((p, i) => add(p, us[i]))));
 }

@@ -22,8 +22,8 @@ export function testDevices(): DeviceName[] {
   return devices();
 }
 
-/** A deterministic PRNG (mulberry32, shared with the examples' data sampling) for test inputs. */
-export { mulberry32 as rng } from "../examples/lib/sampling.ts";
+/** A deterministic PRNG (the library's mulberry32) for test inputs. */
+export { mulberry32 as rng } from "../ops/testing.ts";
 
 /** `n` uniform values in `[lo, hi)`. */
 export function randomArray(rand: () => number, n: number, lo = -1, hi = 1): Float32Array {

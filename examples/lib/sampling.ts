@@ -1,10 +1,11 @@
 /**
  * Batches for language-model training from host data: random windows over a byte string,
- * consecutive windows for evaluation, and the duplication task (REFERENCE.md §6). Batch `step`
- * depends only on the seed and `step`, so a resumed run sees the same batches as an
- * uninterrupted one. Re-exported by `data.ts`.
+ * consecutive windows for evaluation, and the duplication task (Reformer §5;
+ * docs/algorithms.md#duplication-task). Batch `step` depends only on the seed and `step`, so a
+ * resumed run sees the same batches as an uninterrupted one. Re-exported by `data.ts`.
  * @module
  */
+import { mulberry32 } from "../../mod.ts";
 
 /** One batch for a language model: predict `targets[b, t]` having seen `inputs[b, 0..t]`. */
 export interface LmBatch {
@@ -28,17 +29,8 @@ export interface WindowOptions {
   seed: number;
 }
 
-/** mulberry32: a small, fast PRNG for data sampling (not for model randomness). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (from the library's testing helpers): the PRNG of data sampling. */
+export { mulberry32 };
 
 /** Hashes a seed and a counter into one 32-bit seed (so nearby steps get unrelated streams). */
 export function mixSeed(seed: number, step: number): number {
@@ -143,9 +135,9 @@ export interface CopyBatch extends LmBatch {
 }
 
 /**
- * The duplication task (REFERENCE.md §6, Reformer §5): sequences `0 w 0 w` of length `len`
- * (even, at least 4) with `w` of `len / 2 - 1` symbols drawn uniformly from `1 .. vocab-1`.
- * `targets` are the sequences, `inputs` the sequences shifted right by one (a leading 0), and
+ * The duplication task (Reformer §5; docs/algorithms.md#duplication-task): sequences `0 w 0 w` of
+ * length `len` (even, at least 4) with `w` of `len / 2 - 1` symbols drawn uniformly from
+ * `1 .. vocab-1`. `targets` are the sequences, `inputs` the sequences shifted right by one (a leading 0), and
  * `mask` is 1 exactly on the second copy of `w`, where loss and accuracy are measured. Batch
  * `step` depends only on `(batch, len, vocab, seed, step)`.
  *

@@ -12,34 +12,9 @@
  * @module
  */
 import type { CpuDevice, CpuStorage } from "./device.ts";
-
-/** Sizes and flags of one fused chunk-attention call. */
-export interface ChunkAttnSpec {
-  /** Independent rows `R`. */
-  readonly rows: number;
-  /** Queries per row `C`. */
-  readonly nq: number;
-  /** Key slots per row `K` (`offsets.length * kc`). */
-  readonly nk: number;
-  /** Keys per row of `k` and `v`, `Kc`. */
-  readonly kc: number;
-  /** Chunk offsets of the key-slot blocks (`[0]`: a row's own keys only). */
-  readonly offsets: readonly number[];
-  /** Rows per group the offsets wrap around (divides `rows`). */
-  readonly chunks: number;
-  /** Head width `D`. */
-  readonly dim: number;
-  /** Mask keys whose position is after the query's. */
-  readonly causal: boolean;
-  /** Give a query's logit against its own position `selfValue`. */
-  readonly selfMask: boolean;
-  /** Whether a `[R, C, K]` bias is added to the logits. */
-  readonly hasBias: boolean;
-  /** Replacement for masked logits (`-1e9` in f32). */
-  readonly maskValue: number;
-  /** Replacement for self logits (`-1e5` in f32). */
-  readonly selfValue: number;
-}
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import type { KernelTable } from "../backend.ts";
+import { withBias } from "../specs/chunk_attention.ts";
 
 /** The row of `k`/`v` that key-slot block `b` of row `r` reads. */
 export function keyRow(s: ChunkAttnSpec, r: number, b: number): number {
@@ -178,3 +153,11 @@ export function chunkAttentionGradCpu(
     CpuStorage,
   ];
 }
+
+/** The chunk-attention family's kernels. */
+export const chunkAttentionKernels: KernelTable = {
+  chunkAttention: (d: CpuDevice, xs: CpuStorage[], s: ChunkAttnSpec) =>
+    chunkAttentionCpu(d, withBias(xs, s), s),
+  chunkAttentionGrad: (d: CpuDevice, xs: CpuStorage[], s: ChunkAttnSpec) =>
+    chunkAttentionGradCpu(d, withBias(xs, s), s),
+};

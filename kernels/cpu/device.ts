@@ -2,8 +2,15 @@
  * The CPU reference backend: storage is a typed array.
  * @module
  */
-import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import { Accounting, type Device, type MemoryInfo, type Storage } from "../device.ts";
+import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../dtype.ts";
+import {
+  Accounting,
+  checkAllocation,
+  cpuElementBytes,
+  type Device,
+  type MemoryInfo,
+  type Storage,
+} from "../device.ts";
 
 /** CPU storage: a typed array of the dtype's CPU representation. */
 export class CpuStorage implements Storage {
@@ -20,14 +27,23 @@ export class CpuDevice implements Device {
   readonly maxBytes = 2 ** 31 - 1;
   #acct = new Accounting();
 
+  elementBytes(dtype: DType): number {
+    return cpuElementBytes(dtype);
+  }
   alloc(dtype: DType, size: number): CpuStorage {
-    this.#check(dtype, size);
+    checkAllocation("cpu alloc", this, size, dtype);
     const s = new CpuStorage(dtypeInfo(dtype).create(size));
     this.#acct.add(s.byteLength);
     return s;
   }
-  /** Wraps an already-computed typed array as storage (no copy). */
+  /**
+   * Wraps an already-computed typed array as storage (no copy). The op that ran the kernel
+   * checked the size first (see `checkAllocation`); this checks again as a guard.
+   */
   adopt(data: TypedArray): CpuStorage {
+    if (data.byteLength > this.maxBytes) {
+      checkAllocation("cpu adopt", this, data.length, dtypeOfArray(data));
+    }
     const s = new CpuStorage(data);
     this.#acct.add(s.byteLength);
     return s;
@@ -42,6 +58,11 @@ export class CpuDevice implements Device {
   }
   free(storage: Storage): void {
     this.#acct.remove(storage.byteLength);
+  }
+  /** The CPU pools nothing: the limit is kept but has no effect. */
+  poolLimit = 0;
+  releasePooled(): number {
+    return 0;
   }
   flush(): void {}
   sync(): Promise<void> {
@@ -58,13 +79,5 @@ export class CpuDevice implements Device {
   }
   countConstant(storage: Storage, delta: 1 | -1): void {
     this.#acct.constant(storage.byteLength, delta);
-  }
-  #check(dtype: DType, size: number) {
-    const bytes = size * dtypeInfo(dtype).bytes;
-    if (bytes > this.maxBytes) {
-      throw new RangeError(
-        `cpu: tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the CPU limit of ${this.maxBytes} bytes`,
-      );
-    }
   }
 }

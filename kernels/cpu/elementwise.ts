@@ -4,12 +4,11 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import { collapse, type StridedInput } from "../strided.ts";
+import { collapse, sizeOf, type StridedInput } from "../strided.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-import { sizeOf } from "../../ops/tensor.ts";
-
-/** Scalar function applied per element. */
-export type ScalarFn = (...args: number[]) => number;
+import type { KernelTable } from "../backend.ts";
+import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
+import { CPU_ELEMENTWISE, type CpuScalarOp, type ScalarFn } from "./elementwise_ops.ts";
 
 /** Runs `f` over strided inputs, writing a fresh contiguous output of `outDtype`. */
 export function elementwiseCpu(
@@ -50,3 +49,16 @@ export function elementwiseCpu(
   }
   return device.adopt(out);
 }
+
+function scalarFn(op: CpuScalarOp, s: ElementwiseSpec): ScalarFn {
+  return typeof op === "function" ? op : op.byDtype(s.inputs[0]?.dtype ?? s.dtype, s.dtype);
+}
+
+/** One kernel per entry of the CPU elementwise table, under the op's name. */
+export const elementwiseKernels: KernelTable = Object.fromEntries(
+  Object.entries(CPU_ELEMENTWISE).map(([name, op]) => [
+    name,
+    (d: CpuDevice, inputs: CpuStorage[], s: ElementwiseSpec) =>
+      elementwiseCpu(d, scalarFn(op, s), stridedInputs(inputs, s), s.shape, s.dtype),
+  ]),
+);

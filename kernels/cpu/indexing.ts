@@ -1,6 +1,6 @@
 /**
  * CPU references for the indexing family: gathers (`take`, `takeAlongAxis`), scatter-adds,
- * `oneHot` and `cumsum`. Plain loops; scatters and scans accumulate in float64 (integer
+ * and `oneHot`. Plain loops; scatters and scans accumulate in float64 (integer
  * dtypes wrap like the GPU's 32-bit arithmetic when the result is stored).
  *
  * Index rule shared with the GPU kernels: a negative (i32) index counts from the end, and the
@@ -9,27 +9,9 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-
-/** A tensor laid out as `[outer, n, inner]` around the indexed axis. */
-export interface AxisLayout {
-  outer: number;
-  /** Size of the indexed axis. */
-  n: number;
-  inner: number;
-}
-
-/**
- * Geometry of the along-axis ops, over the shape `shape` of the gathered result (= the
- * scattered updates): `xStrides`/`iStrides` read `x`/`indices` broadcast to it (0 on size-1
- * axes); along `axis`, `x` is read at the index found in `indices`, of range `n`.
- */
-export interface AlongLayout {
-  shape: readonly number[];
-  xStrides: readonly number[];
-  iStrides: readonly number[];
-  axis: number;
-  n: number;
-}
+import type { AlongLayout, AxisLayout } from "../specs/indexing.ts";
+import type { KernelTable } from "../backend.ts";
+import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
 
 /** The index rule: negative counts from the end, then clamp to `[0, n - 1]`. */
 export function normIndex(v: number, n: number): number {
@@ -94,7 +76,7 @@ export function takeAlongCpu(
 }
 
 /** Addition in float64, or wrapping like 32-bit integers for integer dtypes. */
-function plusFor(dtype: DType): (a: number, b: number) => number {
+export function plusFor(dtype: DType): (a: number, b: number) => number {
   const info = dtypeInfo(dtype);
   return info.isFloat ? (a, b) => a + b : (a, b) => info.coerce(a + b);
 }
@@ -167,30 +149,16 @@ export function oneHotCpu(
   return device.adopt(out);
 }
 
-/** Scan along the middle axis of `[outer, n, inner]`, in float64. */
-export function cumsumCpu(
-  device: CpuDevice,
-  x: CpuStorage,
-  { outer, n, inner }: AxisLayout,
-  reverse: boolean,
-  exclusive: boolean,
-  dtype: DType,
-): CpuStorage {
-  const src = data(x);
-  const info = dtypeInfo(dtype);
-  const out = info.create(src.length);
-  const plus = plusFor(dtype);
-  for (let a = 0; a < outer; a++) {
-    for (let b = 0; b < inner; b++) {
-      let acc = 0;
-      for (let q = 0; q < n; q++) {
-        const at = (a * n + (reverse ? n - 1 - q : q)) * inner + b;
-        const v = src[at];
-        if (exclusive) out[at] = info.coerce(acc);
-        acc = plus(acc, v);
-        if (!exclusive) out[at] = info.coerce(acc);
-      }
-    }
-  }
-  return device.adopt(out);
-}
+/** The indexing family's kernels. */
+export const indexingKernels: KernelTable = {
+  take: (d: CpuDevice, [x, i]: CpuStorage[], s: AxisIndexSpec) =>
+    takeCpu(d, x, i, s.layout, s.count, s.dtype),
+  scatterAdd: (d: CpuDevice, [x, i, u]: CpuStorage[], s: AxisIndexSpec) =>
+    scatterAddCpu(d, x, i, u, s.layout, s.count, s.dtype),
+  takeAlongAxis: (d: CpuDevice, [x, i]: CpuStorage[], s: AlongIndexSpec) =>
+    takeAlongCpu(d, x, i, s.layout, s.dtype),
+  scatterAddAlongAxis: (d: CpuDevice, [x, i, u]: CpuStorage[], s: AlongIndexSpec) =>
+    scatterAddAlongCpu(d, x, i, u, s.layout, s.dtype),
+  oneHot: (d: CpuDevice, [i]: CpuStorage[], s: OneHotSpec) =>
+    oneHotCpu(d, i, s.count, s.depth, s.dtype),
+};

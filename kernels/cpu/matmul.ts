@@ -5,31 +5,8 @@
  * @module
  */
 import type { CpuDevice, CpuStorage } from "./device.ts";
-
-/** How one batched matmul reads its operands. Every count is in elements. */
-export interface MatmulSpec {
-  /** The output's batch dimensions (possibly empty). */
-  readonly batchShape: readonly number[];
-  /** Stride of A's matrices along each batch dimension (0 where A is broadcast). */
-  readonly aStrides: readonly number[];
-  /** Stride of B's matrices along each batch dimension (0 where B is broadcast). */
-  readonly bStrides: readonly number[];
-  /** Rows of the product. */
-  readonly m: number;
-  /** Columns of the product. */
-  readonly n: number;
-  /** Inner (summed) dimension. */
-  readonly k: number;
-  /** A is stored `[k, m]` and read transposed. */
-  readonly transA: boolean;
-  /** B is stored `[n, k]` and read transposed. */
-  readonly transB: boolean;
-}
-
-/** Number of matrices in the output batch. */
-export function batchCount(spec: MatmulSpec): number {
-  return spec.batchShape.reduce((x, y) => x * y, 1);
-}
+import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
+import type { KernelTable } from "../backend.ts";
 
 /** Element offsets of A's and B's matrices for output matrix `z`. */
 export function batchOffsets(spec: MatmulSpec, z: number): [number, number] {
@@ -103,3 +80,8 @@ export function matmulCpu(
   }
   return device.adopt(out);
 }
+
+/** The matmul family's kernels. */
+export const matmulKernels: KernelTable = {
+  matmul: (d: CpuDevice, [a, b]: CpuStorage[], s: MatmulSpec) => matmulCpu(d, a, b, s),
+};

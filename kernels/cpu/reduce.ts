@@ -10,18 +10,9 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-
-/** Reductions with an identity, producing values. */
-export type ReduceOp = "sum" | "max" | "min";
-/** Reductions producing the (first) index of the extreme value. */
-export type ArgReduceOp = "argmax" | "argmin";
-
-/** A contiguous tensor seen as `[outer, n, inner]`, reduced over `n`. */
-export interface ReduceLayout {
-  readonly outer: number;
-  readonly n: number;
-  readonly inner: number;
-}
+import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import type { KernelTable } from "../backend.ts";
+import type { ArgReduceSpec, ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
 
 /** Whether `v` should replace the current extreme `m` (NaN wins; equal values keep `m`). */
 function beats(op: "max" | "min", v: number, m: number): boolean {
@@ -103,7 +94,8 @@ export function argReduceCpu(
 
 /**
  * Softmax (or log-softmax when `log`) of f32 `x` over `n` of `[outer, n, inner]`, max-shifted
- * so large logits do not overflow. Returns a new f32 storage of the same layout.
+ * so large logits do not overflow. A slice of only `-inf` gives softmax 0 and log-softmax
+ * `-inf`. Returns a new f32 storage of the same layout.
  */
 export function softmaxCpu(
   device: CpuDevice,
@@ -118,6 +110,12 @@ export function softmaxCpu(
       const at = (j: number) => (o * n + j) * inner + k;
       let m = -Infinity;
       for (let j = 0; j < n; j++) m = Math.max(m, src[at(j)]);
+      if (m === -Infinity) {
+        // Only -inf (a fully masked row): softmax 0 and log-softmax -inf, so the VJPs
+        // (`y * (g - sum(g y))`, `g - exp(y) sum(g)`) stay finite.
+        for (let j = 0; j < n; j++) out[at(j)] = log ? -Infinity : 0;
+        continue;
+      }
       let s = 0;
       for (let j = 0; j < n; j++) s += Math.exp(src[at(j)] - m);
       const ls = Math.log(s);
@@ -129,3 +127,19 @@ export function softmaxCpu(
   }
   return device.adopt(out);
 }
+
+const reduce = (op: ReduceOp) => (d: CpuDevice, [x]: CpuStorage[], s: ReduceSpec) =>
+  reduceCpu(d, x, s.layout, op, s.outDtype);
+const argReduce = (op: ArgReduceOp) => (d: CpuDevice, [x]: CpuStorage[], s: ArgReduceSpec) =>
+  argReduceCpu(d, x, s.layout, op);
+
+/** The reduction family's kernels. */
+export const reduceKernels: KernelTable = {
+  sum: reduce("sum"),
+  max: reduce("max"),
+  min: reduce("min"),
+  argmax: argReduce("argmax"),
+  argmin: argReduce("argmin"),
+  softmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, false),
+  logSoftmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, true),
+};

@@ -7,10 +7,9 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-import { type AxisLayout, normIndex } from "./indexing.ts";
-
-/** How a scatter combines an update with the value already at its target. */
-export type ScatterCombine = "set" | "max" | "min";
+import { normIndex } from "./indexing.ts";
+import type { AxisIndexSpec, AxisLayout, ScatterCombine } from "../specs/indexing.ts";
+import type { KernelTable } from "../backend.ts";
 
 /** The combiners over JS numbers (`Math.max` and `Math.min` propagate NaN). */
 export const COMBINE_CPU: Readonly<Record<ScatterCombine, (old: number, upd: number) => number>> = {
@@ -46,3 +45,14 @@ export function scatterCombineCpu(
   }
   return device.adopt(out);
 }
+
+const combine =
+  (mode: ScatterCombine) => (d: CpuDevice, [x, i, u]: CpuStorage[], s: AxisIndexSpec) =>
+    scatterCombineCpu(d, x, i, u, s.layout, s.count, s.dtype, mode);
+
+/** The combining scatters' kernels. */
+export const scatterCombineKernels: KernelTable = {
+  scatterSet: combine("set"),
+  scatterMax: combine("max"),
+  scatterMin: combine("min"),
+};

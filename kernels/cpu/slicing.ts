@@ -6,19 +6,10 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
 import { collapse } from "../strided.ts";
-import type { Storage } from "../device.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-
-/**
- * One input of a place kernel: a contiguous `shape` whose element at index `i[]` lands at
- * output element `offset + sum(i[d] * strides[d])`. Strides may be negative (reversed steps).
- */
-export interface Placed {
-  readonly storage: Storage;
-  readonly shape: readonly number[];
-  readonly strides: readonly number[];
-  readonly offset: number;
-}
+import type { Placed } from "../specs/slicing.ts";
+import type { KernelTable } from "../backend.ts";
+import { placed, type PlaceSpec } from "../specs/slicing.ts";
 
 /**
  * Allocates `size` elements of `dtype`, fills them with `fill` (skipped when undefined, for
@@ -65,3 +56,9 @@ function writePiece(out: TypedArray, src: TypedArray, p: Placed): void {
     }
   }
 }
+
+/** The slicing family's kernels. */
+export const slicingKernels: KernelTable = {
+  place: (d: CpuDevice, inputs: CpuStorage[], s: PlaceSpec) =>
+    placeCpu(d, s.dtype, s.size, s.fill, placed(inputs, s)),
+};

@@ -6,6 +6,9 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
+import type { PermLayout } from "../specs/sort.ts";
+import type { KernelTable } from "../backend.ts";
+import type { PermSpec, SortSpec } from "../specs/sort.ts";
 
 /**
  * Maps 32-bit keys to u32 whose unsigned order is the sort order: i32 flips the sign bit; f32
@@ -64,19 +67,6 @@ export function sortCpu(
   return [device.adopt(values), device.adopt(indices)];
 }
 
-/**
- * Layout of a gather or scatter: `x` is `[rows, n, inner]` and the index is `[rows, n]`, with
- * index values in `[0, n)` selecting along the middle axis.
- */
-export interface PermLayout {
-  /** Product of the leading (batch) dimensions. */
-  rows: number;
-  /** Length of the permuted axis. */
-  n: number;
-  /** Product of the dimensions after the permuted axis (1 when it is the last). */
-  inner: number;
-}
-
 /** `out[r, j, t] = x[r, idx[r, j], t]`; an index outside `[0, n)` reads 0. */
 export function gatherByIndexCpu(
   device: CpuDevice,
@@ -118,3 +108,17 @@ export function scatterByIndexCpu(
   }
   return device.adopt(out);
 }
+
+/** The sort family's kernels. */
+export const sortKernels: KernelTable = {
+  sort: (d: CpuDevice, [x]: CpuStorage[], s: SortSpec) => {
+    const [values, indices] = sortCpu(d, x, s.dtype, s.n, s.descending);
+    if (s.withValues) return [values, indices];
+    d.free(values);
+    return [indices];
+  },
+  gatherByIndex: (d: CpuDevice, [x, i]: CpuStorage[], s: PermSpec) =>
+    gatherByIndexCpu(d, x, i, s.dtype, s.layout),
+  scatterByIndex: (d: CpuDevice, [x, i]: CpuStorage[], s: PermSpec) =>
+    scatterByIndexCpu(d, x, i, s.dtype, s.layout),
+};

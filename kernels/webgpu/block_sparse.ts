@@ -13,8 +13,9 @@
  * selection as the chunk-attention kernels: `attentionKernelKind`).
  * @module
  */
-import type { BlockSparseSpec, PatternSpec } from "../cpu/block_sparse.ts";
+import type { BlockSparseSpec, PatternSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice, GpuStorage } from "./device.ts";
+import type { KernelTable } from "../backend.ts";
 import { attentionKernelKind } from "./chunk_attention_tiled.ts";
 import {
   blockSparseTiles,
@@ -378,3 +379,19 @@ fn main(${ARGS}) {
   }
 }`;
 }
+
+/** The block-sparse family's kernels (inputs end with the optional bool key mask). */
+export const blockSparseKernels: KernelTable = {
+  blockSparseAttention: (d: GpuDevice, [q, k, v, mask]: GpuStorage[], s: BlockSparseSpec) => {
+    const { nBlocks, blockSize } = s.layout;
+    if (blockSparseWorkgroups(nBlocks, blockSize) > 65535) {
+      throw new RangeError(
+        `blockSparseAttention: ${nBlocks} blocks of ${blockSize} need more than 65535 ` +
+          "workgroups on WebGPU; use a larger blockSize",
+      );
+    }
+    return blockSparseForwardGpu(d, q, k, v, mask ?? null, s);
+  },
+  blockSparseAttentionBackward: (d: GpuDevice, xs: GpuStorage[], s: BlockSparseSpec) =>
+    blockSparseBackwardGpu(d, xs.slice(0, 6), xs[6] ?? null, s),
+};

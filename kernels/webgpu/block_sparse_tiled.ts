@@ -11,7 +11,7 @@
  * pass, probabilities rebuilt from the saved logsumexp in the backward kernels.
  * @module
  */
-import type { BlockSparseSpec } from "../cpu/block_sparse.ts";
+import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice } from "./device.ts";
 import { allowedWgsl, bindings, HEADER } from "./block_sparse.ts";
 

@@ -11,7 +11,9 @@
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
-import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import type { KernelTable } from "../backend.ts";
+import { withBias } from "../specs/chunk_attention.ts";
 import {
   attentionKernelKind,
   chunkAttentionGradKvTiled,
@@ -219,3 +221,11 @@ export function chunkAttentionGradGpu(
   }
   return [dq, dk, dv];
 }
+
+/** The chunk-attention family's kernels. */
+export const chunkAttentionKernels: KernelTable = {
+  chunkAttention: (d: GpuDevice, xs: GpuStorage[], s: ChunkAttnSpec) =>
+    chunkAttentionGpu(d, withBias(xs, s), s),
+  chunkAttentionGrad: (d: GpuDevice, xs: GpuStorage[], s: ChunkAttnSpec) =>
+    chunkAttentionGradGpu(d, withBias(xs, s), s),
+};

@@ -13,7 +13,7 @@
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
-import type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 
 /** Threads per own row. */
 const L = 8;

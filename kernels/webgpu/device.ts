@@ -6,7 +6,13 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import { Accounting, type Device, type MemoryInfo, type Storage } from "../device.ts";
+import {
+  Accounting,
+  checkAllocation,
+  type Device,
+  type MemoryInfo,
+  type Storage,
+} from "../device.ts";
 import { BufferPool } from "./pool.ts";
 import { callerName, GpuProfiler, type KernelTime } from "./profiler.ts";
 
@@ -156,7 +162,33 @@ export class GpuDevice implements Device {
   free(storage: Storage): void {
     const s = storage as GpuStorage;
     this.#acct.remove(s.byteLength);
-    this.pool.release(s.buffer);
+    this.#retire(this.pool.release(s.buffer));
+  }
+
+  /** Most bytes the buffer pool keeps for reuse (least recently freed buffers go first). */
+  get poolLimit(): number {
+    return this.pool.limit;
+  }
+  set poolLimit(bytes: number) {
+    this.pool.limit = bytes;
+    this.#retire(this.pool.drain(bytes));
+  }
+
+  /** Destroys every pooled buffer (after pending work that may use them); returns the bytes. */
+  releasePooled(): number {
+    const bytes = this.pool.pooledBytes;
+    this.#retire(this.pool.drain());
+    return bytes;
+  }
+
+  /**
+   * Destroys buffers that left the pool once the commands recorded so far, which may still use
+   * them, have run: they join the staging buffers destroyed after the next submit.
+   */
+  #retire(buffers: GPUBuffer[]) {
+    if (!buffers.length) return;
+    this.#staging.push(...buffers);
+    if (!this.#encoder) this.flush();
   }
 
   /** Records one compute dispatch. `buffers` bind at 0..n-1; `params` (if any) at n. */
@@ -215,22 +247,23 @@ export class GpuDevice implements Device {
   }
 
   flush(): void {
-    if (!this.#encoder) return;
-    this.#endPass();
-    if (this.#pending > 0) {
-      this.device.queue.writeBuffer(
-        this.#arenaGpu,
-        0,
-        this.#arenaCpu,
-        0,
-        this.#pending * ARENA_SLOT,
-      );
+    if (this.#encoder) {
+      this.#endPass();
+      if (this.#pending > 0) {
+        this.device.queue.writeBuffer(
+          this.#arenaGpu,
+          0,
+          this.#arenaCpu,
+          0,
+          this.#pending * ARENA_SLOT,
+        );
+      }
+      const profiled = this.#profiler?.resolve(this.#encoder);
+      this.device.queue.submit([this.#encoder.finish()]);
+      profiled?.();
+      this.#encoder = null;
+      this.#pending = 0;
     }
-    const profiled = this.#profiler?.resolve(this.#encoder);
-    this.device.queue.submit([this.#encoder.finish()]);
-    profiled?.();
-    this.#encoder = null;
-    this.#pending = 0;
     if (this.#staging.length) {
       const staging = this.#staging;
       this.#staging = [];
@@ -289,15 +322,13 @@ export class GpuDevice implements Device {
     return this.#pass;
   }
 
+  /** Every dtype takes one 32-bit word per element (bool included). */
+  elementBytes(_dtype: DType): number {
+    return 4;
+  }
+  /** The device-level guard; `maxBytes` is the adapter's binding/buffer size limit. */
   #bytes(dtype: DType, size: number): number {
-    const bytes = size * 4;
-    if (bytes > this.maxBytes) {
-      throw new RangeError(
-        `webgpu: tensor of ${size} ${dtype} elements (${bytes} bytes) exceeds the adapter's ` +
-          `maxStorageBufferBindingSize/maxBufferSize limit of ${this.maxBytes} bytes`,
-      );
-    }
-    return bytes;
+    return checkAllocation("webgpu alloc", this, size, dtype);
   }
   #beginPass(): GPUComputePassEncoder {
     if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();

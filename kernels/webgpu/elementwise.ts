@@ -5,9 +5,11 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { collapse, contiguousStrides, type StridedInput } from "../strided.ts";
-import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, GpuStorage, grid, WG } from "./device.ts";
-import { sizeOf } from "../../ops/tensor.ts";
+import { collapse, contiguousStrides, sizeOf, type StridedInput } from "../strided.ts";
+import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
+import type { KernelTable } from "../backend.ts";
+import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
+import { WGSL_ELEMENTWISE, type WgslOp } from "./elementwise_ops.ts";
 
 const MAX_RANK = 8;
 const NAMES = ["a", "b", "c"];
@@ -83,4 +85,20 @@ fn main(${FLAT_ARGS}) {
   return out;
 }
 
-export { GpuStorage };
+function kernelOf(op: WgslOp) {
+  const { expr, helpers } = typeof op === "string" ? { expr: op, helpers: "" } : op;
+  return (d: GpuDevice, inputs: GpuStorage[], s: ElementwiseSpec) =>
+    elementwiseGpu(
+      d,
+      typeof expr === "string" ? expr : expr(s.inputs[0]?.dtype ?? s.dtype, s.dtype),
+      stridedInputs(inputs, s),
+      s.shape,
+      s.dtype,
+      helpers,
+    );
+}
+
+/** One kernel per entry of the WGSL elementwise table, under the op's name. */
+export const elementwiseKernels: KernelTable = Object.fromEntries(
+  Object.entries(WGSL_ELEMENTWISE).map(([name, op]) => [name, kernelOf(op)]),
+);

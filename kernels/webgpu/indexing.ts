@@ -19,7 +19,9 @@
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
 import { sortByKey } from "./scan.ts";
-import type { AlongLayout, AxisLayout } from "../cpu/indexing.ts";
+import type { AlongLayout, AxisLayout } from "../specs/indexing.ts";
+import type { KernelTable } from "../backend.ts";
+import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
 
 const MAX_RANK = 8;
 
@@ -320,3 +322,17 @@ fn main(${FLAT_ARGS}) {
   device.run({ code }, [idx, out], grid(total), new Uint32Array([total, depth]));
   return out;
 }
+
+/** The indexing family's kernels. */
+export const indexingKernels: KernelTable = {
+  take: (d: GpuDevice, [x, i]: GpuStorage[], s: AxisIndexSpec) =>
+    takeGpu(d, x, i, s.indexDtype, s.layout, s.count, s.dtype),
+  scatterAdd: (d: GpuDevice, [x, i, u]: GpuStorage[], s: AxisIndexSpec) =>
+    scatterAddGpu(d, x, i, s.indexDtype, u, s.layout, s.count, s.dtype),
+  takeAlongAxis: (d: GpuDevice, [x, i]: GpuStorage[], s: AlongIndexSpec) =>
+    takeAlongGpu(d, x, i, s.indexDtype, s.layout, s.dtype),
+  scatterAddAlongAxis: (d: GpuDevice, [x, i, u]: GpuStorage[], s: AlongIndexSpec) =>
+    scatterAddAlongGpu(d, x, i, s.indexDtype, u, s.layout, s.size, s.dtype),
+  oneHot: (d: GpuDevice, [i]: GpuStorage[], s: OneHotSpec) =>
+    oneHotGpu(d, i, s.indexDtype, s.count, s.depth, s.dtype),
+};

@@ -14,8 +14,9 @@
  * @module
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
-import { batchCount, type MatmulSpec } from "../cpu/matmul.ts";
+import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import { collapse } from "../strided.ts";
+import type { KernelTable } from "../backend.ts";
 
 /** A tile configuration: threads per workgroup (`wx * wy`), outputs per thread, K step. */
 export interface TileConfig {
@@ -385,3 +386,8 @@ export function matmulGpu(
   }
   return out;
 }
+
+/** The matmul family's kernels. */
+export const matmulKernels: KernelTable = {
+  matmul: (d: GpuDevice, [a, b]: GpuStorage[], s: MatmulSpec) => matmulGpu(d, a, b, s),
+};

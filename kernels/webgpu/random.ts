@@ -14,8 +14,9 @@ import {
   type RandomMode,
   type RandomParams,
   ROTATIONS,
-} from "../cpu/random.ts";
+} from "../specs/random.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
+import type { KernelTable } from "../backend.ts";
 
 function threefryWgsl(): string {
   const body: string[] = [];
@@ -111,3 +112,8 @@ export function randomGpu(device: GpuDevice, keys: GpuStorage, p: RandomParams):
   device.run({ code: code(p.mode) }, [keys, out], grid(p.n), params);
   return out;
 }
+
+/** The random family's kernels. */
+export const randomKernels: KernelTable = {
+  random: (d: GpuDevice, [keys]: GpuStorage[], s: RandomParams) => randomGpu(d, keys, s),
+};

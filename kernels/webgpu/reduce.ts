@@ -21,7 +21,10 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
-import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../cpu/reduce.ts";
+import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import type { KernelTable } from "../backend.ts";
+import type { ArgReduceSpec, ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
+import { elementwiseGpu } from "./elementwise.ts";
 
 type Op = ReduceOp | ArgReduceOp;
 type Wgsl = "f32" | "i32" | "u32";
@@ -58,13 +61,24 @@ function identity(op: Op, t: Wgsl): string {
   return max ? "0u" : "4294967295u";
 }
 
-/** WGSL `better(b, a)`: whether `b` replaces `a` as the extreme (NaN first, then order). */
+/**
+ * WGSL `better(b, a)`: whether `b` replaces `a` as the extreme (NaN first, then order); for
+ * arg ops also `wins(b, bi, a, ai)`: `b` at index `bi` is better than `a` at `ai`, or ties
+ * with it at a smaller index. An accumulator that has seen nothing holds the identity at index
+ * `0xffffffff`, so the first element it meets wins even when it equals the identity (a row of
+ * all `-inf` for argmax, all `0u` in u32, ...).
+ */
 function betterFn(op: Op, t: Wgsl): string {
   if (op === "sum") return "";
   const cmp = op === "max" || op === "argmax" ? ">" : "<";
-  if (t !== "f32") return `fn better(b: ${t}, a: ${t}) -> bool { return b ${cmp} a; }`;
+  const wins = isArg(op)
+    ? `\nfn wins(b: ${t}, bi: u32, a: ${t}, ai: u32) -> bool {
+  return better(b, a) || (!better(a, b) && bi < ai);
+}`
+    : "";
+  if (t !== "f32") return `fn better(b: ${t}, a: ${t}) -> bool { return b ${cmp} a; }${wins}`;
   return `fn isnan_(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
-fn better(b: f32, a: f32) -> bool { return !isnan_(a) && (isnan_(b) || b ${cmp} a); }`;
+fn better(b: f32, a: f32) -> bool { return !isnan_(a) && (isnan_(b) || b ${cmp} a); }${wins}`;
 }
 
 /**
@@ -93,7 +107,9 @@ function parts({ op, inT, accT, idxIn, partial }: Pass) {
     op === "sum"
       ? `acc += ${v};`
       : arg
-      ? `if (better(${v}, acc)) { acc = ${v}; ai = ${idxIn ? `u32(xi[${at}])` : j}; }`
+      ? `{ let vi = ${
+        idxIn ? `u32(xi[${at}])` : j
+      }; if (wins(${v}, vi, acc, ai)) { acc = ${v}; ai = vi; } }`
       : `if (better(${v}, acc)) { acc = ${v}; }`;
   return {
     head: `struct P { outer: u32, n: u32, inner: u32, nb: u32, seg: u32 }
@@ -126,7 +142,7 @@ function rowCode(pass: Pass, lanes: number): string {
     ? "sv[lid] += sv[lid + s];"
     : arg
     ? `let b = sv[lid + s]; let bi = si[lid + s];
-      if (better(b, sv[lid]) || (!better(sv[lid], b) && bi < si[lid])) { sv[lid] = b; si[lid] = bi; }`
+      if (wins(b, bi, sv[lid], si[lid])) { sv[lid] = b; si[lid] = bi; }`
     : "let b = sv[lid + s]; if (better(b, sv[lid])) { sv[lid] = b; }";
   return `${c.head}
 var<workgroup> sv: array<${pass.accT}, ${WG}>;
@@ -263,7 +279,8 @@ const MAX_CACHED = 16;
 
 /**
  * Fused row softmax / log-softmax: the row maximum, the sum of shifted exponentials, then the
- * write, each phase ending in a shared-memory tree across the row's lanes. When a lane's part
+ * write, each phase ending in a shared-memory tree across the row's lanes. A row of only
+ * `-inf` gives softmax 0 and log-softmax `-inf` (as the CPU reference). When a lane's part
  * of the row fits in `cached` registers the row is read once; otherwise it is streamed three
  * times (later passes mostly hit the cache).
  */
@@ -304,12 +321,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   sh[lid] = m;
   workgroupBarrier();${tree("max(sh[lid], sh[lid + s])")}
   m = sh[first];
+  // A row of only -inf (a fully masked row) is shifted by 0: softmax 0, log-softmax -inf.
+  let empty = bitcast<u32>(m) == 0xff800000u;
+  m = select(m, 0.0, empty);
   workgroupBarrier();
   var t = 0.0;
   ${each(`let y = exp(val - m); t += y; ${keep}`)}
   sh[lid] = t;
   workgroupBarrier();${tree("sh[lid] + sh[lid + s]")}
-  ${log ? "let ls = log(sh[first]);" : "let inv = 1.0 / sh[first];"}
+  ${
+    log
+      ? "let ls = select(log(sh[first]), 0.0, empty);"
+      : "let inv = select(1.0 / sh[first], 0.0, empty);"
+  }
   ${each(`out[base + j] = ${write};`)}
 }`;
 }
@@ -331,3 +355,55 @@ export function softmaxGpu(
   device.run({ code }, [x, out], grid(rows, WG / lanes), new Uint32Array([rows, n]));
   return out;
 }
+
+/** A contiguous copy of `x` read through `strides` over `shape` (a transposition). */
+const moved = (d: GpuDevice, x: GpuStorage, dtype: DType, strides: number[], shape: number[]) =>
+  elementwiseGpu(d, "a", [{ storage: x, dtype, strides, offset: 0 }], shape, dtype);
+
+/**
+ * Runs `run` on `[outer, n, inner]` as rows (`inner` 1). A layout with few, long strided
+ * columns (`useColumns` false), or any for softmax, is first copied to `[outer, inner, n]`,
+ * so every lane reads contiguous memory; `back` copies a same-shaped result back.
+ */
+function asRows(
+  d: GpuDevice,
+  x: GpuStorage,
+  dtype: DType,
+  { outer, n, inner }: ReduceLayout,
+  run: (x: GpuStorage, rows: ReduceLayout) => GpuStorage,
+  back = false,
+): GpuStorage {
+  const rows = moved(d, x, dtype, [n * inner, 1, inner], [outer, inner, n]);
+  const y = run(rows, { outer: outer * inner, n, inner: 1 });
+  d.free(rows);
+  if (!back) return y;
+  const out = moved(d, y, dtype, [inner * n, 1, n], [outer, n, inner]);
+  d.free(y);
+  return out;
+}
+
+const reduce = (op: ReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ReduceSpec) => {
+  const run = (x: GpuStorage, l: ReduceLayout) => reduceGpu(d, x, l, op, s.dtype, s.outDtype);
+  const l = s.layout;
+  return l.inner === 1 || useColumns(l) ? run(x, l) : asRows(d, x, s.dtype, l, run);
+};
+const argReduce = (op: ArgReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ArgReduceSpec) => {
+  const run = (x: GpuStorage, l: ReduceLayout) => argReduceGpu(d, x, l, op, s.dtype);
+  const l = s.layout;
+  return l.inner === 1 || useColumns(l) ? run(x, l) : asRows(d, x, s.dtype, l, run);
+};
+const softmax = (log: boolean) => (d: GpuDevice, [x]: GpuStorage[], l: SoftmaxSpec) => {
+  const run = (x: GpuStorage, l: ReduceLayout) => softmaxGpu(d, x, l.outer, l.n, log);
+  return l.inner === 1 ? run(x, l) : asRows(d, x, "f32", l, run, true);
+};
+
+/** The reduction family's kernels. */
+export const reduceKernels: KernelTable = {
+  sum: reduce("sum"),
+  max: reduce("max"),
+  min: reduce("min"),
+  argmax: argReduce("argmax"),
+  argmin: argReduce("argmin"),
+  softmax: softmax(false),
+  logSoftmax: softmax(true),
+};

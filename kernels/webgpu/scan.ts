@@ -17,6 +17,8 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
+import type { KernelTable } from "../backend.ts";
+import type { ScanSpec } from "../specs/scan.ts";
 
 /** Elements one workgroup scans in the contiguous-row kernel. */
 export const BLOCK = WG * 4;
@@ -233,3 +235,9 @@ export function sortByKey(
   }
   return [keys, vals];
 }
+
+/** The scan family's kernels. */
+export const scanKernels: KernelTable = {
+  cumsum: (d: GpuDevice, [x]: GpuStorage[], { layout: l, ...s }: ScanSpec) =>
+    cumsumGpu(d, x, s.dtype, l.outer, l.n, l.inner, s.reverse, s.exclusive),
+};

@@ -11,8 +11,8 @@
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
 import { sortByKey } from "./scan.ts";
-import type { AxisLayout } from "../cpu/indexing.ts";
-import type { ScatterCombine } from "../cpu/scatter_combine.ts";
+import type { AxisIndexSpec, AxisLayout, ScatterCombine } from "../specs/indexing.ts";
+import type { KernelTable } from "../backend.ts";
 
 const ro = (b: number, name: string, t: string) =>
   `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
@@ -127,3 +127,14 @@ fn main(${FLAT_ARGS}) {
   device.free(perm);
   return out;
 }
+
+const combine =
+  (mode: ScatterCombine) => (d: GpuDevice, [x, i, u]: GpuStorage[], s: AxisIndexSpec) =>
+    scatterCombineGpu(d, x, i, s.indexDtype, u, s.layout, s.count, s.dtype, mode);
+
+/** The combining scatters' kernels. */
+export const scatterCombineKernels: KernelTable = {
+  scatterSet: combine("set"),
+  scatterMax: combine("max"),
+  scatterMin: combine("min"),
+};

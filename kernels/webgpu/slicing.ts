@@ -10,7 +10,9 @@
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { collapse } from "../strided.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
-import type { Placed } from "../cpu/slicing.ts";
+import type { Placed } from "../specs/slicing.ts";
+import type { KernelTable } from "../backend.ts";
+import { placed, type PlaceSpec } from "../specs/slicing.ts";
 
 const MAX_RANK = 8;
 
@@ -97,3 +99,9 @@ export function placeGpu(
   }
   return out;
 }
+
+/** The slicing family's kernels. */
+export const slicingKernels: KernelTable = {
+  place: (d: GpuDevice, inputs: GpuStorage[], s: PlaceSpec) =>
+    placeGpu(d, s.dtype, s.size, s.fill, placed(inputs, s)),
+};

@@ -11,7 +11,9 @@
 import type { DType } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid } from "./device.ts";
 import { mapKeyWgsl, radixSortGpu } from "./radix.ts";
-import type { PermLayout } from "../cpu/sort.ts";
+import type { PermLayout } from "../specs/sort.ts";
+import type { KernelTable } from "../backend.ts";
+import type { PermSpec, SortSpec } from "../specs/sort.ts";
 
 const BITONIC_THREADS = 256;
 /** Longest row sorted inside one workgroup (keys and positions fill 16 KiB of shared memory). */
@@ -186,3 +188,17 @@ export function scatterByIndexGpu(
   }
   return out;
 }
+
+/** The sort family's kernels. */
+export const sortKernels: KernelTable = {
+  sort: (d: GpuDevice, [x]: GpuStorage[], s: SortSpec) => {
+    const [values, indices] = sortGpu(d, x, s.dtype, s.rows, s.n, s.descending, s.withValues);
+    if (s.withValues) return [values!, indices];
+    if (values) d.free(values);
+    return [indices];
+  },
+  gatherByIndex: (d: GpuDevice, [x, i]: GpuStorage[], s: PermSpec) =>
+    gatherByIndexGpu(d, x, i, s.dtype, s.layout),
+  scatterByIndex: (d: GpuDevice, [x, i]: GpuStorage[], s: PermSpec) =>
+    scatterByIndexGpu(d, x, i, s.dtype, s.layout),
+};

@@ -187,7 +187,7 @@ const core = customVjp(
  * Masked softmax attention on aligned blocks with a memory-lean backward pass:
  * `logits = q k^T`; keys with `kvalid` false, or (causal) after the query's position, get the
  * mask constant; with `selfMask` a query's logit against its own position gets the self
- * constant (REFERENCE.md §1.5); then `o = softmax(logits + bias) v` and
+ * constant (docs/algorithms.md#masks); then `o = softmax(logits + bias) v` and
  * `lse = logsumexp(logits + bias)`. Differentiable in `q`, `k`, `v` (first order).
  *
  * @param q `[..., nq, dk]`; `k`, `v` `[..., nk, dk]` with the same leading axes.
@@ -195,12 +195,15 @@ const core = customVjp(
  *
  * @example
  * ```ts
- * import { nn, ones, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, tensor } from "@longseq/tensor";
  * const pos = tensor(new Int32Array([0, 1, 2]));
- * const { o } = nn.chunkAttention(ones([1, 3, 4]), ones([1, 3, 4]), ones([1, 3, 4]), {
+ * const { o, lse } = nn.chunkAttention(ones([1, 3, 4]), ones([1, 3, 4]), ones([1, 3, 4]), {
  *   qpos: pos, kpos: pos, causal: true, selfMask: false,
  * });
- * console.log(o.shape); // [1, 3, 4]
+ * assert.deepEqual(o.shape, [1, 3, 4]);
+ * // Equal logits (4 each): query i sees i + 1 keys, lse = 4 + log(i + 1).
+ * assert.ok(await allClose(lse, [[4, 4 + Math.log(2), 4 + Math.log(3)]], { rtol: 1e-5 }));
  * ```
  */
 export function chunkAttention(

@@ -13,16 +13,17 @@ import { notEqual, where } from "../../ops/compare.ts";
 import { fromTypedArray } from "../../ops/creation.ts";
 import { matmul } from "../../ops/matmul.ts";
 import { mean } from "../../ops/reduce.ts";
-import { reshape, transpose } from "../../ops/shape.ts";
+import { expandDims, reshape, transpose } from "../../ops/shape.ts";
 import { concat, pad, slice } from "../../ops/slicing.ts";
 import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
-import { showValue } from "../layers/linear.ts";
+import { applyDropout } from "../layers/dropout.ts";
+import { showValue } from "../validate.ts";
 import type { ApplyOptions } from "../layer.ts";
+import { checkDropoutRate } from "../validate.ts";
 
-/** The constants masked logits are replaced by (REFERENCE.md §1.5), per dtype. */
+/** The constants masked logits are replaced by (docs/algorithms.md#masks), per dtype. */
 export interface MaskValues {
   /** Causal and padding masks: `-1e9` in f32, `-1e4` in f16. */
   readonly mask: number;
@@ -36,8 +37,9 @@ export interface MaskValues {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.maskValues("f32")); // { mask: -1e9, self: -1e5 }
+ * assert.deepEqual(nn.maskValues("f32"), { mask: -1e9, self: -1e5 });
  * ```
  */
 export function maskValues(dtype: DType | "f16"): MaskValues {
@@ -60,7 +62,7 @@ export function mergeHeads(x: Tensor): Tensor {
 
 /**
  * Shared-QK keys: `qk / sqrt(mean(qk^2) + 1e-6) / sqrt(dk)` over the last axis (unit length up
- * to the epsilon; REFERENCE.md §1.1).
+ * to the epsilon; docs/algorithms.md#shared-qk).
  */
 export function unitKeys(qk: Tensor): Tensor {
   const dk = qk.shape[qk.rank - 1];
@@ -126,10 +128,11 @@ export function attendChunks(
 }
 
 /**
- * `exp(lse - logsumexp(lse))` over `axis`: the weights of hash rounds (REFERENCE.md §1.8),
- * computed as a softmax, which subtracts the maximum first. Rows whose keys are all masked have
- * `lse` near `-1e5` or `-1e9`, where f32 spacing is 0.008 or 64: only differences of such
- * values are exact, so the `logsumexp` form would give weights that do not sum to one.
+ * `exp(lse - logsumexp(lse))` over `axis`: the weights of hash rounds (Reformer §2, multi-round
+ * LSH; docs/algorithms.md#combining-hash-rounds), computed as a softmax, which subtracts the
+ * maximum first. Rows whose keys are all masked have `lse` near `-1e5` or `-1e9`, where f32
+ * spacing is 0.008 or 64: only differences of such values are exact, so the `logsumexp` form
+ * would give weights that do not sum to one.
  */
 export function roundWeights(lse: Tensor, axis: number): Tensor {
   return softmax(lse, axis);
@@ -200,8 +203,8 @@ export function i32Tensor(values: ArrayLike<number>, shape: readonly number[], d
 /** Options every attention layer's `apply` accepts besides `key` and `training`. */
 export interface MaskOption {
   /**
-   * Padding mask `[batch, len]`: true (or non-zero) marks real tokens, false marks padding.
-   * Padded keys are never attended; outputs at padded positions are finite but meaningless.
+   * Padding mask `[batch, len]`: true (or non-zero) marks real tokens, false marks padding,
+   * whose inputs count as 0 (inf/NaN there is safe) and are never attended to.
    */
   mask?: Tensor;
 }
@@ -315,15 +318,18 @@ export function checkParams(op: string, p: AttentionParams, hc: HeadConfig): voi
 /**
  * Projects `x: [b, len, dModel]` to per-head queries, keys and values `[b, heads, len, dHead]`.
  * Shared QK: keys are the unit-normalised queries (`q` unscaled); otherwise keys are scaled by
- * `1/sqrt(dHead)`.
+ * `1/sqrt(dHead)`. A padding `mask` (`[b, len]`) zeroes padded positions of `x` first, so a
+ * non-finite padded value cannot reach outputs or gradients (`0 * inf` in `p v`, `dlogits k`).
  */
 export function projectQKV(
   p: AttentionParams,
   x: Tensor,
   hc: HeadConfig,
+  mask?: Tensor,
 ): { q: Tensor; k: Tensor; v: Tensor } {
+  using xs = mask ? zeroPadded(x, mask) : null;
   const proj = (w: Tensor) => {
-    using y = matmul(x, w);
+    using y = matmul(xs ?? x, w);
     return splitHeads(y, hc.heads);
   };
   const v = proj(p.wv);
@@ -334,6 +340,16 @@ export function projectQKV(
   const q = proj(p.wq!);
   using kr = proj(p.wk!);
   return { q, k: mul(kr, 1 / Math.sqrt(hc.dHead)), v };
+}
+
+/**
+ * `x [b, n, dModel]` with the positions `mask [b, n]` pads set to 0, so that an inf or NaN
+ * there reaches no projection, output or gradient.
+ */
+export function zeroPadded(x: Tensor, mask: Tensor): Tensor {
+  using keep = boolMask(mask);
+  using keepRow = expandDims(keep, -1);
+  return where(keepRow, x, 0);
 }
 
 /** Merges heads `[b, heads, len, dHead]` and applies the output projection. */
@@ -365,7 +381,7 @@ export function initAttention(key: Tensor, hc: HeadConfig): AttentionParams {
 /** Validates a dropout rate (default 0). */
 export function checkDropout(op: string, rate: unknown): number {
   if (rate === undefined) return 0;
-  checkRate(op, rate);
+  checkDropoutRate(op, rate);
   return rate;
 }
 

@@ -1,28 +1,22 @@
 /**
  * Full multi-head attention with causal and padding masks and optional shared-QK
- * (REFERENCE.md §1.1 and §1.5): the `O(len^2)` reference the efficient layers are measured
- * against.
+ * (docs/algorithms.md#shared-qk and #masks): the `O(len^2)` reference the efficient layers are
+ * measured against.
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";
-import { scope } from "../../ops/scope.ts";
 import { reshape } from "../../ops/shape.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import {
   type AttentionParams,
   boolMask,
   checkDropout,
-  checkInput,
-  checkParams,
-  dropoutFor,
   headConfig,
   i32Tensor,
-  initAttention,
   type MaskOption,
-  outputProjection,
-  projectQKV,
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
+import { attentionFrame } from "./frame.ts";
 
 /** Configuration of {@linkcode attention}. */
 export interface AttentionConfig {
@@ -57,11 +51,12 @@ export interface AttentionApplyOptions extends ApplyOptions, MaskOption {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.attention({ dModel: 8, heads: 2, causal: true });
  * const params = layer.init(random.key(0));
  * const y = layer.apply(params, ones([1, 5, 8]));
- * console.log(y.shape); // [1, 5, 8]
+ * assert.deepEqual(y.shape, [1, 5, 8]);
  * ```
  */
 export function attention(
@@ -71,26 +66,19 @@ export function attention(
   const hc = headConfig(op, config, !!config.sharedQK);
   const causal = !!config.causal;
   const rate = checkDropout(op, config.dropout);
-  return {
-    init: (key) => initAttention(key, hc),
-    apply(params, x, opts = {}) {
-      checkParams(op, params, hc);
-      const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
-      const dropout = dropoutFor(op, rate, opts, x);
-      return scope(() => {
-        const { q, k, v } = projectQKV(params, x, hc);
-        const pos = i32Tensor(Array.from({ length: n }, (_, i) => i), [n], x.device);
-        const kvalid = opts.mask ? reshape(boolMask(opts.mask), [b, 1, n]) : null;
-        const { o } = chunkAttention(q, k, v, {
-          qpos: pos,
-          kpos: pos,
-          kvalid,
-          causal,
-          selfMask: hc.sharedQK,
-          dropout,
-        });
-        return outputProjection(params, o);
-      });
+  const frame = attentionFrame<AttentionApplyOptions>(op, hc, rate, {
+    attend({ q, k, v }, { x, b, n, opts, dropout }) {
+      const pos = i32Tensor(Array.from({ length: n }, (_, i) => i), [n], x.device);
+      const kvalid = opts.mask ? reshape(boolMask(opts.mask), [b, 1, n]) : null;
+      return chunkAttention(q, k!, v, {
+        qpos: pos,
+        kpos: pos,
+        kvalid,
+        causal,
+        selfMask: hc.sharedQK,
+        dropout,
+      }).o;
     },
-  };
+  });
+  return { init: frame.init, apply: (params, x, opts) => frame.run(params, x, opts).out };
 }

@@ -1,13 +1,13 @@
 /**
- * LSH attention, the Reformer's `O(len log len)` attention (REFERENCE.md §1): shared-QK
- * vectors are hashed by random rotations into buckets, sorted by `(round, bucket, position)`,
- * cut into chunks that each attend to themselves and the chunk before, and the rounds are
- * combined by their logsumexp. A composition of primitives: gradients come from autodiff, with
- * the bucket assignment (not differentiable) held fixed.
+ * LSH attention, the Reformer's `O(len log len)` attention (Kitaev et al. 2020 §2;
+ * docs/algorithms.md#lsh-attention): shared-QK vectors are hashed by random rotations into
+ * buckets, sorted by `(round, bucket, position)`, cut into chunks that each attend to themselves
+ * and the chunk before, and the rounds are combined by their logsumexp. A composition of
+ * primitives: gradients come from autodiff, with the bucket assignment (not differentiable) held
+ * fixed.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import { scope } from "../../ops/scope.ts";
 import { add, cast, maximum, mul, sub } from "../../ops/binary.ts";
 import { equal, greaterEqual, less, where } from "../../ops/compare.ts";
 import { broadcastTo, expandDims, reshape, transpose } from "../../ops/shape.ts";
@@ -15,7 +15,8 @@ import { argsort, gatherByIndex, scatterByIndex } from "../../ops/sort.ts";
 import { takeAlongAxis } from "../../ops/indexing.ts";
 import { full } from "../../ops/creation.ts";
 import { sum } from "../../ops/reduce.ts";
-import { log, neg } from "../../ops/unary.ts";
+import { exp, log, neg } from "../../ops/unary.ts";
+import { logsumexp } from "../../ops/softmax.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
 import { stopGradient } from "../../autodiff/grad.ts";
@@ -23,25 +24,20 @@ import {
   type AttentionParams,
   boolMask,
   checkDropout,
-  checkInput,
   checkKeyDevice,
-  checkParams,
   chunkOffsets,
-  dropoutFor,
   headConfig,
   i32Tensor,
-  initAttention,
   lookAround,
-  outputProjection,
+  maskValues,
   padAxis,
-  projectQKV,
   roundWeights,
   takeFirst,
   unitKeys,
 } from "./core.ts";
 import { chunkAttention } from "./chunk_attention.ts";
-import { showValue } from "../layers/linear.ts";
 import type { AttentionApplyOptions } from "./full.ts";
+import { attentionFrame } from "./frame.ts";
 import {
   bucketCount,
   type BucketSpec,
@@ -51,6 +47,7 @@ import {
   hashBuckets,
   randomRotations,
 } from "./lsh_hash.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 /** Configuration of {@linkcode lshAttention}. */
 export interface LshAttentionConfig {
@@ -83,6 +80,15 @@ export interface LshAttentionConfig {
   dedup?: boolean;
   /** Dropout rate on the attention probabilities (when `opts.training`; needs `opts.key`). */
   dropout?: number;
+  /**
+   * How probabilities and hash rounds are normalised: `"normalized"` (default) exactly
+   * (`softmax(lse)` over the rounds); `"hf"` as HuggingFace computes them in f32, by
+   * `exp(x - logsumexp(x))`: for a query that sees only itself (its lse near the `-1e5` self
+   * value, where f32 spacing is 0.008) HF's probabilities and round weights then sum to 1
+   * +- 0.4%. For exact parity with HF checkpoints (sequences longer than one chunk; shorter
+   * ones HF attends without hashing, exactly normalised).
+   */
+  roundWeights?: "normalized" | "hf";
   /** Seed of the rotations when neither `opts.key` nor `opts.rotations` is given. */
   hashSeed?: number;
 }
@@ -115,17 +121,10 @@ export interface LshAttentionLayer extends Layer<AttentionParams, Tensor, Tensor
   ): { out: Tensor; saved: LshSaved };
 }
 
-function int(op: string, name: string, v: unknown, min: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${showValue(v)}`);
-  }
-  return v;
-}
-
 /**
- * Multi-head LSH self-attention with shared QK (REFERENCE.md §1): keys are the unit-normalised
- * queries; `nHashes` rounds of angular LSH with rotations drawn from `opts.key` (or given as
- * `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
+ * Multi-head LSH self-attention with shared QK (Reformer §2; docs/algorithms.md#lsh-attention):
+ * keys are the unit-normalised queries; `nHashes` rounds of angular LSH with rotations drawn from
+ * `opts.key` (or given as `opts.rotations`, or from `hashSeed`); a stable sort by `(round, bucket, position)`; chunks
  * of `chunkLen` attending to themselves and `chunksBefore` previous chunks (wrapping); causal,
  * padding (`-1e9`) and self (`-1e5`) masks by original positions; rounds combined with weights
  * `exp(lse_r - logsumexp(lse))`. The default bucket count comes from the length of each call.
@@ -140,66 +139,72 @@ function int(op: string, name: string, v: unknown, min: number): number {
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random } from "@longseq/tensor";
  * const lsh = nn.lshAttention({ dModel: 8, heads: 2, nHashes: 2, chunkLen: 4, causal: true });
  * const params = lsh.init(random.key(0));
  * const { out, saved } = lsh.applyWithState(params, ones([1, 13, 8]), { key: random.key(1) });
  * const again = lsh.apply(params, ones([1, 13, 8]), { saved }); // same buckets, same result
- * console.log(out.shape, saved.buckets.shape); // [1, 13, 8] [1, 2, 2, 16]
+ * assert.deepEqual(out.shape, [1, 13, 8]);
+ * assert.deepEqual(saved.buckets.shape, [1, 2, 2, 16]); // [b, heads, nHashes, padded len]
+ * assert.ok(await allClose(again, out));
  * ```
  */
 export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   const op = "lshAttention";
   const hc = headConfig(op, config, true);
-  const nHashes = int(op, "nHashes", config.nHashes ?? 1, 1);
-  const chunkLen = int(op, "chunkLen", config.chunkLen ?? 64, 1);
-  const before = int(op, "chunksBefore", config.chunksBefore ?? 1, 0);
-  const after = int(op, "chunksAfter", config.chunksAfter ?? 0, 0);
+  const nHashes = checkIntAtLeast(op, "nHashes", config.nHashes ?? 1, 1);
+  const chunkLen = checkIntAtLeast(op, "chunkLen", config.chunkLen ?? 64, 1);
+  const before = checkIntAtLeast(op, "chunksBefore", config.chunksBefore ?? 1, 0);
+  const after = checkIntAtLeast(op, "chunksAfter", config.chunksAfter ?? 0, 0);
   if (config.nBuckets !== undefined) checkBuckets(op, config.nBuckets);
-  if (config.hashSeed !== undefined) int(op, "hashSeed", config.hashSeed, 0);
+  if (config.hashSeed !== undefined) checkIntAtLeast(op, "hashSeed", config.hashSeed, 0);
   const causal = !!config.causal, dedup = !!config.dedup;
+  const hfWeights = config.roundWeights === "hf";
+  if (config.roundWeights !== undefined && !hfWeights && config.roundWeights !== "normalized") {
+    throw new TypeError(
+      `${op}: roundWeights must be "normalized" or "hf", got ${
+        JSON.stringify(config.roundWeights)
+      }`,
+    );
+  }
   const rate = checkDropout(op, config.dropout);
 
-  const applyWithState = (
-    params: AttentionParams,
-    x: Tensor,
-    opts: LshApplyOptions = {},
-    savedArg?: LshSaved,
-  ): { out: Tensor; saved: LshSaved } => {
-    checkParams(op, params, hc);
-    const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
-    const lp = Math.ceil(n / chunkLen) * chunkLen;
-    const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
-    const saved = savedArg ?? opts.saved;
-    if (opts.key !== undefined) {
-      if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
-      checkKeyDevice(op, opts.key, x);
-    }
-    if (saved !== undefined) checkSaved(op, saved, [b, hc.heads, nHashes, lp], x);
-    else if (opts.rotations !== undefined) {
-      checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
-      if (opts.rotations.device !== x.device) {
+  const frame = attentionFrame<LshApplyOptions, LshSaved>(op, hc, rate, {
+    keys: false,
+    check({ x, b, n, opts }) {
+      const lp = Math.ceil(n / chunkLen) * chunkLen;
+      const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
+      if (opts.key !== undefined) {
+        if (!(opts.key instanceof Tensor)) throw new TypeError(`${op}: opts.key must be a Tensor`);
+        checkKeyDevice(op, opts.key, x);
+      }
+      if (opts.saved !== undefined) checkSaved(op, opts.saved, [b, hc.heads, nHashes, lp], x);
+      else if (opts.rotations !== undefined) {
+        checkRotations(op, opts.rotations, hc.heads, hc.dHead, nHashes, spec);
+        if (opts.rotations.device !== x.device) {
+          throw new TypeError(
+            `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+          );
+        }
+      } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
         throw new TypeError(
-          `${op}: opts.rotations is on ${opts.rotations.device}, x on ${x.device}`,
+          `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
+            "opts.saved, or set hashSeed in the config",
         );
       }
-    } else if (!(opts.key instanceof Tensor) && config.hashSeed === undefined) {
-      throw new TypeError(
-        `${op}: pass opts.key (PRNG key for the random rotations), opts.rotations, ` +
-          "opts.saved, or set hashSeed in the config",
-      );
-    }
-    const dropping = dropoutFor(op, rate, opts, x) !== undefined;
-    return scope(() => {
+    },
+    attend({ q: qk, v }, { x, b, n, opts, dropout }) {
+      const lp = Math.ceil(n / chunkLen) * chunkLen;
+      const spec = config.nBuckets ?? defaultBuckets(lp, chunkLen);
       // One split serves hashing and dropout, so replaying saved buckets keeps the mask.
-      const [hashKey, dropKey] = opts.key && dropping
+      const [hashKey, dropKey] = opts.key && dropout
         ? random.splitN(opts.key, 2)
         : [opts.key, undefined];
-      const { q: qk, v } = projectQKV(params, x, hc);
       const qkp = padAxis(qk, 2, lp), vp = padAxis(v, 2, lp);
       const valid = opts.mask || lp > n ? padAxis(validMask(opts.mask, b, n, x), 1, lp, 0) : null;
       let buckets: Tensor;
-      if (saved) buckets = saved.buckets.view(saved.buckets.shape);
+      if (opts.saved) buckets = opts.saved.buckets.view(opts.saved.buckets.shape);
       else {
         const rot = opts.rotations ??
           randomRotations(
@@ -217,11 +222,19 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
         buckets,
         valid,
         stride: bucketCount(spec) + 1,
-        dropout: dropping ? { rate, key: dropKey } : undefined,
+        dropout: dropout ? { rate, key: dropKey } : undefined,
       });
-      const y = outputProjection(params, takeFirst(out, 2, n));
-      return { out: y, saved: { buckets } };
-    });
+      return { o: takeFirst(out, 2, n), state: { buckets } };
+    },
+  });
+  const applyWithState = (
+    params: AttentionParams,
+    x: Tensor,
+    opts: LshApplyOptions = {},
+    saved?: LshSaved,
+  ): { out: Tensor; saved: LshSaved } => {
+    const r = frame.run(params, x, saved ? { ...opts, saved } : opts);
+    return { out: r.out, saved: r.state! };
   };
 
   interface Sorted {
@@ -233,7 +246,10 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     dropout?: { rate: number; key?: Tensor };
   }
 
-  /** Steps 3-8 of REFERENCE.md §1 on padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`. */
+  /**
+   * Sort, chunk, mask, attend, unsort and combine rounds (docs/algorithms.md#lsh-attention) on
+   * padded `[b, h, lp, dk]` vectors; returns `[b, h, lp, dk]`.
+   */
   function attendSorted({ qk, v, buckets, valid, stride, dropout }: Sorted): Tensor {
     const [b, h, lp, dk] = qk.shape;
     const nTot = nHashes * lp, nc = nTot / chunkLen;
@@ -268,7 +284,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       ])
       : null;
     const bias = dedup ? dedupBias(sortIdx, pos, [b, h, lp, nc], offsets) : null;
-    const { o, lse } = chunkAttention(q, k, vs, {
+    const { o: raw, lse } = chunkAttention(q, k, vs, {
       qpos,
       kpos,
       kvalid,
@@ -278,6 +294,9 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       dropout,
       lookAround: offsets,
     });
+    const o = hfWeights && lp > chunkLen
+      ? mul(raw, expandDims(hfSelfScale(stopGradient(lse), maskValues(qk.dtype).self), -1))
+      : raw;
     const unsorted = reshape(scatterByIndex(reshape(o, [b, h, nTot, dk]), sortIdx), [
       b,
       h,
@@ -287,7 +306,11 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     ]);
     if (nHashes === 1) return reshape(unsorted, [b, h, lp, dk]);
     const l = scatterByIndex(reshape(lse, [b, h, nTot]), sortIdx);
-    const w = roundWeights(reshape(l, [b, h, nHashes, lp, 1]), 2);
+    const l5 = reshape(l, [b, h, nHashes, lp, 1]);
+    // HF attends without hashing when the sequence fits one chunk (exact weights then).
+    const w = hfWeights && lp > chunkLen
+      ? exp(sub(l5, logsumexp(l5, 2, { keepdims: true })))
+      : roundWeights(l5, 2);
     return sum(mul(unsorted, w), 2);
   }
 
@@ -326,7 +349,7 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
   }
 
   return {
-    init: (key) => initAttention(key, hc),
+    init: frame.init,
     apply: (params, x, opts) => {
       const { out, saved } = applyWithState(params, x, opts);
       saved.buckets.dispose();
@@ -334,6 +357,17 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     },
     applyWithState,
   };
+}
+
+/**
+ * HF normalises probabilities by its f32-rounded logsumexp. Where a query sees only itself, `c`
+ * times at the self value `s` (`lse` near `s`, whose f32 spacing is 0.008), they sum to
+ * `c * exp(s - lse)`, not 1: this factor there, 1 elsewhere. (`s - lse` is exact in f32.)
+ */
+export function hfSelfScale(lse: Tensor, self: number): Tensor {
+  const d = sub(self, lse);
+  const c = cast(cast(add(exp(neg(d)), 0.5), "i32"), "f32");
+  return where(less(lse, self / 2), exp(add(d, log(c))), 1);
 }
 
 /** The padding mask as bool `[b, n]`, all true when none is given. */

@@ -1,6 +1,7 @@
 /**
- * Angular LSH for the Reformer (REFERENCE.md §1.2): random rotations, bucket counts (the
- * default from the length, factorised when large) and the bucket assignment
+ * Angular LSH for the Reformer (Andoni et al. 2015;
+ * docs/algorithms.md#hashing-by-random-rotations): random rotations, bucket counts (the default
+ * from the length, factorised when large) and the bucket assignment
  * `argmax([xR ; -xR])`, with an extra bucket for padding.
  * @module
  */
@@ -42,9 +43,10 @@ export function checkBuckets(op: string, spec: unknown): readonly number[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
- * console.log(nn.defaultBuckets(1024, 64)); // 32
- * console.log(nn.defaultBuckets(65536, 64)); // [32, 64]
+ * assert.equal(nn.defaultBuckets(1024, 64), 32);
+ * assert.deepEqual(nn.defaultBuckets(65536, 64), [32, 64]);
  * ```
  */
 export function defaultBuckets(len: number, chunkLen: number): number | [number, number] {
@@ -72,9 +74,10 @@ export function rotationHalf(spec: BucketSpec): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random } from "@longseq/tensor";
  * const r = nn.randomRotations(random.key(0), 2, 16, 4, 8);
- * console.log(r.shape); // [2, 16, 4, 4]
+ * assert.deepEqual(r.shape, [2, 16, 4, 4]);
  * ```
  */
 export function randomRotations(
@@ -133,11 +136,13 @@ function signedArgmax(x: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random } from "@longseq/tensor";
  * const qk = random.normal(random.key(0), [1, 2, 5, 4]); // [b, heads, len, dHead]
  * const rot = nn.randomRotations(random.key(1), 2, 4, 3, [2, 4]); // [2, 4, 3, 3]
  * const ids = nn.hashBuckets(qk, rot, [2, 4], null);
- * console.log(ids.shape); // [1, 2, 3, 5], values in [0, 8)
+ * assert.deepEqual(ids.shape, [1, 2, 3, 5]);
+ * assert.ok(Array.from(await ids.data()).every((b) => b >= 0 && b < 8));
  * ```
  */
 export function hashBuckets(

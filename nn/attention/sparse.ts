@@ -1,5 +1,6 @@
 /**
- * The Sparse Transformer's factorised attention (Child et al. 2019, REFERENCE.md §5): the
+ * The Sparse Transformer's factorised attention (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns): the
  * `strided` and `fixed` patterns with the three ways of combining their two components
  * (alternating per layer, merged into one head, split across heads), computed block-sparsely:
  * only the score tiles the pattern touches are ever formed. Three implementations that agree:
@@ -31,21 +32,17 @@ import {
   type AttentionParams,
   boolMask,
   checkDropout,
-  checkInput,
-  checkParams,
-  dropoutFor,
   headConfig,
-  initAttention,
   maskValues,
-  outputProjection,
   padAxis,
-  projectQKV,
   takeFirst,
 } from "./core.ts";
 import type { AttentionApplyOptions } from "./full.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import type { Layer } from "../layer.ts";
 import { blockLayout, checkPattern, patternMask, patternMaskValue } from "./sparse_patterns.ts";
+import { checkIntAtLeast } from "../validate.ts";
+import { attentionFrame } from "./frame.ts";
 
 /** Dropout on the attention probabilities (active when `rate > 0` and a key is given). */
 export interface ProbDropout {
@@ -79,10 +76,7 @@ function checkQKV(op: string, q: Tensor, k: Tensor, v: Tensor): void {
 
 function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, BlockLayout] {
   const pattern = checkPattern(op, o?.pattern);
-  const bs = o.blockSize;
-  if (typeof bs !== "number" || !Number.isInteger(bs) || bs < 1) {
-    throw new RangeError(`${op}: blockSize must be an integer >= 1, got ${String(bs)}`);
-  }
+  const bs = checkIntAtLeast(op, "blockSize", o.blockSize, 1);
   return [pattern, blockLayout(pattern, q.shape[2], bs)];
 }
 
@@ -99,11 +93,12 @@ function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, 
  *
  * @example
  * ```ts
- * import { nn, ones } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones } from "@longseq/tensor";
  * const q = ones([1, 2, 10, 4]);
  * const pattern = { kind: "fixed", stride: 4, c: 1, part: "union" } as const;
  * const o = nn.blockSparseAttention(q, q, q, { pattern, blockSize: 4 });
- * console.log(o.shape); // [1, 2, 10, 4]
+ * assert.ok(await allClose(o, ones([1, 2, 10, 4]))); // any average of ones is one
  * ```
  */
 export function blockSparseAttention(
@@ -147,10 +142,11 @@ function slots(layout: BlockLayout): { idx: Int32Array; width: number } {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones } from "@longseq/tensor";
  * const q = ones([1, 1, 9, 2]);
  * const pattern = { kind: "strided", stride: 3, c: 0, part: "b" } as const;
- * console.log(nn.gatherSparseAttention(q, q, q, { pattern, blockSize: 2 }).shape); // [1, 1, 9, 2]
+ * assert.deepEqual(nn.gatherSparseAttention(q, q, q, { pattern, blockSize: 2 }).shape, [1, 1, 9, 2]);
  * ```
  */
 export function gatherSparseAttention(
@@ -234,10 +230,11 @@ function checkKeyMask(op: string, m: Tensor, q: Tensor): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones } from "@longseq/tensor";
  * const [a] = nn.stridedPattern(6, 2);
  * const x = ones([1, 6, 4]);
- * console.log(nn.denseMaskedAttention(x, x, x, a).shape); // [1, 6, 4]
+ * assert.deepEqual(nn.denseMaskedAttention(x, x, x, a).shape, [1, 6, 4]);
  * ```
  */
 export function denseMaskedAttention(
@@ -332,12 +329,13 @@ function headGroups(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.sparseAttention({
  *   dModel: 8, heads: 2, pattern: "fixed", stride: 4, c: 1, mode: "split",
  * });
  * const y = layer.apply(layer.init(random.key(0)), ones([1, 10, 8]));
- * console.log(y.shape); // [1, 10, 8]
+ * assert.deepEqual(y.shape, [1, 10, 8]);
  * ```
  */
 export function sparseAttention(
@@ -350,45 +348,37 @@ export function sparseAttention(
   const c = kind === "fixed" ? config.c ?? Math.max(1, Math.floor(stride / 8)) : 0;
   checkPattern(op, { kind, stride, c, part: "a" });
   const blockSize = config.blockSize ?? Math.min(32, stride);
-  if (!Number.isInteger(blockSize) || blockSize < 1) {
-    throw new RangeError(`${op}: blockSize must be an integer >= 1, got ${blockSize}`);
-  }
+  checkIntAtLeast(op, "blockSize", blockSize, 1);
   const groups = headGroups(op, config);
   const impl = config.impl ?? "blockSparse";
   if (!["blockSparse", "gather", "dense"].includes(impl)) {
     throw new TypeError(`${op}: impl must be "blockSparse", "gather" or "dense", got ${impl}`);
   }
   const rate = checkDropout(op, config.dropout);
-  return {
-    init: (key) => initAttention(key, hc),
-    apply(params, x, opts = {}) {
-      checkParams(op, params, hc);
-      const [b, n] = checkInput(op, x, hc.dModel, opts.mask);
-      const dropout = dropoutFor(op, rate, opts, x);
-      return scope(() => {
-        const { q, k, v } = projectQKV(params, x, hc);
-        const keyMask = opts.mask ? boolMask(opts.mask) : null;
-        const keys = dropout && groups.length > 1 ? random.splitN(dropout.key!, groups.length) : [];
-        const outs = groups.map(({ to, part }, g) => {
-          const from = g === 0 ? 0 : groups[g - 1].to;
-          const heads = (t: Tensor) =>
-            groups.length === 1 ? t : slice(t, [0, from], [b, to, n, hc.dHead]);
-          const pattern: PatternSpec = { kind, stride, c, part };
-          const drop = dropout && { rate: dropout.rate, key: keys[g] ?? dropout.key };
-          const [qh, kh, vh] = [heads(q), heads(k), heads(v)];
-          if (impl === "dense") {
-            let mask = patternMask(pattern, n, { device: x.device });
-            if (keyMask) mask = logicalAnd(mask, reshape(keyMask, [b, 1, 1, n]));
-            return denseMaskedAttention(qh, kh, vh, mask, { dropout: drop });
-          }
-          const o = { pattern, blockSize, keyMask };
-          return impl === "gather" || drop
-            ? gatherSparseAttention(qh, kh, vh, { ...o, dropout: drop })
-            : blockSparseAttention(qh, kh, vh, o);
-        });
-        const o = outs.length === 1 ? outs[0] : concat(outs, 1);
-        return outputProjection(params, o);
+  const frame = attentionFrame<AttentionApplyOptions>(op, hc, rate, {
+    attend({ q, k: kq, v }, { x, b, n, opts, dropout }) {
+      const k = kq!;
+      const keyMask = opts.mask ? boolMask(opts.mask) : null;
+      const keys = dropout && groups.length > 1 ? random.splitN(dropout.key!, groups.length) : [];
+      const outs = groups.map(({ to, part }, g) => {
+        const from = g === 0 ? 0 : groups[g - 1].to;
+        const heads = (t: Tensor) =>
+          groups.length === 1 ? t : slice(t, [0, from], [b, to, n, hc.dHead]);
+        const pattern: PatternSpec = { kind, stride, c, part };
+        const drop = dropout && { rate: dropout.rate, key: keys[g] ?? dropout.key };
+        const [qh, kh, vh] = [heads(q), heads(k), heads(v)];
+        if (impl === "dense") {
+          let mask = patternMask(pattern, n, { device: x.device });
+          if (keyMask) mask = logicalAnd(mask, reshape(keyMask, [b, 1, 1, n]));
+          return denseMaskedAttention(qh, kh, vh, mask, { dropout: drop });
+        }
+        const o = { pattern, blockSize, keyMask };
+        return impl === "gather" || drop
+          ? gatherSparseAttention(qh, kh, vh, { ...o, dropout: drop })
+          : blockSparseAttention(qh, kh, vh, o);
       });
+      return outs.length === 1 ? outs[0] : concat(outs, 1);
     },
-  };
+  });
+  return { init: frame.init, apply: (params, x, opts) => frame.run(params, x, opts).out };
 }

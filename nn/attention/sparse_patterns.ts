@@ -1,13 +1,12 @@
 /**
- * The Sparse Transformer's factorised attention patterns (Child et al. 2019, REFERENCE.md §5)
- * as boolean masks, and their block layouts: the `blockSize x blockSize` score tiles a pattern
- * touches, which is all a block-sparse kernel computes.
+ * The Sparse Transformer's factorised attention patterns (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns) as boolean masks, and their block layouts: the
+ * `blockSize x blockSize` score tiles a pattern touches, which is all a block-sparse kernel
+ * computes.
  *
  * Every pattern is causal. For query `i`, stride `l` and `c` summary positions:
- * - strided A: `i - l < j <= i` (the previous `l` positions, the query's own included; this is
- *   REFERENCE.md's `max(0, i - l) < j <= i` wherever `i >= l`. Read literally for `i < l`,
- *   that formula would drop key 0 from every early window and leave query 0 without a key,
- *   contradicting "the previous `l` positions", so the window simply stops at 0);
+ * - strided A: `i - l < j <= i` (the previous `l` positions, the query's own included; for
+ *   `i < l` the window simply stops at position 0, so query 0 still sees itself);
  * - strided B: `j <= i` and `(i - j) mod l == 0`;
  * - fixed A: `j <= i` and `floor(j / l) == floor(i / l)` (the own block);
  * - fixed B: `j <= i` and `j mod l >= l - c` (the last `c` positions of every block).
@@ -17,6 +16,7 @@ import type { DeviceName } from "../../kernels/device.ts";
 import type { BlockLayout, PatternSpec } from "../../ops/block_sparse.ts";
 import { fromTypedArray } from "../../ops/creation.ts";
 import type { Tensor } from "../../ops/tensor.ts";
+import { checkIntAtLeast } from "../validate.ts";
 
 export type { BlockLayout, PatternSpec };
 
@@ -24,13 +24,6 @@ export type { BlockLayout, PatternSpec };
 export interface PatternMaskOptions {
   /** Device of the returned masks (default: the default device). */
   device?: DeviceName;
-}
-
-function posInt(op: string, name: string, v: unknown, min = 1): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new RangeError(`${op}: ${name} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
 }
 
 /**
@@ -42,12 +35,12 @@ export function checkPattern(op: string, p: unknown): PatternSpec {
   if (kind !== "strided" && kind !== "fixed") {
     throw new TypeError(`${op}: pattern must be "strided" or "fixed", got ${JSON.stringify(kind)}`);
   }
-  posInt(op, "stride", stride);
+  checkIntAtLeast(op, "stride", stride, 1);
   if (part !== "a" && part !== "b" && part !== "union") {
     throw new TypeError(`${op}: part must be "a", "b" or "union", got ${JSON.stringify(part)}`);
   }
   if (kind === "strided") return { kind, stride: stride!, c: 0, part };
-  posInt(op, "c", c);
+  checkIntAtLeast(op, "c", c, 1);
   if (c! > stride!) {
     throw new RangeError(`${op}: c (${c}) must be at most the stride (${stride}) of the block`);
   }
@@ -70,7 +63,7 @@ export function patternMaskValue(p: PatternSpec, i: number, j: number): boolean 
 /** The `[len, len]` bool mask of one pattern component (true = attended). */
 export function patternMask(p: PatternSpec, len: number, options: PatternMaskOptions = {}): Tensor {
   const spec = checkPattern("patternMask", p);
-  posInt("patternMask", "len", len);
+  checkIntAtLeast("patternMask", "len", len, 1);
   const data = new Uint8Array(len * len);
   for (let i = 0; i < len; i++) {
     for (let j = 0; j <= i; j++) data[i * len + j] = patternMaskValue(spec, i, j) ? 1 : 0;
@@ -86,10 +79,12 @@ export function patternMask(p: PatternSpec, len: number, options: PatternMaskOpt
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const [a, b] = nn.stridedPattern(4, 2);
- * console.log(await a.array()); // rows: [T,F,F,F] [T,T,F,F] [F,T,T,F] [F,F,T,T]
- * console.log(await b.array()); // rows: [T,F,F,F] [F,T,F,F] [T,F,T,F] [F,T,F,T]
+ * const [T, F] = [true, false];
+ * assert.deepEqual(await a.array(), [[T, F, F, F], [T, T, F, F], [F, T, T, F], [F, F, T, T]]);
+ * assert.deepEqual(await b.array(), [[T, F, F, F], [F, T, F, F], [T, F, T, F], [F, T, F, T]]);
  * ```
  */
 export function stridedPattern(
@@ -114,10 +109,12 @@ export function stridedPattern(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const [a, b] = nn.fixedPattern(4, 2, 1);
- * console.log(await a.array()); // rows: [T,F,F,F] [T,T,F,F] [F,F,T,F] [F,F,T,T]
- * console.log(await b.array()); // rows: [F,F,F,F] [F,T,F,F] [F,T,F,F] [F,T,F,T]
+ * const [T, F] = [true, false];
+ * assert.deepEqual(await a.array(), [[T, F, F, F], [T, T, F, F], [F, F, T, F], [F, F, T, T]]);
+ * assert.deepEqual(await b.array(), [[F, F, F, F], [F, T, F, F], [F, T, F, F], [F, T, F, T]]);
  * ```
  */
 export function fixedPattern(
@@ -169,17 +166,18 @@ function tileTouched(p: PatternSpec, qs: number, qe: number, ks: number, ke: num
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const layout = nn.blockLayout({ kind: "strided", stride: 4, c: 0, part: "a" }, 16, 4);
- * console.log(layout.tiles); // 7: the diagonal tiles and the tiles just below them
- * console.log(nn.layoutTiles(layout)); // [[0, 0], [1, 0], [1, 1], [2, 1], [2, 2], [3, 2], [3, 3]]
+ * assert.equal(layout.tiles, 7); // the diagonal tiles and the tiles just below them
+ * assert.deepEqual(nn.layoutTiles(layout), [[0, 0], [1, 0], [1, 1], [2, 1], [2, 2], [3, 2], [3, 3]]);
  * ```
  */
 export function blockLayout(p: PatternSpec, len: number, blockSize: number): BlockLayout {
   const op = "blockLayout";
   const spec = checkPattern(op, p);
-  posInt(op, "len", len);
-  posInt(op, "blockSize", blockSize);
+  checkIntAtLeast(op, "len", len, 1);
+  checkIntAtLeast(op, "blockSize", blockSize, 1);
   const nb = Math.ceil(len / blockSize);
   const end = (t: number) => Math.min(t * blockSize + blockSize, len) - 1;
   const rowPtr = new Int32Array(nb + 1);
@@ -218,9 +216,10 @@ export function blockLayout(p: PatternSpec, len: number, blockSize: number): Blo
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn } from "@longseq/tensor";
  * const l = nn.blockLayout({ kind: "fixed", stride: 2, c: 1, part: "b" }, 6, 2);
- * console.log(nn.layoutTiles(l)); // [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2]]
+ * assert.deepEqual(nn.layoutTiles(l), [[0, 0], [1, 0], [1, 1], [2, 0], [2, 1], [2, 2]]);
  * ```
  */
 export function layoutTiles(layout: BlockLayout): [number, number][] {

@@ -13,8 +13,9 @@ export type ActivationFn = (x: Tensor) => Tensor;
 /**
  * Names of the built-in activations. `"gelu"` is the tanh approximation, as JAX's
  * `jax.nn.gelu` default and this library's `gelu` (PyTorch's `nn.GELU()` default is the exact
- * form: use `"geluExact"`); `"geluTanh"` and `"gelu_new"` (the Hugging Face name) name the
- * tanh approximation explicitly. `"leakyRelu"` uses slope 0.01 and `"elu"` alpha 1; pass a
+ * form: use `"geluExact"`, or `"gelu_exact"`, the name Reformer configs use for Hugging Face's
+ * `gelu`); `"geluTanh"` and `"gelu_new"` (the Hugging Face name) name the tanh approximation
+ * explicitly. `"leakyRelu"` uses slope 0.01 and `"elu"` alpha 1; pass a
  * function such as `(x) => leakyRelu(x, 0.2)` for other constants.
  */
 export type ActivationName =
@@ -23,6 +24,7 @@ export type ActivationName =
   | "geluTanh"
   | "gelu_new"
   | "geluExact"
+  | "gelu_exact"
   | "silu"
   | "tanh"
   | "sigmoid"
@@ -36,6 +38,7 @@ const ACTIVATIONS: Readonly<Record<ActivationName, ActivationFn>> = {
   geluTanh: (x) => gelu(x, { approximate: true }),
   gelu_new: (x) => gelu(x, { approximate: true }),
   geluExact: (x) => gelu(x, { approximate: false }),
+  gelu_exact: (x) => gelu(x, { approximate: false }),
   silu,
   tanh,
   sigmoid,

@@ -1,7 +1,7 @@
 /**
- * Axial positional embeddings (REFERENCE.md §4): a position's embedding is the concatenation of
- * one row per factor of an axial shape, so `n1 + n2 + ...` rows stand for `n1 * n2 * ...`
- * positions.
+ * Axial positional embeddings (docs/algorithms.md#axial-positional-embeddings): a position's
+ * embedding is the concatenation of one row per factor of an axial shape, so `n1 + n2 + ...` rows
+ * stand for `n1 * n2 * ...` positions.
  * @module
  */
 import { fmt, type Tensor } from "../../ops/tensor.ts";
@@ -10,7 +10,7 @@ import { take } from "../../ops/indexing.ts";
 import { concat } from "../../ops/slicing.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkParam, checkPositiveInt } from "./linear.ts";
+import { checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode axialPositions}. */
 export interface AxialPositionsOptions {
@@ -40,10 +40,13 @@ export interface AxialPositionsParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random } from "@longseq/tensor";
  * const pos = nn.axialPositions({ shape: [4, 8], dims: [3, 5] }); // up to 32 positions, 8 features
  * const params = pos.init(random.key(0));
- * const e = pos.apply(params, 20); // [20, 8]
+ * const e = pos.apply(params, 20);
+ * assert.deepEqual(e.shape, [20, 8]);
+ * assert.deepEqual(params.tables.map((t) => t.shape), [[4, 3], [8, 5]]);
  * ```
  */
 export function axialPositions(

@@ -1,7 +1,8 @@
 /**
  * Chunking combinators: run a position-wise function slice by slice along one axis, in the
  * forward and the backward pass, so only one slice of its wide intermediates exists at a time
- * (REFERENCE.md §3: the Reformer's chunked feed-forward and chunked LM head).
+ * (docs/algorithms.md#chunked-feed-forward: the Reformer's chunked feed-forward and chunked LM
+ * head).
  *
  * Both are one `customVjp` node whose residuals are the arguments alone. The backward pass
  * walks the slices again: for each it slices the input (and the output cotangent), re-runs the
@@ -18,6 +19,7 @@ import { customVjp, vjp } from "../../autodiff/mod.ts";
 import { flattenTree, unflattenTree } from "../../autodiff/pytree.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import { childKeys } from "./combinators.ts";
+import { checkPositiveInt } from "../validate.ts";
 
 /** How to cut the axis: into `chunks` slices of equal size (the last may be shorter), or into
  * slices of `chunkSize` positions (the last may be shorter). */
@@ -43,11 +45,7 @@ export function chunkBounds(op: string, spec: ChunkSpec, n: number): [number, nu
     throw new TypeError(`${op}: give exactly one of { chunks } or { chunkSize }`);
   }
   const v = hasChunks ? s!.chunks : s!.chunkSize;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
-    throw new RangeError(
-      `${op}: ${hasChunks ? "chunks" : "chunkSize"} must be a positive integer, got ${String(v)}`,
-    );
-  }
+  checkPositiveInt(op, hasChunks ? "chunks" : "chunkSize", v);
   const size = hasChunks ? Math.max(1, Math.ceil(n / v)) : v;
   const out: [number, number][] = [];
   for (let s0 = 0; s0 < n; s0 += size) out.push([s0, Math.min(n, s0 + size)]);
@@ -246,9 +244,14 @@ function isLayer(f: unknown): f is Layer<unknown, unknown, unknown> {
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
- * const ff = nn.chunked(nn.feedForward({ dModel: 8, dFF: 64 }), { chunks: 4 });
- * const y = ff.apply(ff.init(random.key(0)), ones([2, 10, 8])); // [2, 10, 8], 3 positions at a time
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, ones, random } from "@longseq/tensor";
+ * const inner = nn.feedForward({ dModel: 8, dFF: 64 });
+ * const ff = nn.chunked(inner, { chunks: 4 }); // 3 positions at a time
+ * const params = ff.init(random.key(0));
+ * const y = ff.apply(params, ones([2, 10, 8]));
+ * assert.deepEqual(y.shape, [2, 10, 8]);
+ * assert.ok(await allClose(y, inner.apply(params, ones([2, 10, 8])), { rtol: 1e-6 }));
  * ```
  */
 export function chunked<P, X, Y, O extends ApplyOptions>(
@@ -280,9 +283,11 @@ export function chunked(f: unknown, spec: ChunkSpec, axis = 1): unknown {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, square, sum, type Tensor } from "@longseq/tensor";
  * const sq = nn.chunkedSum((_p: null, x: Tensor) => sum(square(x)), { chunkSize: 3 });
- * const total = sq(null, ones([2, 10])); // 20, three positions at a time
+ * const total = sq(null, ones([2, 10])); // three positions at a time
+ * assert.equal(await total.array(), 20);
  * ```
  */
 export function chunkedSum<P, X, Y>(

@@ -7,32 +7,31 @@ import { fmt, Tensor } from "../../ops/tensor.ts";
 import { add } from "../../ops/binary.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
-
-/** Throws unless `layer` looks like a `{ init, apply }` layer. */
-export function checkLayer(op: string, layer: unknown, what = "layer"): asserts layer is Layer {
-  const l = layer as Layer | null;
-  if (typeof l?.init !== "function" || typeof l?.apply !== "function") {
-    throw new TypeError(`${op}: ${what} must be a layer with init and apply functions`);
-  }
-}
+import { checkKey, checkLayer } from "../validate.ts";
 
 /**
  * `n` keys derived from `key` (or `n` undefineds without one). Deriving per child keeps the
  * children's randomness independent and the whole replayable from the one key.
  */
-export function childKeys(
-  op: string,
-  key: Tensor | undefined,
-  n: number,
-): (Tensor | undefined)[] {
+export function childKeys(op: string, key: unknown, n: number): (Tensor | undefined)[] {
+  checkKey(op, key);
   if (key === undefined) return new Array(n).fill(undefined);
-  if (!(key instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: opts.key must be a PRNG key tensor (random.key), got ${typeof key}`,
-    );
-  }
   return random.splitN(key, n);
 }
+
+/** Any layer (what {@linkcode serial} accepts). */
+// deno-lint-ignore no-explicit-any
+export type AnyLayer = Layer<any, any, any, any>;
+/** The params type of a layer. */
+export type ParamsOf<L> = L extends Layer<infer P, infer _X, infer _Y, infer _O> ? P : never;
+/** The input type of a layer's `apply`. */
+export type InputOf<L> = L extends Layer<infer _P, infer X, infer _Y, infer _O> ? X : never;
+/** The output type of a layer's `apply`. */
+export type OutputOf<L> = L extends Layer<infer _P, infer _X, infer Y, infer _O> ? Y : never;
+/** The params of `serial(...layers)`: a tuple of each layer's params. */
+export type SerialParams<Ls extends readonly AnyLayer[]> = {
+  -readonly [K in keyof Ls]: ParamsOf<Ls[K]>;
+};
 
 /**
  * Runs layers one after another: `y = f_n(...f_2(f_1(x)))`. Params are an array with one entry
@@ -44,18 +43,27 @@ export function childKeys(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const mlp = nn.serial(
  *   nn.linear({ inFeatures: 4, outFeatures: 8 }),
  *   nn.dropout({ rate: 0.1 }),
  *   nn.linear({ inFeatures: 8, outFeatures: 2 }),
  * );
- * const params = mlp.init(random.key(0)); // [p1, {}, p3]
- * const y = mlp.apply(params, ones([3, 4])); // [3, 2]
+ * const params = mlp.init(random.key(0)); // [LinearParams, {}, LinearParams]
+ * const y = mlp.apply(params, ones([3, 4]));
+ * assert.deepEqual(y.shape, [3, 2]);
+ * assert.deepEqual(params[2].w.shape, [8, 2]);
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export function serial(...layers: Layer<any, any, any, any>[]): Layer<unknown[], any, any> {
+export function serial<Ls extends readonly [AnyLayer, ...AnyLayer[]]>(
+  ...layers: Ls
+): Layer<
+  SerialParams<Ls>,
+  InputOf<Ls[0]>,
+  OutputOf<Ls extends readonly [...AnyLayer[], infer L] ? L : never>
+>;
+export function serial(...layers: AnyLayer[]): Layer<unknown[], unknown, unknown> {
   if (layers.length === 0) throw new RangeError("serial: needs at least one layer");
   layers.forEach((l, i) => checkLayer("serial", l, `layer ${i}`));
   return {
@@ -102,9 +110,13 @@ export function serial(...layers: Layer<any, any, any, any>[]): Layer<unknown[],
  *
  * @example
  * ```ts
- * import { nn, ones, random } from "@longseq/tensor";
- * const block = nn.residual(nn.linear({ inFeatures: 4, outFeatures: 4 }));
- * const y = block.apply(block.init(random.key(0)), ones([2, 4])); // [2, 4]
+ * import assert from "node:assert/strict";
+ * import { add, allClose, nn, ones, random } from "@longseq/tensor";
+ * const inner = nn.linear({ inFeatures: 4, outFeatures: 4 });
+ * const block = nn.residual(inner);
+ * const params = block.init(random.key(0));
+ * const x = ones([2, 4]);
+ * assert.ok(await allClose(block.apply(params, x), add(x, inner.apply(params, x))));
  * ```
  */
 export function residual<P, O extends ApplyOptions>(

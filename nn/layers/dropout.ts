@@ -8,18 +8,12 @@ import { where } from "../../ops/compare.ts";
 import { reshape } from "../../ops/shape.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
+import { checkDropoutRate } from "../validate.ts";
 
 /** Options of {@linkcode dropout}. */
 export interface DropoutOptions {
   /** Probability of zeroing each element, in `[0, 1)`. */
   rate: number;
-}
-
-/** Throws a RangeError unless `rate` is in `[0, 1)`. */
-export function checkRate(op: string, rate: unknown): asserts rate is number {
-  if (typeof rate !== "number" || !(rate >= 0 && rate < 1)) {
-    throw new RangeError(`${op}: dropout rate must be a number in [0, 1), got ${String(rate)}`);
-  }
 }
 
 /**
@@ -32,13 +26,17 @@ export function checkRate(op: string, rate: unknown): asserts rate is number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const y = nn.applyDropout(ones([2, 4]), 0.5, { key: random.key(1), training: true });
- * // each entry of y is 0 or 2; the same key gives the same entries
+ * const again = nn.applyDropout(ones([2, 4]), 0.5, { key: random.key(1), training: true });
+ * const values = Array.from(await y.data());
+ * assert.ok(values.every((v) => v === 0 || v === 2)); // kept entries scaled by 1 / (1 - rate)
+ * assert.deepEqual(Array.from(await again.data()), values); // the same key, the same mask
  * ```
  */
 export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): Tensor {
-  checkRate("dropout", rate);
+  checkDropoutRate("dropout", rate);
   if (!(x instanceof Tensor)) throw new TypeError(`dropout: x must be a Tensor, got ${typeof x}`);
   if (!opts.training || rate === 0) return reshape(x, x.shape);
   if (!(opts.key instanceof Tensor)) {
@@ -61,14 +59,17 @@ export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const drop = nn.dropout({ rate: 0.1 });
  * const y = drop.apply(drop.init(random.key(0)), ones([8]), { key: random.key(1), training: true });
+ * assert.ok(Array.from(await y.data()).every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-6));
+ * assert.deepEqual(await drop.apply({}, ones([2])).array(), [1, 1]); // identity at inference
  * ```
  */
 export function dropout(options: DropoutOptions): Layer<Record<string, never>> {
   const rate = options?.rate;
-  checkRate("dropout", rate);
+  checkDropoutRate("dropout", rate);
   return {
     init: () => ({}),
     apply: (_params, x, opts) => applyDropout(x, rate, opts),

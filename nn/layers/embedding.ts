@@ -7,7 +7,7 @@ import { mul } from "../../ops/binary.ts";
 import { take } from "../../ops/indexing.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkParam, checkPositiveInt } from "./linear.ts";
+import { checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode embedding}. */
 export interface EmbeddingOptions {
@@ -37,10 +37,13 @@ export interface EmbeddingParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random, tensor } from "@longseq/tensor";
  * const emb = nn.embedding({ vocab: 10, dim: 4 });
  * const params = emb.init(random.key(0));
- * const y = emb.apply(params, tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] })); // [1, 3, 4]
+ * const y = emb.apply(params, tensor(new Int32Array([1, 2, 3]), { shape: [1, 3] }));
+ * assert.deepEqual(y.shape, [1, 3, 4]);
+ * assert.deepEqual((await y.array() as number[][][])[0][0], (await params.table.array() as number[][])[1]);
  * ```
  */
 export function embedding(options: EmbeddingOptions): Layer<EmbeddingParams> {

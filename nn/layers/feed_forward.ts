@@ -4,9 +4,10 @@
  */
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt, linear, type LinearParams } from "./linear.ts";
-import { applyDropout, checkRate } from "./dropout.ts";
+import { linear, type LinearParams } from "./linear.ts";
+import { applyDropout } from "./dropout.ts";
 import { type ActivationFn, type ActivationName, resolveActivation } from "./activation.ts";
+import { checkDropoutRate, checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode feedForward}. */
 export interface FeedForwardOptions {
@@ -44,11 +45,14 @@ export interface FeedForwardParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, ones, random } from "@longseq/tensor";
  * const ff = nn.feedForward({ dModel: 8, dFF: 32, activation: "relu" });
- * const y = ff.apply(ff.init(random.key(0)), ones([2, 5, 8])); // [2, 5, 8]
+ * const y = ff.apply(ff.init(random.key(0)), ones([2, 5, 8]));
+ * assert.deepEqual(y.shape, [2, 5, 8]);
  * const swiglu = nn.feedForward({ dModel: 8, dFF: 32, activation: "silu" });
- * const z = swiglu.apply(swiglu.init(random.key(1)), ones([2, 8])); // [2, 8]
+ * const z = swiglu.apply(swiglu.init(random.key(1)), ones([2, 8]));
+ * assert.deepEqual(z.shape, [2, 8]);
  * ```
  */
 export function feedForward(options: FeedForwardOptions): Layer<FeedForwardParams> {
@@ -56,7 +60,7 @@ export function feedForward(options: FeedForwardOptions): Layer<FeedForwardParam
   checkPositiveInt("feedForward", "dModel", dModel);
   checkPositiveInt("feedForward", "dFF", dFF);
   const act = resolveActivation("feedForward", activation);
-  checkRate("feedForward", dropout);
+  checkDropoutRate("feedForward", dropout);
   const first = linear({ inFeatures: dModel, outFeatures: dFF });
   const second = linear({ inFeatures: dFF, outFeatures: dModel });
   return {

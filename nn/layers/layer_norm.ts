@@ -8,7 +8,7 @@ import { ones, zeros } from "../../ops/creation.ts";
 import { mean } from "../../ops/reduce.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import type { Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt } from "./linear.ts";
+import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode layerNorm}. */
 export interface LayerNormOptions {
@@ -39,9 +39,11 @@ export interface LayerNormParams {
  *
  * @example
  * ```ts
- * import { nn, random, tensor } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { allClose, nn, random, tensor } from "@longseq/tensor";
  * const ln = nn.layerNorm({ dim: 3 });
- * const y = ln.apply(ln.init(random.key(0)), tensor([[1, 2, 3]])); // [[-1.22, 0, 1.22]]
+ * const y = ln.apply(ln.init(random.key(0)), tensor([[1, 2, 3]]));
+ * assert.ok(await allClose(y, [[-1.2247, 0, 1.2247]], { rtol: 1e-4, atol: 1e-4 }));
  * ```
  */
 export function layerNorm(options: LayerNormOptions): Layer<LayerNormParams> {

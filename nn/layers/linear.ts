@@ -2,13 +2,14 @@
  * The dense (affine) layer: `y = x W + b` over the last axis.
  * @module
  */
-import { fmt, Tensor } from "../../ops/tensor.ts";
+import type { Tensor } from "../../ops/tensor.ts";
 import { add, mul } from "../../ops/binary.ts";
 import { zeros } from "../../ops/creation.ts";
 import { matmul } from "../../ops/matmul.ts";
 import { reshape } from "../../ops/shape.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
+import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode linear}. */
 export interface LinearOptions {
@@ -36,49 +37,6 @@ export interface LinearParams {
   [k: string]: Tensor | undefined;
 }
 
-/** A value for an error message: a number as is, anything else with its type (`"4" (a string)`). */
-export function showValue(v: unknown): string {
-  if (typeof v === "number" || v === undefined || v === null) return String(v);
-  if (typeof v === "string") return `${JSON.stringify(v)} (a string)`;
-  if (typeof v === "object") return Array.isArray(v) ? "an array" : "an object";
-  return `${String(v)} (a ${typeof v})`;
-}
-
-/** Throws a RangeError unless `n` is a positive integer. */
-export function checkPositiveInt(op: string, name: string, n: unknown): void {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${showValue(n)}`);
-  }
-}
-
-/** Throws unless `x` is a tensor whose last axis has size `n`. */
-export function checkLastDim(op: string, x: unknown, n: number, what = "x"): asserts x is Tensor {
-  if (!(x instanceof Tensor)) {
-    throw new TypeError(`${op}: ${what} must be a Tensor, got ${x === null ? "null" : typeof x}`);
-  }
-  if (x.rank === 0 || x.shape[x.rank - 1] !== n) {
-    throw new RangeError(
-      `${op}: ${what} ${fmt(x.shape)} must have last axis ${n} (the layer's input features)`,
-    );
-  }
-  if (x.dtype !== "f32") throw new TypeError(`${op}: ${what} must be f32, got ${x.dtype}`);
-}
-
-/** Throws unless `t` is an f32 tensor of exactly `shape`. */
-export function checkParam(op: string, name: string, t: unknown, shape: readonly number[]): void {
-  if (!(t instanceof Tensor)) {
-    throw new TypeError(
-      `${op}: param ${name} must be a Tensor of shape ${fmt(shape)}, got ${
-        t === null ? "null" : typeof t
-      }`,
-    );
-  }
-  if (fmt(t.shape) !== fmt(shape)) {
-    throw new RangeError(`${op}: param ${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
-  }
-  if (t.dtype !== "f32") throw new TypeError(`${op}: param ${name} must be f32, got ${t.dtype}`);
-}
-
 /**
  * A dense layer `y = x @ w + b` on the last axis.
  *
@@ -89,10 +47,13 @@ export function checkParam(op: string, name: string, t: unknown, shape: readonly
  *
  * @example
  * ```ts
- * import { nn, random, ones } from "@longseq/tensor";
+ * import assert from "node:assert/strict";
+ * import { nn, ones, random } from "@longseq/tensor";
  * const layer = nn.linear({ inFeatures: 4, outFeatures: 3 });
  * const params = layer.init(random.key(0));
- * const y = layer.apply(params, ones([2, 5, 4])); // [2, 5, 3]
+ * const y = layer.apply(params, ones([2, 5, 4]));
+ * assert.deepEqual(y.shape, [2, 5, 3]);
+ * assert.deepEqual(params.w.shape, [4, 3]);
  * ```
  */
 export function linear(options: LinearOptions): Layer<LinearParams> {

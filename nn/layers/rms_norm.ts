@@ -9,7 +9,7 @@ import { ones } from "../../ops/creation.ts";
 import { mean } from "../../ops/reduce.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import type { Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt } from "./linear.ts";
+import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode rmsNorm}. */
 export interface RmsNormOptions {

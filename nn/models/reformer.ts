@@ -1,8 +1,9 @@
 /**
- * The Reformer language model (Kitaev et al. 2020, REFERENCE.md §2): token embedding plus
- * axial positions, duplicated into two halves, a stack of reversible blocks (LSH, local or
- * full shared-QK attention and chunked feed-forward), the halves concatenated and layer-normed,
- * and a vocabulary projection whose loss is computed slice by slice.
+ * The Reformer language model (Kitaev et al. 2020, arXiv:2001.04451;
+ * docs/algorithms.md#reversible-residual-layers): token embedding plus axial positions, duplicated
+ * into two halves, a stack of reversible blocks (LSH, local or full shared-QK attention and
+ * chunked feed-forward), the halves concatenated and layer-normed, and a vocabulary projection
+ * whose loss is computed slice by slice.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
@@ -11,29 +12,51 @@ import * as random from "../../ops/random.ts";
 import type { ApplyOptions } from "../layer.ts";
 import {
   type AttentionOverride,
+  attentionTypes,
   type ReformerAttention,
   type ReformerBlockParams,
   reversibleBlocks,
   type ReversibleBlocksConfig,
 } from "./reversible_blocks.ts";
 import {
-  lmFrame,
-  type LmFrameConfig,
-  type LmFrameParams,
+  embeddingAndHead,
+  type LanguageModelConfig,
+  languageModelMethods,
+  type LanguageModelParams,
   type LmLossOptions,
-  lmMethods,
-} from "./lm_frame.ts";
-import { checkRate } from "../layers/dropout.ts";
+} from "./language_model.ts";
+import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
+import { boolMask, padAxis, takeFirst } from "../attention/core.ts";
+import { full } from "../../ops/creation.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
 export interface ReformerLMConfig
-  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LmFrameConfig, "dModel"> {
+  extends Omit<ReversibleBlocksConfig, "causal">, Omit<LanguageModelConfig, "dModel"> {
   /** Decoder (causal) attention; default true (a language model). */
   causal?: boolean;
+  /**
+   * Pad an input longer than the shortest chunk length (of the attention types present) to a
+   * multiple of this length before the layers (the padding masked, the output cut back), as
+   * HuggingFace's Reformer pads to the least common multiple of its chunk lengths. Default 1:
+   * each attention layer pads only to its own chunk length.
+   */
+  padMultiple?: number;
+}
+
+/** The length `apply` runs the layers at for an input of `n` (see `padMultiple`). */
+export function paddedLength(config: ReformerLMConfig, n: number): number {
+  const m = config.padMultiple ?? 1;
+  if (m <= 1 || n % m === 0) return n;
+  const types = attentionTypes("reformerLM", config.attention, config.layers);
+  const chunk = config.chunkLen ?? 64;
+  const lens = types.map((t) =>
+    t === "lsh" ? chunk : t === "local" ? config.localChunkLen ?? chunk : Infinity
+  );
+  return n > Math.min(...lens) ? Math.ceil(n / m) * m : n;
 }
 
 /** Params of {@linkcode reformerLM}. */
-export interface ReformerLMParams extends LmFrameParams {
+export interface ReformerLMParams extends LanguageModelParams {
   /** One reversible block per layer. */
   blocks: ReformerBlockParams[];
 }
@@ -44,6 +67,12 @@ export interface ReformerApplyOptions extends ApplyOptions {
   mask?: Tensor;
   /** Evaluate the shared-QK layers with another attention (full or LSH). */
   attentionOverride?: AttentionOverride;
+  /**
+   * Explicit LSH rotations per layer (`[heads, dHead, nHashes, rotSize/2]`, HF's layout;
+   * undefined entries and non-LSH layers hash as usual). Without them, layer `i` draws its
+   * rotations from the call's key, or from seed `hashSeed + i` when no key is given.
+   */
+  rotations?: readonly (Tensor | undefined)[];
 }
 
 /** Options of the model's `loss`. */
@@ -81,6 +110,7 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random, tensor } from "@longseq/tensor";
  * const model = nn.reformerLM({
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, nHashes: 2, chunkLen: 4,
@@ -88,9 +118,12 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  * });
  * const params = model.init(random.key(0));
  * const tokens = tensor([[1, 2, 3, 4, 5, 6, 7]], { dtype: "i32" });
- * const logits = model.apply(params, tokens); // [1, 7, 16]
+ * const logits = model.apply(params, tokens);
  * const targets = tensor([[2, 3, 4, 5, 6, 7, 8]], { dtype: "i32" });
- * const loss = model.loss(params, tokens, targets); // scalar
+ * const loss = model.loss(params, tokens, targets);
+ * assert.deepEqual(logits.shape, [1, 7, 16]);
+ * assert.deepEqual(loss.shape, []);
+ * assert.ok(Math.abs(await loss.array() as number - Math.log(16)) < 1); // near chance at init
  * ```
  */
 export function reformerLM(
@@ -103,8 +136,10 @@ export function reformerLM(
     throw new TypeError(`${op}: config must be an object`);
   }
   const dropRate = config.dropout ?? 0;
-  checkRate(op, dropRate);
-  const frame = lmFrame(op, config, 2 * config.dModel);
+  checkDropoutRate(op, dropRate);
+  const frame = embeddingAndHead(op, config, 2 * config.dModel);
+  const padMultiple = config.padMultiple ?? 1;
+  checkPositiveInt(op, "padMultiple", padMultiple);
   const stack = reversibleBlocks({ ...config, causal: config.causal ?? true });
 
   const hidden = (p: ReformerLMParams, x: Tensor, opts: ReformerApplyOptions, key?: Tensor) => {
@@ -115,16 +150,28 @@ export function reformerLM(
         }`,
       );
     }
+    const [b, n] = x.shape;
+    const lp = paddedLength(config, n);
+    let mask = opts.mask;
+    if (lp > n) {
+      if (mask !== undefined && !(mask instanceof Tensor && fmt(mask.shape) === fmt([b, n]))) {
+        throw new RangeError(`${op}: opts.mask must be [batch, len] = ${fmt([b, n])}`);
+      }
+      const real = mask ? boolMask(mask) : full([b, n], true, { device: x.device });
+      mask = padAxis(real, 1, lp, 0);
+      x = padAxis(x, 1, lp);
+    }
     // The stack adds onto the halves it gets, so both start as the embedding itself.
     const [y1, y2] = stack.apply(p.blocks, [x, x], {
       key,
       training: opts.training,
-      mask: opts.mask,
+      mask,
       attentionOverride: opts.attentionOverride,
+      rotations: opts.rotations,
     });
-    return concat([y1, y2], -1);
+    return takeFirst(concat([y1, y2], -1), 1, n);
   };
-  const methods = lmMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
+  const methods = languageModelMethods<ReformerLMParams, ReformerApplyOptions, ReformerLossOptions>(
     op,
     frame,
     dropRate,

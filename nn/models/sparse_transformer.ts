@@ -1,28 +1,34 @@
 /**
- * The Sparse Transformer language model (Child et al. 2019, REFERENCE.md §5): pre-activation
- * residual blocks `x + attn(LN(x))`, `x + ffn(LN(x))` with factorised (strided or fixed)
- * block-sparse attention, residual output projections scaled by `1/sqrt(2N)` at init, and
- * every block recomputed in the backward pass (`checkpoint`) instead of stored.
+ * The Sparse Transformer language model (Child et al. 2019 §4.3 and §5;
+ * docs/algorithms.md#sparse-transformer-patterns): pre-activation residual blocks `x +
+ * attn(LN(x))`, `x + ffn(LN(x))` with factorised (strided or fixed) block-sparse attention,
+ * residual output projections scaled by `1/sqrt(2N)` at init, and every block recomputed in the
+ * backward pass (`remat`) instead of stored.
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
 import { scope } from "../../ops/scope.ts";
 import { add, mul } from "../../ops/binary.ts";
 import * as random from "../../ops/random.ts";
-import { checkpoint } from "../../autodiff/custom.ts";
+import { remat } from "../../autodiff/custom.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import type { AttentionParams } from "../attention/core.ts";
 import { sparseAttention, type SparseAttentionConfig } from "../attention/sparse.ts";
 import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { feedForward, type FeedForwardParams } from "../layers/feed_forward.ts";
 import { chunked } from "../layers/chunked.ts";
-import { applyDropout, checkRate } from "../layers/dropout.ts";
-import { checkPositiveInt } from "../layers/linear.ts";
-import { lmFrame, type LmFrameConfig, type LmFrameParams, lmMethods } from "./lm_frame.ts";
+import { applyDropout } from "../layers/dropout.ts";
+import {
+  embeddingAndHead,
+  type LanguageModelConfig,
+  languageModelMethods,
+  type LanguageModelParams,
+} from "./language_model.ts";
 import type { LanguageModel, ReformerApplyOptions, ReformerLossOptions } from "./reformer.ts";
+import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
 
 /** Configuration of {@linkcode sparseTransformerLM}. */
-export interface SparseTransformerLMConfig extends LmFrameConfig {
+export interface SparseTransformerLMConfig extends LanguageModelConfig {
   /** Hidden width of the feed-forward blocks. */
   dFF: number;
   /** Attention heads. */
@@ -71,7 +77,7 @@ export interface SparseBlockParams {
 }
 
 /** Params of {@linkcode sparseTransformerLM}. */
-export interface SparseTransformerLMParams extends LmFrameParams {
+export interface SparseTransformerLMParams extends LanguageModelParams {
   /** One residual block per layer. */
   blocks: SparseBlockParams[];
 }
@@ -100,6 +106,7 @@ interface BlockOpts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nn, random, tensor } from "@longseq/tensor";
  * const model = nn.sparseTransformerLM({
  *   vocab: 16, dModel: 8, dFF: 16, heads: 2, layers: 2, pattern: "fixed", stride: 4, c: 1,
@@ -107,7 +114,8 @@ interface BlockOpts {
  * });
  * const params = model.init(random.key(0));
  * const tokens = tensor([[1, 2, 3, 4, 5, 6, 7]], { dtype: "i32" });
- * const logits = model.apply(params, tokens); // [1, 7, 16]
+ * const logits = model.apply(params, tokens);
+ * assert.deepEqual(logits.shape, [1, 7, 16]);
  * ```
  */
 export function sparseTransformerLM(
@@ -121,12 +129,12 @@ export function sparseTransformerLM(
   checkPositiveInt(op, "layers", layers);
   checkPositiveInt(op, "dFF", dFF);
   const dropRate = config.dropout ?? 0;
-  checkRate(op, dropRate);
+  checkDropoutRate(op, dropRate);
   const attnRate = config.attentionDropout ?? dropRate;
-  checkRate(op, attnRate);
+  checkDropoutRate(op, attnRate);
   const ffChunks = config.ffChunks ?? 1;
   checkPositiveInt(op, "ffChunks", ffChunks);
-  const frame = lmFrame(op, config, dModel);
+  const frame = embeddingAndHead(op, config, dModel);
   const mode = config.mode ?? "alternate";
   const attns = Array.from({ length: layers }, (_, i) =>
     sparseAttention({
@@ -171,7 +179,7 @@ export function sparseTransformerLM(
         const f = ffBranch({ norm: p.ffNorm, ff: p.ff }, h1, { key: kf, training: o.training });
         return add(h1, f);
       });
-    return config.checkpoint ?? true ? checkpoint(block) : block;
+    return config.checkpoint ?? true ? remat(block) : block;
   });
 
   const hidden = (
@@ -200,7 +208,11 @@ export function sparseTransformerLM(
     });
     return h;
   };
-  const methods = lmMethods<SparseTransformerLMParams, SparseApplyOptions, SparseLossOptions>(
+  const methods = languageModelMethods<
+    SparseTransformerLMParams,
+    SparseApplyOptions,
+    SparseLossOptions
+  >(
     op,
     frame,
     dropRate,

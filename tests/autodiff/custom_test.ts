@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
-import { checkpoint, customVjp, grad, valueAndGrad, vjp } from "../../autodiff/mod.ts";
+import { checkpoint, customVjp, grad, remat, valueAndGrad, vjp } from "../../autodiff/mod.ts";
 import { sum } from "../../ops/reduce.ts";
 import { matmul } from "../../ops/matmul.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
@@ -110,7 +110,7 @@ Deno.test("the finite-difference checker catches a wrong rule", async () => {
 /** A chain of blocks, each a few elementwise ops and a matmul. */
 const block = (w: Tn, h: Tn) => T.gelu(T.add(matmul(h, w), T.mul(T.sin(h), 0.5)));
 
-Deno.test("checkpoint gives the same gradients and lowers peak memory", async (t) => {
+Deno.test("remat gives the same gradients and lowers peak memory", async (t) => {
   for (const device of testDevices()) {
     await t.step(device, async () => {
       const rand = rng(7);
@@ -120,7 +120,7 @@ Deno.test("checkpoint gives the same gradients and lowers peak memory", async (t
         () => T.tensor(randomArray(rand, d * d, -0.3, 0.3), { shape: [d, d], device }),
       );
       const x = T.tensor(randomArray(rand, 32 * d), { shape: [32, d], device });
-      const plainBlock = block, ckBlock = checkpoint(block);
+      const plainBlock = block, ckBlock = remat(block);
       const loss = (f: typeof block) => (ws: Tn[]) =>
         sum(T.square(ws.reduce((h, w) => f(w, h), x)));
       const measure = (f: typeof block) => {
@@ -135,9 +135,9 @@ Deno.test("checkpoint gives the same gradients and lowers peak memory", async (t
         await T.assertAllClose(ck.out[0], plain.out[0], { rtol: 1e-6 });
         await assertTreesClose(ck.out[1], plain.out[1], 1e-5);
         console.log(
-          `checkpoint peak on ${device}: ${ck.peak} bytes vs ${plain.peak} without (${n} blocks)`,
+          `remat peak on ${device}: ${ck.peak} bytes vs ${plain.peak} without (${n} blocks)`,
         );
-        assert.ok(ck.peak < 0.6 * plain.peak, `checkpoint peak ${ck.peak} vs plain ${plain.peak}`);
+        assert.ok(ck.peak < 0.6 * plain.peak, `remat peak ${ck.peak} vs plain ${plain.peak}`);
         flat([plain.out, ck.out]).forEach((t) => t.dispose());
       });
       flat([ws, x]).forEach((t) => t.dispose());
@@ -145,7 +145,7 @@ Deno.test("checkpoint gives the same gradients and lowers peak memory", async (t
   }
 });
 
-Deno.test("checkpoint replays randomness passed as an argument, and nests", async () => {
+Deno.test("remat replays randomness passed as an argument, and nests", async () => {
   await noLeaks(() =>
     T.scope(async () => {
       let calls = 0;
@@ -155,23 +155,25 @@ Deno.test("checkpoint replays randomness passed as an argument, and nests", asyn
         const mask = T.cast(T.greater(T.sin(T.mul(key, 10)), 0), "f32");
         return T.mul(T.tanh(x), T.add(mask, 0.5));
       };
-      const ck = checkpoint(noisy);
+      const ck = remat(noisy);
       const x = T.tensor([0.3, -0.2, 0.9]), key = T.tensor([0.4, -0.7, 1.1]);
       const g1 = grad((x: Tn) => sum(ck(x, key)))(x);
       assert.equal(calls, 2); // forward, then the recomputation
       const g2 = grad((x: Tn) => sum(noisy(x, key)))(x);
       await T.assertAllClose(g1, g2, { rtol: 1e-6 });
-      // Grad of grad through a checkpoint.
-      const f = checkpoint((x: Tn) => T.mul(T.sin(x), T.square(x)));
+      // Grad of grad through remat.
+      const f = remat((x: Tn) => T.mul(T.sin(x), T.square(x)));
       const h1 = grad((x: Tn) => sum(grad((y: Tn) => sum(f(y)))(x)))(x);
       const h2 = grad((x: Tn) => sum(grad((y: Tn) => sum(T.mul(T.sin(y), T.square(y))))(x)))(x);
       await T.assertAllClose(h1, h2, { rtol: 1e-5 });
-      // A checkpoint inside a checkpoint.
-      const inner = checkpoint((x: Tn) => T.exp(T.sin(x)));
-      const outer = checkpoint((x: Tn) => T.mul(inner(x), x));
+      // A remat inside a remat.
+      const inner = remat((x: Tn) => T.exp(T.sin(x)));
+      const outer = remat((x: Tn) => T.mul(inner(x), x));
       const g3 = grad((x: Tn) => sum(outer(x)))(x);
       const g4 = grad((x: Tn) => sum(T.mul(T.exp(T.sin(x)), x)))(x);
       await T.assertAllClose(g3, g4, { rtol: 1e-6 });
+      // The deprecated name is the same function.
+      assert.equal(checkpoint, remat);
     })
   );
 });
@@ -237,7 +239,7 @@ Deno.test("customVjp errors", async (t) => {
   });
   await t.step("bad arguments", () => {
     assert.throws(() => customVjp(T.sin, {} as never), TypeError);
-    assert.throws(() => checkpoint(3 as never), TypeError);
+    assert.throws(() => remat(3 as never), TypeError);
     assert.throws(() => vjp(3 as never), TypeError);
   });
   x.dispose();

@@ -82,7 +82,7 @@ export async function checkGrad(
     const gs = T.scope(() => {
       const wt = T.tensor(w, { shape: yShape, device });
       const f = (...a: T.Tensor[]) => sum(T.mul(c.fn(a, device), wt));
-      return grad(f, { argnums: all })(...make(xs)) as T.Tensor[];
+      return grad(f, { argnums: all })(...make(xs));
     });
     const g = await Promise.all(gs.map((t) => t.data()));
     gs.forEach((t, i) => {

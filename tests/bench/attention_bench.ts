@@ -34,7 +34,7 @@ async function step(kind: Kind, x: T.Tensor): Promise<void> {
     const f = (p: AttentionParams, xx: T.Tensor) => T.sum(T.square(layer.apply(p, xx, { key })));
     return valueAndGrad(f, { argnums: [0, 1] })(params, x);
   });
-  await (out[0] as T.Tensor).data();
+  await out[0].data();
   T.scope(() => {
     for (const t of [out[0], ...Object.values(out[1][0]), out[1][1]]) (t as T.Tensor).dispose();
   });

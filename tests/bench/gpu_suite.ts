@@ -15,8 +15,9 @@
  * bundle first as `matmul_table.ts` says).
  */
 import * as T from "../../mod.ts";
-import { fusedChunkAttention, nn, optim, random, valueAndGrad } from "../../mod.ts";
-import { parseFlags, runMain } from "../../examples/lib/cli.ts";
+import { nn, optim, random, valueAndGrad } from "../../mod.ts";
+import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
+import { parseFlags, runMain } from "../../train/mod.ts";
 import { getDevice } from "../../ops/device.ts";
 import type { GpuDevice } from "../../kernels/webgpu/device.ts";
 import { attentionKernelKind } from "../../kernels/webgpu/chunk_attention_tiled.ts";
@@ -190,7 +191,9 @@ async function sparseStep(len: number, c: typeof FULL.sparse, reps: number) {
 /** Why a row failed, in one line: over a buffer limit, out of memory, or the error. */
 function why(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  if (/exceeds the adapter's/.test(msg)) return `skipped: over the device's buffer limit (${msg})`;
+  if (/exceeds the adapter's|limit of \d+ bytes/.test(msg)) {
+    return `skipped: over the device's buffer limit (${msg})`;
+  }
   if (/out of memory|OutOfMemory|allocation/i.test(msg)) return `skipped: out of memory (${msg})`;
   return `failed: ${msg.split("\n")[0]}`;
 }

@@ -17,7 +17,7 @@
  */
 import * as T from "../../mod.ts";
 import { nn, optim, random, valueAndGrad } from "../../mod.ts";
-import { parseFlags, runMain } from "../../examples/lib/cli.ts";
+import { parseFlags, runMain } from "../../train/mod.ts";
 import { getDevice } from "../../ops/device.ts";
 import type { GpuDevice } from "../../kernels/webgpu/device.ts";
 import { formatProfile } from "../../kernels/webgpu/profiler.ts";

@@ -55,7 +55,7 @@ async function step(cfg: SparseAttentionConfig, impl: Impl, x: T.Tensor): Promis
     const f = (p: AttentionParams, xx: T.Tensor) => T.sum(T.square(layer.apply(p, xx)));
     return valueAndGrad(f, { argnums: [0, 1] })(params, x);
   });
-  await (out[0] as T.Tensor).data();
+  await out[0].data();
   T.scope(() => {
     for (const t of [out[0], ...Object.values(out[1][0]), out[1][1]]) (t as T.Tensor).dispose();
   });

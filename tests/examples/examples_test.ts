@@ -5,10 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { zipSync } from "fflate";
-import { readMetrics } from "../../examples/lib/progress.ts";
 import { sampleToken } from "../../examples/generate.ts";
-import { parseFlags, trainingFlags } from "../../examples/lib/train.ts";
-import { flagHelp } from "../../examples/lib/cli.ts";
+import { flagHelp, parseFlags, readMetrics, trainingFlags } from "../../train/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -136,18 +134,42 @@ Deno.test("copy_task", async (t) => {
       const r = await run("copy_task", [...TINY_COPY, "--steps=4", `--out=${dir}/a`]);
       assertOk(r);
       assert.match(r.out, /\| trained \\ evaluated \| full \| LSH-2 \| LSH-1 \|/);
-      for (const f of ["checkpoint.safetensors", "metrics.jsonl", "loss.svg", "table.md"]) {
-        assert.ok((await Deno.stat(`${dir}/a/${f}`)).isFile, f);
-      }
+      assert.match(r.out, /^trained 4 steps in \d+\.\d s \(\d+ tokens\/s\)/m);
+      // Every file written is listed under "files:", and every file listed exists.
+      const listed = /^files: (.*)$/m.exec(r.out)![1].split(", ");
+      const names = listed.map((p) => p.slice(p.lastIndexOf("/") + 1)).sort();
+      assert.deepEqual(
+        names,
+        [...await Array.fromAsync(Deno.readDir(`${dir}/a`))].map((e) => e.name).sort(),
+      );
+      assert.deepEqual(names, [
+        "checkpoint.safetensors",
+        "loss.svg",
+        "metrics.jsonl",
+        "results.json",
+        "table.md",
+      ]);
+      for (const f of listed) assert.ok((await Deno.stat(f)).isFile, f);
       const steps = readMetrics(`${dir}/a/metrics.jsonl`).filter((m) => "loss" in m);
       assert.deepEqual(steps.map((m) => m.step), [1, 2, 3, 4]);
     });
     await t.step("resume reproduces the uninterrupted losses", async () => {
       assertOk(await run("copy_task", [...TINY_COPY, "--steps=2", `--out=${dir}/b`]));
-      assertOk(await run("copy_task", [...TINY_COPY, "--steps=4", `--out=${dir}/b`, "--resume"]));
+      const r = await run("copy_task", [...TINY_COPY, "--steps=4", `--out=${dir}/b`, "--resume"]);
+      assertOk(r);
       const losses = (p: string) =>
         readMetrics(p).filter((m) => "loss" in m).map((m) => [m.step, m.loss, m.acc]);
       assert.deepEqual(losses(`${dir}/b/metrics.jsonl`), losses(`${dir}/a/metrics.jsonl`));
+      // This run's 2 steps and the total apart; time goes on from the first run's.
+      assert.match(r.out, /^trained 2 steps in \d+\.\d s \(step 4 in all, \d+\.\d s\)/m);
+      const time = readMetrics(`${dir}/b/metrics.jsonl`).filter((m) => "loss" in m)
+        .map((m) => m.time as number);
+      assert.equal(time.length, 4);
+      for (let i = 1; i < 4; i++) assert.ok(time[i] >= time[i - 1], `time ${time}`);
+      const results = JSON.parse(await Deno.readTextFile(`${dir}/b/results.json`));
+      assert.equal(results.step, 4);
+      assert.equal(results.stepsRun, 2);
+      assert.ok(results.totalSeconds >= results.seconds);
     });
     await t.step("a mismatched checkpoint is rejected, nothing overwritten", async () => {
       const before = await Deno.readFile(`${dir}/b/checkpoint.safetensors`);
@@ -217,7 +239,8 @@ Deno.test("char_lm and generate", async (t) => {
       ]);
       assertOk(r);
       assert.match(r.out, /validation \d+\.\d+ bits\/byte/);
-      assert.match(r.out, /tokens\/s, .* peak memory/);
+      assert.match(r.out, /^3 steps in \d+\.\d s, \d+ tokens\/s, peak memory/m);
+      assert.match(r.out, /^files: .*checkpoint\.safetensors, .*, .*results\.json$/m);
       for (const f of ["checkpoint.safetensors", "metrics.jsonl", "loss.svg", "results.json"]) {
         assert.ok((await Deno.stat(`${dir}/lm/${f}`)).isFile, f);
       }

@@ -13,13 +13,9 @@ import {
   loadMnist,
   mnistFromRaw,
 } from "../../examples/lib/data.ts";
-import {
-  formatDuration,
-  MetricsLog,
-  ProgressBar,
-  readMetrics,
-} from "../../examples/lib/progress.ts";
-import { imageGridPng, imageGridSvg, lineChartSvg, niceTicks } from "../../examples/lib/plot.ts";
+import { formatDuration, MetricsLog, ProgressBar, readMetrics } from "../../train/progress.ts";
+import { lineChartSvg, niceTicks } from "../../train/plot.ts";
+import { imageGridPng, imageGridSvg } from "../../examples/lib/images.ts";
 
 /** Random bytes from a fixed seed. */
 function bytes(n: number, seed = 1): Uint8Array {
@@ -258,7 +254,7 @@ Deno.test("progress and metrics", async (t) => {
     bar.done();
     assert.equal(out.length, 22, "first step, every 5th, and a message");
     assert.ok(out.every((l) => l.endsWith("\n") && !l.includes("\r") && !l.includes("\x1b")));
-    assert.equal(out[0], "train   1/100 loss 3.0000 bpb 1.235 tok/s 20.0k 0:00 eta 0:05\n");
+    assert.equal(out[0], "train   1/100 loss 3.0000 bpb 1.2346 tok/s 20.0k 0:00 eta 0:05\n");
     assert.match(out[20], /^train 100\/100 loss 0\.0300 .* 0:05 eta 0:00\n$/);
     assert.equal(out[21], "eval done\n");
   });

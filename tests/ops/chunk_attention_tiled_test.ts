@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
-import { fusedChunkAttention, valueAndGrad } from "../../mod.ts";
+import { valueAndGrad } from "../../mod.ts";
+import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
 import type { GpuDevice } from "../../kernels/webgpu/device.ts";
 import { attentionKernelKind, tileShape } from "../../kernels/webgpu/chunk_attention_tiled.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";

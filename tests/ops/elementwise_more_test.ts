@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
-import { floorMod, roundHalfEven } from "../../ops/rounding.ts";
+import { floorMod, roundHalfEven } from "../../kernels/cpu/elementwise_ops.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
 import { away, checkGrad, frac, uniform } from "../autodiff/gradcheck.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
-import { erf64 } from "../../ops/erf.ts";
+import { erf64 } from "../../kernels/erf.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
 
 const UNARY: [string, (x: T.Tensor) => T.Tensor, (x: number) => number, [number, number]][] = [

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { matmul, MATMUL_PRIMITIVE } from "../../ops/matmul.ts";
 import { getDevice } from "../../ops/device.ts";
+import { fromStorage, storageOf } from "../../ops/tensor.ts";
 import { matmulGpu, TILES } from "../../kernels/webgpu/matmul.ts";
 import type { GpuDevice, GpuStorage } from "../../kernels/webgpu/device.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
@@ -224,12 +225,12 @@ Deno.test("every WebGPU tile config is exact on aligned and ragged shapes", asyn
               };
               const out = matmulGpu(
                 dev,
-                ga.storage as GpuStorage,
-                gb.storage as GpuStorage,
+                storageOf(ga) as GpuStorage,
+                storageOf(gb) as GpuStorage,
                 spec,
                 tile,
               );
-              const y = T.Tensor.fromStorage(dev, out, [2, m, n], "f32");
+              const y = fromStorage(dev, out, [2, m, n], "f32");
               await T.assertAllClose(y, data, tol(k));
             });
           }

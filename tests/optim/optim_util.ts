@@ -1,6 +1,5 @@
 /** Helpers shared by the optimizer tests: host-side trees, device copies, random arrays. */
 import * as T from "../../mod.ts";
-import { tensorsIn } from "../../ops/scope.ts";
 import { randomArray, rng } from "../util.ts";
 
 export type Leaf = { shape: number[]; data: number[] };
@@ -11,7 +10,7 @@ export const mk = (h: Host, device: T.DeviceName) =>
   Object.fromEntries(
     Object.entries(h).map(([k, v]) => [k, T.tensor(v.data, { shape: v.shape, device })]),
   );
-export const disposeTree = (tree: unknown) => tensorsIn(tree).forEach((t) => t.dispose());
+export { disposeTree } from "../../autodiff/pytree.ts";
 export const with_ = (h: Host, data: Record<string, number[]>): Host =>
   Object.fromEntries(Object.entries(h).map(([k, v]) => [k, { shape: v.shape, data: data[k] }]));
 

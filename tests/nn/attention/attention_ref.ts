@@ -29,12 +29,13 @@ export interface RefConfig {
 
 type Vec = number[];
 
-/** `x[bi, t, :] @ w[:, cols]` for one head. */
+/** `x[bi, t, :] @ w[:, cols]` for one head; padded positions' `x` counts as 0, as in the layers. */
 function project(x: Float32Array, w: Float32Array, c: RefConfig, bi: number, h: number): Vec[] {
   const inner = c.heads * c.dHead;
   return Array.from({ length: c.n }, (_, t) =>
     Array.from({ length: c.dHead }, (_, e) => {
       let s = 0;
+      if (c.mask && !c.mask[bi][t]) return s;
       for (let d = 0; d < c.dModel; d++) {
         s += x[(bi * c.n + t) * c.dModel + d] * w[d * inner + h * c.dHead + e];
       }
@@ -122,8 +123,8 @@ export function refAttention(x: Float32Array, p: RefParams, c: RefConfig): Float
 }
 
 /**
- * The LSH algorithm of REFERENCE.md §1 given bucket ids `[b][h][r][lp]` (padding bucket
- * included): stable sort by `(round, bucket, position)`, chunks with look-around (wrapping),
+ * The LSH algorithm of docs/algorithms.md#lsh-attention given bucket ids `[b][h][r][lp]` (padding
+ * bucket included): stable sort by `(round, bucket, position)`, chunks with look-around (wrapping),
  * masks by original position, logsumexp combination of rounds.
  */
 export function refLsh(

@@ -21,7 +21,7 @@ async function rowsOf(m: T.Tensor): Promise<string[]> {
   );
 }
 
-Deno.test("stridedPattern and fixedPattern match REFERENCE §5 on cases checked by hand", async (t) => {
+Deno.test("stridedPattern and fixedPattern match docs/algorithms.md on cases checked by hand", async (t) => {
   for (const device of testDevices()) {
     await t.step(device, () =>
       noLeaks(async () => {

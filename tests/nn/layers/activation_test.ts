@@ -5,7 +5,7 @@ import { feedForward } from "../../../nn/layers/feed_forward.ts";
 import { serial } from "../../../nn/layers/combinators.ts";
 import { linear } from "../../../nn/layers/linear.ts";
 import * as random from "../../../ops/random.ts";
-import { erf64 } from "../../../ops/erf.ts";
+import { erf64 } from "../../../kernels/erf.ts";
 import { checkGrad } from "../../autodiff/gradcheck.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../../util.ts";
 
@@ -17,6 +17,7 @@ const REF: Record<string, (x: number) => number> = {
   geluTanh,
   gelu_new: geluTanh,
   geluExact: (x) => 0.5 * x * (1 + erf64(x / Math.SQRT2)),
+  gelu_exact: (x) => 0.5 * x * (1 + erf64(x / Math.SQRT2)),
   silu: (x) => x / (1 + Math.exp(-x)),
   tanh: Math.tanh,
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),

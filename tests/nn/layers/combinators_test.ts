@@ -75,7 +75,10 @@ Deno.test("serial and residual", async (t) => {
 
   await t.step("errors", async () => {
     await noLeaks(() => {
-      assert.throws(() => serial(), /serial: needs at least one layer/);
+      assert.throws(
+        () => (serial as (...l: unknown[]) => unknown)(),
+        /serial: needs at least one layer/,
+      );
       // deno-lint-ignore no-explicit-any
       assert.throws(() => serial({} as any), /serial: layer 0 must be a layer/);
       // deno-lint-ignore no-explicit-any
@@ -83,12 +86,34 @@ Deno.test("serial and residual", async (t) => {
       T.scope(() => {
         const l = linear({ inFeatures: 2, outFeatures: 3 });
         const p = { w: T.zeros([2, 3]), b: T.zeros([3]) };
-        assert.throws(() => serial(l).apply([p, p], T.zeros([2])), /params must be an array of 1/);
+        assert.throws(
+          () => serial(l).apply([p, p] as never, T.zeros([2])),
+          /params must be an array of 1/,
+        );
         assert.throws(
           () => residual(l).apply(p, T.zeros([1, 2])),
           /residual: the inner layer maps \[1,2\] to \[1,3\]; it must keep the shape/,
         );
       });
     });
+  });
+});
+
+Deno.test("serial: params, input and output types follow the layers", () => {
+  const a = linear({ inFeatures: 2, outFeatures: 3 });
+  const norm = layerNorm({ dim: 3 });
+  const b = linear({ inFeatures: 3, outFeatures: 1 });
+  const net = serial(a, norm, b);
+  // Compile-time checks: each entry of the params tuple has its layer's params type.
+  type P = Parameters<typeof net.apply>[0];
+  type Equal<A, B> = (<V>() => V extends A ? 1 : 2) extends (<V>() => V extends B ? 1 : 2) ? true
+    : false;
+  const exact: Equal<P, [T.nn.LinearParams, T.nn.LayerNormParams, T.nn.LinearParams]> = true;
+  assert.ok(exact);
+  T.scope(() => {
+    const params = net.init(T.random.key(0));
+    const y: T.Tensor = net.apply(params, T.ones([4, 2]));
+    assert.deepEqual(y.shape, [4, 1]);
+    assert.deepEqual(params[1].scale.shape, [3]);
   });
 });

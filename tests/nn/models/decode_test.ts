@@ -88,6 +88,19 @@ Deno.test("reformerDecoder: step logits equal apply's at every position", async 
         ),
     );
     await t.step(
+      `${device}: LSH layers cached, while the sequence fits one chunk (equal to apply)`,
+      () =>
+        noLeaks(() =>
+          checkDecode(
+            { ...base, attention: ["lsh", "local"], nHashes: 2, chunkLen: 16, localChunkLen: 4 },
+            device,
+            6,
+            9,
+            [1, 4],
+          )
+        ),
+    );
+    await t.step(
       `${device}: LSH layers as full attention with lshAsFull`,
       () =>
         noLeaks(() =>
@@ -106,10 +119,6 @@ Deno.test("reformerDecoder: errors", async (t) => {
         const config: ReformerLMConfig = { ...base, attention: "full", maxLen: 3 };
         const params = initParams(reformerLM(config), 5, device);
         try {
-          assert.throws(
-            () => reformerDecoder({ ...config, attention: "lsh" }, params),
-            /reformerDecoder: LSH layers cannot be decoded incrementally/,
-          );
           assert.throws(
             () => reformerDecoder({ ...config, causal: false }, params),
             /reformerDecoder: the model must be causal/,

@@ -109,10 +109,8 @@ export async function assertModelCausal(
   }
 }
 
-/** Disposes every tensor in a tree. */
-export function disposeTree(tree: unknown): void {
-  for (const t of T.treeTensors(tree)) t.dispose();
-}
+/** Disposes every tensor in a tree (the library's). */
+export const disposeTree = T.disposeTree;
 
 /**
  * One Adam step on a fixed batch: returns the losses before and after (disposes `params`).

@@ -1,0 +1,31 @@
+/**
+ * Spec of the matmul kernel (inputs `a`, `b`; output f32): a batch of `[m, k] @ [k, n]`
+ * products whose operands may be stored transposed and whose batch indices broadcast through
+ * per-operand strides (0 on broadcast axes).
+ * @module
+ */
+
+/** How one batched matmul reads its operands. Every count is in elements. */
+export interface MatmulSpec {
+  /** The output's batch dimensions (possibly empty). */
+  readonly batchShape: readonly number[];
+  /** Stride of A's matrices along each batch dimension (0 where A is broadcast). */
+  readonly aStrides: readonly number[];
+  /** Stride of B's matrices along each batch dimension (0 where B is broadcast). */
+  readonly bStrides: readonly number[];
+  /** Rows of the product. */
+  readonly m: number;
+  /** Columns of the product. */
+  readonly n: number;
+  /** Inner (summed) dimension. */
+  readonly k: number;
+  /** A is stored `[k, m]` and read transposed. */
+  readonly transA: boolean;
+  /** B is stored `[n, k]` and read transposed. */
+  readonly transB: boolean;
+}
+
+/** Number of matrices in the output batch. */
+export function batchCount(spec: MatmulSpec): number {
+  return spec.batchShape.reduce((x, y) => x * y, 1);
+}

@@ -1,0 +1,37 @@
+/**
+ * Specs of the reduction kernels (`sum`, `max`, `min`, `argmax`, `argmin`, `softmax`,
+ * `logSoftmax`), which all read a contiguous `[outer, n, inner]` layout and reduce over `n`.
+ * @module
+ */
+import type { DType } from "../dtype.ts";
+
+/** Reductions with an identity, producing values. */
+export type ReduceOp = "sum" | "max" | "min";
+/** Reductions producing the (first) index of the extreme value. */
+export type ArgReduceOp = "argmax" | "argmin";
+
+/** A contiguous tensor seen as `[outer, n, inner]`, reduced over `n`. */
+export interface ReduceLayout {
+  readonly outer: number;
+  readonly n: number;
+  readonly inner: number;
+}
+
+/** Spec of `sum`, `max`, `min` (input `x`; output `[outer, inner]` of `outDtype`). */
+export interface ReduceSpec {
+  readonly layout: ReduceLayout;
+  /** The input's dtype. */
+  readonly dtype: DType;
+  /** The output's dtype (`i32` for a bool sum, else the input's). */
+  readonly outDtype: DType;
+}
+
+/** Spec of `argmax`, `argmin` (input `x`; output `[outer, inner]` i32). */
+export interface ArgReduceSpec {
+  readonly layout: ReduceLayout;
+  /** The input's dtype. */
+  readonly dtype: DType;
+}
+
+/** Spec of `softmax` and `logSoftmax` (input f32 `x`; output of its shape). */
+export type SoftmaxSpec = ReduceLayout;

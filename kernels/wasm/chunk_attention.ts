@@ -1,0 +1,121 @@
+/**
+ * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
+ * input layout of `kernels/cpu/chunk_attention.ts`. Per query: the logits against each block
+ * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied per slot, the row
+ * is max-shifted and exponentiated (`expsub_row`), and the output accumulates `p[j] * v[j]`
+ * block by block (`axpys`, `j` ascending). Queries split across threads; each is computed
+ * whole by one thread, so results do not depend on the thread count. Arithmetic is f32 (the
+ * reference accumulates in float64).
+ * @module
+ */
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import type { WasmDevice, WasmStorage } from "./device.ts";
+import { MAX_ARGS, type Runtime, share } from "./runtime.ts";
+
+/** This job's index in `jobs.ts`. */
+export const JOB_CHUNK_ATTENTION = 4;
+
+/** Argument slots before the chunk offsets. */
+const FIXED = 22;
+
+/** Whether {@linkcode chunkAttentionWasm} takes this spec (else use a fallback). */
+export function chunkAttentionSupported(s: ChunkAttnSpec): boolean {
+  return FIXED + s.offsets.length <= MAX_ARGS;
+}
+
+/**
+ * Forward pass: `o [R, C, D]`, `lse [R, C]` and `stat [R, C, 2]` = `(max logit, log sum)`,
+ * from `q`, `k`, `v` (f32), `qpos`, `kcode` (i32) and an optional f32 `bias`.
+ */
+export function chunkAttentionWasm(
+  device: WasmDevice,
+  [q, k, v, qpos, kcode, bias]: (WasmStorage | null)[],
+  s: ChunkAttnSpec,
+): [WasmStorage, WasmStorage, WasmStorage] {
+  if (!chunkAttentionSupported(s)) throw new RangeError("wasm: too many chunk offsets");
+  const { rows, nq, nk, dim } = s;
+  const o = device.alloc("f32", rows * nq * dim);
+  const lse = device.alloc("f32", rows * nq);
+  const stat = device.alloc("f32", rows * nq * 2);
+  if (rows * nq === 0) return [o, lse, stat];
+  const stride = Math.ceil((nk + dim) / 16) * 64 + 64;
+  const scratch = device.scratch(stride * device.threads);
+  try {
+    const args = [
+      q!.offset,
+      k!.offset,
+      v!.offset,
+      qpos!.offset,
+      kcode!.offset,
+      bias ? bias.offset : -1,
+      o.offset,
+      lse.offset,
+      stat.offset,
+      rows,
+      nq,
+      nk,
+      s.kc,
+      s.chunks,
+      dim,
+      s.causal ? 1 : 0,
+      s.selfMask ? 1 : 0,
+      s.maskValue,
+      s.selfValue,
+      scratch.offset,
+      stride,
+      s.offsets.length,
+      ...s.offsets,
+    ];
+    if (rows * nq * nk * dim < 1 << 15) {
+      chunkAttentionJob(device.runtime, Float64Array.from(args), 0, 1);
+    } else device.run(JOB_CHUNK_ATTENTION, args);
+  } finally {
+    device.release(scratch);
+  }
+  return [o, lse, stat];
+}
+
+/** The job: this thread's share of the `R * C` queries. */
+export function chunkAttentionJob(
+  rt: Runtime,
+  args: Float64Array,
+  part: number,
+  parts: number,
+): void {
+  const [q, k, v, qpos, kcode, bias, o, lse, stat, rows, nq, nk, kc, chunks, dim] = args;
+  const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
+  const offsets = args.subarray(FIXED, FIXED + blocks);
+  const F = rt.f32, I = rt.i32, K = rt.kernels;
+  const L = scratch + part * stride, acc = L + 4 * nk, slot = acc + 4 * dim;
+  const [lo, hi] = share(rows * nq, part, parts);
+  for (let row = lo; row < hi; row++) {
+    const r = Math.floor(row / nq);
+    const c = r % chunks;
+    const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
+    keyRows.forEach((kr, b) =>
+      K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim)
+    );
+    const qp = I[qpos / 4 + row];
+    for (let j = 0; j < nk; j++) {
+      const code = I[kcode / 4 + r * nk + j];
+      const kp = code >= 0 ? code : -code - 1;
+      const keep = code >= 0 && (!causal || kp <= qp);
+      let l = keep ? F[L / 4 + j] : maskValue;
+      if (selfMask && kp === qp) l = selfValue;
+      if (bias >= 0) l += F[bias / 4 + row * nk + j];
+      F[L / 4 + j] = l;
+    }
+    const m = K.max_row(L, nk);
+    const sum = K.expsub_row(L, L, nk, m);
+    F.fill(0, acc / 4, acc / 4 + dim);
+    keyRows.forEach((kr, b) =>
+      K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim)
+    );
+    F[slot / 4] = sum;
+    K.div_vs(acc, slot, o + 4 * row * dim, dim);
+    const ls = Math.log(sum);
+    F[lse / 4 + row] = m + ls;
+    F[stat / 4 + 2 * row] = m;
+    F[stat / 4 + 2 * row + 1] = ls;
+  }
+}

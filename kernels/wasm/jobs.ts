@@ -1,0 +1,21 @@
+/**
+ * The table of jobs the thread pool runs, by index (each kernel file exports its index).
+ * @module
+ */
+import type { JobFn } from "./runtime.ts";
+import { JOB_MATMUL, matmulJob } from "./matmul.ts";
+import { elementwiseJob, JOB_ELEMENTWISE } from "./elementwise.ts";
+import { JOB_REDUCE, JOB_SOFTMAX, reduceJob, softmaxJob } from "./reduce.ts";
+import { chunkAttentionJob, JOB_CHUNK_ATTENTION } from "./chunk_attention.ts";
+import { JOB_LAYER_NORM, layerNormJob } from "./layer_norm.ts";
+
+const jobs: JobFn[] = [];
+jobs[JOB_MATMUL] = matmulJob;
+jobs[JOB_ELEMENTWISE] = elementwiseJob;
+jobs[JOB_REDUCE] = reduceJob;
+jobs[JOB_SOFTMAX] = softmaxJob;
+jobs[JOB_CHUNK_ATTENTION] = chunkAttentionJob;
+jobs[JOB_LAYER_NORM] = layerNormJob;
+
+/** Jobs by index. */
+export const JOBS: readonly JobFn[] = jobs;

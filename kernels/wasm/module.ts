@@ -1,0 +1,229 @@
+/**
+ * The wasm backend's kernel module, generated with {@linkcode ModuleBuilder}: the matmul
+ * microkernel, elementwise row loops, and row reductions. Every pointer and length argument
+ * is an i32 (pointers in bytes, lengths in elements). The same bytes are instantiated on the
+ * main thread and in every worker over one shared memory.
+ * @module
+ */
+import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
+import { microkernel, packers } from "./gen_matmul.ts";
+import { attentionHelpers } from "./gen_attention.ts";
+
+/** Microkernel tile: rows of A per call. */
+export const MR = 6;
+/** Microkernel tile: columns of B per call (a multiple of 4). */
+export const NR = 8;
+
+/** Binary ops with row kernels. */
+export const BINARY_OPS = ["add", "sub", "mul", "div", "max", "min"] as const;
+/** A binary op the wasm backend runs natively. */
+export type WasmBinaryOp = typeof BINARY_OPS[number];
+/** Unary ops with row kernels. */
+export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt"] as const;
+/** A unary op the wasm backend runs natively. */
+export type WasmUnaryOp = typeof UNARY_OPS[number];
+
+/** Module limits: pages of 64 KiB; at most 2 GiB so byte offsets stay positive i32s. */
+export const MAX_PAGES = 32768;
+
+/** The `e^x` of the vector on the stack, via `tmp` locals (Cephes expf, ~2 ulp). */
+function vexp(f: FuncBuilder, x: number, t: number, k: number) {
+  // x clamped to [-104, 89]: below, e^x rounds to 0; above, it overflows to inf.
+  f.set(x).get(x).f32x4Const(-104).f32x4("max").f32x4Const(89).f32x4("min").set(x);
+  f.get(x).f32x4Const(Math.LOG2E).f32x4("mul").f32x4("nearest").set(t);
+  f.get(t).i32x4TruncSatF32x4S().set(k);
+  f.get(x).get(t).f32x4Const(0.693359375).f32x4("mul").f32x4("sub");
+  f.get(t).f32x4Const(-2.12194440e-4).f32x4("mul").f32x4("sub").set(x);
+  f.f32x4Const(1.9875691500e-4);
+  for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 0.5]) {
+    f.get(x).f32x4("mul").f32x4Const(c).f32x4("add");
+  }
+  f.get(x).f32x4("mul").get(x).f32x4("mul").get(x).f32x4("add").f32x4Const(1).f32x4("add");
+  // Scale by 2^k as 2^(k>>1) * 2^(k - (k>>1)) so results down to the subnormals are exact.
+  f.get(k).i32(1).op(0xfd, 0xac, 0x01).set(t); // t = k >> 1
+  f.get(t).i32x4Const(127).i32x4Add().i32(23).i32x4Shl().f32x4("mul");
+  f.get(k).get(t).op(0xfd, 0xb1, 0x01).i32x4Const(127).i32x4Add().i32(23)
+    .i32x4Shl().f32x4("mul");
+}
+
+/**
+ * Emits `for (; n >= 4; n -= 4) vec(); for (; n > 0; n--) one();` where each body advances
+ * its own pointers.
+ */
+function rows(f: FuncBuilder, n: number, vec: () => void, one: () => void) {
+  f.block().loop();
+  f.get(n).i32(4).ltS().brIf(1);
+  vec();
+  f.inc(n, -4).br(0).end().end();
+  f.block().loop();
+  f.get(n).i32(1).ltS().brIf(1);
+  one();
+  f.inc(n, -1).br(0).end().end();
+}
+
+/** The lane-wise op on the two vectors on the stack. */
+function binVec(f: FuncBuilder, op: WasmBinaryOp) {
+  f.f32x4(op);
+}
+
+/**
+ * Binary row kernels `op_vv(a, b, o, n)` (both contiguous), `op_vs` (b a scalar), `op_sv` (a a
+ * scalar) and `op_g(a, sa, b, sb, o, n)` (byte strides, one lane at a time).
+ */
+function binary(m: ModuleBuilder, op: WasmBinaryOp) {
+  for (const kind of ["vv", "vs", "sv"] as const) {
+    const f = m.func(`${op}_${kind}`, [I32, I32, I32, I32]);
+    const [a, b, o, n] = [0, 1, 2, 3];
+    const s = f.local(V128);
+    if (kind === "vs") f.get(b).v128Load32Splat().set(s);
+    if (kind === "sv") f.get(a).v128Load32Splat().set(s);
+    const load = (p: number, scalar: boolean, w: number) =>
+      scalar ? f.get(s) : w === 16 ? f.get(p).v128Load() : f.get(p).v128Load32Splat();
+    const step = (w: number) => {
+      f.get(o);
+      load(a, kind === "sv", w);
+      load(b, kind === "vs", w);
+      binVec(f, op);
+      if (w === 16) f.v128Store();
+      else f.f32x4ExtractLane(0).f32Store();
+      if (kind !== "sv") f.inc(a, w);
+      if (kind !== "vs") f.inc(b, w);
+      f.inc(o, w);
+    };
+    rows(f, n, () => step(16), () => step(4));
+  }
+  const f = m.func(`${op}_g`, [I32, I32, I32, I32, I32, I32]);
+  const [a, sa, b, sb, o, n] = [0, 1, 2, 3, 4, 5];
+  f.block().loop();
+  f.get(n).i32(1).ltS().brIf(1);
+  f.get(o).get(a).v128Load32Splat().get(b).v128Load32Splat();
+  binVec(f, op);
+  f.f32x4ExtractLane(0).f32Store();
+  f.get(a).get(sa).add().set(a).get(b).get(sb).add().set(b).inc(o, 4).inc(n, -1).br(0);
+  f.end().end();
+}
+
+/**
+ * The unary op on the vector on the stack, with scratch locals `x, t, k` (for `vexp`) and
+ * `y, u`. tanh is `sign(x) (1 - e) / (1 + e)` with `e = e^(-2|x|)`, as the WebGPU kernel.
+ */
+function unVec(f: FuncBuilder, op: WasmUnaryOp, [x, t, k, y, u]: number[]) {
+  if (op === "exp") vexp(f, x, t, k);
+  else if (op === "tanh") {
+    f.tee(u).f32x4("abs").f32x4Const(-2).f32x4("mul");
+    vexp(f, x, t, k);
+    f.set(y).f32x4Const(1).get(y).f32x4("sub").f32x4Const(1).get(y).f32x4("add").f32x4("div");
+    f.get(u).i32x4Const(-0x80000000).op(0xfd, 0x4e).op(0xfd, 0x50); // | (x & sign bit)
+  } else f.f32x4(op);
+}
+
+/** Unary row kernels `op_v(a, o, n)` (contiguous) and `op_g(a, sa, o, n)` (byte stride). */
+function unary(m: ModuleBuilder, op: WasmUnaryOp) {
+  {
+    const f = m.func(`${op}_v`, [I32, I32, I32]);
+    const [a, o, n] = [0, 1, 2];
+    const tmp = Array.from({ length: 5 }, () => f.local(V128));
+    const y = f.local(V128);
+    const step = (w: number) => {
+      f.get(a);
+      if (w === 16) f.v128Load();
+      else f.v128Load32Splat();
+      unVec(f, op, tmp);
+      f.set(y).get(o).get(y);
+      if (w === 16) f.v128Store();
+      else f.f32x4ExtractLane(0).f32Store();
+      f.inc(a, w).inc(o, w);
+    };
+    rows(f, n, () => step(16), () => step(4));
+  }
+  const f = m.func(`${op}_g`, [I32, I32, I32, I32]);
+  const [a, sa, o, n] = [0, 1, 2, 3];
+  const tmp = Array.from({ length: 5 }, () => f.local(V128));
+  const y = f.local(V128);
+  f.block().loop();
+  f.get(n).i32(1).ltS().brIf(1);
+  f.get(a).v128Load32Splat();
+  unVec(f, op, tmp);
+  f.set(y).get(o).get(y).f32x4ExtractLane(0).f32Store();
+  f.get(a).get(sa).add().set(a).inc(o, 4).inc(n, -1).br(0);
+  f.end().end();
+}
+
+/**
+ * Row reductions of contiguous f32: `sum_row(x, n)` (four lane sums in ascending order,
+ * combined as (l0 + l1) + (l2 + l3), then the tail), `max_row(x, n)` and `min_row` (NaN
+ * wins), `sqdev_row(x, n, m)`: the sum of `(x[i] - m)^2` in the same order, and
+ * `expsub_row(x, o, n, m)`: `o[i] = e^(x[i] - m)` returning the sum like `sum_row`.
+ */
+function reductions(m: ModuleBuilder) {
+  for (const kind of ["sum", "max", "min", "expsub", "sqdev"] as const) {
+    const ex = kind === "expsub", sq = kind === "sqdev";
+    const f = ex
+      ? m.func("expsub_row", [I32, I32, I32, F32], [F32])
+      : sq
+      ? m.func("sqdev_row", [I32, I32, F32], [F32])
+      : m.func(`${kind}_row`, [I32, I32], [F32]);
+    const [x, o, n, mx] = ex ? [0, 1, 2, 3] : sq ? [0, -1, 1, 2] : [0, -1, 1, -1];
+    const op = kind === "max" || kind === "min" ? kind : "add";
+    const [acc, v, t, k, ms] = [
+      f.local(V128),
+      f.local(V128),
+      f.local(V128),
+      f.local(V128),
+      f.local(V128),
+    ];
+    const s = f.local(F32), d = f.local(F32);
+    f.f32x4Const(kind === "max" ? -Infinity : kind === "min" ? Infinity : 0).set(acc);
+    if (ex || sq) f.get(mx).f32x4Splat().set(ms);
+    const step = () => {
+      f.get(x).v128Load();
+      if (sq) f.get(ms).f32x4("sub").tee(v).get(v).f32x4("mul");
+      if (ex) {
+        f.get(ms).f32x4("sub");
+        vexp(f, v, t, k);
+        f.set(v).get(o).get(v).v128Store().inc(o, 16).get(v);
+      }
+      f.set(v).get(acc).get(v).f32x4(op).set(acc).inc(x, 16);
+    };
+    // The tail folds into a scalar after the lanes are combined, so emit lanes first.
+    f.block().loop();
+    f.get(n).i32(4).ltS().brIf(1);
+    step();
+    f.inc(n, -4).br(0).end().end();
+    const lane = (i: number) => f.get(acc).f32x4ExtractLane(i);
+    const comb = () => (op === "max" ? f.f32Max() : op === "min" ? f.f32Min() : f.f32Add());
+    lane(0), lane(1), comb(), lane(2), lane(3), comb(), comb();
+    f.set(s);
+    f.block().loop();
+    f.get(n).i32(1).ltS().brIf(1);
+    f.get(s).get(x);
+    if (ex) {
+      f.v128Load32Splat().get(ms).f32x4("sub");
+      vexp(f, v, t, k);
+      f.set(v).get(o).get(v).f32x4ExtractLane(0).f32Store().inc(o, 4).get(v);
+      f.f32x4ExtractLane(0);
+    } else if (sq) f.f32Load().get(mx).f32Sub().tee(d).get(d).f32Mul();
+    else f.f32Load();
+    comb();
+    f.set(s).inc(x, 4).inc(n, -1).br(0).end().end();
+    f.get(s);
+  }
+}
+
+let cached: { bytes: Uint8Array<ArrayBuffer>; relaxed: boolean } | undefined;
+
+/** The kernel module's bytes (built once), and whether its microkernel uses relaxed madd. */
+export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boolean } {
+  if (!cached) {
+    const relaxed = hasRelaxedSimd();
+    const m = new ModuleBuilder({ initial: 1, maximum: MAX_PAGES, shared: true });
+    microkernel(m, relaxed, MR, NR, 4);
+    packers(m);
+    for (const op of BINARY_OPS) binary(m, op);
+    for (const op of UNARY_OPS) unary(m, op);
+    reductions(m);
+    attentionHelpers(m);
+    cached = { bytes: m.build(), relaxed };
+  }
+  return cached;
+}

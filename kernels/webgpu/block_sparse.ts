@@ -8,12 +8,22 @@
  * same tile list (uniform control flow): it loads a chunk of the other side's rows into
  * workgroup memory, then each thread runs over the chunk for its own row. The pattern and the
  * presence of a padding mask are compiled into the shader; the width `d` fixes the private
- * arrays. Only the listed tiles are read, so work is `O(tiles * blockSize^2 * d)`.
+ * arrays. Only the listed tiles are read, so work is `O(tiles * blockSize^2 * d)`. On a real
+ * GPU the entry points run the tiled kernels of `block_sparse_tiled.ts` instead (the same
+ * selection as the chunk-attention kernels: `attentionKernelKind`).
  * @module
  */
 import type { BlockSparseSpec, PatternSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import type { KernelTable } from "../backend.ts";
+import { attentionKernelKind } from "./chunk_attention_tiled.ts";
+import {
+  blockSparseTiles,
+  type BlockTiles,
+  tiledDkvCode,
+  tiledDqCode,
+  tiledForwardCode,
+} from "./block_sparse_tiled.ts";
 
 const MAX_ROWS = 64;
 /** Floats of one shared operand chunk: two of them fit in 16 KiB. */
@@ -35,7 +45,7 @@ function geometry(s: BlockSparseSpec) {
 }
 
 /** WGSL `allowed(i, j)`: the causal pattern predicate (`patternAllows` on the CPU). */
-function allowedWgsl(p: PatternSpec): string {
+export function allowedWgsl(p: PatternSpec): string {
   const fixed = p.kind === "fixed";
   const terms: string[] = [];
   if (p.part !== "b") terms.push(fixed ? "i / p.l == j / p.l" : "i - j < p.l");
@@ -46,11 +56,11 @@ function allowedWgsl(p: PatternSpec): string {
 }`;
 }
 
-const HEADER =
+export const HEADER =
   `struct P { n: u32, bs: u32, heads: u32, l: u32, c: u32, wpb: u32, groups: u32, pad: u32 }`;
 
 /** Binding declarations in order; the uniform comes last. */
-function bindings(names: readonly [string, "r" | "w"][]): string {
+export function bindings(names: readonly [string, "r" | "w"][]): string {
   return names.map(([name, mode], b) =>
     `@group(0) @binding(${b}) var<storage, ${mode === "r" ? "read" : "read_write"}> ${name}: ` +
     `array<${name.endsWith("Ptr") || name === "list" || name === "keep" ? "u32" : "f32"}>;`
@@ -102,8 +112,14 @@ function rowTiles(mask: boolean, body: string): string {
 
 const ARGS = `@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>`;
 
-function dispatch(device: GpuDevice, code: string, bufs: GpuStorage[], s: BlockSparseSpec) {
-  const { wpb } = geometry(s);
+function dispatch(
+  device: GpuDevice,
+  code: string,
+  bufs: GpuStorage[],
+  s: BlockSparseSpec,
+  tiles: BlockTiles | null,
+) {
+  const wpb = tiles?.wpb ?? geometry(s).wpb;
   const gy = Math.min(s.groups, 65535), gz = Math.ceil(s.groups / 65535);
   device.run({ code }, bufs, [s.layout.nBlocks * wpb, gy, gz], params(s, wpb));
 }
@@ -111,6 +127,13 @@ function dispatch(device: GpuDevice, code: string, bufs: GpuStorage[], s: BlockS
 function consts(s: BlockSparseSpec): string {
   const { w, kc } = geometry(s);
   return `const D = ${s.d}u;\nconst W = ${w}u;\nconst KC = ${kc}u;`;
+}
+
+/** The tiled kernels' shape when they are selected and fit, else null (per-row kernels). */
+function tiledShape(device: GpuDevice, s: BlockSparseSpec): BlockTiles | null {
+  const t = attentionKernelKind(device) === "tiled" ? blockSparseTiles(device, s) : null;
+  // More workgroups per block than the per-row kernels: stay within one dispatch's 65535.
+  return t && s.layout.nBlocks * t.wpb <= 65535 ? t : null;
 }
 
 /** Uploads the tile lists (CSR pointers and block indices) as u32 storage. */
@@ -184,8 +207,10 @@ ${
   }
 }`;
   const lists = uploadList(device, s.layout.rowPtr, s.layout.cols);
+  const tiles = tiledShape(device, s);
   try {
-    dispatch(device, code, [q, k, v, ...lists, ...(mask ? [mask] : []), o, lse], s);
+    const src = tiles ? tiledForwardCode(s, tiles, !!mask) : code;
+    dispatch(device, src, [q, k, v, ...lists, ...(mask ? [mask] : []), o, lse], s, tiles);
   } finally {
     for (const b of lists) device.free(b);
   }
@@ -209,9 +234,13 @@ export function blockSparseBackwardGpu(
   const m = mask ? [mask] : [];
   const byRow = uploadList(device, s.layout.rowPtr, s.layout.cols);
   const byCol = uploadList(device, s.layout.colPtr, s.layout.rows);
+  const t = tiledShape(device, s);
+  const [dqSrc, dkvSrc] = t
+    ? [tiledDqCode(s, t, !!mask), tiledDkvCode(s, t, !!mask)]
+    : [dqCode(s, !!mask), dkvCode(s, !!mask)];
   try {
-    dispatch(device, dqCode(s, !!mask), [q, k, v, dout, lse, delta, ...byRow, ...m, dq], s);
-    dispatch(device, dkvCode(s, !!mask), [q, k, v, dout, lse, delta, ...byCol, ...m, dk, dv], s);
+    dispatch(device, dqSrc, [q, k, v, dout, lse, delta, ...byRow, ...m, dq], s, t);
+    dispatch(device, dkvSrc, [q, k, v, dout, lse, delta, ...byCol, ...m, dk, dv], s, t);
   } finally {
     for (const b of [...byRow, ...byCol]) device.free(b);
   }

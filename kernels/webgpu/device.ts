@@ -14,6 +14,7 @@ import {
   type Storage,
 } from "../device.ts";
 import { BufferPool } from "./pool.ts";
+import { callerName, GpuProfiler, type KernelTime } from "./profiler.ts";
 
 /** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
 export class GpuStorage implements Storage {
@@ -23,6 +24,8 @@ export class GpuStorage implements Storage {
 /** A compute kernel: WGSL source with entry point `main`. */
 export interface Kernel {
   code: string;
+  /** Label in GPU profiles (default: the function that records the dispatch). */
+  name?: string;
 }
 
 /** Threads per workgroup used by the 1-D kernels. */
@@ -58,6 +61,7 @@ export class GpuDevice implements Device {
   #arenaCpu = new Uint8Array(MAX_BATCH * ARENA_SLOT);
   #arenaGpu: GPUBuffer;
   #errors: string[] = [];
+  #profiler: GpuProfiler | null = null;
 
   private constructor(
     readonly device: GPUDevice,
@@ -84,6 +88,7 @@ export class GpuDevice implements Device {
     if (!adapter) return null;
     const l = adapter.limits;
     const device = await adapter.requestDevice({
+      requiredFeatures: profilingFeatures(adapter),
       requiredLimits: {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
         maxBufferSize: l.maxBufferSize,
@@ -214,10 +219,11 @@ export class GpuDevice implements Device {
       layout: pipeline.getBindGroupLayout(0),
       entries,
     });
-    const pass = this.#beginPass();
+    const pass = this.#profiler ? this.#profiledPass(kernel) : this.#beginPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    if (this.#profiler) this.#endPass();
     if (++this.#pending >= MAX_BATCH) this.flush();
   }
 
@@ -252,7 +258,9 @@ export class GpuDevice implements Device {
           this.#pending * ARENA_SLOT,
         );
       }
+      const profiled = this.#profiler?.resolve(this.#encoder);
       this.device.queue.submit([this.#encoder.finish()]);
+      profiled?.();
       this.#encoder = null;
       this.#pending = 0;
     }
@@ -280,6 +288,38 @@ export class GpuDevice implements Device {
   }
   countConstant(storage: Storage, delta: 1 | -1): void {
     this.#acct.constant(storage.byteLength, delta);
+  }
+
+  /** Whether this device can time kernels (the adapter has `timestamp-query`). */
+  get canProfile(): boolean {
+    return this.device.features.has("timestamp-query");
+  }
+
+  /**
+   * Starts timing each dispatch (a compute pass each, so slower); false if the device cannot.
+   * Pending work is submitted first, so only later dispatches count.
+   */
+  startProfile(): boolean {
+    if (!this.canProfile) return false;
+    this.flush();
+    this.#profiler ??= new GpuProfiler(this.device);
+    return true;
+  }
+
+  /** Ends the profile: GPU milliseconds per kernel, largest first (empty if none was open). */
+  async stopProfile(): Promise<KernelTime[]> {
+    const p = this.#profiler;
+    if (!p) return [];
+    this.flush();
+    this.#profiler = null;
+    return await p.finish();
+  }
+
+  #profiledPass(kernel: Kernel): GPUComputePassEncoder {
+    if (this.#profiler!.full) this.flush();
+    const encoder = this.#endPass();
+    this.#pass = this.#profiler!.beginPass(encoder, kernel.name ?? callerName());
+    return this.#pass;
   }
 
   /** Every dtype takes one 32-bit word per element (bool included). */
@@ -310,4 +350,9 @@ export class GpuDevice implements Device {
       throw new Error(`webgpu: device error: ${msg}`);
     }
   }
+}
+
+/** `timestamp-query` when the adapter has it (used only while a profile is open). */
+function profilingFeatures(adapter: GPUAdapter): GPUFeatureName[] {
+  return adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
 }

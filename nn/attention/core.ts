@@ -287,7 +287,7 @@ export function headConfig(
   }
   const dHead = c.dHead ?? dModel / heads;
   if (!Number.isInteger(dHead) || dHead < 1) {
-    throw new RangeError(`${op}: dHead must be a positive integer, got ${dHead}`);
+    throw new RangeError(`${op}: dHead must be a positive integer, got ${showValue(dHead)}`);
   }
   return { dModel, heads, dHead, sharedQK };
 }

@@ -9,6 +9,10 @@ import type { DType } from "../dtype.ts";
 export type ReduceOp = "sum" | "max" | "min";
 /** Reductions producing the (first) index of the extreme value. */
 export type ArgReduceOp = "argmax" | "argmin";
+/** The value reductions' kernel names. */
+export const REDUCE_OPS: readonly ReduceOp[] = ["sum", "max", "min"];
+/** The index reductions' kernel names. */
+export const ARG_REDUCE_OPS: readonly ArgReduceOp[] = ["argmax", "argmin"];
 
 /** A contiguous tensor seen as `[outer, n, inner]`, reduced over `n`. */
 export interface ReduceLayout {

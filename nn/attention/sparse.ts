@@ -28,15 +28,8 @@ import { reshape } from "../../ops/shape.ts";
 import { concat, slice } from "../../ops/slicing.ts";
 import { softmax } from "../../ops/softmax.ts";
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import {
-  type AttentionParams,
-  boolMask,
-  checkDropout,
-  headConfig,
-  maskValues,
-  padAxis,
-  takeFirst,
-} from "./core.ts";
+import { type AttentionParams, boolMask, checkDropout, headConfig, maskValues } from "./core.ts";
+import { padAxis, takeFirst } from "./chunks.ts";
 import type { AttentionApplyOptions } from "./full.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import type { Layer } from "../layer.ts";

@@ -30,7 +30,8 @@ import { reshape } from "../../ops/shape.ts";
 import { concat, slice } from "../../ops/slicing.ts";
 import { showValue } from "../validate.ts";
 import { full, tensor } from "../../ops/creation.ts";
-import { i32Tensor, outputProjection, padAxis, projectQKV, takeFirst } from "../attention/core.ts";
+import { outputProjection, projectQKV } from "../attention/core.ts";
+import { i32Tensor, padAxis, takeFirst } from "../attention/chunks.ts";
 import { chunkAttention } from "../attention/chunk_attention.ts";
 import {
   type BucketSpec,

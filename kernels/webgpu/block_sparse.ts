@@ -74,30 +74,44 @@ const PROLOGUE = `
   let mrow = (g / p.heads) * p.n;`;
 
 /**
- * WGSL: for query row `i`, every allowed key `j` of its block's row list, with the keys and
- * values staged through shared memory (`ks`, `vs`) in tiles of `KC` rows; `body` runs per key
- * (`jj` is its row in the tile).
+ * WGSL: walks this block's tile list (`rowPtr`, `list`), the other side's rows of each tile
+ * in chunks of `KC` from `c0` (`cnt` rows): `stage` copies a chunk into workgroup memory
+ * between barriers, then `each` runs for live rows.
  */
-function rowTiles(mask: boolean, body: string): string {
+function walkTiles(stage: string, each: string): string {
   return `  let t1 = rowPtr[blk + 1u];
   for (var t = rowPtr[blk]; t < t1; t++) {
-    let k0 = list[t] * p.bs;
-    let k1 = min(k0 + p.bs, p.n);
-    for (var c0 = k0; c0 < k1; c0 += KC) {
-      let cnt = min(KC, k1 - c0);
+    let s0 = list[t] * p.bs;
+    let s1 = min(s0 + p.bs, p.n);
+    for (var c0 = s0; c0 < s1; c0 += KC) {
+      let cnt = min(KC, s1 - c0);
+      workgroupBarrier();${stage}
       workgroupBarrier();
-      for (var e = lid.x; e < cnt * D; e += W) {
-        ks[e] = k[(base + c0) * D + e];
-        vs[e] = v[(base + c0) * D + e];
-      }
-      workgroupBarrier();
-      if (live) {
-        for (var jj = 0u; jj < cnt; jj++) {
-          let j = c0 + jj;
-          if (!allowed(i, j)${mask ? " || keep[mrow + j] == 0u" : ""}) { continue; }${body}        }
+      if (live) {${each}
       }
     }
   }`;
+}
+
+/**
+ * WGSL: for query row `i`, every allowed key `j` of its block's row list, with the keys and
+ * values staged through shared memory (`ks`, `vs`); `body` runs per key (`jj` is its row in
+ * the chunk).
+ */
+function rowTiles(mask: boolean, body: string): string {
+  return walkTiles(
+    `
+      for (var e = lid.x; e < cnt * D; e += W) {
+        ks[e] = k[(base + c0) * D + e];
+        vs[e] = v[(base + c0) * D + e];
+      }`,
+    `
+        for (var jj = 0u; jj < cnt; jj++) {
+          let j = c0 + jj;
+          if (!allowed(i, j)${
+      mask ? " || keep[mrow + j] == 0u" : ""
+    }) { continue; }${body}        }`,
+  );
 }
 
 const ARGS = `@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>`;
@@ -111,6 +125,59 @@ function dispatch(device: GpuDevice, code: string, bufs: GpuStorage[], s: BlockS
 function consts(s: BlockSparseSpec): string {
   const { w, kc } = geometry(s);
   return `const D = ${s.d}u;\nconst W = ${w}u;\nconst KC = ${kc}u;`;
+}
+
+/**
+ * A kernel's WGSL: the bindings (`inputs`, then `keep` when `mask`, then the `outputs`), the
+ * constants, the workgroup arrays `shared` and the pattern, around `main`, which runs `body`
+ * after the prologue.
+ */
+function shader(
+  s: BlockSparseSpec,
+  inputs: readonly string[],
+  mask: boolean,
+  outputs: readonly string[],
+  shared: string,
+  body: string,
+): string {
+  const names: [string, "r" | "w"][] = [
+    ...inputs.map((n): [string, "r"] => [n, "r"]),
+    ...(mask ? [["keep", "r"] as [string, "r"]] : []),
+    ...outputs.map((n): [string, "w"] => [n, "w"]),
+  ];
+  return `${HEADER}
+${bindings(names)}
+${consts(s)}
+${shared}
+${allowedWgsl(s.pattern)}
+@compute @workgroup_size(W)
+fn main(${ARGS}) {
+  ${PROLOGUE}
+${body}
+}`;
+}
+
+/** A kernel with one thread per query row `i`, its keys and values staged in `ks`, `vs`. */
+function queryRowShader(
+  s: BlockSparseSpec,
+  inputs: readonly string[],
+  mask: boolean,
+  outputs: readonly string[],
+  body: string,
+): string {
+  const { kc } = geometry(s);
+  const shared = `var<workgroup> ks: array<f32, ${kc * s.d}>;
+var<workgroup> vs: array<f32, ${kc * s.d}>;`;
+  return shader(
+    s,
+    inputs,
+    mask,
+    outputs,
+    shared,
+    `  let i = row;
+  let live = r < p.bs && i < p.n;
+${body}`,
+  );
 }
 
 /** Uploads the tile lists (CSR pointers and block indices) as u32 storage. */
@@ -134,35 +201,22 @@ export function blockSparseForwardGpu(
   mask: GpuStorage | null,
   s: BlockSparseSpec,
 ): [GpuStorage, GpuStorage] {
-  const { kc } = geometry(s);
   const o = device.alloc("f32", s.groups * s.n * s.d);
   const lse = device.alloc("f32", s.groups * s.n);
-  const names: [string, "r" | "w"][] = [["q", "r"], ["k", "r"], ["v", "r"], ["rowPtr", "r"], [
-    "list",
-    "r",
-  ]];
-  if (mask) names.push(["keep", "r"]);
-  names.push(["o", "w"], ["lse", "w"]);
-  const code = `${HEADER}
-${bindings(names)}
-${consts(s)}
-var<workgroup> ks: array<f32, ${kc * s.d}>;
-var<workgroup> vs: array<f32, ${kc * s.d}>;
-${allowedWgsl(s.pattern)}
-@compute @workgroup_size(W)
-fn main(${ARGS}) {
-  ${PROLOGUE}
-  let i = row;
-  let live = r < p.bs && i < p.n;
-  var qv: array<f32, D>;
+  const code = queryRowShader(
+    s,
+    ["q", "k", "v", "rowPtr", "list"],
+    !!mask,
+    ["o", "lse"],
+    `  var qv: array<f32, D>;
   var acc: array<f32, D>;
   if (live) { for (var e = 0u; e < D; e++) { qv[e] = q[(base + i) * D + e]; } }
   var m = -3.0e38;
   var z = 0.0;
 ${
-    rowTiles(
-      !!mask,
-      `
+      rowTiles(
+        !!mask,
+        `
           var sc = 0.0;
           for (var e = 0u; e < D; e++) { sc += qv[e] * ks[jj * D + e]; }
           if (sc > m) {
@@ -175,14 +229,14 @@ ${
           z += pe;
           for (var e = 0u; e < D; e++) { acc[e] += pe * vs[jj * D + e]; }
 `,
-    )
-  }
+      )
+    }
   if (live) {
     let inv = select(0.0, 1.0 / z, z > 0.0);
     for (var e = 0u; e < D; e++) { o[(base + i) * D + e] = acc[e] * inv; }
     lse[base + i] = select(bitcast<f32>(0xff800000u), m + log(z), z > 0.0);
-  }
-}`;
+  }`,
+  );
   const lists = uploadList(device, s.layout.rowPtr, s.layout.cols);
   try {
     dispatch(device, code, [q, k, v, ...lists, ...(mask ? [mask] : []), o, lse], s);
@@ -218,37 +272,17 @@ export function blockSparseBackwardGpu(
   return [dq, dk, dv];
 }
 
-const IN: [string, "r"][] = [
-  ["q", "r"],
-  ["k", "r"],
-  ["v", "r"],
-  ["dout", "r"],
-  ["lse", "r"],
-  [
-    "delta",
-    "r",
-  ],
-  ["rowPtr", "r"],
-  ["list", "r"],
-];
+/** The backward kernels' inputs. */
+const IN = ["q", "k", "v", "dout", "lse", "delta", "rowPtr", "list"];
 
 /** Per query row: `dq_i = sum_j p_ij (do_i.v_j - delta_i) k_j` over the row's tiles. */
 function dqCode(s: BlockSparseSpec, mask: boolean): string {
-  const { kc } = geometry(s);
-  const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
-  names.push(["dq", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s)}
-var<workgroup> ks: array<f32, ${kc * s.d}>;
-var<workgroup> vs: array<f32, ${kc * s.d}>;
-${allowedWgsl(s.pattern)}
-@compute @workgroup_size(W)
-fn main(${ARGS}) {
-  ${PROLOGUE}
-  let i = row;
-  let live = r < p.bs && i < p.n;
-  var qv: array<f32, D>;
+  return queryRowShader(
+    s,
+    IN,
+    mask,
+    ["dq"],
+    `  var qv: array<f32, D>;
   var dov: array<f32, D>;
   var acc: array<f32, D>;
   var li = 0.0;
@@ -259,9 +293,9 @@ fn main(${ARGS}) {
     di = delta[base + i];
   }
 ${
-    rowTiles(
-      mask,
-      `
+      rowTiles(
+        mask,
+        `
           var sc = 0.0;
           var dp = 0.0;
           for (var e = 0u; e < D; e++) {
@@ -271,10 +305,10 @@ ${
           let ds = exp(sc - li) * (dp - di);
           for (var e = 0u; e < D; e++) { acc[e] += ds * ks[jj * D + e]; }
 `,
-    )
-  }
-  if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = acc[e]; } }
-}`;
+      )
+    }
+  if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = acc[e]; } }`,
+  );
 }
 
 /**
@@ -283,20 +317,17 @@ ${
  */
 function dkvCode(s: BlockSparseSpec, mask: boolean): string {
   const { kc } = geometry(s);
-  const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
-  names.push(["dk", "w"], ["dv", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s)}
-var<workgroup> qs: array<f32, ${kc * s.d}>;
+  const shared = `var<workgroup> qs: array<f32, ${kc * s.d}>;
 var<workgroup> dos: array<f32, ${kc * s.d}>;
 var<workgroup> ls: array<f32, ${kc}>;
-var<workgroup> dls: array<f32, ${kc}>;
-${allowedWgsl(s.pattern)}
-@compute @workgroup_size(W)
-fn main(${ARGS}) {
-  ${PROLOGUE}
-  let j = row;
+var<workgroup> dls: array<f32, ${kc}>;`;
+  return shader(
+    s,
+    IN,
+    mask,
+    ["dk", "dv"],
+    shared,
+    `  let j = row;
   let inside = r < p.bs && j < p.n;
   var live = inside;
   ${mask ? "if (inside && keep[mrow + j] == 0u) { live = false; }" : ""}
@@ -307,13 +338,9 @@ fn main(${ARGS}) {
   if (live) {
     for (var e = 0u; e < D; e++) { kv[e] = k[(base + j) * D + e]; vv[e] = v[(base + j) * D + e]; }
   }
-  let t1 = rowPtr[blk + 1u];
-  for (var t = rowPtr[blk]; t < t1; t++) {
-    let q0 = list[t] * p.bs;
-    let q1 = min(q0 + p.bs, p.n);
-    for (var c0 = q0; c0 < q1; c0 += KC) {
-      let cnt = min(KC, q1 - c0);
-      workgroupBarrier();
+${
+      walkTiles(
+        `
       for (var e = lid.x; e < cnt * D; e += W) {
         qs[e] = q[(base + c0) * D + e];
         dos[e] = dout[(base + c0) * D + e];
@@ -321,9 +348,8 @@ fn main(${ARGS}) {
       for (var e = lid.x; e < cnt; e += W) {
         ls[e] = lse[base + c0 + e];
         dls[e] = delta[base + c0 + e];
-      }
-      workgroupBarrier();
-      if (live) {
+      }`,
+        `
         for (var ii = 0u; ii < cnt; ii++) {
           if (!allowed(c0 + ii, j)) { continue; }
           var sc = 0.0;
@@ -338,17 +364,16 @@ fn main(${ARGS}) {
             dva[e] += pr * dos[ii * D + e];
             dka[e] += ds * qs[ii * D + e];
           }
-        }
-      }
+        }`,
+      )
     }
-  }
   if (inside) {
     for (var e = 0u; e < D; e++) {
       dk[(base + j) * D + e] = dka[e];
       dv[(base + j) * D + e] = dva[e];
     }
-  }
-}`;
+  }`,
+  );
 }
 
 /** The block-sparse family's kernels (inputs end with the optional bool key mask). */

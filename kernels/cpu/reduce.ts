@@ -10,15 +10,8 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-import {
-  ARG_REDUCE_OPS,
-  type ArgReduceOp,
-  type ArgReduceSpec,
-  REDUCE_OPS,
-  type ReduceLayout,
-  type ReduceOp,
-  type ReduceSpec,
-} from "../specs/reduce.ts";
+import type { ArgReduceOp, ArgReduceSpec, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import { type ReduceSpec, reduceTable } from "../specs/reduce.ts";
 import type { KernelTable } from "../backend.ts";
 
 /** Whether `v` should replace the current extreme `m` (NaN wins; equal values keep `m`). */
@@ -117,7 +110,4 @@ const argReduce = (op: ArgReduceOp) => (d: CpuDevice, [x]: CpuStorage[], s: ArgR
   argReduceCpu(d, x, s.layout, op);
 
 /** The reduction family's kernels (softmax is in `softmax.ts`). */
-export const reduceKernels: KernelTable = Object.fromEntries([
-  ...REDUCE_OPS.map((op) => [op, reduce(op)]),
-  ...ARG_REDUCE_OPS.map((op) => [op, argReduce(op)]),
-]);
+export const reduceKernels: KernelTable = reduceTable(reduce, argReduce);

@@ -21,15 +21,8 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
-import {
-  ARG_REDUCE_OPS,
-  type ArgReduceOp,
-  type ArgReduceSpec,
-  REDUCE_OPS,
-  type ReduceLayout,
-  type ReduceOp,
-  type ReduceSpec,
-} from "../specs/reduce.ts";
+import type { ArgReduceOp, ArgReduceSpec, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import { type ReduceSpec, reduceTable } from "../specs/reduce.ts";
 import type { KernelTable } from "../backend.ts";
 import { elementwiseGpu } from "./elementwise.ts";
 
@@ -320,7 +313,4 @@ const argReduce = (op: ArgReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ArgR
 };
 
 /** The reduction family's kernels (softmax is in `softmax.ts`). */
-export const reduceKernels: KernelTable = Object.fromEntries([
-  ...REDUCE_OPS.map((op) => [op, reduce(op)]),
-  ...ARG_REDUCE_OPS.map((op) => [op, argReduce(op)]),
-]);
+export const reduceKernels: KernelTable = reduceTable(reduce, argReduce);

@@ -4,11 +4,10 @@
  */
 import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../dtype.ts";
 import {
-  Accounting,
+  AccountedDevice,
   checkAllocation,
   cpuElementBytes,
   type Device,
-  type MemoryInfo,
   type Storage,
 } from "../device.ts";
 
@@ -21,11 +20,10 @@ export class CpuStorage implements Storage {
 }
 
 /** The CPU device. One instance per process. */
-export class CpuDevice implements Device {
+export class CpuDevice extends AccountedDevice implements Device {
   readonly name = "cpu" as const;
   readonly description = "CPU (typed arrays)";
   readonly maxBytes = 2 ** 31 - 1;
-  #acct = new Accounting();
 
   elementBytes(dtype: DType): number {
     return cpuElementBytes(dtype);
@@ -33,7 +31,7 @@ export class CpuDevice implements Device {
   alloc(dtype: DType, size: number): CpuStorage {
     checkAllocation("cpu alloc", this, size, dtype);
     const s = new CpuStorage(dtypeInfo(dtype).create(size));
-    this.#acct.add(s.byteLength);
+    this.acct.add(s.byteLength);
     return s;
   }
   /**
@@ -45,7 +43,7 @@ export class CpuDevice implements Device {
       checkAllocation("cpu adopt", this, data.length, dtypeOfArray(data));
     }
     const s = new CpuStorage(data);
-    this.#acct.add(s.byteLength);
+    this.acct.add(s.byteLength);
     return s;
   }
   upload(data: TypedArray, dtype: DType): CpuStorage {
@@ -57,7 +55,7 @@ export class CpuDevice implements Device {
     return Promise.resolve((storage as CpuStorage).data.slice(0, size));
   }
   free(storage: Storage): void {
-    this.#acct.remove(storage.byteLength);
+    this.acct.remove(storage.byteLength);
   }
   /** The CPU pools nothing: the limit is kept but has no effect. */
   poolLimit = 0;
@@ -67,17 +65,5 @@ export class CpuDevice implements Device {
   flush(): void {}
   sync(): Promise<void> {
     return Promise.resolve();
-  }
-  memory(): MemoryInfo {
-    return this.#acct.snapshot(0);
-  }
-  resetPeak(): void {
-    this.#acct.peakBytes = this.#acct.liveBytes;
-  }
-  countTensor(delta: 1 | -1): void {
-    this.#acct.liveTensors += delta;
-  }
-  countConstant(storage: Storage, delta: 1 | -1): void {
-    this.#acct.constant(storage.byteLength, delta);
   }
 }

@@ -6,13 +6,7 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import {
-  Accounting,
-  checkAllocation,
-  type Device,
-  type MemoryInfo,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, type Device, type Storage } from "../device.ts";
 import { BufferPool } from "./pool.ts";
 
 /** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
@@ -45,11 +39,10 @@ export const FLAT_ARGS =
   `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
 
 /** The WebGPU device. */
-export class GpuDevice implements Device {
+export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
   readonly maxBytes: number;
   readonly pool: BufferPool;
-  #acct = new Accounting();
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -63,6 +56,7 @@ export class GpuDevice implements Device {
     readonly device: GPUDevice,
     readonly description: string,
   ) {
+    super();
     this.maxBytes = Math.min(
       device.limits.maxStorageBufferBindingSize,
       device.limits.maxBufferSize,
@@ -103,14 +97,14 @@ export class GpuDevice implements Device {
   alloc(dtype: DType, size: number): GpuStorage {
     const bytes = this.#bytes(dtype, size);
     const { buffer } = this.pool.acquire(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     return new GpuStorage(buffer, bytes);
   }
 
   upload(data: TypedArray, dtype: DType): GpuStorage {
     const bytes = this.#bytes(dtype, data.length);
     const { buffer, fresh } = this.pool.acquire(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     // Deno's queue.writeBuffer panics on an empty write: an empty tensor needs no data.
     if (bytes === 0) return new GpuStorage(buffer, bytes);
     const words = dtype === "bool" ? Uint32Array.from(data) : data;
@@ -156,7 +150,7 @@ export class GpuDevice implements Device {
 
   free(storage: Storage): void {
     const s = storage as GpuStorage;
-    this.#acct.remove(s.byteLength);
+    this.acct.remove(s.byteLength);
     this.#retire(this.pool.release(s.buffer));
   }
 
@@ -269,17 +263,8 @@ export class GpuDevice implements Device {
     this.#throwErrors();
   }
 
-  memory(): MemoryInfo {
-    return this.#acct.snapshot(this.pool.pooledBytes);
-  }
-  resetPeak(): void {
-    this.#acct.peakBytes = this.#acct.liveBytes;
-  }
-  countTensor(delta: 1 | -1): void {
-    this.#acct.liveTensors += delta;
-  }
-  countConstant(storage: Storage, delta: 1 | -1): void {
-    this.#acct.constant(storage.byteLength, delta);
+  protected override pooledBytes(): number {
+    return this.pool.pooledBytes;
   }
 
   /** Every dtype takes one 32-bit word per element (bool included). */

@@ -3,13 +3,8 @@
  * @module
  */
 import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../dtype.ts";
-import {
-  AccountedDevice,
-  checkAllocation,
-  cpuElementBytes,
-  type Device,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, cpuElementBytes } from "../device.ts";
+import type { Device, Storage } from "../device.ts";
 
 /** CPU storage: a typed array of the dtype's CPU representation. */
 export class CpuStorage implements Storage {

@@ -4,13 +4,8 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import {
-  AccountedDevice,
-  checkAllocation,
-  cpuElementBytes,
-  type Device,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, cpuElementBytes } from "../device.ts";
+import type { Device, Storage } from "../device.ts";
 import { BlockAllocator } from "./alloc.ts";
 import { kernelModule, MAX_PAGES } from "./module.ts";
 import { ThreadPool } from "./threads.ts";

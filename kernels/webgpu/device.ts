@@ -38,6 +38,13 @@ export const FLAT_INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
 export const FLAT_ARGS =
   `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
 
+/** WGSL declaring binding `b` as a read-only storage array `name` of `t`. */
+export const ro = (b: number, name: string, t: string): string =>
+  `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
+/** WGSL declaring binding `b` as a read-write storage array `name` of `t`. */
+export const rw = (b: number, name: string, t: string): string =>
+  `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
+
 /** The WebGPU device. */
 export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;

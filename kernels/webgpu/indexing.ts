@@ -47,6 +47,14 @@ function nidx(indexDtype: DType): string {
 
 const uni = (b: number) => `@group(0) @binding(${b}) var<uniform> p: P;`;
 
+/** Opens `main`, one thread per element `i < p.total`: lane `b` of row `t` (`p.w` wide). */
+const ROW_MAIN = `@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.total) { return; }
+  let b = i % p.w;
+  let t = i / p.w;`;
+
 /** Element type and row width in elements: `vec4` when rows allow it. */
 function lanes(dtype: DType, inner: number): { e: string; w: number } {
   const t = dtypeInfo(dtype).wgsl;
@@ -72,12 +80,7 @@ ${ro(1, "idx", dtypeInfo(indexDtype).wgsl)}
 ${rw(2, "out", e)}
 ${uni(3)}
 ${nidx(indexDtype)}
-@compute @workgroup_size(${WG})
-fn main(${FLAT_ARGS}) {
-  ${FLAT_INDEX}
-  if (i >= p.total) { return; }
-  let b = i % p.w;
-  let t = i / p.w;
+${ROW_MAIN}
   out[i] = x[((t / p.m) * p.n + nidx(idx[t % p.m], p.n)) * p.w + b];
 }`;
   const total = outer * m * w;
@@ -235,12 +238,7 @@ ${ro(3, "perm", "u32")}
 ${rw(4, "out", e)}
 ${uni(5)}
 ${combine ?? ""}
-@compute @workgroup_size(${WG})
-fn main(${FLAT_ARGS}) {
-  ${FLAT_INDEX}
-  if (i >= p.total) { return; }
-  let b = i % p.w;
-  let t = i / p.w;
+${ROW_MAIN}
   let j = t % p.n;
   let base = (t / p.n) * p.m;
   var acc = x[i];

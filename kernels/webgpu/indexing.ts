@@ -271,28 +271,14 @@ export function axisScatterGpu(
 }
 
 /** The adjoint of {@linkcode takeAlongGpu}: `out = x` plus each update where it was read. */
-export function scatterAddAlongGpu(
+function scatterAddAlongGpu(
   device: GpuDevice,
-  x: GpuStorage,
-  idx: GpuStorage,
-  indexDtype: DType,
-  upd: GpuStorage,
-  g: AlongLayout,
-  xSize: number,
-  dtype: DType,
+  [x, idx, upd]: GpuStorage[],
+  s: AlongIndexSpec,
 ): GpuStorage {
-  const total = g.shape.reduce((a, b) => a * b, 1);
-  return scatterGpu(
-    device,
-    x,
-    idx,
-    indexDtype,
-    upd,
-    g,
-    { outer: 1, n: xSize, inner: 1 },
-    total,
-    dtype,
-  );
+  const total = s.layout.shape.reduce((a, b) => a * b, 1);
+  const layout = { outer: 1, n: s.size, inner: 1 };
+  return scatterGpu(device, x, idx, s.indexDtype, upd, s.layout, layout, total, s.dtype);
 }
 
 /**
@@ -358,8 +344,7 @@ export const indexingKernels: KernelTable = {
   scatterAdd: (d: GpuDevice, xs: GpuStorage[], s: AxisIndexSpec) => axisScatterGpu(d, xs, s),
   takeAlongAxis: (d: GpuDevice, [x, i]: GpuStorage[], s: AlongIndexSpec) =>
     takeAlongGpu(d, x, i, s.indexDtype, s.layout, s.dtype),
-  scatterAddAlongAxis: (d: GpuDevice, [x, i, u]: GpuStorage[], s: AlongIndexSpec) =>
-    scatterAddAlongGpu(d, x, i, s.indexDtype, u, s.layout, s.size, s.dtype),
+  scatterAddAlongAxis: scatterAddAlongGpu,
   oneHot: (d: GpuDevice, [i]: GpuStorage[], s: OneHotSpec) =>
     oneHotGpu(d, i, s.indexDtype, s.count, s.depth, s.dtype),
 };

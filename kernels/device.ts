@@ -114,7 +114,7 @@ export function cpuElementBytes(dtype: DType): number {
   return dtypeInfo(dtype).bytes;
 }
 
-/** Shared accounting for both devices. */
+/** Shared accounting for both devices (see {@linkcode AccountedDevice}). */
 export class Accounting {
   liveTensors = 0;
   liveBytes = 0;
@@ -139,5 +139,34 @@ export class Accounting {
       pooledBytes,
       constantBytes: this.constantBytes,
     };
+  }
+}
+
+/**
+ * The memory accounting part of a {@linkcode Device}, which both devices extend: they count
+ * allocations into `acct`, and a device with a buffer pool reports it through `pooledBytes`.
+ */
+export abstract class AccountedDevice {
+  /** The counts behind {@linkcode AccountedDevice.memory}. */
+  protected readonly acct: Accounting = new Accounting();
+  /** Bytes held in a pool for reuse (none by default). */
+  protected pooledBytes(): number {
+    return 0;
+  }
+  /** Memory counts now. */
+  memory(): MemoryInfo {
+    return this.acct.snapshot(this.pooledBytes());
+  }
+  /** Restarts the peak at the current live bytes. */
+  resetPeak(): void {
+    this.acct.peakBytes = this.acct.liveBytes;
+  }
+  /** Counts a tensor created (+1) or disposed (-1). */
+  countTensor(delta: 1 | -1): void {
+    this.acct.liveTensors += delta;
+  }
+  /** Moves a storage's bytes into (+1) or out of (-1) the constants. */
+  countConstant(storage: Storage, delta: 1 | -1): void {
+    this.acct.constant(storage.byteLength, delta);
   }
 }

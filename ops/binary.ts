@@ -5,7 +5,7 @@
  * @module
  */
 import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
-import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
+import { bind1, definePrimitive, type Primitive, SAVES, type VjpRule } from "./primitive.ts";
 import { assertLive, deviceOf, Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 import { sameDevice } from "./validate.ts";
@@ -92,18 +92,17 @@ export function applyBinary(
 const x = (c: { inputs: readonly Tensor[] }, i: number) => c.inputs[i];
 
 // Which values each rule reads: none (add, sub) or both operands (mul, div, maximum, minimum).
-const G = { inputs: [], outputs: [] }, AB = { inputs: [0, 1], outputs: [] };
-const addP = binaryPrim("add", ([g]) => [g, g], G);
-const subP = binaryPrim("sub", ([g]) => [g, neg(g)], G);
+const addP = binaryPrim("add", ([g]) => [g, g], SAVES.nothing);
+const subP = binaryPrim("sub", ([g]) => [g, neg(g)], SAVES.nothing);
 const mulP = binaryPrim(
   "mul",
   ([g], c) => [mul(g, x(c, 1)), mul(g, x(c, 0))],
-  AB,
+  SAVES.inputs,
 );
 const divP = binaryPrim(
   "div",
   ([g], c) => [div(g, x(c, 1)), neg(div(mul(g, x(c, 0)), square(x(c, 1))))],
-  AB,
+  SAVES.inputs,
 );
 const powP = binaryPrim(
   "pow",
@@ -120,12 +119,12 @@ const powP = binaryPrim(
 const maxP = binaryPrim(
   "maximum",
   ([g], c) => [where(greaterEqual(x(c, 0), x(c, 1)), g, 0), where(less(x(c, 0), x(c, 1)), g, 0)],
-  AB,
+  SAVES.inputs,
 );
 const minP = binaryPrim(
   "minimum",
   ([g], c) => [where(greaterEqual(x(c, 1), x(c, 0)), g, 0), where(less(x(c, 1), x(c, 0)), g, 0)],
-  AB,
+  SAVES.inputs,
 );
 
 /**

@@ -106,11 +106,11 @@ const scatterPrim = definePrimitive<AxisParams>({
   vjp: ([g], { inputs: [, idx], params: { axis } }) => [g, null, take(g, idx, axis)],
 });
 
-function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
+function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor, allowBool = false) {
   checkTensor(op, "x", x);
   checkIndices(op, indices);
   checkTensor(op, "updates", updates);
-  if (x.dtype === "bool") {
+  if (x.dtype === "bool" && !allowBool) {
     throw new TypeError(`${op}: bool x ${fmt(x.shape)} is not supported; cast it first`);
   }
   if (updates.dtype !== x.dtype) {
@@ -118,6 +118,34 @@ function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
       `${op}: updates dtype ${updates.dtype} differs from x dtype ${x.dtype}; cast one`,
     );
   }
+}
+
+/**
+ * Checks the operands of a scatter along an axis (`scatterAdd`, the combining scatters): as
+ * `checkScatter`, then updates of shape `take(x, indices, axis)`, one device, and a non-empty
+ * axis where there are indices. Returns the normalised axis.
+ */
+export function checkAxisScatter(
+  op: string,
+  x: Tensor,
+  indices: Tensor,
+  updates: Tensor,
+  axis: number,
+  allowBool = false,
+): number {
+  checkScatter(op, x, indices, updates, allowBool);
+  const a = normAxis(op, axis, x.rank);
+  const want = takeShape(x.shape, indices.shape, a);
+  if (fmt(updates.shape) !== fmt(want)) {
+    throw new RangeError(
+      `${op}: updates shape ${fmt(updates.shape)} must be ${fmt(want)} ` +
+        `(x.shape[:axis] + indices.shape + x.shape[axis+1:] for x ${fmt(x.shape)}, ` +
+        `indices ${fmt(indices.shape)}, axis ${a})`,
+    );
+  }
+  sameDevice(op, [x, indices, updates]);
+  checkNotEmptyAxis(op, x, a, indices.size);
+  return a;
 }
 
 /**
@@ -137,19 +165,7 @@ function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
  * ```
  */
 export function scatterAdd(x: Tensor, indices: Tensor, updates: Tensor, axis = 0): Tensor {
-  const op = "scatterAdd";
-  checkScatter(op, x, indices, updates);
-  const a = normAxis(op, axis, x.rank);
-  const want = takeShape(x.shape, indices.shape, a);
-  if (fmt(updates.shape) !== fmt(want)) {
-    throw new RangeError(
-      `${op}: updates shape ${fmt(updates.shape)} must be ${fmt(want)} ` +
-        `(x.shape[:axis] + indices.shape + x.shape[axis+1:] for x ${fmt(x.shape)}, ` +
-        `indices ${fmt(indices.shape)}, axis ${a})`,
-    );
-  }
-  sameDevice(op, [x, indices, updates]);
-  checkNotEmptyAxis(op, x, a, indices.size);
+  const a = checkAxisScatter("scatterAdd", x, indices, updates, axis);
   return bind1(scatterPrim, [x, indices, updates], { axis: a });
 }
 

@@ -11,7 +11,7 @@
  * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
-import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
+import { bind1, definePrimitive, type Primitive, SAVES, type VjpRule } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 import { add, cast, div, mul, scalarLike, sub } from "./binary.ts";
@@ -25,79 +25,75 @@ interface UnaryDef {
   saves: { inputs: number[]; outputs: number[] };
 }
 
-/** The rule reads only the cotangent, the input, or the output. */
-const G = { inputs: [], outputs: [] }, X = { inputs: [0], outputs: [] };
-const Y = { inputs: [], outputs: [0] };
-
 const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
 
 const DEFS = {
-  neg: { saves: G, floatOnly: false, vjp: ([g]) => [neg(g)] },
+  neg: { saves: SAVES.nothing, floatOnly: false, vjp: ([g]) => [neg(g)] },
   abs: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: false,
     vjp: ([g], c) => [mul(g, sign(x0(c)))],
   },
-  sign: { saves: G, floatOnly: false, vjp: () => [null] },
+  sign: { saves: SAVES.nothing, floatOnly: false, vjp: () => [null] },
   exp: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, y0(c))],
   },
   log: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [div(g, x0(c))],
   },
   log1p: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [div(g, add(x0(c), 1))],
   },
   sqrt: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [div(g, mul(y0(c), 2))],
   },
   rsqrt: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     // d/dx x^-1/2 = -1/2 x^-3/2 = -1/2 y^3
     vjp: ([g], c) => [mul(g, mul(mul(y0(c), square(y0(c))), -0.5))],
   },
   square: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: false,
     vjp: ([g], c) => [mul(g, mul(x0(c), 2))],
   },
   tanh: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, sub(1, square(y0(c))))],
   },
   sigmoid: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, mul(y0(c), sub(1, y0(c))))],
   },
   relu: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: false,
     vjp: ([g], c) => [mul(g, cast(greater(x0(c), 0), "f32"))],
   },
   erf: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, mul(exp(neg(square(x0(c)))), 2 / Math.sqrt(Math.PI)))],
   },
   sin: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, cos(x0(c)))],
   },
   cos: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [neg(mul(g, sin(x0(c))))],
   },

@@ -13,7 +13,7 @@
  */
 import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice } from "./device.ts";
-import { allowedWgsl, bindings, HEADER } from "./block_sparse.ts";
+import { allowedWgsl, bindings, HEADER } from "./block_sparse_shader.ts";
 
 /** Tile shape: own rows `a` of a block, other-side rows per sub-tile `b`, lanes `l` per row. */
 export interface BlockTiles {

@@ -78,14 +78,17 @@ const ENTRY = `@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let g = gid.x + gid.y * nwg.x * ${WG}u;`;
 
-function forwardCode(s: ChunkAttnSpec): string {
-  return `${header(s, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
-${ENTRY}
+/** The entry of a kernel with one thread per query row `qi` (chunk row `r`, position `qp`). */
+const QUERY_ENTRY = `${ENTRY}
   if (g >= p.rows * p.nq) { return; }
   let r = g / p.nq;
   let qi = g;
   let qp = qpos[qi];
-  var qv: array<f32, D>;
+  var qv: array<f32, D>;`;
+
+function forwardCode(s: ChunkAttnSpec): string {
+  return `${header(s, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
+${QUERY_ENTRY}
   var acc: array<f32, D>;
   for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; }
   var m = -3.0e38;
@@ -116,12 +119,7 @@ const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
 
 function gradQCode(s: ChunkAttnSpec): string {
   return `${header(s, ["dq: array<f32>"], GRAD_IN)}
-${ENTRY}
-  if (g >= p.rows * p.nq) { return; }
-  let r = g / p.nq;
-  let qi = g;
-  let qp = qpos[qi];
-  var qv: array<f32, D>;
+${QUERY_ENTRY}
   var gv: array<f32, D>;
   var acc: array<f32, D>;
   for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; gv[d] = go[qi * D + d]; }

@@ -6,13 +6,7 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import {
-  Accounting,
-  checkAllocation,
-  type Device,
-  type MemoryInfo,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, type Device, type Storage } from "../device.ts";
 import { BufferPool } from "./pool.ts";
 import { callerName, GpuProfiler, type KernelTime } from "./profiler.ts";
 
@@ -47,12 +41,18 @@ export const FLAT_INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
 export const FLAT_ARGS =
   `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
 
+/** WGSL declaring binding `b` as a read-only storage array `name` of `t`. */
+export const ro = (b: number, name: string, t: string): string =>
+  `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
+/** WGSL declaring binding `b` as a read-write storage array `name` of `t`. */
+export const rw = (b: number, name: string, t: string): string =>
+  `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
+
 /** The WebGPU device. */
-export class GpuDevice implements Device {
+export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
   readonly maxBytes: number;
   readonly pool: BufferPool;
-  #acct = new Accounting();
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -67,6 +67,7 @@ export class GpuDevice implements Device {
     readonly device: GPUDevice,
     readonly description: string,
   ) {
+    super();
     this.maxBytes = Math.min(
       device.limits.maxStorageBufferBindingSize,
       device.limits.maxBufferSize,
@@ -108,14 +109,14 @@ export class GpuDevice implements Device {
   alloc(dtype: DType, size: number): GpuStorage {
     const bytes = this.#bytes(dtype, size);
     const { buffer } = this.pool.acquire(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     return new GpuStorage(buffer, bytes);
   }
 
   upload(data: TypedArray, dtype: DType): GpuStorage {
     const bytes = this.#bytes(dtype, data.length);
     const { buffer, fresh } = this.pool.acquire(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     // Deno's queue.writeBuffer panics on an empty write: an empty tensor needs no data.
     if (bytes === 0) return new GpuStorage(buffer, bytes);
     const words = dtype === "bool" ? Uint32Array.from(data) : data;
@@ -161,7 +162,7 @@ export class GpuDevice implements Device {
 
   free(storage: Storage): void {
     const s = storage as GpuStorage;
-    this.#acct.remove(s.byteLength);
+    this.acct.remove(s.byteLength);
     this.#retire(this.pool.release(s.buffer));
   }
 
@@ -277,17 +278,8 @@ export class GpuDevice implements Device {
     this.#throwErrors();
   }
 
-  memory(): MemoryInfo {
-    return this.#acct.snapshot(this.pool.pooledBytes);
-  }
-  resetPeak(): void {
-    this.#acct.peakBytes = this.#acct.liveBytes;
-  }
-  countTensor(delta: 1 | -1): void {
-    this.#acct.liveTensors += delta;
-  }
-  countConstant(storage: Storage, delta: 1 | -1): void {
-    this.#acct.constant(storage.byteLength, delta);
+  protected override pooledBytes(): number {
+    return this.pool.pooledBytes;
   }
 
   /** Whether this device can time kernels (the adapter has `timestamp-query`). */

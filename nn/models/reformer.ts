@@ -26,7 +26,8 @@ import {
   type LmLossOptions,
 } from "./language_model.ts";
 import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
-import { boolMask, padAxis, takeFirst } from "../attention/core.ts";
+import { boolMask } from "../attention/core.ts";
+import { padAxis, takeFirst } from "../attention/chunks.ts";
 import { full } from "../../ops/creation.ts";
 
 /** Configuration of {@linkcode reformerLM}. */

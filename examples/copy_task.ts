@@ -64,6 +64,12 @@ const FLAGS = {
   evalHashes: { type: "string", default: "8,4,2,1", help: "LSH hash rounds to evaluate with" },
   chunkLen: { type: "int", default: 16, min: 1, help: "LSH chunk length" },
   ...trainingFlags(TRAINING),
+  table: {
+    type: "bool",
+    default: false,
+    help: "Train every row of the paper's Table 2 (full, LSH-8, LSH-4, LSH-2, LSH-1), each in " +
+      "OUT/<row>, and print the grid next to the paper's (--attention and --n-hashes unused)",
+  },
   stopAt: {
     type: "float",
     default: 0,
@@ -152,12 +158,20 @@ const PAPER: Record<string, Record<string, number>> = {
   "LSH-1": { "full": 0.8, "LSH-8": 99.9, "LSH-4": 99.6, "LSH-2": 94.8, "LSH-1": 77.9 },
 };
 
-/** A Markdown table of this run's accuracies (%) with the paper's row for the same training. */
-export function table2(trained: string, columns: string[], accs: number[]): string {
-  const rows = [[`${trained} (this run)`, ...accs.map((a) => (100 * a).toFixed(1))]];
-  if (PAPER[trained]) {
-    rows.push([`${trained} (paper)`, ...columns.map((c) => PAPER[trained][c]?.toFixed(1) ?? "-")]);
-  }
+/** The column of full attention that lets a token attend to itself. */
+const NO_SELF_MASK = "full (no self-mask)";
+
+/** What the two full-attention columns are, printed under the `--table` grids. */
+const TABLE_NOTE =
+  `"full" masks a token's own position as the shared-QK attention of training does ` +
+  `(a token attends to itself only when nothing else is visible); "${NO_SELF_MASK}" lets it attend ` +
+  `to itself. With shared QK and unit-length keys a query's largest logit is its own, so a ` +
+  `model that never saw itself attends mostly to itself and the copy fails: the paper's 0.8% ` +
+  `(about chance at vocab 128) for LSH-trained models matches this column, not ours with the ` +
+  `mask. The paper trains no LSH-8 model ("-"); its full column is listed under "full".`;
+
+/** A Markdown table: one row per entry (its name first), right-aligned numbers. */
+function gridTable(rows: string[][], columns: string[]): string {
   const header = ["trained \\ evaluated", ...columns];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
@@ -168,15 +182,37 @@ export function table2(trained: string, columns: string[], accs: number[]): stri
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
 
-async function main(): Promise<void> {
-  const f = parseFlags(USAGE, FLAGS);
-  const evalHashes = f.evalHashes.split(",").filter(Boolean).map(Number);
-  if (evalHashes.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw usageError(`--eval-hashes must list positive integers, got ${f.evalHashes}`);
+/** A Markdown table of this run's accuracies (%) with the paper's row for the same training. */
+export function table2(trained: string, columns: string[], accs: number[]): string {
+  const rows = [[`${trained} (this run)`, ...accs.map((a) => (100 * a).toFixed(1))]];
+  if (PAPER[trained]) {
+    rows.push([`${trained} (paper)`, ...columns.map((c) => PAPER[trained][c]?.toFixed(1) ?? "-")]);
   }
-  if (f.len < 4 || f.len % 2) throw usageError(`--len must be even and at least 4, got ${f.len}`);
-  const { line } = await initDevice(f.device);
-  console.log(line);
+  return gridTable(rows, columns);
+}
+
+/** The rows of the paper's Table 2, in its order: the attention a model is trained with. */
+const TABLE_ROWS: { name: string; attention: "full" | "lsh"; nHashes: number }[] = [
+  { name: "full", attention: "full", nHashes: 1 },
+  ...[8, 4, 2, 1].map((n) => ({ name: `LSH-${n}`, attention: "lsh" as const, nHashes: n })),
+];
+
+/** A trained row: its name, the columns it was evaluated with and its accuracies (0..1). */
+interface Row {
+  trained: string;
+  columns: string[];
+  accs: number[];
+  step: number;
+  stepsRun: number;
+  seconds: number;
+  totalSeconds: number;
+}
+
+/**
+ * Trains one model with the flags' settings (its checkpoint, metrics and plot in `f.out`) and
+ * evaluates it with every column; null when interrupted.
+ */
+async function trainRow(f: Flags, evalHashes: number[]): Promise<Row | null> {
   const config = modelConfig(f);
   const model = reformerLM(config);
   const files = runFiles(f.out);
@@ -209,12 +245,14 @@ async function main(): Promise<void> {
   });
   if (result.interrupted) {
     disposeTree(result.params);
-    Deno.exit(130);
+    return null;
   }
 
-  // Table 2: the trained model evaluated with full attention and with LSH at several hashes.
+  // Table 2: the trained model evaluated with full attention (with and without the shared-QK
+  // self mask) and with LSH at several hashes.
   const columns: [string, AttentionOverride][] = [
     ["full", "full"],
+    [NO_SELF_MASK, { full: { selfMask: false } }],
     ...evalHashes.map((n): [string, AttentionOverride] => [`LSH-${n}`, { lsh: { nHashes: n } }]),
   ];
   const accs: number[] = [];
@@ -230,21 +268,110 @@ async function main(): Promise<void> {
     `trained ${runSummary(result)} (${Math.round(result.tokensPerSecond)} tokens/s), ` +
       `peak memory ${(result.peakBytes / 2 ** 20).toFixed(1)} MiB`,
   );
-  const summary = {
+  const row: Row = {
+    trained,
+    columns: names,
+    accs,
     step: result.step,
     stepsRun: result.stepsRun,
     seconds: result.seconds,
     totalSeconds: result.totalSeconds,
-    trained,
-    columns: names,
-    accs,
   };
+  const { step, stepsRun, seconds, totalSeconds } = row;
+  const summary = { step, stepsRun, seconds, totalSeconds, trained, columns: names, accs };
   Deno.writeTextFileSync(`${f.out}/table.md`, table + "\n");
   Deno.writeTextFileSync(files.results, JSON.stringify(summary, null, 2) + "\n");
   console.log(
     `files: ${files.checkpoint}, ${files.metrics}, ${files.plot}, ${f.out}/table.md, ` +
       files.results,
   );
+  return row;
+}
+
+/** The folder of a `--table` row under the run folder (`full`, `lsh-8`, ...). */
+function rowFolder(out: string, name: string): string {
+  return `${out}/${name.toLowerCase()}`;
+}
+
+/**
+ * `--table`: trains every row of the paper's Table 2 (each in its own folder under `--out`,
+ * resumable row by row) and prints this run's grid next to the paper's.
+ */
+async function trainTable(f: Flags, evalHashes: number[]): Promise<void> {
+  if (f.resume && f.resume !== "auto") {
+    throw usageError("--table resumes each row from its own folder; pass a bare --resume");
+  }
+  const start = performance.now();
+  const rows: Row[] = [];
+  for (const r of TABLE_ROWS) {
+    const out = rowFolder(f.out, r.name);
+    let resume = "";
+    if (f.resume) {
+      try {
+        if (Deno.statSync(runFiles(out).checkpoint).isFile) resume = "auto";
+      } catch { /* no checkpoint yet: this row starts fresh */ }
+    }
+    console.log(`\n== Table 2 row: trained with ${r.name} (${out}) ==`);
+    const row = await trainRow(
+      { ...f, attention: r.attention, nHashes: r.nHashes, out, resume },
+      evalHashes,
+    );
+    if (!row) Deno.exit(130);
+    rows.push(row);
+  }
+  const wallSeconds = (performance.now() - start) / 1000;
+  const columns = rows[0].columns;
+  const grid = gridTable(
+    rows.map((r) => [r.trained, ...r.accs.map((a) => (100 * a).toFixed(1))]),
+    columns,
+  );
+  const paper = gridTable(
+    TABLE_ROWS.map((
+      { name },
+    ) => [name, ...columns.map((c) => PAPER[name]?.[c]?.toFixed(1) ?? "-")]),
+    columns,
+  );
+  const copyTokens = f.evalBatches * f.batch * (f.len / 2 - 1);
+  const text =
+    `Copy accuracy (%) on ${copyTokens} held-out tokens (len ${f.len}, vocab ${f.vocab}); ` +
+    `rows: trained with, columns: evaluated with.\n\nThis run:\n\n${grid}\n\n` +
+    `Reformer paper, Table 2 (len 1024, vocab 128):\n\n${paper}\n\n${TABLE_NOTE}`;
+  console.log(`\n${text}\n`);
+  const trainSeconds = rows.reduce((s, r) => s + r.seconds, 0);
+  console.log(
+    `table: ${rows.length} rows in ${wallSeconds.toFixed(1)} s wall ` +
+      `(${trainSeconds.toFixed(1)} s training this run)`,
+  );
+  const results = {
+    rows: rows.map((r) => r.trained),
+    columns,
+    accs: rows.map((r) => r.accs),
+    paper: TABLE_ROWS.map(({ name }) => columns.map((c) => PAPER[name]?.[c] ?? null)),
+    steps: rows.map((r) => r.step),
+    stepsRun: rows.map((r) => r.stepsRun),
+    seconds: rows.map((r) => r.seconds),
+    totalSeconds: rows.map((r) => r.totalSeconds),
+    wallSeconds,
+  };
+  Deno.writeTextFileSync(`${f.out}/table.md`, text + "\n");
+  Deno.writeTextFileSync(`${f.out}/results.json`, JSON.stringify(results, null, 2) + "\n");
+  console.log(
+    `files: ${TABLE_ROWS.map((r) => rowFolder(f.out, r.name)).join(", ")}, ` +
+      `${f.out}/table.md, ${f.out}/results.json`,
+  );
+}
+
+async function main(): Promise<void> {
+  const f = parseFlags(USAGE, FLAGS);
+  const evalHashes = f.evalHashes.split(",").filter(Boolean).map(Number);
+  if (evalHashes.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw usageError(`--eval-hashes must list positive integers, got ${f.evalHashes}`);
+  }
+  if (f.len < 4 || f.len % 2) throw usageError(`--len must be even and at least 4, got ${f.len}`);
+  const { line } = await initDevice(f.device);
+  console.log(line);
+  if (f.table) return await trainTable(f, evalHashes);
+  if (!(await trainRow(f, evalHashes))) Deno.exit(130);
 }
 
 if (import.meta.main) await runMain("copy_task", main);

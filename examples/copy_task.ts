@@ -293,9 +293,24 @@ function rowFolder(out: string, name: string): string {
   return `${out}/${name.toLowerCase()}`;
 }
 
+/** A row a previous `--table` run finished (its `results.json`), or null. */
+function finishedRow(out: string, trained: string, evalHashes: number[]): Row | null {
+  let r: Row;
+  try {
+    r = JSON.parse(Deno.readTextFileSync(runFiles(out).results));
+  } catch {
+    return null;
+  }
+  const columns = ["full", NO_SELF_MASK, ...evalHashes.map((n) => `LSH-${n}`)];
+  const ok = r.trained === trained && Array.isArray(r.accs) && r.accs.length === columns.length &&
+    JSON.stringify(r.columns) === JSON.stringify(columns);
+  return ok ? r : null;
+}
+
 /**
  * `--table`: trains every row of the paper's Table 2 (each in its own folder under `--out`,
- * resumable row by row) and prints this run's grid next to the paper's.
+ * resumable row by row: with `--resume` a finished row is read back from its `results.json`, an
+ * unfinished one goes on from its checkpoint) and prints this run's grid next to the paper's.
  */
 async function trainTable(f: Flags, evalHashes: number[]): Promise<void> {
   if (f.resume && f.resume !== "auto") {
@@ -305,6 +320,14 @@ async function trainTable(f: Flags, evalHashes: number[]): Promise<void> {
   const rows: Row[] = [];
   for (const r of TABLE_ROWS) {
     const out = rowFolder(f.out, r.name);
+    const done = f.resume ? finishedRow(out, r.name, evalHashes) : null;
+    if (done) {
+      console.log(
+        `\n== Table 2 row: trained with ${r.name}: read back from ${runFiles(out).results} ==`,
+      );
+      rows.push(done);
+      continue;
+    }
     let resume = "";
     if (f.resume) {
       try {

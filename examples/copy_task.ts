@@ -177,12 +177,13 @@ const NO_SELF_MASK = "full (no self-mask)";
 
 /** What the two full-attention columns are, printed under the `--table` grids. */
 const TABLE_NOTE =
-  `"full" masks a token's own position as the shared-QK attention of training does ` +
-  `(a token attends to itself only when nothing else is visible); "${NO_SELF_MASK}" lets it attend ` +
-  `to itself. With shared QK and unit-length keys a query's largest logit is its own, so a ` +
-  `model that never saw itself attends mostly to itself and the copy fails: the paper's 0.8% ` +
-  `(about chance at vocab 128) for LSH-trained models matches this column, not ours with the ` +
-  `mask. The paper trains no LSH-8 model ("-"); its full column is listed under "full".`;
+  `"full" masks a token's own position, as the shared-QK attention of training does (a token ` +
+  `attends to itself only when nothing else is visible); "${NO_SELF_MASK}" lets it attend to ` +
+  `itself. With shared QK and unit-length keys a query's own key gets its largest logit, so a ` +
+  `model trained with the mask attends much to itself without it and the copy largely fails. ` +
+  `The paper's 0.8% full column for LSH-trained models (about chance at vocab 128) is ` +
+  `consistent with an evaluation without the mask, not with one with it. The paper trains no ` +
+  `LSH-8 model ("-").`;
 
 /** A Markdown table: one row per entry (its name first), right-aligned numbers. */
 function gridTable(rows: string[][], columns: string[]): string {

@@ -14,6 +14,20 @@
  *       --d-ff 256 --heads 4 --layers 1 --chunk-len 64 --n-hashes 4 --batch 16 --steps 20000 \
  *       --lr 1e-3 --eval-every 1000 --checkpoint-every 1000 --out runs/copy_1024
  *
+ * `--table` trains all five rows of the paper's Table 2 (full attention, LSH-8, LSH-4, LSH-2,
+ * LSH-1; Kitaev, Kaiser, Levskaya 2020, arXiv:2001.04451) one after another, each in its own
+ * folder under `--out` (`full`, `lsh-8`, ...; `--resume` reads finished rows back and continues
+ * an unfinished one from its checkpoint), evaluates each with every column, and prints the grid
+ * next to the paper's. The same flags set the scale, e.g. the paper's:
+ *
+ *     deno run -A examples/copy_task.ts --table --device webgpu --len 1024 --vocab 128 \
+ *       --d-model 256 --d-ff 256 --heads 4 --layers 1 --chunk-len 64 --batch 16 --steps 20000 \
+ *       --lr 1e-3 --eval-every 1000 --checkpoint-every 1000 --out runs/copy_table_1024
+ *
+ * Besides the paper's columns, every model is evaluated with full attention without the
+ * shared-QK self mask ("full (no self-mask)"), the evaluation the paper's full column for
+ * LSH-trained models (0.8%) evidently used.
+ *
  * @module
  */
 import { argmax, cast, equal, mul, nn, random, scope, sum, tensor } from "../mod.ts";
@@ -64,6 +78,12 @@ const FLAGS = {
   evalHashes: { type: "string", default: "8,4,2,1", help: "LSH hash rounds to evaluate with" },
   chunkLen: { type: "int", default: 16, min: 1, help: "LSH chunk length" },
   ...trainingFlags(TRAINING),
+  table: {
+    type: "bool",
+    default: false,
+    help: "Train every row of the paper's Table 2 (full, LSH-8, LSH-4, LSH-2, LSH-1), each in " +
+      "OUT/<row>, and print the grid next to the paper's (--attention and --n-hashes unused)",
+  },
   stopAt: {
     type: "float",
     default: 0,
@@ -152,12 +172,21 @@ const PAPER: Record<string, Record<string, number>> = {
   "LSH-1": { "full": 0.8, "LSH-8": 99.9, "LSH-4": 99.6, "LSH-2": 94.8, "LSH-1": 77.9 },
 };
 
-/** A Markdown table of this run's accuracies (%) with the paper's row for the same training. */
-export function table2(trained: string, columns: string[], accs: number[]): string {
-  const rows = [[`${trained} (this run)`, ...accs.map((a) => (100 * a).toFixed(1))]];
-  if (PAPER[trained]) {
-    rows.push([`${trained} (paper)`, ...columns.map((c) => PAPER[trained][c]?.toFixed(1) ?? "-")]);
-  }
+/** The column of full attention that lets a token attend to itself. */
+const NO_SELF_MASK = "full (no self-mask)";
+
+/** What the two full-attention columns are, printed under the `--table` grids. */
+const TABLE_NOTE =
+  `"full" masks a token's own position, as the shared-QK attention of training does (a token ` +
+  `attends to itself only when nothing else is visible); "${NO_SELF_MASK}" lets it attend to ` +
+  `itself. With shared QK and unit-length keys a query's own key gets its largest logit, so a ` +
+  `model trained with the mask attends much to itself without it and the copy largely fails. ` +
+  `The paper's 0.8% full column for LSH-trained models (about chance at vocab 128) is ` +
+  `consistent with an evaluation without the mask, not with one with it. The paper trains no ` +
+  `LSH-8 model ("-").`;
+
+/** A Markdown table: one row per entry (its name first), right-aligned numbers. */
+function gridTable(rows: string[][], columns: string[]): string {
   const header = ["trained \\ evaluated", ...columns];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
@@ -168,15 +197,37 @@ export function table2(trained: string, columns: string[], accs: number[]): stri
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
 
-async function main(): Promise<void> {
-  const f = parseFlags(USAGE, FLAGS);
-  const evalHashes = f.evalHashes.split(",").filter(Boolean).map(Number);
-  if (evalHashes.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw usageError(`--eval-hashes must list positive integers, got ${f.evalHashes}`);
+/** A Markdown table of this run's accuracies (%) with the paper's row for the same training. */
+export function table2(trained: string, columns: string[], accs: number[]): string {
+  const rows = [[`${trained} (this run)`, ...accs.map((a) => (100 * a).toFixed(1))]];
+  if (PAPER[trained]) {
+    rows.push([`${trained} (paper)`, ...columns.map((c) => PAPER[trained][c]?.toFixed(1) ?? "-")]);
   }
-  if (f.len < 4 || f.len % 2) throw usageError(`--len must be even and at least 4, got ${f.len}`);
-  const { line } = await initDevice(f.device);
-  console.log(line);
+  return gridTable(rows, columns);
+}
+
+/** The rows of the paper's Table 2, in its order: the attention a model is trained with. */
+const TABLE_ROWS: { name: string; attention: "full" | "lsh"; nHashes: number }[] = [
+  { name: "full", attention: "full", nHashes: 1 },
+  ...[8, 4, 2, 1].map((n) => ({ name: `LSH-${n}`, attention: "lsh" as const, nHashes: n })),
+];
+
+/** A trained row: its name, the columns it was evaluated with and its accuracies (0..1). */
+interface Row {
+  trained: string;
+  columns: string[];
+  accs: number[];
+  step: number;
+  stepsRun: number;
+  seconds: number;
+  totalSeconds: number;
+}
+
+/**
+ * Trains one model with the flags' settings (its checkpoint, metrics and plot in `f.out`) and
+ * evaluates it with every column; null when interrupted.
+ */
+async function trainRow(f: Flags, evalHashes: number[]): Promise<Row | null> {
   const config = modelConfig(f);
   const model = reformerLM(config);
   const files = runFiles(f.out);
@@ -209,12 +260,14 @@ async function main(): Promise<void> {
   });
   if (result.interrupted) {
     disposeTree(result.params);
-    Deno.exit(130);
+    return null;
   }
 
-  // Table 2: the trained model evaluated with full attention and with LSH at several hashes.
+  // Table 2: the trained model evaluated with full attention (with and without the shared-QK
+  // self mask) and with LSH at several hashes.
   const columns: [string, AttentionOverride][] = [
     ["full", "full"],
+    [NO_SELF_MASK, { full: { selfMask: false } }],
     ...evalHashes.map((n): [string, AttentionOverride] => [`LSH-${n}`, { lsh: { nHashes: n } }]),
   ];
   const accs: number[] = [];
@@ -230,21 +283,133 @@ async function main(): Promise<void> {
     `trained ${runSummary(result)} (${Math.round(result.tokensPerSecond)} tokens/s), ` +
       `peak memory ${(result.peakBytes / 2 ** 20).toFixed(1)} MiB`,
   );
-  const summary = {
+  const row: Row = {
+    trained,
+    columns: names,
+    accs,
     step: result.step,
     stepsRun: result.stepsRun,
     seconds: result.seconds,
     totalSeconds: result.totalSeconds,
-    trained,
-    columns: names,
-    accs,
   };
+  const { step, stepsRun, seconds, totalSeconds } = row;
+  const summary = { step, stepsRun, seconds, totalSeconds, trained, columns: names, accs };
   Deno.writeTextFileSync(`${f.out}/table.md`, table + "\n");
   Deno.writeTextFileSync(files.results, JSON.stringify(summary, null, 2) + "\n");
   console.log(
     `files: ${files.checkpoint}, ${files.metrics}, ${files.plot}, ${f.out}/table.md, ` +
       files.results,
   );
+  return row;
+}
+
+/** The folder of a `--table` row under the run folder (`full`, `lsh-8`, ...). */
+function rowFolder(out: string, name: string): string {
+  return `${out}/${name.toLowerCase()}`;
+}
+
+/** A row a previous `--table` run finished (its `results.json`), or null. */
+function finishedRow(out: string, trained: string, evalHashes: number[]): Row | null {
+  let r: Row;
+  try {
+    r = JSON.parse(Deno.readTextFileSync(runFiles(out).results));
+  } catch {
+    return null;
+  }
+  const columns = ["full", NO_SELF_MASK, ...evalHashes.map((n) => `LSH-${n}`)];
+  const ok = r.trained === trained && Array.isArray(r.accs) && r.accs.length === columns.length &&
+    JSON.stringify(r.columns) === JSON.stringify(columns);
+  return ok ? r : null;
+}
+
+/**
+ * `--table`: trains every row of the paper's Table 2 (each in its own folder under `--out`,
+ * resumable row by row: with `--resume` a finished row is read back from its `results.json`, an
+ * unfinished one goes on from its checkpoint) and prints this run's grid next to the paper's.
+ */
+async function trainTable(f: Flags, evalHashes: number[]): Promise<void> {
+  if (f.resume && f.resume !== "auto") {
+    throw usageError("--table resumes each row from its own folder; pass a bare --resume");
+  }
+  const start = performance.now();
+  const rows: Row[] = [];
+  for (const r of TABLE_ROWS) {
+    const out = rowFolder(f.out, r.name);
+    const done = f.resume ? finishedRow(out, r.name, evalHashes) : null;
+    if (done) {
+      console.log(
+        `\n== Table 2 row: trained with ${r.name}: read back from ${runFiles(out).results} ==`,
+      );
+      rows.push(done);
+      continue;
+    }
+    let resume = "";
+    if (f.resume) {
+      try {
+        if (Deno.statSync(runFiles(out).checkpoint).isFile) resume = "auto";
+      } catch { /* no checkpoint yet: this row starts fresh */ }
+    }
+    console.log(`\n== Table 2 row: trained with ${r.name} (${out}) ==`);
+    const row = await trainRow(
+      { ...f, attention: r.attention, nHashes: r.nHashes, out, resume },
+      evalHashes,
+    );
+    if (!row) Deno.exit(130);
+    rows.push(row);
+  }
+  const wallSeconds = (performance.now() - start) / 1000;
+  const columns = rows[0].columns;
+  const grid = gridTable(
+    rows.map((r) => [r.trained, ...r.accs.map((a) => (100 * a).toFixed(1))]),
+    columns,
+  );
+  const paper = gridTable(
+    TABLE_ROWS.map((
+      { name },
+    ) => [name, ...columns.map((c) => PAPER[name]?.[c]?.toFixed(1) ?? "-")]),
+    columns,
+  );
+  const copyTokens = f.evalBatches * f.batch * (f.len / 2 - 1);
+  const text =
+    `Copy accuracy (%) on ${copyTokens} held-out tokens (len ${f.len}, vocab ${f.vocab}); ` +
+    `rows: trained with, columns: evaluated with.\n\nThis run:\n\n${grid}\n\n` +
+    `Reformer paper, Table 2 (len 1024, vocab 128):\n\n${paper}\n\n${TABLE_NOTE}`;
+  console.log(`\n${text}\n`);
+  const trainSeconds = rows.reduce((s, r) => s + r.seconds, 0);
+  console.log(
+    `table: ${rows.length} rows in ${wallSeconds.toFixed(1)} s wall ` +
+      `(${trainSeconds.toFixed(1)} s training this run)`,
+  );
+  const results = {
+    rows: rows.map((r) => r.trained),
+    columns,
+    accs: rows.map((r) => r.accs),
+    paper: TABLE_ROWS.map(({ name }) => columns.map((c) => PAPER[name]?.[c] ?? null)),
+    steps: rows.map((r) => r.step),
+    stepsRun: rows.map((r) => r.stepsRun),
+    seconds: rows.map((r) => r.seconds),
+    totalSeconds: rows.map((r) => r.totalSeconds),
+    wallSeconds,
+  };
+  Deno.writeTextFileSync(`${f.out}/table.md`, text + "\n");
+  Deno.writeTextFileSync(`${f.out}/results.json`, JSON.stringify(results, null, 2) + "\n");
+  console.log(
+    `files: ${TABLE_ROWS.map((r) => rowFolder(f.out, r.name)).join(", ")}, ` +
+      `${f.out}/table.md, ${f.out}/results.json`,
+  );
+}
+
+async function main(): Promise<void> {
+  const f = parseFlags(USAGE, FLAGS);
+  const evalHashes = f.evalHashes.split(",").filter(Boolean).map(Number);
+  if (evalHashes.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw usageError(`--eval-hashes must list positive integers, got ${f.evalHashes}`);
+  }
+  if (f.len < 4 || f.len % 2) throw usageError(`--len must be even and at least 4, got ${f.len}`);
+  const { line } = await initDevice(f.device);
+  console.log(line);
+  if (f.table) return await trainTable(f, evalHashes);
+  if (!(await trainRow(f, evalHashes))) Deno.exit(130);
 }
 
 if (import.meta.main) await runMain("copy_task", main);

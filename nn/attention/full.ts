@@ -28,9 +28,15 @@ export interface AttentionConfig {
   dHead?: number;
   /**
    * One projection for queries and keys, keys normalised to unit length, and a query's logit
-   * against its own position replaced by `-1e5` (the Reformer's shared-QK attention).
+   * against its own position replaced by `-1e5` unless `selfMask: false` (the Reformer's
+   * shared-QK attention).
    */
   sharedQK?: boolean;
+  /**
+   * With `sharedQK`, mask a query's logit against its own position (default true). `false`
+   * lets a token attend to itself, as in an evaluation of a shared-QK model without the mask.
+   */
+  selfMask?: boolean;
   /** Each position attends only to itself and earlier positions. */
   causal?: boolean;
   /** Dropout rate on the attention probabilities (used when `opts.training`; needs `opts.key`). */
@@ -65,6 +71,7 @@ export function attention(
   const op = "attention";
   const hc = headConfig(op, config, !!config.sharedQK);
   const causal = !!config.causal;
+  const selfMask = hc.sharedQK && (config.selfMask ?? true);
   const rate = checkDropout(op, config.dropout);
   const frame = attentionFrame<AttentionApplyOptions>(op, hc, rate, {
     attend({ q, k, v }, { x, b, n, opts, dropout }) {
@@ -75,7 +82,7 @@ export function attention(
         kpos: pos,
         kvalid,
         causal,
-        selfMask: hc.sharedQK,
+        selfMask,
         dropout,
       }).o;
     },

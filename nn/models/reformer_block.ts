@@ -29,11 +29,12 @@ export type ReformerAttention = "lsh" | "local" | "full";
  * model trained with LSH evaluated with full shared-QK attention (`"full"`), or a model
  * trained with full attention evaluated with LSH (`{ lsh: { nHashes } }`; `"lsh"` keeps the
  * configured LSH settings). The params of the two are the same (`{ wqk, wv, wo }`). Local
- * layers are left as they are.
+ * layers are left as they are. `{ full: { selfMask: false } }` is full shared-QK attention in
+ * which a token may attend to itself (`"full"` masks self, as training does).
  */
 export type AttentionOverride = "full" | "lsh" | {
   lsh: { nHashes?: number; chunkLen?: number; nBuckets?: BucketSpec };
-};
+} | { full: { selfMask?: boolean } };
 
 /** Feed-forward activations of a Reformer block (`"gelu"` is the tanh approximation). */
 export type ReformerActivation = "gelu" | "relu" | "gelu_exact";
@@ -230,7 +231,7 @@ export function reformerBlock(op: string, config: ReformerBlockConfig): Reformer
       roundWeights: config.lshRoundWeights,
       hashSeed: hashSeed + i,
     });
-  const fullOf = () => attention({ ...base, sharedQK: true });
+  const fullOf = (selfMask = true) => attention({ ...base, sharedQK: true, selfMask });
   const localShared = !!config.localSharedQK;
   // Validates every layer's configuration now, and gives init its layers.
   const own: AttnImpl[] = types.map((t, i) =>
@@ -287,7 +288,9 @@ export function reformerBlock(op: string, config: ReformerBlockConfig): Reformer
       const t = types[i];
       if (t === "local" || o === undefined) return own[i];
       if (o === "full") return { layer: fullOf() };
-      return { lsh: lshOf(i, o === "lsh" ? {} : o.lsh) };
+      if (o === "lsh") return { lsh: lshOf(i, {}) };
+      if ("full" in o) return { layer: fullOf(o.full.selfMask ?? true) };
+      return { lsh: lshOf(i, o.lsh) };
     },
     f,
     g,

@@ -73,12 +73,16 @@ export interface ReversibleBlocks
 function overrideName(op: string, o: AttentionOverride | undefined): string {
   if (o === undefined) return "";
   if (o === "full" || o === "lsh") return o;
+  const full = (o as { full?: { selfMask?: unknown } })?.full;
+  if (full !== null && typeof full === "object" && Object.keys(o).length === 1) {
+    const m = full.selfMask;
+    if (m === undefined || typeof m === "boolean") return m === false ? "full-noself" : "full";
+  }
   const l = (o as { lsh?: unknown })?.lsh;
   if (l === null || typeof l !== "object") {
     throw new TypeError(
-      `${op}: attentionOverride must be "full", "lsh" or { lsh: { nHashes } }, got ${
-        JSON.stringify(o)
-      }`,
+      `${op}: attentionOverride must be "full", "lsh", { lsh: { nHashes } } or ` +
+        `{ full: { selfMask } }, got ${JSON.stringify(o)}`,
     );
   }
   return JSON.stringify(l);

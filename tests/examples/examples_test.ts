@@ -133,7 +133,10 @@ Deno.test("copy_task", async (t) => {
     await t.step("trains, evaluates, writes files; the table has every column", async () => {
       const r = await run("copy_task", [...TINY_COPY, "--steps=4", `--out=${dir}/a`]);
       assertOk(r);
-      assert.match(r.out, /\| trained \\ evaluated \| full \| LSH-2 \| LSH-1 \|/);
+      assert.match(
+        r.out,
+        /\| trained \\ evaluated \| full \| full \(no self-mask\) \| LSH-2 \| LSH-1 \|/,
+      );
       assert.match(r.out, /^trained 4 steps in \d+\.\d s \(\d+ tokens\/s\)/m);
       // Every file written is listed under "files:", and every file listed exists.
       const listed = /^files: (.*)$/m.exec(r.out)![1].split(", ");
@@ -192,6 +195,43 @@ Deno.test("copy_task", async (t) => {
       assert.equal(r.code, 1, r.out);
       assert.match(r.out, /copy_task: loadCheckpoint: .*checkpoint\.safetensors/);
       assert.equal((await Deno.stat(`${dir}/d/checkpoint.safetensors`)).size, bytes.length - 9);
+    });
+    await t.step("--table trains every row and prints the 5x6 grid", async () => {
+      const args = [...TINY_COPY, "--eval-hashes=8,4,2,1", "--steps=2", "--table"];
+      const r = await run("copy_task", [...args, `--out=${dir}/t`]);
+      assertOk(r);
+      const rows = ["full", "LSH-8", "LSH-4", "LSH-2", "LSH-1"];
+      const cols = ["full", "full (no self-mask)", "LSH-8", "LSH-4", "LSH-2", "LSH-1"];
+      const grid = r.out.slice(
+        r.out.indexOf("This run:"),
+        r.out.indexOf("Reformer paper, Table 2"),
+      );
+      const lines = grid.split("\n").filter((l) => l.startsWith("| "));
+      assert.deepEqual(lines[0].split("|").slice(2, -1).map((c) => c.trim()), cols);
+      assert.deepEqual(lines.slice(1).map((l) => l.split("|")[1].trim()), rows);
+      for (const l of lines.slice(1)) {
+        for (const c of l.split("|").slice(2, -1)) assert.match(c.trim(), /^\d+\.\d$/, l);
+      }
+      assert.match(r.out, /no self-mask/);
+      assert.match(r.out, /^table: 5 rows in \d+\.\d s wall/m);
+      const res = JSON.parse(await Deno.readTextFile(`${dir}/t/results.json`));
+      assert.deepEqual(res.rows, rows);
+      assert.deepEqual(res.columns, cols);
+      assert.equal(res.accs.length, 5);
+      for (const a of res.accs) {
+        assert.equal(a.length, 6);
+        for (const v of a) assert.ok(v >= 0 && v <= 1, `${v}`);
+      }
+      assert.deepEqual(res.steps, [2, 2, 2, 2, 2]);
+      for (const row of ["full", "lsh-8", "lsh-4", "lsh-2", "lsh-1"]) {
+        assert.ok((await Deno.stat(`${dir}/t/${row}/checkpoint.safetensors`)).isFile, row);
+      }
+      // Resumed: finished rows are read back, not trained again, and give the same grid.
+      const again = await run("copy_task", [...args, `--out=${dir}/t`, "--resume"]);
+      assertOk(again);
+      assert.equal((again.out.match(/read back from/g) ?? []).length, 5);
+      const res2 = JSON.parse(await Deno.readTextFile(`${dir}/t/results.json`));
+      assert.deepEqual(res2.accs, res.accs);
     });
     await t.step("Ctrl-C saves a checkpoint", async () => {
       const r = await run(

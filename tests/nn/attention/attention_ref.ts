@@ -21,6 +21,8 @@ export interface RefConfig {
   dHead: number;
   sharedQK: boolean;
   causal: boolean;
+  /** With `sharedQK`, a query's own logit is `-1e5` (default true). */
+  selfMask?: boolean;
   /** `[b][n]` true = real token. */
   mask?: boolean[][];
   /** Extra structural restriction `(i, j) -> allowed`. */
@@ -114,7 +116,7 @@ export function refAttention(x: Float32Array, p: RefParams, c: RefConfig): Float
             v: v[j],
             allowed: (!c.causal || j <= i) && (c.mask?.[bi][j] ?? true) &&
               (c.window?.(i, j) ?? true),
-            self: c.sharedQK && i === j,
+            self: c.sharedQK && (c.selfMask ?? true) && i === j,
           })),
         )[0]
       );

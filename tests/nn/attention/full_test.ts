@@ -57,6 +57,45 @@ Deno.test("attention matches a float64 reference", async (t) => {
   }
 });
 
+Deno.test("attention: sharedQK with selfMask false lets a token attend to itself", async (t) => {
+  for (const device of testDevices()) {
+    await t.step(device, () =>
+      noLeaks(async () => {
+        const rand = rng(12);
+        const cases = [
+          { b: 2, n: 6, dModel: 8, heads: 2, causal: true, masked: false },
+          { b: 3, n: 5, dModel: 6, heads: 3, causal: false, masked: true },
+          { b: 1, n: 1, dModel: 4, heads: 2, causal: true, masked: false },
+        ];
+        for (const cs of cases) {
+          const dHead = cs.dModel / cs.heads;
+          const { ref, params } = makeParams(rand, cs.dModel, cs.heads, dHead, true, device);
+          const xData = randomArray(rand, cs.b * cs.n * cs.dModel);
+          const mask = cs.masked ? randomMask(rand, cs.b, cs.n) : undefined;
+          const run = (selfMask?: boolean) =>
+            T.scope(() => {
+              const x = T.tensor(xData, { shape: [cs.b, cs.n, cs.dModel], device });
+              const layer = attention({ ...cs, sharedQK: true, selfMask });
+              return layer.apply(params, x, mask ? { mask: maskOf(mask, device) } : {});
+            });
+          const c: RefConfig = { ...cs, dHead, mask, sharedQK: true };
+          const [free, masked, dflt] = [run(false), run(true), run()];
+          const want = refAttention(xData, ref, { ...c, selfMask: false });
+          await T.assertAllClose(free, want, { rtol: 1e-4, atol: 1e-5 });
+          await T.assertAllClose(masked, refAttention(xData, ref, c), { rtol: 1e-4, atol: 1e-5 });
+          await T.assertAllClose(dflt, masked, { rtol: 0, atol: 0 });
+          if (cs.n > 1) {
+            // The self mask matters: the two differ.
+            const [a, b] = [await free.data(), await masked.data()];
+            assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-3), "selfMask made no difference");
+          }
+          for (const y of [free, masked, dflt]) y.dispose();
+          disposeParams(params);
+        }
+      }));
+  }
+});
+
 Deno.test("localAttention matches windowed attention", async (t) => {
   for (const device of testDevices()) {
     await t.step(device, () =>

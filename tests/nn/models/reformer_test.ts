@@ -199,6 +199,17 @@ Deno.test("reformerLM: attentionOverride swaps LSH and full shared-QK attention"
             const asIs = await full.apply(params, tokens, opts).data();
             assert.ok(asLsh.some((v, i) => Math.abs(v - asIs[i]) > 1e-3), "LSH equals full");
           }
+          // { full: { selfMask: false } } lets a token attend to itself; { full: {} } is "full".
+          const noSelf = await lsh.apply(params, tokens, {
+            attentionOverride: { full: { selfMask: false } },
+          }).data();
+          const masked = await asFull.data();
+          assert.ok(noSelf.some((v, i) => Math.abs(v - masked[i]) > 1e-3), "self mask ignored");
+          await T.assertAllClose(
+            lsh.apply(params, tokens, { attentionOverride: { full: {} } }),
+            asFull,
+            { rtol: 0, atol: 0 },
+          );
           // With one chunk holding the sequence, LSH is full shared-QK attention.
           const short = randomTokens(rand, [2, 4], vocab, device);
           await T.assertAllClose(
@@ -238,6 +249,10 @@ Deno.test("reformerLM: validation", async (t) => {
         assert.throws(() => model.loss(params, ok, tgt), /targets \[1,5\] must match/);
         assert.throws(
           () => model.apply(params, ok, { attentionOverride: "sparse" as never }),
+          /attentionOverride/,
+        );
+        assert.throws(
+          () => model.apply(params, ok, { attentionOverride: { full: { selfMask: 1 } } as never }),
           /attentionOverride/,
         );
       });

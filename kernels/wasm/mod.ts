@@ -22,8 +22,8 @@ import { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "
 export { WasmDevice, type WasmDeviceOptions, WasmStorage } from "./device.ts";
 export { ThreadPool } from "./threads.ts";
 export { type JobFn, type Kernels, Runtime } from "./runtime.ts";
-export type { MatmulSpec } from "../cpu/matmul.ts";
-export type { ReduceLayout } from "../cpu/reduce.ts";
+export type { MatmulSpec } from "../specs/matmul.ts";
+export type { ReduceLayout } from "../specs/reduce.ts";
 export type { StridedInput } from "../strided.ts";
 export type { Device, MemoryInfo, Storage } from "../device.ts";
 export type { DType, TypedArray } from "../dtype.ts";
@@ -32,7 +32,7 @@ export { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from ".
 export { matmulWasm } from "./matmul.ts";
 export { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 export { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
-export type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+export type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 export { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
 export { BINARY_OPS, UNARY_OPS, type WasmBinaryOp, type WasmUnaryOp } from "./module.ts";
 

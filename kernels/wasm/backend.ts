@@ -43,9 +43,29 @@ const elementwise: KernelTable = Object.fromEntries(
   ]),
 );
 
+/**
+ * Unary kernels the module runs as a binary op on the input twice: `copy` as `max(a, a)`
+ * (exactly `a`, a NaN staying NaN) and `square` as `a * a`.
+ */
+export const WASM_DOUBLED_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
+  copy: "max",
+  square: "mul",
+};
+
+const doubled: KernelTable = Object.fromEntries(
+  Object.entries(WASM_DOUBLED_OPS).map(([name, op]) => [
+    name,
+    (d: WasmDevice, [x]: W[], s: ElementwiseSpec) => {
+      const [a] = stridedInputs([x], s);
+      return elementwiseWasm(d, op, [a, a], s.shape);
+    },
+  ]),
+);
+
 /** Every wasm kernel by registry name. */
 export const WASM_BACKEND_KERNELS: KernelTable = {
   ...elementwise,
+  ...doubled,
   matmul: (d: WasmDevice, [a, b]: W[], s: MatmulSpec) => matmulWasm(d, a, b, s),
   sum: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "sum"),
   max: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "max"),
@@ -62,10 +82,14 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
  */
 export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[]): boolean {
   const op = WASM_ELEMENTWISE_OPS[name];
-  if (op !== undefined) {
+  const twice = WASM_DOUBLED_OPS[name];
+  if (op !== undefined || twice !== undefined) {
     const s = spec as ElementwiseSpec;
+    const inputs = s.inputs.map((x) => ({ ...x, storage: { byteLength: 0 } }));
     return s.dtype === "f32" &&
-      elementwiseSupported(op, s.inputs.map((x) => ({ ...x, storage: { byteLength: 0 } })));
+      (op !== undefined
+        ? elementwiseSupported(op, inputs)
+        : inputs.length === 1 && elementwiseSupported(twice, [inputs[0], inputs[0]]));
   }
   switch (name) {
     case "sum":

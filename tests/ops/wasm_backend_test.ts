@@ -114,6 +114,25 @@ Deno.test("wasm elementwise kernels match the reference", async () => {
     await same(`${name} transposed`, [[7, 3]], (a) => f(T.transpose(a)), 2e-6, [-3, 3]);
   }
   await same("sqrt", [[41]], (a) => T.sqrt(a), 1e-6, [0, 4]);
+  for (const s of [[37], [3, 1, 5], [0], []]) await same(`square ${s}`, [s], (a) => T.square(a));
+  await same("square transposed", [[7, 3]], (a) => T.square(T.transpose(a)));
+  // copy: making a transposed or broadcast view contiguous
+  await same("copy transposed", [[7, 3, 2]], (a) => T.reshape(T.transpose(a, [2, 0, 1]), [42]));
+  await same("copy sliced", [[7, 5]], (a) => T.slice(a, [1, 2], [6, 5]));
+  await same("copy broadcast", [[3, 1]], (a) => T.broadcastTo(a, [3, 5]));
+  await noLeaks(async () => {
+    const special = T.tensor([NaN, -0, Infinity, -Infinity, 1e-45], { device: "wasm" });
+    const c = T.scope(() => T.broadcastTo(T.reshape(special, [5, 1]), [5, 2]));
+    const got = Array.from(await c.data());
+    assert.ok(Number.isNaN(got[0]) && Number.isNaN(got[1]));
+    assert.ok(Object.is(got[2], -0) && Object.is(got[3], -0));
+    assert.deepEqual(
+      got.slice(4),
+      [Infinity, Infinity, -Infinity, -Infinity, 1e-45, 1e-45].map(Math.fround),
+    );
+    special.dispose();
+    c.dispose();
+  });
 });
 
 Deno.test("wasm reductions and softmax match the reference", async () => {
@@ -182,6 +201,8 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "neg",
     "abs",
     "sqrt",
+    "square",
+    "copy",
     "sum",
     "max",
     "min",

@@ -46,10 +46,12 @@ export interface InitResult {
 }
 
 /**
- * Picks the default device: WebGPU when an adapter exists, else the CPU (printing one line
- * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
- * called the default device is the CPU, and the first tensor created on it says so once on
- * stderr.
+ * Picks the default device: WebGPU on a hardware adapter; else the wasm backend (WebAssembly
+ * SIMD on every core), printing one line saying which and why, when the only adapter is a
+ * software one (llvmpipe) or there is none; else a software adapter; else the CPU reference.
+ * Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is called the
+ * default device is the CPU reference, and the first tensor created on it says so once on
+ * stderr. The wasm backend's workers never keep the process alive.
  *
  * Concurrency: the WebGPU device is requested once per process and never replaced, so every
  * tensor made on it stays usable whatever `init` calls follow. A call made while another is
@@ -100,7 +102,8 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
  * a 2-core machine with llvmpipe (see the README's "Backends").
  */
 export const AUTO_CHOICE_REASON =
-  "it trains the copy-task demo about 2x faster than llvmpipe on a 2-core machine";
+  "it trained the copy-task demo 10x faster than llvmpipe on a 2-core machine (24 s against " +
+  "259 s for 60 steps)";
 
 /** Starts backend `name` once per process (a failed or empty start is retried later). */
 async function startBackend(

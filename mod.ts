@@ -113,40 +113,7 @@ export {
   sortWithIndices,
 } from "./ops/sort.ts";
 export { concat, pad, slice, split, stack } from "./ops/slicing.ts";
-export {
-  type Argnums,
-  checkpoint,
-  type Cotangent,
-  type CotangentIn,
-  type Cotangents,
-  customVjp,
-  type CustomVjpRules,
-  disposeTree,
-  flattenTree,
-  grad,
-  type GradOptions,
-  type GradsOf,
-  type Halves,
-  mapTree,
-  type Pullback,
-  remat,
-  type RevBlockFns,
-  reversible,
-  type ReversibleBlock,
-  type ReversibleStack,
-  reversibleStack,
-  type RevFn,
-  type RevOpts,
-  type RevOutput,
-  type RevParams,
-  type RevSaved,
-  stopGradient,
-  type TreeDef,
-  treeTensors,
-  unflattenTree,
-  valueAndGrad,
-  vjp,
-} from "./autodiff/mod.ts";
+export * from "./autodiff/mod.ts";
 export * as optim from "./optim/mod.ts";
 export { max, mean, min, type ReduceOptions, sum, variance } from "./ops/reduce.ts";
 export { argmax, argmin } from "./ops/arg_reduce.ts";
@@ -161,25 +128,4 @@ export { topk, type TopkOptions } from "./ops/topk.ts";
 export { random } from "./ops/random.ts";
 export * as nn from "./nn/mod.ts";
 export * as train from "./train/mod.ts";
-export {
-  buildSafetensorsHeader,
-  decodeFloatsToF32,
-  type DecodeOptions,
-  decodeSafetensors,
-  encodeSafetensors,
-  f16BitsToF32,
-  type HeaderEntry,
-  type HostTensor,
-  parseSafetensorsHeader,
-  type SafetensorsHeader,
-} from "./io/mod.ts";
-export {
-  loadCheckpoint,
-  type LoadCheckpointOptions,
-  type LoadedCheckpoint,
-  MAX_TREE_DEPTH,
-  MAX_TREE_NODES,
-  saveCheckpoint,
-  type SaveCheckpointOptions,
-  STALE_TEMP_MS,
-} from "./io/mod.ts";
+export * from "./io/mod.ts";

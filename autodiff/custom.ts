@@ -259,5 +259,12 @@ export function remat<Args extends unknown[], Out>(
  *
  * @deprecated Renamed {@linkcode remat} ("checkpoint" also names the files of `io/`); this
  * alias goes in the next release.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkpoint, remat } from "@longseq/tensor";
+ * assert.equal(checkpoint, remat); // use remat
+ * ```
  */
 export const checkpoint: typeof remat = remat;

@@ -10,6 +10,13 @@ import { MAX_HEADER_BYTES, parseSafetensorsHeader, type SafetensorsHeader } from
  * A temporary file of a checkpoint whose last change is older than this (milliseconds) is taken
  * to be left over from a killed save and removed when a save or load of that checkpoint starts.
  * A live save writes its temporary file as it goes, so only an abandoned one gets this old.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { STALE_TEMP_MS } from "@longseq/tensor";
+ * assert.equal(STALE_TEMP_MS, 60_000); // one minute
+ * ```
  */
 export const STALE_TEMP_MS = 60_000;
 

@@ -9,9 +9,27 @@ import { Tensor } from "../ops/tensor.ts";
 import type { TreeDef } from "../autodiff/pytree.ts";
 import type { HeaderEntry } from "./safetensors.ts";
 
-/** Deepest nesting of containers a checkpoint tree may have (saving and loading). */
+/**
+ * Deepest nesting of containers a checkpoint tree may have (saving and loading).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_TREE_DEPTH } from "@longseq/tensor";
+ * assert.equal(MAX_TREE_DEPTH, 256);
+ * ```
+ */
 export const MAX_TREE_DEPTH = 256;
-/** Most nodes (containers and leaves) a stored tree description may have. */
+/**
+ * Most nodes (containers and leaves) a stored tree description may have.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_TREE_NODES } from "@longseq/tensor";
+ * assert.equal(MAX_TREE_NODES, 1_000_000);
+ * ```
+ */
 export const MAX_TREE_NODES = 1_000_000;
 
 /** How one leaf is stored in the `longseq.tree` entry. */

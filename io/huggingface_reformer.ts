@@ -177,9 +177,29 @@ function getPath(root: unknown, path: Path): unknown {
 
 /**
  * Checks that a checkpoint's tensors are exactly those of `config`'s model (missing and
- * unexpected names listed) with HF's shapes, and returns our params built from them.
+ * unexpected names listed) with HF's shapes, and returns our params built from them
+ * (`device`: where to put them, default the default device).
  *
- * @param tensors name to `{ format, shape, data }` (`data` f32, HF's layout).
+ * @param tensors name to `{ shape, data }` (`data` f32, HF's layout: e.g.
+ * `reformer.embeddings.word_embeddings.weight` is `[vocab, dModel]`, linear weights are
+ * `[out, in]`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn, random } from "@longseq/tensor";
+ * const config: nn.ReformerLMConfig = {
+ *   vocab: 32, dModel: 8, dFF: 16, heads: 2, layers: 2, maxLen: 16, chunkLen: 4,
+ * };
+ * const hf = await nn.reformerParamsToHF(config, nn.reformerLM(config).init(random.key(0)));
+ * const tensors = new Map(
+ *   [...hf].map(([name, t]) => [name, { shape: t.shape, data: t.data as Float32Array }]),
+ * );
+ * const params = nn.reformerParamsFromHF(config, tensors);
+ * assert.deepEqual(params.embed.table.shape, [32, 8]);
+ * tensors.delete("lm_head.bias");
+ * assert.throws(() => nn.reformerParamsFromHF(config, tensors), /missing: lm_head.bias/);
+ * ```
  */
 export function reformerParamsFromHF(
   config: ReformerLMConfig,
@@ -222,6 +242,21 @@ export function reformerParamsFromHF(
 /**
  * HF's tensors for `config`'s model with `params`: names, shapes and layouts as
  * `save_pretrained` writes them. Throws, naming the param, on a shape that does not match.
+ * The values are f32 host tensors in HF's layout (linear weights `[out, in]`, ours `[in, out]`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn, random } from "@longseq/tensor";
+ * const config: nn.ReformerLMConfig = {
+ *   vocab: 32, dModel: 8, dFF: 16, heads: 2, layers: 2, maxLen: 16, chunkLen: 4,
+ * };
+ * const params = nn.reformerLM(config).init(random.key(0));
+ * const hf = await nn.reformerParamsToHF(config, params);
+ * const emb = hf.get("reformer.embeddings.word_embeddings.weight")!;
+ * assert.deepEqual([emb.dtype, emb.shape], ["f32", [32, 8]]);
+ * assert.deepEqual(hf.get("lm_head.decoder.weight")!.shape, [32, 16]); // [vocab, 2 * dModel]
+ * ```
  */
 export async function reformerParamsToHF(
   config: ReformerLMConfig,
@@ -322,6 +357,21 @@ function configJson(hf: Record<string, unknown>): string {
  * `ReformerModelWithLMHead.from_pretrained(dir)` (causal) or `ReformerForMaskedLM` loads with
  * no missing or unexpected keys. Refuses, by name, settings HF cannot express (see
  * {@linkcode reformerConfigToHF}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn, random } from "@longseq/tensor";
+ * const config: nn.ReformerLMConfig = {
+ *   vocab: 32, dModel: 8, dFF: 16, heads: 2, layers: 2, maxLen: 16, chunkLen: 4,
+ * };
+ * const params = nn.reformerLM(config).init(random.key(0));
+ * const dir = await Deno.makeTempDir();
+ * await nn.saveHuggingFaceReformer(dir, config, params);
+ * const loaded = await nn.loadHuggingFaceReformer(dir); // reads it back
+ * assert.equal(loaded.config.vocab, 32);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function saveHuggingFaceReformer(
   dir: string,

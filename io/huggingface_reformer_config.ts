@@ -66,6 +66,19 @@ function rate(c: Record<string, unknown>, key: string, dflt: number): number {
  * approximation (`"gelu"`). `num_buckets: null` leaves `nBuckets` unset: both then choose
  * the count from the length, but HF fixes it at its first call. `hash_seed` becomes `hashSeed`,
  * which makes our rotations deterministic, not equal to torch's.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn } from "@longseq/tensor";
+ * const config: nn.ReformerLMConfig = {
+ *   vocab: 32, dModel: 8, dFF: 16, heads: 2, layers: 2, maxLen: 16, chunkLen: 4,
+ * };
+ * const hf = nn.reformerConfigToHF(config);
+ * const back = nn.reformerConfigFromHF(hf);
+ * assert.deepEqual([back.vocab, back.dModel, back.activation], [32, 8, "gelu"]);
+ * assert.throws(() => nn.reformerConfigFromHF({ ...hf, hidden_act: "swish" }), RangeError);
+ * ```
  */
 export function reformerConfigFromHF(hf: unknown): ReformerLMConfig {
   if (hf === null || typeof hf !== "object" || Array.isArray(hf)) {
@@ -167,6 +180,20 @@ export function reformerConfigFromHF(hf: unknown): ReformerLMConfig {
  * naming the setting, for a model HF cannot express: `"full"` attention, shared-QK local
  * attention, non-wrapping local windows in a non-causal model, axial positions over more
  * than two factors, or a longest length other than the positions' capacity.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn } from "@longseq/tensor";
+ * const config: nn.ReformerLMConfig = {
+ *   vocab: 32, dModel: 8, dFF: 16, heads: 2, layers: 2, maxLen: 16, chunkLen: 4,
+ * };
+ * const hf = nn.reformerConfigToHF(config);
+ * assert.deepEqual(hf.architectures, ["ReformerModelWithLMHead"]); // causal by default
+ * assert.deepEqual(hf.attn_layers, ["lsh", "lsh"]);
+ * assert.equal(hf.hidden_act, "gelu_new"); // our (tanh) "gelu"
+ * assert.throws(() => nn.reformerConfigToHF({ ...config, attention: "full" }), RangeError);
+ * ```
  */
 export function reformerConfigToHF(config: ReformerLMConfig): Record<string, unknown> {
   const no = (key: string, value: unknown, why: string): never => {

@@ -244,7 +244,7 @@ function parseEntry(name: string, value: unknown): HeaderEntry {
  */
 export function parseSafetensorsHeader(
   bytes: Uint8Array,
-  fileBytes = bytes.length,
+  fileBytes: number = bytes.length,
 ): SafetensorsHeader {
   if (fileBytes < 8) {
     fail(

@@ -65,8 +65,11 @@ const BYTES: Readonly<Record<string, number>> = { F16: 2, BF16: 2, F32: 4, F64: 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { f16BitsToF32 } from "@longseq/tensor";
- * console.log(f16BitsToF32(0x3c00), f16BitsToF32(0x0001), f16BitsToF32(0xfc00)); // 1 5.960464477539063e-8 -Infinity
+ * assert.equal(f16BitsToF32(0x3c00), 1);
+ * assert.equal(f16BitsToF32(0x0001), 2 ** -24); // the smallest subnormal
+ * assert.equal(f16BitsToF32(0xfc00), -Infinity);
  * ```
  */
 export function f16BitsToF32(bits: number): number {
@@ -98,8 +101,10 @@ function f16ToF32Bits(h: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeFloatsToF32 } from "@longseq/tensor";
- * console.log(decodeFloatsToF32("BF16", new Uint8Array([0x80, 0x3f, 0x00, 0xc0]))); // Float32Array [1, -2]
+ * const f = decodeFloatsToF32("BF16", new Uint8Array([0x80, 0x3f, 0x00, 0xc0])); // 2 elements
+ * assert.deepEqual(f, new Float32Array([1, -2]));
  * ```
  */
 export function decodeFloatsToF32(format: string, bytes: Uint8Array): Float32Array {

@@ -11,7 +11,7 @@ export type DeviceName = "cpu" | "webgpu" | "wasm";
 
 /** Memory figures of one device, in bytes of tensor storage. */
 export interface MemoryInfo {
-  /** Tensor handles not yet disposed. */
+  /** Tensor handles not yet disposed (PRNG keys, which need no dispose, are not counted). */
   liveTensors: number;
   /** Bytes of storage held by live tensors. */
   liveBytes: number;
@@ -19,7 +19,10 @@ export interface MemoryInfo {
   peakBytes: number;
   /** Bytes held by the buffer pool for reuse (WebGPU only; 0 on the CPU). */
   pooledBytes: number;
-  /** Bytes of the device's cached scalar constants (not in `liveBytes`; see `Tensor.scalar`). */
+  /**
+   * Bytes of the device's cached scalar constants (see `Tensor.scalar`) and of PRNG keys not
+   * yet disposed or garbage collected; not in `liveBytes`.
+   */
   constantBytes: number;
 }
 
@@ -111,7 +114,7 @@ export function cpuElementBytes(dtype: DType): number {
   return dtypeInfo(dtype).bytes;
 }
 
-/** Shared accounting for both devices. */
+/** Shared accounting for both devices (see {@linkcode AccountedDevice}). */
 export class Accounting {
   liveTensors = 0;
   liveBytes = 0;
@@ -136,5 +139,34 @@ export class Accounting {
       pooledBytes,
       constantBytes: this.constantBytes,
     };
+  }
+}
+
+/**
+ * The memory accounting part of a {@linkcode Device}, which both devices extend: they count
+ * allocations into `acct`, and a device with a buffer pool reports it through `pooledBytes`.
+ */
+export abstract class AccountedDevice {
+  /** The counts behind {@linkcode AccountedDevice.memory}. */
+  protected readonly acct: Accounting = new Accounting();
+  /** Bytes held in a pool for reuse (none by default). */
+  protected pooledBytes(): number {
+    return 0;
+  }
+  /** Memory counts now. */
+  memory(): MemoryInfo {
+    return this.acct.snapshot(this.pooledBytes());
+  }
+  /** Restarts the peak at the current live bytes. */
+  resetPeak(): void {
+    this.acct.peakBytes = this.acct.liveBytes;
+  }
+  /** Counts a tensor created (+1) or disposed (-1). */
+  countTensor(delta: 1 | -1): void {
+    this.acct.liveTensors += delta;
+  }
+  /** Moves a storage's bytes into (+1) or out of (-1) the constants. */
+  countConstant(storage: Storage, delta: 1 | -1): void {
+    this.acct.constant(storage.byteLength, delta);
   }
 }

@@ -293,6 +293,7 @@ const LN2 = Math.log(2);
 /**
  * Converts a loss in nats per token (natural log, as the cross-entropy here) to bits per
  * token (bits per byte / per character for byte-level models like enwik8): `nats / ln 2`.
+ * Shapes: a number gives a number, a tensor (any shape) an f32 tensor of its shape.
  *
  * @example
  * ```ts
@@ -310,6 +311,7 @@ export function bitsPerToken(lossNats: number | Tensor): number | Tensor {
 
 /**
  * Perplexity from a mean loss in nats per token: `exp(loss)`.
+ * Shapes: a number gives a number, a tensor (any shape) an f32 tensor of its shape.
  *
  * @example
  * ```ts

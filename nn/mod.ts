@@ -118,6 +118,7 @@ export {
   type ReversibleBlocksConfig,
   type ReversibleBlocksOptions,
 } from "./models/reversible_blocks.ts";
+export type { ReformerActivation, ReformerBlockConfig } from "./models/reformer_block.ts";
 export {
   type LanguageModel,
   type ReformerApplyOptions,

@@ -39,6 +39,14 @@ export function checkIntAtLeast(op: string, name: string, v: unknown, min: numbe
   return v;
 }
 
+/** Throws a RangeError unless `v` is a finite number >= 0; returns it. */
+export function checkNonNegative(op: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
+    throw new RangeError(`${op}: ${name} must be a finite number >= 0, got ${showValue(v)}`);
+  }
+  return v;
+}
+
 /** Throws unless `x` is a tensor whose last axis has size `n`. */
 export function checkLastDim(op: string, x: unknown, n: number, what = "x"): asserts x is Tensor {
   if (!(x instanceof Tensor)) {

@@ -50,10 +50,11 @@ function argReduce(op: ArgReduceOp, x: Tensor, axis: number | undefined, options
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argmax, tensor } from "@longseq/tensor";
- * const x = tensor([[1, 9, 9], [4, 2, 0]]);
- * console.log(await argmax(x, 1).array()); // [1, 0]
- * console.log(await argmax(x).array()); // 1
+ * const x = tensor([[1, 9, 9], [4, 2, 0]]); // [2, 3]
+ * assert.deepEqual(await argmax(x, 1).array(), [1, 0]); // [2], first index on ties
+ * assert.equal(await argmax(x).array(), 1); // over the flattened tensor
  * ```
  */
 export function argmax(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {
@@ -62,11 +63,13 @@ export function argmax(x: Tensor, axis?: number, options: ReduceOptions = {}): T
 
 /**
  * Index of the smallest element along `axis`, as i32; see {@linkcode argmax}.
+ * Shapes: `x [..dims]` to i32 `dims` without `axis` (`[]` without an axis).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argmin, tensor } from "@longseq/tensor";
- * console.log(await argmin(tensor([[1, 9, 9], [4, 2, 0]]), 1).array()); // [0, 2]
+ * assert.deepEqual(await argmin(tensor([[1, 9, 9], [4, 2, 0]]), 1).array(), [0, 2]);
  * ```
  */
 export function argmin(x: Tensor, axis?: number, options: ReduceOptions = {}): Tensor {

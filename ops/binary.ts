@@ -5,7 +5,7 @@
  * @module
  */
 import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
-import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
+import { bind1, definePrimitive, type Primitive, SAVES, type VjpRule } from "./primitive.ts";
 import { assertLive, deviceOf, Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 import { sameDevice } from "./validate.ts";
@@ -92,18 +92,17 @@ export function applyBinary(
 const x = (c: { inputs: readonly Tensor[] }, i: number) => c.inputs[i];
 
 // Which values each rule reads: none (add, sub) or both operands (mul, div, maximum, minimum).
-const G = { inputs: [], outputs: [] }, AB = { inputs: [0, 1], outputs: [] };
-const addP = binaryPrim("add", ([g]) => [g, g], G);
-const subP = binaryPrim("sub", ([g]) => [g, neg(g)], G);
+const addP = binaryPrim("add", ([g]) => [g, g], SAVES.nothing);
+const subP = binaryPrim("sub", ([g]) => [g, neg(g)], SAVES.nothing);
 const mulP = binaryPrim(
   "mul",
   ([g], c) => [mul(g, x(c, 1)), mul(g, x(c, 0))],
-  AB,
+  SAVES.inputs,
 );
 const divP = binaryPrim(
   "div",
   ([g], c) => [div(g, x(c, 1)), neg(div(mul(g, x(c, 0)), square(x(c, 1))))],
-  AB,
+  SAVES.inputs,
 );
 const powP = binaryPrim(
   "pow",
@@ -120,41 +119,121 @@ const powP = binaryPrim(
 const maxP = binaryPrim(
   "maximum",
   ([g], c) => [where(greaterEqual(x(c, 0), x(c, 1)), g, 0), where(less(x(c, 0), x(c, 1)), g, 0)],
-  AB,
+  SAVES.inputs,
 );
 const minP = binaryPrim(
   "minimum",
   ([g], c) => [where(greaterEqual(x(c, 1), x(c, 0)), g, 0), where(less(x(c, 1), x(c, 0)), g, 0)],
-  AB,
+  SAVES.inputs,
 );
 
-/** `a + b` with broadcasting. @example ```ts
+/**
+ * `a + b` with broadcasting.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape and the promoted dtype.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { add, tensor } from "@longseq/tensor";
- * console.log(await add(tensor([[1], [2]]), tensor([10, 20])).array()); // [[11, 21], [12, 22]]
- * ``` */
+ * const y = add(tensor([[1], [2]]), tensor([10, 20])); // [2, 1] + [2] -> [2, 2]
+ * assert.deepEqual(await y.array(), [[11, 21], [12, 22]]);
+ * assert.deepEqual(await add(tensor([1, 2]), 0.5).array(), [1.5, 2.5]);
+ * ```
+ */
 export const add = (a: TensorLike, b: TensorLike): Tensor => applyBinary(addP, a, b);
-/** `a - b` with broadcasting. */
+/**
+ * `a - b` with broadcasting.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape and the promoted dtype.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sub, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await sub(tensor([[5, 6]]), tensor([[1], [2]])).array(), [[4, 5], [3, 4]]);
+ * assert.deepEqual(await sub(10, tensor([1, 2])).array(), [9, 8]);
+ * ```
+ */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => applyBinary(subP, a, b);
-/** `a * b` with broadcasting (i32/u32 products wrap to 32 bits on both backends). */
+/**
+ * `a * b` with broadcasting (i32/u32 products wrap to 32 bits on both backends).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape and the promoted dtype.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mul, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await mul(tensor([[1, 2], [3, 4]]), tensor([10, -1])).array(), [[10, -2], [30, -4]]);
+ * ```
+ */
 export const mul = (a: TensorLike, b: TensorLike): Tensor => applyBinary(mulP, a, b);
-/** True division `a / b` (integers are promoted to f32). */
+/**
+ * True division `a / b` (integers are promoted to f32).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `f32`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { div, tensor } from "@longseq/tensor";
+ * const q = div(tensor([1, 3], { dtype: "i32" }), 2);
+ * assert.equal(q.dtype, "f32");
+ * assert.deepEqual(await q.array(), [0.5, 1.5]);
+ * ```
+ */
 export const div = (a: TensorLike, b: TensorLike): Tensor =>
   applyBinary(divP, a, b, { floatOnly: true });
 /**
  * `a ** b` in f32 (negative bases need integer exponents, else NaN), with JS `Math.pow`'s
  * special values on both backends (`x ** 0` is 1 even for NaN; `1 ** NaN` is NaN). On WebGPU
  * it is `exp2(b * log2(a))`, so results agree with the CPU to about 1e-5 relative.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `f32`.
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, pow, tensor } from "@longseq/tensor";
+ * await assertAllClose(pow(tensor([2, 9, -2]), tensor([3, 0.5, 2])), [8, 3, 4]);
+ * await assertAllClose(pow(tensor([-8]), 1 / 3), [NaN]);
+ * ```
  */
 export const pow = (a: TensorLike, b: TensorLike): Tensor =>
   applyBinary(powP, a, b, { floatOnly: true });
 /**
  * Elementwise maximum (the gradient goes to `a` on ties). NaN propagates (NumPy `maximum`,
  * JAX) and `maximum(-0, 0)` is +0, on both backends.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape and the promoted dtype.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maximum, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await maximum(tensor([1, 5, NaN]), 2).array(), [2, 5, NaN]);
+ * ```
  */
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => applyBinary(maxP, a, b);
 /**
  * Elementwise minimum (the gradient goes to `a` on ties). NaN propagates and `minimum(-0, 0)`
  * is -0, on both backends.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape and the promoted dtype.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { minimum, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await minimum(tensor([1, 5]), tensor([[2], [0]])).array(), [[1, 2], [0, 0]]);
+ * ```
  */
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => applyBinary(minP, a, b);
 
@@ -179,10 +258,15 @@ const castPrim = definePrimitive<DType>({
  *
  * Returns a new tensor even when the dtype is unchanged.
  *
+ * `x`: any shape; the result has `x`'s shape, in `dtype`.
+ *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cast, tensor } from "@longseq/tensor";
- * console.log(await cast(tensor([1.7, -1.7]), "i32").array()); // [1, -1]
+ * assert.deepEqual(await cast(tensor([1.7, -1.7]), "i32").array(), [1, -1]);
+ * assert.deepEqual(await cast(tensor([0, 2, NaN]), "bool").array(), [false, true, true]);
+ * assert.deepEqual(await cast(tensor([-1], { dtype: "i32" }), "u32").array(), [4294967295]);
  * ```
  */
 export function cast(x: Tensor, dtype: DType): Tensor {

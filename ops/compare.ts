@@ -35,25 +35,124 @@ function boolBinary(name: string) {
   return (a: TensorLike, b: TensorLike): Tensor => applyBinary(prim, a, b, { allowBool: true });
 }
 
-/** `a == b` elementwise, as bool. @example ```ts
+/**
+ * `a == b` elementwise, as bool (NaN equals nothing).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { equal, tensor } from "@longseq/tensor";
- * console.log(await equal(tensor([1, 2]), 2).array()); // [false, true]
- * ``` */
+ * assert.deepEqual(await equal(tensor([1, 2, NaN]), 2).array(), [false, true, false]);
+ * assert.deepEqual(await equal(tensor([[1], [2]]), tensor([1, 2])).array(), [
+ *   [true, false],
+ *   [false, true],
+ * ]);
+ * ```
+ */
 export const equal: BinaryFn = boolBinary("equal");
-/** `a != b` elementwise, as bool. */
+/**
+ * `a != b` elementwise, as bool (NaN differs from everything).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { notEqual, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await notEqual(tensor([1, 2, NaN]), 2).array(), [true, false, true]);
+ * ```
+ */
 export const notEqual: BinaryFn = boolBinary("notEqual");
-/** `a < b` elementwise, as bool. */
+/**
+ * `a < b` elementwise, as bool (false where either is NaN).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { less, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await less(tensor([1, 2, 3]), 2).array(), [true, false, false]);
+ * ```
+ */
 export const less: BinaryFn = boolBinary("less");
-/** `a <= b` elementwise, as bool. */
+/**
+ * `a <= b` elementwise, as bool (false where either is NaN).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lessEqual, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await lessEqual(tensor([1, 2, 3]), 2).array(), [true, true, false]);
+ * ```
+ */
 export const lessEqual: BinaryFn = boolBinary("lessEqual");
-/** `a > b` elementwise, as bool. */
+/**
+ * `a > b` elementwise, as bool (false where either is NaN).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { greater, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await greater(tensor([1, 2, NaN]), 1).array(), [false, true, false]);
+ * ```
+ */
 export const greater: BinaryFn = boolBinary("greater");
-/** `a >= b` elementwise, as bool. */
+/**
+ * `a >= b` elementwise, as bool (false where either is NaN).
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { greaterEqual, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await greaterEqual(tensor([1, 2, 3]), tensor([2])).array(), [false, true, true]);
+ * ```
+ */
 export const greaterEqual: BinaryFn = boolBinary("greaterEqual");
 
-/** Elementwise logical and (non-zero is true), as bool. */
+/**
+ * Elementwise logical and (non-zero is true), as bool.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logicalAnd, tensor } from "@longseq/tensor";
+ * const y = logicalAnd(tensor([true, true, false]), tensor([2, 0, 1]));
+ * assert.deepEqual(await y.array(), [true, false, false]);
+ * ```
+ */
 export const logicalAnd: BinaryFn = boolBinary("logicalAnd");
-/** Elementwise logical or (non-zero is true), as bool. */
+/**
+ * Elementwise logical or (non-zero is true), as bool.
+ *
+ * `a`, `b`: tensors of broadcastable shapes (or one JS number); the result has the broadcast
+ * shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logicalOr, tensor } from "@longseq/tensor";
+ * const y = logicalOr(tensor([true, false, false]), tensor([0, 3, 0]));
+ * assert.deepEqual(await y.array(), [true, true, false]);
+ * ```
+ */
 export const logicalOr: BinaryFn = boolBinary("logicalOr");
 
 const notPrim = definePrimitive<undefined>({
@@ -64,7 +163,18 @@ const notPrim = definePrimitive<undefined>({
   vjp: "none",
 });
 
-/** Elementwise logical not (zero becomes true), as bool. */
+/**
+ * Elementwise logical not (zero becomes true), as bool.
+ *
+ * `x`: any shape; the result has `x`'s shape, in `bool`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logicalNot, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await logicalNot(tensor([0, 2, -1])).array(), [true, false, false]);
+ * ```
+ */
 export function logicalNot(x: Tensor): Tensor {
   return bind1(notPrim, [x], undefined);
 }
@@ -90,10 +200,16 @@ const wherePrim = definePrimitive<undefined>({
 /**
  * Picks `a` where `cond` is non-zero, else `b`, with broadcasting over all three.
  *
+ * `cond`, `a`, `b`: broadcastable shapes (`a` or `b` may be a JS number); the result has the
+ * broadcast shape and the promoted dtype of `a` and `b`.
+ *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor, where } from "@longseq/tensor";
- * console.log(await where(tensor([true, false]), 1, tensor([5, 6])).array()); // [1, 6]
+ * assert.deepEqual(await where(tensor([true, false]), 1, tensor([5, 6])).array(), [1, 6]);
+ * const cond = tensor([[true], [false]]); // [2, 1] with [2] -> [2, 2]
+ * assert.deepEqual(await where(cond, tensor([1, 2]), 0).array(), [[1, 2], [0, 0]]);
  * ```
  */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
@@ -113,10 +229,15 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 /**
  * Limits values to `[lo, hi]` (either bound may be omitted with `undefined`).
  *
+ * `x`: any shape; `lo` and `hi` numbers or tensors that broadcast against it. The result has
+ * the broadcast shape.
+ *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clip, tensor } from "@longseq/tensor";
- * console.log(await clip(tensor([-2, 0.5, 3]), 0, 1).array()); // [0, 0.5, 1]
+ * assert.deepEqual(await clip(tensor([-2, 0.5, 3]), 0, 1).array(), [0, 0.5, 1]);
+ * assert.deepEqual(await clip(tensor([-2, 3]), undefined, 1).array(), [-2, 1]);
  * ```
  */
 export function clip(x: Tensor, lo?: TensorLike, hi?: TensorLike): Tensor {

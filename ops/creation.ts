@@ -57,13 +57,17 @@ export function fromTypedArray(
 
 /**
  * Creates a tensor from nested arrays, a flat array or a typed array.
+ * Shapes: nested arrays give their nesting (`[[1, 2, 3]]` is `[1, 3]`, a number `[]`); flat
+ * and typed arrays are 1-D unless `shape` is given.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor } from "@longseq/tensor";
- * const a = tensor([[1, 2, 3], [4, 5, 6]]);              // f32 [2,3]
+ * const a = tensor([[1, 2, 3], [4, 5, 6]]); // f32 [2, 3]
  * const b = tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2] });
- * console.log(a.shape, b.dtype); // [2, 3] "i32"
+ * assert.deepEqual([a.shape, a.dtype], [[2, 3], "f32"]);
+ * assert.deepEqual([b.shape, b.dtype], [[2, 2], "i32"]);
  * ```
  */
 export function tensor(
@@ -105,8 +109,9 @@ export function tensor(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { full } from "@longseq/tensor";
- * console.log(await full([2], 7).array()); // [7, 7]
+ * assert.deepEqual(await full([2], 7).array(), [7, 7]);
  * ```
  */
 export function full(
@@ -131,10 +136,12 @@ export function full(
 
 /**
  * A tensor of zeros.
+ * Shapes: the result has `shape` (`[]` gives a 0-d tensor).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { zeros } from "@longseq/tensor";
- * console.log(zeros([2, 3]).shape); // [2, 3]
+ * assert.deepEqual(await zeros([2, 3]).array(), [[0, 0, 0], [0, 0, 0]]);
  * ```
  */
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
@@ -143,22 +150,45 @@ export function zeros(shape: readonly number[], options: CreateOptions = {}): Te
 
 /**
  * A tensor of ones.
+ * Shapes: the result has `shape` (`[]` gives a 0-d tensor).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ones } from "@longseq/tensor";
- * console.log(await ones([2]).array()); // [1, 1]
+ * assert.deepEqual(await ones([2]).array(), [1, 1]);
  * ```
  */
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
   return full(shape, 1, { dtype: "f32", ...options });
 }
 
-/** A tensor of zeros with the shape, dtype and device of `x`. */
+/**
+ * A tensor of zeros with the shape, dtype and device of `x` (any shape).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensor, zerosLike } from "@longseq/tensor";
+ * const z = zerosLike(tensor([[1, 2, 3]], { dtype: "i32" })); // [1, 3] i32
+ * assert.equal(z.dtype, "i32");
+ * assert.deepEqual(await z.array(), [[0, 0, 0]]);
+ * ```
+ */
 export function zerosLike(x: Tensor): Tensor {
   return full(x.shape, 0, { dtype: x.dtype, device: x.device });
 }
 
-/** A tensor of ones with the shape, dtype and device of `x`. */
+/**
+ * A tensor of ones with the shape, dtype and device of `x` (any shape).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { onesLike, tensor } from "@longseq/tensor";
+ * const o = onesLike(tensor([[1.5], [2.5]])); // [2, 1] f32
+ * assert.deepEqual(await o.array(), [[1], [1]]);
+ * ```
+ */
 export function onesLike(x: Tensor): Tensor {
   return full(x.shape, 1, { dtype: x.dtype, device: x.device });
 }
@@ -166,12 +196,14 @@ export function onesLike(x: Tensor): Tensor {
 /**
  * Evenly spaced values `start, start+step, ...` below `stop` (NumPy `arange`).
  * With one argument, `arange(n)` gives `0..n-1`. Default dtype `i32` for integer arguments.
+ * Shapes: the result is 1-D, `[ceil((stop - start) / step)]` (empty when that is not positive).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arange } from "@longseq/tensor";
- * console.log(await arange(4).array());        // [0, 1, 2, 3]
- * console.log(await arange(1, 2, 0.5).array()); // [1, 1.5]
+ * assert.deepEqual(await arange(4).array(), [0, 1, 2, 3]);
+ * assert.deepEqual(await arange(1, 2, 0.5).array(), [1, 1.5]);
  * ```
  */
 export function arange(
@@ -200,11 +232,12 @@ export function arange(
  * An `[n, m]` matrix with ones on the diagonal `k` (0: main, >0: above).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { eye } from "@longseq/tensor";
- * console.log(await eye(2).array()); // [[1, 0], [0, 1]]
+ * assert.deepEqual(await eye(2).array(), [[1, 0], [0, 1]]);
  * ```
  */
-export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tensor {
+export function eye(n: number, m: number = n, k: number = 0, options: CreateOptions = {}): Tensor {
   checkShape("eye", [n, m]);
   if (!Number.isInteger(k)) {
     throw new TypeError(`eye: diagonal offset must be an integer, got ${k}`);
@@ -218,11 +251,13 @@ export function eye(n: number, m = n, k = 0, options: CreateOptions = {}): Tenso
 
 /**
  * Copies a tensor to another device (reads it back first when it is on the GPU).
+ * Shapes: the result has `x`'s shape and dtype.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor, toDevice } from "@longseq/tensor";
  * const c = await toDevice(tensor([1, 2]), "cpu");
- * console.log(c.device); // "cpu"
+ * assert.equal(c.device, "cpu");
  * ```
  */
 export async function toDevice(x: Tensor, device: DeviceName): Promise<Tensor> {

@@ -3,11 +3,9 @@
  * rule that is exact for inputs containing zeros.
  * @module
  */
-import type { ScanSpec } from "../kernels/specs/scan.ts";
-import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
-import { fmt, type Tensor } from "./tensor.ts";
-import { checkTensor, normAxis } from "./validate.ts";
-import { axisLayout } from "./indexing.ts";
+import { definePrimitive, type Primitive } from "./primitive.ts";
+import { bindScan, launchScan, type ScanParams } from "./scan.ts";
+import type { Tensor } from "./tensor.ts";
 import { cumsum } from "./cumsum.ts";
 import { cast, div, mul } from "./binary.ts";
 import { equal, logicalAnd, where } from "./compare.ts";
@@ -19,12 +17,6 @@ export interface CumprodOptions {
   reverse?: boolean;
   /** Leave each element out of its own product, so the first is 1 (default false). */
   exclusive?: boolean;
-}
-
-interface CumprodParams {
-  axis: number;
-  reverse: boolean;
-  exclusive: boolean;
 }
 
 /**
@@ -65,17 +57,9 @@ function shiftBack(g: Tensor, axis: number, reverse: boolean): Tensor {
   return pad(inner, g.shape.map((_, d) => (d === axis ? (reverse ? [1, 0] : [0, 1]) : [0, 0])));
 }
 
-const cumprodPrim = definePrimitive<CumprodParams>({
+const cumprodPrim = definePrimitive<ScanParams>({
   name: "cumprod",
-  forward: ([x], { axis, reverse, exclusive }) => {
-    const spec: ScanSpec = {
-      layout: axisLayout(x.shape, axis),
-      reverse,
-      exclusive,
-      dtype: x.dtype,
-    };
-    return [launch1("cumprod", [x], spec, x)];
-  },
+  forward: ([x], params) => [launchScan(x, params, "cumprod")],
   // An exclusive product is the inclusive one shifted by a step: `y_j = Y_{j-1}` with `Y` the
   // inclusive product, so `x` gets the inclusive rule with the cotangent shifted back.
   vjp: ([g], { inputs: [x], outputs: [y], params: { axis, reverse, exclusive } }) => {
@@ -99,24 +83,16 @@ const cumprodPrim = definePrimitive<CumprodParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cumprod, tensor } from "@longseq/tensor";
  * const x = tensor([1, 2, 3, 4]);
- * console.log(await cumprod(x).array()); // [1, 2, 6, 24]
- * console.log(await cumprod(x, -1, { reverse: true, exclusive: true }).array()); // [24, 12, 4, 1]
+ * assert.deepEqual(await cumprod(x).array(), [1, 2, 6, 24]);
+ * assert.deepEqual(await cumprod(x, -1, { reverse: true, exclusive: true }).array(), [24, 12, 4, 1]);
  * ```
  */
-export function cumprod(x: Tensor, axis = -1, options: CumprodOptions = {}): Tensor {
-  checkTensor("cumprod", "x", x);
-  if (x.dtype === "bool") {
-    throw new TypeError(`cumprod: bool input ${fmt(x.shape)} is not supported; cast it first`);
-  }
-  const a = normAxis("cumprod", axis, x.rank);
-  return bind1(cumprodPrim, [x], {
-    axis: a,
-    reverse: options.reverse ?? false,
-    exclusive: options.exclusive ?? false,
-  });
+export function cumprod(x: Tensor, axis: number = -1, options: CumprodOptions = {}): Tensor {
+  return bindScan(cumprodPrim, x, axis, options);
 }
 
 /** The cumprod primitive, for tests of its VJP rule. */
-export const CUMPROD_PRIMITIVE: Primitive<CumprodParams> = cumprodPrim;
+export const CUMPROD_PRIMITIVE: Primitive<ScanParams> = cumprodPrim;

@@ -2,11 +2,9 @@
  * Cumulative sums along an axis: inclusive or exclusive, forward or reverse.
  * @module
  */
-import type { ScanSpec } from "../kernels/specs/scan.ts";
-import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
-import { fmt, type Tensor } from "./tensor.ts";
-import { checkTensor, normAxis } from "./validate.ts";
-import { axisLayout } from "./indexing.ts";
+import { definePrimitive, type Primitive } from "./primitive.ts";
+import { bindScan, launchScan, type ScanParams } from "./scan.ts";
+import type { Tensor } from "./tensor.ts";
 
 /** Options for {@linkcode cumsum}. */
 export interface CumsumOptions {
@@ -16,24 +14,10 @@ export interface CumsumOptions {
   exclusive?: boolean;
 }
 
-interface CumsumParams {
-  axis: number;
-  reverse: boolean;
-  exclusive: boolean;
-}
-
-const cumsumPrim = definePrimitive<CumsumParams>({
+const cumsumPrim = definePrimitive<ScanParams>({
   name: "cumsum",
   saves: { inputs: [], outputs: [] },
-  forward: ([x], { axis, reverse, exclusive }) => {
-    const spec: ScanSpec = {
-      layout: axisLayout(x.shape, axis),
-      reverse,
-      exclusive,
-      dtype: x.dtype,
-    };
-    return [launch1("cumsum", [x], spec, x)];
-  },
+  forward: ([x], params) => [launchScan(x, params, "cumsum")],
   // Each input feeds the outputs after it (before it when reversed): the transpose sums the
   // cotangents the other way, with the same exclusivity.
   vjp: ([g], { params: { axis, reverse, exclusive } }) => [
@@ -50,24 +34,16 @@ const cumsumPrim = definePrimitive<CumsumParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cumsum, tensor } from "@longseq/tensor";
  * const x = tensor([1, 2, 3, 4]);
- * console.log(await cumsum(x).array()); // [1, 3, 6, 10]
- * console.log(await cumsum(x, -1, { reverse: true, exclusive: true }).array()); // [9, 7, 4, 0]
+ * assert.deepEqual(await cumsum(x).array(), [1, 3, 6, 10]);
+ * assert.deepEqual(await cumsum(x, -1, { reverse: true, exclusive: true }).array(), [9, 7, 4, 0]);
  * ```
  */
-export function cumsum(x: Tensor, axis = -1, options: CumsumOptions = {}): Tensor {
-  checkTensor("cumsum", "x", x);
-  if (x.dtype === "bool") {
-    throw new TypeError(`cumsum: bool input ${fmt(x.shape)} is not supported; cast it first`);
-  }
-  const a = normAxis("cumsum", axis, x.rank);
-  return bind1(cumsumPrim, [x], {
-    axis: a,
-    reverse: options.reverse ?? false,
-    exclusive: options.exclusive ?? false,
-  });
+export function cumsum(x: Tensor, axis: number = -1, options: CumsumOptions = {}): Tensor {
+  return bindScan(cumsumPrim, x, axis, options);
 }
 
 /** The cumsum primitive, for tests of its VJP rule. */
-export const CUMSUM_PRIMITIVE: Primitive<CumsumParams> = cumsumPrim;
+export const CUMSUM_PRIMITIVE: Primitive<ScanParams> = cumsumPrim;

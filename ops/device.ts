@@ -61,9 +61,12 @@ export interface InitResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { init } from "@longseq/tensor";
- * const { backend, adapter } = await init({ quiet: true });
- * console.log(backend, adapter);
+ * const { backend, adapter } = await init({ quiet: true }); // see above for the choice
+ * assert.ok(["webgpu", "wasm", "cpu"].includes(backend));
+ * assert.equal(typeof adapter, "string");
+ * assert.equal((await init({ backend: "cpu" })).backend, "cpu"); // pick one explicitly
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
@@ -229,7 +232,16 @@ function envBackendNoPrompt(): DeviceName | undefined {
   }
 }
 
-/** Names of the devices available now (the CPU, plus WebGPU and wasm once started). */
+/**
+ * Names of the devices available now (the CPU, plus WebGPU and wasm once started).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { devices } from "@longseq/tensor";
+ * assert.ok(devices().includes("cpu"));
+ * ```
+ */
 export function devices(): DeviceName[] {
   return [base.name, ...Object.keys(STARTABLE_BACKENDS) as DeviceName[]].filter((n) =>
     findBackend(n) !== undefined
@@ -242,10 +254,11 @@ export function devices(): DeviceName[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memory, zeros } from "@longseq/tensor";
  * const before = memory().liveBytes;
  * const z = zeros([256]);
- * console.log(memory().liveBytes - before); // 1024
+ * assert.equal(memory().liveBytes - before, 1024); // 256 f32
  * z.dispose();
  * ```
  */
@@ -253,7 +266,18 @@ export function memory(device?: DeviceName): MemoryInfo {
   return (device === undefined ? fallback : getDevice(device)).memory();
 }
 
-/** Sets a device's peak-bytes figure to its current live bytes. */
+/**
+ * Sets a device's peak-bytes figure to its current live bytes (default: the default device).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { memory, resetPeakMemory, zeros } from "@longseq/tensor";
+ * zeros([1024]).dispose();
+ * resetPeakMemory();
+ * assert.equal(memory().peakBytes, memory().liveBytes);
+ * ```
+ */
 export function resetPeakMemory(device?: DeviceName): void {
   (device === undefined ? fallback : getDevice(device)).resetPeak();
 }
@@ -267,10 +291,11 @@ export function resetPeakMemory(device?: DeviceName): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { memory, releasePooledMemory, zeros } from "@longseq/tensor";
- * zeros([1 << 20]).dispose();
+ * zeros([1 << 10]).dispose();
  * releasePooledMemory();
- * console.log(memory().pooledBytes); // 0
+ * assert.equal(memory().pooledBytes, 0);
  * ```
  */
 export function releasePooledMemory(device?: DeviceName): number {
@@ -282,6 +307,16 @@ export function releasePooledMemory(device?: DeviceName): number {
  * Sets the most bytes of freed storage a device pools for reuse (default: every device; the
  * WebGPU default is 256 MiB). Lowering it releases the excess at once, least recently freed
  * buffers first; 0 disables pooling. The CPU pools nothing.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { memory, setPoolLimit, zeros } from "@longseq/tensor";
+ * setPoolLimit(0); // no pooling: disposed storage is given back at once
+ * zeros([256]).dispose();
+ * assert.equal(memory().pooledBytes, 0);
+ * setPoolLimit(256 << 20); // back to the default
+ * ```
  */
 export function setPoolLimit(bytes: number, device?: DeviceName): void {
   if (!(bytes >= 0)) {
@@ -291,12 +326,36 @@ export function setPoolLimit(bytes: number, device?: DeviceName): void {
   for (const d of names) getDevice(d).poolLimit = bytes;
 }
 
-/** Submits pending GPU work without waiting for it. */
+/**
+ * Submits pending GPU work without waiting for it (default: the default device; a no-op on
+ * the CPU). Reading a tensor flushes too; call this to start queued work early.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, flush, tensor } from "@longseq/tensor";
+ * const y = add(tensor([1, 2]), 1);
+ * flush(); // the kernel starts now; y is read later
+ * assert.deepEqual(await y.array(), [2, 3]);
+ * ```
+ */
 export function flush(device?: DeviceName): void {
   (device === undefined ? fallback : getDevice(device)).flush();
 }
 
-/** Submits pending work and waits until the device has finished it. */
+/**
+ * Submits pending work and waits until the device has finished it (default: the default
+ * device), e.g. to time GPU work.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, sync, tensor } from "@longseq/tensor";
+ * const y = add(tensor([1, 2]), 1);
+ * await sync(); // y's kernel has run
+ * assert.deepEqual(await y.array(), [2, 3]);
+ * ```
+ */
 export async function sync(device?: DeviceName): Promise<void> {
   await (device === undefined ? fallback : getDevice(device)).sync();
 }

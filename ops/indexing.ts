@@ -81,10 +81,11 @@ const takePrim = definePrimitive<AxisParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { take, tensor } from "@longseq/tensor";
- * const x = tensor([[1, 2], [3, 4], [5, 6]]);                 // [3, 2]
- * const rows = take(x, tensor(new Int32Array([2, 0, -1])));  // [3, 2]
- * console.log(await rows.array()); // [[5, 6], [1, 2], [5, 6]]
+ * const x = tensor([[1, 2], [3, 4], [5, 6]]); // [3, 2]
+ * const rows = take(x, tensor(new Int32Array([2, 0, -1]))); // [3, 2]
+ * assert.deepEqual(await rows.array(), [[5, 6], [1, 2], [5, 6]]);
  * ```
  */
 export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
@@ -105,11 +106,11 @@ const scatterPrim = definePrimitive<AxisParams>({
   vjp: ([g], { inputs: [, idx], params: { axis } }) => [g, null, take(g, idx, axis)],
 });
 
-function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
+function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor, allowBool = false) {
   checkTensor(op, "x", x);
   checkIndices(op, indices);
   checkTensor(op, "updates", updates);
-  if (x.dtype === "bool") {
+  if (x.dtype === "bool" && !allowBool) {
     throw new TypeError(`${op}: bool x ${fmt(x.shape)} is not supported; cast it first`);
   }
   if (updates.dtype !== x.dtype) {
@@ -117,6 +118,34 @@ function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
       `${op}: updates dtype ${updates.dtype} differs from x dtype ${x.dtype}; cast one`,
     );
   }
+}
+
+/**
+ * Checks the operands of a scatter along an axis (`scatterAdd`, the combining scatters): as
+ * `checkScatter`, then updates of shape `take(x, indices, axis)`, one device, and a non-empty
+ * axis where there are indices. Returns the normalised axis.
+ */
+export function checkAxisScatter(
+  op: string,
+  x: Tensor,
+  indices: Tensor,
+  updates: Tensor,
+  axis: number,
+  allowBool = false,
+): number {
+  checkScatter(op, x, indices, updates, allowBool);
+  const a = normAxis(op, axis, x.rank);
+  const want = takeShape(x.shape, indices.shape, a);
+  if (fmt(updates.shape) !== fmt(want)) {
+    throw new RangeError(
+      `${op}: updates shape ${fmt(updates.shape)} must be ${fmt(want)} ` +
+        `(x.shape[:axis] + indices.shape + x.shape[axis+1:] for x ${fmt(x.shape)}, ` +
+        `indices ${fmt(indices.shape)}, axis ${a})`,
+    );
+  }
+  sameDevice(op, [x, indices, updates]);
+  checkNotEmptyAxis(op, x, a, indices.size);
+  return a;
 }
 
 /**
@@ -129,25 +158,14 @@ function checkScatter(op: string, x: Tensor, indices: Tensor, updates: Tensor) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scatterAdd, tensor, zeros } from "@longseq/tensor";
  * const out = scatterAdd(zeros([3]), tensor(new Int32Array([0, 2, 0])), tensor([1, 2, 3]));
- * console.log(await out.array()); // [4, 0, 2]
+ * assert.deepEqual(await out.array(), [4, 0, 2]); // repeated indices add up
  * ```
  */
 export function scatterAdd(x: Tensor, indices: Tensor, updates: Tensor, axis = 0): Tensor {
-  const op = "scatterAdd";
-  checkScatter(op, x, indices, updates);
-  const a = normAxis(op, axis, x.rank);
-  const want = takeShape(x.shape, indices.shape, a);
-  if (fmt(updates.shape) !== fmt(want)) {
-    throw new RangeError(
-      `${op}: updates shape ${fmt(updates.shape)} must be ${fmt(want)} ` +
-        `(x.shape[:axis] + indices.shape + x.shape[axis+1:] for x ${fmt(x.shape)}, ` +
-        `indices ${fmt(indices.shape)}, axis ${a})`,
-    );
-  }
-  sameDevice(op, [x, indices, updates]);
-  checkNotEmptyAxis(op, x, a, indices.size);
+  const a = checkAxisScatter("scatterAdd", x, indices, updates, axis);
   return bind1(scatterPrim, [x, indices, updates], { axis: a });
 }
 
@@ -211,16 +229,18 @@ const takeAlongPrim = definePrimitive<AlongParams>({
  * `out[..., k, ...] = x[..., indices[..., k, ...], ...]`. `indices` has the rank of `x`; on
  * the other axes the two broadcast (sizes match or one is 1). The result has `indices`' size on
  * `axis` and the broadcast sizes elsewhere. Indices follow the {@linkcode take} rule.
+ * Shapes: `x [..., n, ...]` and `indices [..., k, ...]` (same rank) to `[..., k, ...]`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { takeAlongAxis, tensor } from "@longseq/tensor";
- * const x = tensor([[10, 30, 20], [60, 40, 50]]);
+ * const x = tensor([[10, 30, 20], [60, 40, 50]]); // [2, 3]
  * const order = tensor(new Int32Array([0, 2, 1, 1, 2, 0]), { shape: [2, 3] });
- * console.log(await takeAlongAxis(x, order, 1).array()); // [[10, 20, 30], [40, 50, 60]]
+ * assert.deepEqual(await takeAlongAxis(x, order, 1).array(), [[10, 20, 30], [40, 50, 60]]);
  * ```
  */
-export function takeAlongAxis(x: Tensor, indices: Tensor, axis = -1): Tensor {
+export function takeAlongAxis(x: Tensor, indices: Tensor, axis: number = -1): Tensor {
   const op = "takeAlongAxis";
   checkTensor(op, "x", x);
   checkIndices(op, indices);
@@ -250,17 +270,18 @@ const scatterAlongPrim = definePrimitive<AlongParams>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scatterAddAlongAxis, tensor, zeros } from "@longseq/tensor";
  * const idx = tensor(new Int32Array([1, 1, 0, 2]), { shape: [2, 2] });
  * const out = scatterAddAlongAxis(zeros([2, 3]), idx, tensor([[1, 2], [3, 4]]), 1);
- * console.log(await out.array()); // [[0, 3, 0], [3, 0, 4]]
+ * assert.deepEqual(await out.array(), [[0, 3, 0], [3, 0, 4]]);
  * ```
  */
 export function scatterAddAlongAxis(
   x: Tensor,
   indices: Tensor,
   updates: Tensor,
-  axis = -1,
+  axis: number = -1,
 ): Tensor {
   const op = "scatterAddAlongAxis";
   checkScatter(op, x, indices, updates);
@@ -291,9 +312,10 @@ const oneHotPrim = definePrimitive<{ depth: number; dtype: DType }>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { oneHot, tensor } from "@longseq/tensor";
- * const y = oneHot(tensor(new Int32Array([2, 0, 5])), 3);
- * console.log(await y.array()); // [[0, 0, 1], [1, 0, 0], [0, 0, 0]]
+ * const y = oneHot(tensor(new Int32Array([2, 0, 5])), 3); // [3] -> [3, 3]
+ * assert.deepEqual(await y.array(), [[0, 0, 1], [1, 0, 0], [0, 0, 0]]); // 5 is out of range
  * ```
  */
 export function oneHot(indices: Tensor, depth: number, options: { dtype?: DType } = {}): Tensor {

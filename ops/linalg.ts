@@ -5,18 +5,62 @@
  */
 import { checkTensor, normAxes, rejectBool } from "./validate.ts";
 import { fmt, type Tensor } from "./tensor.ts";
-import { cast, mul, pow } from "./binary.ts";
+import { cast, div, maximum, mul, pow } from "./binary.ts";
 import { abs, sqrt, square } from "./unary.ts";
 import { isNonZero } from "./logical.ts";
-
-import { reshape } from "./shape.ts";
+import { matmul } from "./matmul.ts";
+import { argmax } from "./arg_reduce.ts";
+import { takeAlongAxis } from "./indexing.ts";
+import { moveaxis } from "./rearrange.ts";
+import { broadcastTo, reshape, transpose } from "./shape.ts";
 import { max, min, reducedShape, type ReduceOptions, rejectEmpty, sum } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 /** A norm order: a number (`Infinity` and `-Infinity` included) or `"fro"` (Frobenius). */
 export type NormOrd = number | "fro";
 
-const MATRIX_ORDS = `"fro", 1, -1, Infinity and -Infinity`;
+const MATRIX_ORDS = `"fro", 1, -1, 2, Infinity and -Infinity`;
+
+/** Squarings of the Gram matrix: the same as 2^24 power-iteration steps. */
+const SQUARINGS = 24;
+
+/**
+ * The spectral norm (largest singular value) of the matrices `x[..., r, c]`. The Gram matrix
+ * `G` (over the smaller side) is squared and rescaled `SQUARINGS` times, so `G^(2^k)` is, up
+ * to scale, the projection onto `G`'s top eigenvectors however close the second eigenvalue
+ * is (a pair with equal top values gives the same norm from either). Its largest column is a
+ * top right singular vector `v`, held constant, and the norm is `|x v|`: its gradient is then
+ * exactly `u v^T`, the spectral norm's derivative where the top singular value is simple.
+ */
+function spectralNorm(x: Tensor, [r, c]: number[]): Tensor {
+  rejectEmpty("norm", x, [r, c]);
+  const m = moveaxis(x, [r, c], [-2, -1]);
+  const [rows, cols] = m.shape.slice(-2);
+  // Right singular vectors of m, or of m^T when it is wide (a smaller Gram matrix).
+  const a = rows >= cols ? m : swapLast(m);
+  const frozen = a.view(a.shape);
+  let g = matmul(frozen, frozen, { transposeA: true });
+  for (let i = 0; i < SQUARINGS; i++) {
+    using sq = matmul(g, g);
+    using a = abs(sq);
+    using top = max(a, [-2, -1], { keepdims: true });
+    using scale = maximum(top, 1e-30);
+    g.dispose();
+    g = div(sq, scale);
+  }
+  const colNorms = sum(square(g), -2, { keepdims: true });
+  const best = argmax(colNorms, -1, { keepdims: true });
+  const col = takeAlongAxis(g, broadcastTo(best, [...g.shape.slice(0, -1), 1]), -1);
+  const v = div(col, maximum(sqrt(sum(square(col), -2, { keepdims: true })), 1e-30));
+  return sqrt(sum(square(matmul(a, v)), [-2, -1]));
+}
+
+/** `m` with its last two axes swapped. */
+function swapLast(m: Tensor): Tensor {
+  const perm = m.shape.map((_, i) => i);
+  [perm[m.rank - 2], perm[m.rank - 1]] = [perm[m.rank - 1], perm[m.rank - 2]];
+  return transpose(m, perm);
+}
 
 function vectorNorm(x: Tensor, ord: NormOrd | undefined, ax: number[]): Tensor {
   if (ord === undefined || ord === 2) return sqrt(sum(square(x), ax, { keepdims: true }));
@@ -46,9 +90,10 @@ function matrixNorm(x: Tensor, ord: NormOrd | undefined, [r, c]: number[]): Tens
     const sums = sum(abs(x), inner, { keepdims: true });
     return (ord > 0 ? max : min)(sums, outer, { keepdims: true });
   }
+  if (ord === 2) return spectralNorm(x, [r, c]);
   throw new RangeError(
-    `norm: matrix order ${JSON.stringify(ord)} is not supported (2, -2 and "nuc" need a ` +
-      `singular value decomposition); supported matrix orders: ${MATRIX_ORDS}`,
+    `norm: matrix order ${JSON.stringify(ord)} is not supported (-2 and "nuc" need every ` +
+      `singular value); supported matrix orders: ${MATRIX_ORDS}`,
   );
 }
 
@@ -60,8 +105,9 @@ function matrixNorm(x: Tensor, ord: NormOrd | undefined, [r, c]: number[]): Tens
  *   0 the count of non-zeros, any other number `p` gives `sum(|x|^p)^(1/p)`.
  * - `axis` a pair `[rows, cols]`: a matrix norm of each such matrix. `"fro"` (default) is the
  *   Frobenius norm, 1 / -1 the largest / least column sum of `|x|`, `Infinity` / `-Infinity`
- *   the largest / least row sum. The spectral norm (2, -2) and `"nuc"` are not supported (they
- *   need singular values) and throw a RangeError listing the supported orders.
+ *   the largest / least row sum, 2 the spectral norm (the largest singular value, by repeated
+ *   squaring of the Gram matrix; its gradient is `u v^T`). -2 and `"nuc"` are not supported
+ *   (they need every singular value) and throw a RangeError listing the supported orders.
  * - `axis` omitted: with `ord` omitted, the 2-norm of all elements; with `ord` given, a vector
  *   norm of a 1-D `x` or a matrix norm of a 2-D `x` (other ranks need `axis`).
  *
@@ -77,6 +123,7 @@ function matrixNorm(x: Tensor, ord: NormOrd | undefined, [r, c]: number[]): Tens
  * assert.deepEqual(await norm(m, undefined, 1).array(), [5, Math.fround(Math.sqrt(5))]);
  * assert.equal(await norm(m, 1).array(), 6); // largest column sum of |m|
  * assert.equal(await norm(m, Infinity).array(), 7); // largest row sum
+ * assert.equal(await norm(tensor([[3, 0], [0, -4]]), 2).array(), 4); // largest singular value
  * assert.deepEqual(await norm(m, 1, 0, { keepdims: true }).array(), [[4, 6]]);
  * ```
  */

@@ -144,13 +144,14 @@ function check(a: Tensor, b: Tensor, opts: MatmulOptions): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { matmul, tensor } from "@longseq/tensor";
  * const a = tensor([[1, 2], [3, 4]]);
  * const b = tensor([[5, 6], [7, 8]]);
- * console.log(await matmul(a, b).array()); // [[19, 22], [43, 50]]
- * console.log(await matmul(a, b, { transposeA: true }).array()); // [[26, 30], [38, 44]]
- * console.log(await matmul(a, tensor([1, 1])).array()); // [3, 7]
- * console.log(matmul(tensor([[[1, 0]]]), b).shape); // [1, 1, 2]
+ * assert.deepEqual(await matmul(a, b).array(), [[19, 22], [43, 50]]);
+ * assert.deepEqual(await matmul(a, b, { transposeA: true }).array(), [[26, 30], [38, 44]]);
+ * assert.deepEqual(await matmul(a, tensor([1, 1])).array(), [3, 7]); // [2, 2] @ [2] -> [2]
+ * assert.deepEqual(matmul(tensor([[[1, 0]]]), b).shape, [1, 1, 2]); // [1, 1, 2] @ [2, 2]
  * ```
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {

@@ -80,6 +80,19 @@ export function isSaved(node: Node, kind: "inputs" | "outputs", i: number): bool
   return list === undefined || list.includes(i);
 }
 
+/**
+ * The common `saves` of elementwise rules: the rule reads nothing but the cotangent, the
+ * (first) input, both inputs, or the output.
+ */
+export const SAVES: Readonly<
+  Record<"nothing" | "input" | "inputs" | "output", { inputs: number[]; outputs: number[] }>
+> = {
+  nothing: { inputs: [], outputs: [] },
+  input: { inputs: [0], outputs: [] },
+  inputs: { inputs: [0, 1], outputs: [] },
+  output: { inputs: [], outputs: [0] },
+};
+
 /** Defines a primitive. A differentiable one must give its VJP rule here. */
 export function definePrimitive<P>(def: Primitive<P>): Primitive<P> {
   return Object.freeze(def);

@@ -2,7 +2,10 @@
  * Random numbers with explicit keys, JAX style. A key is a `u32` tensor of shape `[2]`; every
  * sampler takes one, never changes it, and returns the same values for the same key, on the
  * key's device. Make independent keys with {@linkcode split} / {@linkcode splitN} or
- * {@linkcode foldIn}; never reuse a key for two purposes.
+ * {@linkcode foldIn}; never reuse a key for two purposes. Keys from `key`, `split`, `splitN`,
+ * `foldIn` and `at` need no dispose (they are freed when garbage collected; `dispose()` still
+ * frees one at once), so `random.normal(random.foldIn(random.key(0), step), shape)` leaks
+ * nothing but the result.
  *
  * The generator is Threefry-2x32 with 20 rounds, counter based: element `i` of
  * `bits(key, shape)` is the xor of the two words of `threefry(key, counter i)`, so the CPU and
@@ -27,7 +30,7 @@ import { sameDevice } from "./validate.ts";
 import { less } from "./compare.ts";
 import { argsort, gatherByIndex } from "./sort.ts";
 import { erf64 } from "../kernels/erf.ts";
-import { checkCount, checkFinite, checkKey, run } from "./random_keys.ts";
+import { checkCount, checkFinite, checkKey, deriveKeys, run } from "./random_keys.ts";
 
 export { at, bits, foldIn, key, split, splitN } from "./random_keys.ts";
 
@@ -40,9 +43,10 @@ export { at, bits, foldIn, key, split, splitN } from "./random_keys.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const u = random.uniform(random.key(0), [2, 3], { minval: -1, maxval: 1 });
- * console.log(u.shape); // [2, 3]
+ * assert.deepEqual(u.shape, [2, 3]);
  * ```
  */
 export function uniform(
@@ -75,9 +79,10 @@ export function uniform(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const w = random.normal(random.key(0), [4, 8], { stddev: 0.02 });
- * console.log(w.dtype); // "f32"
+ * assert.equal(w.dtype, "f32");
  * ```
  */
 export function normal(
@@ -104,9 +109,10 @@ export function normal(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const w = random.truncatedNormal(random.key(0), [3], { lower: -1, upper: 1 });
- * console.log(w.shape); // [3]
+ * assert.deepEqual(w.shape, [3]);
  * ```
  */
 export function truncatedNormal(
@@ -139,9 +145,10 @@ export function truncatedNormal(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const keep = random.bernoulli(random.key(0), 0.9, [2, 4]);
- * console.log(keep.dtype); // "bool"
+ * assert.equal(keep.dtype, "bool");
  * ```
  */
 export function bernoulli(key: Tensor, p: number | Tensor, shape?: readonly number[]): Tensor {
@@ -176,9 +183,10 @@ export function bernoulli(key: Tensor, p: number | Tensor, shape?: readonly numb
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const die = random.randint(random.key(0), [5], 1, 7); // values in 1..6
- * console.log(die.dtype); // "i32"
+ * assert.equal(die.dtype, "i32");
  * ```
  */
 export function randint(
@@ -201,7 +209,7 @@ export function randint(
   const span = maxval - minval;
   const m = 2 ** 16 % span;
   const words = Uint32Array.of(span % 2 ** 32, (m * m) % 2 ** 32 % span, minval | 0, 0);
-  using keys = run(key, "keys", [2, 2]);
+  using keys = deriveKeys(key, 2, [2, 2]);
   return run(keys, "randint", shape, words);
 }
 
@@ -215,8 +223,10 @@ export function randint(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random, tensor } from "@longseq/tensor";
- * console.log((await random.permutation(random.key(0), 5).data()).length); // 5
+ * const perm = Array.from(await random.permutation(random.key(0), 5).data());
+ * assert.deepEqual([...perm].sort(), [0, 1, 2, 3, 4]);
  * const rows = random.permutation(random.key(1), tensor([[1, 2], [3, 4], [5, 6]]));
  * ```
  */
@@ -236,8 +246,8 @@ export function permutation(key: Tensor, n: number | Tensor): Tensor {
   let k = key;
   for (let r = 0; r < rounds; r++) {
     // Round r sorts by the bits of subkey r, as JAX's `key, subkey = split(key)` chain does.
-    const next = run(k, "keys", [2], undefined, [0, 0]);
-    using sub = run(k, "keys", [2], undefined, [0, 1]);
+    const next = deriveKeys(k, 1, [2], [0, 0]);
+    using sub = deriveKeys(k, 1, [2], [0, 1]);
     if (k !== key) k.dispose();
     k = next;
     using sortKeys = run(sub, "bits", [n]);

@@ -2,12 +2,26 @@
  * Random keys and raw bits: the Threefry-2x32 `random` primitive (kernel `random`), `key`, `split`, `splitN`, `at`, `foldIn` and `bits`, and
  * the argument checks the samplers in `random.ts` share. Everything here is re-exported by
  * `random.ts`, the public `random` namespace.
+ *
+ * Keys need no dispose. Every key these functions return is a collectable tensor: it is not
+ * counted in `memory().liveTensors`, no `scope` owns it, and its 8 bytes (shown as
+ * `memory().constantBytes`) are freed when the key is garbage collected, or at once by
+ * `dispose()`. So `random.foldIn(random.key(seed), step)` leaks nothing. A key also keeps
+ * its two words on the host: `split`, `splitN`, `foldIn` and `at` of such a key hash on the
+ * host (the same Threefry-2x32 as the kernels, so the same words) and upload the result,
+ * launching no kernel; keys made otherwise (e.g. `tensor(..., { dtype: "u32" })`) derive
+ * children with the `random` kernel, as before.
  * @module
  */
 import type { DeviceName } from "../kernels/device.ts";
-import { RANDOM_DTYPE, type RandomMode, type RandomParams } from "../kernels/specs/random.ts";
+import {
+  RANDOM_DTYPE,
+  type RandomMode,
+  type RandomParams,
+  threefry2x32,
+} from "../kernels/specs/random.ts";
 import { bind1, definePrimitive, launch1 } from "./primitive.ts";
-import { fmt, sizeOf, Tensor } from "./tensor.ts";
+import { collectable, fmt, isCollectable, setRowOverride, sizeOf, Tensor } from "./tensor.ts";
 import { checkShape } from "./validate.ts";
 import { fromTypedArray } from "./creation.ts";
 import { runElementwise } from "./elementwise.ts";
@@ -33,6 +47,66 @@ const randomPrim = definePrimitive<SampleParams>({
   vjp: "none",
 });
 
+/** The host copy of the words of keys made here (`[2]` keys and `[n, 2]` key arrays). */
+const hostWords = new WeakMap<Tensor, Uint32Array>();
+
+/** Most keys `split` derives on the host; more use the kernel. */
+const HOST_SPLIT_MAX = 4096;
+
+/** A collectable key (or key array) of `words` on `device`, remembering the words. */
+function hostKey(words: Uint32Array, shape: readonly number[], device?: DeviceName): Tensor {
+  const t = collectable(fromTypedArray(words, shape, "u32", device));
+  hostWords.set(t, words);
+  return t;
+}
+
+/** The 64-bit counter `(hi, lo)` plus `i`, as `[hi, lo]` u32 words. */
+function addCounter(counter: readonly [number, number], i: number): [number, number] {
+  const s = counter[1] + i;
+  return [(counter[0] + Math.floor(s / 2 ** 32)) >>> 0, s >>> 0];
+}
+
+/**
+ * The keys `threefry(key, counter + i)` for `i < n`, as `[n, 2]` (or `[2]` when `shape` says
+ * so): hashed on the host when the key's words are known there, else by the kernel. Always
+ * a collectable tensor.
+ */
+export function deriveKeys(
+  key: Tensor,
+  n: number,
+  shape: readonly number[],
+  counter: readonly [number, number] = [0, 0],
+): Tensor {
+  const words = hostWords.get(key);
+  if (words && n <= HOST_SPLIT_MAX) {
+    const out = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      const [hi, lo] = addCounter(counter, i);
+      threefry2x32(words[0], words[1], hi, lo, out.subarray(2 * i, 2 * i + 2));
+    }
+    return hostKey(out, shape, key.device);
+  }
+  return collectable(run(key, "keys", shape, undefined, counter));
+}
+
+/** Row `row` of the key array `keys` as a collectable `[2]` key (on the host when known). */
+function keyRow(keys: Tensor, row: number): Tensor {
+  const words = hostWords.get(keys);
+  if (words) return hostKey(words.slice(2 * row, 2 * row + 2), [2], keys.device);
+  return collectable(
+    runElementwise("copy", [{ tensor: keys, strides: [1], offset: 2 * row }], [2], "u32"),
+  );
+}
+
+// Iterating a key array (`const [k1, k2] = random.split(key)`) yields keys that need no dispose.
+setRowOverride((t, i) =>
+  (hostWords.has(t) || isCollectable(t)) && t.dtype === "u32" && t.rank === 2 &&
+    t.shape[1] === 2
+    ? keyRow(t, i)
+    : undefined
+);
+
+/** Launches the `random` kernel for `mode` under `keys` (counters from `counter`). */
 export function run(
   keys: Tensor,
   mode: RandomMode,
@@ -89,13 +163,14 @@ export function checkFinite(op: string, name: string, v: unknown): asserts v is 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
- * console.log(await random.key(42).array()); // [0, 42]
+ * assert.deepEqual(await random.key(42).array(), [0, 42]);
  * ```
  */
 export function key(seed: number, options: { device?: DeviceName } = {}): Tensor {
   const [hi, lo] = words64("random.key", "seed", seed);
-  return fromTypedArray(Uint32Array.of(hi, lo), [2], "u32", options.device);
+  return hostKey(Uint32Array.of(hi, lo), [2], options.device);
 }
 
 /**
@@ -107,15 +182,16 @@ export function key(seed: number, options: { device?: DeviceName } = {}): Tensor
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const keys = random.split(random.key(0), 3);
- * console.log(keys.shape); // [3, 2]
+ * assert.deepEqual(keys.shape, [3, 2]);
  * ```
  */
 export function split(key: Tensor, n = 2): Tensor {
   checkKey("random.split", key);
   checkCount("random.split", n);
-  return run(key, "keys", [n, 2]);
+  return deriveKeys(key, n, [n, 2]);
 }
 
 /**
@@ -123,15 +199,16 @@ export function split(key: Tensor, n = 2): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const [k1, k2] = random.splitN(random.key(0), 2);
- * console.log(k1.shape, k2.shape); // [2] [2]
+ * assert.deepEqual([k1.shape, k2.shape], [[2], [2]]);
  * ```
  */
 export function splitN(key: Tensor, n = 2): Tensor[] {
   checkKey("random.splitN", key);
   checkCount("random.splitN", n);
-  return Array.from({ length: n }, (_, i) => run(key, "keys", [2], undefined, [0, i]));
+  return Array.from({ length: n }, (_, i) => deriveKeys(key, 1, [2], [0, i]));
 }
 
 /**
@@ -157,8 +234,7 @@ export function at(keys: Tensor, i: number): Tensor {
   if (!Number.isInteger(i) || i < -n || i >= n) {
     throw new RangeError(`${op}: index ${i} is out of range for ${n} keys`);
   }
-  const row = i < 0 ? i + n : i;
-  return runElementwise("copy", [{ tensor: keys, strides: [1], offset: 2 * row }], [2], "u32");
+  return keyRow(keys, i < 0 ? i + n : i);
 }
 
 /**
@@ -167,15 +243,16 @@ export function at(keys: Tensor, i: number): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
  * const stepKey = random.foldIn(random.key(0), 17);
- * console.log(stepKey.shape); // [2]
+ * assert.deepEqual(stepKey.shape, [2]);
  * ```
  */
 export function foldIn(key: Tensor, data: number): Tensor {
   checkKey("random.foldIn", key);
   const counter = words64("random.foldIn", "data", data);
-  return run(key, "keys", [2], undefined, counter);
+  return deriveKeys(key, 1, [2], counter);
 }
 
 /**
@@ -185,8 +262,9 @@ export function foldIn(key: Tensor, data: number): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { random } from "@longseq/tensor";
- * console.log((await random.bits(random.key(0), [3]).data()).length); // 3
+ * assert.equal((await random.bits(random.key(0), [3]).data()).length, 3);
  * ```
  */
 export function bits(key: Tensor, shape: readonly number[]): Tensor {

@@ -234,7 +234,7 @@ export function moveaxis(
  * assert.deepEqual(flatten(zeros([2, 3, 4]), 1).shape, [2, 12]);
  * ```
  */
-export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
+export function flatten(x: Tensor, startAxis: number = 0, endAxis: number = -1): Tensor {
   checkTensor("flatten", "x", x);
   if (x.rank === 0) return reshape(x, [1]);
   const s = normAxis("flatten", startAxis, x.rank), e = normAxis("flatten", endAxis, x.rank);

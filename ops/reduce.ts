@@ -172,10 +172,11 @@ function validate(op: string, x: unknown, axes: number | readonly number[] | und
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sum, tensor } from "@longseq/tensor";
- * const x = tensor([[1, 2, 3], [4, 5, 6]]);
- * console.log(await sum(x).array()); // 21
- * console.log(await sum(x, -1, { keepdims: true }).array()); // [[6], [15]]
+ * const x = tensor([[1, 2, 3], [4, 5, 6]]); // [2, 3]
+ * assert.equal(await sum(x).array(), 21); // [] (0-d)
+ * assert.deepEqual(await sum(x, -1, { keepdims: true }).array(), [[6], [15]]); // [2, 1]
  * ```
  */
 export function sum(
@@ -209,8 +210,9 @@ function extreme(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { max, tensor } from "@longseq/tensor";
- * console.log(await max(tensor([[1, 5], [7, 2]]), 1).array()); // [5, 7]
+ * assert.deepEqual(await max(tensor([[1, 5], [7, 2]]), 1).array(), [5, 7]);
  * ```
  */
 export function max(
@@ -224,11 +226,13 @@ export function max(
 /**
  * Smallest element over `axes` (default: all); see {@linkcode max} for dtypes, NaN, empty
  * axes and the gradient.
+ * Shapes: `x [..dims]` to `dims` without `axes` (or with them as 1 when `keepdims`).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { min, tensor } from "@longseq/tensor";
- * console.log(await min(tensor([[1, 5], [7, 2]]), 0).array()); // [1, 2]
+ * assert.deepEqual(await min(tensor([[1, 5], [7, 2]]), 0).array(), [1, 2]);
  * ```
  */
 export function min(
@@ -259,8 +263,9 @@ export function floatInput(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mean, tensor } from "@longseq/tensor";
- * console.log(await mean(tensor([[1, 2], [3, 6]]), 0).array()); // [2, 4]
+ * assert.deepEqual(await mean(tensor([[1, 2], [3, 6]]), 0).array(), [2, 4]);
  * ```
  */
 export function mean(
@@ -282,8 +287,9 @@ export function mean(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor, variance } from "@longseq/tensor";
- * console.log(await variance(tensor([1, 2, 3, 4])).array()); // 1.25
+ * assert.equal(await variance(tensor([1, 2, 3, 4])).array(), 1.25);
  * ```
  */
 export function variance(

@@ -13,9 +13,8 @@
  */
 import type { ScatterCombine } from "../kernels/specs/indexing.ts";
 import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
-import { fmt, type Tensor } from "./tensor.ts";
-import { checkIndices, checkTensor, normAxis, sameDevice } from "./validate.ts";
-import { axisSpec, scatterAdd, take } from "./indexing.ts";
+import type { Tensor } from "./tensor.ts";
+import { axisSpec, checkAxisScatter, scatterAdd, take } from "./indexing.ts";
 import { add, cast, div, mul } from "./binary.ts";
 import { equal, where } from "./compare.ts";
 import { arange, full, zerosLike } from "./creation.ts";
@@ -98,31 +97,7 @@ function apply(
   updates: Tensor,
   axis: number,
 ): Tensor {
-  const op = PRIMS[mode].name;
-  checkTensor(op, "x", x);
-  checkIndices(op, indices);
-  checkTensor(op, "updates", updates);
-  if (x.dtype === "bool" && mode !== "set") {
-    throw new TypeError(`${op}: bool x ${fmt(x.shape)} is not supported; cast it first`);
-  }
-  if (updates.dtype !== x.dtype) {
-    throw new TypeError(
-      `${op}: updates dtype ${updates.dtype} differs from x dtype ${x.dtype}; cast one`,
-    );
-  }
-  const a = normAxis(op, axis, x.rank);
-  const want = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
-  if (fmt(updates.shape) !== fmt(want)) {
-    throw new RangeError(
-      `${op}: updates shape ${fmt(updates.shape)} must be ${fmt(want)} ` +
-        `(x.shape[:axis] + indices.shape + x.shape[axis+1:] for x ${fmt(x.shape)}, ` +
-        `indices ${fmt(indices.shape)}, axis ${a})`,
-    );
-  }
-  sameDevice(op, [x, indices, updates]);
-  if (x.shape[a] === 0 && indices.size > 0) {
-    throw new RangeError(`${op}: cannot index axis ${a} of ${fmt(x.shape)}: it is empty`);
-  }
+  const a = checkAxisScatter(PRIMS[mode].name, x, indices, updates, axis, mode === "set");
   return bind1(PRIMS[mode], [x, indices, updates], { axis: a });
 }
 

@@ -46,10 +46,14 @@ export function unregisterFromScope(t: Tensor): void {
  *
  * @example
  * ```ts
- * import { keep, ones, scope } from "@longseq/tensor";
- * let saved;
- * scope(() => { saved = keep(ones([2])); });
- * console.log(saved!.disposed); // false
+ * import assert from "node:assert/strict";
+ * import { keep, ones, scope, type Tensor } from "@longseq/tensor";
+ * let saved: Tensor | undefined;
+ * scope(() => {
+ *   saved = keep(ones([2]));
+ * });
+ * assert.equal(saved!.disposed, false); // survives the scope
+ * saved!.dispose();
  * ```
  */
 export function keep<T>(tree: T): T {
@@ -71,10 +75,11 @@ export function tensorsIn(tree: unknown, out: Set<Tensor> = new Set()): Set<Tens
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { add, memory, ones, scope } from "@longseq/tensor";
  * const before = memory().liveBytes;
  * const y = scope(() => add(add(ones([4]), ones([4])), ones([4])));
- * console.log(memory().liveBytes - before); // 16: only y is left
+ * assert.equal(memory().liveBytes - before, 16); // only y (4 f32) is left
  * y.dispose();
  * ```
  */

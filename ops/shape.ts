@@ -21,8 +21,9 @@ const reshapePrim = definePrimitive<readonly number[]>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arange, reshape } from "@longseq/tensor";
- * console.log(reshape(arange(6), [2, -1]).shape); // [2, 3]
+ * assert.deepEqual(await reshape(arange(6), [2, -1]).array(), [[0, 1, 2], [3, 4, 5]]);
  * ```
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -73,11 +74,13 @@ const transposePrim = definePrimitive<readonly number[]>({
 
 /**
  * Permutes axes (default: reverses them).
+ * Shapes: `x [d0, d1, ...]` to `[d[perm[0]], d[perm[1]], ...]`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor, transpose } from "@longseq/tensor";
- * console.log(await transpose(tensor([[1, 2], [3, 4]])).array()); // [[1, 3], [2, 4]]
+ * assert.deepEqual(await transpose(tensor([[1, 2], [3, 4]])).array(), [[1, 3], [2, 4]]);
  * ```
  */
 export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
@@ -101,10 +104,12 @@ export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
 
 /**
  * Inserts size-1 axes at the given positions of the result.
+ * Shapes: `x [...dims]` to `dims` with a 1 at each `axis` (positions in the result).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expandDims, ones } from "@longseq/tensor";
- * console.log(expandDims(ones([3]), 0).shape); // [1, 3]
+ * assert.deepEqual(expandDims(ones([3]), 0).shape, [1, 3]);
  * ```
  */
 export function expandDims(x: Tensor, axis: number | readonly number[]): Tensor {
@@ -119,10 +124,12 @@ export function expandDims(x: Tensor, axis: number | readonly number[]): Tensor 
 
 /**
  * Removes size-1 axes (default: all of them).
+ * Shapes: `x [...dims]` to `dims` without the size-1 axes named by `axis` (default: all).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ones, squeeze } from "@longseq/tensor";
- * console.log(squeeze(ones([1, 3, 1])).shape); // [3]
+ * assert.deepEqual(squeeze(ones([1, 3, 1])).shape, [3]);
  * ```
  */
 export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
@@ -149,8 +156,9 @@ const broadcastPrim = definePrimitive<readonly number[]>({
  * Broadcasts to a shape by NumPy rules (a copy).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { broadcastTo, tensor } from "@longseq/tensor";
- * console.log(broadcastTo(tensor([1, 2]), [3, 2]).shape); // [3, 2]
+ * assert.deepEqual(await broadcastTo(tensor([1, 2]), [3, 2]).array(), [[1, 2], [1, 2], [1, 2]]);
  * ```
  */
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {

@@ -139,11 +139,12 @@ function pySlice(n: number, start: number | undefined, stop: number | undefined,
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arange, reshape, slice } from "@longseq/tensor";
- * const x = reshape(arange(12), [3, 4]);              // [3, 4]
- * console.log(await slice(x, [1], [undefined]).array()); // rows 1..2: [[4,5,6,7],[8,9,10,11]]
- * console.log(await slice(x, [-1, 0], [undefined, undefined], [-1, 2]).array());
- * // [[8, 10], [4, 6], [0, 2]]
+ * const x = reshape(arange(12), [3, 4]); // [3, 4]
+ * assert.deepEqual(await slice(x, [1], [undefined]).array(), [[4, 5, 6, 7], [8, 9, 10, 11]]);
+ * const y = slice(x, [-1, 0], [undefined, undefined], [-1, 2]); // rows reversed, every 2nd column
+ * assert.deepEqual(await y.array(), [[8, 10], [4, 6], [0, 2]]);
  * ```
  */
 export function slice(
@@ -227,10 +228,11 @@ function checkSameDtype(op: string, xs: readonly Tensor[]) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { concat, tensor } from "@longseq/tensor";
- * const a = tensor([[1, 2]]), b = tensor([[3, 4], [5, 6]]);  // [1, 2] and [2, 2]
- * console.log(await concat([a, b]).array()); // [[1, 2], [3, 4], [5, 6]]
- * console.log(concat([a, a], -1).shape);     // [1, 4]
+ * const a = tensor([[1, 2]]), b = tensor([[3, 4], [5, 6]]); // [1, 2] and [2, 2]
+ * assert.deepEqual(await concat([a, b]).array(), [[1, 2], [3, 4], [5, 6]]); // [3, 2]
+ * assert.deepEqual(concat([a, a], -1).shape, [1, 4]);
  * ```
  */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
@@ -259,10 +261,11 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stack, tensor } from "@longseq/tensor";
- * const a = tensor([1, 2]), b = tensor([3, 4]);
- * console.log(await stack([a, b]).array());     // [[1, 2], [3, 4]]
- * console.log(await stack([a, b], 1).array());  // [[1, 3], [2, 4]]
+ * const a = tensor([1, 2]), b = tensor([3, 4]); // two [2] -> [2, 2]
+ * assert.deepEqual(await stack([a, b]).array(), [[1, 2], [3, 4]]);
+ * assert.deepEqual(await stack([a, b], 1).array(), [[1, 3], [2, 4]]);
  * ```
  */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
@@ -294,10 +297,11 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arange, split } from "@longseq/tensor";
- * console.log((await Promise.all(split(arange(6), 3).map((t) => t.array()))));
- * // [[0, 1], [2, 3], [4, 5]]
- * console.log(split(arange(6), [1, -2]).map((t) => t.shape)); // [[1], [3], [2]]
+ * const parts = await Promise.all(split(arange(6), 3).map((t) => t.array()));
+ * assert.deepEqual(parts, [[0, 1], [2, 3], [4, 5]]);
+ * assert.deepEqual(split(arange(6), [1, -2]).map((t) => t.shape), [[1], [3], [2]]);
  * ```
  */
 export function split(x: Tensor, sections: number | readonly number[], axis = 0): Tensor[] {
@@ -344,10 +348,11 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pad, tensor } from "@longseq/tensor";
- * console.log(await pad(tensor([[1, 2]]), [[1, 0], [0, 2]]).array());
- * // [[0, 0, 0, 0], [1, 2, 0, 0]]
- * console.log(pad(tensor([1, 2]), 1, -1).shape); // [4]
+ * const y = pad(tensor([[1, 2]]), [[1, 0], [0, 2]]); // [1, 2] -> [2, 4]
+ * assert.deepEqual(await y.array(), [[0, 0, 0, 0], [1, 2, 0, 0]]);
+ * assert.deepEqual(await pad(tensor([1, 2]), 1, -1).array(), [-1, 1, 2, -1]);
  * ```
  */
 export function pad(

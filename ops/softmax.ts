@@ -78,12 +78,12 @@ function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axi
  *
  * @example
  * ```ts
- * import { softmax, tensor } from "@longseq/tensor";
- * const p = softmax(tensor([[1, 2, 3], [1000, 1000, 1000]]));
- * console.log(await p.array()); // [[0.090, 0.245, 0.665], [0.333, 0.333, 0.333]] (rounded)
+ * import { assertAllClose, softmax, tensor } from "@longseq/tensor";
+ * const p = softmax(tensor([[1, 2, 3], [1000, 1000, 1000]])); // [2, 3], rows sum to 1
+ * await assertAllClose(p, [[0.0900306, 0.2447285, 0.6652410], [1 / 3, 1 / 3, 1 / 3]]);
  * ```
  */
-export function softmax(x: Tensor, axis = -1): Tensor {
+export function softmax(x: Tensor, axis: number = -1): Tensor {
   return applySoftmax("softmax", softmaxPrim, x, axis);
 }
 
@@ -97,12 +97,12 @@ export function softmax(x: Tensor, axis = -1): Tensor {
  *
  * @example
  * ```ts
- * import { logSoftmax, tensor } from "@longseq/tensor";
+ * import { assertAllClose, logSoftmax, tensor } from "@longseq/tensor";
  * const lp = logSoftmax(tensor([0, 0]));
- * console.log(await lp.array()); // [-0.693, -0.693] (rounded)
+ * await assertAllClose(lp, [-Math.LN2, -Math.LN2]);
  * ```
  */
-export function logSoftmax(x: Tensor, axis = -1): Tensor {
+export function logSoftmax(x: Tensor, axis: number = -1): Tensor {
   return applySoftmax("logSoftmax", logSoftmaxPrim, x, axis);
 }
 
@@ -117,8 +117,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
  *
  * @example
  * ```ts
- * import { logsumexp, tensor } from "@longseq/tensor";
- * console.log(await logsumexp(tensor([1000, 1000])).array()); // 1000.693...
+ * import { assertAllClose, logsumexp, tensor } from "@longseq/tensor";
+ * await assertAllClose(logsumexp(tensor([1000, 1000])), 1000 + Math.LN2); // no overflow
  * ```
  */
 export function logsumexp(

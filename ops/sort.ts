@@ -74,15 +74,18 @@ const argsortPrim = definePrimitive<SortParams>({
  * Stable in both directions; NaN counts as the largest value; -0 equals +0 (see the module
  * notes). Differentiable in `x` through `values` (the cotangent is scattered back through
  * `indices`).
+ * Shapes: `x [..., n]` to values `[..., n]` (x's dtype) and indices `[..., n]` (i32).
  *
  * @param x `[..., n]` of f32, i32 or u32.
  * @returns `[values, indices]`, both `[..., n]`; `values` has x's dtype, `indices` is i32.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sortWithIndices, tensor } from "@longseq/tensor";
  * const [v, i] = sortWithIndices(tensor([[3, 1, 2], [0, 5, 0]]), { descending: true });
- * console.log(await v.array(), await i.array()); // [[3, 2, 1], [5, 0, 0]] [[0, 2, 1], [1, 0, 2]]
+ * assert.deepEqual(await v.array(), [[3, 2, 1], [5, 0, 0]]);
+ * assert.deepEqual(await i.array(), [[0, 2, 1], [1, 0, 2]]); // stable: ties keep their order
  * ```
  */
 export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, Tensor] {
@@ -100,8 +103,9 @@ export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sort, tensor } from "@longseq/tensor";
- * console.log(await sort(tensor([2, NaN, -1, 0])).array()); // [-1, 0, 2, NaN]
+ * assert.deepEqual(await sort(tensor([2, NaN, -1, 0])).array(), [-1, 0, 2, NaN]);
  * ```
  */
 export function sort(x: Tensor, options: SortOptions = {}): Tensor {
@@ -115,15 +119,17 @@ export function sort(x: Tensor, options: SortOptions = {}): Tensor {
  * The i32 positions that sort each row along the last axis: `x[..., argsort(x)[..., j]]` is
  * the j-th smallest (or largest, with `descending`). Stable: ties keep their input order, in
  * both directions. Not differentiable.
+ * Shapes: `x [..., n]` to i32 `[..., n]`.
  *
  * @param x `[..., n]` of f32, i32 or u32.
  * @returns `[..., n]` of i32, each row a permutation of `0..n-1`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argsort, tensor } from "@longseq/tensor";
- * console.log(await argsort(tensor([1, 0, 1, 0])).array()); // [1, 3, 0, 2]
- * console.log(await argsort(tensor([1, 0, 1, 0]), { descending: true }).array()); // [0, 2, 1, 3]
+ * assert.deepEqual(await argsort(tensor([1, 0, 1, 0])).array(), [1, 3, 0, 2]);
+ * assert.deepEqual(await argsort(tensor([1, 0, 1, 0]), { descending: true }).array(), [0, 2, 1, 3]);
  * ```
  */
 export function argsort(x: Tensor, options: SortOptions = {}): Tensor {
@@ -182,10 +188,11 @@ const scatterPrim = definePrimitive<undefined>({
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { argsort, gatherByIndex, tensor } from "@longseq/tensor";
- * const idx = argsort(tensor([[2, 0, 1]]));                // [[1, 2, 0]]
- * const rows = tensor([[[20, 21], [0, 1], [10, 11]]]);     // [1, 3, 2]
- * console.log(await gatherByIndex(rows, idx).array()); // [[[0, 1], [10, 11], [20, 21]]]
+ * const idx = argsort(tensor([[2, 0, 1]])); // [1, 3]: [[1, 2, 0]]
+ * const rows = tensor([[[20, 21], [0, 1], [10, 11]]]); // [1, 3, 2]
+ * assert.deepEqual(await gatherByIndex(rows, idx).array(), [[[0, 1], [10, 11], [20, 21]]]);
  * ```
  */
 export function gatherByIndex(x: Tensor, idx: Tensor): Tensor {
@@ -207,9 +214,10 @@ export function gatherByIndex(x: Tensor, idx: Tensor): Tensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scatterByIndex, sortWithIndices, tensor } from "@longseq/tensor";
  * const [sorted, idx] = sortWithIndices(tensor([3, 1, 2]));
- * console.log(await scatterByIndex(sorted, idx).array()); // [3, 1, 2]
+ * assert.deepEqual(await scatterByIndex(sorted, idx).array(), [3, 1, 2]); // undoes the sort
  * ```
  */
 export function scatterByIndex(g: Tensor, idx: Tensor): Tensor {

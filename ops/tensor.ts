@@ -16,7 +16,28 @@ interface Shared {
   readonly device: Device;
   readonly storage: Storage;
   refs: number;
+  /** Counted in `memory().constantBytes` (storage of collectable handles such as PRNG keys). */
+  constant?: boolean;
 }
+
+/** Drops one reference to `shared`, freeing the storage with the last one. */
+function release(shared: Shared): void {
+  if (--shared.refs > 0) return;
+  if (shared.constant) shared.device.countConstant(shared.storage, -1);
+  shared.device.free(shared.storage);
+}
+
+/**
+ * Frees the storage of collectable handles (see {@linkcode collectable}) that were never
+ * disposed, once the garbage collector finds them unreachable.
+ */
+const collector = new FinalizationRegistry<Shared>((shared) => {
+  try {
+    release(shared);
+  } catch {
+    // The device went away first: nothing is left to free.
+  }
+});
 
 /** How many scalar constants each device keeps (see {@linkcode Tensor.scalar}). */
 export const SCALAR_CACHE_SIZE = 256;
@@ -53,6 +74,27 @@ export let fromStorage: (
 export let storageOf: (t: Tensor) => Storage;
 /** The device object holding a tensor's data. Throws if it was disposed. */
 export let deviceOf: (t: Tensor) => Device;
+/**
+ * Makes `t` collectable and returns it (a view or a tensor of an autodiff trace is returned
+ * unchanged): it needs no dispose. It leaves `memory().liveTensors` and every `scope`, its bytes count as
+ * `memory().constantBytes`, and its storage is freed when the handle is garbage collected,
+ * or at once by `dispose()`. For small immutable values such as PRNG keys (not exported by
+ * `mod.ts`).
+ */
+export let collectable: (t: Tensor) => Tensor;
+/** Whether `t` was made collectable. */
+export let isCollectable: (t: Tensor) => boolean;
+
+/**
+ * Reads row `i` of `t` for iteration instead of {@linkcode setRowReader}'s reader, when it
+ * returns a tensor (set by the PRNG key functions: rows of a key array are keys).
+ */
+let rowOverride: ((t: Tensor, i: number) => Tensor | undefined) | null = null;
+
+/** Sets {@linkcode rowOverride}. */
+export function setRowOverride(read: (t: Tensor, i: number) => Tensor | undefined): void {
+  rowOverride = read;
+}
 
 /**
  * An immutable n-dimensional array on one device. Ops never change their inputs; values are
@@ -60,9 +102,11 @@ export let deviceOf: (t: Tensor) => Device;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensor } from "@longseq/tensor";
  * using t = tensor([[1, 2], [3, 4]]);
- * console.log(t.shape, await t.array()); // [2, 2] [[1, 2], [3, 4]]
+ * assert.deepEqual(t.shape, [2, 2]);
+ * assert.deepEqual(await t.array(), [[1, 2], [3, 4]]);
  * ```
  */
 export class Tensor {
@@ -83,6 +127,7 @@ export class Tensor {
    */
   readonly nodeIndex: number;
   #shared: Shared | null;
+  #collectable = false;
 
   /**
    * Wraps storage in a handle (kernel launches use `fromStorage` from this module).
@@ -110,6 +155,20 @@ export class Tensor {
       new Tensor({ device, storage, refs: 1 }, shape, dtype, null, 0);
     storageOf = (t) => t.#live("storage").storage;
     deviceOf = (t) => t.#live("backend").device;
+    collectable = (t) => {
+      const shared = t.#live("collectable");
+      if (t.#collectable) return t;
+      // A view or a traced tensor stays an ordinary handle: others share its storage.
+      if (shared.refs !== 1 || t.node) return t;
+      t.#collectable = true;
+      shared.constant = true;
+      shared.device.countConstant(shared.storage, 1);
+      shared.device.countTensor(-1);
+      unregisterFromScope(t);
+      collector.register(t, shared, t);
+      return t;
+    };
+    isCollectable = (t) => t.#collectable;
   }
 
   /**
@@ -197,9 +256,12 @@ export class Tensor {
     const shared = this.#shared;
     if (!shared) return;
     this.#shared = null;
-    shared.device.countTensor(-1);
-    unregisterFromScope(this);
-    if (--shared.refs === 0) shared.device.free(shared.storage);
+    if (this.#collectable) collector.unregister(this);
+    else {
+      shared.device.countTensor(-1);
+      unregisterFromScope(this);
+    }
+    release(shared);
   }
 
   /**
@@ -210,10 +272,14 @@ export class Tensor {
    *
    * @example
    * ```ts
-   * import { random, tensor } from "@longseq/tensor";
-   * const [k1, k2] = random.split(random.key(0));
-   * console.log(k1.shape, k2.shape); // [2] [2]
-   * for (const row of tensor([[1, 2], [3, 4]])) console.log(await row.array()); // [1, 2] then [3, 4]
+   * import assert from "node:assert/strict";
+   * import { tensor } from "@longseq/tensor";
+   * const [first, second] = tensor([[1, 2], [3, 4]]); // [2, 2] -> two [2] rows
+   * assert.deepEqual(await first.array(), [1, 2]);
+   * assert.deepEqual(await second.array(), [3, 4]);
+   * const rows = [];
+   * for (const row of tensor([[1, 2, 3]])) rows.push(await row.array());
+   * assert.deepEqual(rows, [[1, 2, 3]]);
    * ```
    */
   *[Symbol.iterator](): Iterator<Tensor> {
@@ -224,7 +290,7 @@ export class Tensor {
       );
     }
     if (!readRow) throw new Error("iterate: the slicing ops are not loaded");
-    for (let i = 0; i < this.shape[0]; i++) yield readRow(this, i);
+    for (let i = 0; i < this.shape[0]; i++) yield rowOverride?.(this, i) ?? readRow(this, i);
   }
 
   /** Disposes the tensor at the end of a `using` block. */

@@ -32,7 +32,21 @@ async function flat(v: Values): Promise<{ values: ArrayLike<number>; shape: numb
   return { values: out, shape: null };
 }
 
-/** The worst mismatch between two value sets, or null when they are close. */
+/**
+ * The worst mismatch between two value sets, or null when they are close. Shapes must match
+ * when both are tensors; arrays are compared flattened.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeReport, tensor } from "@longseq/tensor";
+ * assert.equal(await closeReport(tensor([1, 2]), [1, 2.000001]), null);
+ * assert.equal(
+ *   await closeReport(tensor([1, 2, 3]), [1, 2, 4]),
+ *   "1 of 3 values differ (rtol 0.00001, atol 0.000001); worst at flat index 2: 3 vs 4",
+ * );
+ * ```
+ */
 export async function closeReport(
   actual: Values,
   expected: Values,
@@ -74,8 +88,10 @@ export async function closeReport(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allClose, tensor } from "@longseq/tensor";
- * console.log(await allClose(tensor([1, 2]), [1, 2.000001])); // true
+ * assert.equal(await allClose(tensor([1, 2]), [1, 2.000001]), true);
+ * assert.equal(await allClose(tensor([1, 2]), [1, 2.1]), false);
  * ```
  */
 export async function allClose(
@@ -86,7 +102,18 @@ export async function allClose(
   return (await closeReport(actual, expected, options)) === null;
 }
 
-/** Throws an Error describing the worst mismatch unless the values are close. */
+/**
+ * Throws an Error describing the worst mismatch unless the values are close (see
+ * {@linkcode closeReport}); `message` prefixes the error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assertAllClose, tensor } from "@longseq/tensor";
+ * await assertAllClose(tensor([[0.1, 0.2]]), [[0.1, 0.2]]); // f32 rounding is within rtol
+ * await assert.rejects(assertAllClose(tensor([1]), [1.1], { message: "w" }), /^Error: w: 1 of 1/);
+ * ```
+ */
 export async function assertAllClose(
   actual: Values,
   expected: Values,

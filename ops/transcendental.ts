@@ -3,12 +3,11 @@
  * kernel entries (the backends' elementwise tables) and VJP rule. Integer inputs are cast to f32 first.
  * @module
  */
+import { SAVES } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
 import { add, div, mul } from "./binary.ts";
 import { square } from "./unary.ts";
 import { defineUnary } from "./unary_def.ts";
-
-const X = { inputs: [0], outputs: [] }, Y = { inputs: [], outputs: [0] };
 
 /**
  * `e^x - 1`, accurate for small `|x|` where `exp(x) - 1` loses digits. Gradient `e^x`.
@@ -25,7 +24,7 @@ const X = { inputs: [0], outputs: [] }, Y = { inputs: [], outputs: [0] };
  */
 export const expm1: (x: Tensor) => Tensor = defineUnary("expm1", {
   floatOnly: true,
-  saves: Y,
+  saves: SAVES.output,
   vjp: ([g], c) => {
     using e = add(c.outputs[0], 1);
     return [mul(g, e)];
@@ -46,7 +45,7 @@ export const expm1: (x: Tensor) => Tensor = defineUnary("expm1", {
  */
 export const log2: (x: Tensor) => Tensor = defineUnary("log2", {
   floatOnly: true,
-  saves: X,
+  saves: SAVES.input,
   vjp: ([g], c) => {
     using d = mul(c.inputs[0], Math.LN2);
     return [div(g, d)];
@@ -66,7 +65,7 @@ export const log2: (x: Tensor) => Tensor = defineUnary("log2", {
  */
 export const tan: (x: Tensor) => Tensor = defineUnary("tan", {
   floatOnly: true,
-  saves: Y,
+  saves: SAVES.output,
   vjp: ([g], c) => {
     using y2 = square(c.outputs[0]);
     using d = add(y2, 1);
@@ -87,7 +86,7 @@ export const tan: (x: Tensor) => Tensor = defineUnary("tan", {
  */
 export const atan: (x: Tensor) => Tensor = defineUnary("atan", {
   floatOnly: true,
-  saves: X,
+  saves: SAVES.input,
   vjp: ([g], c) => {
     using x2 = square(c.inputs[0]);
     using d = add(x2, 1);

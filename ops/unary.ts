@@ -11,7 +11,7 @@
  * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
-import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
+import { bind1, definePrimitive, type Primitive, SAVES, type VjpRule } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
 import { add, cast, div, mul, scalarLike, sub } from "./binary.ts";
@@ -25,79 +25,75 @@ interface UnaryDef {
   saves: { inputs: number[]; outputs: number[] };
 }
 
-/** The rule reads only the cotangent, the input, or the output. */
-const G = { inputs: [], outputs: [] }, X = { inputs: [0], outputs: [] };
-const Y = { inputs: [], outputs: [0] };
-
 const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
 
 const DEFS = {
-  neg: { saves: G, floatOnly: false, vjp: ([g]) => [neg(g)] },
+  neg: { saves: SAVES.nothing, floatOnly: false, vjp: ([g]) => [neg(g)] },
   abs: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: false,
     vjp: ([g], c) => [mul(g, sign(x0(c)))],
   },
-  sign: { saves: G, floatOnly: false, vjp: () => [null] },
+  sign: { saves: SAVES.nothing, floatOnly: false, vjp: () => [null] },
   exp: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, y0(c))],
   },
   log: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [div(g, x0(c))],
   },
   log1p: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [div(g, add(x0(c), 1))],
   },
   sqrt: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [div(g, mul(y0(c), 2))],
   },
   rsqrt: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     // d/dx x^-1/2 = -1/2 x^-3/2 = -1/2 y^3
     vjp: ([g], c) => [mul(g, mul(mul(y0(c), square(y0(c))), -0.5))],
   },
   square: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: false,
     vjp: ([g], c) => [mul(g, mul(x0(c), 2))],
   },
   tanh: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, sub(1, square(y0(c))))],
   },
   sigmoid: {
-    saves: Y,
+    saves: SAVES.output,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, mul(y0(c), sub(1, y0(c))))],
   },
   relu: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: false,
     vjp: ([g], c) => [mul(g, cast(greater(x0(c), 0), "f32"))],
   },
   erf: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, mul(exp(neg(square(x0(c)))), 2 / Math.sqrt(Math.PI)))],
   },
   sin: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [mul(g, cos(x0(c)))],
   },
   cos: {
-    saves: X,
+    saves: SAVES.input,
     floatOnly: true,
     vjp: ([g], c) => [neg(mul(g, sin(x0(c))))],
   },
@@ -131,38 +127,191 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
   return bind1(PRIMITIVES[name], [x], undefined);
 }
 
-/** `-x` elementwise. @example ```ts
+/**
+ * `-x` elementwise.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { neg, tensor } from "@longseq/tensor";
- * console.log(await neg(tensor([1, -2])).array()); // [-1, 2]
- * ``` */
+ * assert.deepEqual(await neg(tensor([1, -2])).array(), [-1, 2]);
+ * ```
+ */
 export const neg = (x: Tensor): Tensor => unary("neg", x);
-/** `|x|` elementwise. */
+/**
+ * `|x|` elementwise.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { abs, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await abs(tensor([-3, 0, 2])).array(), [3, 0, 2]);
+ * ```
+ */
 export const abs = (x: Tensor): Tensor => unary("abs", x);
-/** Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN). */
+/**
+ * Sign of `x` (-1, 0 or 1; `sign(-0)` is -0 and `sign(NaN)` is NaN).
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sign, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await sign(tensor([-3, 0, 2, NaN])).array(), [-1, 0, 1, NaN]);
+ * ```
+ */
 export const sign = (x: Tensor): Tensor => unary("sign", x);
-/** `e^x` elementwise. */
+/**
+ * `e^x` elementwise.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, exp, tensor } from "@longseq/tensor";
+ * await assertAllClose(exp(tensor([0, 1, -Infinity])), [1, Math.E, 0]);
+ * ```
+ */
 export const exp = (x: Tensor): Tensor => unary("exp", x);
-/** Natural logarithm. */
+/**
+ * Natural logarithm (`log(0)` is -inf, negative inputs give NaN).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, log, tensor } from "@longseq/tensor";
+ * await assertAllClose(log(tensor([1, Math.E, 0])), [0, 1, -Infinity]);
+ * ```
+ */
 export const log = (x: Tensor): Tensor => unary("log", x);
-/** `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf. */
+/**
+ * `log(1 + x)`, accurate near 0; `log1p(inf)` is inf, `log1p(-1)` is -inf.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, log1p, tensor } from "@longseq/tensor";
+ * await assertAllClose(log1p(tensor([0, 1e-7, -1])), [0, 1e-7, -Infinity], { rtol: 1e-5 });
+ * ```
+ */
 export const log1p = (x: Tensor): Tensor => unary("log1p", x);
-/** Square root. */
+/**
+ * Square root (negative inputs give NaN).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sqrt, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await sqrt(tensor([4, 0, 2.25])).array(), [2, 0, 1.5]);
+ * ```
+ */
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
-/** `1 / sqrt(x)`. */
+/**
+ * `1 / sqrt(x)`.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, rsqrt, tensor } from "@longseq/tensor";
+ * await assertAllClose(rsqrt(tensor([4, 0.25])), [0.5, 2]);
+ * ```
+ */
 export const rsqrt = (x: Tensor): Tensor => unary("rsqrt", x);
-/** `x * x`. */
+/**
+ * `x * x`.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { square, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await square(tensor([-3, 2], { dtype: "i32" })).array(), [9, 4]);
+ * ```
+ */
 export const square = (x: Tensor): Tensor => unary("square", x);
-/** Hyperbolic tangent. */
+/**
+ * Hyperbolic tangent.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, tanh, tensor } from "@longseq/tensor";
+ * await assertAllClose(tanh(tensor([0, 1, -Infinity])), [0, Math.tanh(1), -1]);
+ * ```
+ */
 export const tanh = (x: Tensor): Tensor => unary("tanh", x);
-/** Logistic sigmoid `1 / (1 + e^-x)`, stable for large |x|. */
+/**
+ * Logistic sigmoid `1 / (1 + e^-x)`, stable for large |x|.
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, sigmoid, tensor } from "@longseq/tensor";
+ * await assertAllClose(sigmoid(tensor([0, 100, -100])), [0.5, 1, 0]);
+ * ```
+ */
 export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
-/** `max(x, 0)`. */
+/**
+ * `max(x, 0)`.
+ *
+ * `x`: any shape; the result has `x`'s shape and dtype (bool is rejected).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { relu, tensor } from "@longseq/tensor";
+ * assert.deepEqual(await relu(tensor([-1, 0, 2])).array(), [0, 0, 2]);
+ * ```
+ */
 export const relu = (x: Tensor): Tensor => unary("relu", x);
-/** The error function (on WebGPU an approximation, absolute error below 1.5e-7). */
+/**
+ * The error function (on WebGPU an approximation, absolute error below 1.5e-7).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, erf, tensor } from "@longseq/tensor";
+ * await assertAllClose(erf(tensor([0, 1, -Infinity])), [0, 0.8427008, -1]);
+ * ```
+ */
 export const erf = (x: Tensor): Tensor => unary("erf", x);
-/** Sine (on WebGPU accurate for |x| up to about 1e4). */
+/**
+ * Sine (on WebGPU accurate for |x| up to about 1e4).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, sin, tensor } from "@longseq/tensor";
+ * await assertAllClose(sin(tensor([0, Math.PI / 2])), [0, 1]);
+ * ```
+ */
 export const sin = (x: Tensor): Tensor => unary("sin", x);
-/** Cosine (on WebGPU accurate for |x| up to about 1e4). */
+/**
+ * Cosine (on WebGPU accurate for |x| up to about 1e4).
+ *
+ * `x`: any shape; the result has `x`'s shape and an `f32` dtype (integers are cast to `f32` first).
+ *
+ * @example
+ * ```ts
+ * import { assertAllClose, cos, tensor } from "@longseq/tensor";
+ * await assertAllClose(cos(tensor([0, Math.PI])), [1, -1]);
+ * ```
+ */
 export const cos = (x: Tensor): Tensor => unary("cos", x);
 
 /**
@@ -170,10 +319,14 @@ export const cos = (x: Tensor): Tensor => unary("cos", x);
  * `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; `false` the exact `0.5 x (1 + erf(x / sqrt 2))`.
  * A composition, so its gradient comes from its parts.
  *
+ * `x`: any shape; the result has `x`'s shape, in `f32`.
+ *
  * @example
  * ```ts
- * import { gelu, tensor } from "@longseq/tensor";
- * const y = gelu(tensor([-1, 0, 1]), { approximate: false });
+ * import { assertAllClose, gelu, tensor } from "@longseq/tensor";
+ * const y = gelu(tensor([-1, 0, 1]), { approximate: false }); // [3] in, [3] out
+ * await assertAllClose(y, [-0.1586553, 0, 0.8413447]);
+ * await assertAllClose(gelu(tensor([1])), [0.8411920]); // the tanh form
  * ```
  */
 export function gelu(x: Tensor, options: { approximate?: boolean } = {}): Tensor {

@@ -9,6 +9,11 @@
  * mirror (`step`), so schedules and bias corrections never read the GPU back; after loading a
  * checkpoint call {@linkcode restoreSteps}.
  *
+ * Shapes: `grads`, `params` and the returned `updates` are pytrees of one structure with equal
+ * leaf shapes (any shapes); per-parameter state (momentum, Adam's moments) mirrors them, except
+ * Adafactor's, which for a param `[..., rows, cols]` keeps `[..., rows]` and `[..., cols]`
+ * averages. Step counts are `[]` i32 scalars and schedules map a step number to a number.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";

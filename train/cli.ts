@@ -44,6 +44,7 @@ const kebab = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCas
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { flagHelp } from "@longseq/tensor/train";
  * const spec = { dModel: { type: "int", default: 64, min: 1, help: "Model width" } } as const;
  * assert.match(flagHelp("usage: x [flags]", spec), /--d-model=VALUE +Model width \(>= 1\) \[default: 64\]/);
  * ```
@@ -86,6 +87,7 @@ function rangeProblem(f: FlagSpec, n: number): string | null {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { parseFlags } from "@longseq/tensor/train";
  * const spec = { steps: { type: "int", default: 10, min: 1, help: "Training steps" } } as const;
  * const f = parseFlags("usage: train [flags]", spec, ["--steps=3"]);
  * assert.equal(f.steps, 3);
@@ -154,6 +156,7 @@ export function parseFlags<T extends Record<string, FlagSpec>>(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { runMain } from "@longseq/tensor/train";
  * let ran = false;
  * await runMain("demo", async () => {
  *   ran = true;
@@ -178,6 +181,7 @@ export async function runMain(name: string, main: () => Promise<void>): Promise<
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { usageError } from "@longseq/tensor/train";
  * const e = usageError("--len must be even");
  * assert.ok(e instanceof RangeError && Reflect.get(e, "usage") === true);
  * ```
@@ -193,6 +197,7 @@ export function usageError(message: string): RangeError {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { initDevice } from "@longseq/tensor/train";
  * const { backend, line } = await initDevice("cpu");
  * assert.equal(backend, "cpu");
  * assert.match(line, /^device: cpu /);
@@ -235,6 +240,7 @@ export type TrainingFlag =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { parseFlags } from "@longseq/tensor/train";
  * const FLAGS = {
  *   layers: { type: "int", default: 2, help: "Layers" },
  *   ...trainingFlags({ steps: 100, batch: 8, lr: 1e-3, clip: false, out: "runs/x", evalBatches: 4 }),

@@ -14,7 +14,8 @@ import type { Tensor } from "../ops/tensor.ts";
 import { treeTensors, valueAndGrad } from "../autodiff/mod.ts";
 import * as optim from "../optim/mod.ts";
 import { loadCheckpoint } from "../io/checkpoint.ts";
-import { formatFigures, MetricsLog, ProgressBar } from "./progress.ts";
+import { MetricsLog, ProgressBar } from "./progress.ts";
+import { formatFigures } from "./format.ts";
 import {
   type CkptTree,
   configDiff,

@@ -43,19 +43,21 @@ export {
 } from "./loop.ts";
 export { disposeTree, runSummary, stepKey } from "./steps.ts";
 export {
+  MetricsLog,
+  ProgressBar,
+  type ProgressOptions,
+  readMetrics,
+  type StepInfo,
+} from "./progress.ts";
+export {
   DEFAULT_DECIMALS,
   fitLine,
   formatDuration,
   formatFigure,
   formatFigures,
   formatRate,
-  MetricsLog,
-  ProgressBar,
-  type ProgressOptions,
-  readMetrics,
-  type StepInfo,
   terminalColumns,
-} from "./progress.ts";
+} from "./format.ts";
 export { type ChartOptions, escapeXml, lineChartSvg, niceTicks, type Series } from "./plot.ts";
 export { type CkptTree, type RunFiles, runFiles, saveRun, writeLossPlot } from "./run_files.ts";
 export {

@@ -46,6 +46,7 @@ const PALETTE = [
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { escapeXml } from "@longseq/tensor/train";
  * assert.equal(escapeXml("a<b & 'c'"), "a&#60;b &#38; &#39;c&#39;");
  * ```
  */
@@ -60,6 +61,7 @@ export function escapeXml(s: string): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { niceTicks } from "@longseq/tensor/train";
  * assert.deepEqual(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1]);
  * ```
  */
@@ -102,6 +104,7 @@ function extent(values: number[]): [number, number] {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { lineChartSvg } from "@longseq/tensor/train";
  * const svg = lineChartSvg(
  *   [{ name: "train", points: [[1, 2.5], [2, 1.9], [3, 1.4]] }],
  *   { title: "Loss", xLabel: "step", yLabel: "loss" },

@@ -41,6 +41,7 @@ export interface RunFiles {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { runFiles } from "@longseq/tensor/train";
  * assert.equal(runFiles("runs/x").checkpoint, "runs/x/checkpoint.safetensors");
  * assert.equal(runFiles("runs/x").results, "runs/x/results.json");
  * ```
@@ -126,6 +127,7 @@ export function truncateMetrics(path: string, step: number): void {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { writeLossPlot } from "@longseq/tensor/train";
  * const outDir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${outDir}/metrics.jsonl`, '{"step":1,"loss":2}\n{"step":2,"loss":1}\n');
  * writeLossPlot(outDir, "Loss");

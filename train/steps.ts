@@ -4,7 +4,6 @@
  * @module
  */
 import { random } from "../ops/random.ts";
-import { scope } from "../ops/scope.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import type { TrainResult } from "./loop.ts";
 
@@ -13,18 +12,20 @@ export { disposeTree } from "../autodiff/pytree.ts";
 
 /**
  * The PRNG key of training step `step`: `foldIn(key(seed), step)`, pure in `(seed, step)` so a
- * resumed run draws the same keys as an uninterrupted one.
+ * resumed run draws the same keys as an uninterrupted one. Like every key, it needs no
+ * dispose.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { stepKey } from "@longseq/tensor/train";
  * using a = stepKey(0, 7);
  * using b = stepKey(0, 7);
  * assert.deepEqual(await a.array(), await b.array());
  * ```
  */
 export function stepKey(seed: number, step: number): Tensor {
-  return scope(() => random.foldIn(random.key(seed), step));
+  return random.foldIn(random.key(seed), step);
 }
 
 /**
@@ -35,6 +36,7 @@ export function stepKey(seed: number, step: number): Tensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { runSummary } from "@longseq/tensor/train";
  * const r = { step: 100, startStep: 65, stepsRun: 35, seconds: 12.34, totalSeconds: 41.2 };
  * assert.equal(runSummary(r), "35 steps in 12.3 s (step 100 in all, 41.2 s)");
  * assert.equal(runSummary({ ...r, startStep: 0, stepsRun: 100 }), "100 steps in 12.3 s");

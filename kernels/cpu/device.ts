@@ -3,14 +3,8 @@
  * @module
  */
 import { type DType, dtypeInfo, dtypeOfArray, type TypedArray } from "../dtype.ts";
-import {
-  Accounting,
-  checkAllocation,
-  cpuElementBytes,
-  type Device,
-  type MemoryInfo,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, cpuElementBytes } from "../device.ts";
+import type { Device, Storage } from "../device.ts";
 
 /** CPU storage: a typed array of the dtype's CPU representation. */
 export class CpuStorage implements Storage {
@@ -21,11 +15,10 @@ export class CpuStorage implements Storage {
 }
 
 /** The CPU device. One instance per process. */
-export class CpuDevice implements Device {
+export class CpuDevice extends AccountedDevice implements Device {
   readonly name = "cpu" as const;
   readonly description = "CPU (typed arrays)";
   readonly maxBytes = 2 ** 31 - 1;
-  #acct = new Accounting();
 
   elementBytes(dtype: DType): number {
     return cpuElementBytes(dtype);
@@ -33,7 +26,7 @@ export class CpuDevice implements Device {
   alloc(dtype: DType, size: number): CpuStorage {
     checkAllocation("cpu alloc", this, size, dtype);
     const s = new CpuStorage(dtypeInfo(dtype).create(size));
-    this.#acct.add(s.byteLength);
+    this.acct.add(s.byteLength);
     return s;
   }
   /**
@@ -45,7 +38,7 @@ export class CpuDevice implements Device {
       checkAllocation("cpu adopt", this, data.length, dtypeOfArray(data));
     }
     const s = new CpuStorage(data);
-    this.#acct.add(s.byteLength);
+    this.acct.add(s.byteLength);
     return s;
   }
   upload(data: TypedArray, dtype: DType): CpuStorage {
@@ -57,7 +50,7 @@ export class CpuDevice implements Device {
     return Promise.resolve((storage as CpuStorage).data.slice(0, size));
   }
   free(storage: Storage): void {
-    this.#acct.remove(storage.byteLength);
+    this.acct.remove(storage.byteLength);
   }
   /** The CPU pools nothing: the limit is kept but has no effect. */
   poolLimit = 0;
@@ -67,17 +60,5 @@ export class CpuDevice implements Device {
   flush(): void {}
   sync(): Promise<void> {
     return Promise.resolve();
-  }
-  memory(): MemoryInfo {
-    return this.#acct.snapshot(0);
-  }
-  resetPeak(): void {
-    this.#acct.peakBytes = this.#acct.liveBytes;
-  }
-  countTensor(delta: 1 | -1): void {
-    this.#acct.liveTensors += delta;
-  }
-  countConstant(storage: Storage, delta: 1 | -1): void {
-    this.#acct.constant(storage.byteLength, delta);
   }
 }

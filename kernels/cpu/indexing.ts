@@ -9,7 +9,7 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
-import type { AlongLayout, AxisLayout } from "../specs/indexing.ts";
+import type { AlongLayout } from "../specs/indexing.ts";
 import type { KernelTable } from "../backend.ts";
 import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
 
@@ -24,11 +24,8 @@ const data = (s: CpuStorage) => s.data;
 /** `out[a, k, b] = x[a, idx[k], b]`. */
 export function takeCpu(
   device: CpuDevice,
-  x: CpuStorage,
-  idx: CpuStorage,
-  { outer, n, inner }: AxisLayout,
-  m: number,
-  dtype: DType,
+  [x, idx]: CpuStorage[],
+  { layout: { outer, n, inner }, count: m, dtype }: AxisIndexSpec,
 ): CpuStorage {
   const src = data(x), ix = data(idx);
   const out = dtypeInfo(dtype).create(outer * m * inner);
@@ -99,12 +96,8 @@ function accumulate(
 /** `out = x; out[a, idx[k], b] += upd[a, k, b]` for every `k` (duplicates accumulate). */
 export function scatterAddCpu(
   device: CpuDevice,
-  x: CpuStorage,
-  idx: CpuStorage,
-  upd: CpuStorage,
-  { outer, n, inner }: AxisLayout,
-  m: number,
-  dtype: DType,
+  [x, idx, upd]: CpuStorage[],
+  { layout: { outer, n, inner }, count: m, dtype }: AxisIndexSpec,
 ): CpuStorage {
   const ix = data(idx), up = data(upd);
   return accumulate(device, x, dtype, (acc, plus) => {
@@ -151,10 +144,8 @@ export function oneHotCpu(
 
 /** The indexing family's kernels. */
 export const indexingKernels: KernelTable = {
-  take: (d: CpuDevice, [x, i]: CpuStorage[], s: AxisIndexSpec) =>
-    takeCpu(d, x, i, s.layout, s.count, s.dtype),
-  scatterAdd: (d: CpuDevice, [x, i, u]: CpuStorage[], s: AxisIndexSpec) =>
-    scatterAddCpu(d, x, i, u, s.layout, s.count, s.dtype),
+  take: takeCpu,
+  scatterAdd: scatterAddCpu,
   takeAlongAxis: (d: CpuDevice, [x, i]: CpuStorage[], s: AlongIndexSpec) =>
     takeAlongCpu(d, x, i, s.layout, s.dtype),
   scatterAddAlongAxis: (d: CpuDevice, [x, i, u]: CpuStorage[], s: AlongIndexSpec) =>

@@ -17,6 +17,7 @@ import { reduceKernels } from "./reduce.ts";
 import { scanKernels } from "./scan.ts";
 import { scatterCombineKernels } from "./scatter_combine.ts";
 import { slicingKernels } from "./slicing.ts";
+import { softmaxKernels } from "./softmax.ts";
 import { sortKernels } from "./sort.ts";
 
 /** Every CPU kernel by name. */
@@ -24,6 +25,7 @@ export const CPU_KERNELS: KernelTable = {
   ...elementwiseKernels,
   ...matmulKernels,
   ...reduceKernels,
+  ...softmaxKernels,
   ...indexingKernels,
   ...scatterCombineKernels,
   ...scanKernels,

@@ -5,10 +5,10 @@
  * `min` propagate NaN.
  * @module
  */
-import { type DType, dtypeInfo } from "../dtype.ts";
+import { dtypeInfo } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
 import { normIndex } from "./indexing.ts";
-import type { AxisIndexSpec, AxisLayout, ScatterCombine } from "../specs/indexing.ts";
+import type { AxisIndexSpec, ScatterCombine } from "../specs/indexing.ts";
 import type { KernelTable } from "../backend.ts";
 
 /** The combiners over JS numbers (`Math.max` and `Math.min` propagate NaN). */
@@ -25,12 +25,8 @@ export const COMBINE_CPU: Readonly<Record<ScatterCombine, (old: number, upd: num
  */
 export function scatterCombineCpu(
   device: CpuDevice,
-  x: CpuStorage,
-  idx: CpuStorage,
-  upd: CpuStorage,
-  { outer, n, inner }: AxisLayout,
-  m: number,
-  dtype: DType,
+  [x, idx, upd]: CpuStorage[],
+  { layout: { outer, n, inner }, count: m, dtype }: AxisIndexSpec,
   mode: ScatterCombine,
 ): CpuStorage {
   const out = dtypeInfo(dtype).create(outer * n * inner);
@@ -46,9 +42,8 @@ export function scatterCombineCpu(
   return device.adopt(out);
 }
 
-const combine =
-  (mode: ScatterCombine) => (d: CpuDevice, [x, i, u]: CpuStorage[], s: AxisIndexSpec) =>
-    scatterCombineCpu(d, x, i, u, s.layout, s.count, s.dtype, mode);
+const combine = (mode: ScatterCombine) => (d: CpuDevice, xs: CpuStorage[], s: AxisIndexSpec) =>
+  scatterCombineCpu(d, xs, s, mode);
 
 /** The combining scatters' kernels. */
 export const scatterCombineKernels: KernelTable = {

@@ -54,6 +54,36 @@ export const ROTATIONS: readonly (readonly number[])[] = [[13, 15, 26, 6], [17, 
 /** Key-schedule parity constant of Threefry (Skein's C240). */
 export const PARITY = 0x1bd11bda;
 
+/**
+ * Threefry-2x32 with 20 rounds: hashes the counter `(c0, c1)` under the key `(k0, k1)`.
+ * Writes the two output words into `out` (avoiding an allocation per call) and returns it.
+ */
+export function threefry2x32(
+  k0: number,
+  k1: number,
+  c0: number,
+  c1: number,
+  out: Uint32Array = new Uint32Array(2),
+): Uint32Array {
+  const ks0 = k0 | 0, ks1 = k1 | 0, ks2 = (k0 ^ k1 ^ PARITY) | 0;
+  let x0 = (c0 + ks0) | 0, x1 = (c1 + ks1) | 0;
+  for (let g = 0; g < 5; g++) {
+    const rot = ROTATIONS[g & 1];
+    for (let r = 0; r < 4; r++) {
+      const s = rot[r];
+      x0 = (x0 + x1) | 0;
+      x1 = ((x1 << s) | (x1 >>> (32 - s))) ^ x0;
+    }
+    // Key injection after every 4 rounds: the schedule rotates through (k0, k1, k0^k1^C).
+    const a = g % 3;
+    x0 = (x0 + (a === 0 ? ks1 : a === 1 ? ks2 : ks0)) | 0;
+    x1 = (x1 + (a === 0 ? ks2 : a === 1 ? ks0 : ks1) + g + 1) | 0;
+  }
+  out[0] = x0;
+  out[1] = x1;
+  return out;
+}
+
 /** `nextafter(-1, 0)` in f32: the lower end of the uniform that feeds the inverse erf. */
 export const NORMAL_LO = -1 + 2 ** -24;
 

@@ -10,6 +10,23 @@ export type ReduceOp = "sum" | "max" | "min";
 /** Reductions producing the (first) index of the extreme value. */
 export type ArgReduceOp = "argmax" | "argmin";
 
+/**
+ * A backend's reduction kernels by name: `value(op)` for `sum`, `max`, `min` and `index(op)`
+ * for `argmax`, `argmin`, so every backend registers the same names.
+ */
+export function reduceTable<K>(
+  value: (op: ReduceOp) => K,
+  index: (op: ArgReduceOp) => K,
+): Record<ReduceOp | ArgReduceOp, K> {
+  return {
+    sum: value("sum"),
+    max: value("max"),
+    min: value("min"),
+    argmax: index("argmax"),
+    argmin: index("argmin"),
+  };
+}
+
 /** A contiguous tensor seen as `[outer, n, inner]`, reduced over `n`. */
 export interface ReduceLayout {
   readonly outer: number;

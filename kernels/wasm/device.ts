@@ -4,14 +4,8 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import {
-  Accounting,
-  checkAllocation,
-  cpuElementBytes,
-  type Device,
-  type MemoryInfo,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, cpuElementBytes } from "../device.ts";
+import type { Device, Storage } from "../device.ts";
 import { BlockAllocator } from "./alloc.ts";
 import { kernelModule, MAX_PAGES } from "./module.ts";
 import { ThreadPool } from "./threads.ts";
@@ -39,11 +33,10 @@ export interface WasmDeviceOptions {
 }
 
 /** The WebAssembly SIMD device. Call {@linkcode WasmDevice.dispose} to stop its workers. */
-export class WasmDevice implements Device {
+export class WasmDevice extends AccountedDevice implements Device {
   readonly name = "wasm" as const;
   readonly description: string;
   readonly maxBytes = 2 ** 31 - 2 ** 16;
-  readonly #acct = new Accounting();
   readonly #alloc: BlockAllocator;
 
   private constructor(
@@ -53,6 +46,7 @@ export class WasmDevice implements Device {
     /** Whether the matmul microkernel uses relaxed-SIMD `f32x4.relaxed_madd`. */
     readonly relaxed: boolean,
   ) {
+    super();
     this.#alloc = new BlockAllocator(wasmMemory, 1024, this.maxBytes);
     this.description = `WebAssembly SIMD${
       relaxed ? " (relaxed madd)" : ""
@@ -92,7 +86,7 @@ export class WasmDevice implements Device {
   alloc(dtype: DType, size: number): WasmStorage {
     const bytes = checkAllocation("wasm alloc", this, size, dtype);
     const { offset, size: blockBytes } = this.#alloc.alloc(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     return new WasmStorage(offset, bytes, blockBytes);
   }
   upload(data: TypedArray, dtype: DType): WasmStorage {
@@ -130,7 +124,7 @@ export class WasmDevice implements Device {
     if (s.freed) throw new Error("wasm: storage freed twice");
     s.freed = true;
     this.#alloc.release(s.offset, s.blockBytes);
-    this.#acct.remove(s.byteLength);
+    this.acct.remove(s.byteLength);
   }
   /** Kernel scratch (not counted in `liveBytes`); give it back with {@linkcode release}. */
   scratch(bytes: number): WasmStorage {
@@ -149,17 +143,8 @@ export class WasmDevice implements Device {
   sync(): Promise<void> {
     return Promise.resolve();
   }
-  memory(): MemoryInfo {
-    return this.#acct.snapshot(this.#alloc.pooledBytes);
-  }
-  resetPeak(): void {
-    this.#acct.peakBytes = this.#acct.liveBytes;
-  }
-  countTensor(delta: 1 | -1): void {
-    this.#acct.liveTensors += delta;
-  }
-  countConstant(storage: Storage, delta: 1 | -1): void {
-    this.#acct.constant(storage.byteLength, delta);
+  protected override pooledBytes(): number {
+    return this.#alloc.pooledBytes;
   }
   /** Stops the workers. Storage reads still work; kernels no longer run. */
   dispose(): void {

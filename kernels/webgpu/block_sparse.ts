@@ -8,109 +8,49 @@
  * same tile list (uniform control flow): it loads a chunk of the other side's rows into
  * workgroup memory, then each thread runs over the chunk for its own row. The pattern and the
  * presence of a padding mask are compiled into the shader; the width `d` fixes the private
- * arrays. Only the listed tiles are read, so work is `O(tiles * blockSize^2 * d)`.
+ * arrays. Only the listed tiles are read, so work is `O(tiles * blockSize^2 * d)`. On a real
+ * GPU the entry points run the tiled kernels of `block_sparse_tiled.ts` instead (the same
+ * selection as the chunk-attention kernels: `attentionKernelKind`).
  * @module
  */
-import type { BlockSparseSpec, PatternSpec } from "../specs/block_sparse.ts";
+import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import type { KernelTable } from "../backend.ts";
+import { attentionKernelKind } from "./chunk_attention_tiled.ts";
+import {
+  blockSparseWorkgroups,
+  geometry,
+  params,
+  queryRowShader,
+  rowTiles,
+  shader,
+  walkTiles,
+} from "./block_sparse_shader.ts";
+import {
+  blockSparseTiles,
+  type BlockTiles,
+  tiledDkvCode,
+  tiledDqCode,
+  tiledForwardCode,
+} from "./block_sparse_tiled.ts";
 
-const MAX_ROWS = 64;
-/** Floats of one shared operand chunk: two of them fit in 16 KiB. */
-const SHARED = 2048;
-
-/** Workgroups along x for `nBlocks` blocks of `blockSize` rows (at most 65535 per dispatch). */
-export function blockSparseWorkgroups(nBlocks: number, blockSize: number): number {
-  return nBlocks * Math.ceil(blockSize / Math.min(MAX_ROWS, blockSize));
-}
-
-/** Threads per workgroup, workgroups per block and rows per shared chunk for `spec`. */
-function geometry(s: BlockSparseSpec) {
-  const w = Math.min(MAX_ROWS, s.layout.blockSize);
-  return {
-    w,
-    wpb: Math.ceil(s.layout.blockSize / w),
-    kc: Math.max(1, Math.min(32, Math.floor(SHARED / s.d))),
-  };
-}
-
-/** WGSL `allowed(i, j)`: the causal pattern predicate (`patternAllows` on the CPU). */
-function allowedWgsl(p: PatternSpec): string {
-  const fixed = p.kind === "fixed";
-  const terms: string[] = [];
-  if (p.part !== "b") terms.push(fixed ? "i / p.l == j / p.l" : "i - j < p.l");
-  if (p.part !== "a") terms.push(fixed ? "j % p.l >= p.l - p.c" : "(i - j) % p.l == 0u");
-  return `fn allowed(i: u32, j: u32) -> bool {
-  if (j > i) { return false; }
-  return ${terms.join(" || ")};
-}`;
-}
-
-const HEADER =
-  `struct P { n: u32, bs: u32, heads: u32, l: u32, c: u32, wpb: u32, groups: u32, pad: u32 }`;
-
-/** Binding declarations in order; the uniform comes last. */
-function bindings(names: readonly [string, "r" | "w"][]): string {
-  return names.map(([name, mode], b) =>
-    `@group(0) @binding(${b}) var<storage, ${mode === "r" ? "read" : "read_write"}> ${name}: ` +
-    `array<${name.endsWith("Ptr") || name === "list" || name === "keep" ? "u32" : "f32"}>;`
-  ).join("\n") + `\n@group(0) @binding(${names.length}) var<uniform> p: P;`;
-}
-
-/** Params shared by the three kernels. */
-function params(s: BlockSparseSpec, wpb: number): Uint32Array {
-  const { n, heads, groups, pattern: pt, layout } = s;
-  return new Uint32Array([n, layout.blockSize, heads, pt.stride, pt.c, wpb, groups, 0]);
-}
-
-/** The common prologue: which sequence, block and row this thread serves. */
-const PROLOGUE = `
-  let g = wid.y + wid.z * 65535u;
-  if (g >= p.groups) { return; }
-  let blk = wid.x / p.wpb;
-  let r = (wid.x % p.wpb) * W + lid.x;
-  let row = blk * p.bs + r;
-  let base = g * p.n;
-  let mrow = (g / p.heads) * p.n;`;
-
-/**
- * WGSL: for query row `i`, every allowed key `j` of its block's row list, with the keys and
- * values staged through shared memory (`ks`, `vs`) in tiles of `KC` rows; `body` runs per key
- * (`jj` is its row in the tile).
- */
-function rowTiles(mask: boolean, body: string): string {
-  return `  let t1 = rowPtr[blk + 1u];
-  for (var t = rowPtr[blk]; t < t1; t++) {
-    let k0 = list[t] * p.bs;
-    let k1 = min(k0 + p.bs, p.n);
-    for (var c0 = k0; c0 < k1; c0 += KC) {
-      let cnt = min(KC, k1 - c0);
-      workgroupBarrier();
-      for (var e = lid.x; e < cnt * D; e += W) {
-        ks[e] = k[(base + c0) * D + e];
-        vs[e] = v[(base + c0) * D + e];
-      }
-      workgroupBarrier();
-      if (live) {
-        for (var jj = 0u; jj < cnt; jj++) {
-          let j = c0 + jj;
-          if (!allowed(i, j)${mask ? " || keep[mrow + j] == 0u" : ""}) { continue; }${body}        }
-      }
-    }
-  }`;
-}
-
-const ARGS = `@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>`;
-
-function dispatch(device: GpuDevice, code: string, bufs: GpuStorage[], s: BlockSparseSpec) {
-  const { wpb } = geometry(s);
+function dispatch(
+  device: GpuDevice,
+  code: string,
+  bufs: GpuStorage[],
+  s: BlockSparseSpec,
+  tiles: BlockTiles | null,
+) {
+  const wpb = tiles?.wpb ?? geometry(s).wpb;
   const gy = Math.min(s.groups, 65535), gz = Math.ceil(s.groups / 65535);
   device.run({ code }, bufs, [s.layout.nBlocks * wpb, gy, gz], params(s, wpb));
 }
 
-function consts(s: BlockSparseSpec): string {
-  const { w, kc } = geometry(s);
-  return `const D = ${s.d}u;\nconst W = ${w}u;\nconst KC = ${kc}u;`;
+/** The tiled kernels' shape when they are selected and fit, else null (per-row kernels). */
+function tiledShape(device: GpuDevice, s: BlockSparseSpec): BlockTiles | null {
+  const t = attentionKernelKind(device) === "tiled" ? blockSparseTiles(device, s) : null;
+  // More workgroups per block than the per-row kernels: stay within one dispatch's 65535.
+  return t && s.layout.nBlocks * t.wpb <= 65535 ? t : null;
 }
 
 /** Uploads the tile lists (CSR pointers and block indices) as u32 storage. */
@@ -134,35 +74,22 @@ export function blockSparseForwardGpu(
   mask: GpuStorage | null,
   s: BlockSparseSpec,
 ): [GpuStorage, GpuStorage] {
-  const { kc } = geometry(s);
   const o = device.alloc("f32", s.groups * s.n * s.d);
   const lse = device.alloc("f32", s.groups * s.n);
-  const names: [string, "r" | "w"][] = [["q", "r"], ["k", "r"], ["v", "r"], ["rowPtr", "r"], [
-    "list",
-    "r",
-  ]];
-  if (mask) names.push(["keep", "r"]);
-  names.push(["o", "w"], ["lse", "w"]);
-  const code = `${HEADER}
-${bindings(names)}
-${consts(s)}
-var<workgroup> ks: array<f32, ${kc * s.d}>;
-var<workgroup> vs: array<f32, ${kc * s.d}>;
-${allowedWgsl(s.pattern)}
-@compute @workgroup_size(W)
-fn main(${ARGS}) {
-  ${PROLOGUE}
-  let i = row;
-  let live = r < p.bs && i < p.n;
-  var qv: array<f32, D>;
+  const code = queryRowShader(
+    s,
+    ["q", "k", "v", "rowPtr", "list"],
+    !!mask,
+    ["o", "lse"],
+    `  var qv: array<f32, D>;
   var acc: array<f32, D>;
   if (live) { for (var e = 0u; e < D; e++) { qv[e] = q[(base + i) * D + e]; } }
   var m = -3.0e38;
   var z = 0.0;
 ${
-    rowTiles(
-      !!mask,
-      `
+      rowTiles(
+        !!mask,
+        `
           var sc = 0.0;
           for (var e = 0u; e < D; e++) { sc += qv[e] * ks[jj * D + e]; }
           if (sc > m) {
@@ -175,17 +102,19 @@ ${
           z += pe;
           for (var e = 0u; e < D; e++) { acc[e] += pe * vs[jj * D + e]; }
 `,
-    )
-  }
+      )
+    }
   if (live) {
     let inv = select(0.0, 1.0 / z, z > 0.0);
     for (var e = 0u; e < D; e++) { o[(base + i) * D + e] = acc[e] * inv; }
     lse[base + i] = select(bitcast<f32>(0xff800000u), m + log(z), z > 0.0);
-  }
-}`;
+  }`,
+  );
   const lists = uploadList(device, s.layout.rowPtr, s.layout.cols);
+  const tiles = tiledShape(device, s);
   try {
-    dispatch(device, code, [q, k, v, ...lists, ...(mask ? [mask] : []), o, lse], s);
+    const src = tiles ? tiledForwardCode(s, tiles, !!mask) : code;
+    dispatch(device, src, [q, k, v, ...lists, ...(mask ? [mask] : []), o, lse], s, tiles);
   } finally {
     for (const b of lists) device.free(b);
   }
@@ -209,46 +138,30 @@ export function blockSparseBackwardGpu(
   const m = mask ? [mask] : [];
   const byRow = uploadList(device, s.layout.rowPtr, s.layout.cols);
   const byCol = uploadList(device, s.layout.colPtr, s.layout.rows);
+  const t = tiledShape(device, s);
+  const [dqSrc, dkvSrc] = t
+    ? [tiledDqCode(s, t, !!mask), tiledDkvCode(s, t, !!mask)]
+    : [dqCode(s, !!mask), dkvCode(s, !!mask)];
   try {
-    dispatch(device, dqCode(s, !!mask), [q, k, v, dout, lse, delta, ...byRow, ...m, dq], s);
-    dispatch(device, dkvCode(s, !!mask), [q, k, v, dout, lse, delta, ...byCol, ...m, dk, dv], s);
+    dispatch(device, dqSrc, [q, k, v, dout, lse, delta, ...byRow, ...m, dq], s, t);
+    dispatch(device, dkvSrc, [q, k, v, dout, lse, delta, ...byCol, ...m, dk, dv], s, t);
   } finally {
     for (const b of [...byRow, ...byCol]) device.free(b);
   }
   return [dq, dk, dv];
 }
 
-const IN: [string, "r"][] = [
-  ["q", "r"],
-  ["k", "r"],
-  ["v", "r"],
-  ["dout", "r"],
-  ["lse", "r"],
-  [
-    "delta",
-    "r",
-  ],
-  ["rowPtr", "r"],
-  ["list", "r"],
-];
+/** The backward kernels' inputs. */
+const IN = ["q", "k", "v", "dout", "lse", "delta", "rowPtr", "list"];
 
 /** Per query row: `dq_i = sum_j p_ij (do_i.v_j - delta_i) k_j` over the row's tiles. */
 function dqCode(s: BlockSparseSpec, mask: boolean): string {
-  const { kc } = geometry(s);
-  const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
-  names.push(["dq", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s)}
-var<workgroup> ks: array<f32, ${kc * s.d}>;
-var<workgroup> vs: array<f32, ${kc * s.d}>;
-${allowedWgsl(s.pattern)}
-@compute @workgroup_size(W)
-fn main(${ARGS}) {
-  ${PROLOGUE}
-  let i = row;
-  let live = r < p.bs && i < p.n;
-  var qv: array<f32, D>;
+  return queryRowShader(
+    s,
+    IN,
+    mask,
+    ["dq"],
+    `  var qv: array<f32, D>;
   var dov: array<f32, D>;
   var acc: array<f32, D>;
   var li = 0.0;
@@ -259,9 +172,9 @@ fn main(${ARGS}) {
     di = delta[base + i];
   }
 ${
-    rowTiles(
-      mask,
-      `
+      rowTiles(
+        mask,
+        `
           var sc = 0.0;
           var dp = 0.0;
           for (var e = 0u; e < D; e++) {
@@ -271,10 +184,10 @@ ${
           let ds = exp(sc - li) * (dp - di);
           for (var e = 0u; e < D; e++) { acc[e] += ds * ks[jj * D + e]; }
 `,
-    )
-  }
-  if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = acc[e]; } }
-}`;
+      )
+    }
+  if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = acc[e]; } }`,
+  );
 }
 
 /**
@@ -283,20 +196,17 @@ ${
  */
 function dkvCode(s: BlockSparseSpec, mask: boolean): string {
   const { kc } = geometry(s);
-  const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
-  names.push(["dk", "w"], ["dv", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s)}
-var<workgroup> qs: array<f32, ${kc * s.d}>;
+  const shared = `var<workgroup> qs: array<f32, ${kc * s.d}>;
 var<workgroup> dos: array<f32, ${kc * s.d}>;
 var<workgroup> ls: array<f32, ${kc}>;
-var<workgroup> dls: array<f32, ${kc}>;
-${allowedWgsl(s.pattern)}
-@compute @workgroup_size(W)
-fn main(${ARGS}) {
-  ${PROLOGUE}
-  let j = row;
+var<workgroup> dls: array<f32, ${kc}>;`;
+  return shader(
+    s,
+    IN,
+    mask,
+    ["dk", "dv"],
+    shared,
+    `  let j = row;
   let inside = r < p.bs && j < p.n;
   var live = inside;
   ${mask ? "if (inside && keep[mrow + j] == 0u) { live = false; }" : ""}
@@ -307,13 +217,9 @@ fn main(${ARGS}) {
   if (live) {
     for (var e = 0u; e < D; e++) { kv[e] = k[(base + j) * D + e]; vv[e] = v[(base + j) * D + e]; }
   }
-  let t1 = rowPtr[blk + 1u];
-  for (var t = rowPtr[blk]; t < t1; t++) {
-    let q0 = list[t] * p.bs;
-    let q1 = min(q0 + p.bs, p.n);
-    for (var c0 = q0; c0 < q1; c0 += KC) {
-      let cnt = min(KC, q1 - c0);
-      workgroupBarrier();
+${
+      walkTiles(
+        `
       for (var e = lid.x; e < cnt * D; e += W) {
         qs[e] = q[(base + c0) * D + e];
         dos[e] = dout[(base + c0) * D + e];
@@ -321,9 +227,8 @@ fn main(${ARGS}) {
       for (var e = lid.x; e < cnt; e += W) {
         ls[e] = lse[base + c0 + e];
         dls[e] = delta[base + c0 + e];
-      }
-      workgroupBarrier();
-      if (live) {
+      }`,
+        `
         for (var ii = 0u; ii < cnt; ii++) {
           if (!allowed(c0 + ii, j)) { continue; }
           var sc = 0.0;
@@ -338,17 +243,16 @@ fn main(${ARGS}) {
             dva[e] += pr * dos[ii * D + e];
             dka[e] += ds * qs[ii * D + e];
           }
-        }
-      }
+        }`,
+      )
     }
-  }
   if (inside) {
     for (var e = 0u; e < D; e++) {
       dk[(base + j) * D + e] = dka[e];
       dv[(base + j) * D + e] = dva[e];
     }
-  }
-}`;
+  }`,
+  );
 }
 
 /** The block-sparse family's kernels (inputs end with the optional bool key mask). */

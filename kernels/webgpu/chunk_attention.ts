@@ -5,7 +5,8 @@
  * the logsumexp and `(max, log sum)`; the backward pass is two kernels, one thread per query
  * (`dq`) and one per key of `k`/`v` (`dk`, `dv`, summed over the slots that read it), which recompute the probabilities instead of
  * reading them, so no `[queries, keys]` array ever exists. The head width is compiled in, so
- * each thread keeps its vectors in registers.
+ * each thread keeps its vectors in registers. On a real GPU the entry points run the tiled
+ * kernels of `chunk_attention_tiled.ts` instead (see `attentionKernelKind`).
  * @module
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
@@ -13,6 +14,12 @@ import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { KernelTable } from "../backend.ts";
 import { withBias } from "../specs/chunk_attention.ts";
+import {
+  attentionKernelKind,
+  chunkAttentionGradKvTiled,
+  chunkAttentionGradQTiled,
+  chunkAttentionTiled,
+} from "./chunk_attention_tiled.ts";
 
 const WG = 64;
 
@@ -71,14 +78,17 @@ const ENTRY = `@compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let g = gid.x + gid.y * nwg.x * ${WG}u;`;
 
-function forwardCode(s: ChunkAttnSpec): string {
-  return `${header(s, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
-${ENTRY}
+/** The entry of a kernel with one thread per query row `qi` (chunk row `r`, position `qp`). */
+const QUERY_ENTRY = `${ENTRY}
   if (g >= p.rows * p.nq) { return; }
   let r = g / p.nq;
   let qi = g;
   let qp = qpos[qi];
-  var qv: array<f32, D>;
+  var qv: array<f32, D>;`;
+
+function forwardCode(s: ChunkAttnSpec): string {
+  return `${header(s, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
+${QUERY_ENTRY}
   var acc: array<f32, D>;
   for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; }
   var m = -3.0e38;
@@ -109,12 +119,7 @@ const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
 
 function gradQCode(s: ChunkAttnSpec): string {
   return `${header(s, ["dq: array<f32>"], GRAD_IN)}
-${ENTRY}
-  if (g >= p.rows * p.nq) { return; }
-  let r = g / p.nq;
-  let qi = g;
-  let qp = qpos[qi];
-  var qv: array<f32, D>;
+${QUERY_ENTRY}
   var gv: array<f32, D>;
   var acc: array<f32, D>;
   for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; gv[d] = go[qi * D + d]; }
@@ -183,7 +188,8 @@ export function chunkAttentionGpu(
   const o = device.alloc("f32", s.rows * s.nq * s.dim);
   const lse = device.alloc("f32", s.rows * s.nq);
   const stat = device.alloc("f32", s.rows * s.nq * 2);
-  if (s.rows * s.nq > 0) {
+  const tiled = attentionKernelKind(device) === "tiled";
+  if (s.rows * s.nq > 0 && !(tiled && chunkAttentionTiled(device, inputs(xs), [o, lse, stat], s))) {
     device.run(
       { code: forwardCode(s) },
       [...inputs(xs), o, lse, stat],
@@ -204,10 +210,11 @@ export function chunkAttentionGradGpu(
   const dk = device.alloc("f32", s.rows * s.kc * s.dim);
   const dv = device.alloc("f32", s.rows * s.kc * s.dim);
   const bufs = inputs(xs);
-  if (s.rows * s.nq > 0) {
+  const tiled = attentionKernelKind(device) === "tiled";
+  if (s.rows * s.nq > 0 && !(tiled && chunkAttentionGradQTiled(device, bufs, [dq], s))) {
     device.run({ code: gradQCode(s) }, [...bufs, dq], grid(s.rows * s.nq, WG), sizes(s));
   }
-  if (s.rows * s.kc > 0) {
+  if (s.rows * s.kc > 0 && !(tiled && chunkAttentionGradKvTiled(device, bufs, [dk, dv], s))) {
     device.run({ code: gradKvCode(s) }, [...bufs, dk, dv], grid(s.rows * s.kc, WG), sizes(s));
   }
   return [dq, dk, dv];

@@ -6,14 +6,9 @@
  * @module
  */
 import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
-import {
-  Accounting,
-  checkAllocation,
-  type Device,
-  type MemoryInfo,
-  type Storage,
-} from "../device.ts";
+import { AccountedDevice, checkAllocation, type Device, type Storage } from "../device.ts";
 import { BufferPool } from "./pool.ts";
+import { callerName, GpuProfiler, type KernelTime } from "./profiler.ts";
 
 /** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
 export class GpuStorage implements Storage {
@@ -23,6 +18,8 @@ export class GpuStorage implements Storage {
 /** A compute kernel: WGSL source with entry point `main`. */
 export interface Kernel {
   code: string;
+  /** Label in GPU profiles (default: the function that records the dispatch). */
+  name?: string;
 }
 
 /** Threads per workgroup used by the 1-D kernels. */
@@ -44,12 +41,18 @@ export const FLAT_INDEX = `let i = gid.x + gid.y * nwg.x * ${WG}u;`;
 export const FLAT_ARGS =
   `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
 
+/** WGSL declaring binding `b` as a read-only storage array `name` of `t`. */
+export const ro = (b: number, name: string, t: string): string =>
+  `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
+/** WGSL declaring binding `b` as a read-write storage array `name` of `t`. */
+export const rw = (b: number, name: string, t: string): string =>
+  `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
+
 /** The WebGPU device. */
-export class GpuDevice implements Device {
+export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
   readonly maxBytes: number;
   readonly pool: BufferPool;
-  #acct = new Accounting();
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -58,11 +61,13 @@ export class GpuDevice implements Device {
   #arenaCpu = new Uint8Array(MAX_BATCH * ARENA_SLOT);
   #arenaGpu: GPUBuffer;
   #errors: string[] = [];
+  #profiler: GpuProfiler | null = null;
 
   private constructor(
     readonly device: GPUDevice,
     readonly description: string,
   ) {
+    super();
     this.maxBytes = Math.min(
       device.limits.maxStorageBufferBindingSize,
       device.limits.maxBufferSize,
@@ -84,6 +89,7 @@ export class GpuDevice implements Device {
     if (!adapter) return null;
     const l = adapter.limits;
     const device = await adapter.requestDevice({
+      requiredFeatures: profilingFeatures(adapter),
       requiredLimits: {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
         maxBufferSize: l.maxBufferSize,
@@ -103,14 +109,14 @@ export class GpuDevice implements Device {
   alloc(dtype: DType, size: number): GpuStorage {
     const bytes = this.#bytes(dtype, size);
     const { buffer } = this.pool.acquire(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     return new GpuStorage(buffer, bytes);
   }
 
   upload(data: TypedArray, dtype: DType): GpuStorage {
     const bytes = this.#bytes(dtype, data.length);
     const { buffer, fresh } = this.pool.acquire(bytes);
-    this.#acct.add(bytes);
+    this.acct.add(bytes);
     // Deno's queue.writeBuffer panics on an empty write: an empty tensor needs no data.
     if (bytes === 0) return new GpuStorage(buffer, bytes);
     const words = dtype === "bool" ? Uint32Array.from(data) : data;
@@ -156,7 +162,7 @@ export class GpuDevice implements Device {
 
   free(storage: Storage): void {
     const s = storage as GpuStorage;
-    this.#acct.remove(s.byteLength);
+    this.acct.remove(s.byteLength);
     this.#retire(this.pool.release(s.buffer));
   }
 
@@ -214,10 +220,11 @@ export class GpuDevice implements Device {
       layout: pipeline.getBindGroupLayout(0),
       entries,
     });
-    const pass = this.#beginPass();
+    const pass = this.#profiler ? this.#profiledPass(kernel) : this.#beginPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    if (this.#profiler) this.#endPass();
     if (++this.#pending >= MAX_BATCH) this.flush();
   }
 
@@ -252,7 +259,9 @@ export class GpuDevice implements Device {
           this.#pending * ARENA_SLOT,
         );
       }
+      const profiled = this.#profiler?.resolve(this.#encoder);
       this.device.queue.submit([this.#encoder.finish()]);
+      profiled?.();
       this.#encoder = null;
       this.#pending = 0;
     }
@@ -269,17 +278,40 @@ export class GpuDevice implements Device {
     this.#throwErrors();
   }
 
-  memory(): MemoryInfo {
-    return this.#acct.snapshot(this.pool.pooledBytes);
+  protected override pooledBytes(): number {
+    return this.pool.pooledBytes;
   }
-  resetPeak(): void {
-    this.#acct.peakBytes = this.#acct.liveBytes;
+
+  /** Whether this device can time kernels (the adapter has `timestamp-query`). */
+  get canProfile(): boolean {
+    return this.device.features.has("timestamp-query");
   }
-  countTensor(delta: 1 | -1): void {
-    this.#acct.liveTensors += delta;
+
+  /**
+   * Starts timing each dispatch (a compute pass each, so slower); false if the device cannot.
+   * Pending work is submitted first, so only later dispatches count.
+   */
+  startProfile(): boolean {
+    if (!this.canProfile) return false;
+    this.flush();
+    this.#profiler ??= new GpuProfiler(this.device);
+    return true;
   }
-  countConstant(storage: Storage, delta: 1 | -1): void {
-    this.#acct.constant(storage.byteLength, delta);
+
+  /** Ends the profile: GPU milliseconds per kernel, largest first (empty if none was open). */
+  async stopProfile(): Promise<KernelTime[]> {
+    const p = this.#profiler;
+    if (!p) return [];
+    this.flush();
+    this.#profiler = null;
+    return await p.finish();
+  }
+
+  #profiledPass(kernel: Kernel): GPUComputePassEncoder {
+    if (this.#profiler!.full) this.flush();
+    const encoder = this.#endPass();
+    this.#pass = this.#profiler!.beginPass(encoder, kernel.name ?? callerName());
+    return this.#pass;
   }
 
   /** Every dtype takes one 32-bit word per element (bool included). */
@@ -310,4 +342,9 @@ export class GpuDevice implements Device {
       throw new Error(`webgpu: device error: ${msg}`);
     }
   }
+}
+
+/** `timestamp-query` when the adapter has it (used only while a profile is open). */
+function profilingFeatures(adapter: GPUAdapter): GPUFeatureName[] {
+  return adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
 }

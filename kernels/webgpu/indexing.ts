@@ -17,7 +17,16 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
-import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
+import {
+  FLAT_ARGS,
+  FLAT_INDEX,
+  type GpuDevice,
+  type GpuStorage,
+  grid,
+  ro,
+  rw,
+  WG,
+} from "./device.ts";
 import { sortByKey } from "./scan.ts";
 import type { AlongLayout, AxisLayout } from "../specs/indexing.ts";
 import type { KernelTable } from "../backend.ts";
@@ -36,11 +45,15 @@ function nidx(indexDtype: DType): string {
     : "fn nidx(v: u32, n: u32) -> u32 { return min(v, n - 1u); }";
 }
 
-const ro = (b: number, name: string, t: string) =>
-  `@group(0) @binding(${b}) var<storage, read> ${name}: array<${t}>;`;
-const rw = (b: number, name: string, t: string) =>
-  `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
 const uni = (b: number) => `@group(0) @binding(${b}) var<uniform> p: P;`;
+
+/** Opens `main`, one thread per element `i < p.total`: lane `b` of row `t` (`p.w` wide). */
+const ROW_MAIN = `@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.total) { return; }
+  let b = i % p.w;
+  let t = i / p.w;`;
 
 /** Element type and row width in elements: `vec4` when rows allow it. */
 function lanes(dtype: DType, inner: number): { e: string; w: number } {
@@ -67,12 +80,7 @@ ${ro(1, "idx", dtypeInfo(indexDtype).wgsl)}
 ${rw(2, "out", e)}
 ${uni(3)}
 ${nidx(indexDtype)}
-@compute @workgroup_size(${WG})
-fn main(${FLAT_ARGS}) {
-  ${FLAT_INDEX}
-  if (i >= p.total) { return; }
-  let b = i % p.w;
-  let t = i / p.w;
+${ROW_MAIN}
   out[i] = x[((t / p.m) * p.n + nidx(idx[t % p.m], p.n)) * p.w + b];
 }`;
   const total = outer * m * w;
@@ -162,6 +170,28 @@ fn main(${FLAT_ARGS}) {
   return [keys, vals];
 }
 
+/** The geometry under which update `k` of an axis scatter targets row `nidx(idx[k], n)`. */
+function axisTargets(m: number, n: number): AlongLayout {
+  return { shape: [m], xStrides: [1], iStrides: [1], axis: 0, n };
+}
+
+/**
+ * The `m` update positions of a scatter stably sorted by their targets under `g` (each below
+ * `n`): the sorted target keys and the positions, for the caller to free.
+ */
+function sortedTargets(
+  device: GpuDevice,
+  idx: GpuStorage,
+  indexDtype: DType,
+  g: AlongLayout,
+  m: number,
+  n: number,
+): [GpuStorage, GpuStorage] {
+  if (m === 0) return [device.alloc("u32", 0), device.alloc("u32", 0)];
+  const [keys, perm] = targets(device, idx, indexDtype, g, m);
+  return sortByKey(device, keys, perm, m, n);
+}
+
 const STARTS = `struct P { nKeys: u32, m: u32 }
 ${ro(0, "keys", "u32")}
 ${rw(1, "starts", "u32")}
@@ -180,10 +210,12 @@ fn main(${FLAT_ARGS}) {
 }`;
 
 /**
- * Sums over sorted segments: `out[a, j, b] = x[a, j, b] + sum of upd[a, perm[s], b]` for
- * `s` in `starts[j] .. starts[j + 1]`, over `x = [outer, n, inner]` and `upd = [outer, m, inner]`.
+ * Combines over sorted segments: `out[a, j, b] = x[a, j, b]` combined with `upd[a, perm[s], b]`
+ * for `s` in `starts[j] .. starts[j + 1]` in order, over `x = [outer, n, inner]` and
+ * `upd = [outer, m, inner]`. Sums (rows read as `vec4` when they allow it) unless `combine`
+ * is WGSL defining `fn combine(old, upd)` over the elements.
  */
-function segmentSum(
+function segmentCombine(
   device: GpuDevice,
   x: GpuStorage,
   upd: GpuStorage,
@@ -192,10 +224,12 @@ function segmentSum(
   { outer, n, inner }: AxisLayout,
   m: number,
   dtype: DType,
+  combine?: string,
 ): GpuStorage {
   const starts = device.alloc("u32", n + 1);
   device.run({ code: STARTS }, [keys, starts], grid(n + 1), new Uint32Array([n, m]));
-  const { e, w } = lanes(dtype, inner);
+  const { e, w } = combine ? { e: dtypeInfo(dtype).wgsl, w: inner } : lanes(dtype, inner);
+  const u = "upd[(base + perm[s]) * p.w + b]";
   const code = `struct P { total: u32, m: u32, w: u32, n: u32 }
 ${ro(0, "x", e)}
 ${ro(1, "upd", e)}
@@ -203,16 +237,14 @@ ${ro(2, "starts", "u32")}
 ${ro(3, "perm", "u32")}
 ${rw(4, "out", e)}
 ${uni(5)}
-@compute @workgroup_size(${WG})
-fn main(${FLAT_ARGS}) {
-  ${FLAT_INDEX}
-  if (i >= p.total) { return; }
-  let b = i % p.w;
-  let t = i / p.w;
+${combine ?? ""}
+${ROW_MAIN}
   let j = t % p.n;
   let base = (t / p.n) * p.m;
   var acc = x[i];
-  for (var s = starts[j]; s < starts[j + 1u]; s++) { acc += upd[(base + perm[s]) * p.w + b]; }
+  for (var s = starts[j]; s < starts[j + 1u]; s++) { ${
+    combine ? `acc = combine(acc, ${u});` : `acc += ${u};`
+  } }
   out[i] = acc;
 }`;
   const total = outer * n * w;
@@ -227,47 +259,35 @@ fn main(${FLAT_ARGS}) {
   return out;
 }
 
-/** `out = x; out[a, idx[k], b] += upd[a, k, b]`, deterministic (see the module doc). */
-export function scatterAddGpu(
+/** The kernel of an axis scatter: `scatterAdd`, or a combining scatter given `combine`. */
+export function axisScatterGpu(
   device: GpuDevice,
-  x: GpuStorage,
-  idx: GpuStorage,
-  indexDtype: DType,
-  upd: GpuStorage,
-  layout: AxisLayout,
-  m: number,
-  dtype: DType,
+  [x, idx, upd]: GpuStorage[],
+  s: AxisIndexSpec,
+  combine?: string,
 ): GpuStorage {
-  const g = { shape: [m], xStrides: [1], iStrides: [1], axis: 0, n: layout.n };
-  return scatter(device, x, idx, indexDtype, upd, g, layout, m, dtype);
+  const g = axisTargets(s.count, s.layout.n);
+  return scatterGpu(device, x, idx, s.indexDtype, upd, g, s.layout, s.count, s.dtype, combine);
 }
 
 /** The adjoint of {@linkcode takeAlongGpu}: `out = x` plus each update where it was read. */
-export function scatterAddAlongGpu(
+function scatterAddAlongGpu(
   device: GpuDevice,
-  x: GpuStorage,
-  idx: GpuStorage,
-  indexDtype: DType,
-  upd: GpuStorage,
-  g: AlongLayout,
-  xSize: number,
-  dtype: DType,
+  [x, idx, upd]: GpuStorage[],
+  s: AlongIndexSpec,
 ): GpuStorage {
-  const total = g.shape.reduce((a, b) => a * b, 1);
-  return scatter(
-    device,
-    x,
-    idx,
-    indexDtype,
-    upd,
-    g,
-    { outer: 1, n: xSize, inner: 1 },
-    total,
-    dtype,
-  );
+  const total = s.layout.shape.reduce((a, b) => a * b, 1);
+  const layout = { outer: 1, n: s.size, inner: 1 };
+  return scatterGpu(device, x, idx, s.indexDtype, upd, s.layout, layout, total, s.dtype);
 }
 
-function scatter(
+/**
+ * The scatters, deterministic (see the module doc): `out = x`, then each of the `m` updates
+ * added (or, given `combine`, combined by it: see {@linkcode segmentCombine}) in increasing
+ * update order into its target under `g`, over `x` and `upd` as `layout` and
+ * `[outer, m, inner]`.
+ */
+function scatterGpu(
   device: GpuDevice,
   x: GpuStorage,
   idx: GpuStorage,
@@ -277,17 +297,11 @@ function scatter(
   layout: AxisLayout,
   m: number,
   dtype: DType,
+  combine?: string,
 ): GpuStorage {
   if (layout.outer * layout.n * layout.inner === 0) return device.alloc(dtype, 0);
-  let keys: GpuStorage, perm: GpuStorage;
-  if (m === 0) {
-    keys = device.alloc("u32", 0);
-    perm = device.alloc("u32", 0);
-  } else {
-    [keys, perm] = targets(device, idx, indexDtype, g, m);
-    [keys, perm] = sortByKey(device, keys, perm, m, layout.n);
-  }
-  const out = segmentSum(device, x, upd, keys, perm, layout, m, dtype);
+  const [keys, perm] = sortedTargets(device, idx, indexDtype, g, m, layout.n);
+  const out = segmentCombine(device, x, upd, keys, perm, layout, m, dtype, combine);
   device.free(keys);
   device.free(perm);
   return out;
@@ -327,12 +341,10 @@ fn main(${FLAT_ARGS}) {
 export const indexingKernels: KernelTable = {
   take: (d: GpuDevice, [x, i]: GpuStorage[], s: AxisIndexSpec) =>
     takeGpu(d, x, i, s.indexDtype, s.layout, s.count, s.dtype),
-  scatterAdd: (d: GpuDevice, [x, i, u]: GpuStorage[], s: AxisIndexSpec) =>
-    scatterAddGpu(d, x, i, s.indexDtype, u, s.layout, s.count, s.dtype),
+  scatterAdd: (d: GpuDevice, xs: GpuStorage[], s: AxisIndexSpec) => axisScatterGpu(d, xs, s),
   takeAlongAxis: (d: GpuDevice, [x, i]: GpuStorage[], s: AlongIndexSpec) =>
     takeAlongGpu(d, x, i, s.indexDtype, s.layout, s.dtype),
-  scatterAddAlongAxis: (d: GpuDevice, [x, i, u]: GpuStorage[], s: AlongIndexSpec) =>
-    scatterAddAlongGpu(d, x, i, s.indexDtype, u, s.layout, s.size, s.dtype),
+  scatterAddAlongAxis: scatterAddAlongGpu,
   oneHot: (d: GpuDevice, [i]: GpuStorage[], s: OneHotSpec) =>
     oneHotGpu(d, i, s.indexDtype, s.count, s.depth, s.dtype),
 };

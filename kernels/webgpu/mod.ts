@@ -16,6 +16,7 @@ import { reduceKernels } from "./reduce.ts";
 import { scanKernels } from "./scan.ts";
 import { scatterCombineKernels } from "./scatter_combine.ts";
 import { slicingKernels } from "./slicing.ts";
+import { softmaxKernels } from "./softmax.ts";
 import { sortKernels } from "./sort.ts";
 
 /** Every WebGPU kernel by name. */
@@ -23,6 +24,7 @@ export const WEBGPU_KERNELS: KernelTable = {
   ...elementwiseKernels,
   ...matmulKernels,
   ...reduceKernels,
+  ...softmaxKernels,
   ...indexingKernels,
   ...scatterCombineKernels,
   ...scanKernels,

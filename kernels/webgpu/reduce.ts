@@ -21,9 +21,9 @@
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
-import type { ArgReduceOp, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import type { ArgReduceOp, ArgReduceSpec, ReduceLayout, ReduceOp } from "../specs/reduce.ts";
+import { type ReduceSpec, reduceTable } from "../specs/reduce.ts";
 import type { KernelTable } from "../backend.ts";
-import type { ArgReduceSpec, ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
 import { elementwiseGpu } from "./elementwise.ts";
 
 type Op = ReduceOp | ArgReduceOp;
@@ -51,7 +51,8 @@ export function lanesFor(n: number): number {
 }
 
 const INF = "bitcast<f32>(0x7f800000u)";
-const NEG_INF = "bitcast<f32>(0xff800000u)";
+/** f32 negative infinity in WGSL. */
+export const NEG_INF = "bitcast<f32>(0xff800000u)";
 
 function identity(op: Op, t: Wgsl): string {
   if (op === "sum") return `${t}(0)`;
@@ -274,88 +275,6 @@ export function argReduceGpu(
   return reduceLayout(device, op, x, null, layout, dtype, dtype);
 }
 
-/** Most row elements one lane keeps in registers, so the row is read from memory once. */
-const MAX_CACHED = 16;
-
-/**
- * Fused row softmax / log-softmax: the row maximum, the sum of shifted exponentials, then the
- * write, each phase ending in a shared-memory tree across the row's lanes. A row of only
- * `-inf` gives softmax 0 and log-softmax `-inf` (as the CPU reference). When a lane's part
- * of the row fits in `cached` registers the row is read once; otherwise it is streamed three
- * times (later passes mostly hit the cache).
- */
-function softmaxCode(lanes: number, log: boolean, cached: number): string {
-  const tree = (combine: string) => `
-  for (var s = ${lanes >> 1}u; s > 0u; s >>= 1u) {
-    if (lane < s) { sh[lid] = ${combine}; }
-    workgroupBarrier();
-  }`;
-  // Runs `body` for each of this lane's elements `j` (value `val`), while `live`.
-  const each = (body: string, load = false) =>
-    cached
-      ? `for (var e = 0u; e < ${cached}u; e++) {
-    let j = lane + e * ${lanes}u;
-    ${load ? `v[e] = ${NEG_INF}; ` : ""}if (live && j < p.n) { ${
-        load ? "v[e] = x[base + j]; " : ""
-      }let val = v[e]; ${body} }
-  }`
-      : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = x[base + j]; ${body} } }`;
-  const keep = cached && !log ? "v[e] = y; " : "";
-  const write = log ? "val - m - ls" : cached ? "val * inv" : "exp(val - m) * inv";
-  return `struct P { rows: u32, n: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-var<workgroup> sh: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let lane = lid % ${lanes}u;
-  let first = lid - lane;
-  let r = (wg.x + wg.y * nwg.x) * ${WG / lanes}u + lid / ${lanes}u;
-  let live = r < p.rows;
-  let base = r * p.n;
-  ${cached ? `var v: array<f32, ${cached}>;` : ""}
-  var m = ${NEG_INF};
-  ${each("m = max(m, val);", true)}
-  sh[lid] = m;
-  workgroupBarrier();${tree("max(sh[lid], sh[lid + s])")}
-  m = sh[first];
-  // A row of only -inf (a fully masked row) is shifted by 0: softmax 0, log-softmax -inf.
-  let empty = bitcast<u32>(m) == 0xff800000u;
-  m = select(m, 0.0, empty);
-  workgroupBarrier();
-  var t = 0.0;
-  ${each(`let y = exp(val - m); t += y; ${keep}`)}
-  sh[lid] = t;
-  workgroupBarrier();${tree("sh[lid] + sh[lid + s]")}
-  ${
-    log
-      ? "let ls = select(log(sh[first]), 0.0, empty);"
-      : "let inv = select(1.0 / sh[first], 0.0, empty);"
-  }
-  ${each(`out[base + j] = ${write};`)}
-}`;
-}
-
-/** Softmax (log-softmax when `log`) of each row of an f32 `[rows, n]` storage. */
-export function softmaxGpu(
-  device: GpuDevice,
-  x: GpuStorage,
-  rows: number,
-  n: number,
-  log: boolean,
-): GpuStorage {
-  const out = device.alloc("f32", rows * n);
-  if (rows * n === 0) return out;
-  const lanes = lanesFor(n);
-  let cached = 1;
-  while (cached * lanes < n) cached *= 2;
-  const code = softmaxCode(lanes, log, cached <= MAX_CACHED ? cached : 0);
-  device.run({ code }, [x, out], grid(rows, WG / lanes), new Uint32Array([rows, n]));
-  return out;
-}
-
 /** A contiguous copy of `x` read through `strides` over `shape` (a transposition). */
 const moved = (d: GpuDevice, x: GpuStorage, dtype: DType, strides: number[], shape: number[]) =>
   elementwiseGpu(d, "a", [{ storage: x, dtype, strides, offset: 0 }], shape, dtype);
@@ -365,7 +284,7 @@ const moved = (d: GpuDevice, x: GpuStorage, dtype: DType, strides: number[], sha
  * columns (`useColumns` false), or any for softmax, is first copied to `[outer, inner, n]`,
  * so every lane reads contiguous memory; `back` copies a same-shaped result back.
  */
-function asRows(
+export function asRows(
   d: GpuDevice,
   x: GpuStorage,
   dtype: DType,
@@ -392,18 +311,6 @@ const argReduce = (op: ArgReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ArgR
   const l = s.layout;
   return l.inner === 1 || useColumns(l) ? run(x, l) : asRows(d, x, s.dtype, l, run);
 };
-const softmax = (log: boolean) => (d: GpuDevice, [x]: GpuStorage[], l: SoftmaxSpec) => {
-  const run = (x: GpuStorage, l: ReduceLayout) => softmaxGpu(d, x, l.outer, l.n, log);
-  return l.inner === 1 ? run(x, l) : asRows(d, x, "f32", l, run, true);
-};
 
-/** The reduction family's kernels. */
-export const reduceKernels: KernelTable = {
-  sum: reduce("sum"),
-  max: reduce("max"),
-  min: reduce("min"),
-  argmax: argReduce("argmax"),
-  argmin: argReduce("argmin"),
-  softmax: softmax(false),
-  logSoftmax: softmax(true),
-};
+/** The reduction family's kernels (softmax is in `softmax.ts`). */
+export const reduceKernels: KernelTable = reduceTable(reduce, argReduce);

@@ -11,7 +11,6 @@
 import type { DType } from "../dtype.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid } from "./device.ts";
 import { mapKeyWgsl, radixSortGpu } from "./radix.ts";
-import type { PermLayout } from "../specs/sort.ts";
 import type { KernelTable } from "../backend.ts";
 import type { PermSpec, SortSpec } from "../specs/sort.ts";
 
@@ -150,41 +149,22 @@ fn main(${FLAT_ARGS}) {
   if (i < p.total) { out[i] = 0u; }
 }`;
 
-/** `out[r, j, t] = x[r, idx[r, j], t]` (an index outside `[0, n)` reads 0). */
-export function gatherByIndexGpu(
+/**
+ * `out[r, j, t] = x[r, idx[r, j], t]` (an index outside `[0, n)` reads 0), or with `scatter`
+ * `out[r, idx[r, j], t] = x[r, j, t]` (positions no index hits are 0, bad indices skipped).
+ */
+function byIndexGpu(
   device: GpuDevice,
-  x: GpuStorage,
-  idx: GpuStorage,
-  dtype: DType,
-  { rows, n, inner }: PermLayout,
-): GpuStorage {
-  const total = rows * n * inner;
-  const out = device.alloc(dtype, total);
-  if (total > 0) {
-    device.run(
-      { code: GATHER_CODE },
-      [x, idx, out],
-      grid(total),
-      new Uint32Array([total, n, inner]),
-    );
-  }
-  return out;
-}
-
-/** `out[r, idx[r, j], t] = g[r, j, t]`; positions no index hits are 0, bad indices skipped. */
-export function scatterByIndexGpu(
-  device: GpuDevice,
-  g: GpuStorage,
-  idx: GpuStorage,
-  dtype: DType,
-  { rows, n, inner }: PermLayout,
+  [x, idx]: GpuStorage[],
+  { dtype, layout: { rows, n, inner } }: PermSpec,
+  scatter: boolean,
 ): GpuStorage {
   const total = rows * n * inner;
   const out = device.alloc(dtype, total);
   if (total > 0) {
     const params = new Uint32Array([total, n, inner]);
-    device.run({ code: ZERO_CODE }, [out], grid(total), params);
-    device.run({ code: SCATTER_CODE }, [g, idx, out], grid(total), params);
+    if (scatter) device.run({ code: ZERO_CODE }, [out], grid(total), params);
+    device.run({ code: scatter ? SCATTER_CODE : GATHER_CODE }, [x, idx, out], grid(total), params);
   }
   return out;
 }
@@ -197,8 +177,6 @@ export const sortKernels: KernelTable = {
     if (values) d.free(values);
     return [indices];
   },
-  gatherByIndex: (d: GpuDevice, [x, i]: GpuStorage[], s: PermSpec) =>
-    gatherByIndexGpu(d, x, i, s.dtype, s.layout),
-  scatterByIndex: (d: GpuDevice, [x, i]: GpuStorage[], s: PermSpec) =>
-    scatterByIndexGpu(d, x, i, s.dtype, s.layout),
+  gatherByIndex: (d: GpuDevice, xs: GpuStorage[], s: PermSpec) => byIndexGpu(d, xs, s, false),
+  scatterByIndex: (d: GpuDevice, xs: GpuStorage[], s: PermSpec) => byIndexGpu(d, xs, s, true),
 };

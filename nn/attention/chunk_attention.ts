@@ -17,7 +17,8 @@ import { fusedChunkAttention, fusedChunkAttentionSupported } from "../../ops/chu
 import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { customVjp } from "../../autodiff/custom.ts";
 import { applyDropout } from "../layers/dropout.ts";
-import { lookAround, maskValues } from "./core.ts";
+import { maskValues } from "./core.ts";
+import { lookAround } from "./chunks.ts";
 
 /** The masks of {@linkcode chunkAttention}, given by positions. */
 export interface ChunkMasks {

@@ -12,9 +12,9 @@ import {
   boolMask,
   checkDropout,
   headConfig,
-  i32Tensor,
   type MaskOption,
 } from "./core.ts";
+import { i32Tensor } from "./chunks.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import { attentionFrame } from "./frame.ts";
 

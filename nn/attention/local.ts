@@ -10,17 +10,8 @@ import { logicalAnd } from "../../ops/compare.ts";
 import { cast } from "../../ops/binary.ts";
 import { reshape } from "../../ops/shape.ts";
 import type { Layer } from "../layer.ts";
-import {
-  type AttentionParams,
-  boolMask,
-  checkDropout,
-  chunkOffsets,
-  headConfig,
-  i32Tensor,
-  lookAround,
-  padAxis,
-  takeFirst,
-} from "./core.ts";
+import { type AttentionParams, boolMask, checkDropout, headConfig } from "./core.ts";
+import { chunkOffsets, i32Tensor, lookAround, padAxis, takeFirst } from "./chunks.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import { attentionFrame } from "./frame.ts";
 import type { AttentionApplyOptions, AttentionConfig } from "./full.ts";

@@ -25,16 +25,12 @@ import {
   boolMask,
   checkDropout,
   checkKeyDevice,
-  chunkOffsets,
   headConfig,
-  i32Tensor,
-  lookAround,
   maskValues,
-  padAxis,
   roundWeights,
-  takeFirst,
   unitKeys,
 } from "./core.ts";
+import { chunkOffsets, i32Tensor, lookAround, padAxis, takeFirst } from "./chunks.ts";
 import { chunkAttention } from "./chunk_attention.ts";
 import type { AttentionApplyOptions } from "./full.ts";
 import { attentionFrame } from "./frame.ts";

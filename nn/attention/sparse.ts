@@ -28,20 +28,13 @@ import { reshape } from "../../ops/shape.ts";
 import { concat, slice } from "../../ops/slicing.ts";
 import { softmax } from "../../ops/softmax.ts";
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import {
-  type AttentionParams,
-  boolMask,
-  checkDropout,
-  headConfig,
-  maskValues,
-  padAxis,
-  takeFirst,
-} from "./core.ts";
+import { type AttentionParams, boolMask, checkDropout, headConfig, maskValues } from "./core.ts";
+import { padAxis, takeFirst } from "./chunks.ts";
 import type { AttentionApplyOptions } from "./full.ts";
 import { applyDropout } from "../layers/dropout.ts";
 import type { Layer } from "../layer.ts";
 import { blockLayout, checkPattern, patternMask, patternMaskValue } from "./sparse_patterns.ts";
-import { checkIntAtLeast } from "../validate.ts";
+import { checkIntAtLeast, showValue } from "../validate.ts";
 import { attentionFrame } from "./frame.ts";
 
 /** Dropout on the attention probabilities (active when `rate > 0` and a key is given). */
@@ -310,7 +303,9 @@ function headGroups(
     return [{ to: c.heads, part: c.component === 0 ? "a" : "b" }];
   }
   if (c.mode === "split") {
-    if (c.heads < 2) throw new RangeError(`${op}: mode "split" needs heads >= 2, got ${c.heads}`);
+    if (c.heads < 2) {
+      throw new RangeError(`${op}: mode "split" needs heads >= 2, got ${showValue(c.heads)}`);
+    }
     return [{ to: Math.ceil(c.heads / 2), part: "a" }, { to: c.heads, part: "b" }];
   }
   throw new TypeError(
@@ -352,7 +347,9 @@ export function sparseAttention(
   const groups = headGroups(op, config);
   const impl = config.impl ?? "blockSparse";
   if (!["blockSparse", "gather", "dense"].includes(impl)) {
-    throw new TypeError(`${op}: impl must be "blockSparse", "gather" or "dense", got ${impl}`);
+    throw new TypeError(
+      `${op}: impl must be "blockSparse", "gather" or "dense", got ${showValue(impl)}`,
+    );
   }
   const rate = checkDropout(op, config.dropout);
   const frame = attentionFrame<AttentionApplyOptions>(op, hc, rate, {

@@ -60,7 +60,20 @@ export function patternMaskValue(p: PatternSpec, i: number, j: number): boolean 
   return p.part === "a" ? a : p.part === "b" ? b : a || b;
 }
 
-/** The `[len, len]` bool mask of one pattern component (true = attended). */
+/**
+ * The `[len, len]` bool mask of one pattern component (true = query row `i` attends to key
+ * column `j`); `part` `"a"`, `"b"` or `"union"` of the two (see {@linkcode stridedPattern} and
+ * {@linkcode fixedPattern}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn } from "@longseq/tensor";
+ * const m = nn.patternMask({ kind: "strided", stride: 2, c: 0, part: "union" }, 4);
+ * const [T, F] = [true, false];
+ * assert.deepEqual(await m.array(), [[T, F, F, F], [T, T, F, F], [T, T, T, F], [F, T, T, T]]);
+ * ```
+ */
 export function patternMask(p: PatternSpec, len: number, options: PatternMaskOptions = {}): Tensor {
   const spec = checkPattern("patternMask", p);
   checkIntAtLeast("patternMask", "len", len, 1);

@@ -47,14 +47,32 @@ const ACTIVATIONS: Readonly<Record<ActivationName, ActivationFn>> = {
   leakyRelu: (x) => leakyRelu(x),
 };
 
-/** The built-in activation names, in a stable order. */
+/**
+ * The built-in activation names, in a stable order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn } from "@longseq/tensor";
+ * assert.ok(nn.ACTIVATION_NAMES.includes("gelu_exact"));
+ * ```
+ */
 export const ACTIVATION_NAMES: readonly ActivationName[] = Object.freeze(
   Object.keys(ACTIVATIONS) as ActivationName[],
 );
 
 /**
  * The function for an activation name, or `fn` itself when given a function. Throws a
- * TypeError naming `op` and the known names otherwise.
+ * TypeError naming `op` and the known names otherwise. The function maps `x [...]` to `[...]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nn, tensor } from "@longseq/tensor";
+ * const relu = nn.resolveActivation("myLayer", "relu");
+ * assert.deepEqual(await relu(tensor([-1, 2])).array(), [0, 2]);
+ * assert.throws(() => nn.resolveActivation("myLayer", "swish" as nn.ActivationName), /myLayer/);
+ * ```
  */
 export function resolveActivation(op: string, act: ActivationName | ActivationFn): ActivationFn {
   if (typeof act === "function") return act;

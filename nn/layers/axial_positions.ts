@@ -10,7 +10,7 @@ import { take } from "../../ops/indexing.ts";
 import { concat } from "../../ops/slicing.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkParam, checkPositiveInt } from "../validate.ts";
+import { checkParam, checkPositiveInt, showValue } from "../validate.ts";
 
 /** Options of {@linkcode axialPositions}. */
 export interface AxialPositionsOptions {
@@ -81,7 +81,7 @@ export function axialPositions(
         throw new RangeError(
           `${op}: len must be an integer from 1 to ${maxLen} (the product of shape ${
             fmt(shape)
-          }), got ${String(len)}`,
+          }), got ${showValue(len)}`,
         );
       }
       const tables = params?.tables;

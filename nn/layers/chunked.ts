@@ -19,7 +19,7 @@ import { customVjp, vjp } from "../../autodiff/mod.ts";
 import { flattenTree, unflattenTree } from "../../autodiff/pytree.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
 import { childKeys } from "./combinators.ts";
-import { checkPositiveInt } from "../validate.ts";
+import { checkPositiveInt, showValue } from "../validate.ts";
 
 /** How to cut the axis: into `chunks` slices of equal size (the last may be shorter), or into
  * slices of `chunkSize` positions (the last may be shorter). */
@@ -132,7 +132,9 @@ function checkPositionwise(op: string, y: unknown, axis: number, len: number): v
 /** Builds the chunked function for `chunked` (concat) or `chunkedSum` (sum). */
 function build(op: string, f: AnyFn, spec: ChunkSpec, axis: number, how: "concat" | "sum") {
   if (typeof f !== "function") throw new TypeError(`${op}: f must be a function or a layer`);
-  if (!Number.isInteger(axis)) throw new TypeError(`${op}: axis must be an integer, got ${axis}`);
+  if (!Number.isInteger(axis)) {
+    throw new TypeError(`${op}: axis must be an integer, got ${showValue(axis)}`);
+  }
   chunkBounds(op, spec, 1); // validates the spec now rather than at the first call
   const optsAt = (opts: ApplyOptions | undefined, keys: (Tensor | undefined)[], i: number) =>
     opts?.key === undefined || keys.length === 0 ? opts : { ...opts, key: keys[i] };

@@ -7,7 +7,7 @@ import { mul } from "../../ops/binary.ts";
 import { take } from "../../ops/indexing.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkParam, checkPositiveInt } from "../validate.ts";
+import { checkNonNegative, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode embedding}. */
 export interface EmbeddingOptions {
@@ -50,9 +50,7 @@ export function embedding(options: EmbeddingOptions): Layer<EmbeddingParams> {
   const { vocab, dim, initStd = 1 } = options ?? {};
   checkPositiveInt("embedding", "vocab", vocab);
   checkPositiveInt("embedding", "dim", dim);
-  if (!(initStd >= 0) || !Number.isFinite(initStd)) {
-    throw new RangeError(`embedding: initStd must be a finite number >= 0, got ${initStd}`);
-  }
+  checkNonNegative("embedding", "initStd", initStd);
   return {
     init(key) {
       using n = random.normal(key, [vocab, dim]);

@@ -8,7 +8,7 @@ import { ones, zeros } from "../../ops/creation.ts";
 import { mean } from "../../ops/reduce.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import type { Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
+import { checkLastDim, checkNonNegative, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode layerNorm}. */
 export interface LayerNormOptions {
@@ -49,9 +49,7 @@ export interface LayerNormParams {
 export function layerNorm(options: LayerNormOptions): Layer<LayerNormParams> {
   const { dim, eps = 1e-6 } = options ?? {};
   checkPositiveInt("layerNorm", "dim", dim);
-  if (!(eps >= 0) || !Number.isFinite(eps)) {
-    throw new RangeError(`layerNorm: eps must be a finite number >= 0, got ${eps}`);
-  }
+  checkNonNegative("layerNorm", "eps", eps);
   return {
     init(key) {
       const device = key.device;

@@ -9,7 +9,7 @@ import { matmul } from "../../ops/matmul.ts";
 import { reshape } from "../../ops/shape.ts";
 import * as random from "../../ops/random.ts";
 import type { Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
+import { checkLastDim, checkNonNegative, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode linear}. */
 export interface LinearOptions {
@@ -61,9 +61,7 @@ export function linear(options: LinearOptions): Layer<LinearParams> {
   checkPositiveInt("linear", "inFeatures", inFeatures);
   checkPositiveInt("linear", "outFeatures", outFeatures);
   const std = options.initStd ?? Math.sqrt(2 / (inFeatures + outFeatures));
-  if (!(std >= 0) || !Number.isFinite(std)) {
-    throw new RangeError(`linear: initStd must be a finite number >= 0, got ${std}`);
-  }
+  checkNonNegative("linear", "initStd", std);
   return {
     init(key) {
       using n = random.normal(key, [inFeatures, outFeatures]);

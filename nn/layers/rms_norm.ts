@@ -9,7 +9,7 @@ import { ones } from "../../ops/creation.ts";
 import { mean } from "../../ops/reduce.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import type { Layer } from "../layer.ts";
-import { checkLastDim, checkParam, checkPositiveInt } from "../validate.ts";
+import { checkLastDim, checkNonNegative, checkParam, checkPositiveInt } from "../validate.ts";
 
 /** Options of {@linkcode rmsNorm}. */
 export interface RmsNormOptions {
@@ -46,9 +46,7 @@ export interface RmsNormParams {
 export function rmsNorm(options: RmsNormOptions): Layer<RmsNormParams> {
   const { dim, eps = 1e-6 } = options ?? {};
   checkPositiveInt("rmsNorm", "dim", dim);
-  if (!(eps >= 0) || !Number.isFinite(eps)) {
-    throw new RangeError(`rmsNorm: eps must be a finite number >= 0, got ${eps}`);
-  }
+  checkNonNegative("rmsNorm", "eps", eps);
   return {
     init(key) {
       return { scale: ones([dim], { device: key.device }) };

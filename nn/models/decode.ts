@@ -28,8 +28,10 @@ import { scope } from "../../ops/scope.ts";
 import { add } from "../../ops/binary.ts";
 import { reshape } from "../../ops/shape.ts";
 import { concat, slice } from "../../ops/slicing.ts";
+import { showValue } from "../validate.ts";
 import { full, tensor } from "../../ops/creation.ts";
-import { i32Tensor, outputProjection, padAxis, projectQKV, takeFirst } from "../attention/core.ts";
+import { outputProjection, projectQKV } from "../attention/core.ts";
+import { i32Tensor, padAxis, takeFirst } from "../attention/chunks.ts";
 import { chunkAttention } from "../attention/chunk_attention.ts";
 import {
   type BucketSpec,
@@ -109,6 +111,8 @@ export interface ReformerDecoder {
  * Cost per step: `O(layers * (dModel * (dModel + dFF) + len * dModel))` for full attention,
  * with `len` bounded by two chunks for local attention (plus one embedding pass of the tokens'
  * positions, `O(len * dModel)` gathers).
+ *
+ * Shapes: `prefill(tokens [1, n] i32)` and `step(state, token)` each give logits `[vocab]`.
  *
  * @example
  * ```ts
@@ -246,7 +250,9 @@ export function reformerDecoder(
       }
       const vocab = config.vocab;
       if (!Number.isInteger(token) || token < 0 || token >= vocab) {
-        throw new RangeError(`${op}: token must be an integer in 0..${vocab - 1}, got ${token}`);
+        throw new RangeError(
+          `${op}: token must be an integer in 0..${vocab - 1}, got ${showValue(token)}`,
+        );
       }
       const device = state.layers[0]?.k.device;
       const { logits, caches } = scope(() => {

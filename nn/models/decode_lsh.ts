@@ -18,7 +18,7 @@ import { broadcastTo, expandDims, reshape } from "../../ops/shape.ts";
 import { slice } from "../../ops/slicing.ts";
 import { exp } from "../../ops/unary.ts";
 import { logsumexp, softmax } from "../../ops/softmax.ts";
-import { i32Tensor } from "../attention/core.ts";
+import { i32Tensor } from "../attention/chunks.ts";
 import { chunkAttention } from "../attention/chunk_attention.ts";
 import { hfSelfScale } from "../attention/lsh.ts";
 import { maskValues } from "../attention/core.ts";

@@ -26,7 +26,8 @@ import {
   type LmLossOptions,
 } from "./language_model.ts";
 import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
-import { boolMask, padAxis, takeFirst } from "../attention/core.ts";
+import { boolMask } from "../attention/core.ts";
+import { padAxis, takeFirst } from "../attention/chunks.ts";
 import { full } from "../../ops/creation.ts";
 
 /** Configuration of {@linkcode reformerLM}. */
@@ -107,6 +108,9 @@ export interface LanguageModel<P, O extends ApplyOptions, L extends O> {
  * number of hashes (the paper's Table 2): both use the same params.
  *
  * Params: `{ embed, pos, blocks, norm, head }`; the final norm is over `2 * dModel`.
+ *
+ * Shapes: `apply(params, tokens [batch, len] i32)` gives logits `[batch, len, vocab]`;
+ * `loss(params, tokens [batch, len], targets [batch, len])` a scalar `[]`.
  *
  * @example
  * ```ts

@@ -19,7 +19,7 @@ import { layerNorm, type LayerNormParams } from "../layers/layer_norm.ts";
 import { feedForward, type FeedForwardParams } from "../layers/feed_forward.ts";
 import { chunked } from "../layers/chunked.ts";
 import { applyDropout } from "../layers/dropout.ts";
-import { checkDropoutRate, checkPositiveInt } from "../validate.ts";
+import { checkDropoutRate, checkPositiveInt, showValue } from "../validate.ts";
 
 /** The attention of one Reformer layer. `"full"` is full shared-QK attention. */
 export type ReformerAttention = "lsh" | "local" | "full";
@@ -162,7 +162,7 @@ function rate(op: string, name: string, v: unknown, dflt: number): number {
   try {
     checkDropoutRate(op, v);
   } catch {
-    throw new RangeError(`${op}: ${name} must be a number in [0, 1), got ${String(v)}`);
+    throw new RangeError(`${op}: ${name} must be a number in [0, 1), got ${showValue(v)}`);
   }
   return v as number;
 }
@@ -208,7 +208,7 @@ export function reformerBlock(op: string, config: ReformerBlockConfig): Reformer
   const causal = !!config.causal;
   const hashSeed = config.hashSeed ?? 0;
   if (!Number.isSafeInteger(hashSeed) || hashSeed < 0) {
-    throw new RangeError(`${op}: hashSeed must be an integer >= 0, got ${hashSeed}`);
+    throw new RangeError(`${op}: hashSeed must be an integer >= 0, got ${showValue(hashSeed)}`);
   }
   const act = config.activation ?? "gelu";
   const norm = layerNorm({ dim: dModel, eps: config.layerNormEps });

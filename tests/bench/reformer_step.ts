@@ -12,11 +12,16 @@
  * (`memory().peakBytes`): every live tensor, params and Adam state included (the scalar
  * constant cache and the buffer pool's spare buffers are not). The first step at each length
  * compiles pipelines and is not timed (unless `--no-warmup`, for lengths where one step is
- * all the time there is).
+ * all the time there is). `--profile` times every dispatch with `timestamp-query` over the
+ * timed steps and prints the top kernels per length (each dispatch then gets its own compute
+ * pass, so the steps run slower than without it).
  */
 import * as T from "../../mod.ts";
 import { nn, optim, random, valueAndGrad } from "../../mod.ts";
 import { parseFlags, runMain } from "../../train/mod.ts";
+import { getDevice } from "../../ops/device.ts";
+import type { GpuDevice } from "../../kernels/webgpu/device.ts";
+import { formatProfile } from "../../kernels/webgpu/profiler.ts";
 
 const spec = {
   lens: { type: "string", default: "1024,4096", help: "Comma-separated sequence lengths" },
@@ -32,6 +37,11 @@ const spec = {
   ffChunks: { type: "int", default: 8, help: "Feed-forward slices" },
   headChunks: { type: "int", default: 8, help: "LM head and loss slices" },
   reversible: { type: "bool", default: true, help: "Reversible layers (--no-reversible: stored)" },
+  profile: {
+    type: "bool",
+    default: false,
+    help: "Print the top kernels by GPU time over the timed steps (timestamp-query; slower steps)",
+  },
   warmup: {
     type: "bool",
     default: true,
@@ -100,10 +110,17 @@ async function main(): Promise<void> {
     T.resetPeakMemory();
     const times: number[] = [];
     let loss = NaN;
+    const gpu = f.profile && backend === "webgpu" ? getDevice("webgpu") as GpuDevice : null;
+    if (f.profile && !gpu?.startProfile()) {
+      console.log("--profile: needs the WebGPU backend with timestamp-query; not profiling");
+    }
     for (let i = 1; i <= f.steps; i++) {
       const t0 = performance.now();
       loss = await step(i);
       times.push(performance.now() - t0);
+    }
+    if (gpu?.canProfile) {
+      console.log(`length ${len}, ${f.steps} step(s): ${formatProfile(await gpu.stopProfile())}`);
     }
     const peak = T.memory().peakBytes;
     times.sort((a, b) => a - b);

@@ -7,7 +7,7 @@
  */
 import { CpuDevice } from "../../kernels/cpu/device.ts";
 import { elementwiseCpu } from "../../kernels/cpu/elementwise.ts";
-import { softmaxCpu } from "../../kernels/cpu/reduce.ts";
+import { softmaxCpu } from "../../kernels/cpu/softmax.ts";
 import type { StridedInput } from "../../kernels/strided.ts";
 import { WasmDevice } from "../../kernels/wasm/device.ts";
 import { elementwiseWasm } from "../../kernels/wasm/elementwise.ts";

@@ -13,7 +13,8 @@ import {
   loadMnist,
   mnistFromRaw,
 } from "../../examples/lib/data.ts";
-import { formatDuration, MetricsLog, ProgressBar, readMetrics } from "../../train/progress.ts";
+import { MetricsLog, ProgressBar, readMetrics } from "../../train/progress.ts";
+import { formatDuration } from "../../train/format.ts";
 import { lineChartSvg, niceTicks } from "../../train/plot.ts";
 import { imageGridPng, imageGridSvg } from "../../examples/lib/images.ts";
 

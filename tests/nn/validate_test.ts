@@ -58,3 +58,35 @@ Deno.test("optim validation: a learning rate is not a dropout rate", () => {
     /b1 .* \[-Infinity, 1\)/,
   );
 });
+
+Deno.test("nn errors quote a string given where a number belongs", () => {
+  // deno-lint-ignore no-explicit-any
+  const s = (v: string) => v as any;
+  const quoted = (v: string) => new RegExp(`got ${JSON.stringify(v)} \\(a string\\)`);
+  assert.throws(() => T.nn.layerNorm({ dim: 4, eps: s("1e-6") }), quoted("1e-6"));
+  assert.throws(() => T.nn.rmsNorm({ dim: 4, eps: s("1e-6") }), quoted("1e-6"));
+  assert.throws(() => T.nn.embedding({ vocab: 3, dim: 2, initStd: s("1") }), quoted("1"));
+  assert.throws(
+    () => T.nn.linear({ inFeatures: 2, outFeatures: 2, initStd: s("0.1") }),
+    quoted("0.1"),
+  );
+  assert.throws(() => T.nn.chunked((_p, x) => x, { chunks: 2 }, s("1")), quoted("1"));
+  assert.throws(() => T.nn.attention({ dModel: 8, heads: 2, dHead: s("4") }), quoted("4"));
+  assert.throws(
+    () =>
+      T.nn.sparseAttention({
+        dModel: 8,
+        heads: 2,
+        pattern: "strided",
+        stride: 4,
+        mode: "merged",
+        impl: s("x"),
+      }),
+    quoted("x"),
+  );
+  const pos = T.nn.axialPositions({ shape: [2, 2], dims: [2, 2] });
+  assert.throws(() => pos.apply({ tables: [] }, s("4")), quoted("4"));
+  const lm = { vocab: 8, dModel: 8, dFF: 8, heads: 2, layers: 1, chunkLen: 4, axialShape: [2, 2] };
+  assert.throws(() => T.nn.reformerLM({ ...lm, dropout: s("0.1") }), quoted("0.1"));
+  assert.throws(() => T.nn.reformerLM({ ...lm, hashSeed: s("1") }), quoted("1"));
+});

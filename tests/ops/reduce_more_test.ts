@@ -120,7 +120,8 @@ Deno.test("prod, any, all, std and vector norms over axes", async (t) => {
   }
   await t.step("errors", () => {
     const m = T.ones([2, 2]);
-    assert.throws(() => T.norm(m, 2), /norm: matrix order 2 is not supported.*"fro", 1, -1/);
+    assert.throws(() => T.norm(m, -2), /norm: matrix order -2 is not supported.*"fro", 1, -1, 2/);
+    assert.throws(() => T.norm(m, "nuc" as "fro"), /norm: matrix order "nuc" is not supported/);
     assert.throws(() => T.norm(m, "fro", 0), /norm: invalid order "fro" for a vector norm/);
     assert.throws(() => T.norm(T.ones([2, 2, 2]), 1), /norm: ord 1 without axis needs a 1-D/);
     assert.throws(() => T.norm(m, 1, [0, 1, 1]), /repeated axis/);
@@ -175,6 +176,11 @@ Deno.test("gradients of prod, std and norm", async (t) => {
       fn: ([x]: T.Tensor[]) => T.norm(x, "fro", [1, 2]),
     },
     {
+      name: "norm 2 matrix (spectral)",
+      inputs: [{ shape: [2, 3, 4], gen: uniform() }],
+      fn: ([x]: T.Tensor[]) => T.norm(x, 2, [1, 2]),
+    },
+    {
       name: "norm 1 matrix",
       inputs: [{ shape: [3, 4], gen: away(0.2) }],
       fn: ([x]: T.Tensor[]) => T.norm(x, 1),
@@ -191,5 +197,48 @@ Deno.test("gradients of prod, std and norm", async (t) => {
         })
       );
     });
+  }
+});
+
+/** The largest singular value of a host matrix, in float64 (power iteration to convergence). */
+function spectral(m: number[][]): number {
+  const cols = m[0].length;
+  let v = Array.from({ length: cols }, (_, i) => 1 + i / 7);
+  let s = 0;
+  for (let it = 0; it < 5000; it++) {
+    const u = m.map((row) => row.reduce((a, x, j) => a + x * v[j], 0));
+    const w = Array.from({ length: cols }, (_, j) => m.reduce((a, row, i) => a + row[j] * u[i], 0));
+    const n = Math.hypot(...w);
+    if (n === 0) return 0;
+    v = w.map((x) => x / n);
+    s = Math.sqrt(n);
+  }
+  return s;
+}
+
+Deno.test("norm ord 2 of matrices is the largest singular value", async (t) => {
+  const rand = rng(11);
+  for (const device of testDevices()) {
+    await t.step(device, () =>
+      noLeaks(() =>
+        T.scope(async () => {
+          for (const [r, c] of [[4, 3], [3, 5], [1, 4], [6, 1], [5, 5]]) {
+            const data = Array.from({ length: r }, () => Array.from(randomArray(rand, c)));
+            const got = await T.norm(T.tensor(data, { device }), 2).array();
+            assert.ok(Math.abs((got as number) - spectral(data)) <= 1e-5 * spectral(data));
+          }
+          // Equal and nearly equal top singular values, a zero matrix, a batch on other axes.
+          assert.equal(await T.norm(T.tensor([[2, 0], [0, -2]], { device }), 2).array(), 2);
+          const close = await T.norm(T.tensor([[1, 0], [0, 1 + 1e-6]], { device }), 2).array();
+          assert.ok(Math.abs((close as number) - (1 + 1e-6)) < 1e-6);
+          assert.equal(await T.norm(T.zeros([3, 2], { device }), 2).array(), 0);
+          const a = [[3, 1], [0, 2], [1, 1]], b = [[0, 5], [1, 0], [2, 2]];
+          const batch = T.moveaxis(T.tensor([a, b], { device }), 0, -1); // [3, 2, batch]
+          const both = await T.norm(batch, 2, [0, 1]).data();
+          assert.ok(Math.abs(both[0] - spectral(a)) < 1e-5 * spectral(a));
+          assert.ok(Math.abs(both[1] - spectral(b)) < 1e-5 * spectral(b));
+          assert.deepEqual(T.norm(batch, 2, [0, 1], { keepdims: true }).shape, [1, 1, 2]);
+        })
+      ));
   }
 });

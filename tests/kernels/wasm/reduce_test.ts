@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { reduceCpu, softmaxCpu } from "../../../kernels/cpu/reduce.ts";
+import { reduceCpu } from "../../../kernels/cpu/reduce.ts";
+import { softmaxCpu } from "../../../kernels/cpu/softmax.ts";
 import type { ReduceLayout } from "../../../kernels/specs/reduce.ts";
 import type { WasmDevice } from "../../../kernels/wasm/device.ts";
 import {

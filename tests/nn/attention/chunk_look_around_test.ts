@@ -1,5 +1,5 @@
 import * as T from "../../../mod.ts";
-import { lookAround } from "../../../nn/attention/core.ts";
+import { lookAround } from "../../../nn/attention/chunks.ts";
 import { chunkAttention } from "../../../nn/attention/chunk_attention.ts";
 import { valueAndGrad } from "../../../autodiff/mod.ts";
 import { noLeaks, randomArray, rng, testDevices } from "../../util.ts";

@@ -3,9 +3,9 @@
  * `WebAssembly.Memory`; `await WasmDevice.create({ threads })`, `dispose()` to stop its
  * workers) and its kernels, each `(device, inputs, spec) => output` like the CPU reference's.
  *
- * {@linkcode WASM_KERNELS} lists them under stable names with one calling convention, for a
- * dispatcher; a kernel whose `supports` answers false (dtype, op, layout) should run on the
- * fallback backend instead.
+ * {@linkcode WASM_KERNELS} lists them under the module's own names with one calling
+ * convention; the backend `init` registers (`backend.ts`) adapts the registry's kernel names and
+ * specs to these kernels, and runs every call they do not take on the CPU reference.
  * @module
  */
 import type { MatmulSpec } from "../specs/matmul.ts";

@@ -56,6 +56,12 @@ export interface Backend {
    * needing more storage bindings than the adapter allows). Default: every listed kernel can.
    */
   readonly supports?: (kernel: string) => boolean;
+  /**
+   * Whether a kernel of the table takes this call, given its spec and the inputs' dtypes
+   * (for example a kernel written for f32 only). When it answers false the call runs on the
+   * fallback backend, on copies, as for a kernel the table lacks. Default: every call.
+   */
+  readonly accepts?: (kernel: string, spec: unknown, dtypes: readonly DType[]) => boolean;
 }
 
 const registry = new Map<string, Backend>();

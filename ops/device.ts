@@ -4,7 +4,7 @@
  */
 import type { Device, DeviceName, MemoryInfo } from "../kernels/device.ts";
 import { type Backend, findBackend, registerBackend } from "../kernels/backend.ts";
-import { DEFAULT_BACKEND, STARTABLE_BACKENDS } from "../kernels/builtin.ts";
+import { DEFAULT_BACKEND, isSoftwareAdapter, STARTABLE_BACKENDS } from "../kernels/builtin.ts";
 
 /** The always-available backend's name and device (the CPU reference). */
 const base: { name: DeviceName; device: Device } = DEFAULT_BACKEND;
@@ -20,11 +20,20 @@ let initSeen = false;
 /** Options for {@linkcode init}. */
 export interface InitOptions {
   /**
-   * Backend to use by default. Without it, the `LONGSEQ_BACKEND` environment variable decides
-   * (`cpu` or `webgpu`), else WebGPU is used when an adapter exists.
+   * Backend to use by default: `"webgpu"`, `"wasm"` (WebAssembly SIMD on every core) or
+   * `"cpu"` (the typed-array reference). Without it, the `LONGSEQ_BACKEND` environment
+   * variable decides, else: WebGPU on a hardware adapter; the wasm backend when the only
+   * adapter is a software one (llvmpipe) or there is none; the CPU reference only where the
+   * wasm backend cannot start.
    */
   backend?: DeviceName;
-  /** Suppresses the one line printed when falling back to the CPU. */
+  /**
+   * Threads of the wasm backend (the caller's included; default: the `LONGSEQ_THREADS`
+   * environment variable, else every core). Applies when the wasm backend is first started;
+   * it keeps that count for the rest of the process.
+   */
+  threads?: number;
+  /** Suppresses the one line printed when the automatic choice is not a hardware GPU. */
   quiet?: boolean;
 }
 
@@ -37,10 +46,12 @@ export interface InitResult {
 }
 
 /**
- * Picks the default device: WebGPU when an adapter exists, else the CPU (printing one line
- * saying so). Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is
- * called the default device is the CPU, and the first tensor created on it says so once on
- * stderr.
+ * Picks the default device: WebGPU on a hardware adapter; else the wasm backend (WebAssembly
+ * SIMD on every core), printing one line saying which and why, when the only adapter is a
+ * software one (llvmpipe) or there is none; else a software adapter; else the CPU reference.
+ * Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is called the
+ * default device is the CPU reference, and the first tensor created on it says so once on
+ * stderr. The wasm backend's workers never keep the process alive.
  *
  * Concurrency: the WebGPU device is requested once per process and never replaced, so every
  * tensor made on it stays usable whatever `init` calls follow. A call made while another is
@@ -52,8 +63,8 @@ export interface InitResult {
  * ```ts
  * import assert from "node:assert/strict";
  * import { init } from "@longseq/tensor";
- * const { backend, adapter } = await init({ quiet: true }); // WebGPU if an adapter exists
- * assert.ok(backend === "webgpu" || backend === "cpu");
+ * const { backend, adapter } = await init({ quiet: true }); // see above for the choice
+ * assert.ok(["webgpu", "wasm", "cpu"].includes(backend));
  * assert.equal(typeof adapter, "string");
  * assert.equal((await init({ backend: "cpu" })).backend, "cpu"); // pick one explicitly
  * ```
@@ -78,7 +89,8 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
     }
     return await pending.result;
   }
-  const result = select(backend, options.quiet ?? false);
+  const threads = options.threads ?? envThreads();
+  const result = select(backend, options.quiet ?? false, threads);
   const entry = { backend, result };
   pending = entry;
   const done = () => {
@@ -88,38 +100,71 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
   return await result;
 }
 
+/**
+ * Why the automatic choice prefers the wasm backend to a software WebGPU adapter: measured on
+ * a 2-core machine with llvmpipe (see the README's "Backends").
+ */
+export const AUTO_CHOICE_REASON =
+  "it trained the copy-task demo 10x faster than llvmpipe on a 2-core machine (24 s against " +
+  "259 s for 60 steps)";
+
+/** Starts backend `name` once per process (a failed or empty start is retried later). */
+async function startBackend(
+  name: DeviceName,
+  threads: number | undefined,
+): Promise<Backend | null> {
+  let started = findBackend(name) ?? null;
+  if (started) return started;
+  let request = starting.get(name);
+  if (!request) starting.set(name, request = STARTABLE_BACKENDS[name].start({ threads }));
+  try {
+    started = await request;
+  } finally {
+    if (!started) starting.delete(name); // none found, or the start failed: retry later
+  }
+  if (started && !findBackend(name)) registerBackend(started);
+  return findBackend(name) ?? started;
+}
+
 /** Sets the default device for `init` (see there), starting each backend at most once. */
-async function select(backend: DeviceName | undefined, quiet: boolean): Promise<InitResult> {
-  if (backend === base.name) {
-    fallback = base.device;
-    return { backend: base.name, adapter: base.device.description };
-  }
-  // Auto-detection tries the first startable backend (WebGPU).
-  const wanted = backend ?? Object.keys(STARTABLE_BACKENDS)[0] as DeviceName;
-  const { label, start, hint } = STARTABLE_BACKENDS[wanted];
-  let started = findBackend(wanted) ?? null;
-  if (!started) {
-    let request = starting.get(wanted);
-    if (!request) starting.set(wanted, request = start());
+async function select(
+  backend: DeviceName | undefined,
+  quiet: boolean,
+  threads: number | undefined,
+): Promise<InitResult> {
+  const use = (b: { name: DeviceName; device: Device }): InitResult => {
+    fallback = b.device;
+    return { backend: b.name, adapter: b.device.description };
+  };
+  if (backend === base.name) return use(base);
+  if (backend !== undefined) {
+    const { label, hint } = STARTABLE_BACKENDS[backend];
+    let started: Backend | null;
     try {
-      started = await request;
-    } finally {
-      if (!started) starting.delete(wanted); // none found, or the start failed: retry later
+      started = await startBackend(backend, threads);
+    } catch (e) {
+      throw new Error(`init: the ${label} backend failed to start (${hint})`, { cause: e });
     }
-    if (started && !findBackend(wanted)) registerBackend(started);
+    if (!started) throw new Error(`init: no ${label} adapter found (${hint})`);
+    return use(started);
   }
-  if (!started) {
-    if (backend !== undefined) throw new Error(`init: no ${label} adapter found (${hint})`);
-    if (!quiet) {
-      console.log(
-        `longseq: no ${label} adapter found; using the ${base.name.toUpperCase()} backend`,
-      );
-    }
-    fallback = base.device;
-    return { backend: base.name, adapter: base.device.description };
+  // Automatic: a hardware GPU; else the wasm backend; else a software GPU; else the reference.
+  const gpu = await startBackend("webgpu", threads);
+  if (gpu && !isSoftwareAdapter(gpu)) return use(gpu);
+  const wasm = await startBackend("wasm", threads).catch(() => null);
+  const say = (line: string) => quiet || console.log(`longseq: ${line}`);
+  if (wasm) {
+    say(
+      gpu
+        ? `using the wasm backend (${wasm.device.description}), not WebGPU on the software ` +
+          `adapter ${gpu.device.description}: ${AUTO_CHOICE_REASON}`
+        : `no WebGPU adapter found; using the wasm backend (${wasm.device.description})`,
+    );
+    return use(wasm);
   }
-  fallback = started.device;
-  return { backend: started.name, adapter: started.device.description };
+  if (gpu) return use(gpu);
+  say(`no WebGPU adapter found; using the ${base.name.toUpperCase()} backend`);
+  return use(base);
 }
 
 /**
@@ -161,6 +206,22 @@ function envBackend(): DeviceName | undefined {
   }
 }
 
+/** The thread count in the `LONGSEQ_THREADS` environment variable, if readable and set. */
+function envThreads(): number | undefined {
+  try {
+    const v = Deno.env.get("LONGSEQ_THREADS");
+    if (!v) return undefined;
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n >= 1)) {
+      throw new TypeError(`init: LONGSEQ_THREADS must be a positive integer, got ${v}`);
+    }
+    return n;
+  } catch (e) {
+    if (e instanceof TypeError) throw e;
+    return undefined; // no env permission
+  }
+}
+
 /** {@linkcode envBackend} only where env access is already granted (never a prompt). */
 function envBackendNoPrompt(): DeviceName | undefined {
   try {
@@ -172,7 +233,7 @@ function envBackendNoPrompt(): DeviceName | undefined {
 }
 
 /**
- * Names of the devices available now (the CPU, plus WebGPU once initialised).
+ * Names of the devices available now (the CPU, plus WebGPU and wasm once started).
  *
  * @example
  * ```ts

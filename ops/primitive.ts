@@ -224,7 +224,8 @@ export interface KernelOutput {
  * storages and `spec`, and returns its outputs as new tensors of the given shapes and dtypes.
  * Every output's size is checked against the device's limit first (a RangeError naming `op`,
  * default `name`, the shape and the limit), so nothing is allocated for a refused op. A backend
- * without the kernel runs its fallback backend's on copies of the inputs; with no fallback that
+ * without the kernel, or whose `accepts` declines this call, runs its fallback backend's on
+ * copies of the inputs; with no fallback that
  * has it, a TypeError names the kernel and the backend.
  */
 export function launch(
@@ -238,14 +239,15 @@ export function launch(
   for (const o of outputs) checkAllocation(op, device, o.shape, o.dtype);
   const backend = backendOf(device);
   const kernel = backend.kernels[name];
-  const out = kernel
-    ? counted(
-      backend,
-      name,
-      callKernel(kernel, device, inputs.map(storageOf), spec),
-      outputs,
-    )
-    : runFallback(backend, name, inputs, spec, outputs);
+  const out =
+    kernel !== undefined && (backend.accepts?.(name, spec, inputs.map((t) => t.dtype)) ?? true)
+      ? counted(
+        backend,
+        name,
+        callKernel(kernel, device, inputs.map(storageOf), spec),
+        outputs,
+      )
+      : runFallback(backend, name, inputs, spec, outputs);
   return out.map((s, i) => fromStorage(device, s, outputs[i].shape, outputs[i].dtype));
 }
 

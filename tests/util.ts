@@ -5,21 +5,40 @@
 import { devices, init, memory } from "../mod.ts";
 import type { DeviceName } from "../mod.ts";
 
-const result = await init({ quiet: true });
+// WebGPU explicitly: on a software adapter the automatic choice would be the wasm backend.
+const result = await init({ backend: "webgpu", quiet: true }).catch(() =>
+  init({ backend: "cpu", quiet: true })
+);
 if (Deno.env.get("CI") === "true" && result.backend !== "webgpu") {
   throw new Error(
     "CI=true but no WebGPU adapter was found: the WebGPU tests must run (install mesa-vulkan-drivers)",
   );
 }
 let announced = false;
-/** Devices every kernel test runs on (the CPU, plus WebGPU when an adapter exists). */
-export function testDevices(): DeviceName[] {
+/**
+ * Devices every kernel test runs on (the CPU, plus WebGPU when an adapter exists). The wasm
+ * backend runs the subset of tests that name it (its f32 kernels differ from the float64
+ * reference by rounding, so it joins suites whose tolerances were checked for it).
+ */
+export function testDevices(options: { wasm?: boolean } = {}): DeviceName[] {
   if (!announced) {
     announced = true;
     if (result.backend === "webgpu") console.log(`WebGPU tests run on: ${result.adapter}`);
     else console.log("No WebGPU adapter: WebGPU tests are skipped (CPU only)");
   }
-  return devices();
+  return devices().filter((d) => d !== "wasm" || options.wasm);
+}
+
+/**
+ * Starts the wasm backend (2 threads) without changing the default device, for the test files
+ * that pass `{ wasm: true }` to {@linkcode testDevices}.
+ */
+export async function startWasm(): Promise<void> {
+  const { findBackend, registerBackend } = await import("../kernels/backend.ts");
+  if (findBackend("wasm")) return;
+  const { STARTABLE_BACKENDS } = await import("../kernels/builtin.ts");
+  const backend = await STARTABLE_BACKENDS.wasm.start({ threads: 2 });
+  if (backend && !findBackend("wasm")) registerBackend(backend);
 }
 
 /** A deterministic PRNG (the library's mulberry32) for test inputs. */

@@ -191,7 +191,7 @@ export function usageError(message: string): RangeError {
 }
 
 /**
- * Initialises the backend named by a `--device` flag (`auto`, `cpu` or `webgpu`) and returns
+ * Initialises the backend named by a `--device` flag (`auto`, `cpu`, `webgpu` or `wasm`) and returns
  * the backend in use and a one-line description.
  *
  * @example
@@ -271,8 +271,8 @@ export function trainingFlags(
     device: {
       type: "string",
       default: "auto",
-      choices: ["auto", "cpu", "webgpu"],
-      help: "Backend",
+      choices: ["auto", "cpu", "webgpu", "wasm"],
+      help: "Backend (auto: see init)",
     },
     out: {
       type: "string",

@@ -3,9 +3,9 @@
  * `WebAssembly.Memory`; `await WasmDevice.create({ threads })`, `dispose()` to stop its
  * workers) and its kernels, each `(device, inputs, spec) => output` like the CPU reference's.
  *
- * {@linkcode WASM_KERNELS} lists them under stable names with one calling convention, for a
- * dispatcher; a kernel whose `supports` answers false (dtype, op, layout) should run on the
- * fallback backend instead.
+ * {@linkcode WASM_KERNELS} lists them under the module's own names with one calling
+ * convention; the backend `init` registers (`backend.ts`) adapts the registry's kernel names and
+ * specs to these kernels, and runs every call they do not take on the CPU reference.
  * @module
  */
 import type { MatmulSpec } from "../specs/matmul.ts";
@@ -22,8 +22,8 @@ import { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "
 export { WasmDevice, type WasmDeviceOptions, WasmStorage } from "./device.ts";
 export { ThreadPool } from "./threads.ts";
 export { type JobFn, type Kernels, Runtime } from "./runtime.ts";
-export type { MatmulSpec } from "../cpu/matmul.ts";
-export type { ReduceLayout } from "../cpu/reduce.ts";
+export type { MatmulSpec } from "../specs/matmul.ts";
+export type { ReduceLayout } from "../specs/reduce.ts";
 export type { StridedInput } from "../strided.ts";
 export type { Device, MemoryInfo, Storage } from "../device.ts";
 export type { DType, TypedArray } from "../dtype.ts";
@@ -32,7 +32,7 @@ export { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from ".
 export { matmulWasm } from "./matmul.ts";
 export { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 export { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
-export type { ChunkAttnSpec } from "../cpu/chunk_attention.ts";
+export type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 export { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
 export { BINARY_OPS, UNARY_OPS, type WasmBinaryOp, type WasmUnaryOp } from "./module.ts";
 

@@ -6,8 +6,12 @@
  * time from a shared counter), then blocks (`Atomics.wait`) until every
  * worker has counted its share done. Kernels are therefore synchronous, like the CPU ones.
  * With one thread no worker is started and jobs run inline.
+ *
+ * The workers are `node:worker_threads` workers, unreferenced once started: Deno's web
+ * `Worker` has no `unref`, and an idle pool must not keep the process alive at exit.
  * @module
  */
+import { Worker } from "node:worker_threads";
 import { JOBS } from "./jobs.ts";
 import { counter, MAX_ARGS, Runtime } from "./runtime.ts";
 
@@ -45,12 +49,12 @@ export class ThreadPool {
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let i = 1; i < threads; i++) {
-      const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+      const w = new Worker(new URL("./worker.ts", import.meta.url));
       workers.push(w);
       ready.push(
         new Promise((resolve, reject) => {
-          w.onmessage = () => resolve();
-          w.onerror = (e) => (e.preventDefault(), reject(new Error(`wasm worker: ${e.message}`)));
+          w.once("message", () => resolve());
+          w.once("error", (e: Error) => reject(new Error(`wasm worker: ${e.message}`)));
         }),
       );
       w.postMessage({ memory, bytes, ctl: sab, part: i, parts: threads });
@@ -61,6 +65,7 @@ export class ThreadPool {
       for (const w of workers) w.terminate();
       throw e;
     }
+    for (const w of workers) w.unref();
     return new ThreadPool(runtime, threads, sab, workers);
   }
 

@@ -3,6 +3,7 @@
  * shared memory it is sent, says it is ready, then serves jobs until told to quit.
  * @module
  */
+import { parentPort } from "node:worker_threads";
 import { Runtime } from "./runtime.ts";
 import { serve } from "./threads.ts";
 
@@ -14,19 +15,12 @@ interface Init {
   parts: number;
 }
 
-const scope = self as unknown as {
-  onmessage: ((e: MessageEvent<Init>) => void) | null;
-  postMessage(m: unknown): void;
-  close(): void;
-};
-
-scope.onmessage = async (e: MessageEvent<Init>) => {
-  scope.onmessage = null;
-  const { memory, bytes, ctl, part, parts } = e.data;
+const port = parentPort!;
+port.once("message", async (data: Init) => {
+  const { memory, bytes, ctl, part, parts } = data;
   const runtime = await Runtime.create(memory, bytes);
-  scope.postMessage("ready");
+  port.postMessage("ready");
   // Let the ready message go out before this thread blocks in Atomics.wait.
   await new Promise((r) => setTimeout(r, 0));
   serve(runtime, ctl, part, parts);
-  scope.close();
-};
+});

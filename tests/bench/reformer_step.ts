@@ -6,8 +6,9 @@
  * chunks of 64, vocabulary 320, batch 1, axial positions shaped `[2^⌊k/2⌋, 2^⌈k/2⌉]` for a
  * length of `2^k`. The feed-forward and the LM head run over 8 slices each.
  *
- * Run: `deno run -A tests/bench/reformer_step.ts --lens 4096,16384,65536` (add
- * `LONGSEQ_BACKEND=cpu` for the CPU backend). Peak bytes are the allocator's figure
+ * Run: `deno run -A tests/bench/reformer_step.ts --lens 4096,16384,65536`. The device is
+ * `init()`'s choice (a hardware GPU, else the wasm backend); `LONGSEQ_BACKEND=wasm`, `=webgpu`
+ * or `=cpu` (the CPU reference) picks one. Peak bytes are the allocator's figure
  * (`memory().peakBytes`): every live tensor, params and Adam state included (the scalar
  * constant cache and the buffer pool's spare buffers are not). The first step at each length
  * compiles pipelines and is not timed (unless `--no-warmup`, for lengths where one step is

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { erf64 } from "../../kernels/erf.ts";
-import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
+import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
+
+await startWasm();
 
 const UNARY: [string, (x: T.Tensor) => T.Tensor, (x: number) => number, [number, number]][] = [
   ["neg", T.neg, (x) => -x, [-3, 3]],
@@ -79,7 +81,7 @@ function reference(
 
 Deno.test("unary ops match float64 references on every device", async (t) => {
   const rand = rng(1);
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [name, op, ref, [lo, hi]] of UNARY) {
       await t.step(`${name} on ${device}`, async () => {
         await noLeaks(async () => {
@@ -99,7 +101,7 @@ Deno.test("unary ops match float64 references on every device", async (t) => {
 
 Deno.test("binary ops broadcast like NumPy on every device", async (t) => {
   const rand = rng(2);
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [name, op, ref] of BINARY) {
       for (const [sa, sb] of SHAPE_PAIRS) {
         await t.step(
@@ -128,7 +130,7 @@ Deno.test("binary ops broadcast like NumPy on every device", async (t) => {
 });
 
 Deno.test("integer, bool and mixed dtypes", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, async () => {
       await noLeaks(() =>
         T.scope(async () => {
@@ -171,7 +173,7 @@ Deno.test("integer, bool and mixed dtypes", async (t) => {
 });
 
 Deno.test("comparisons, logical ops, where and clip", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, async () => {
       await noLeaks(() =>
         T.scope(async () => {

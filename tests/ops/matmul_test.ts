@@ -5,7 +5,9 @@ import { getDevice } from "../../ops/device.ts";
 import { fromStorage, storageOf } from "../../ops/tensor.ts";
 import { matmulGpu, TILES } from "../../kernels/webgpu/matmul.ts";
 import type { GpuDevice, GpuStorage } from "../../kernels/webgpu/device.ts";
-import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
+import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
+
+await startWasm();
 
 type Shape = number[];
 const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
@@ -108,7 +110,7 @@ Deno.test("matmul matches a float64 reference on odd sizes and every transpose",
     [4, 8, 12],
     [33, 64, 7],
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [ta, tb] of TRANSPOSES) {
       await t.step(`${device} transposeA=${ta} transposeB=${tb}`, async () => {
         await noLeaks(async () => {
@@ -123,7 +125,7 @@ Deno.test("matmul matches a float64 reference on odd sizes and every transpose",
 
 Deno.test("matmul covers full tiles (256x192 @ 192x320)", async (t) => {
   const rand = rng(32);
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [ta, tb] of TRANSPOSES) {
       await t.step(`${device} transposeA=${ta} transposeB=${tb}`, async () => {
         await noLeaks(() =>
@@ -153,7 +155,7 @@ Deno.test("matmul broadcasts batch dimensions and promotes 1-D operands", async 
     [[5, 4], [5], true, false],
     [[1, 1], [1, 1], false, false],
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, async () => {
       await noLeaks(async () => {
         for (const [sa, sb, ta, tb] of cases) await check(device, rand, sa, sb, ta, tb);
@@ -163,7 +165,7 @@ Deno.test("matmul broadcasts batch dimensions and promotes 1-D operands", async 
 });
 
 Deno.test("matmul handles empty dimensions, integer operands and 1-D results", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, async () => {
       await noLeaks(() =>
         T.scope(async () => {
@@ -249,7 +251,7 @@ Deno.test("matmul VJP rule: dA = g B^T, dB = A^T g, in the broadcast shape", asy
   const rule = MATMUL_PRIMITIVE.vjp;
   assert.notEqual(rule, "none");
   if (rule === "none") return;
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [sa0, sb0] of cases) {
       for (const [ta, tb] of TRANSPOSES) {
         await t.step(`${device} ${fmt(sa0)} @ ${fmt(sb0)} ${ta} ${tb}`, async () => {
@@ -292,7 +294,7 @@ Deno.test("matmul gradients through vjp: 1-D promotion undone, broadcast axes su
     [[2, 1, 3, 4], [5, 4, 6], false, false],
     [[2, 1, 4, 3], [5, 6, 4], true, true],
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, async () => {
       await noLeaks(() =>
         T.scope(async () => {

@@ -5,7 +5,9 @@ import { closeTrace, definePrimitive, makeNode, openTrace } from "../../ops/prim
 import { argmax, argmin } from "../../ops/arg_reduce.ts";
 import { max, mean, min, type ReduceOptions, sum, variance } from "../../ops/reduce.ts";
 import { logSoftmax, logsumexp, softmax } from "../../ops/softmax.ts";
-import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
+import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
+
+await startWasm();
 import { refLse, refSoftmax } from "./softmax_ref.ts";
 
 type Axes = number | number[] | undefined;
@@ -80,7 +82,7 @@ const CASES: [number[], Axes][] = [
 
 Deno.test("reductions match float64 references on every device", async (t) => {
   const rand = rng(11);
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [shape, axes] of CASES) {
       await t.step(
         `${JSON.stringify(shape)} axes ${JSON.stringify(axes)} on ${device}`,
@@ -141,7 +143,7 @@ Deno.test("argmax, argmin and max pick the first index among ties", async (t) =>
     [[3, 4, 5], undefined],
     [[30000], undefined],
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [shape, axis] of shapes) {
       await t.step(
         `${JSON.stringify(shape)} axis ${axis} on ${device}`,
@@ -182,7 +184,7 @@ Deno.test("argmax, argmin and max pick the first index among ties", async (t) =>
 });
 
 Deno.test("integer and bool dtypes", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, () =>
       noLeaks(() =>
         T.scope(async () => {
@@ -220,7 +222,7 @@ Deno.test("integer and bool dtypes", async (t) => {
 });
 
 Deno.test("NaN propagates through max/min and wins argmax/argmin", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, () =>
       noLeaks(() =>
         T.scope(async () => {
@@ -242,7 +244,7 @@ Deno.test("NaN propagates through max/min and wins argmax/argmin", async (t) => 
 });
 
 Deno.test("empty axis lists copy; size-0 reductions", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, () =>
       noLeaks(() =>
         T.scope(async () => {
@@ -308,7 +310,7 @@ Deno.test("VJP rules match central differences of float64 references", async (t)
     ["softmax axis 0", (x) => softmax(x, 0), (d) => [...refSoftmax(d, shape, 0, false)]],
     ["logSoftmax", (x) => logSoftmax(x), (d) => [...refSoftmax(d, shape, 1, true)]],
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [name, f, ref] of fns) {
       await t.step(`${name} on ${device}`, () =>
         noLeaks(() =>
@@ -336,7 +338,7 @@ Deno.test("VJP rules match central differences of float64 references", async (t)
 });
 
 Deno.test("max/min VJP shares the cotangent equally among ties", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, () =>
       noLeaks(() =>
         T.scope(() =>

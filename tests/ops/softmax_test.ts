@@ -3,7 +3,9 @@ import * as T from "../../mod.ts";
 import { fromTypedArray } from "../../ops/creation.ts";
 import { max, sum } from "../../ops/reduce.ts";
 import { logSoftmax, logsumexp, softmax } from "../../ops/softmax.ts";
-import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
+import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
+
+await startWasm();
 import { refSoftmax } from "./softmax_ref.ts";
 
 Deno.test("softmax and logSoftmax match float64 references and their compositions", async (t) => {
@@ -17,7 +19,7 @@ Deno.test("softmax and logSoftmax match float64 references and their composition
     [[700, 7], -1],
     [[2, 5000], -1],
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const [shape, axis] of cases) {
       await t.step(
         `${JSON.stringify(shape)} axis ${axis} on ${device}`,
@@ -48,7 +50,7 @@ Deno.test("softmax and logSoftmax match float64 references and their composition
 });
 
 Deno.test("softmax of large logits does not overflow", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     await t.step(device, () =>
       noLeaks(() =>
         T.scope(async () => {

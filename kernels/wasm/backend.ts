@@ -1,0 +1,119 @@
+/**
+ * The wasm backend as a registry plug-in: its kernels under the registry's kernel names
+ * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, ...), each adapting the
+ * registry's spec to the wasm kernel's call. Every other kernel, and every call a kernel here
+ * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
+ * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu"`, see `launch`).
+ * @module
+ */
+import type { Backend, KernelTable } from "../backend.ts";
+import type { DType } from "../dtype.ts";
+import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
+import type { MatmulSpec } from "../specs/matmul.ts";
+import type { ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
+import { type ChunkAttnSpec, withBias } from "../specs/chunk_attention.ts";
+import type { WasmDevice, WasmStorage } from "./device.ts";
+import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
+import { matmulWasm } from "./matmul.ts";
+import { reduceWasm, softmaxWasm } from "./reduce.ts";
+import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
+
+/** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
+export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
+  add: "add",
+  sub: "sub",
+  mul: "mul",
+  div: "div",
+  maximum: "max",
+  minimum: "min",
+  exp: "exp",
+  tanh: "tanh",
+  neg: "neg",
+  abs: "abs",
+  sqrt: "sqrt",
+};
+
+type W = WasmStorage;
+
+const elementwise: KernelTable = Object.fromEntries(
+  Object.entries(WASM_ELEMENTWISE_OPS).map(([name, op]) => [
+    name,
+    (d: WasmDevice, xs: W[], s: ElementwiseSpec) =>
+      elementwiseWasm(d, op, stridedInputs(xs, s), s.shape),
+  ]),
+);
+
+/**
+ * Unary kernels the module runs as a binary op on the input twice: `copy` as `max(a, a)`
+ * (exactly `a`, a NaN staying NaN) and `square` as `a * a`.
+ */
+export const WASM_DOUBLED_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
+  copy: "max",
+  square: "mul",
+};
+
+const doubled: KernelTable = Object.fromEntries(
+  Object.entries(WASM_DOUBLED_OPS).map(([name, op]) => [
+    name,
+    (d: WasmDevice, [x]: W[], s: ElementwiseSpec) => {
+      const [a] = stridedInputs([x], s);
+      return elementwiseWasm(d, op, [a, a], s.shape);
+    },
+  ]),
+);
+
+/** Every wasm kernel by registry name. */
+export const WASM_BACKEND_KERNELS: KernelTable = {
+  ...elementwise,
+  ...doubled,
+  matmul: (d: WasmDevice, [a, b]: W[], s: MatmulSpec) => matmulWasm(d, a, b, s),
+  sum: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "sum"),
+  max: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "max"),
+  min: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "min"),
+  softmax: (d: WasmDevice, [x]: W[], s: SoftmaxSpec) => softmaxWasm(d, x, s, "softmax"),
+  logSoftmax: (d: WasmDevice, [x]: W[], s: SoftmaxSpec) => softmaxWasm(d, x, s, "logSoftmax"),
+  chunkAttention: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
+    chunkAttentionWasm(d, withBias(xs, s), s),
+};
+
+/**
+ * Whether the wasm kernel `name` takes this call: f32 data everywhere (chunk attention's
+ * positions and codes are i32), and what each kernel's own check asks.
+ */
+export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[]): boolean {
+  const op = WASM_ELEMENTWISE_OPS[name];
+  const twice = WASM_DOUBLED_OPS[name];
+  if (op !== undefined || twice !== undefined) {
+    const s = spec as ElementwiseSpec;
+    const inputs = s.inputs.map((x) => ({ ...x, storage: { byteLength: 0 } }));
+    return s.dtype === "f32" &&
+      (op !== undefined
+        ? elementwiseSupported(op, inputs)
+        : inputs.length === 1 && elementwiseSupported(twice, [inputs[0], inputs[0]]));
+  }
+  switch (name) {
+    case "sum":
+    case "max":
+    case "min": {
+      const s = spec as ReduceSpec;
+      return s.dtype === "f32" && s.outDtype === "f32";
+    }
+    case "chunkAttention":
+      return chunkAttentionSupported(spec as ChunkAttnSpec) &&
+        dtypes.every((t, i) => t === (i === 3 || i === 4 ? "i32" : "f32"));
+    default:
+      return dtypes.every((t) => t === "f32");
+  }
+}
+
+/** The wasm backend over `device`; kernels it lacks or declines run on the CPU reference. */
+export function createWasmBackend(device: WasmDevice): Backend {
+  return {
+    name: "wasm",
+    device,
+    kernels: WASM_BACKEND_KERNELS,
+    fallback: "cpu",
+    toHost: (storage, dtype, size) => device.readSync(storage, dtype, size),
+    accepts: wasmAccepts,
+  };
+}

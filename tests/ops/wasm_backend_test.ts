@@ -1,0 +1,306 @@
+/**
+ * The wasm backend through the public ops: every kernel it registers against the CPU reference
+ * (odd sizes, broadcasting, transposes, size-1 and empty axes), ops it leaves to the reference
+ * (run on copies), 1 and 2 threads giving identical bits, and memory accounting.
+ */
+import assert from "node:assert/strict";
+import * as T from "../../mod.ts";
+import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
+import { registerBackend } from "../../kernels/backend.ts";
+import { createWasmBackend, WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
+import { WasmDevice } from "../../kernels/wasm/device.ts";
+import { noLeaks, randomArray, rng } from "../util.ts";
+
+// Two devices; the registry holds one "wasm" backend at a time (two: the default).
+const one = await WasmDevice.create({ threads: 1 });
+const two = await WasmDevice.create({ threads: 2 });
+const use = (d: WasmDevice) => registerBackend(createWasmBackend(d));
+use(two);
+addEventListener("unload", () => (one.dispose(), two.dispose()));
+
+type Shape = number[];
+const size = (s: Shape) => s.reduce((a, b) => a * b, 1);
+
+/** Random f32 data of `shape` on `device` (same values for the same seed). */
+function input(seed: number, shape: Shape, device: T.DeviceName, lo = -1, hi = 1): T.Tensor {
+  return T.tensor(randomArray(rng(seed), size(shape), lo, hi), { shape, device });
+}
+
+/** Runs `f` on wasm and on the CPU reference over the same inputs; compares the results. */
+async function same(
+  name: string,
+  shapes: Shape[],
+  f: (...xs: T.Tensor[]) => T.Tensor,
+  tol = 1e-5,
+  range: [number, number] = [-1, 1],
+): Promise<void> {
+  await noLeaks(async () => {
+    const run = async (device: T.DeviceName) => {
+      const xs = shapes.map((s, i) => input(7 + i, s, device, ...range));
+      const y = T.scope(() => f(...xs));
+      assert.equal(y.device, device, `${name}: result on ${y.device}`);
+      const out = { shape: y.shape, data: Array.from(await y.data()) };
+      xs.forEach((x) => x.dispose());
+      y.dispose();
+      return out;
+    };
+    const w = await run("wasm"), c = await run("cpu");
+    assert.deepEqual(w.shape, c.shape, name);
+    for (let i = 0; i < c.data.length; i++) {
+      const d = Math.abs(w.data[i] - c.data[i]);
+      if (
+        !(d <= tol * (1 + Math.abs(c.data[i]))) &&
+        !(Number.isNaN(w.data[i]) && Number.isNaN(c.data[i]))
+      ) {
+        assert.fail(`${name}: element ${i} is ${w.data[i]}, reference ${c.data[i]}`);
+      }
+    }
+  });
+}
+
+Deno.test("wasm matmul matches the reference", async () => {
+  const cases: [Shape, Shape, T.MatmulOptions?][] = [
+    [[1, 1], [1, 1]],
+    [[7, 13], [13, 5]],
+    [[33, 65], [65, 17]],
+    [[3, 9, 11], [11, 6]],
+    [[2, 1, 5, 4], [3, 4, 7]],
+    [[6, 5], [6, 3], { transposeA: true }],
+    [[2, 5, 6], [7, 6], { transposeB: true }],
+    [[4, 9, 5], [4, 3, 9], { transposeA: true, transposeB: true }],
+    [[0, 4], [4, 3]],
+    [[3, 0], [0, 4]],
+    [[5], [5, 3]],
+    [[4, 6], [6]],
+  ];
+  for (const [sa, sb, o] of cases) {
+    await same(
+      `matmul ${sa} ${sb} ${JSON.stringify(o ?? {})}`,
+      [sa, sb],
+      (a, b) => T.matmul(a, b, o),
+      1e-5,
+    );
+  }
+});
+
+Deno.test("wasm elementwise kernels match the reference", async () => {
+  const binary = {
+    add: T.add,
+    sub: T.sub,
+    mul: T.mul,
+    div: T.div,
+    maximum: T.maximum,
+    minimum: T.minimum,
+  };
+  const shapes: [Shape, Shape][] = [
+    [[37], [37]],
+    [[5, 7], [7]],
+    [[5, 1], [1, 9]],
+    [[3, 1, 4], [2, 1]],
+    [[0, 3], [3]],
+    [[1], [1]],
+  ];
+  for (const [name, f] of Object.entries(binary)) {
+    for (const [sa, sb] of shapes) await same(`${name} ${sa} ${sb}`, [sa, sb], (a, b) => f(a, b));
+    // a transposed (strided) operand and a scalar
+    await same(`${name} transposed`, [[6, 5], [5, 6]], (a, b) => f(T.transpose(a), b));
+    await same(`${name} scalar`, [[4, 3]], (a) => f(a, 0.5));
+  }
+  const unary = { exp: T.exp, tanh: T.tanh, neg: T.neg, abs: T.abs };
+  for (const [name, f] of Object.entries(unary)) {
+    for (const s of [[37], [3, 1, 5], [0], []]) {
+      await same(`${name} ${s}`, [s], (a) => f(a), 2e-6, [-3, 3]);
+    }
+    await same(`${name} transposed`, [[7, 3]], (a) => f(T.transpose(a)), 2e-6, [-3, 3]);
+  }
+  await same("sqrt", [[41]], (a) => T.sqrt(a), 1e-6, [0, 4]);
+  for (const s of [[37], [3, 1, 5], [0], []]) await same(`square ${s}`, [s], (a) => T.square(a));
+  await same("square transposed", [[7, 3]], (a) => T.square(T.transpose(a)));
+  // copy: making a transposed or broadcast view contiguous
+  await same("copy transposed", [[7, 3, 2]], (a) => T.reshape(T.transpose(a, [2, 0, 1]), [42]));
+  await same("copy sliced", [[7, 5]], (a) => T.slice(a, [1, 2], [6, 5]));
+  await same("copy broadcast", [[3, 1]], (a) => T.broadcastTo(a, [3, 5]));
+  await noLeaks(async () => {
+    const special = T.tensor([NaN, -0, Infinity, -Infinity, 1e-45], { device: "wasm" });
+    const c = T.scope(() => T.broadcastTo(T.reshape(special, [5, 1]), [5, 2]));
+    const got = Array.from(await c.data());
+    assert.ok(Number.isNaN(got[0]) && Number.isNaN(got[1]));
+    assert.ok(Object.is(got[2], -0) && Object.is(got[3], -0));
+    assert.deepEqual(
+      got.slice(4),
+      [Infinity, Infinity, -Infinity, -Infinity, 1e-45, 1e-45].map(Math.fround),
+    );
+    special.dispose();
+    c.dispose();
+  });
+});
+
+Deno.test("wasm reductions and softmax match the reference", async () => {
+  for (const f of [T.sum, T.max, T.min]) {
+    for (
+      const [s, axes] of [[[37], undefined], [[5, 7], 1], [[5, 7], 0], [[3, 4, 5], [0, 2]], [[
+        3,
+        1,
+        5,
+      ], 1], [[4, 0], 0]] as [Shape, number | number[] | undefined][]
+    ) {
+      await same(`${f.name} ${s} ${axes}`, [s], (x) => f(x, axes), 1e-5);
+    }
+  }
+  for (const f of [T.softmax, T.logSoftmax]) {
+    for (
+      const [s, axis] of [[[37], -1], [[5, 7], 0], [[3, 4, 5], 1], [[2, 1], 1]] as [Shape, number][]
+    ) {
+      await same(`${f.name} ${s} ${axis}`, [s], (x) => f(x, axis), 1e-5, [-4, 4]);
+    }
+  }
+  await same("logsumexp", [[6, 9]], (x) => T.logsumexp(x, 1), 1e-5, [-4, 4]);
+});
+
+Deno.test("wasm fused chunk attention matches the reference", async () => {
+  const [R, C, D] = [4, 5, 3];
+  await noLeaks(async () => {
+    const run = async (device: T.DeviceName) => {
+      const q = input(1, [R, C, D], device), k = input(2, [R, C, D], device);
+      const v = input(3, [R, C, D], device);
+      const pos = T.tensor(new Int32Array(R * C).map((_, i) => i % C), { shape: [R, C], device });
+      const code = T.tensor(new Int32Array(R * 2 * C).map((_, i) => i % C), {
+        shape: [R, 2 * C],
+        device,
+      });
+      const outs = fusedChunkAttention(q, k, v, pos, code, null, {
+        causal: true,
+        selfMask: true,
+        maskValue: -1e9,
+        selfValue: -1e5,
+      }, { offsets: [0, -1], chunks: 2 });
+      const data = await Promise.all(outs.map((o) => o.data()));
+      [q, k, v, pos, code, ...outs].forEach((t) => t.dispose());
+      return data;
+    };
+    const w = await run("wasm"), c = await run("cpu");
+    for (let j = 0; j < 2; j++) {
+      for (let i = 0; i < c[j].length; i++) {
+        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-5, `out ${j}[${i}]`);
+      }
+    }
+  });
+});
+
+Deno.test("every registered wasm kernel is covered here", () => {
+  const covered = [
+    "matmul",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "maximum",
+    "minimum",
+    "exp",
+    "tanh",
+    "neg",
+    "abs",
+    "sqrt",
+    "square",
+    "copy",
+    "sum",
+    "max",
+    "min",
+    "softmax",
+    "logSoftmax",
+    "chunkAttention",
+  ];
+  assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
+});
+
+Deno.test("ops without a wasm kernel, or with other dtypes, run on the reference", async () => {
+  await noLeaks(async () => {
+    const x = T.tensor([3, 1, 2, 0.5], { device: "wasm" });
+    const order = T.argsort(x);
+    assert.equal(order.device, "wasm");
+    assert.deepEqual(Array.from(await order.data()), [3, 1, 2, 0]);
+    const taken = T.take(x, order);
+    assert.deepEqual(Array.from(await taken.data()), [0.5, 1, 2, 3]);
+    const i = T.tensor(new Int32Array([1, 2, 3]), { device: "wasm" });
+    const isum = T.scope(() => T.sum(T.mul(i, i))); // i32 mul and sum: declined, run on the reference
+    assert.equal(isum.dtype, "i32");
+    assert.equal((await isum.data())[0], 14);
+    const b = T.greater(x, 1); // bool output
+    assert.deepEqual(Array.from(await b.data()), [1, 0, 1, 0]);
+    [x, order, taken, i, isum, b].forEach((t) => t.dispose());
+  });
+});
+
+/** A tiny MLP's loss on `device`. */
+function tinyModel(device: T.DeviceName) {
+  const params = {
+    w1: input(11, [6, 16], device),
+    b1: T.zeros([16], { device }),
+    w2: input(12, [16, 3], device),
+  };
+  const x = input(13, [10, 6], device);
+  const y = input(14, [10, 3], device);
+  const loss = (p: typeof params) =>
+    T.mean(T.square(T.sub(T.matmul(T.tanh(T.add(T.matmul(x, p.w1), p.b1)), p.w2), y)));
+  return { params, loss, inputs: [x, y] };
+}
+
+Deno.test("gradients of a small model on wasm match the reference", async () => {
+  await noLeaks(async () => {
+    const run = async (device: T.DeviceName) => {
+      const { params, loss, inputs } = tinyModel(device);
+      const [v, g] = T.valueAndGrad(loss)(params);
+      const out = [await v.data(), await g.w1.data(), await g.b1.data(), await g.w2.data()];
+      T.disposeTree([v, g, params, inputs]);
+      return out;
+    };
+    const w = await run("wasm"), c = await run("cpu");
+    w.forEach((a, j) => a.forEach((z, i) => assert.ok(Math.abs(z - c[j][i]) < 1e-5, `${j}[${i}]`)));
+  });
+});
+
+Deno.test("50 training steps on wasm leak nothing; 1 and 2 threads give identical bits", async () => {
+  const train = async () => {
+    let trained: Float32Array = new Float32Array();
+    await noLeaks(async () => {
+      const { params, loss, inputs } = tinyModel("wasm");
+      let p = params;
+      for (let step = 0; step < 50; step++) {
+        const [v, g] = T.valueAndGrad(loss)(p);
+        const next = T.scope(() => ({
+          w1: T.sub(p.w1, T.mul(g.w1, 0.1)),
+          b1: T.sub(p.b1, T.mul(g.b1, 0.1)),
+          w2: T.sub(p.w2, T.mul(g.w2, 0.1)),
+        }));
+        T.disposeTree([v, g, p]);
+        p = next;
+      }
+      trained = (await p.w1.data()) as Float32Array;
+      T.disposeTree([p, inputs]);
+    });
+    return trained;
+  };
+  const peak = T.memory("wasm").liveBytes;
+  const a = await train();
+  use(one);
+  try {
+    const b = await train();
+    assert.deepEqual(Array.from(b), Array.from(a));
+  } finally {
+    use(two);
+  }
+  assert.equal(T.memory("wasm").liveBytes, peak);
+});
+
+Deno.test("wasm memory accounting: live bytes, disposal, scopes", async () => {
+  await noLeaks(() => {
+    const before = T.memory("wasm");
+    const x = T.zeros([1000], { device: "wasm" });
+    assert.equal(T.memory("wasm").liveBytes - before.liveBytes, 4000);
+    const kept = T.scope(() => T.exp(T.add(x, 1)));
+    assert.equal(T.memory("wasm").liveBytes - before.liveBytes, 8000);
+    x.dispose();
+    kept.dispose();
+    assert.throws(() => T.exp(x), /dispos/);
+  });
+});

@@ -5,7 +5,6 @@
  * @module
  */
 import {
-  DEFAULT_DECIMALS,
   fitLine,
   formatDuration,
   formatFigure,
@@ -47,7 +46,7 @@ export interface ProgressOptions {
    * fails (not a terminal). Plain lines are never cut.
    */
   columns?: number | (() => number | undefined);
-  /** Decimals of each figure by name (default {@linkcode DEFAULT_DECIMALS}, then 4). */
+  /** Decimals of each figure by name (default `DEFAULT_DECIMALS` of `train/format.ts`, then 4). */
   decimals?: Readonly<Record<string, number>>;
   /** Seconds spent before `start` (a resumed run), added to the elapsed time shown. */
   startSeconds?: number;

@@ -49,15 +49,7 @@ export {
   readMetrics,
   type StepInfo,
 } from "./progress.ts";
-export {
-  DEFAULT_DECIMALS,
-  fitLine,
-  formatDuration,
-  formatFigure,
-  formatFigures,
-  formatRate,
-  terminalColumns,
-} from "./format.ts";
+export * from "./format.ts";
 export { type ChartOptions, escapeXml, lineChartSvg, niceTicks, type Series } from "./plot.ts";
 export { type CkptTree, type RunFiles, runFiles, saveRun, writeLossPlot } from "./run_files.ts";
 export {

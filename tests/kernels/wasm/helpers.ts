@@ -5,17 +5,8 @@
 import { CpuDevice } from "../../../kernels/cpu/device.ts";
 import { WasmDevice } from "../../../kernels/wasm/device.ts";
 
-/** mulberry32: a small deterministic PRNG returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a small deterministic PRNG returning floats in [0, 1) (the library's own). */
+export { mulberry32 as rng } from "../../../ops/testing.ts";
 
 /** `n` uniform values in `[lo, hi)`. */
 export function randomArray(rand: () => number, n: number, lo = -1, hi = 1): Float32Array {

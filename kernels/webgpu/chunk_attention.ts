@@ -14,6 +14,7 @@ import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { KernelTable } from "../backend.ts";
 import { withBias } from "../specs/chunk_attention.ts";
+import { chunkAttnHeader, logitWgsl } from "./chunk_attention_wgsl.ts";
 import {
   attentionKernelKind,
   chunkAttentionGradKvTiled,
@@ -26,52 +27,20 @@ const WG = 64;
 /** Storage buffers the backward `dk`/`dv` kernel binds (the most of the three). */
 export const CHUNK_ATTN_MAX_BUFFERS = 11;
 
-const f32 = (x: number) => {
-  const s = Math.fround(x).toExponential(9);
-  return s.includes("e") ? s.replace("e+", "e") : s;
-};
-
 function header(s: ChunkAttnSpec, outputs: string[], extra: string[]): string {
-  const ins = ["q: array<f32>", "k: array<f32>", "v: array<f32>", "qpos: array<i32>"]
-    .concat(["kcode: array<i32>"], s.hasBias ? ["bias: array<f32>"] : [], extra);
-  const lines = ins.map((d, b) => `@group(0) @binding(${b}) var<storage, read> ${d};`);
-  outputs.forEach((d, i) =>
-    lines.push(`@group(0) @binding(${ins.length + i}) var<storage, read_write> ${d};`)
-  );
-  // Offset of key-slot block b (the look-around), compiled in as a chain of selects.
-  const offsetOf = s.offsets.slice(0, -1).map((o, b) => `if (b == ${b}u) { return ${o}; }`)
-    .join(" ") + ` return ${s.offsets.at(-1)};`;
-  lines.push(
+  return chunkAttnHeader(
+    s,
+    outputs,
+    extra,
     "struct P { rows: u32, nq: u32, nk: u32, kc: u32, chunks: u32, p0: u32, p1: u32, p2: u32 }",
-    `@group(0) @binding(${ins.length + outputs.length}) var<uniform> p: P;`,
-    `const D = ${s.dim}u;`,
-    `const NB = ${s.offsets.length}u;`,
-    `fn offsetOf(b: u32) -> i32 { ${offsetOf} }`,
-    // The row of k/v that block b of row r reads, and the row whose block b reads row r.
-    `fn keyRow(r: u32, b: u32, sign: i32) -> u32 {
-  let ch = i32(p.chunks);
-  let c = i32(r % p.chunks);
-  return r - u32(c) + u32((((c + sign * offsetOf(b)) % ch) + ch) % ch);
-}`,
-    "fn keySrc(r: u32, j: u32) -> u32 { return keyRow(r, j / p.kc, 1) * p.kc + j % p.kc; }",
+    [`const D = ${s.dim}u;`, `const NB = ${s.offsets.length}u;`],
   );
-  return lines.join("\n");
 }
 
 /** WGSL computing `l` (the logit) and `flows` (whether the gradient reaches `q . k`) for query row `qi` (position `qp`) and key `kj`. */
 function logitCode(s: ChunkAttnSpec, qv: (d: string) => string): string {
   return `
-    let kc = kcode[kj];
-    let kp = select(-kc - 1, kc, kc >= 0);
-    var flows = kc >= 0 ${s.causal ? "&& kp <= qp" : ""};
-    var l = ${f32(s.maskValue)};
-    if (flows) {
-      var dot = 0.0;
-      for (var d = 0u; d < D; d++) { dot += ${qv("d")} * k[ks * D + d]; }
-      l = dot;
-    }
-    ${s.selfMask ? `if (kp == qp) { l = ${f32(s.selfValue)}; flows = false; }` : ""}
-    ${s.hasBias ? "l += bias[qi * p.nk + (kj - r * p.nk)];" : ""}`;
+    ${logitWgsl(s, "kj", (d) => `${qv(d)} * k[ks * D + ${d}]`, "qi * p.nk + (kj - r * p.nk)")}`;
 }
 
 const ENTRY = `@compute @workgroup_size(${WG})

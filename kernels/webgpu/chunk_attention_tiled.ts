@@ -14,6 +14,7 @@
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import { chunkAttnHeader, logitWgsl } from "./chunk_attention_wgsl.ts";
 
 /** Threads per own row. */
 const L = 8;
@@ -54,40 +55,23 @@ export function tileShape(device: GpuDevice, bytes: Footprint): TileShape | null
   return null;
 }
 
-const f32 = (x: number) => {
-  const s = Math.fround(x).toExponential(9);
-  return s.includes("e") ? s.replace("e+", "e") : s;
-};
-
 function header(s: ChunkAttnSpec, t: TileShape, outputs: string[], extra: string[]): string {
-  const ins = ["q: array<f32>", "k: array<f32>", "v: array<f32>", "qpos: array<i32>"]
-    .concat(["kcode: array<i32>"], s.hasBias ? ["bias: array<f32>"] : [], extra);
-  const lines = ins.map((d, b) => `@group(0) @binding(${b}) var<storage, read> ${d};`);
-  outputs.forEach((d, i) =>
-    lines.push(`@group(0) @binding(${ins.length + i}) var<storage, read_write> ${d};`)
-  );
-  const offsetOf = s.offsets.slice(0, -1).map((o, b) => `if (b == ${b}u) { return ${o}; }`)
-    .join(" ") + ` return ${s.offsets.at(-1)};`;
-  lines.push(
+  return chunkAttnHeader(
+    s,
+    outputs,
+    extra,
     "struct P { rows: u32, nq: u32, nk: u32, kc: u32, chunks: u32, tiles: u32, p1: u32, p2: u32 }",
-    `@group(0) @binding(${ins.length + outputs.length}) var<uniform> p: P;`,
-    `const D = ${s.dim}u;`,
-    "const DS = D + 1u; // row stride of the staged tiles: lanes reading a column hit distinct banks",
-    `const NB = ${s.offsets.length}u;`,
-    `const A = ${t.a}u;`,
-    `const B = ${t.b}u;`,
-    `const L = ${t.l}u;`,
-    `const DPT = ${Math.ceil(s.dim / t.l)}u;`,
-    `const WGS = ${t.a * t.l}u;`,
-    `fn offsetOf(b: u32) -> i32 { ${offsetOf} }`,
-    `fn keyRow(r: u32, b: u32, sign: i32) -> u32 {
-  let ch = i32(p.chunks);
-  let c = i32(r % p.chunks);
-  return r - u32(c) + u32((((c + sign * offsetOf(b)) % ch) + ch) % ch);
-}`,
-    "fn keySrc(r: u32, j: u32) -> u32 { return keyRow(r, j / p.kc, 1) * p.kc + j % p.kc; }",
+    [
+      `const D = ${s.dim}u;`,
+      "const DS = D + 1u; // row stride of the staged tiles: lanes reading a column hit distinct banks",
+      `const NB = ${s.offsets.length}u;`,
+      `const A = ${t.a}u;`,
+      `const B = ${t.b}u;`,
+      `const L = ${t.l}u;`,
+      `const DPT = ${Math.ceil(s.dim / t.l)}u;`,
+      `const WGS = ${t.a * t.l}u;`,
+    ],
   );
-  return lines.join("\n");
 }
 
 /**
@@ -97,17 +81,7 @@ function header(s: ChunkAttnSpec, t: TileShape, outputs: string[], extra: string
  */
 function scoreFn(s: ChunkAttnSpec): string {
   return `fn score(qt: u32, kt: u32, qi: u32, qp: i32, r: u32, j: u32) -> vec2<f32> {
-  let kc = kcode[r * p.nk + j];
-  let kp = select(-kc - 1, kc, kc >= 0);
-  var flows = kc >= 0 ${s.causal ? "&& kp <= qp" : ""};
-  var l = ${f32(s.maskValue)};
-  if (flows) {
-    var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += Qs[qt * DS + d] * Ks[kt * DS + d]; }
-    l = dot;
-  }
-  ${s.selfMask ? `if (kp == qp) { l = ${f32(s.selfValue)}; flows = false; }` : ""}
-  ${s.hasBias ? "l += bias[qi * p.nk + j];" : ""}
+  ${logitWgsl(s, "r * p.nk + j", (d) => `Qs[qt * DS + ${d}] * Ks[kt * DS + ${d}]`, "qi * p.nk + j")}
   return vec2<f32>(l, select(0.0, 1.0, flows));
 }`;
 }

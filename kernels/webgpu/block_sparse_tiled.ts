@@ -99,6 +99,23 @@ const LOAD_KV = `
 const OWN_Q = `
   for (var e = t; e < rowsHere * D; e += WGS) { Qs[e / D * DS + e % D] = q[(base + row - a) * D + e]; }`;
 
+/**
+ * Kernel preamble: the shared header, the bindings of `names`, the constants, the workgroup
+ * arrays `tiles` (name and length, f32) and the `allowed` function of the pattern.
+ */
+function preamble(
+  s: BlockSparseSpec,
+  t: BlockTiles,
+  names: [string, "r" | "w"][],
+  tiles: [string, number][],
+): string {
+  return `${HEADER}
+${bindings(names)}
+${consts(s, t)}
+${tiles.map(([n, len]) => `var<workgroup> ${n}: array<f32, ${len}>;`).join("\n")}
+${allowedWgsl(s.pattern)}`;
+}
+
 /** Forward kernel source (bindings as `block_sparse.ts`'s forward). */
 export function tiledForwardCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): string {
   const names: [string, "r" | "w"][] = [["q", "r"], ["k", "r"], ["v", "r"], ["rowPtr", "r"], [
@@ -107,14 +124,14 @@ export function tiledForwardCode(s: BlockSparseSpec, t: BlockTiles, mask: boolea
   ]];
   if (mask) names.push(["keep", "r"]);
   names.push(["o", "w"], ["lse", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s, t)}
-var<workgroup> Qs: array<f32, ${t.a * (s.d + 1)}>;
-var<workgroup> Ks: array<f32, ${t.b * (s.d + 1)}>;
-var<workgroup> Vs: array<f32, ${t.b * (s.d + 1)}>;
-var<workgroup> Ss: array<f32, ${t.a * t.b}>;
-${allowedWgsl(s.pattern)}
+  return `${
+    preamble(s, t, names, [
+      ["Qs", t.a * (s.d + 1)],
+      ["Ks", t.b * (s.d + 1)],
+      ["Vs", t.b * (s.d + 1)],
+      ["Ss", t.a * t.b],
+    ])
+  }
 ${ENTRY}${OWN_Q}
   var m = -3.0e38;
   var z = 0.0;
@@ -174,15 +191,15 @@ const IN: [string, "r" | "w"][] = [
 export function tiledDqCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): string {
   const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
   names.push(["dq", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s, t)}
-var<workgroup> Qs: array<f32, ${t.a * (s.d + 1)}>;
-var<workgroup> Gs: array<f32, ${t.a * (s.d + 1)}>;
-var<workgroup> Ks: array<f32, ${t.b * (s.d + 1)}>;
-var<workgroup> Vs: array<f32, ${t.b * (s.d + 1)}>;
-var<workgroup> Ss: array<f32, ${t.a * t.b}>;
-${allowedWgsl(s.pattern)}
+  return `${
+    preamble(s, t, names, [
+      ["Qs", t.a * (s.d + 1)],
+      ["Gs", t.a * (s.d + 1)],
+      ["Ks", t.b * (s.d + 1)],
+      ["Vs", t.b * (s.d + 1)],
+      ["Ss", t.a * t.b],
+    ])
+  }
 ${ENTRY}${OWN_Q}
   for (var e = t; e < rowsHere * D; e += WGS) { Gs[e / D * DS + e % D] = dout[(base + row - a) * D + e]; }
   var li = 0.0;
@@ -228,18 +245,18 @@ ${ENTRY}${OWN_Q}
 export function tiledDkvCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): string {
   const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
   names.push(["dk", "w"], ["dv", "w"]);
-  return `${HEADER}
-${bindings(names)}
-${consts(s, t)}
-var<workgroup> Ks: array<f32, ${t.a * (s.d + 1)}>;
-var<workgroup> Vs: array<f32, ${t.a * (s.d + 1)}>;
-var<workgroup> Qs: array<f32, ${t.b * (s.d + 1)}>;
-var<workgroup> Gs: array<f32, ${t.b * (s.d + 1)}>;
-var<workgroup> Ps: array<f32, ${t.a * t.b}>;
-var<workgroup> Ds: array<f32, ${t.a * t.b}>;
-var<workgroup> Ls: array<f32, ${t.b}>;
-var<workgroup> Dl: array<f32, ${t.b}>;
-${allowedWgsl(s.pattern)}
+  return `${
+    preamble(s, t, names, [
+      ["Ks", t.a * (s.d + 1)],
+      ["Vs", t.a * (s.d + 1)],
+      ["Qs", t.b * (s.d + 1)],
+      ["Gs", t.b * (s.d + 1)],
+      ["Ps", t.a * t.b],
+      ["Ds", t.a * t.b],
+      ["Ls", t.b],
+      ["Dl", t.b],
+    ])
+  }
 ${ENTRY}
   var live = inside;
   ${mask ? "if (inside && keep[mrow + row] == 0u) { live = false; }" : ""}

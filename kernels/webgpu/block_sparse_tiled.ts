@@ -14,6 +14,7 @@
 import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice } from "./device.ts";
 import { allowedWgsl, bindings, HEADER } from "./block_sparse_shader.ts";
+import { dkvAccumulate } from "./attention_tiles.ts";
 
 /** Tile shape: own rows `a` of a block, other-side rows per sub-tile `b`, lanes `l` per row. */
 export interface BlockTiles {
@@ -290,19 +291,7 @@ ${ENTRY}
             }
             pr = exp(sc - Ls[ii]);
             ds = pr * (dp - Dl[ii]);
-          }
-          Ps[a * B + ii] = pr;
-          Ds[a * B + ii] = ds;
-        }
-      }
-      workgroupBarrier();
-      if (live) {
-        for (var ii = 0u; ii < cnt; ii++) {
-          let pr = Ps[a * B + ii];
-          let ds = Ds[a * B + ii];
-          ${slice("dva[u] += pr * Gs[ii * DS + d]; dka[u] += ds * Qs[ii * DS + d];")}
-        }
-      }`,
+          }${dkvAccumulate("dka", "dva")}`,
     )
   }
   if (inside) {

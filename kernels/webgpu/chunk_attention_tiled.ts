@@ -15,6 +15,7 @@ import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import { chunkAttnHeader, logitWgsl } from "./chunk_attention_wgsl.ts";
+import { dkvAccumulate } from "./attention_tiles.ts";
 
 /** Threads per own row. */
 const L = 8;
@@ -276,25 +277,7 @@ ${ENTRY}
             var dp = 0.0;
             for (var d = 0u; d < D; d++) { dp += Gs[ii * DS + d] * Vs[a * DS + d]; }
             ds = pr * (dp - Dl[ii]);
-          }
-          Ps[a * B + ii] = pr;
-          Ds[a * B + ii] = ds;
-        }
-      }
-      workgroupBarrier();
-      if (live) {
-        for (var ii = 0u; ii < cnt; ii++) {
-          let pr = Ps[a * B + ii];
-          let ds = Ds[a * B + ii];
-          for (var u = 0u; u < DPT; u++) {
-            let d = lane + u * L;
-            if (d < D) {
-              av[u] += pr * Gs[ii * DS + d];
-              ak[u] += ds * Qs[ii * DS + d];
-            }
-          }
-        }
-      }
+          }${dkvAccumulate("ak", "av")}
     }
   }
   if (live) {

@@ -100,6 +100,15 @@ const LOAD_KV = `
 const OWN_Q = `
   for (var e = t; e < rowsHere * D; e += WGS) { Qs[e / D * DS + e % D] = q[(base + row - a) * D + e]; }`;
 
+/** Opens an own row's loop over the sub-tile's keys: `jj` (in the tile) and `j` (the key). */
+const KEY_LOOP = `
+      if (inside) {
+        for (var jj = lane; jj < cnt; jj += L) {
+          let j = c0 + jj;`;
+
+/** Whether own row `row` attends to key `j`: the pattern and, with `mask`, the key mask. */
+const keyAllowed = (mask: boolean) => `allowed(row, j)${mask ? " && keep[mrow + j] != 0u" : ""}`;
+
 /**
  * Kernel preamble: the shared header, the bindings of `names`, the constants, the workgroup
  * arrays `tiles` (name and length, f32) and the `allowed` function of the pattern.
@@ -139,12 +148,9 @@ ${ENTRY}${OWN_Q}
   var acc: array<f32, DPT>;${
     subTiles(
       LOAD_KV,
-      `
-      if (inside) {
-        for (var jj = lane; jj < cnt; jj += L) {
-          let j = c0 + jj;
+      `${KEY_LOOP}
           var sc = ${NONE};
-          if (allowed(row, j)${mask ? " && keep[mrow + j] != 0u" : ""}) {
+          if (${keyAllowed(mask)}) {
             sc = 0.0;
             for (var e = 0u; e < D; e++) { sc += Qs[a * DS + e] * Ks[jj * DS + e]; }
           }
@@ -212,12 +218,9 @@ ${ENTRY}${OWN_Q}
   var acc: array<f32, DPT>;${
     subTiles(
       LOAD_KV,
-      `
-      if (inside) {
-        for (var jj = lane; jj < cnt; jj += L) {
-          let j = c0 + jj;
+      `${KEY_LOOP}
           var ds = 0.0;
-          if (allowed(row, j)${mask ? " && keep[mrow + j] != 0u" : ""}) {
+          if (${keyAllowed(mask)}) {
             var sc = 0.0;
             var dp = 0.0;
             for (var e = 0u; e < D; e++) {

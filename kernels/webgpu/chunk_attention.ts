@@ -14,7 +14,7 @@ import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { KernelTable } from "../backend.ts";
 import { withBias } from "../specs/chunk_attention.ts";
-import { chunkAttnHeader, logitWgsl } from "./chunk_attention_wgsl.ts";
+import { chunkAttnHeader, GRAD_IN, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
 import {
   attentionKernelKind,
   chunkAttentionGradKvTiled,
@@ -77,14 +77,9 @@ ${QUERY_ENTRY}
     for (var d = 0u; d < D; d++) { acc[d] += e * v[ks * D + d]; }
   }
   for (var d = 0u; d < D; d++) { o[qi * D + d] = acc[d] / s; }
-  let ls = log(s);
-  lse[qi] = m + ls;
-  stat[2u * qi] = m;
-  stat[2u * qi + 1u] = ls;
+  ${storeStats("s")}
 }`;
 }
-
-const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
 
 function gradQCode(s: ChunkAttnSpec): string {
   return `${header(s, ["dq: array<f32>"], GRAD_IN)}

@@ -14,7 +14,7 @@
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
-import { chunkAttnHeader, logitWgsl } from "./chunk_attention_wgsl.ts";
+import { chunkAttnHeader, GRAD_IN, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
 import { dkvAccumulate } from "./attention_tiles.ts";
 
 /** Threads per own row. */
@@ -161,16 +161,11 @@ ${ENTRY}${QUERY_TILE}
       if (d < D) { o[qi * D + d] = acc[u] / z; }
     }
     if (lane == 0u) {
-      let ls = log(z);
-      lse[qi] = m + ls;
-      stat[2u * qi] = m;
-      stat[2u * qi + 1u] = ls;
+      ${storeStats("z")}
     }
   }
 }`;
 }
-
-const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
 
 function gradQCode(s: ChunkAttnSpec, t: TileShape): string {
   return `${header(s, t, ["dq: array<f32>"], GRAD_IN)}

@@ -73,3 +73,13 @@ export function logitWgsl(
   ${s.selfMask ? `if (kp == qp) { l = ${f32(s.selfValue)}; flows = false; }` : ""}
   ${s.hasBias ? `l += bias[${biasAt}];` : ""}`;
 }
+
+/** Extra inputs of the backward kernels: the forward's `(max, log sum)`, `dout` and `delta`. */
+export const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
+
+/** Stores query `qi`'s logsumexp `m + log(sum)` in `lse` and `(m, log sum)` in `stat`. */
+export const storeStats = (sum: string): string =>
+  `let ls = log(${sum});
+  lse[qi] = m + ls;
+  stat[2u * qi] = m;
+  stat[2u * qi + 1u] = ls;`;

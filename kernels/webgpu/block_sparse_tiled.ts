@@ -194,12 +194,17 @@ const IN: [string, "r" | "w"][] = [
   ["list", "r"],
 ];
 
+/** Bindings of a backward kernel: `IN`, then `keep` with `mask`, then the outputs `outs`. */
+const gradNames = (mask: boolean, ...outs: string[]): [string, "r" | "w"][] => [
+  ...IN,
+  ...(mask ? [["keep", "r"] as ["keep", "r"]] : []),
+  ...outs.map((o) => [o, "w"] as [string, "w"]),
+];
+
 /** `dq` kernel source (bindings as `block_sparse.ts`'s). */
 export function tiledDqCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): string {
-  const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
-  names.push(["dq", "w"]);
   return `${
-    preamble(s, t, names, [
+    preamble(s, t, gradNames(mask, "dq"), [
       ["Qs", t.a * (s.d + 1)],
       ["Gs", t.a * (s.d + 1)],
       ["Ks", t.b * (s.d + 1)],
@@ -247,10 +252,8 @@ ${ENTRY}${OWN_Q}
 
 /** `dk`/`dv` kernel source (bindings as `block_sparse.ts`'s; walks the transposed list). */
 export function tiledDkvCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): string {
-  const names: [string, "r" | "w"][] = [...IN, ...(mask ? [["keep", "r"] as ["keep", "r"]] : [])];
-  names.push(["dk", "w"], ["dv", "w"]);
   return `${
-    preamble(s, t, names, [
+    preamble(s, t, gradNames(mask, "dk", "dv"), [
       ["Ks", t.a * (s.d + 1)],
       ["Vs", t.a * (s.d + 1)],
       ["Qs", t.b * (s.d + 1)],

@@ -11,19 +11,11 @@
  * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
-import { bind1, definePrimitive, type Primitive, SAVES, type VjpRule } from "./primitive.ts";
+import { SAVES } from "./primitive.ts";
+import { defineUnary, type UnaryEntry } from "./unary_def.ts";
 import type { Tensor } from "./tensor.ts";
-import { runElementwise } from "./elementwise.ts";
 import { add, cast, div, mul, scalarLike, sub } from "./binary.ts";
 import { greater } from "./compare.ts";
-
-interface UnaryDef {
-  /** Requires a float input (integers are cast to f32 first). */
-  floatOnly: boolean;
-  vjp: VjpRule<undefined> | "none";
-  /** What the VJP rule reads (see `Primitive.saves`). */
-  saves: { inputs: number[]; outputs: number[] };
-}
 
 const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
@@ -97,34 +89,18 @@ const DEFS = {
     floatOnly: true,
     vjp: ([g], c) => [neg(mul(g, sin(x0(c))))],
   },
-} satisfies Record<string, UnaryDef>;
+} satisfies Record<string, UnaryEntry>;
 
 /** Names of the unary primitives. */
 export type UnaryName = keyof typeof DEFS;
 
-const PRIMITIVES = Object.fromEntries(
-  Object.entries(DEFS).map(([name, def]) => [
-    name,
-    definePrimitive<undefined>({
-      name,
-      forward: ([x]) => [runElementwise(name, [x], x.shape, x.dtype)],
-      vjp: def.vjp as VjpRule<undefined>,
-      saves: def.saves,
-    }),
-  ]),
-) as Record<UnaryName, Primitive<undefined>>;
+const FNS = Object.fromEntries(
+  Object.entries(DEFS).map(([name, def]) => [name, defineUnary(name, def).fn]),
+) as Record<UnaryName, (x: Tensor) => Tensor>;
 
 /** Applies a unary primitive by name, validating the dtype. */
 export function unary(name: UnaryName, x: Tensor): Tensor {
-  const def: UnaryDef = DEFS[name];
-  if (x.dtype === "bool") {
-    throw new TypeError(`${name}: bool input ${x.toString()} is not supported; cast it first`);
-  }
-  if (def.floatOnly && x.dtype !== "f32") {
-    using f = cast(x, "f32");
-    return bind1(PRIMITIVES[name], [f], undefined);
-  }
-  return bind1(PRIMITIVES[name], [x], undefined);
+  return FNS[name](x);
 }
 
 /**

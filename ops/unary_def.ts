@@ -1,6 +1,6 @@
 /**
- * A small factory for elementwise unary primitives defined outside `unary.ts`: each entry is a
- * dtype rule plus its VJP rule, as in `unary.ts`; the kernels are the backends' elementwise
+ * The factory of elementwise unary primitives (`unary.ts` and the files beside it): each entry
+ * is a dtype rule plus its VJP rule; the kernels are the backends' elementwise
  * table entries of the same name.
  * @module
  */

@@ -15,7 +15,7 @@ export const DEFAULT_BACKEND: Backend = registerBackend(createCpuBackend());
 
 /** Options `init` passes to a backend it starts. */
 export interface StartOptions {
-  /** Threads running each kernel (the wasm backend; default: every core). */
+  /** Threads running each kernel (the CPU backend; default: every core). */
   readonly threads?: number;
 }
 
@@ -36,8 +36,8 @@ export const STARTABLE_BACKENDS: Readonly<Record<string, StartableBackend>> = {
     start: createWebgpuBackend,
     hint: "on Linux without a GPU, install mesa-vulkan-drivers",
   },
-  wasm: {
-    label: "WebAssembly SIMD",
+  cpu: {
+    label: "CPU (WebAssembly SIMD)",
     start: async ({ threads }) => createWasmBackend(await WasmDevice.create({ threads })),
     hint: "the runtime needs WebAssembly SIMD, shared memory and node:worker_threads",
   },

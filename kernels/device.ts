@@ -6,8 +6,11 @@
  */
 import { type DType, dtypeInfo, type TypedArray } from "./dtype.ts";
 
-/** Names of the backends. */
-export type DeviceName = "cpu" | "webgpu" | "wasm";
+/**
+ * Names of the backends: `"cpu"` (WebAssembly SIMD kernels on every core), `"webgpu"`, and
+ * `"cpu-reference"` (the typed-array reference every kernel is tested against).
+ */
+export type DeviceName = "cpu" | "webgpu" | "cpu-reference";
 
 /** Memory figures of one device, in bytes of tensor storage. */
 export interface MemoryInfo {

@@ -256,8 +256,8 @@ export function eye(n: number, m: number = n, k: number = 0, options: CreateOpti
  * ```ts
  * import assert from "node:assert/strict";
  * import { tensor, toDevice } from "@longseq/tensor";
- * const c = await toDevice(tensor([1, 2]), "cpu");
- * assert.equal(c.device, "cpu");
+ * const c = await toDevice(tensor([1, 2]), "cpu-reference");
+ * assert.equal(c.device, "cpu-reference");
  * ```
  */
 export async function toDevice(x: Tensor, device: DeviceName): Promise<Tensor> {

@@ -20,16 +20,16 @@ let initSeen = false;
 /** Options for {@linkcode init}. */
 export interface InitOptions {
   /**
-   * Backend to use by default: `"webgpu"`, `"wasm"` (WebAssembly SIMD on every core) or
-   * `"cpu"` (the typed-array reference). Without it, the `LONGSEQ_BACKEND` environment
-   * variable decides, else: WebGPU on a hardware adapter; the wasm backend when the only
-   * adapter is a software one (llvmpipe) or there is none; the CPU reference only where the
-   * wasm backend cannot start.
+   * Backend to use by default: `"webgpu"`, `"cpu"` (WebAssembly SIMD kernels on every core) or
+   * `"cpu-reference"` (the typed-array reference). Without it, the `LONGSEQ_BACKEND`
+   * environment variable decides, else: WebGPU on a hardware adapter; the CPU backend when the
+   * only adapter is a software one (llvmpipe) or there is none; the reference only where the
+   * CPU backend cannot start.
    */
   backend?: DeviceName;
   /**
-   * Threads of the wasm backend (the caller's included; default: the `LONGSEQ_THREADS`
-   * environment variable, else every core). Applies when the wasm backend is first started;
+   * Threads of the CPU backend (the caller's included; default: the `LONGSEQ_THREADS`
+   * environment variable, else every core). Applies when the CPU backend is first started;
    * it keeps that count for the rest of the process.
    */
   threads?: number;
@@ -46,12 +46,12 @@ export interface InitResult {
 }
 
 /**
- * Picks the default device: WebGPU on a hardware adapter; else the wasm backend (WebAssembly
+ * Picks the default device: WebGPU on a hardware adapter; else the CPU backend (WebAssembly
  * SIMD on every core), printing one line saying which and why, when the only adapter is a
  * software one (llvmpipe) or there is none; else a software adapter; else the CPU reference.
  * Asking for `"webgpu"` explicitly throws when no adapter exists. Until `init` is called the
  * default device is the CPU reference, and the first tensor created on it says so once on
- * stderr. The wasm backend's workers never keep the process alive.
+ * stderr. The CPU backend's workers never keep the process alive.
  *
  * Concurrency: the WebGPU device is requested once per process and never replaced, so every
  * tensor made on it stays usable whatever `init` calls follow. A call made while another is
@@ -64,9 +64,9 @@ export interface InitResult {
  * import assert from "node:assert/strict";
  * import { init } from "@longseq/tensor";
  * const { backend, adapter } = await init({ quiet: true }); // see above for the choice
- * assert.ok(["webgpu", "wasm", "cpu"].includes(backend));
+ * assert.ok(["webgpu", "cpu", "cpu-reference"].includes(backend));
  * assert.equal(typeof adapter, "string");
- * assert.equal((await init({ backend: "cpu" })).backend, "cpu"); // pick one explicitly
+ * assert.equal((await init({ backend: "cpu-reference" })).backend, "cpu-reference"); // explicit
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<InitResult> {
@@ -101,7 +101,7 @@ export async function init(options: InitOptions = {}): Promise<InitResult> {
 }
 
 /**
- * Why the automatic choice prefers the wasm backend to a software WebGPU adapter: measured on
+ * Why the automatic choice prefers the CPU backend to a software WebGPU adapter: measured on
  * a 2-core machine with llvmpipe (see the README's "Backends").
  */
 export const AUTO_CHOICE_REASON =
@@ -148,38 +148,38 @@ async function select(
     if (!started) throw new Error(`init: no ${label} adapter found (${hint})`);
     return use(started);
   }
-  // Automatic: a hardware GPU; else the wasm backend; else a software GPU; else the reference.
+  // Automatic: a hardware GPU; else the CPU backend; else a software GPU; else the reference.
   const gpu = await startBackend("webgpu", threads);
   if (gpu && !isSoftwareAdapter(gpu)) return use(gpu);
-  const wasm = await startBackend("wasm", threads).catch(() => null);
+  const cpu = await startBackend("cpu", threads).catch(() => null);
   const say = (line: string) => quiet || console.log(`longseq: ${line}`);
-  if (wasm) {
+  if (cpu) {
     say(
       gpu
-        ? `using the wasm backend (${wasm.device.description}), not WebGPU on the software ` +
+        ? `using the CPU backend (${cpu.device.description}), not WebGPU on the software ` +
           `adapter ${gpu.device.description}: ${AUTO_CHOICE_REASON}`
-        : `no WebGPU adapter found; using the wasm backend (${wasm.device.description})`,
+        : `no WebGPU adapter found; using the CPU backend (${cpu.device.description})`,
     );
-    return use(wasm);
+    return use(cpu);
   }
   if (gpu) return use(gpu);
-  say(`no WebGPU adapter found; using the ${base.name.toUpperCase()} backend`);
+  say("no WebGPU adapter found and the CPU backend cannot start; using the CPU reference");
   return use(base);
 }
 
 /**
  * The device named, or the default device. Throws if its backend was not started. The first
  * call for the default device before any `init()` prints one line on stderr saying the CPU
- * backend is in use (never again in the process; not with `LONGSEQ_BACKEND=cpu`).
+ * reference is in use (never again in the process; not with `LONGSEQ_BACKEND=cpu-reference`).
  */
 export function getDevice(name?: DeviceName): Device {
   if (name === undefined) {
     if (!initSeen) {
-      initSeen = true; // LONGSEQ_BACKEND=cpu chose the CPU explicitly: nothing to say
-      if (envBackendNoPrompt() !== "cpu") {
+      initSeen = true; // LONGSEQ_BACKEND=cpu-reference chose the CPU explicitly: nothing to say
+      if (envBackendNoPrompt() !== "cpu-reference") {
         console.warn(
-          "longseq: init() was not called; running on the CPU backend. " +
-            "Call `await init()` to use WebGPU.",
+          "longseq: init() was not called; running on the CPU reference. " +
+            "Call `await init()` for WebGPU or the fast CPU backend.",
         );
       }
     }
@@ -233,13 +233,14 @@ function envBackendNoPrompt(): DeviceName | undefined {
 }
 
 /**
- * Names of the devices available now (the CPU, plus WebGPU and wasm once started).
+ * Names of the devices available now (the CPU reference, plus WebGPU and the CPU backend once
+ * started).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { devices } from "@longseq/tensor";
- * assert.ok(devices().includes("cpu"));
+ * assert.ok(devices().includes("cpu-reference"));
  * ```
  */
 export function devices(): DeviceName[] {

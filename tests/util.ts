@@ -5,9 +5,9 @@
 import { devices, init, memory } from "../mod.ts";
 import type { DeviceName } from "../mod.ts";
 
-// WebGPU explicitly: on a software adapter the automatic choice would be the wasm backend.
+// WebGPU explicitly: on a software adapter the automatic choice would be the CPU backend.
 const result = await init({ backend: "webgpu", quiet: true }).catch(() =>
-  init({ backend: "cpu", quiet: true })
+  init({ backend: "cpu-reference", quiet: true })
 );
 if (Deno.env.get("CI") === "true" && result.backend !== "webgpu") {
   throw new Error(
@@ -16,8 +16,8 @@ if (Deno.env.get("CI") === "true" && result.backend !== "webgpu") {
 }
 let announced = false;
 /**
- * Devices every kernel test runs on (the CPU, plus WebGPU when an adapter exists). The wasm
- * backend runs the subset of tests that name it (its f32 kernels differ from the float64
+ * Devices every kernel test runs on (the CPU reference, plus WebGPU when an adapter exists). The
+ * CPU backend (wasm kernels) runs the subset of tests that name it (its f32 kernels differ from the float64
  * reference by rounding, so it joins suites whose tolerances were checked for it).
  */
 export function testDevices(options: { wasm?: boolean } = {}): DeviceName[] {
@@ -26,19 +26,19 @@ export function testDevices(options: { wasm?: boolean } = {}): DeviceName[] {
     if (result.backend === "webgpu") console.log(`WebGPU tests run on: ${result.adapter}`);
     else console.log("No WebGPU adapter: WebGPU tests are skipped (CPU only)");
   }
-  return devices().filter((d) => d !== "wasm" || options.wasm);
+  return devices().filter((d) => d !== "cpu" || options.wasm);
 }
 
 /**
- * Starts the wasm backend (2 threads) without changing the default device, for the test files
+ * Starts the CPU backend (wasm, 2 threads) without changing the default device, for the test files
  * that pass `{ wasm: true }` to {@linkcode testDevices}.
  */
 export async function startWasm(): Promise<void> {
   const { findBackend, registerBackend } = await import("../kernels/backend.ts");
-  if (findBackend("wasm")) return;
+  if (findBackend("cpu")) return;
   const { STARTABLE_BACKENDS } = await import("../kernels/builtin.ts");
-  const backend = await STARTABLE_BACKENDS.wasm.start({ threads: 2 });
-  if (backend && !findBackend("wasm")) registerBackend(backend);
+  const backend = await STARTABLE_BACKENDS.cpu.start({ threads: 2 });
+  if (backend && !findBackend("cpu")) registerBackend(backend);
 }
 
 /** A deterministic PRNG (the library's mulberry32) for test inputs. */

@@ -191,16 +191,16 @@ export function usageError(message: string): RangeError {
 }
 
 /**
- * Initialises the backend named by a `--device` flag (`auto`, `cpu`, `webgpu` or `wasm`) and returns
- * the backend in use and a one-line description.
+ * Initialises the backend named by a `--device` flag (`auto`, `cpu`, `webgpu` or
+ * `cpu-reference`) and returns the backend in use and a one-line description.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { initDevice } from "@longseq/tensor/train";
- * const { backend, line } = await initDevice("cpu");
- * assert.equal(backend, "cpu");
- * assert.match(line, /^device: cpu /);
+ * const { backend, line } = await initDevice("cpu-reference");
+ * assert.equal(backend, "cpu-reference");
+ * assert.match(line, /^device: cpu-reference /);
  * ```
  */
 export async function initDevice(device: string): Promise<{ backend: DeviceName; line: string }> {
@@ -271,7 +271,7 @@ export function trainingFlags(
     device: {
       type: "string",
       default: "auto",
-      choices: ["auto", "cpu", "webgpu", "wasm"],
+      choices: ["auto", "cpu", "webgpu", "cpu-reference"],
       help: "Backend (auto: see init)",
     },
     out: {
@@ -327,7 +327,7 @@ export type TrainingFlagTable = {
   readonly warmup: TypedFlagSpec<"int">;
   /** `--seed`: the run's seed. */
   readonly seed: TypedFlagSpec<"int">;
-  /** `--device`: `auto`, `cpu` or `webgpu`. */
+  /** `--device`: `auto`, `cpu`, `webgpu` or `cpu-reference`. */
   readonly device: TypedFlagSpec<"string">;
   /** `--out`: the run's folder. */
   readonly out: TypedFlagSpec<"string">;

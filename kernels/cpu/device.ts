@@ -16,7 +16,7 @@ export class CpuStorage implements Storage {
 
 /** The CPU device. One instance per process. */
 export class CpuDevice extends AccountedDevice implements Device {
-  readonly name = "cpu" as const;
+  readonly name = "cpu-reference" as const;
   readonly description = "CPU (typed arrays)";
   readonly maxBytes = 2 ** 31 - 1;
 

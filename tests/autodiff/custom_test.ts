@@ -100,7 +100,7 @@ Deno.test("the finite-difference checker catches a wrong rule", async () => {
   await assert.rejects(
     checkGrad(
       { name: "wrong sin", inputs: [{ shape: [6] }], fn: ([x]) => wrongSin(x) },
-      "cpu",
+      "cpu-reference",
       rng(3),
     ),
     /directional derivative/,

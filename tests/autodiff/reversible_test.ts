@@ -187,7 +187,7 @@ Deno.test("reversible: 12-block stack gradients equal the ordinary residual stac
 });
 
 Deno.test("reversible: saved state is replayed in the recomputation and the inverse", async () => {
-  const device = "cpu";
+  const device = "cpu-reference";
   const rand = rng(14);
   const n = 4, d = 6, shape = [3, d];
   let calls = 0, replays = 0;

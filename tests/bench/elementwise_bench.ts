@@ -5,7 +5,7 @@
 import { add, exp, init, mul, scope, sync, zeros } from "../../mod.ts";
 
 const { backend, adapter } = await init({ quiet: true });
-const software = /llvmpipe|software|cpu/i.test(adapter) || backend === "cpu";
+const software = /llvmpipe|software|cpu/i.test(adapter) || backend === "cpu-reference";
 const sizes = software ? [1 << 16, 1 << 20] : [1 << 20, 1 << 24];
 
 for (const n of sizes) {

@@ -11,7 +11,8 @@ import { init, sync, tensor } from "../../mod.ts";
 import { matmul } from "../../ops/matmul.ts";
 
 const { backend, adapter } = await init({ quiet: true });
-const software = backend === "cpu" || /software|llvmpipe|swiftshader|lavapipe/i.test(adapter);
+const software = backend === "cpu-reference" ||
+  /software|llvmpipe|swiftshader|lavapipe/i.test(adapter);
 const sizes = software ? [256, 512, 1024] : [256, 512, 1024, 2048, 4096];
 const tfReady = backend === "webgpu" && await tf.setBackend("webgpu").catch(() => false);
 

@@ -14,7 +14,8 @@ import { init } from "../../mod.ts";
 import { initTfjs, matmulGflops } from "./matmul_pieces.ts";
 
 const { backend, adapter } = await init({ quiet: true });
-const software = backend === "cpu" || /software|llvmpipe|swiftshader|lavapipe/i.test(adapter);
+const software = backend === "cpu-reference" ||
+  /software|llvmpipe|swiftshader|lavapipe/i.test(adapter);
 const sizes = Deno.args.length
   ? Deno.args.map(Number)
   : software

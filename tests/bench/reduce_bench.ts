@@ -13,7 +13,7 @@ import { softmax } from "../../ops/softmax.ts";
 import type { Tensor } from "../../ops/tensor.ts";
 
 const { backend, adapter } = await init({ quiet: true });
-const software = /llvmpipe|software|cpu/i.test(adapter) || backend === "cpu";
+const software = /llvmpipe|software|cpu/i.test(adapter) || backend === "cpu-reference";
 // The software adapter runs at about 1 GFLOP/s: keep its cases small.
 const sizes = software ? [256, 1024] : [1024, 4096];
 

@@ -9,7 +9,7 @@ import { init, scope, sync, tensor } from "../../mod.ts";
 import { argsort, sortWithIndices } from "../../ops/sort.ts";
 
 const { backend, adapter } = await init({ quiet: true });
-const software = /llvmpipe|software|cpu/i.test(adapter) || backend === "cpu";
+const software = /llvmpipe|software|cpu/i.test(adapter) || backend === "cpu-reference";
 
 function keys(n: number): Float32Array {
   let s = 12345;

@@ -20,8 +20,8 @@ const cores = navigator.hardwareConcurrency;
 const one = await WasmDevice.create({ threads: 1 });
 const all = await WasmDevice.create({ threads: cores });
 const cpu = new CpuDevice();
-const jax = (await jaxInit()).includes("wasm");
-if (jax) defaultDevice("wasm");
+const jax = (await jaxInit()).includes("cpu");
+if (jax) defaultDevice("cpu");
 
 /** Best wall-clock and CPU milliseconds of `reps` runs of `fn`. */
 async function time(fn: () => unknown, reps: number): Promise<[number, number]> {

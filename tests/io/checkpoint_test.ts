@@ -158,7 +158,7 @@ Deno.test("checkpoints", async (t) => {
   await t.step("a template mismatch names the tensor and both shapes", () =>
     noLeaks(async () => {
       const before = Deno.readFileSync(path);
-      const like = trainingState("cpu");
+      const like = trainingState("cpu-reference");
       like.params.layers[1].w.dispose();
       like.params.layers[1].w = T.zeros([3, 3]);
       await assert.rejects(
@@ -206,7 +206,7 @@ Deno.test("checkpoints", async (t) => {
     () =>
       noLeaks(async () => {
         const before = Deno.readFileSync(path);
-        const state = trainingState("cpu");
+        const state = trainingState("cpu-reference");
         state.extra.ids.dispose(); // read after the header and earlier tensors were written
         await assert.rejects(
           () => saveCheckpoint(path, state),

@@ -38,7 +38,7 @@ Deno.test("untrusted checkpoint files", async (t) => {
   const loadLike = async (file: string) => {
     const template = like();
     try {
-      const { tree } = await loadCheckpoint(file, { like: template, device: "cpu" });
+      const { tree } = await loadCheckpoint(file, { like: template, device: "cpu-reference" });
       dispose(tree);
       return tree;
     } finally {
@@ -87,7 +87,7 @@ Deno.test("untrusted checkpoint files", async (t) => {
       const re = /BOOL tensor "m" has byte 0x02 at element 1 \(file offset \d+\)/;
       assert.throws(() => decodeSafetensors(bytes), re);
       Deno.writeFileSync(path, bytes);
-      await assert.rejects(() => loadCheckpoint(path, { device: "cpu" }), (e: Error) => {
+      await assert.rejects(() => loadCheckpoint(path, { device: "cpu-reference" }), (e: Error) => {
         assert.match(e.message, re);
         assert.match(e.message, /bad\.safetensors/);
         assert.match(e.message, new RegExp(`file offset ${bytes.length - 2}\\)`));

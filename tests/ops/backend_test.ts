@@ -86,7 +86,7 @@ function boxBackend(name: string, fallback?: DeviceName) {
 }
 
 Deno.test("a backend runs its own kernels and falls back for the others", async (t) => {
-  const { backend, device, calls } = boxBackend("box", "cpu");
+  const { backend, device, calls } = boxBackend("box", "cpu-reference");
   registerBackend(backend);
   try {
     const dev = device.name;
@@ -101,7 +101,7 @@ Deno.test("a backend runs its own kernels and falls back for the others", async 
     await t.step(
       "fallback kernels run on copies, results come back, copies are freed",
       async () => {
-        const cpuBefore = T.memory("cpu");
+        const cpuBefore = T.memory("cpu-reference");
         using x = T.tensor([[1, 2], [3, 4]], { device: dev });
         const boxBefore = device.liveBytes;
         using m = T.matmul(x, x);
@@ -114,7 +114,7 @@ Deno.test("a backend runs its own kernels and falls back for the others", async 
         assert.ok(Math.abs((await e.data())[3] - Math.exp(4)) < 1e-3);
         for (const r of [m, s, e, c]) assert.equal(r.device, dev);
         assert.equal(device.liveBytes - boxBefore, 4 * (4 + 2 + 4 + 4));
-        const cpuAfter = T.memory("cpu");
+        const cpuAfter = T.memory("cpu-reference");
         assert.equal(cpuAfter.liveBytes, cpuBefore.liveBytes, "no CPU copy outlives its launch");
         assert.equal(cpuAfter.liveTensors, cpuBefore.liveTensors);
         assert.ok(kernelSupported(device, "matmul"));

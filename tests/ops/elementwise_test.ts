@@ -252,7 +252,8 @@ Deno.test("elementwise ops validate before running", async (t) => {
     await t.step("mixed devices are rejected", () => {
       T.scope(() => {
         assert.throws(
-          () => T.add(T.zeros([1], { device: "cpu" }), T.zeros([1], { device: "webgpu" })),
+          () =>
+            T.add(T.zeros([1], { device: "cpu-reference" }), T.zeros([1], { device: "webgpu" })),
           /different devices/,
         );
       });

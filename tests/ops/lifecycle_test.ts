@@ -66,7 +66,7 @@ import { deviceOf } from "${new URL("../../ops/tensor.ts", import.meta.url).href
 const p1 = T.init({ quiet: true });
 const p2 = T.init({ quiet: true });
 let clash = "none";
-try { await T.init({ backend: "cpu" }); } catch (e) { clash = (e as Error).message; }
+try { await T.init({ backend: "cpu-reference" }); } catch (e) { clash = (e as Error).message; }
 const r1 = await p1;
 const made = T.ones([2]); // made between the two calls' completions
 const r2 = await p2;
@@ -80,7 +80,10 @@ console.log(JSON.stringify({ b: [r1.backend, r2.backend, r3.backend], same, clas
   assert.equal(r.b[0], r.b[2]);
   assert.equal(r.same, true);
   assert.equal(r.sum, 4);
-  assert.match(r.clash, /init: called with backend "cpu" while a call with backend "auto"/);
+  assert.match(
+    r.clash,
+    /init: called with backend "cpu-reference" while a call with backend "auto"/,
+  );
 });
 
 Deno.test("init after init keeps the WebGPU device and may switch the default", async () => {
@@ -88,14 +91,14 @@ Deno.test("init after init keeps the WebGPU device and may switch the default", 
 import { getDevice } from "${new URL("../../ops/device.ts", import.meta.url).href}";
 const a = await T.init({ quiet: true });
 const first = T.devices().includes("webgpu") ? getDevice("webgpu") : null;
-const c = await T.init({ backend: "cpu" });
+const c = await T.init({ backend: "cpu-reference" });
 const cpuDefault = T.ones([1]).device;
 await T.init({ quiet: true });
 const again = T.devices().includes("webgpu") ? getDevice("webgpu") : null;
 console.log(JSON.stringify({ a: a.backend, c: c.backend, cpuDefault, same: first === again }));
 `);
   const r = JSON.parse(out);
-  assert.equal(r.c, "cpu");
-  assert.equal(r.cpuDefault, "cpu");
+  assert.equal(r.c, "cpu-reference");
+  assert.equal(r.cpuDefault, "cpu-reference");
   assert.equal(r.same, true);
 });

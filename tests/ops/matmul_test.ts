@@ -355,8 +355,9 @@ function numericGrad(
 }
 
 Deno.test("matmul validates shapes, ranks and devices before running", async () => {
-  const a = T.zeros([2, 3], { device: "cpu" }), b = T.zeros([4, 5], { device: "cpu" });
-  const s = T.zeros([], { device: "cpu" });
+  const a = T.zeros([2, 3], { device: "cpu-reference" }),
+    b = T.zeros([4, 5], { device: "cpu-reference" });
+  const s = T.zeros([], { device: "cpu-reference" });
   await noLeaks(() =>
     T.scope(() => {
       assert.throws(() => matmul(a, b), {

@@ -130,9 +130,9 @@ Deno.test("permutation", async (t) => {
 Deno.test("random ops validate their arguments", async () => {
   await noLeaks(() =>
     T.scope(() => {
-      const key = random.key(0, { device: "cpu" });
+      const key = random.key(0, { device: "cpu-reference" });
       const keys = random.split(key, 3);
-      const cpu = { device: "cpu" } as const;
+      const cpu = { device: "cpu-reference" } as const;
       const bad = [
         T.tensor([0, 0], cpu),
         T.tensor(new Uint32Array(3), cpu),
@@ -146,7 +146,7 @@ Deno.test("random ops validate their arguments", async () => {
       }
       assert.throws(() => random.uniform(keys, [2]), { message: /pick one row with random\.at/ });
       assert.throws(() => random.normal(null as unknown as T.Tensor, [2]), TypeError);
-      const gone = random.key(1, { device: "cpu" });
+      const gone = random.key(1, { device: "cpu-reference" });
       gone.dispose();
       assert.throws(() => random.split(gone), { name: "TypeError", message: /was disposed/ });
       assert.throws(() => random.key(1.5), { name: "TypeError", message: /random\.key: seed/ });

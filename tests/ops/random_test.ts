@@ -150,7 +150,7 @@ Deno.test("samplers transform the hash as JAX does (legacy-layout reference valu
   // The library samplers apply those same formulas to the library's bits.
   await noLeaks(() =>
     T.scope(async () => {
-      const key = random.key(5, { device: "cpu" });
+      const key = random.key(5, { device: "cpu-reference" });
       const b = await u32(random.bits(key, [257]));
       assert.deepEqual(await f32(random.uniform(key, [257])), Float32Array.from(b, unit));
       assert.deepEqual(
@@ -172,7 +172,7 @@ Deno.test("samplers transform the hash as JAX does (legacy-layout reference valu
 Deno.test("CPU and WebGPU give the same values for the same key", async (t) => {
   if (!testDevices().includes("webgpu")) return;
   const both = async (f: (device: T.DeviceName) => T.Tensor) => [
-    await f("cpu").data(),
+    await f("cpu-reference").data(),
     await f("webgpu").data(),
   ];
   const seeds = [0, 1, 42, -1, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER];

@@ -192,7 +192,7 @@ Deno.test("argsort of one 1M-key row on WebGPU equals the CPU", async () => {
       const [gv, gi] = sortWithIndices(fromTypedArray(data, [n], "f32", "webgpu"), {
         descending: true,
       });
-      const [cv, ci] = sortWithIndices(fromTypedArray(data, [n], "f32", "cpu"), {
+      const [cv, ci] = sortWithIndices(fromTypedArray(data, [n], "f32", "cpu-reference"), {
         descending: true,
       });
       assert.deepEqual(await gi.data(), await ci.data());
@@ -332,7 +332,10 @@ Deno.test("sort errors name the op and the rule, and leak nothing", async (t) =>
           const rows = gatherByIndex(x, T.tensor(new Int32Array([1, 0]), { device }));
           assert.deepEqual(await rows.array(), [[3, 4], [1, 2]]);
           if (device === "webgpu") {
-            const cidx = T.tensor(new Int32Array([1, 0, 0, 1]), { shape: [2, 2], device: "cpu" });
+            const cidx = T.tensor(new Int32Array([1, 0, 0, 1]), {
+              shape: [2, 2],
+              device: "cpu-reference",
+            });
             assert.throws(() => gatherByIndex(x, cidx), /different devices/);
           }
         })

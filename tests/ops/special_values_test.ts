@@ -176,7 +176,7 @@ async function compare(
     });
   let want, got;
   try {
-    [want, got] = [await run("cpu"), await run("webgpu")];
+    [want, got] = [await run("cpu-reference"), await run("webgpu")];
   } catch (e) {
     return [`${op} on ${inputs.map((i) => i.dtype).join(", ")}: threw ${(e as Error).message}`];
   }

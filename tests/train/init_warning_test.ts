@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 
 const MOD = new URL("../../mod.ts", import.meta.url).href;
-const LINE = "longseq: init() was not called; running on the CPU backend. " +
-  "Call `await init()` to use WebGPU.";
+const LINE = "longseq: init() was not called; running on the CPU reference. " +
+  "Call `await init()` for WebGPU or the fast CPU backend.";
 
 /** Runs `body` (after importing the package as `L`) in a fresh process; returns its output. */
 async function runScript(
@@ -40,21 +40,21 @@ Deno.test("init warning", async (t) => {
     `);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, LINE + "\n");
-    assert.equal(r.stdout, "0\ncpu 3\n");
+    assert.equal(r.stdout, "0\ncpu-reference 3\n");
   });
   await t.step("not said when the device is chosen explicitly", async () => {
     const r = await runScript(`
-      const a = L.tensor([1, 2], { device: "cpu" });
-      const b = L.zeros([2], { device: "cpu" });
+      const a = L.tensor([1, 2], { device: "cpu-reference" });
+      const b = L.zeros([2], { device: "cpu-reference" });
       console.log((await L.add(a, b).data())[1]);
     `);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
     assert.equal(r.stdout, "2\n");
   });
-  await t.step("not said when LONGSEQ_BACKEND=cpu chose the CPU", async () => {
+  await t.step("not said when LONGSEQ_BACKEND=cpu-reference chose the CPU", async () => {
     const r = await runScript(`console.log((await L.tensor([5]).data())[0]);`, {
-      LONGSEQ_BACKEND: "cpu",
+      LONGSEQ_BACKEND: "cpu-reference",
     });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, "");
@@ -62,7 +62,7 @@ Deno.test("init warning", async (t) => {
   });
   await t.step("not said after init", async () => {
     const r = await runScript(`
-      await L.init({ backend: "cpu" });
+      await L.init({ backend: "cpu-reference" });
       console.log((await L.tensor([4]).data())[0]);
     `);
     assert.equal(r.code, 0, r.stderr);

@@ -9,7 +9,7 @@ import type { Tensor } from "../../mod.ts";
 import { disposeTree, readMetrics, runFiles, saveRun, train } from "../../train/mod.ts";
 import type { TrainOptions } from "../../train/mod.ts";
 
-await init({ backend: "cpu" });
+await init({ backend: "cpu-reference" });
 
 type P = { w: Tensor };
 

@@ -14,7 +14,7 @@ Deno.test("size classes round up and are 64-byte multiples", () => {
 Deno.test("WasmDevice stores, reads copies, frees to the pool and counts bytes", async (t) => {
   const dev = await WasmDevice.create({ threads: 1 });
   try {
-    assert.equal(dev.name, "wasm");
+    assert.equal(dev.name, "cpu");
     assert.equal(dev.threads, 1);
     await t.step("upload and read every dtype", async () => {
       const arrays = [

@@ -225,7 +225,7 @@ Deno.test("block-sparse and dense op errors, and second-order gradients are refu
     );
     if (T.devices().includes("webgpu")) {
       using g = T.ones([1, 2, 6, 3], { device: "webgpu" });
-      using c = T.ones([1, 2, 6, 3], { device: "cpu" });
+      using c = T.ones([1, 2, 6, 3], { device: "cpu-reference" });
       assert.throws(() => bsa(g, c, g, o), /different devices/);
     }
   });

@@ -284,15 +284,27 @@ Deno.test("attention: init, dropout replay and validation", async (t) => {
         assert.throws(() => attention({ dModel: 4, heads: 2, dropout: 1 }), RangeError);
         assert.throws(() => localAttention({ dModel: 4, heads: 2, chunkLen: 0 }), RangeError);
         const layer = attention({ dModel: 4, heads: 2 });
-        const { params } = makeParams(rng(1), 4, 2, 2, false, "cpu");
-        const shared = makeParams(rng(1), 4, 2, 2, true, "cpu").params;
-        const x = T.zeros([2, 3, 4], { device: "cpu" });
-        assert.throws(() => layer.apply(params, T.zeros([2, 3, 5], { device: "cpu" })), /dModel/);
-        assert.throws(() => layer.apply(params, T.zeros([3, 4], { device: "cpu" })), RangeError);
-        assert.throws(() => layer.apply(params, T.zeros([2, 0, 4], { device: "cpu" })), /empty/);
+        const { params } = makeParams(rng(1), 4, 2, 2, false, "cpu-reference");
+        const shared = makeParams(rng(1), 4, 2, 2, true, "cpu-reference").params;
+        const x = T.zeros([2, 3, 4], { device: "cpu-reference" });
+        assert.throws(
+          () => layer.apply(params, T.zeros([2, 3, 5], { device: "cpu-reference" })),
+          /dModel/,
+        );
+        assert.throws(
+          () => layer.apply(params, T.zeros([3, 4], { device: "cpu-reference" })),
+          RangeError,
+        );
+        assert.throws(
+          () => layer.apply(params, T.zeros([2, 0, 4], { device: "cpu-reference" })),
+          /empty/,
+        );
         assert.throws(() => layer.apply(shared, x), /params.wq/);
         assert.throws(
-          () => layer.apply(params, x, { mask: T.ones([2, 4], { dtype: "bool", device: "cpu" }) }),
+          () =>
+            layer.apply(params, x, {
+              mask: T.ones([2, 4], { dtype: "bool", device: "cpu-reference" }),
+            }),
           /mask/,
         );
       })

@@ -81,15 +81,15 @@ Deno.test("lshAttention: saved buckets are replayed by reversible layers", async
     const rand = rng(28);
     const n = 10, d = 4;
     const lsh = lshAttention({ dModel: d, heads: 2, chunkLen: 2, nHashes: 2, causal: true });
-    const { params } = makeParams(rand, d, 2, 2, true, "cpu");
-    const gScale = T.tensor([0.7], { device: "cpu" });
-    const x1 = T.tensor(randomArray(rand, n * d), { shape: [1, n, d], device: "cpu" });
-    const x2 = T.tensor(randomArray(rand, n * d), { shape: [1, n, d], device: "cpu" });
+    const { params } = makeParams(rand, d, 2, 2, true, "cpu-reference");
+    const gScale = T.tensor([0.7], { device: "cpu-reference" });
+    const x1 = T.tensor(randomArray(rand, n * d), { shape: [1, n, d], device: "cpu-reference" });
+    const x2 = T.tensor(randomArray(rand, n * d), { shape: [1, n, d], device: "cpu-reference" });
     const g = (p: T.Tensor, x: T.Tensor) => T.tanh(T.mul(x, p));
     // Every call draws different rotations unless the saved buckets are replayed.
     let calls = 0;
     const f = (p: AttentionParams, x: T.Tensor, _o: unknown, s?: unknown) => {
-      using key = random.key(1000 + calls++, { device: "cpu" });
+      using key = random.key(1000 + calls++, { device: "cpu-reference" });
       return lsh.applyWithState(p, x, { key }, s as never);
     };
     const block = reversible(f, g);
@@ -98,7 +98,7 @@ Deno.test("lshAttention: saved buckets are replayed by reversible layers", async
       return T.sum(T.mul(y1, y2));
     };
     const plain = (p: { f: AttentionParams; g: T.Tensor }, a: T.Tensor, c: T.Tensor) => {
-      using key = random.key(1000, { device: "cpu" });
+      using key = random.key(1000, { device: "cpu-reference" });
       const y1 = T.add(a, lsh.apply(p.f, c, { key }));
       const y2 = T.add(c, g(p.g, y1));
       return T.sum(T.mul(y1, y2));

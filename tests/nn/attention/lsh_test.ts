@@ -161,8 +161,11 @@ Deno.test("lshAttention: the error against full attention falls as nHashes grows
   await noLeaks(async () => {
     const rand = rng(24);
     const b = 1, n = 64, d = 16, h = 2;
-    const { params } = makeParams(rand, d, h, 8, true, "cpu");
-    const x = T.tensor(randomArray(rand, b * n * d, -2, 2), { shape: [b, n, d], device: "cpu" });
+    const { params } = makeParams(rand, d, h, 8, true, "cpu-reference");
+    const x = T.tensor(randomArray(rand, b * n * d, -2, 2), {
+      shape: [b, n, d],
+      device: "cpu-reference",
+    });
     const full = attention({ dModel: d, heads: h, sharedQK: true });
     const wantT = full.apply(params, x);
     const want = await wantT.data();
@@ -173,7 +176,7 @@ Deno.test("lshAttention: the error against full attention falls as nHashes grows
       let err = 0;
       for (let seed = 0; seed < 3; seed++) {
         const y = T.scope(() =>
-          lsh.apply(params, x, { key: random.key(100 + seed, { device: "cpu" }) })
+          lsh.apply(params, x, { key: random.key(100 + seed, { device: "cpu-reference" }) })
         );
         const got = await y.data();
         y.dispose();

@@ -101,7 +101,7 @@ Deno.test("the kernels' pattern predicate equals the mask formulas", async () =>
   await noLeaks(async () => {
     for (const p of patterns()) {
       const n = 19;
-      using m = patternMask(p, n, { device: "cpu" });
+      using m = patternMask(p, n, { device: "cpu-reference" });
       const d = await m.data();
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
@@ -120,7 +120,7 @@ Deno.test("blockLayout lists exactly the tiles the boolean mask touches", async 
   await noLeaks(async () => {
     for (const p of patterns()) {
       for (const [len, bs] of [[16, 4], [19, 4], [23, 5], [7, 1], [5, 8], [40, 3], [1, 1]]) {
-        using m = patternMask(p, len, { device: "cpu" });
+        using m = patternMask(p, len, { device: "cpu-reference" });
         const d = await m.data();
         // Independent count: scan the mask tile by tile.
         const nb = Math.ceil(len / bs);

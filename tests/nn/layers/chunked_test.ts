@@ -42,7 +42,7 @@ Deno.test("chunked", async (t) => {
       await noLeaks(async () => {
         const ff = feedForward({ dModel: 3, dFF: 8 });
         // CPU: bit for bit (values and input cotangent); WebGPU: to rounding.
-        const exact = device === "cpu";
+        const exact = device === "cpu-reference";
         for (
           const [len, spec] of [
             [7, { chunks: 3 }],

@@ -157,7 +157,7 @@ Deno.test("sparseTransformerLM: residual projections are scaled by 1/sqrt(2N) at
   noLeaks(async () => {
     const layers = 8;
     const model = sparseTransformerLM({ ...small, dModel: 32, dFF: 32, layers, mode: "merged" });
-    const params = initParams(model, 5, "cpu");
+    const params = initParams(model, 5, "cpu-reference");
     const std = async (t: T.Tensor) => {
       const d = await t.data();
       return Math.sqrt(Array.from(d).reduce((s, v) => s + v * v, 0) / d.length);
@@ -201,7 +201,7 @@ Deno.test("sparseTransformerLM: validation", async (t) => {
 
 Deno.test("sparseTransformerLM: checkpointing lowers the peak bytes of a gradient", () =>
   noLeaks(async () => {
-    const device = "cpu", rand = rng(16);
+    const device = "cpu-reference", rand = rng(16);
     using tokens = randomTokens(rand, [1, 64], vocab, device);
     const peak = async (checkpoint: boolean) => {
       const model = sparseTransformerLM({ ...small, maxLen: 64, stride: 8, layers: 4, checkpoint });

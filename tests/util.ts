@@ -5,11 +5,26 @@
 import { devices, init, memory } from "../mod.ts";
 import type { DeviceName } from "../mod.ts";
 
+/**
+ * `LONGSEQ_TEST_DEVICES=cpu-reference,cpu` runs every test on the devices listed instead (the
+ * first one other than the reference also becomes the default device), e.g. the whole suite on
+ * the CPU backend: `LONGSEQ_TEST_DEVICES=cpu-reference,cpu deno task test`.
+ */
+const listed = Deno.env.get("LONGSEQ_TEST_DEVICES")?.split(",").filter(Boolean) as
+  | DeviceName[]
+  | undefined;
+const listedDefault = listed?.find((d) => d !== "cpu-reference") ?? "cpu-reference";
 // WebGPU explicitly: on a software adapter the automatic choice would be the CPU backend.
-const result = await init({ backend: "webgpu", quiet: true }).catch(() =>
-  init({ backend: "cpu-reference", quiet: true })
-);
-if (Deno.env.get("CI") === "true" && result.backend !== "webgpu") {
+const result = listed
+  ? await init({ backend: listedDefault, quiet: true, threads: 2 })
+  : await init({ backend: "webgpu", quiet: true }).catch(() =>
+    init({ backend: "cpu-reference", quiet: true })
+  );
+if (listed) {
+  for (const d of listed) if (d !== listedDefault) await init({ backend: d, quiet: true });
+}
+if (listed) await init({ backend: listedDefault, quiet: true });
+if (Deno.env.get("CI") === "true" && !listed && result.backend !== "webgpu") {
   throw new Error(
     "CI=true but no WebGPU adapter was found: the WebGPU tests must run (install mesa-vulkan-drivers)",
   );
@@ -23,9 +38,11 @@ let announced = false;
 export function testDevices(options: { wasm?: boolean } = {}): DeviceName[] {
   if (!announced) {
     announced = true;
-    if (result.backend === "webgpu") console.log(`WebGPU tests run on: ${result.adapter}`);
+    if (listed) console.log(`Tests run on: ${listed.join(", ")} (LONGSEQ_TEST_DEVICES)`);
+    else if (result.backend === "webgpu") console.log(`WebGPU tests run on: ${result.adapter}`);
     else console.log("No WebGPU adapter: WebGPU tests are skipped (CPU only)");
   }
+  if (listed) return [...listed];
   return devices().filter((d) => d !== "cpu" || options.wasm);
 }
 

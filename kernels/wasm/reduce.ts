@@ -128,6 +128,12 @@ export function softmaxJob(rt: Runtime, args: Float64Array, part: number, parts:
     for (let o = lo; o < hi; o++) {
       const src = x + 4 * o * n;
       const m = k.max_row(src, n);
+      if (m === -Infinity) {
+        // A row of only -inf (fully masked): softmax 0, logs -inf, as the reference defines it.
+        if (op === "logsumexp") F[out / 4 + o] = -Infinity;
+        else F.fill(op === "softmax" ? 0 : -Infinity, out / 4 + o * n, out / 4 + (o + 1) * n);
+        continue;
+      }
       if (op === "logsumexp") {
         F[out / 4 + o] = m + Math.log(k.expsub_row(src, slot + 64, n, m));
         continue;
@@ -154,6 +160,13 @@ export function softmaxJob(rt: Runtime, args: Float64Array, part: number, parts:
     for (let j = 0; j < n; j++) {
       const v = F[at(j)];
       if (v > m || v !== v) m = v;
+    }
+    if (m === -Infinity) {
+      if (op === "logsumexp") F[out / 4 + o * inner + i] = -Infinity;
+      else {
+        for (let j = 0; j < n; j++) F[at(j) + (out - x) / 4] = op === "softmax" ? 0 : -Infinity;
+      }
+      continue;
     }
     let s = 0;
     for (let j = 0; j < n; j++) s += Math.exp(F[at(j)] - m);

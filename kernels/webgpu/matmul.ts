@@ -17,6 +17,8 @@ import type { GpuDevice, GpuStorage } from "./device.ts";
 import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import { collapse } from "../strided.ts";
 import type { KernelTable } from "../backend.ts";
+import type { DType } from "../dtype.ts";
+import { elementwiseGpu } from "./elementwise.ts";
 
 /** A tile configuration: threads per workgroup (`wx * wy`), outputs per thread, K step. */
 export interface TileConfig {
@@ -387,7 +389,27 @@ export function matmulGpu(
   return out;
 }
 
+/** A contiguous copy of `size` elements of `x` converted from `from` to `to`. */
+const converted = (d: GpuDevice, x: GpuStorage, size: number, from: DType, to: DType) =>
+  elementwiseGpu(d, "a", [{ storage: x, dtype: from, strides: [1], offset: 0 }], [size], to);
+
+/**
+ * f16 operands are widened to f32 copies, multiplied by the f32 kernel (summing in f32) and
+ * the product rounded to f16 once.
+ */
+function matmulF16(d: GpuDevice, a: GpuStorage, b: GpuStorage, spec: MatmulSpec): GpuStorage {
+  const a32 = converted(d, a, a.byteLength / 2, "f16", "f32");
+  const b32 = converted(d, b, b.byteLength / 2, "f16", "f32");
+  const c32 = matmulGpu(d, a32, b32, spec);
+  d.free(a32);
+  d.free(b32);
+  const out = converted(d, c32, batchCount(spec) * spec.m * spec.n, "f32", "f16");
+  d.free(c32);
+  return out;
+}
+
 /** The matmul family's kernels. */
 export const matmulKernels: KernelTable = {
-  matmul: (d: GpuDevice, [a, b]: GpuStorage[], s: MatmulSpec) => matmulGpu(d, a, b, s),
+  matmul: (d: GpuDevice, [a, b]: GpuStorage[], s: MatmulSpec) =>
+    s.dtype === "f16" ? matmulF16(d, a, b, s) : matmulGpu(d, a, b, s),
 };

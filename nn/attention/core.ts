@@ -40,7 +40,7 @@ export interface MaskValues {
  * assert.deepEqual(nn.maskValues("f32"), { mask: -1e9, self: -1e5 });
  * ```
  */
-export function maskValues(dtype: DType | "f16"): MaskValues {
+export function maskValues(dtype: DType): MaskValues {
   return dtype === "f16" ? { mask: -1e4, self: -1e3 } : { mask: -1e9, self: -1e5 };
 }
 

@@ -400,6 +400,20 @@ Deno.test({
     }),
 });
 
+Deno.test("f16 sort and scans on the CPU reference", () =>
+  noLeaks(async () => {
+    using x = T.tensor([3, -1, NaN, 0.5, -0, 2], { dtype: "f16", device: "cpu" });
+    using s = T.sort(x);
+    using a = T.argsort(x);
+    using p = T.scope(() => T.cumprod(T.slice(x, [0], [2])));
+    using c = T.scope(() => T.cumsum(T.slice(x, [3])));
+    assert.deepEqual([...await s.data()], [-1, -0, 0.5, 2, 3, NaN]);
+    assert.deepEqual([...await a.data()], [1, 4, 3, 5, 0, 2]);
+    assert.deepEqual([p.dtype, c.dtype], ["f16", "f16"]);
+    assert.deepEqual([...await p.data()], [3, -3]);
+    assert.deepEqual([...await c.data()], [0.5, 0.5, 2.5]);
+  }));
+
 Deno.test("f16 on the wasm backend falls back to the CPU reference", async () => {
   assert.ok(T.devices().includes("wasm"));
   const data = halfValues(31, 50, -2, 2);

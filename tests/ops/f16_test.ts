@@ -329,6 +329,9 @@ for (const device of testDevices({ wasm: true })) {
       ["transposeB", [7, 13], [9, 13], { transposeB: true }],
       ["batch broadcast", [2, 3, 7, 9], [9, 5], {}],
       ["vector", [33], [33, 4], {}],
+      ["vec4 loads and stores", [12, 64], [64, 16], {}],
+      ["vec4, both transposed", [64, 12], [16, 64], { transposeA: true, transposeB: true }],
+      ["vec4 with ragged tiles", [130, 64], [64, 132], {}],
     ];
     for (const [name, sa, sb, opts] of cases) {
       await t.step(name, async () => {

@@ -1,7 +1,7 @@
 /**
  * Optimizers as pure `{ init, update }` pairs composed with {@linkcode chain} (optax style):
- * `sgd`, `adam`, `adamw`, `adafactor`, `clipByGlobalNorm`, learning-rate schedules and the
- * building blocks they are made of.
+ * `sgd`, `adam`, `adamw`, `adafactor`, `clipByGlobalNorm`, learning-rate schedules, the
+ * building blocks they are made of, and `dynamicLossScale` for half-precision training.
  *
  * Memory: `update` never mutates or frees its inputs and returns only new tensor handles; run a
  * training step in `scope()`, return the new params and state from it, and dispose the old ones.
@@ -69,6 +69,12 @@ export {
 } from "./adam.ts";
 export { adafactor, type AdafactorOptions, type AdafactorState } from "./adafactor.ts";
 export { clipByGlobalNorm, globalNorm } from "./clip.ts";
+export {
+  dynamicLossScale,
+  type LossScaleOptions,
+  type LossScaleState,
+  scaleLoss,
+} from "./loss_scale.ts";
 export {
   constant,
   cosineDecay,

@@ -390,6 +390,22 @@ for (const device of testDevices({ wasm: true })) {
     }));
 }
 
+Deno.test("an f16 input mixed with f32 gets an f16 gradient", () =>
+  noLeaks(async () => {
+    for (const device of testDevices()) {
+      using x = T.tensor([0.5, -2, 3], { dtype: "f16", device });
+      using w = T.tensor([1.5, 0.25, -1], { device });
+      const [gx, gw] = T.grad((a: Tensor, b: Tensor) => T.sum(T.mul(T.square(a), b)), {
+        argnums: [0, 1],
+      })(x, w);
+      using _x = gx;
+      using _w = gw;
+      assert.deepEqual([gx.dtype, gw.dtype], ["f16", "f32"]);
+      assert.deepEqual([...await gx.data()], [1.5, -1, -6]);
+      assert.deepEqual([...await gw.data()], [0.25, 4, 9]);
+    }
+  }));
+
 Deno.test("f16 on WebGPU needs shader-f16: a clear error without it", () => {
   const none = { has: () => false };
   assert.throws(

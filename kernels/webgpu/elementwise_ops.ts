@@ -22,7 +22,7 @@ export type WgslOp = string | {
 export const computeType = (t: DType): DType => (t === "f16" ? "f32" : t);
 
 /**
- * `to_f16_(x)`: f32 to f16 rounded to nearest even on the bits, NaN kept, overflow to
+ * `to_f16_(x)` (and `to_f16x4_` for vec4s): f32 to f16 rounded to nearest even on the bits, NaN kept, overflow to
  * infinity, subnormals kept: WGSL leaves `f16(x)` of an out-of-range `x` undefined and lets
  * in-range conversions round either way, so the CPU's Float16Array store is matched exactly.
  */
@@ -48,6 +48,9 @@ fn to_f16_(x: f32) -> f16 {
     if (r > half || (r == half && (h & 1u) == 1u)) { h += 1u; }
   }
   return f16(unpack2x16float(((b >> 16u) & 0x8000u) | h).x);
+}
+fn to_f16x4_(v: vec4<f32>) -> vec4<f16> {
+  return vec4<f16>(to_f16_(v.x), to_f16_(v.y), to_f16_(v.z), to_f16_(v.w));
 }`;
 
 /** The WGSL zero literal of a dtype's storage type. */

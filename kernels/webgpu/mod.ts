@@ -39,7 +39,8 @@ export const WEBGPU_KERNELS: KernelTable = {
 
 /**
  * The kernels with an f16 path (they widen f16 to f32 to compute and round on store, or only
- * move f16 values). Elementwise ops, data movement, reductions, softmax and matmul.
+ * move f16 values): elementwise ops, data movement, gathers and their scatter-add adjoints,
+ * reductions, softmax and matmul.
  */
 export const WEBGPU_F16_KERNELS: ReadonlySet<string> = new Set([
   ...Object.keys(elementwiseKernels),
@@ -49,6 +50,8 @@ export const WEBGPU_F16_KERNELS: ReadonlySet<string> = new Set([
   "place",
   "take",
   "takeAlongAxis",
+  "scatterAdd",
+  "scatterAddAlongAxis",
   "oneHot",
 ]);
 

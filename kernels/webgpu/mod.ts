@@ -53,6 +53,8 @@ export const WEBGPU_F16_KERNELS: ReadonlySet<string> = new Set([
   "scatterAdd",
   "scatterAddAlongAxis",
   "oneHot",
+  "gatherByIndex",
+  "scatterByIndex",
 ]);
 
 /**

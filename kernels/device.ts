@@ -7,7 +7,7 @@
 import { type DType, dtypeInfo, type TypedArray } from "./dtype.ts";
 
 /** Names of the backends. */
-export type DeviceName = "cpu" | "webgpu" | "wasm";
+export type DeviceName = "cpu-reference" | "webgpu" | "cpu";
 
 /** Memory figures of one device, in bytes of tensor storage. */
 export interface MemoryInfo {

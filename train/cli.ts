@@ -198,8 +198,8 @@ export function usageError(message: string): RangeError {
  * ```ts
  * import assert from "node:assert/strict";
  * import { initDevice } from "@longseq/tensor/train";
- * const { backend, line } = await initDevice("cpu");
- * assert.equal(backend, "cpu");
+ * const { backend, line } = await initDevice("cpu-reference");
+ * assert.equal(backend, "cpu-reference");
  * assert.match(line, /^device: cpu /);
  * ```
  */
@@ -271,7 +271,7 @@ export function trainingFlags(
     device: {
       type: "string",
       default: "auto",
-      choices: ["auto", "cpu", "webgpu", "wasm"],
+      choices: ["auto", "cpu-reference", "webgpu", "cpu"],
       help: "Backend (auto: see init)",
     },
     precision: {

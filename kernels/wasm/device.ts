@@ -34,7 +34,7 @@ export interface WasmDeviceOptions {
 
 /** The WebAssembly SIMD device. Call {@linkcode WasmDevice.dispose} to stop its workers. */
 export class WasmDevice extends AccountedDevice implements Device {
-  readonly name = "wasm" as const;
+  readonly name = "cpu" as const;
   readonly description: string;
   readonly maxBytes = 2 ** 31 - 2 ** 16;
   readonly #alloc: BlockAllocator;

@@ -202,10 +202,10 @@ async function main(): Promise<void> {
   const f = parseFlags("usage: deno run -A tests/bench/gpu_suite.ts [flags]", spec);
   const cfg = f.small ? SMALL : FULL;
   const { backend, adapter } = await T.init({ quiet: true });
-  const software = backend === "cpu" || /software|llvmpipe|swiftshader|lavapipe/i.test(adapter);
+  const software = backend === "cpu-reference" || /software|llvmpipe|swiftshader|lavapipe/i.test(adapter);
   const kernels = backend === "webgpu"
     ? attentionKernelKind(getDevice("webgpu") as GpuDevice)
-    : "cpu";
+    : "cpu-reference";
   const start = performance.now();
   const rows: SuiteRow[] = [];
   const add = (r: SuiteRow) => {

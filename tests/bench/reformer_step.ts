@@ -7,7 +7,7 @@
  * length of `2^k`. The feed-forward and the LM head run over 8 slices each.
  *
  * Run: `deno run -A tests/bench/reformer_step.ts --lens 4096,16384,65536`. The device is
- * `init()`'s choice (a hardware GPU, else the wasm backend); `LONGSEQ_BACKEND=wasm`, `=webgpu`
+ * `init()`'s choice (a hardware GPU, else the wasm backend); `LONGSEQ_BACKEND=cpu`, `=webgpu`
  * or `=cpu` (the CPU reference) picks one. Peak bytes are the allocator's figure
  * (`memory().peakBytes`): every live tensor, params and Adam state included (the scalar
  * constant cache and the buffer pool's spare buffers are not). The first step at each length

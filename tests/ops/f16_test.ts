@@ -30,7 +30,7 @@ async function againstF32(
   f: (...xs: Tensor[]) => Tensor,
 ): Promise<{ got: Tensor; want: number[] }> {
   const want = await T.scope(async () => {
-    const xs = inputs.map((x) => T.tensor(x.data, { shape: x.shape, device: "cpu" }));
+    const xs = inputs.map((x) => T.tensor(x.data, { shape: x.shape, device: "cpu-reference" }));
     const y = f(...xs);
     const d = await y.data();
     return y.dtype === "f32" ? [...d].map(h) : [...d];
@@ -219,7 +219,7 @@ for (const device of testDevices({ wasm: true })) {
     noLeaks(async () => {
       const data = halfValues(6, 2 * 3 * 5);
       using x = T.tensor(data, { shape: [2, 3, 5], dtype: "f16", device });
-      using x32 = T.tensor(data, { shape: [2, 3, 5], device: "cpu" });
+      using x32 = T.tensor(data, { shape: [2, 3, 5], device: "cpu-reference" });
       const same = async (name: string, f: (x: Tensor) => Tensor) => {
         using got = T.scope(() => f(x));
         using want = T.scope(() => f(x32));
@@ -294,7 +294,7 @@ for (const device of testDevices({ wasm: true })) {
         await assertAllClose(got, want, { rtol: RTOL, atol: 2 ** -14, message: f.name });
       }
       using x = T.tensor(data, { shape: [300, 7], dtype: "f16", device });
-      using x32 = T.tensor(data, { shape: [300, 7], device: "cpu" });
+      using x32 = T.tensor(data, { shape: [300, 7], device: "cpu-reference" });
       for (const f of [T.argmax, T.argmin]) {
         using a = f(x, 0);
         using b = f(x32, 0);
@@ -431,7 +431,7 @@ Deno.test({
 
 Deno.test("f16 sort and scans on the CPU reference", () =>
   noLeaks(async () => {
-    using x = T.tensor([3, -1, NaN, 0.5, -0, 2], { dtype: "f16", device: "cpu" });
+    using x = T.tensor([3, -1, NaN, 0.5, -0, 2], { dtype: "f16", device: "cpu-reference" });
     using s = T.sort(x);
     using a = T.argsort(x);
     using p = T.scope(() => T.cumprod(T.slice(x, [0], [2])));
@@ -444,15 +444,15 @@ Deno.test("f16 sort and scans on the CPU reference", () =>
   }));
 
 Deno.test("f16 on the wasm backend falls back to the CPU reference", async () => {
-  assert.ok(T.devices().includes("wasm"));
+  assert.ok(T.devices().includes("cpu"));
   const data = halfValues(31, 50, -2, 2);
-  using x = T.tensor(data, { dtype: "f16", device: "wasm" });
+  using x = T.tensor(data, { dtype: "f16", device: "cpu" });
   using y = T.exp(x);
   using s = T.sum(y);
-  using cx = T.tensor(data, { dtype: "f16", device: "cpu" });
+  using cx = T.tensor(data, { dtype: "f16", device: "cpu-reference" });
   using cy = T.exp(cx);
   using cs = T.sum(cy);
-  assert.equal(y.device, "wasm");
+  assert.equal(y.device, "cpu");
   assert.equal(y.dtype, "f16");
   assert.deepEqual([...await y.data()], [...await cy.data()]);
   assert.deepEqual([...await s.data()], [...await cs.data()]);
@@ -473,9 +473,9 @@ Deno.test("safetensors and checkpoints keep f16 as f16", async () => {
   await noLeaks(async () => {
     const path = await Deno.makeTempFile({ suffix: ".safetensors" });
     try {
-      using t = T.tensor([1.5, 2, 3], { dtype: "f16", device: "cpu" });
+      using t = T.tensor([1.5, 2, 3], { dtype: "f16", device: "cpu-reference" });
       await T.saveCheckpoint(path, { t });
-      const { tree } = await T.loadCheckpoint<{ t: Tensor }>(path, { device: "cpu" });
+      const { tree } = await T.loadCheckpoint<{ t: Tensor }>(path, { device: "cpu-reference" });
       assert.equal(tree.t.dtype, "f16");
       assert.deepEqual([...await tree.t.data()], [1.5, 2, 3]);
       tree.t.dispose();

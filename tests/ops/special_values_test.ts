@@ -198,7 +198,7 @@ async function compare(
     });
   let want, got, half = false;
   try {
-    [want, got] = [await run("cpu"), await run("webgpu")];
+    [want, got] = [await run("cpu-reference"), await run("webgpu")];
     if (want instanceof Float16Array) half = true;
   } catch (e) {
     return [`${op} on ${inputs.map((i) => i.dtype).join(", ")}: threw ${(e as Error).message}`];

@@ -5,6 +5,7 @@
  * @module
  */
 import { fmt, Tensor } from "../ops/tensor.ts";
+import { isFloat } from "../kernels/dtype.ts";
 import { onesLike } from "../ops/creation.ts";
 import { vjp } from "./vjp.ts";
 import { scope } from "../ops/scope.ts";
@@ -94,10 +95,10 @@ export function valueAndGrad<Args extends unknown[]>(
     const nums = checkArgnums("grad", argnums, args.length);
     for (const a of nums) {
       const x = args[a];
-      if (x instanceof Tensor && x.dtype !== "f32") {
+      if (x instanceof Tensor && !isFloat(x.dtype)) {
         throw new TypeError(
-          `grad: argument ${a} is a ${x.dtype} tensor ${fmt(x.shape)}; only f32 tensors can ` +
-            "be differentiated (leave it out of argnums, or cast it to f32)",
+          `grad: argument ${a} is a ${x.dtype} tensor ${fmt(x.shape)}; only float (f32, f16) ` +
+            "tensors can be differentiated (leave it out of argnums, or cast it to f32)",
         );
       }
     }
@@ -116,11 +117,11 @@ export function valueAndGrad<Args extends unknown[]>(
         [value, aux] = out;
       }
       if (!(value instanceof Tensor)) {
-        throw new TypeError(`grad: f must return a scalar f32 tensor, got ${typeof value}`);
+        throw new TypeError(`grad: f must return a scalar float tensor, got ${typeof value}`);
       }
-      if (value.rank !== 0 || value.dtype !== "f32") {
+      if (value.rank !== 0 || !isFloat(value.dtype)) {
         throw new TypeError(
-          `grad: f must return a scalar f32 tensor (shape []), got ${value.dtype}${
+          `grad: f must return a scalar float tensor (shape []), got ${value.dtype}${
             fmt(value.shape)
           }; reduce it (e.g. with sum or mean) or use vjp for non-scalar outputs`,
         );

@@ -22,9 +22,10 @@ import {
   openTracesOf,
 } from "../ops/primitive.ts";
 import { fmt, Tensor } from "../ops/tensor.ts";
+import { isFloat } from "../kernels/dtype.ts";
 import type { DeviceName } from "../kernels/device.ts";
 import { scope } from "../ops/scope.ts";
-import { add } from "../ops/binary.ts";
+import { add, cast } from "../ops/binary.ts";
 import { zeros } from "../ops/creation.ts";
 import { broadcastTo, reshape } from "../ops/shape.ts";
 import { sum } from "../ops/reduce.ts";
@@ -137,7 +138,7 @@ export function vjp<Args extends unknown[], Out>(
         argDefs[a],
         leaves.map((x) => {
           const i = k++;
-          if (!(x instanceof Tensor) || x.dtype !== "f32") return x;
+          if (!(x instanceof Tensor) || !isFloat(x.dtype)) return x;
           const [leaf, node] = traceLeaf(x, id);
           leafIndex.set(node, i);
           leafDevice.set(i, x.device); // the caller may dispose x before pulling back
@@ -183,8 +184,10 @@ export function vjp<Args extends unknown[], Out>(
             `${fmt(info.shape)}; cotangents must have exactly the output's shape`,
         );
       }
-      if (info.dtype === "f32" && ct.dtype !== "f32") {
-        throw new TypeError(`pullback: cotangent of output leaf ${i} must be f32, got ${ct}`);
+      if (isFloat(info.dtype) && !isFloat(ct.dtype)) {
+        throw new TypeError(
+          `pullback: cotangent of output leaf ${i} must be ${info.dtype}, got ${ct}`,
+        );
       }
       if (ct.disposed) throw new TypeError(`pullback: cotangent ${ct} was disposed`);
       if (info.node?.traces.has(id)) seeds.push({ node: info.node, index: info.index, ct });
@@ -196,8 +199,8 @@ export function vjp<Args extends unknown[], Out>(
         argDefs[a],
         leaves.map((x) => {
           const i = k++;
-          if (!(x instanceof Tensor) || x.dtype !== "f32") return null;
-          return found.get(i) ?? zeros(x.shape, { device: leafDevice.get(i) });
+          if (!(x instanceof Tensor) || !isFloat(x.dtype)) return null;
+          return found.get(i) ?? zeros(x.shape, { dtype: x.dtype, device: leafDevice.get(i) });
         }),
       )
     );
@@ -311,15 +314,15 @@ function applyRule(
   const gs = node.outputShapes.map((shape, i) => {
     const o = node.outputs[i];
     if (s[i]) return s[i]!;
-    if (!o || o.dtype !== "f32") return null;
-    return temps[temps.length] = zeros(shape, { device: node.device ?? o.device });
+    if (!o || !isFloat(o.dtype)) return null;
+    return temps[temps.length] = zeros(shape, { dtype: o.dtype, device: node.device ?? o.device });
   });
   // While an outer trace is open, the rule's arithmetic must be recorded against the node's
   // outputs as traced values (for rules that use them, e.g. exp), so outer walkers see it.
   const outer = openTracesOf(node.traces) !== null;
   const outputs = outer
     ? node.outputs.map((o, i) =>
-      o.dtype === "f32" && !o.disposed ? (temps[temps.length] = o.view(o.shape, node, i)) : o
+      isFloat(o.dtype) && !o.disposed ? (temps[temps.length] = o.view(o.shape, node, i)) : o
     )
     : node.outputs;
   let res: (Tensor | null)[] = [];
@@ -337,7 +340,13 @@ function applyRule(
     }
     res.forEach((r, i) => {
       const x = node.inputs[i];
-      if (!r || !x.node || !x.node.traces.has(id) || x.dtype !== "f32") return;
+      if (!r || !x.node || !x.node.traces.has(id) || !isFloat(x.dtype)) return;
+      // Cotangents take the primal's dtype (an f16 input gets an f16 gradient).
+      if (r.dtype !== x.dtype) {
+        using c = cast(r, x.dtype);
+        accumulate(x.node, x.nodeIndex, sumToShape(c, x.shape, prim.name, i));
+        return;
+      }
       accumulate(x.node, x.nodeIndex, sumToShape(r, x.shape, prim.name, i));
     });
   } finally {

@@ -114,6 +114,7 @@ export function modelConfig(f: Flags) {
     lmHeadChunks: f.lmHeadChunks,
     dropout: f.dropout,
     causal: true,
+    precision: f.precision as "f32" | "f16",
   };
 }
 

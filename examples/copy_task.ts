@@ -134,6 +134,7 @@ function modelConfig(f: Flags) {
     chunkLen: f.chunkLen,
     maxLen: f.len,
     causal: true,
+    precision: f.precision as "f32" | "f16",
   };
 }
 

@@ -90,6 +90,7 @@ export function modelConfig(f: Flags) {
     blockSize: f.blockSize,
     maxLen: f.pixels,
     axialShape: [Math.ceil(f.pixels / 28), 28],
+    precision: f.precision as "f32" | "f16",
   };
 }
 

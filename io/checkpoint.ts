@@ -49,7 +49,8 @@ export interface SaveCheckpointOptions {
 
 /**
  * Options of {@linkcode loadCheckpoint}. `castTo: "f32"` converts F16, BF16 and F64 tensors
- * (common in files from other tools) to f32; without it they make the load throw.
+ * (common in files from other tools) to f32; without it F16 loads as f16 and the others make
+ * the load throw.
  */
 export interface LoadCheckpointOptions<T> extends DecodeOptions {
   /** A tree of the expected structure; every tensor's name, dtype and shape is checked. */
@@ -173,7 +174,7 @@ function describe(e: HeaderEntry): string {
 
 /**
  * Loads a checkpoint written by {@linkcode saveCheckpoint} (or any safetensors file with
- * dtypes F32, I32, U32 or BOOL, plus F16, BF16 and F64 with `castTo: "f32"`). The header is
+ * dtypes F32, F16, I32, U32 or BOOL, plus BF16 and F64 with `castTo: "f32"`). The header is
  * read and validated first (its length against the file size, then the `longseq.tree`
  * description: node kinds, depth at most {@linkcode MAX_TREE_DEPTH}, one stored value per
  * leaf), then only the tensors' byte ranges are read. A truncated file, a bad header, BOOL bytes

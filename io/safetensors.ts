@@ -30,12 +30,14 @@ export {
 /** The safetensors names of the library's dtypes. */
 const TO_FORMAT: Readonly<Record<DType, string>> = {
   f32: "F32",
+  f16: "F16",
   i32: "I32",
   u32: "U32",
   bool: "BOOL",
 };
 const FROM_FORMAT: Readonly<Record<string, DType>> = {
   F32: "f32",
+  F16: "f16",
   I32: "i32",
   U32: "u32",
   BOOL: "bool",
@@ -317,19 +319,20 @@ export function parseSafetensorsHeader(
 /** Options of {@linkcode decodeSafetensors} (and of `loadCheckpoint`). */
 export interface DecodeOptions {
   /**
-   * `"f32"`: convert tensors stored as F16, BF16 or F64 (which the library has no dtype for)
-   * to f32 on load. Without it such a tensor makes the load throw, naming it.
+   * `"f32"`: convert tensors stored as F16, BF16 or F64 to f32 on load. Without it F16 loads
+   * as f16, and BF16 or F64 (which the library has no dtype for) make the load throw, naming
+   * the tensor.
    */
   castTo?: "f32";
 }
 
 /**
- * The library dtype a header entry loads as: its own, or f32 for a castable float format when
- * `castTo` is `"f32"`; `null` when it cannot be loaded.
+ * The library dtype a header entry loads as: f32 for a castable float format (F16 included)
+ * when `castTo` is `"f32"`, else its own; `null` when it cannot be loaded.
  */
 export function loadedDtype(e: HeaderEntry, castTo?: "f32"): DType | null {
-  if (e.dtype) return e.dtype;
-  return castTo === "f32" && CASTABLE_TO_F32.includes(e.format) ? "f32" : null;
+  if (castTo === "f32" && CASTABLE_TO_F32.includes(e.format)) return "f32";
+  return e.dtype;
 }
 
 /** Why a header entry cannot be loaded (for error messages). */
@@ -354,14 +357,14 @@ export function hostTensorFromBytes(
   if (e.format === "BOOL") {
     checkBoolBytes(raw, e.name, options.where ?? "data", options.fileOffset ?? e.offsets[0]);
   }
-  const data = e.dtype ? fromLittleEndian(raw, dtype) : decodeFloatsToF32(e.format, raw);
+  const data = e.dtype === dtype ? fromLittleEndian(raw, dtype) : decodeFloatsToF32(e.format, raw);
   return { dtype, shape: e.shape, data };
 }
 
 /**
  * Decodes a whole safetensors file. Tensors come back in data order; a tensor whose format
- * dtype the library lacks (F16, I64, …) makes it throw, naming the tensor, unless `castTo:
- * "f32"` converts it (F16, BF16, F64). BOOL tensors must hold only bytes 0 and 1.
+ * dtype the library lacks (BF16, I64, …) makes it throw, naming the tensor, unless `castTo:
+ * "f32"` converts it (BF16, F64; F16 too, which otherwise loads as f16). BOOL tensors must hold only bytes 0 and 1.
  *
  * @example
  * ```ts

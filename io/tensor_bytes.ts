@@ -11,7 +11,9 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Little-endian bytes of a typed array (a view when the host is little-endian). */
 export function toLittleEndian(data: TypedArray): Uint8Array {
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return LITTLE_ENDIAN || data.BYTES_PER_ELEMENT === 1 ? bytes : swapped(bytes, 4);
+  return LITTLE_ENDIAN || data.BYTES_PER_ELEMENT === 1
+    ? bytes
+    : swapped(bytes, data.BYTES_PER_ELEMENT);
 }
 
 function swapped(bytes: Uint8Array, width: number): Uint8Array {

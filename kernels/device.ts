@@ -112,7 +112,7 @@ export function checkAllocation(
   return bytes;
 }
 
-/** Bytes per element of the CPU's typed arrays (the GPU stores every dtype in 4 bytes). */
+/** Bytes per element of the CPU's typed arrays (the GPU stores bool in 4 bytes). */
 export function cpuElementBytes(dtype: DType): number {
   return dtypeInfo(dtype).bytes;
 }

@@ -57,10 +57,20 @@ export function checkLastDim(op: string, x: unknown, n: number, what = "x"): ass
       `${op}: ${what} ${fmt(x.shape)} must have last axis ${n} (the layer's input features)`,
     );
   }
-  if (x.dtype !== "f32") throw new TypeError(`${op}: ${what} must be f32, got ${x.dtype}`);
+  checkFloat(op, what, x);
 }
 
-/** Throws unless `t` is an f32 tensor of exactly `shape`. */
+/** Float dtypes layers compute in: f32, or f16 under mixed precision. */
+const FLOATS: readonly string[] = ["f32", "f16"];
+
+/** Throws a TypeError unless `t`'s dtype is one layers compute in (f32 or f16). */
+export function checkFloat(op: string, what: string, t: Tensor): void {
+  if (!FLOATS.includes(t.dtype)) {
+    throw new TypeError(`${op}: ${what} must be f32 or f16, got ${t.dtype}`);
+  }
+}
+
+/** Throws unless `t` is an f32 (or f16) tensor of exactly `shape`. */
 export function checkParam(op: string, name: string, t: unknown, shape: readonly number[]): void {
   if (!(t instanceof Tensor)) {
     throw new TypeError(
@@ -72,7 +82,7 @@ export function checkParam(op: string, name: string, t: unknown, shape: readonly
   if (fmt(t.shape) !== fmt(shape)) {
     throw new RangeError(`${op}: param ${name} has shape ${fmt(t.shape)}, expected ${fmt(shape)}`);
   }
-  if (t.dtype !== "f32") throw new TypeError(`${op}: param ${name} must be f32, got ${t.dtype}`);
+  checkFloat(op, `param ${name}`, t);
 }
 
 /** Throws a RangeError unless `rate` is in `[0, 1)`. */

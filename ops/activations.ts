@@ -5,6 +5,7 @@
  * with the exact gradient `sigmoid(x)` (a composition would get the kink of `|x|` at 0 wrong).
  * @module
  */
+import { isFloat } from "../kernels/dtype.ts";
 import type { Tensor } from "./tensor.ts";
 import { cast, mul } from "./binary.ts";
 import { greater, greaterEqual, where } from "./compare.ts";
@@ -34,7 +35,7 @@ export const softplus: (x: Tensor) => Tensor = defineUnary("softplus", {
   },
 }).fn;
 
-const asFloat = (x: Tensor) => (x.dtype === "f32" ? x : cast(x, "f32"));
+const asFloat = (x: Tensor) => (isFloat(x.dtype) ? x : cast(x, "f32"));
 
 /**
  * Sigmoid linear unit (swish), `x * sigmoid(x)`. A composition.

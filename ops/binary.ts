@@ -4,7 +4,7 @@
  * The walker un-broadcasts cotangents, so rules return them in the output's shape.
  * @module
  */
-import { type DType, dtypeInfo, promoteTypes } from "../kernels/dtype.ts";
+import { type DType, dtypeInfo, isFloat, promoteTypes } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, SAVES, type VjpRule } from "./primitive.ts";
 import { assertLive, deviceOf, Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
@@ -18,7 +18,7 @@ export type TensorLike = Tensor | number;
 
 /** A scalar tensor holding `v` on the device of `like`, in `like`'s dtype (f32 if `v` is fractional). */
 export function scalarLike(v: number, like: Tensor): Tensor {
-  const dtype: DType = like.dtype === "f32" || Number.isInteger(v) ? like.dtype : "f32";
+  const dtype: DType = isFloat(like.dtype) || Number.isInteger(v) ? like.dtype : "f32";
   return Tensor.scalar(deviceOf(like), v, dtype === "bool" ? "f32" : dtype);
 }
 
@@ -80,7 +80,7 @@ export function applyBinary(
       );
     }
     let dtype = promoteTypes(ta.dtype, tb.dtype);
-    if (floatOnly) dtype = "f32";
+    if (floatOnly && !isFloat(dtype)) dtype = "f32";
     const ca = ta.dtype === dtype ? ta : (made[made.length] = cast(ta, dtype));
     const cb = tb.dtype === dtype ? tb : (made[made.length] = cast(tb, dtype));
     return bind1(prim, [ca, cb], undefined);
@@ -243,7 +243,8 @@ const castPrim = definePrimitive<DType>({
   forward: ([t], to) => [
     runElementwise("cast", [t], t.shape, to),
   ],
-  vjp: ([g], c) => [c.inputs[0].dtype === "f32" ? g : null],
+  // The walker casts the cotangent back to the input's dtype (f16 or f32).
+  vjp: ([g], c) => [isFloat(c.inputs[0].dtype) ? g : null],
 });
 
 /**

@@ -3,6 +3,7 @@
  * Both are compositions, so their gradients come from their parts.
  * @module
  */
+import { isFloat } from "../kernels/dtype.ts";
 import { checkTensor, normAxes, rejectBool } from "./validate.ts";
 import { fmt, type Tensor } from "./tensor.ts";
 import { cast, div, maximum, mul, pow } from "./binary.ts";
@@ -155,7 +156,7 @@ export function norm(
     .map((a) => (a < 0 ? a + x.rank : a));
   const out = reducedShape(x.shape, ax, options.keepdims ?? false);
   return scope(() => {
-    const xf = x.dtype === "f32" ? x : cast(x, "f32");
+    const xf = isFloat(x.dtype) ? x : cast(x, "f32");
     const y = matrix ? matrixNorm(xf, ord, order) : vectorNorm(xf, ord, ax);
     return reshape(y, out);
   });

@@ -75,6 +75,7 @@ function specOf(a: Tensor, b: Tensor, { transA, transB }: MatmulParams): MatmulS
     k,
     transA,
     transB,
+    dtype: a.dtype,
   };
 }
 
@@ -85,7 +86,7 @@ const matmulPrim = definePrimitive<MatmulParams>({
     const spec = specOf(a, b, params);
     return [launch1("matmul", [a, b], spec, {
       shape: [...spec.batchShape, spec.m, spec.n],
-      dtype: "f32",
+      dtype: a.dtype,
     })];
   },
   // With A = op(SA), B = op(SB): dA = g B^T and dB = A^T g, written on the stored operands
@@ -136,7 +137,8 @@ function check(a: Tensor, b: Tensor, opts: MatmulOptions): void {
  *   added axis is removed from the result (so vector @ vector is a scalar `[]`).
  * - `transposeA` / `transposeB` swap the last two axes of a rank >= 2 operand as it is read:
  *   with `transposeA`, `a` has shape `[..., k, m]`. No transposed copy is made.
- * - Integer and bool operands are cast to f32 first; the result is always f32.
+ * - Two f16 operands give an f16 result, summed in f32 on every backend. Other operands
+ *   (integers, bool, f16 with f32) are cast to f32 first and the result is f32.
  *
  * Throws a RangeError for scalar operands, inner dimensions that differ and batch dimensions
  * that do not broadcast, and a TypeError for operands on different devices.
@@ -158,11 +160,13 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   check(a, b, options);
   const transA = a.rank >= 2 && !!options.transposeA;
   const transB = b.rank >= 2 && !!options.transposeB;
+  // Two f16 operands multiply in f16 (summing in f32); anything else in f32.
+  const dtype = a.dtype === "f16" && b.dtype === "f16" ? "f16" : "f32";
   // 1-D promotion goes through reshape views, whose own VJP rule undoes it.
   const made: Tensor[] = [];
   const prep = (x: Tensor, shape: number[] | null) => {
     let y = x;
-    if (x.dtype !== "f32") made.push(y = cast(y, "f32"));
+    if (x.dtype !== dtype) made.push(y = cast(y, dtype));
     if (shape) made.push(y = reshape(y, shape));
     return y;
   };

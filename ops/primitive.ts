@@ -9,7 +9,7 @@
  */
 import { assertLive, deviceOf, fromStorage, sizeOf, storageOf, type Tensor } from "./tensor.ts";
 import { setScopeHold } from "./scope.ts";
-import type { DType } from "../kernels/dtype.ts";
+import { type DType, isFloat } from "../kernels/dtype.ts";
 import { checkAllocation, type Device, type DeviceName, type Storage } from "../kernels/device.ts";
 import { type Backend, backendOf, callKernel, findBackend } from "../kernels/backend.ts";
 
@@ -188,7 +188,7 @@ export function bind<P>(prim: Primitive<P>, inputs: readonly Tensor[], params: P
     node.outputShapes.push(o.shape);
     node.outputs.push(o);
     // Integer outputs (argmax, indices) carry no gradient and stay untraced.
-    const out = o.dtype === "f32" ? o.view(o.shape, node, i) : o.view(o.shape);
+    const out = isFloat(o.dtype) ? o.view(o.shape, node, i) : o.view(o.shape);
     if (isSaved(node, "outputs", i)) holdFor(node, [o]);
     else o.dispose();
     return out;

@@ -11,7 +11,7 @@ import { full } from "./creation.ts";
 import { concat, slice } from "./slicing.ts";
 import { reshape, transpose } from "./shape.ts";
 
-import { reducedCount, reducedShape, type ReduceOptions } from "./reduce.ts";
+import { asInputFloat, reducedCount, reducedShape, type ReduceOptions } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 /**
@@ -37,6 +37,11 @@ export function prod(
   options: ReduceOptions = {},
 ): Tensor {
   checkTensor("prod", "x", x);
+  if (x.dtype === "f16") {
+    // Multiplied in f32 and rounded once, as the f16 sums are.
+    using wide = cast(x, "f32");
+    return asInputFloat(x, prod(wide, axes, options));
+  }
   const ax = normAxes("prod", axes, x.rank);
   const outShape = reducedShape(x.shape, ax, options.keepdims ?? false);
   const dtype = x.dtype === "bool" ? "i32" : x.dtype;

@@ -243,7 +243,10 @@ export function min(
   return extreme("min", minPrim, x, axes, options);
 }
 
-/** Validates a float reduction and returns its axes and an f32 version of `x`. */
+/**
+ * Validates a float reduction and returns its axes and an f32 version of `x` (f16 too: the
+ * composition runs in f32 and {@linkcode asInputFloat} rounds its result once).
+ */
 export function floatInput(
   op: string,
   x: Tensor,
@@ -253,6 +256,13 @@ export function floatInput(
   rejectBool(op, x);
   rejectEmpty(op, x, ax);
   return { ax, xf: x.dtype === "f32" ? x : cast(x, "f32") };
+}
+
+/** `y` (computed in f32) cast to f16 when `x` is f16, consuming `y`; otherwise `y` itself. */
+export function asInputFloat(x: Tensor, y: Tensor): Tensor {
+  if (x.dtype !== "f16") return y;
+  using wide = y;
+  return cast(wide, "f16");
 }
 
 /**
@@ -276,7 +286,7 @@ export function mean(
   const { ax, xf } = floatInput("mean", x, axes);
   using s = sum(xf, ax, options);
   if (xf !== x) xf.dispose();
-  return div(s, reducedCount(x.shape, ax));
+  return asInputFloat(x, div(s, reducedCount(x.shape, ax)));
 }
 
 /**
@@ -302,5 +312,5 @@ export function variance(
   using d = sub(xf, m);
   if (xf !== x) xf.dispose();
   using d2 = square(d);
-  return mean(d2, ax, options);
+  return asInputFloat(x, mean(d2, ax, options));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { SoftmaxSpec } from "../kernels/specs/reduce.ts";
+import { isFloat } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, launch1, type Primitive } from "./primitive.ts";
 import { sizeOf, type Tensor } from "./tensor.ts";
 import { checkTensor, normAxis, rejectBool } from "./validate.ts";
@@ -12,21 +13,25 @@ import { add, cast, mul, sub } from "./binary.ts";
 import { equal, less, where } from "./compare.ts";
 import { abs, exp, log } from "./unary.ts";
 import { reshape } from "./shape.ts";
-import { floatInput, max, reducedShape, type ReduceOptions, sum } from "./reduce.ts";
+import { asInputFloat, floatInput, max, reducedShape, type ReduceOptions, sum } from "./reduce.ts";
 
 /** Static parameter of the softmax primitives: the normalised axis. */
 interface SoftmaxParams {
   readonly axis: number;
 }
 
-/** Runs the fused kernel (`softmax` or `logSoftmax`) on an f32 tensor along `axis`. */
+/**
+ * Runs the fused kernel (`softmax` or `logSoftmax`) on an f32 or f16 tensor along `axis`
+ * (f16 is normalised in f32 and rounded once).
+ */
 function fused(kernel: string, x: Tensor, axis: number): Tensor {
   const spec: SoftmaxSpec = {
     outer: sizeOf(x.shape.slice(0, axis)),
     n: x.shape[axis],
     inner: sizeOf(x.shape.slice(axis + 1)),
+    dtype: x.dtype,
   };
-  return launch1(kernel, [x], spec, { shape: x.shape, dtype: "f32" });
+  return launch1(kernel, [x], spec, { shape: x.shape, dtype: x.dtype });
 }
 
 // dx = y * (g - sum(g * y)), the Jacobian of softmax applied to g.
@@ -59,12 +64,12 @@ function applySoftmax(op: string, prim: Primitive<SoftmaxParams>, x: Tensor, axi
   checkTensor(op, "x", x);
   const a = normAxis(op, axis, x.rank);
   rejectBool(op, x);
-  if (x.dtype !== "f32") {
+  if (!isFloat(x.dtype)) {
     using xf = cast(x, "f32");
     return xf.size === 0 ? cast(xf, "f32") : bind1(prim, [xf], { axis: a });
   }
   // An empty tensor has nothing to normalise: return an (empty) copy.
-  return x.size === 0 ? cast(x, "f32") : bind1(prim, [x], { axis: a });
+  return x.size === 0 ? cast(x, x.dtype) : bind1(prim, [x], { axis: a });
 }
 
 /**
@@ -143,5 +148,5 @@ export function logsumexp(
   using l = log(safe);
   using lse = add(l, shift);
   using out = where(empty, -Infinity, lse);
-  return reshape(out, reducedShape(x.shape, ax, options.keepdims ?? false));
+  return asInputFloat(x, reshape(out, reducedShape(x.shape, ax, options.keepdims ?? false)));
 }

@@ -6,7 +6,7 @@
 import type { Tensor } from "./tensor.ts";
 import { div, sub } from "./binary.ts";
 import { sqrt, square } from "./unary.ts";
-import { floatInput, mean, reducedCount, type ReduceOptions, sum } from "./reduce.ts";
+import { asInputFloat, floatInput, mean, reducedCount, type ReduceOptions, sum } from "./reduce.ts";
 import { scope } from "./scope.ts";
 
 /** Options of {@linkcode std}. */
@@ -56,6 +56,6 @@ export function std(
     const m = mean(xf, ax, { keepdims: true });
     const ss = sum(square(sub(xf, m)), ax, { keepdims });
     if (xf !== x) xf.dispose();
-    return sqrt(div(ss, n - ddof));
+    return asInputFloat(x, sqrt(div(ss, n - ddof)));
   });
 }

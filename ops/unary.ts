@@ -11,6 +11,7 @@
  * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
+import { isFloat } from "../kernels/dtype.ts";
 import { SAVES } from "./primitive.ts";
 import { defineUnary, type UnaryEntry } from "./unary_def.ts";
 import type { Tensor } from "./tensor.ts";
@@ -306,7 +307,7 @@ export const cos = (x: Tensor): Tensor => unary("cos", x);
  * ```
  */
 export function gelu(x: Tensor, options: { approximate?: boolean } = {}): Tensor {
-  const xf = x.dtype === "f32" ? x : cast(x, "f32");
+  const xf = isFloat(x.dtype) ? x : cast(x, "f32");
   const half = mul(xf, 0.5);
   let inner: Tensor;
   if (options.approximate ?? true) {

@@ -4,7 +4,7 @@
  * table entries of the same name.
  * @module
  */
-import type { DType } from "../kernels/dtype.ts";
+import { type DType, isFloat } from "../kernels/dtype.ts";
 import { bind1, definePrimitive, type Primitive, type VjpRule } from "./primitive.ts";
 import type { Tensor } from "./tensor.ts";
 import { runElementwise } from "./elementwise.ts";
@@ -41,7 +41,7 @@ export function defineUnary(
     if (x.dtype === "bool" && !entry.allowBool) {
       throw new TypeError(`${name}: bool input ${x.toString()} is not supported; cast it first`);
     }
-    if (entry.floatOnly && x.dtype !== "f32") {
+    if (entry.floatOnly && !isFloat(x.dtype)) {
       using f = cast(x, "f32");
       return bind1(prim, [f], undefined);
     }

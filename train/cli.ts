@@ -274,6 +274,12 @@ export function trainingFlags(
       choices: ["auto", "cpu", "webgpu", "cpu-reference"],
       help: "Backend (auto: see init)",
     },
+    precision: {
+      type: "string",
+      default: "f32",
+      choices: ["f32", "f16"],
+      help: "Layer-stack precision (f16: mixed precision with dynamic loss scaling)",
+    },
     out: {
       type: "string",
       default: d.out,
@@ -329,6 +335,8 @@ export type TrainingFlagTable = {
   readonly seed: TypedFlagSpec<"int">;
   /** `--device`: `auto`, `cpu`, `webgpu` or `cpu-reference`. */
   readonly device: TypedFlagSpec<"string">;
+  /** `--precision`: `f32`, or `f16` (mixed precision with dynamic loss scaling). */
+  readonly precision: TypedFlagSpec<"string">;
   /** `--out`: the run's folder. */
   readonly out: TypedFlagSpec<"string">;
   /** `--resume`: a checkpoint path, `auto` when bare, "" for a fresh start. */

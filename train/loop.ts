@@ -10,6 +10,7 @@
 import { memory } from "../ops/device.ts";
 import { scope } from "../ops/scope.ts";
 import { stack } from "../ops/slicing.ts";
+import { mul } from "../ops/binary.ts";
 import type { Tensor } from "../ops/tensor.ts";
 import { treeTensors, valueAndGrad } from "../autodiff/mod.ts";
 import * as optim from "../optim/mod.ts";
@@ -92,7 +93,18 @@ export interface TrainOptions<P, B> {
   write?: (text: string) => void;
   /** Skip installing the Ctrl-C handler (tests). */
   noSignals?: boolean;
+  /**
+   * Dynamic loss scaling, for f16 training (`precision: "f16"` models): `true` for the
+   * defaults, or `optim.LossScaleOptions`. The optimizer is wrapped in
+   * `optim.dynamicLossScale` (its state, scale included, is what checkpoints hold), the loss
+   * is multiplied by the current scale before differentiation, the logged `loss` is the
+   * unscaled one, and the scale is logged as the `lossScale` figure.
+   */
+  lossScale?: boolean | optim.LossScaleOptions;
 }
+
+/** The aux key that carries the unscaled loss out of the differentiated function. */
+const UNSCALED = "\u0000unscaledLoss";
 
 /** What {@linkcode train} returns. */
 export interface TrainResult<P> {
@@ -132,12 +144,14 @@ export type FlagTrainOptions = Pick<
   | "resume"
   | "config"
   | "evalEvery"
+  | "lossScale"
 >;
 
 /**
  * The {@linkcode train} options that follow from the shared training flags: Adam with linear
  * warm-up (after clipping at global norm 1 when `clip`, as the `--lr` help says), output folder,
- * cadences, resume (`auto`: the run's own checkpoint) and the config stored in checkpoints.
+ * cadences, resume (`auto`: the run's own checkpoint), the config stored in checkpoints, and
+ * dynamic loss scaling with `--precision f16`.
  *
  * @example
  * ```ts
@@ -165,6 +179,7 @@ export function trainOptionsFromFlags(
     resume: f.resume === "auto" ? runFiles(f.out).checkpoint : f.resume || undefined,
     config: { example: o.example, model: o.model, flags: f },
     evalEvery: f.evalEvery,
+    lossScale: f.precision === "f16",
   };
 }
 
@@ -213,8 +228,11 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   const write = o.write ?? ((s: string) => Deno.stdout.writeSync(new TextEncoder().encode(s)));
   const say = (s: string) => write(`${s}\n`);
 
+  const optimizer: TrainOptimizer = o.lossScale
+    ? optim.dynamicLossScale(o.optimizer, o.lossScale === true ? {} : o.lossScale)
+    : o.optimizer;
   let params = scope(() => o.initParams());
-  let opt = o.optimizer.init(params);
+  let opt = optimizer.init(params);
   let start = 0;
   let secondsBefore = 0;
   if (o.resume) {
@@ -269,9 +287,11 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
   if (!o.noSignals) Deno.addSignalListener("SIGINT", onSigint);
 
   const grads = valueAndGrad(
-    (p: P, batch: B, key: Tensor) => {
+    (p: P, batch: B, key: Tensor, scale: Tensor | null) => {
       const out = o.lossFn(p, batch, key);
-      return [out.loss, out.metrics ?? {}];
+      if (!scale) return [out.loss, out.metrics ?? {}];
+      const aux = { ...out.metrics, lossScale: scale.view([]), [UNSCALED]: out.loss };
+      return [mul(out.loss, scale), aux];
     },
     { hasAux: true },
   );
@@ -323,8 +343,11 @@ export async function train<P, B>(o: TrainOptions<P, B>): Promise<TrainResult<P>
       const batch = o.batchAt(step);
       using key = stepKey(o.seed, step);
       const next = scope(() => {
-        const [[loss, metrics], g] = grads(params, batch, key);
-        const [updates, state] = o.optimizer.update(g, opt, params);
+        const scale = o.lossScale ? (opt as optim.LossScaleState<unknown>).scale : null;
+        const [[scaled, aux], g] = grads(params, batch, key, scale);
+        const { [UNSCALED]: unscaled, ...metrics } = aux;
+        const loss = unscaled ?? scaled;
+        const [updates, state] = optimizer.update(g, opt, params);
         metricNames = Object.keys(metrics);
         const values = stack([loss, ...metricNames.map((n) => metrics[n])].map((t) => t.view([])));
         return { params: optim.applyUpdates(params, updates), opt: state, values };

@@ -9,9 +9,9 @@ import type { KernelTable } from "../backend.ts";
 import type { ScanSpec } from "../specs/scan.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
 
-/** `a * b` in `dtype`'s arithmetic. */
+/** `a * b` in `dtype`'s arithmetic (f16 runs in f32, rounded to f16 as it is stored). */
 function timesFor(dtype: DType): (a: number, b: number) => number {
-  if (dtype === "f32") return (a, b) => Math.fround(a * b);
+  if (dtype === "f32" || dtype === "f16") return (a, b) => Math.fround(a * b);
   if (dtype === "u32") return (a, b) => Math.imul(a, b) >>> 0;
   return (a, b) => Math.imul(a, b);
 }

@@ -5,7 +5,7 @@
  * (`kernels/webgpu/elementwise_ops.ts`) has an entry of the same name for each.
  * @module
  */
-import type { DType } from "../dtype.ts";
+import { type DType, isFloat } from "../dtype.ts";
 import { erf64 } from "../erf.ts";
 
 /** Scalar function applied per element. */
@@ -22,11 +22,12 @@ const isInt = (t: DType) => t === "i32" || t === "u32";
 /**
  * The cast from `from` to `to`: float to i32/u32 truncates toward zero and saturates, NaN to 0
  * (as WGSL does); between integers the typed array's store reinterprets the 32 bits; to bool
- * tests `!= 0` (NaN is true).
+ * tests `!= 0` (NaN is true). To f16 the Float16Array's store rounds (to nearest even,
+ * overflowing to infinity).
  */
 export function castCpu(from: DType, to: DType): ScalarFn {
   if (to === "bool") return (a) => truth(a !== 0);
-  if (from !== "f32" || to === "f32") return (a) => a;
+  if (!isFloat(from) || isFloat(to)) return (a) => a;
   const [lo, hi] = to === "i32" ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
   return (a) => (a !== a ? 0 : a <= lo ? lo : a >= hi ? hi : Math.trunc(a));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { CpuDevice, CpuStorage } from "./device.ts";
+import { dtypeInfo } from "../dtype.ts";
 import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import type { KernelTable } from "../backend.ts";
 
@@ -25,7 +26,8 @@ export function batchOffsets(spec: MatmulSpec, z: number): [number, number] {
  * ascending order in float64 and rounded to f32 once, at the end, so the result does not
  * depend on how the loops are blocked. Four rows of A share each pass over a row of B (one
  * load of `B[p, j]` feeds four accumulators), and a transposed B is first copied to `[k, n]`
- * so the inner loop reads it contiguously. Returns contiguous `[...batch, m, n]` f32 storage.
+ * so the inner loop reads it contiguously. Returns contiguous `[...batch, m, n]` storage of
+ * the spec's dtype (f16 sums in float64 too, rounded once to f16).
  */
 export function matmulCpu(
   device: CpuDevice,
@@ -36,7 +38,7 @@ export function matmulCpu(
   const { m, n, k, transA, transB } = spec;
   const A = a.data;
   const count = batchCount(spec);
-  const out = new Float32Array(count * m * n);
+  const out = dtypeInfo(spec.dtype ?? "f32").create(count * m * n);
   const rows = [0, 1, 2, 3].map(() => new Float64Array(n));
   const [r0, r1, r2, r3] = rows;
   const [ai, ap] = transA ? [1, m] : [k, 1];

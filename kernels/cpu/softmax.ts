@@ -5,22 +5,24 @@
  * @module
  */
 import type { KernelTable } from "../backend.ts";
+import { type DType, dtypeInfo } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
 import type { ReduceLayout, SoftmaxSpec } from "../specs/reduce.ts";
 
 /**
- * Softmax (or log-softmax when `log`) of f32 `x` over `n` of `[outer, n, inner]`, max-shifted
- * so large logits do not overflow. A slice of only `-inf` gives softmax 0 and log-softmax
- * `-inf`. Returns a new f32 storage of the same layout.
+ * Softmax (or log-softmax when `log`) of `x` (f32 or f16) over `n` of `[outer, n, inner]`,
+ * max-shifted so large logits do not overflow. A slice of only `-inf` gives softmax 0 and
+ * log-softmax `-inf`. Returns a new storage of the same layout and `dtype`.
  */
 export function softmaxCpu(
   device: CpuDevice,
   x: CpuStorage,
   { outer, n, inner }: ReduceLayout,
   log: boolean,
+  dtype: DType = "f32",
 ): CpuStorage {
   const src = x.data;
-  const out = new Float32Array(outer * n * inner);
+  const out = dtypeInfo(dtype).create(outer * n * inner);
   for (let o = 0; o < outer; o++) {
     for (let k = 0; k < inner; k++) {
       const at = (j: number) => (o * n + j) * inner + k;
@@ -46,6 +48,7 @@ export function softmaxCpu(
 
 /** The softmax family's kernels. */
 export const softmaxKernels: KernelTable = {
-  softmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, false),
-  logSoftmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, true),
+  softmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) => softmaxCpu(d, x, s, false, s.dtype),
+  logSoftmax: (d: CpuDevice, [x]: CpuStorage[], s: SoftmaxSpec) =>
+    softmaxCpu(d, x, s, true, s.dtype),
 };

@@ -19,6 +19,8 @@ export function orderedKeys(data: TypedArray, dtype: DType, descending: boolean)
   const n = data.length;
   const out = new Uint32Array(n);
   const flip = descending ? 0xffffffff : 0;
+  // f16 widens exactly to f32, which keeps its order.
+  if (dtype === "f16") return orderedKeys(Float32Array.from(data), "f32", descending);
   if (dtype === "f32") {
     const bits = new Uint32Array(data.buffer, data.byteOffset, n);
     for (let i = 0; i < n; i++) {

@@ -1,9 +1,10 @@
 /**
- * Spec of the matmul kernel (inputs `a`, `b`; output f32): a batch of `[m, k] @ [k, n]`
+ * Spec of the matmul kernel (inputs `a`, `b`; output of the spec's dtype): a batch of `[m, k] @ [k, n]`
  * products whose operands may be stored transposed and whose batch indices broadcast through
  * per-operand strides (0 on broadcast axes).
  * @module
  */
+import type { DType } from "../dtype.ts";
 
 /** How one batched matmul reads its operands. Every count is in elements. */
 export interface MatmulSpec {
@@ -23,6 +24,8 @@ export interface MatmulSpec {
   readonly transA: boolean;
   /** B is stored `[n, k]` and read transposed. */
   readonly transB: boolean;
+  /** Dtype of both operands and the result, `f32` (the default) or `f16`; sums run in f32. */
+  readonly dtype?: DType;
 }
 
 /** Number of matrices in the output batch. */

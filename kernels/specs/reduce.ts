@@ -51,4 +51,7 @@ export interface ArgReduceSpec {
 }
 
 /** Spec of `softmax` and `logSoftmax` (input f32 `x`; output of its shape). */
-export type SoftmaxSpec = ReduceLayout;
+export type SoftmaxSpec = ReduceLayout & {
+  /** Dtype of the input and the result, `f32` (the default) or `f16`; sums run in f32. */
+  readonly dtype?: DType;
+};

@@ -102,6 +102,8 @@ export class WasmDevice extends AccountedDevice implements Device {
     switch (dtype) {
       case "f32":
         return new Float32Array(buf, storage.offset, size);
+      case "f16":
+        return new Float16Array(buf, storage.offset, size);
       case "i32":
         return new Int32Array(buf, storage.offset, size);
       case "u32":

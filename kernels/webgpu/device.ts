@@ -48,6 +48,32 @@ export const ro = (b: number, name: string, t: string): string =>
 export const rw = (b: number, name: string, t: string): string =>
   `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
 
+/** The WebGPU feature that f16 storage (`array<f16>` in shaders) needs. */
+export const F16_FEATURE = "shader-f16";
+
+/**
+ * Throws a TypeError naming the missing `shader-f16` feature when `features` lacks it: f16
+ * tensors live on the GPU as `array<f16>`, which needs the feature (and `enable f16;`).
+ */
+export function requireF16(
+  features: { has(name: string): boolean },
+  adapter: string,
+  what = "f16 tensors",
+): void {
+  if (!features.has(F16_FEATURE)) {
+    throw new TypeError(
+      `webgpu: ${what} need the WebGPU feature "${F16_FEATURE}", which the adapter ` +
+        `(${adapter}) does not offer; use f32, or the cpu device for f16`,
+    );
+  }
+}
+
+/** Whether WGSL source uses the `f16` type (it then needs `enable f16;`). */
+const USES_F16 = /\bf16\b/;
+
+/** Rounds a byte count up to whole 32-bit words (buffer copies and writes move words). */
+const words = (bytes: number) => Math.ceil(bytes / 4) * 4;
+
 /** The WebGPU device. */
 export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
@@ -89,7 +115,7 @@ export class GpuDevice extends AccountedDevice implements Device {
     if (!adapter) return null;
     const l = adapter.limits;
     const device = await adapter.requestDevice({
-      requiredFeatures: profilingFeatures(adapter),
+      requiredFeatures: optionalFeatures(adapter),
       requiredLimits: {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
         maxBufferSize: l.maxBufferSize,
@@ -107,6 +133,7 @@ export class GpuDevice extends AccountedDevice implements Device {
   }
 
   alloc(dtype: DType, size: number): GpuStorage {
+    if (dtype === "f16") requireF16(this.device.features, this.description);
     const bytes = this.#bytes(dtype, size);
     const { buffer } = this.pool.acquire(bytes);
     this.acct.add(bytes);
@@ -114,20 +141,24 @@ export class GpuDevice extends AccountedDevice implements Device {
   }
 
   upload(data: TypedArray, dtype: DType): GpuStorage {
+    if (dtype === "f16") requireF16(this.device.features, this.description);
     const bytes = this.#bytes(dtype, data.length);
     const { buffer, fresh } = this.pool.acquire(bytes);
     this.acct.add(bytes);
     // Deno's queue.writeBuffer panics on an empty write: an empty tensor needs no data.
     if (bytes === 0) return new GpuStorage(buffer, bytes);
-    const words = dtype === "bool" ? Uint32Array.from(data) : data;
-    const src = new Uint8Array(words.buffer as ArrayBuffer, words.byteOffset, bytes);
+    const elems = dtype === "bool" ? Uint32Array.from(data) : data;
+    const view = new Uint8Array(elems.buffer as ArrayBuffer, elems.byteOffset, bytes);
+    // Queue writes move whole words: an odd number of f16 elements gets a zero pad.
+    let src = view;
+    if (bytes % 4) (src = new Uint8Array(words(bytes))).set(view);
     if (fresh) {
       // A new buffer is not referenced by pending commands, so a queue write is safe.
       this.device.queue.writeBuffer(buffer, 0, src);
     } else {
       // A reused buffer may still be read by pending commands: copy in command order.
       const staging = this.device.createBuffer({
-        size: Math.ceil(bytes / 4) * 4,
+        size: words(bytes),
         usage: GPUBufferUsage.COPY_SRC,
         mappedAtCreation: true,
       });
@@ -141,15 +172,15 @@ export class GpuDevice extends AccountedDevice implements Device {
 
   async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
     const s = storage as GpuStorage;
-    const bytes = Math.max(4, size * 4);
+    const bytes = size * this.elementBytes(dtype);
     const out = this.device.createBuffer({
-      size: bytes,
+      size: Math.max(4, words(bytes)),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    if (size > 0) this.#endPass().copyBufferToBuffer(s.buffer, 0, out, 0, size * 4);
+    if (size > 0) this.#endPass().copyBufferToBuffer(s.buffer, 0, out, 0, words(bytes));
     this.flush();
     await out.mapAsync(GPUMapMode.READ);
-    const raw = out.getMappedRange().slice(0, size * 4);
+    const raw = out.getMappedRange().slice(0, bytes);
     out.unmap();
     out.destroy();
     this.#throwErrors();
@@ -228,11 +259,16 @@ export class GpuDevice extends AccountedDevice implements Device {
     if (++this.#pending >= MAX_BATCH) this.flush();
   }
 
-  /** Returns the cached pipeline for a WGSL source, compiling it once. */
+  /**
+   * Returns the cached pipeline for a WGSL source, compiling it once. Source using `f16`
+   * gets `enable f16;` (and a TypeError when the device lacks `shader-f16`).
+   */
   pipeline(code: string): GPUComputePipeline {
     let p = this.#pipelines.get(code);
     if (!p) {
-      const module = this.device.createShaderModule({ code });
+      const f16 = USES_F16.test(code);
+      if (f16) requireF16(this.device.features, this.description, "f16 kernels");
+      const module = this.device.createShaderModule({ code: f16 ? `enable f16;\n${code}` : code });
       p = this.device.createComputePipeline({
         layout: "auto",
         compute: { module, entryPoint: "main" },
@@ -314,9 +350,14 @@ export class GpuDevice extends AccountedDevice implements Device {
     return this.#pass;
   }
 
-  /** Every dtype takes one 32-bit word per element (bool included). */
-  elementBytes(_dtype: DType): number {
-    return 4;
+  /** Whether the device has `shader-f16`, so it can hold and compute f16 tensors. */
+  get hasF16(): boolean {
+    return this.device.features.has(F16_FEATURE);
+  }
+
+  /** f16 takes 2 bytes per element; every other dtype one 32-bit word (bool included). */
+  elementBytes(dtype: DType): number {
+    return dtype === "f16" ? 2 : 4;
   }
   /** The device-level guard; `maxBytes` is the adapter's binding/buffer size limit. */
   #bytes(dtype: DType, size: number): number {
@@ -344,7 +385,10 @@ export class GpuDevice extends AccountedDevice implements Device {
   }
 }
 
-/** `timestamp-query` when the adapter has it (used only while a profile is open). */
-function profilingFeatures(adapter: GPUAdapter): GPUFeatureName[] {
-  return adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+/**
+ * The optional features the adapter has: `timestamp-query` (used only while a profile is
+ * open) and `shader-f16` (f16 tensors).
+ */
+function optionalFeatures(adapter: GPUAdapter): GPUFeatureName[] {
+  return (["timestamp-query", F16_FEATURE] as const).filter((f) => adapter.features.has(f));
 }

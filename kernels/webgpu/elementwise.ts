@@ -2,6 +2,10 @@
  * WebGPU elementwise kernels: one generated shader per (expression, dtypes, rank, layout),
  * reading up to 3 strided inputs (broadcast, transposed or sliced) and writing a contiguous
  * output. Shapes and strides travel as uniforms, so one pipeline serves every shape of a rank.
+ *
+ * f16 data is stored as `array<f16>` but computed in f32: loads widen it, the store rounds the
+ * f32 result once (to nearest even, see {@linkcode TO_F16}), so expressions see f32 values
+ * and both backends agree up to f16 rounding.
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
@@ -9,14 +13,15 @@ import { collapse, contiguousStrides, sizeOf, type StridedInput } from "../strid
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
 import type { KernelTable } from "../backend.ts";
 import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
-import { WGSL_ELEMENTWISE, type WgslOp } from "./elementwise_ops.ts";
+import { computeType, TO_F16, WGSL_ELEMENTWISE, type WgslOp } from "./elementwise_ops.ts";
 
 const MAX_RANK = 8;
 const NAMES = ["a", "b", "c"];
 
 /**
- * Runs `expr` (WGSL over `a`, `b`, `c`, of the inputs' WGSL types) per output element.
- * `helpers` is WGSL placed before `main` (functions the expression calls).
+ * Runs `expr` (WGSL over `a`, `b`, `c`, of the inputs' WGSL types, f32 for f16 inputs) per
+ * output element; its value is of the output's type (f32 for an f16 output). `helpers` is
+ * WGSL placed before `main` (functions the expression calls).
  */
 export function elementwiseGpu(
   device: GpuDevice,
@@ -54,7 +59,11 @@ export function elementwiseGpu(
       index.push("}");
     }
   }
-  const loads = inputs.map((_, j) => `let ${NAMES[j]} = in${j}[${plain[j] ? "i" : `j${j}`}];`);
+  const loads = inputs.map((x, j) => {
+    const v = `in${j}[${plain[j] ? "i" : `j${j}`}]`;
+    return `let ${NAMES[j]} = ${x.dtype === "f16" ? `f32(${v})` : v};`;
+  });
+  const half = outDtype === "f16";
   const code = `
 struct P { n: u32, o0: u32, o1: u32, o2: u32, ${vec("shape")} ${
     inputs.map((_, j) => vec(`s${j}`)).join(" ")
@@ -63,13 +72,14 @@ ${decl}
 @group(0) @binding(${k}) var<storage, read_write> out: array<${dtypeInfo(outDtype).wgsl}>;
 @group(0) @binding(${k + 1}) var<uniform> p: P;
 ${helpers}
+${half ? TO_F16 : ""}
 @compute @workgroup_size(${WG})
 fn main(${FLAT_ARGS}) {
   ${FLAT_INDEX}
   if (i >= p.n) { return; }
   ${index.join("\n  ")}
   ${loads.join("\n  ")}
-  out[i] = ${expr};
+  out[i] = ${half ? `to_f16_(${expr})` : expr};
 }`;
   const params = new Uint32Array(4 + 8 * (1 + k));
   params[0] = n;
@@ -90,7 +100,9 @@ function kernelOf(op: WgslOp) {
   return (d: GpuDevice, inputs: GpuStorage[], s: ElementwiseSpec) =>
     elementwiseGpu(
       d,
-      typeof expr === "string" ? expr : expr(s.inputs[0]?.dtype ?? s.dtype, s.dtype),
+      typeof expr === "string"
+        ? expr
+        : expr(computeType(s.inputs[0]?.dtype ?? s.dtype), computeType(s.dtype)),
       stridedInputs(inputs, s),
       s.shape,
       s.dtype,

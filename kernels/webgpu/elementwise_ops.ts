@@ -2,7 +2,8 @@
  * The WGSL expression of every elementwise op, keyed by the op's kernel name (the same names as
  * the CPU table, `kernels/cpu/elementwise_ops.ts`). An entry is an expression over `a`, `b`,
  * `c` (the inputs, of their dtypes' WGSL types), or `{ expr, helpers }` where the expression
- * depends on the dtypes or calls WGSL helper functions placed before `main`.
+ * depends on the dtypes or calls WGSL helper functions placed before `main`. Expressions see
+ * f16 data as f32 (see {@linkcode computeType}).
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
@@ -16,6 +17,41 @@ export type WgslOp = string | {
   /** WGSL functions the expression calls. */
   readonly helpers?: string;
 };
+
+/** The dtype an expression computes in: f16 is widened to f32 on load and rounded on store. */
+export const computeType = (t: DType): DType => (t === "f16" ? "f32" : t);
+
+/**
+ * `to_f16_(x)` (and `to_f16x4_` for vec4s): f32 to f16 rounded to nearest even on the bits, NaN kept, overflow to
+ * infinity, subnormals kept: WGSL leaves `f16(x)` of an out-of-range `x` undefined and lets
+ * in-range conversions round either way, so the CPU's Float16Array store is matched exactly.
+ */
+export const TO_F16 = `
+fn to_f16_(x: f32) -> f16 {
+  let b = bitcast<u32>(x);
+  let m = b & 0x7fffffffu;
+  var h = 0u;
+  if (m > 0x7f800000u) {
+    h = 0x7e00u;
+  } else if (m >= 0x477ff000u) {
+    h = 0x7c00u;
+  } else if (m >= 0x38800000u) {
+    h = (m - 0x38000000u) >> 13u;
+    let r = m & 0x1fffu;
+    if (r > 0x1000u || (r == 0x1000u && (h & 1u) == 1u)) { h += 1u; }
+  } else if (m >= 0x33000000u) {
+    let s = 126u - (m >> 23u);
+    let f = (m & 0x7fffffu) | 0x800000u;
+    h = f >> s;
+    let r = f & ((1u << s) - 1u);
+    let half = 1u << (s - 1u);
+    if (r > half || (r == half && (h & 1u) == 1u)) { h += 1u; }
+  }
+  return f16(unpack2x16float(((b >> 16u) & 0x8000u) | h).x);
+}
+fn to_f16x4_(v: vec4<f32>) -> vec4<f16> {
+  return vec4<f16>(to_f16_(v.x), to_f16_(v.y), to_f16_(v.z), to_f16_(v.w));
+}`;
 
 /** The WGSL zero literal of a dtype's storage type. */
 const zeroOf = (t: DType) => `${dtypeInfo(t).wgsl}(0)`;

@@ -28,6 +28,7 @@ import {
   WG,
 } from "./device.ts";
 import { sortByKey } from "./scan.ts";
+import { TO_F16 } from "./elementwise_ops.ts";
 import type { AlongLayout, AxisLayout } from "../specs/indexing.ts";
 import type { KernelTable } from "../backend.ts";
 import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
@@ -229,7 +230,10 @@ function segmentCombine(
   const starts = device.alloc("u32", n + 1);
   device.run({ code: STARTS }, [keys, starts], grid(n + 1), new Uint32Array([n, m]));
   const { e, w } = combine ? { e: dtypeInfo(dtype).wgsl, w: inner } : lanes(dtype, inner);
-  const u = "upd[(base + perm[s]) * p.w + b]";
+  // f16 sums run in f32 and round once on store.
+  const half = dtype === "f16" && !combine;
+  const wide = (x: string) => (half ? `${e.replace("f16", "f32")}(${x})` : x);
+  const u = wide("upd[(base + perm[s]) * p.w + b]");
   const code = `struct P { total: u32, m: u32, w: u32, n: u32 }
 ${ro(0, "x", e)}
 ${ro(1, "upd", e)}
@@ -238,14 +242,15 @@ ${ro(3, "perm", "u32")}
 ${rw(4, "out", e)}
 ${uni(5)}
 ${combine ?? ""}
+${half ? TO_F16 : ""}
 ${ROW_MAIN}
   let j = t % p.n;
   let base = (t / p.n) * p.m;
-  var acc = x[i];
+  var acc = ${wide("x[i]")};
   for (var s = starts[j]; s < starts[j + 1u]; s++) { ${
     combine ? `acc = combine(acc, ${u});` : `acc += ${u};`
   } }
-  out[i] = acc;
+  out[i] = ${half ? `${e.startsWith("vec4") ? "to_f16x4_" : "to_f16_"}(acc)` : "acc"};
 }`;
   const total = outer * n * w;
   const out = device.alloc(dtype, outer * n * inner);

@@ -10,13 +10,16 @@
  * and columns as vec4s; operands whose rows are K-contiguous are transposed while being stored.
  * Bounds checks are emitted only for the dimensions that are not tile multiples. Every
  * thread's rows sit at stride `4 * wy` (columns at `4 * wx`) so a warp reads shared memory
- * without bank conflicts. Batches use the z dimension of the dispatch.
+ * without bank conflicts. Batches use the z dimension of the dispatch. f16 operands are
+ * widened to f32 as they are loaded (shared tiles and sums stay f32) and C is rounded to f16
+ * once, as it is stored.
  * @module
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import { collapse } from "../strided.ts";
 import type { KernelTable } from "../backend.ts";
+import { TO_F16 } from "./elementwise_ops.ts";
 
 /** A tile configuration: threads per workgroup (`wx * wy`), outputs per thread, K step. */
 export interface TileConfig {
@@ -54,6 +57,8 @@ export interface Variant extends TileConfig {
   readonly checkK: boolean;
   /** Batch dimensions left after merging (decoded per workgroup). */
   readonly batchDims: number;
+  /** A, B and C are f16: loads widen to f32 (products sum in f32), the store rounds. */
+  readonly half?: boolean;
 }
 
 /** A variant with its merged batch layout and dispatch grid. */
@@ -142,6 +147,14 @@ function generate(v: Variant): string {
   const sa = bk * bm / 4, sb = bk * bn / 4; // vec4s per shared buffer
   const L: string[] = [];
   const e = (s: string) => L.push(s);
+  // f16 operands are widened as they are loaded, and C rounded once as it is stored.
+  const wide = (x: string, vec: boolean) => v.half ? `${vec ? "vec4<f32>" : "f32"}(${x})` : x;
+  const narrow = (x: string, vec: boolean) =>
+    !v.half
+      ? x
+      : vec
+      ? `vec4<f16>(${[0, 1, 2, 3].map((j) => `to_f16_(${x}[${j}])`).join(", ")})`
+      : `to_f16_(${x})`;
 
   // --- global -> registers -> shared, for one operand ---
   // `direct`: stored rows run along K (row index k, contiguous along the tile's M/N);
@@ -176,16 +189,17 @@ function generate(v: Variant): string {
         const idx4 = direct
           ? `${off}4 + ${k} * (p.${dim} / 4u) + ${r} / 4u`
           : `${off}4 + ${r} * (p.k / 4u) + ${k} / 4u`;
+        const x = wide(`${X}[${idx4}]`, true);
         load.push(
           c.length
-            ? `${regs[l]} = vec4<f32>(0.0); if (${c.join(" && ")}) { ${regs[l]} = ${X}[${idx4}]; }`
-            : `${regs[l]} = ${X}[${idx4}];`,
+            ? `${regs[l]} = vec4<f32>(0.0); if (${c.join(" && ")}) { ${regs[l]} = ${x}; }`
+            : `${regs[l]} = ${x};`,
         );
       } else {
         load.push(`${regs[l]} = vec4<f32>(0.0);`);
         for (let j = 0; j < 4; j++) {
           const c = conds(j);
-          const s = `${regs[l]}[${j}] = ${X}[${at} + ${j}u];`;
+          const s = `${regs[l]}[${j}] = ${wide(`${X}[${at} + ${j}u]`, false)};`;
           load.push(c.length ? `if (${c.join(" && ")}) { ${s} }` : s);
         }
       }
@@ -208,7 +222,8 @@ function generate(v: Variant): string {
 
   const la = loader("A", v.transA, v.vecA, bm, "m");
   const lb = loader("B", !v.transB, v.vecB, bn, "n");
-  const ty = (t: boolean) => (t ? "vec4<f32>" : "f32");
+  const scalar = v.half ? "f16" : "f32";
+  const ty = (t: boolean) => (t ? `vec4<${scalar}>` : scalar);
 
   e(`struct P { m: u32, n: u32, k: u32, z0: u32, x0: u32, y0: u32, nx: u32, ny: u32,`);
   e(`  shape: array<vec4<u32>, 2>, sa: array<vec4<u32>, 2>, sb: array<vec4<u32>, 2> }`);
@@ -216,6 +231,7 @@ function generate(v: Variant): string {
   e(`@group(0) @binding(1) var<storage, read> B: array<${ty(v.vecB)}>;`);
   e(`@group(0) @binding(2) var<storage, read_write> C: array<${ty(v.vecC)}>;`);
   e(`@group(0) @binding(3) var<uniform> p: P;`);
+  if (v.half) e(TO_F16);
   e(`var<workgroup> As: array<vec4<f32>, ${2 * sa}>;`);
   e(`var<workgroup> Bs: array<vec4<f32>, ${2 * sb}>;`);
   e(`@compute @workgroup_size(${wx}, ${wy})`);
@@ -294,9 +310,9 @@ function generate(v: Variant): string {
         Boolean,
       );
       const body = v.vecC
-        ? `C[cOff / 4u + r * (p.n / 4u) + c / 4u] = c${i}_${q};`
+        ? `C[cOff / 4u + r * (p.n / 4u) + c / 4u] = ${narrow(`c${i}_${q}`, true)};`
         : [0, 1, 2, 3].map((j) => {
-          const s = `C[cOff + r * p.n + c + ${j}u] = c${i}_${q}[${j}];`;
+          const s = `C[cOff + r * p.n + c + ${j}u] = ${narrow(`c${i}_${q}[${j}]`, false)};`;
           return v.checkN ? `if (c + ${j}u < p.n) { ${s} }` : s;
         }).join(" ");
       e(`    { let c = ${col}; ${
@@ -334,6 +350,7 @@ export function planMatmul(spec: MatmulSpec, tile: TileConfig): MatmulPlan {
     checkN: n % bn !== 0,
     checkK: k % tile.bk !== 0,
     batchDims: merged.shape.length,
+    half: spec.dtype === "f16",
   };
   return { variant, merged, nx, ny, nz };
 }
@@ -358,7 +375,7 @@ export function matmulGpu(
 ): GpuStorage {
   const { m, n, k } = spec;
   const count = batchCount(spec);
-  const out = device.alloc("f32", count * m * n);
+  const out = device.alloc(spec.dtype ?? "f32", count * m * n);
   if (count * m * n === 0) return out;
   const cfg = fit(tile ?? chooseTile(m, n, count), device.device.limits);
   const { variant, merged, nx, ny, nz } = planMatmul(spec, cfg);

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Backend, KernelTable } from "../backend.ts";
+import type { DType } from "../dtype.ts";
 import { GpuDevice } from "./device.ts";
 import { blockSparseKernels } from "./block_sparse.ts";
 import { cumprodKernels } from "./cumprod.ts";
@@ -36,6 +37,40 @@ export const WEBGPU_KERNELS: KernelTable = {
   ...blockSparseKernels,
 };
 
+/**
+ * The kernels with an f16 path (they widen f16 to f32 to compute and round on store, or only
+ * move f16 values): elementwise ops, data movement, gathers and their scatter-add adjoints,
+ * reductions, softmax and matmul.
+ */
+export const WEBGPU_F16_KERNELS: ReadonlySet<string> = new Set([
+  ...Object.keys(elementwiseKernels),
+  ...Object.keys(reduceKernels),
+  ...Object.keys(softmaxKernels),
+  "matmul",
+  "place",
+  "take",
+  "takeAlongAxis",
+  "scatterAdd",
+  "scatterAddAlongAxis",
+  "oneHot",
+  "gatherByIndex",
+  "scatterByIndex",
+]);
+
+/**
+ * Throws a TypeError when f16 data reaches a WebGPU kernel without an f16 path (sorting,
+ * scans, scatters, attention), instead of a shader compile error; true otherwise.
+ */
+export function checkF16Kernel(kernel: string, dtypes: readonly DType[]): true {
+  if (dtypes.includes("f16") && !WEBGPU_F16_KERNELS.has(kernel)) {
+    throw new TypeError(
+      `webgpu: kernel "${kernel}" has no f16 version yet; cast the input to f32 first ` +
+        "(or run it on the cpu device)",
+    );
+  }
+  return true;
+}
+
 /** The WebGPU backend on the best adapter, or null when there is none. */
 export async function createWebgpuBackend(): Promise<Backend | null> {
   const device = await GpuDevice.create();
@@ -45,6 +80,7 @@ export async function createWebgpuBackend(): Promise<Backend | null> {
     name: "webgpu",
     device,
     kernels: WEBGPU_KERNELS,
+    accepts: (kernel, _spec, dtypes) => checkF16Kernel(kernel, dtypes),
     // The fused chunk-attention shaders bind more storage buffers than some adapters allow.
     supports: (kernel) => !kernel.startsWith("chunkAttention") || buffers >= CHUNK_ATTN_MAX_BUFFERS,
   };

@@ -16,7 +16,8 @@
  * max/min/argmax/argmin propagate NaN (tested on the bits, so fast-math cannot drop it) and
  * argmax/argmin pick the first index among equal values, as on the CPU. Integer sums wrap.
  * Float sums run in f32 in a tree order, so they differ from the float64 CPU reference by
- * rounding only.
+ * rounding only. f16 input is widened to f32 as it is loaded, partials stay f32, and only the
+ * final write rounds to f16 (so long f16 rows sum as accurately as f32 ones).
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
@@ -25,9 +26,10 @@ import type { ArgReduceOp, ArgReduceSpec, ReduceLayout, ReduceOp } from "../spec
 import { type ReduceSpec, reduceTable } from "../specs/reduce.ts";
 import type { KernelTable } from "../backend.ts";
 import { elementwiseGpu } from "./elementwise.ts";
+import { computeType, TO_F16 } from "./elementwise_ops.ts";
 
 type Op = ReduceOp | ArgReduceOp;
-type Wgsl = "f32" | "i32" | "u32";
+type Wgsl = "f32" | "f16" | "i32" | "u32";
 
 /** Workgroups a row reduction should reach before long rows are cut into segments. */
 const TARGET_GROUPS = 1024;
@@ -83,13 +85,15 @@ fn better(b: f32, a: f32) -> bool { return !isnan_(a) && (isnan_(b) || b ${cmp} 
 }
 
 /**
- * One pass: `op` over input of WGSL type `inT`, accumulated in `accT`. Arg ops read indices
- * of partials from `xi` when `idxIn`, and write values to `outv` as well when `partial`.
+ * One pass: `op` over input of WGSL type `inT`, accumulated in `accT` (never f16) and written
+ * as `outT`. Arg ops read indices of partials from `xi` when `idxIn`, and write values to
+ * `outv` as well when `partial`.
  */
 interface Pass {
   op: Op;
   inT: Wgsl;
   accT: Wgsl;
+  outT: Wgsl;
   idxIn: boolean;
   partial: boolean;
 }
@@ -97,11 +101,11 @@ interface Pass {
 const isArg = (op: Op) => op === "argmax" || op === "argmin";
 
 /** Bindings, the loop over one row or column segment, and the final write of both kernels. */
-function parts({ op, inT, accT, idxIn, partial }: Pass) {
+function parts({ op, inT, accT, outT, idxIn, partial }: Pass) {
   const arg = isArg(op);
   const binds = [`var<storage, read> x: array<${inT}>;`];
   if (idxIn) binds.push("var<storage, read> xi: array<i32>;");
-  binds.push(`var<storage, read_write> out: array<${arg ? "i32" : accT}>;`);
+  binds.push(`var<storage, read_write> out: array<${arg ? "i32" : outT}>;`);
   if (partial) binds.push(`var<storage, read_write> outv: array<${accT}>;`);
   binds.push("var<uniform> p: P;");
   const use = (at: string, j: string, v: string) =>
@@ -115,7 +119,7 @@ function parts({ op, inT, accT, idxIn, partial }: Pass) {
   return {
     head: `struct P { outer: u32, n: u32, inner: u32, nb: u32, seg: u32 }
 ${binds.map((b, i) => `@group(0) @binding(${i}) ${b}`).join("\n")}
-${betterFn(op, accT)}`,
+${betterFn(op, accT)}${!arg && outT === "f16" ? TO_F16 : ""}`,
     init: `var acc = ${identity(op, accT)};${arg ? " var ai = 0xffffffffu;" : ""}`,
     /**
      * Visits `j = first, first + stride, ... < end` in order, four at a time with the loads
@@ -131,7 +135,9 @@ ${betterFn(op, accT)}`,
   for (; j < end; j += ${stride}u) { let v0 = ${accT}(x[${at("j")}]); ${use(at("j"), "j", "v0")} }`;
     },
     write: (o: string, v: string, i: string) =>
-      arg ? `out[${o}] = i32(${i});${partial ? ` outv[${o}] = ${v};` : ""}` : `out[${o}] = ${v};`,
+      arg
+        ? `out[${o}] = i32(${i});${partial ? ` outv[${o}] = ${v};` : ""}`
+        : `out[${o}] = ${outT === "f16" ? `to_f16_(${v})` : v};`,
   };
 }
 
@@ -203,7 +209,8 @@ function segments({ outer, n, inner }: ReduceLayout): number {
 
 /**
  * Reduces `x` (with partial indices `xi` for arg ops after a first pass) over `n`. Returns the
- * `[outer, inner]` result: values of `accDtype`, or i32 indices for arg ops.
+ * `[outer, inner]` result: values of `outDtype`, or i32 indices for arg ops. Values are
+ * accumulated, and partials kept, in `outDtype`'s compute type (f32 for f16).
  */
 function reduceLayout(
   device: GpuDevice,
@@ -212,19 +219,22 @@ function reduceLayout(
   xi: GpuStorage | null,
   layout: ReduceLayout,
   inDtype: DType,
-  accDtype: DType,
+  outDtype: DType,
 ): GpuStorage {
   const { outer, n, inner } = layout;
   const arg = isArg(op);
   const nb = segments(layout);
+  const accDtype = computeType(outDtype);
+  const partDtype = nb > 1 ? accDtype : outDtype;
   const pass: Pass = {
     op,
     inT: dtypeInfo(inDtype).wgsl,
     accT: dtypeInfo(accDtype).wgsl,
+    outT: dtypeInfo(partDtype).wgsl,
     idxIn: xi !== null,
     partial: arg && nb > 1,
   };
-  const out = device.alloc(arg ? "i32" : accDtype, outer * nb * inner);
+  const out = device.alloc(arg ? "i32" : partDtype, outer * nb * inner);
   const vals = pass.partial ? device.alloc(accDtype, outer * nb * inner) : null;
   const params = new Uint32Array([outer, n, inner, nb, Math.ceil(n / nb)]);
   const buffers = [x, ...(xi ? [xi] : []), out, ...(vals ? [vals] : [])];
@@ -237,8 +247,8 @@ function reduceLayout(
   if (nb === 1) return out;
   const next = { outer, n: nb, inner };
   const result = arg
-    ? reduceLayout(device, op, vals!, out, next, accDtype, accDtype)
-    : reduceLayout(device, op, out, null, next, accDtype, accDtype);
+    ? reduceLayout(device, op, vals!, out, next, accDtype, outDtype)
+    : reduceLayout(device, op, out, null, next, accDtype, outDtype);
   device.free(out);
   if (vals) device.free(vals);
   return result;

@@ -2,8 +2,8 @@
  * WebGPU "place" kernel behind concat, pad and the slice gradient: a fresh output, optionally
  * filled with a constant, into which each input is written by one dispatch through strides.
  *
- * Every dtype is 4 bytes on the GPU and these kernels only move bits, so they treat all data as
- * `u32` words: one pipeline per rank serves every dtype. Index arithmetic is in `u32`, which
+ * These kernels only move bits, so they treat 4-byte dtypes as `u32` words (one pipeline per
+ * rank serves them all) and f16 as `f16` halves. Index arithmetic is in `u32`, which
  * wraps, so negative strides (reversed steps) sent as their two's complement land right.
  * @module
  */
@@ -16,19 +16,23 @@ import { placed, type PlaceSpec } from "../specs/slicing.ts";
 
 const MAX_RANK = 8;
 
-const FILL = `
+/** The WGSL element type the place kernels move `dtype` as. */
+const word = (dtype: DType) => (dtype === "f16" ? "f16" : "u32");
+
+/** The fill shader: f16 takes the low half of the bits. */
+const fillCode = (t: string) => `
 struct P { n: u32, bits: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read_write> out: array<${t}>;
 @group(0) @binding(1) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(${FLAT_ARGS}) {
   ${FLAT_INDEX}
   if (i >= p.n) { return; }
-  out[i] = p.bits;
+  out[i] = ${t === "f16" ? "f16(unpack2x16float(p.bits).x)" : "p.bits"};
 }`;
 
 /** The copy shader for a (collapsed) piece rank: thread `i` reads `src[i]`. */
-function copyCode(rank: number): string {
+function copyCode(rank: number, t: string): string {
   const index: string[] = [];
   for (let d = rank - 1; d >= 0; d--) {
     const at = `[${d >> 2}][${d & 3}]`;
@@ -40,8 +44,8 @@ function copyCode(rank: number): string {
   }
   return `
 struct P { n: u32, off: u32, shape: array<vec4<u32>, 2>, s: array<vec4<u32>, 2> }
-@group(0) @binding(0) var<storage, read> src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read> src: array<${t}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${t}>;
 @group(0) @binding(2) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(${FLAT_ARGS}) {
@@ -58,6 +62,7 @@ fn main(${FLAT_ARGS}) {
 function fillBits(dtype: DType, value: number): number {
   const v = dtypeInfo(dtype).coerce(value);
   if (dtype === "f32") return new Uint32Array(new Float32Array([v]).buffer)[0];
+  if (dtype === "f16") return new Uint16Array(new Float16Array([v]).buffer)[0];
   return v >>> 0;
 }
 
@@ -75,7 +80,8 @@ export function placeGpu(
   const out = device.alloc(dtype, size);
   if (size === 0) return out;
   if (fill !== undefined) {
-    device.run({ code: FILL }, [out], grid(size), new Uint32Array([size, fillBits(dtype, fill)]));
+    const params = new Uint32Array([size, fillBits(dtype, fill)]);
+    device.run({ code: fillCode(word(dtype)) }, [out], grid(size), params);
   }
   for (const piece of pieces) {
     let n = 1;
@@ -95,7 +101,8 @@ export function placeGpu(
       params[4 + d] = shape[d];
       params[12 + d] = st[d];
     }
-    device.run({ code: copyCode(rank) }, [piece.storage as GpuStorage, out], grid(n), params);
+    const code = copyCode(rank, word(dtype));
+    device.run({ code }, [piece.storage as GpuStorage, out], grid(n), params);
   }
   return out;
 }

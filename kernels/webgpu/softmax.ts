@@ -1,8 +1,11 @@
 /**
  * WebGPU fused row softmax and log-softmax over the middle axis of a contiguous
- * `[outer, n, inner]` layout; layouts with `inner > 1` are transposed to rows first.
+ * `[outer, n, inner]` layout; layouts with `inner > 1` are transposed to rows first. f16 rows
+ * are widened as they are loaded, normalised in f32 and rounded once as they are written.
  * @module
  */
+import type { DType } from "../dtype.ts";
+import { TO_F16 } from "./elementwise_ops.ts";
 import type { KernelTable } from "../backend.ts";
 import { type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
 import type { ReduceLayout, SoftmaxSpec } from "../specs/reduce.ts";
@@ -18,7 +21,8 @@ const MAX_CACHED = 16;
  * of the row fits in `cached` registers the row is read once; otherwise it is streamed three
  * times (later passes mostly hit the cache).
  */
-function softmaxCode(lanes: number, log: boolean, cached: number): string {
+function softmaxCode(lanes: number, log: boolean, cached: number, half: boolean): string {
+  const x = half ? "f32(x[base + j])" : "x[base + j]";
   const tree = (combine: string) => `
   for (var s = ${lanes >> 1}u; s > 0u; s >>= 1u) {
     if (lane < s) { sh[lid] = ${combine}; }
@@ -30,17 +34,17 @@ function softmaxCode(lanes: number, log: boolean, cached: number): string {
       ? `for (var e = 0u; e < ${cached}u; e++) {
     let j = lane + e * ${lanes}u;
     ${load ? `v[e] = ${NEG_INF}; ` : ""}if (live && j < p.n) { ${
-        load ? "v[e] = x[base + j]; " : ""
+        load ? `v[e] = ${x}; ` : ""
       }let val = v[e]; ${body} }
   }`
-      : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = x[base + j]; ${body} } }`;
+      : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = ${x}; ${body} } }`;
   const keep = cached && !log ? "v[e] = y; " : "";
   const write = log ? "val - m - ls" : cached ? "val * inv" : "exp(val - m) * inv";
   return `struct P { rows: u32, n: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${half ? "f16" : "f32"}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${half ? "f16" : "f32"}>;
 @group(0) @binding(2) var<uniform> p: P;
-var<workgroup> sh: array<f32, ${WG}>;
+var<workgroup> sh: array<f32, ${WG}>;${half ? TO_F16 : ""}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -68,31 +72,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       ? "let ls = select(log(sh[first]), 0.0, empty);"
       : "let inv = select(1.0 / sh[first], 0.0, empty);"
   }
-  ${each(`out[base + j] = ${write};`)}
+  ${each(`out[base + j] = ${half ? `to_f16_(${write})` : write};`)}
 }`;
 }
 
-/** Softmax (log-softmax when `log`) of each row of an f32 `[rows, n]` storage. */
+/** Softmax (log-softmax when `log`) of each row of an f32 or f16 `[rows, n]` storage. */
 export function softmaxGpu(
   device: GpuDevice,
   x: GpuStorage,
   rows: number,
   n: number,
   log: boolean,
+  dtype: DType = "f32",
 ): GpuStorage {
-  const out = device.alloc("f32", rows * n);
+  const out = device.alloc(dtype, rows * n);
   if (rows * n === 0) return out;
   const lanes = lanesFor(n);
   let cached = 1;
   while (cached * lanes < n) cached *= 2;
-  const code = softmaxCode(lanes, log, cached <= MAX_CACHED ? cached : 0);
+  const code = softmaxCode(lanes, log, cached <= MAX_CACHED ? cached : 0, dtype === "f16");
   device.run({ code }, [x, out], grid(rows, WG / lanes), new Uint32Array([rows, n]));
   return out;
 }
 
 const softmax = (log: boolean) => (d: GpuDevice, [x]: GpuStorage[], l: SoftmaxSpec) => {
-  const run = (x: GpuStorage, l: ReduceLayout) => softmaxGpu(d, x, l.outer, l.n, log);
-  return l.inner === 1 ? run(x, l) : asRows(d, x, "f32", l, run, true);
+  const dtype = l.dtype ?? "f32";
+  const run = (x: GpuStorage, l: ReduceLayout) => softmaxGpu(d, x, l.outer, l.n, log, dtype);
+  return l.inner === 1 ? run(x, l) : asRows(d, x, dtype, l, run, true);
 };
 
 /** The softmax family's kernels. */

@@ -113,11 +113,14 @@ export function sortGpu(
   return [values, indices];
 }
 
-const PERM_HEAD = `
+/** The storage word the permutation shaders move: f16 as halves, everything else as bits. */
+type PermWord = "u32" | "f16";
+
+const permHead = (w: PermWord) => `
 struct P { total: u32, n: u32, inner: u32 }
-@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(0) var<storage, read> src: array<${w}>;
 @group(0) @binding(1) var<storage, read> idx: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<${w}>;
 @group(0) @binding(3) var<uniform> p: P;
 @compute @workgroup_size(256)
 fn main(${FLAT_ARGS}) {
@@ -129,24 +132,26 @@ fn main(${FLAT_ARGS}) {
   let k = idx[q];
   let ok = k >= 0 && u32(k) < p.n;`;
 
-const GATHER_CODE = `${PERM_HEAD}
-  var v = 0u;
+const gatherCode = (w: PermWord) =>
+  `${permHead(w)}
+  var v = ${w}(0);
   if (ok) { v = src[(rowStart + u32(k)) * p.inner + t]; }
   out[i] = v;
 }`;
 
-const SCATTER_CODE = `${PERM_HEAD}
+const scatterCode = (w: PermWord) =>
+  `${permHead(w)}
   if (ok) { out[(rowStart + u32(k)) * p.inner + t] = src[i]; }
 }`;
 
-const ZERO_CODE = `
+const zeroCode = (w: PermWord) => `
 struct P { total: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read_write> out: array<${w}>;
 @group(0) @binding(1) var<uniform> p: P;
 @compute @workgroup_size(256)
 fn main(${FLAT_ARGS}) {
   ${FLAT_INDEX}
-  if (i < p.total) { out[i] = 0u; }
+  if (i < p.total) { out[i] = ${w}(0); }
 }`;
 
 /**
@@ -163,8 +168,10 @@ function byIndexGpu(
   const out = device.alloc(dtype, total);
   if (total > 0) {
     const params = new Uint32Array([total, n, inner]);
-    if (scatter) device.run({ code: ZERO_CODE }, [out], grid(total), params);
-    device.run({ code: scatter ? SCATTER_CODE : GATHER_CODE }, [x, idx, out], grid(total), params);
+    const w: PermWord = dtype === "f16" ? "f16" : "u32";
+    if (scatter) device.run({ code: zeroCode(w) }, [out], grid(total), params);
+    const code = scatter ? scatterCode(w) : gatherCode(w);
+    device.run({ code }, [x, idx, out], grid(total), params);
   }
   return out;
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import { add, mul, sub } from "../../ops/binary.ts";
+import { add, cast, mul, sub } from "../../ops/binary.ts";
 import { equal, greaterEqual, logicalAnd, logicalNot, where } from "../../ops/compare.ts";
 import { matmul } from "../../ops/matmul.ts";
 import { sum } from "../../ops/reduce.ts";
@@ -61,11 +61,13 @@ interface Aux {
   causal: boolean;
   selfMask: boolean;
   rate: number;
+  /** The dtype whose mask constants apply (f16's under mixed precision). */
+  maskDtype: "f32" | "f16";
 }
 
 /** Masked logits of one call (fresh tensor). */
 function maskedLogits(q: Tensor, k: Tensor, a: Aux): Tensor {
-  const mv = maskValues(q.dtype);
+  const mv = maskValues(a.maskDtype);
   let l = matmul(q, k, { transposeB: true });
   const step = (next: Tensor) => (l.dispose(), l = next);
   using qp = reshape(a.qpos, [...a.qpos.shape, 1]);
@@ -214,10 +216,34 @@ export function chunkAttention(
   m: ChunkMasks,
 ): { o: Tensor; lse: Tensor } {
   for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
-    if (!(t instanceof Tensor) || t.dtype !== "f32" || t.rank < 2) {
-      throw new TypeError(`chunkAttention: ${name} must be an f32 tensor of rank >= 2`);
+    if (!(t instanceof Tensor) || !["f32", "f16"].includes(t.dtype) || t.rank < 2) {
+      throw new TypeError(`chunkAttention: ${name} must be an f32 or f16 tensor of rank >= 2`);
+    }
+    if (t.dtype !== q.dtype) {
+      throw new TypeError(`chunkAttention: q is ${q.dtype} but ${name} is ${t.dtype}`);
     }
   }
+  if (q.dtype === "f16") {
+    // Mixed precision: f16 operands with f16 mask constants, softmax statistics in f32.
+    using q32 = cast(q, "f32"), k32 = cast(k, "f32"), v32 = cast(v, "f32");
+    const { o, lse } = attend(q32, k32, v32, m, "f16");
+    try {
+      return { o: cast(o, "f16"), lse };
+    } finally {
+      o.dispose();
+    }
+  }
+  return attend(q, k, v, m, "f32");
+}
+
+/** {@linkcode chunkAttention} on f32 operands with `maskDtype`'s mask constants. */
+function attend(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  m: ChunkMasks,
+  maskDtype: "f32" | "f16",
+): { o: Tensor; lse: Tensor } {
   const drop = m.dropout && m.dropout.rate > 0 && m.dropout.key ? m.dropout : null;
   const a: Aux = {
     qpos: m.qpos,
@@ -228,6 +254,7 @@ export function chunkAttention(
     causal: m.causal,
     selfMask: m.selfMask,
     rate: drop?.rate ?? 0,
+    maskDtype,
   };
   const fused = m.impl === "fused" ||
     (m.impl !== "composed" && !drop && fusedChunkAttentionSupported(q));
@@ -265,7 +292,7 @@ function fusedPath(
   const kc = k.shape[k.rank - 2];
   const nk = (offsets?.length ?? 1) * kc;
   const rows = lead.reduce((x, y) => x * y, 1);
-  const mv = maskValues(q.dtype);
+  const mv = maskValues(a.maskDtype);
   const owned: Tensor[] = [];
   const own = (t: Tensor) => (owned.push(t), t);
   try {

@@ -17,7 +17,7 @@ import { logsumexp, softmax } from "../../ops/softmax.ts";
 import { rsqrt, square } from "../../ops/unary.ts";
 import * as random from "../../ops/random.ts";
 import { applyDropout } from "../layers/dropout.ts";
-import { showValue } from "../validate.ts";
+import { checkFloat, showValue } from "../validate.ts";
 import type { ApplyOptions } from "../layer.ts";
 import { checkDropoutRate } from "../validate.ts";
 
@@ -40,7 +40,7 @@ export interface MaskValues {
  * assert.deepEqual(nn.maskValues("f32"), { mask: -1e9, self: -1e5 });
  * ```
  */
-export function maskValues(dtype: DType | "f16"): MaskValues {
+export function maskValues(dtype: DType): MaskValues {
   return dtype === "f16" ? { mask: -1e4, self: -1e3 } : { mask: -1e9, self: -1e5 };
 }
 
@@ -158,7 +158,7 @@ export function checkInput(
       `${op}: x must be [batch, len, dModel] with dModel ${dModel}, got ${fmt(x.shape)}`,
     );
   }
-  if (x.dtype !== "f32") throw new TypeError(`${op}: x must be f32, got ${x.dtype}`);
+  checkFloat(op, "x", x);
   const [b, n] = x.shape;
   if (n === 0) throw new RangeError(`${op}: the sequence is empty (${fmt(x.shape)})`);
   if (mask !== undefined) {

@@ -15,6 +15,7 @@
  * which would leak future positions.
  * @module
  */
+import { cast } from "../../ops/binary.ts";
 import type { BlockLayout, PatternSpec } from "../../ops/block_sparse.ts";
 import { blockSparsePrimitive } from "../../ops/block_sparse.ts";
 import { broadcastShapes } from "../../ops/broadcast.ts";
@@ -103,7 +104,16 @@ export function blockSparseAttention(
   const op = "blockSparseAttention";
   checkQKV(op, q, k, v);
   const [pattern, layout] = layoutFor(op, q, options);
-  const [o, lse] = blockSparsePrimitive(q, k, v, options.keyMask ?? null, { pattern, layout });
+  const spec = { pattern, layout };
+  if (q.dtype === "f16" && k.dtype === "f16" && v.dtype === "f16") {
+    // Mixed precision: the kernel reads f32 copies and keeps its softmax statistics in f32.
+    using q32 = cast(q, "f32"), k32 = cast(k, "f32"), v32 = cast(v, "f32");
+    const [o, lse] = blockSparsePrimitive(q32, k32, v32, options.keyMask ?? null, spec);
+    lse.dispose();
+    using o32 = o;
+    return cast(o32, "f16");
+  }
+  const [o, lse] = blockSparsePrimitive(q, k, v, options.keyMask ?? null, spec);
   lse.dispose();
   return o;
 }

@@ -8,7 +8,7 @@ import { where } from "../../ops/compare.ts";
 import { reshape } from "../../ops/shape.ts";
 import * as random from "../../ops/random.ts";
 import type { ApplyOptions, Layer } from "../layer.ts";
-import { checkDropoutRate } from "../validate.ts";
+import { checkDropoutRate, checkFloat } from "../validate.ts";
 
 /** Options of {@linkcode dropout}. */
 export interface DropoutOptions {
@@ -44,7 +44,7 @@ export function applyDropout(x: Tensor, rate: number, opts: ApplyOptions = {}): 
       `dropout: training mode needs a PRNG key (opts.key) for the mask of x ${fmt(x.shape)}`,
     );
   }
-  if (x.dtype !== "f32") throw new TypeError(`dropout: x must be f32, got ${x.dtype}`);
+  checkFloat("dropout", "x", x);
   using keepMask = random.bernoulli(opts.key, 1 - rate, x.shape);
   using scaled = mul(x, 1 / (1 - rate));
   // where (not a multiply by 0/1) so an inf or NaN in a dropped entry does not leak through.

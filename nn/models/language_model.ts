@@ -5,7 +5,8 @@
  * @module
  */
 import { fmt, Tensor } from "../../ops/tensor.ts";
-import { add } from "../../ops/binary.ts";
+import { add, cast } from "../../ops/binary.ts";
+import { mapTree } from "../../autodiff/pytree.ts";
 import { scope } from "../../ops/scope.ts";
 import * as random from "../../ops/random.ts";
 import { embedding, type EmbeddingParams } from "../layers/embedding.ts";
@@ -34,7 +35,20 @@ export interface LanguageModelConfig {
   lmHeadChunks?: number;
   /** Epsilon of the final layer norm (default `1e-6`). */
   layerNormEps?: number;
+  /**
+   * `"f16"`: mixed precision as the Sparse Transformer trains (Child et al. 2019, after
+   * Micikevicius et al. 2018). Params stay f32 (the master copy the optimizer updates); each
+   * call casts the layer stack's params and its input to f16, so activations and matmul inputs
+   * are f16, attention uses the f16 mask constants (`-1e4`, `-1e3`) with its softmax statistics
+   * in f32, and the embedding, final norm, head and loss stay f32. Pair it with
+   * `optim.dynamicLossScale`. Needs a backend with f16 (WebGPU's `shader-f16`, or the CPU).
+   * Default `"f32"`.
+   */
+  precision?: Precision;
 }
+
+/** The dtype a language model's layer stack computes in: see {@linkcode LanguageModelConfig}. */
+export type Precision = "f32" | "f16";
 
 /** Params of the shared input and output layers. */
 export interface LanguageModelParams {
@@ -65,6 +79,8 @@ export interface LmLossOptions {
 export interface EmbeddingAndHead {
   /** The longest sequence accepted. */
   readonly maxLen: number;
+  /** The layer stack's precision. */
+  readonly precision: Precision;
   /** Fresh params (embedding, positions, final norm, head) from a PRNG key. */
   init(key: Tensor): LanguageModelParams;
   /** Validates `[batch, len]` integer ids; returns `[batch, len]`. */
@@ -124,6 +140,12 @@ export function embeddingAndHead(
   }
   const chunks = c.lmHeadChunks ?? 1;
   checkPositiveInt(op, "lmHeadChunks", chunks);
+  const precision = c.precision ?? "f32";
+  if (precision !== "f32" && precision !== "f16") {
+    throw new RangeError(
+      `${op}: precision must be "f32" or "f16", got ${JSON.stringify(precision)}`,
+    );
+  }
   const emb = embedding({ vocab, dim: dModel });
   const pos = axialPositions({ shape, dims });
   const norm = layerNorm({ dim: dOut, eps: c.layerNormEps });
@@ -146,6 +168,7 @@ export function embeddingAndHead(
 
   return {
     maxLen,
+    precision,
     init(key) {
       const [k1, k2, k3] = random.splitN(key, 3);
       try {
@@ -197,19 +220,28 @@ export function embeddingAndHead(
  * embedding and head supply the embedding, the split of `opts.key` and the head.
  */
 export function languageModelMethods<
-  P extends LanguageModelParams,
+  P extends LanguageModelParams & { blocks: unknown },
   O extends ApplyOptions & { mask?: Tensor },
   L extends O & LmLossOptions,
 >(
   op: string,
   frame: EmbeddingAndHead,
   dropRate: number,
-  hidden: (p: P, x: Tensor, opts: O, key?: Tensor) => Tensor,
+  stack: (p: P, x: Tensor, opts: O, key?: Tensor) => Tensor,
 ): {
   apply(params: P, tokens: Tensor, opts?: O): Tensor;
   applyEmbedded(params: P, x: Tensor, opts?: O): Tensor;
   loss(params: P, tokens: Tensor, targets: Tensor, opts?: L): Tensor;
 } {
+  // Mixed precision: the stack runs on f16 copies of its params and input (their gradients
+  // flow back through the casts to the f32 params) and hands f32 to the norm and head.
+  const hidden = frame.precision === "f32" ? stack : (p: P, x: Tensor, opts: O, key?: Tensor) => {
+    const blocks = mapTree(
+      p.blocks,
+      (t) => t instanceof Tensor && t.dtype === "f32" ? cast(t, "f16") : t,
+    );
+    return cast(stack({ ...p, blocks }, cast(x, "f16"), opts, key), "f32");
+  };
   const run = (p: P, tokens: Tensor, opts: O) => {
     // The embedding's and the stack's keys (both undefined without one).
     const [ke, ks] = childKeys(op, opts.key, 2);

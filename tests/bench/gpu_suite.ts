@@ -7,7 +7,7 @@
  * of 64, batch 1) forward + backward at 16K and 64K. Prints a table, and writes it as JSON with
  * `--json FILE`. A length the device cannot hold (a buffer over its binding limit, or out of
  * memory) gets a row saying why; once `--budget-s` seconds have passed the rest are skipped
- * with a row saying so. f16 rows are placeholders: the library has no f16 yet.
+ * with a row saying so. f16 rows are placeholders: they are not benchmarked yet.
  *
  * `--small` runs the same code on tiny sizes (seconds on an idle software adapter; the LM step
  * is then timed from its first step, compiles included): the smoke test.
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
   add({
     bench: "f16 rows (matmul, attention, LM step)",
     size: "-",
-    note: "f16: not yet supported",
+    note: "f16: not benchmarked yet",
   });
   console.log(`total ${((performance.now() - start) / 1e3).toFixed(1)} s`);
   if (f.json) {

@@ -14,7 +14,8 @@
  * compiles pipelines and is not timed (unless `--no-warmup`, for lengths where one step is
  * all the time there is). `--profile` times every dispatch with `timestamp-query` over the
  * timed steps and prints the top kernels per length (each dispatch then gets its own compute
- * pass, so the steps run slower than without it).
+ * pass, so the steps run slower than without it). `--precision f16` trains the layer stack in
+ * mixed precision (`precision: "f16"`, Adam wrapped in `optim.dynamicLossScale`).
  */
 import * as T from "../../mod.ts";
 import { nn, optim, random, valueAndGrad } from "../../mod.ts";
@@ -37,6 +38,12 @@ const spec = {
   ffChunks: { type: "int", default: 8, help: "Feed-forward slices" },
   headChunks: { type: "int", default: 8, help: "LM head and loss slices" },
   reversible: { type: "bool", default: true, help: "Reversible layers (--no-reversible: stored)" },
+  precision: {
+    type: "string",
+    default: "f32",
+    choices: ["f32", "f16"],
+    help: "Layer-stack precision (f16: mixed precision, Adam with dynamic loss scaling)",
+  },
   profile: {
     type: "bool",
     default: false,
@@ -80,20 +87,28 @@ async function main(): Promise<void> {
       ffChunks: f.ffChunks,
       lmHeadChunks: f.headChunks,
       reversible: f.reversible,
+      precision: f.precision as "f32" | "f16",
     });
-    const opt = optim.adam(1e-4);
+    const half = f.precision === "f16";
+    const opt: optim.GradientTransformation<unknown> = half
+      ? optim.dynamicLossScale(optim.adam(1e-4))
+      : optim.adam(1e-4);
     let params = model.init(random.key(0));
     let state = opt.init(params);
     const stateBytes = T.memory().liveBytes;
     const tokens = T.keep(random.randint(random.key(1), [f.batch, len + 1], 0, f.vocab));
     const input = T.keep(T.slice(tokens, [0, 0], [f.batch, len]));
     const target = T.keep(T.slice(tokens, [0, 1], [f.batch, len + 1]));
-    const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor) =>
-      model.loss(p, input, target, { key, training: true })
-    );
+    // Under f16 the loss is scaled before differentiation (the state's scale; 1 otherwise).
+    const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor, scale: T.Tensor | null) => {
+      const loss = model.loss(p, input, target, { key, training: true });
+      return scale ? T.mul(loss, scale) : loss;
+    });
     const step = async (i: number) => {
       const out = T.scope(() => {
-        const [loss, grads] = lossGrad(params, random.key(100 + i));
+        const scale = half ? (state as optim.LossScaleState<unknown>).scale : null;
+        const [scaled, grads] = lossGrad(params, random.key(100 + i), scale);
+        const loss = scale ? T.div(scaled, scale) : scaled;
         const [updates, next] = opt.update(grads, state, params);
         return { loss, params: optim.applyUpdates(params, updates), state: next };
       });
@@ -139,7 +154,7 @@ async function main(): Promise<void> {
     `\nReformer LM training step on ${backend} (${adapter}): ${f.layers} ` +
       `${f.reversible ? "reversible" : "stored (non-reversible)"} layers, dModel ` +
       `${f.dModel}, dFF ${f.dFF}, ${f.heads} heads, ${f.nHashes} hashes, chunk ${f.chunkLen}, ` +
-      `vocab ${f.vocab}, batch ${f.batch}, Adam; median of ${f.steps} step(s)`,
+      `vocab ${f.vocab}, batch ${f.batch}, ${f.precision}, Adam; median of ${f.steps} step(s)`,
   );
   console.log(
     "| length | ms/step | peak MiB | peak above params+state MiB | params+state MiB | loss |\n" +

@@ -69,8 +69,8 @@ Deno.test("float casts to f32", async (t) => {
     { name: "d", format: "F64", shape: [1], bytes: new Uint8Array(new Float64Array([0.5]).buffer) },
   ]);
 
-  await t.step("decodeSafetensors needs castTo for F16 / BF16 / F64", () => {
-    assert.throws(() => decodeSafetensors(file), /tensor "h" has dtype F16.*castTo: "f32"/);
+  await t.step("decodeSafetensors needs castTo for BF16 / F64 (F16 loads as f16)", () => {
+    assert.throws(() => decodeSafetensors(file), /tensor "b" has dtype BF16.*castTo: "f32"/);
     const { tensors } = decodeSafetensors(file, { castTo: "f32" });
     assert.deepEqual([...tensors.get("h")!.data], [1, 2 ** -24]);
     assert.equal(tensors.get("b")!.dtype, "f32");
@@ -84,7 +84,7 @@ Deno.test("float casts to f32", async (t) => {
       noLeaks(async () => {
         const path = await Deno.makeTempFile({ suffix: ".safetensors" });
         Deno.writeFileSync(path, file);
-        await assert.rejects(() => loadCheckpoint(path), /has dtype F16, which this library/);
+        await assert.rejects(() => loadCheckpoint(path), /has dtype BF16, which this library/);
         const like = { h: T.zeros([2]), b: T.zeros([1]), d: T.zeros([1]) };
         const { tree } = await loadCheckpoint(path, {
           like,

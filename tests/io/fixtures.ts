@@ -15,11 +15,18 @@ export function hostTensors(): [string, HostTensor][] {
     ["f.special", { dtype: "f32", shape: [2, 4], data: f }],
     ["f.scalar", { dtype: "f32", shape: [], data: new Float32Array([-1.5]) }],
     ["f.empty", { dtype: "f32", shape: [2, 0], data: new Float32Array(0) }],
+    // -0, a NaN with a payload, -inf, the least subnormal, 1 (odd length: GPU word padding).
+    ["h", { dtype: "f16", shape: [5], data: halfBits([0x8000, 0x7e01, 0xfc00, 0x0001, 0x3c00]) }],
     ["i", { dtype: "i32", shape: [3], data: new Int32Array([-(2 ** 31), 2 ** 31 - 1, -1]) }],
     ["u", { dtype: "u32", shape: [1, 2], data: new Uint32Array([0, 2 ** 32 - 1]) }],
     ["b", { dtype: "bool", shape: [5], data: new Uint8Array([1, 0, 0, 1, 1]) }],
     ["b.empty", { dtype: "bool", shape: [0], data: new Uint8Array(0) }],
   ];
+}
+
+/** A Float16Array holding exactly these bit patterns. */
+function halfBits(bits: number[]): Float16Array {
+  return new Float16Array(Uint16Array.from(bits).buffer);
 }
 
 export function readHeader(bytes: Uint8Array): [number, Record<string, unknown>] {

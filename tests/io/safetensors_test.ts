@@ -28,7 +28,7 @@ Deno.test("safetensors encode/decode", async (t) => {
     assert.equal((8 + n) % 8, 0, "data starts 8-byte aligned");
     assert.equal(bytes[8], "{".charCodeAt(0));
     assert.deepEqual(header.__metadata__, { note: "x" });
-    const names = { f32: "F32", i32: "I32", u32: "U32", bool: "BOOL" };
+    const names = { f32: "F32", f16: "F16", i32: "I32", u32: "U32", bool: "BOOL" };
     let at = 0;
     for (const [name, want] of tensors) {
       const e = header[name] as { dtype: string; shape: number[]; data_offsets: number[] };
@@ -40,11 +40,15 @@ Deno.test("safetensors encode/decode", async (t) => {
       for (let i = 0; i < want.data.length; i++) {
         const v = want.dtype === "bool"
           ? dv.getUint8(i)
+          : want.dtype === "f16"
+          ? dv.getUint16(2 * i, true)
           : want.dtype === "i32"
           ? dv.getInt32(4 * i, true)
           : dv.getUint32(4 * i, true);
         const expected = want.dtype === "f32"
           ? new Uint32Array(want.data.buffer, want.data.byteOffset)[i]
+          : want.dtype === "f16"
+          ? new Uint16Array(want.data.buffer, want.data.byteOffset)[i]
           : want.data[i];
         assert.equal(v, expected, `${name}[${i}] is little-endian`);
       }

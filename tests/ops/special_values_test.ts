@@ -17,6 +17,9 @@
  *   powers of two with `frexp`/`ldexp`, which WGSL does not define for subnormals.
  * - `sin`/`cos` are compared only for |x| <= 1e4: WGSL bounds their error only on [-pi, pi],
  *   and GPUs reduce large arguments with an f32 pi, so far from 0 they return unrelated values.
+ * - f16 ops compute in float64 on the CPU and in f32 on the GPU, each rounding once to f16, so
+ *   finite f16 results may differ by an f16 ulp (rounding the f32 result can land on the
+ *   other side of an f16 tie).
  */
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
@@ -73,6 +76,15 @@ const FLOATS = [
   46341,
 ].map(f32);
 const SUBNORMALS = [1e-40, -1e-40, 1.401298464324817e-45, -5.877471754111438e-39].map(f32);
+/** f16 values: the f32 ones rounded (overflowing to ±inf), its limits and subnormals. */
+const HALFS = [
+  ...new Set([
+    ...FLOATS.map(Math.f16round),
+    ...[65504, -65504, 6.103515625e-5, 2 ** -24, -(2 ** -24), 3 * 2 ** -24, 1 / 3, 2049, 11.5],
+  ]),
+];
+/** An f16 ulp, relative: finite f16 results may differ by one (see the notes above). */
+const HALF_TOL = 2 ** -10;
 const I32S = [
   0,
   1,
@@ -145,16 +157,26 @@ async function gpuKeepsSubnormals(): Promise<boolean> {
 
 function values(dtype: DType, subnormals: boolean): number[] {
   if (dtype === "f32") return subnormals ? [...FLOATS, ...SUBNORMALS] : FLOATS;
+  if (dtype === "f16") return HALFS;
   return dtype === "i32" ? I32S : dtype === "u32" ? U32S : BOOLS;
 }
 
-/** Why `got` (GPU) differs from `want` (CPU) for `op`, or null when they agree. */
-function differs(op: string, want: number, got: number): string | null {
+/**
+ * Why `got` (GPU) differs from `want` (CPU) for `op`, or null when they agree. `half`: the
+ * result is f16 (a one-ulp difference is allowed).
+ */
+function differs(op: string, want: number, got: number, half = false): string | null {
   if (Number.isNaN(want) || Number.isNaN(got)) {
     return Number.isNaN(want) && Number.isNaN(got) ? null : "NaN mismatch";
   }
   if (Object.is(want, got)) return null;
   if (want !== 0 && Math.abs(want) < MIN_NORMAL && got === 0) return null;
+  if (half && Number.isFinite(want) && Number.isFinite(got) && (want !== 0 || got !== 0)) {
+    const err = Math.abs(want - got);
+    return err <= 2 ** -24 + (ATOL[op] ?? 0) + Math.max(TOL[op] ?? 0, HALF_TOL) * Math.abs(want)
+      ? null
+      : `error ${err}`;
+  }
   const tol = TOL[op];
   if (tol === undefined || !Number.isFinite(want) || !Number.isFinite(got)) return "not equal";
   if (want === 0 && got === 0) return "zero sign";
@@ -174,9 +196,10 @@ async function compare(
       const xs = inputs.map((i) => T.tensor(i.data, { dtype: i.dtype, shape: i.shape, device }));
       return await f(...xs).data();
     });
-  let want, got;
+  let want, got, half = false;
   try {
     [want, got] = [await run("cpu-reference"), await run("webgpu")];
+    if (want instanceof Float16Array) half = true;
   } catch (e) {
     return [`${op} on ${inputs.map((i) => i.dtype).join(", ")}: threw ${(e as Error).message}`];
   }
@@ -190,13 +213,13 @@ async function compare(
       ? [inputs[0].data[Math.floor(k / n1)], inputs[1].data[k % n1]]
       : inputs.map((i) => i.data[k]);
     if (skip(args)) continue;
-    const why = differs(op, want[k], got[k]);
+    const why = differs(op, want[k], got[k], half);
     if (why) out.push(`${op}(${args.join(", ")}): cpu ${want[k]}, webgpu ${got[k]} (${why})`);
   }
   return out;
 }
 
-const DTYPES: DType[] = ["f32", "i32", "u32", "bool"];
+const DTYPES: DType[] = ["f32", "f16", "i32", "u32", "bool"];
 const UNARY_OPS = [
   ...["neg", "abs", "sign", "exp", "log", "log1p", "sqrt", "rsqrt", "square", "tanh", "sigmoid"],
   ...["relu", "erf", "sin", "cos", "floor", "ceil", "round", "expm1", "log2", "tan", "atan"],

@@ -112,7 +112,11 @@ export class GpuProfiler {
 }
 
 /** A table of the top `n` kernels of a profile, with their share of the total. */
-export function formatProfile(times: readonly KernelTime[], n = 15): string {
+export function formatProfile(
+  times: readonly KernelTime[],
+  n = 15,
+  title = "GPU time by kernel (timestamp-query)",
+): string {
   const total = times.reduce((s, t) => s + t.ms, 0);
   const rows = times.slice(0, n).map((t) =>
     `| ${t.name} | ${t.count} | ${t.ms.toFixed(2)} | ${
@@ -120,8 +124,8 @@ export function formatProfile(times: readonly KernelTime[], n = 15): string {
     }% |`
   );
   return [
-    `GPU time by kernel (timestamp-query), total ${total.toFixed(2)} ms:`,
-    "| kernel | dispatches | ms | share |",
+    `${title}, total ${total.toFixed(2)} ms:`,
+    "| kernel | calls | ms | share |",
     "|---|---:|---:|---:|",
     ...rows,
   ].join("\n");

@@ -14,8 +14,10 @@
  * compiles pipelines and is not timed (unless `--no-warmup`, for lengths where one step is
  * all the time there is). `--profile` times every dispatch with `timestamp-query` over the
  * timed steps and prints the top kernels per length (each dispatch then gets its own compute
- * pass, so the steps run slower than without it). `--precision f16` trains the layer stack in
- * mixed precision (`precision: "f16"`, Adam wrapped in `optim.dynamicLossScale`).
+ * pass, so the steps run slower than without it); on the CPU backends it prints each kernel's
+ * wall time instead (the rest of a step is tracing, autodiff and copies). `--precision f16`
+ * trains the layer stack in mixed precision (`precision: "f16"`, Adam wrapped in
+ * `optim.dynamicLossScale`).
  */
 import * as T from "../../mod.ts";
 import { nn, optim, random, valueAndGrad } from "../../mod.ts";
@@ -23,6 +25,7 @@ import { parseFlags, runMain } from "../../train/mod.ts";
 import { getDevice } from "../../ops/device.ts";
 import type { GpuDevice } from "../../kernels/webgpu/device.ts";
 import { formatProfile } from "../../kernels/webgpu/profiler.ts";
+import { profileHostKernels } from "../../kernels/host_profile.ts";
 
 const spec = {
   lens: { type: "string", default: "1024,4096", help: "Comma-separated sequence lengths" },
@@ -126,9 +129,12 @@ async function main(): Promise<void> {
     const times: number[] = [];
     let loss = NaN;
     const gpu = f.profile && backend === "webgpu" ? getDevice("webgpu") as GpuDevice : null;
-    if (f.profile && !gpu?.startProfile()) {
-      console.log("--profile: needs the WebGPU backend with timestamp-query; not profiling");
+    if (gpu && !gpu.startProfile()) {
+      console.log("--profile: this adapter has no timestamp-query; not profiling");
     }
+    const host = f.profile && backend !== "webgpu"
+      ? profileHostKernels([backend, "cpu-reference"], backend)
+      : null;
     for (let i = 1; i <= f.steps; i++) {
       const t0 = performance.now();
       loss = await step(i);
@@ -136,6 +142,15 @@ async function main(): Promise<void> {
     }
     if (gpu?.canProfile) {
       console.log(`length ${len}, ${f.steps} step(s): ${formatProfile(await gpu.stopProfile())}`);
+    }
+    if (host) {
+      const title = `wall time by kernel on ${backend}`;
+      const stepsMs = times.reduce((a, b) => a + b, 0).toFixed(0);
+      console.log(
+        `length ${len}, ${f.steps} step(s) in ${stepsMs} ms: ${
+          formatProfile(host.stop(), 15, title)
+        }`,
+      );
     }
     const peak = T.memory().peakBytes;
     times.sort((a, b) => a - b);

@@ -1,0 +1,181 @@
+/**
+ * WebGPU fused layer norm ({@linkcode LayerNormSpec}). Forward: `lanesFor(n)` lanes per row,
+ * the row's sum and then its sum of squared deviations from the mean (two passes, as the
+ * reference) each closed by a shared-memory tree, then the write of `y`, `mean` and `rstd`.
+ * Backward: the same row layout computes the row sums of `dy * gamma` and
+ * `dy * gamma * xhat` (one tree for both) and writes `dx`; a second kernel gives `dgamma` and
+ * `dbeta`, one thread per column summing the rows in ascending order, so results do not depend
+ * on scheduling.
+ * @module
+ */
+import type { KernelTable } from "../backend.ts";
+import {
+  FLAT_ARGS,
+  FLAT_INDEX,
+  type GpuDevice,
+  type GpuStorage,
+  grid,
+  ro,
+  rw,
+  WG,
+} from "./device.ts";
+import { lanesFor } from "./reduce.ts";
+import type { LayerNormSpec } from "../specs/layer_norm.ts";
+
+/** The uniform block: `rows`, `n` (u32), `eps` (f32). */
+function params({ rows, n, eps }: LayerNormSpec): Uint32Array {
+  const p = new Uint32Array(4);
+  p[0] = rows;
+  p[1] = n;
+  new Float32Array(p.buffer)[2] = eps;
+  return p;
+}
+
+const P = "struct P { rows: u32, n: u32, eps: f32, pad: u32 }";
+
+/** Row setup shared by both row kernels: this lane's row `r`, its first element `base`. */
+function rowHead(lanes: number, bindings: string, trees: number): string {
+  const shared = Array.from(
+    { length: trees },
+    (_, i) => `var<workgroup> sh${i}: array<f32, ${WG}>;`,
+  );
+  return `${P}
+${bindings}
+${shared.join("\n")}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % ${lanes}u;
+  let first = lid - lane;
+  let r = (wg.x + wg.y * nwg.x) * ${WG / lanes}u + lid / ${lanes}u;
+  let live = r < p.rows;
+  let base = r * p.n;`;
+}
+
+/** A shared-memory tree over the row's lanes, summing `sh<i>` for each listed tree. */
+function tree(lanes: number, trees: number[]): string {
+  const adds = trees.map((i) => `sh${i}[lid] += sh${i}[lid + s];`).join(" ");
+  return `
+  workgroupBarrier();
+  for (var s = ${lanes >> 1}u; s > 0u; s >>= 1u) {
+    if (lane < s) { ${adds} }
+    workgroupBarrier();
+  }`;
+}
+
+function forwardCode(lanes: number, affine: boolean): string {
+  const binds = affine
+    ? [ro(0, "x", "f32"), ro(1, "gamma", "f32"), ro(2, "beta", "f32"), rw(3, "y", "f32")]
+    : [ro(0, "x", "f32"), rw(1, "y", "f32")];
+  const k = binds.length;
+  binds.push(rw(k, "mean", "f32"), rw(k + 1, "rstd", "f32"));
+  binds.push(`@group(0) @binding(${k + 2}) var<uniform> p: P;`);
+  const each = (body: string) =>
+    `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { ${body} } }`;
+  return `${rowHead(lanes, binds.join("\n"), 1)}
+  var t = 0.0;
+  ${each("t += x[base + j];")}
+  sh0[lid] = t;${tree(lanes, [0])}
+  let m = sh0[first] / f32(p.n);
+  workgroupBarrier();
+  t = 0.0;
+  ${each("let d = x[base + j] - m; t += d * d;")}
+  sh0[lid] = t;${tree(lanes, [0])}
+  let rs = 1.0 / sqrt(sh0[first] / f32(p.n) + p.eps);
+  if (live && lane == 0u) { mean[r] = m; rstd[r] = rs; }
+  ${
+    each(
+      `let h = (x[base + j] - m) * rs; y[base + j] = ${affine ? "h * gamma[j] + beta[j]" : "h"};`,
+    )
+  }
+}`;
+}
+
+function backwardCode(lanes: number, affine: boolean): string {
+  const binds = [ro(0, "x", "f32"), ro(1, "mean", "f32"), ro(2, "rstd", "f32"), ro(3, "dy", "f32")];
+  if (affine) binds.push(ro(4, "gamma", "f32"));
+  const k = binds.length;
+  binds.push(rw(k, "dx", "f32"), `@group(0) @binding(${k + 1}) var<uniform> p: P;`);
+  const gg = affine ? "dy[base + j] * gamma[j]" : "dy[base + j]";
+  const each = (body: string) =>
+    `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { ${body} } }`;
+  return `${rowHead(lanes, binds.join("\n"), 2)}
+  var m = 0.0;
+  var rs = 0.0;
+  if (live) { m = mean[r]; rs = rstd[r]; }
+  var t1 = 0.0;
+  var t2 = 0.0;
+  ${each(`let g = ${gg}; t1 += g; t2 += g * (x[base + j] - m) * rs;`)}
+  sh0[lid] = t1;
+  sh1[lid] = t2;${tree(lanes, [0, 1])}
+  let s1 = sh0[first] / f32(p.n);
+  let s2 = sh1[first] / f32(p.n);
+  ${each(`let h = (x[base + j] - m) * rs; dx[base + j] = rs * (${gg} - s1 - h * s2);`)}
+}`;
+}
+
+/** `dgamma`, `dbeta [n]`: one thread per column, rows summed in ascending order. */
+const COLUMNS_CODE = `${P}
+${ro(0, "x", "f32")}
+${ro(1, "mean", "f32")}
+${ro(2, "rstd", "f32")}
+${ro(3, "dy", "f32")}
+${rw(4, "dgamma", "f32")}
+${rw(5, "dbeta", "f32")}
+@group(0) @binding(6) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  var g = 0.0;
+  var b = 0.0;
+  for (var r = 0u; r < p.rows; r++) {
+    let at = r * p.n + i;
+    g += dy[at] * ((x[at] - mean[r]) * rstd[r]);
+    b += dy[at];
+  }
+  dgamma[i] = g;
+  dbeta[i] = b;
+}`;
+
+/** Forward: `[y, mean, rstd]` from `[x]` or `[x, gamma, beta]`. */
+export function layerNormGpu(
+  device: GpuDevice,
+  inputs: GpuStorage[],
+  s: LayerNormSpec,
+): GpuStorage[] {
+  const y = device.alloc("f32", s.rows * s.n);
+  const mean = device.alloc("f32", s.rows), rstd = device.alloc("f32", s.rows);
+  if (s.rows === 0) return [y, mean, rstd];
+  const lanes = lanesFor(s.n);
+  const code = forwardCode(lanes, s.affine);
+  const xs = s.affine ? inputs.slice(0, 3) : [inputs[0]];
+  device.run({ code }, [...xs, y, mean, rstd], grid(s.rows, WG / lanes), params(s));
+  return [y, mean, rstd];
+}
+
+/** Backward: `[dx]`, or `[dx, dgamma, dbeta]`, from `[x, mean, rstd, dy]` (then `gamma`). */
+export function layerNormGradGpu(
+  device: GpuDevice,
+  inputs: GpuStorage[],
+  s: LayerNormSpec,
+): GpuStorage[] {
+  const [x, mean, rstd, dy] = inputs;
+  const dx = device.alloc("f32", s.rows * s.n);
+  if (s.rows > 0) {
+    const lanes = lanesFor(s.n);
+    const code = backwardCode(lanes, s.affine);
+    const xs = s.affine ? inputs.slice(0, 5) : inputs.slice(0, 4);
+    device.run({ code }, [...xs, dx], grid(s.rows, WG / lanes), params(s));
+  }
+  if (!s.affine) return [dx];
+  const dgamma = device.alloc("f32", s.n), dbeta = device.alloc("f32", s.n);
+  device.run({ code: COLUMNS_CODE }, [x, mean, rstd, dy, dgamma, dbeta], grid(s.n), params(s));
+  return [dx, dgamma, dbeta];
+}
+
+/** The layer-norm family's kernels. */
+export const layerNormKernels: KernelTable = {
+  layerNorm: layerNormGpu,
+  layerNormGrad: layerNormGradGpu,
+};

@@ -3,9 +3,9 @@
  * the row's sum and then its sum of squared deviations from the mean (two passes, as the
  * reference) each closed by a shared-memory tree, then the write of `y`, `mean` and `rstd`.
  * Backward: the same row layout computes the row sums of `dy * gamma` and
- * `dy * gamma * xhat` (one tree for both) and writes `dx`; a second kernel gives `dgamma` and
- * `dbeta`, one thread per column summing the rows in ascending order, so results do not depend
- * on scheduling.
+ * `dy * gamma * xhat` (one tree for both) and writes `dx`; two more kernels give `dgamma` and
+ * `dbeta`: partial column sums over fixed blocks of rows (rows ascending), then the partials
+ * added in block order, so results do not depend on scheduling.
  * @module
  */
 import type { KernelTable } from "../backend.ts";
@@ -114,25 +114,56 @@ function backwardCode(lanes: number, affine: boolean): string {
 }`;
 }
 
-/** `dgamma`, `dbeta [n]`: one thread per column, rows summed in ascending order. */
-const COLUMNS_CODE = `${P}
+/** Rows per partial column sum of the backward pass. */
+const BLOCK_ROWS = 64;
+
+/**
+ * Column sums of `dy * xhat` and `dy` over blocks of `BLOCK_ROWS` rows (rows ascending): one
+ * thread per (block, column), writing `pg`, `pb [blocks, n]`.
+ */
+const PARTIALS_CODE = `${P}
 ${ro(0, "x", "f32")}
 ${ro(1, "mean", "f32")}
 ${ro(2, "rstd", "f32")}
 ${ro(3, "dy", "f32")}
-${rw(4, "dgamma", "f32")}
-${rw(5, "dbeta", "f32")}
+${rw(4, "pg", "f32")}
+${rw(5, "pb", "f32")}
 @group(0) @binding(6) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(${FLAT_ARGS}) {
   ${FLAT_INDEX}
-  if (i >= p.n) { return; }
+  let blocks = (p.rows + ${BLOCK_ROWS - 1}u) / ${BLOCK_ROWS}u;
+  if (i >= blocks * p.n) { return; }
+  let col = i % p.n;
+  let r0 = (i / p.n) * ${BLOCK_ROWS}u;
   var g = 0.0;
   var b = 0.0;
-  for (var r = 0u; r < p.rows; r++) {
-    let at = r * p.n + i;
+  for (var r = r0; r < min(r0 + ${BLOCK_ROWS}u, p.rows); r++) {
+    let at = r * p.n + col;
     g += dy[at] * ((x[at] - mean[r]) * rstd[r]);
     b += dy[at];
+  }
+  pg[i] = g;
+  pb[i] = b;
+}`;
+
+/** `dgamma`, `dbeta [n]`: one thread per column adds the blocks' partial sums in order. */
+const TOTALS_CODE = `${P}
+${ro(0, "pg", "f32")}
+${ro(1, "pb", "f32")}
+${rw(2, "dgamma", "f32")}
+${rw(3, "dbeta", "f32")}
+@group(0) @binding(4) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  let blocks = (p.rows + ${BLOCK_ROWS - 1}u) / ${BLOCK_ROWS}u;
+  var g = 0.0;
+  var b = 0.0;
+  for (var k = 0u; k < blocks; k++) {
+    g += pg[k * p.n + i];
+    b += pb[k * p.n + i];
   }
   dgamma[i] = g;
   dbeta[i] = b;
@@ -170,7 +201,14 @@ export function layerNormGradGpu(
   }
   if (!s.affine) return [dx];
   const dgamma = device.alloc("f32", s.n), dbeta = device.alloc("f32", s.n);
-  device.run({ code: COLUMNS_CODE }, [x, mean, rstd, dy, dgamma, dbeta], grid(s.n), params(s));
+  // Partial sums over fixed blocks of rows spread the rows over many threads; a second pass
+  // adds them in block order, so the sums do not depend on scheduling.
+  const parts = Math.max(1, Math.ceil(s.rows / BLOCK_ROWS)) * s.n;
+  const pg = device.alloc("f32", parts), pb = device.alloc("f32", parts);
+  device.run({ code: PARTIALS_CODE }, [x, mean, rstd, dy, pg, pb], grid(parts), params(s));
+  device.run({ code: TOTALS_CODE }, [pg, pb, dgamma, dbeta], grid(s.n), params(s));
+  device.free(pg);
+  device.free(pb);
   return [dx, dgamma, dbeta];
 }
 

@@ -208,3 +208,26 @@ Deno.test("fusedLayerNorm: argument errors", () => {
   assert.throws(() => fusedLayerNorm(x, { scale: T.ones([4]) }), RangeError);
   T.disposeTree(x);
 });
+
+Deno.test("fusedLayerNorm's scale and bias gradients repeat bit for bit", async (t) => {
+  for (const device of testDevices({ wasm: true })) {
+    await t.step(device, () =>
+      noLeaks(() =>
+        T.scope(async () => {
+          const rand = rng(30);
+          const [rows, n] = [333, 70];
+          const x = T.tensor(randomArray(rand, rows * n), { shape: [rows, n], device });
+          const w = T.tensor(randomArray(rand, rows * n), { shape: [rows, n], device });
+          const g = T.tensor(randomArray(rand, n), { device }), b = T.zeros([n], { device });
+          const loss = (c: T.Tensor, d: T.Tensor) =>
+            T.sum(T.mul(fusedLayerNorm(x, { scale: c, bias: d }), w));
+          const once = async () =>
+            await Promise.all(
+              (T.grad(loss, { argnums: [0, 1] })(g, b) as T.Tensor[]).map((v) => v.data()),
+            );
+          const [first, second] = [await once(), await once()];
+          assert.deepEqual(first, second);
+        })
+      ));
+  }
+});

@@ -231,3 +231,16 @@ Deno.test("fusedLayerNorm's scale and bias gradients repeat bit for bit", async 
       ));
   }
 });
+
+Deno.test("fusedLayerNorm: first order works, second order is refused", () => {
+  const x = T.tensor([[0.5, -1, 2]]);
+  T.scope(() => {
+    const f = (v: T.Tensor) => T.sum(T.square(fusedLayerNorm(v)));
+    assert.deepEqual((T.grad(f)(x) as T.Tensor).shape, [1, 3]);
+    assert.throws(() => T.grad((v: T.Tensor) => T.sum(T.grad(f)(v) as T.Tensor))(x), {
+      name: "TypeError",
+      message: /fusedLayerNorm: second-order gradients are not supported/,
+    });
+  });
+  x.dispose();
+});

@@ -2,6 +2,8 @@
  * WebGPU fused layer norm ({@linkcode LayerNormSpec}). Forward: `lanesFor(n)` lanes per row,
  * the row's sum and then its sum of squared deviations from the mean (two passes, as the
  * reference) each closed by a shared-memory tree, then the write of `y`, `mean` and `rstd`.
+ * Each lane keeps its part of the row in registers when it is short enough (as the softmax
+ * kernel), so `x` is read once.
  * Backward: the same row layout computes the row sums of `dy * gamma` and
  * `dy * gamma * xhat` (one tree for both) and writes `dx`; two more kernels give `dgamma` and
  * `dbeta`: partial column sums over fixed blocks of rows (rows ascending), then the partials
@@ -63,54 +65,77 @@ function tree(lanes: number, trees: number[]): string {
   }`;
 }
 
-function forwardCode(lanes: number, affine: boolean): string {
+/** Most row elements one lane keeps in registers, so the row is read from memory once. */
+const MAX_CACHED = 16;
+
+/** Elements per lane to keep in registers for rows of `n` (0: stream them from memory). */
+function cachedFor(n: number, lanes: number): number {
+  let cached = 1;
+  while (cached * lanes < n) cached *= 2;
+  return cached <= MAX_CACHED ? cached : 0;
+}
+
+/**
+ * Runs `body` for each of this lane's elements `j` with `val = x[base + j]`: from registers
+ * (`xv`, filled on the pass with `load`) when `cached`, else read again.
+ */
+function eachOf(lanes: number, cached: number, body: string, load = false): string {
+  return cached
+    ? `for (var e = 0u; e < ${cached}u; e++) {
+    let j = lane + e * ${lanes}u;
+    if (live && j < p.n) { ${load ? "xv[e] = x[base + j]; " : ""}let val = xv[e]; ${body} }
+  }`
+    : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = x[base + j]; ${body} } }`;
+}
+
+function forwardCode(lanes: number, cached: number, affine: boolean): string {
   const binds = affine
     ? [ro(0, "x", "f32"), ro(1, "gamma", "f32"), ro(2, "beta", "f32"), rw(3, "y", "f32")]
     : [ro(0, "x", "f32"), rw(1, "y", "f32")];
   const k = binds.length;
   binds.push(rw(k, "mean", "f32"), rw(k + 1, "rstd", "f32"));
   binds.push(`@group(0) @binding(${k + 2}) var<uniform> p: P;`);
-  const each = (body: string) =>
-    `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { ${body} } }`;
+  const each = (body: string, load = false) => eachOf(lanes, cached, body, load);
   return `${rowHead(lanes, binds.join("\n"), 1)}
+  ${cached ? `var xv: array<f32, ${cached}>;` : ""}
   var t = 0.0;
-  ${each("t += x[base + j];")}
+  ${each("t += val;", true)}
   sh0[lid] = t;${tree(lanes, [0])}
   let m = sh0[first] / f32(p.n);
   workgroupBarrier();
   t = 0.0;
-  ${each("let d = x[base + j] - m; t += d * d;")}
+  ${each("let d = val - m; t += d * d;")}
   sh0[lid] = t;${tree(lanes, [0])}
   let rs = 1.0 / sqrt(sh0[first] / f32(p.n) + p.eps);
   if (live && lane == 0u) { mean[r] = m; rstd[r] = rs; }
   ${
     each(
-      `let h = (x[base + j] - m) * rs; y[base + j] = ${affine ? "h * gamma[j] + beta[j]" : "h"};`,
+      `let h = (val - m) * rs; y[base + j] = ${affine ? "h * gamma[j] + beta[j]" : "h"};`,
     )
   }
 }`;
 }
 
-function backwardCode(lanes: number, affine: boolean): string {
+function backwardCode(lanes: number, cached: number, affine: boolean): string {
   const binds = [ro(0, "x", "f32"), ro(1, "mean", "f32"), ro(2, "rstd", "f32"), ro(3, "dy", "f32")];
   if (affine) binds.push(ro(4, "gamma", "f32"));
   const k = binds.length;
   binds.push(rw(k, "dx", "f32"), `@group(0) @binding(${k + 1}) var<uniform> p: P;`);
   const gg = affine ? "dy[base + j] * gamma[j]" : "dy[base + j]";
-  const each = (body: string) =>
-    `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { ${body} } }`;
+  const each = (body: string, load = false) => eachOf(lanes, cached, body, load);
   return `${rowHead(lanes, binds.join("\n"), 2)}
+  ${cached ? `var xv: array<f32, ${cached}>;` : ""}
   var m = 0.0;
   var rs = 0.0;
   if (live) { m = mean[r]; rs = rstd[r]; }
   var t1 = 0.0;
   var t2 = 0.0;
-  ${each(`let g = ${gg}; t1 += g; t2 += g * (x[base + j] - m) * rs;`)}
+  ${each(`let g = ${gg}; t1 += g; t2 += g * ((val - m) * rs);`, true)}
   sh0[lid] = t1;
   sh1[lid] = t2;${tree(lanes, [0, 1])}
   let s1 = sh0[first] / f32(p.n);
   let s2 = sh1[first] / f32(p.n);
-  ${each(`let h = (x[base + j] - m) * rs; dx[base + j] = rs * (${gg} - s1 - h * s2);`)}
+  ${each(`let h = (val - m) * rs; dx[base + j] = rs * (${gg} - s1 - h * s2);`)}
 }`;
 }
 
@@ -179,7 +204,7 @@ export function layerNormGpu(
   const mean = device.alloc("f32", s.rows), rstd = device.alloc("f32", s.rows);
   if (s.rows === 0) return [y, mean, rstd];
   const lanes = lanesFor(s.n);
-  const code = forwardCode(lanes, s.affine);
+  const code = forwardCode(lanes, cachedFor(s.n, lanes), s.affine);
   const xs = s.affine ? inputs.slice(0, 3) : [inputs[0]];
   device.run({ code }, [...xs, y, mean, rstd], grid(s.rows, WG / lanes), params(s));
   return [y, mean, rstd];
@@ -195,7 +220,7 @@ export function layerNormGradGpu(
   const dx = device.alloc("f32", s.rows * s.n);
   if (s.rows > 0) {
     const lanes = lanesFor(s.n);
-    const code = backwardCode(lanes, s.affine);
+    const code = backwardCode(lanes, cachedFor(s.n, lanes), s.affine);
     const xs = s.affine ? inputs.slice(0, 5) : inputs.slice(0, 4);
     device.run({ code }, [...xs, dx], grid(s.rows, WG / lanes), params(s));
   }

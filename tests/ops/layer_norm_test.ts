@@ -66,6 +66,8 @@ const CASES: Case[] = [
   })),
   { name: "no scale or bias", shape: [2, 3, 5], affine: false, gen: spread, atol: 2e-5 },
   { name: "many rows", shape: [300, 259], affine: true, gen: spread, atol: 2e-5 },
+  // Past what a WebGPU lane keeps in registers (16 elements of 256 lanes): streamed rows.
+  { name: "width 4099", shape: [3, 4099], affine: true, gen: spread, atol: 2e-5 },
   { name: "size-0 leading axis", shape: [0, 3, 5], affine: true, gen: spread, atol: 0 },
   {
     name: "offset 1e4",

@@ -1,13 +1,16 @@
 /**
- * Generators of the layer-norm backward helpers in the kernel module, over one row (four
- * lanes at a time, then the tail; the tail reuses the vector code on a splat, keeping lane 0):
+ * Generators of the layer-norm helpers in the kernel module, over one row (four lanes at a
+ * time, then the tail; the tail reuses the vector code on a splat, keeping lane 0):
  *
+ * - `ln_row(x, gamma, beta, y, n, m, rs)` writes `y = (x - m) * rs * gamma + beta` (rounded
+ *   after each operation, in that order); `ln_row_plain` writes `(x - m) * rs`.
  * - `ln_grad_row(x, dy, gamma, dx, n, m, rs)` writes `dx = rs * (gg - s1 - xhat * s2)` for one
  *   row, with `xhat = (x - m) * rs`, `gg = dy * gamma` and `s1`, `s2` the means of `gg` and
  *   `gg * xhat` (lane sums combined as (l0 + l1) + (l2 + l3), then the tail added in order);
  *   `ln_grad_row_plain` is the same without `gamma` (the pointer is ignored).
- * - `ln_cols(x, dy, dg, db, w, m, rs)` adds one row's `dy * xhat` to `dg` and `dy` to `db`
- *   over `w` columns, so a column block summed row by row keeps the rows' order.
+ * - `ln_cols(x, dy, mean, rstd, dg, db, rows, w, ld)` adds `dy * xhat` to `dg` and `dy` to
+ *   `db` over `w` columns for `rows` rows in ascending order (rows `ld` bytes apart; `mean`,
+ *   `rstd` one f32 per row), so a column block's sums keep the rows' order.
  * @module
  */
 import { F32, type FuncBuilder, I32, type ModuleBuilder, V128 } from "./emit.ts";
@@ -44,6 +47,29 @@ function load(f: FuncBuilder, p: number, w: number) {
 function store(f: FuncBuilder, w: number) {
   if (w === 16) f.v128Store();
   else f.f32x4ExtractLane(0).f32Store();
+}
+
+/** `ln_row` (with `gamma` and `beta` when `affine`). */
+function forwardRow(m: ModuleBuilder, affine: boolean) {
+  const f = m.func(affine ? "ln_row" : "ln_row_plain", [I32, I32, I32, I32, I32, F32, F32]);
+  const [x, gamma, beta, y, len, mean, rs] = [0, 1, 2, 3, 4, 5, 6];
+  const n = f.local(I32);
+  const [vm, vrs] = [f.local(V128), f.local(V128)];
+  f.get(mean).f32x4Splat().set(vm).get(rs).f32x4Splat().set(vrs);
+  lanes(f, len, n, (w) => {
+    f.get(y);
+    load(f, x, w);
+    f.get(vm).f32x4("sub").get(vrs).f32x4("mul");
+    if (affine) {
+      load(f, gamma, w);
+      f.f32x4("mul");
+      load(f, beta, w);
+      f.f32x4("add");
+      f.inc(gamma, w).inc(beta, w);
+    }
+    store(f, w);
+    f.inc(x, w).inc(y, w);
+  });
 }
 
 /** `ln_grad_row` (with `gamma` when `affine`). */
@@ -107,30 +133,36 @@ function gradRow(m: ModuleBuilder, affine: boolean) {
 
 /** `ln_cols`. */
 function columns(m: ModuleBuilder) {
-  const f = m.func("ln_cols", [I32, I32, I32, I32, I32, F32, F32]);
-  const [x, dy, dg, db, len, mean, rs] = [0, 1, 2, 3, 4, 5, 6];
-  const n = f.local(I32);
+  const f = m.func("ln_cols", [I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [x, dy, mean, rstd, dg, db, rows, len, ld] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [n, px, pdy, pg, pb] = Array.from({ length: 5 }, () => f.local(I32));
   const [vm, vrs, d] = [f.local(V128), f.local(V128), f.local(V128)];
-  f.get(mean).f32x4Splat().set(vm).get(rs).f32x4Splat().set(vrs);
+  f.block().loop().get(rows).i32(1).ltS().brIf(1);
+  f.get(mean).v128Load32Splat().set(vm).get(rstd).v128Load32Splat().set(vrs);
+  f.get(x).set(px).get(dy).set(pdy).get(dg).set(pg).get(db).set(pb);
   lanes(f, len, n, (w) => {
-    load(f, dy, w);
+    load(f, pdy, w);
     f.set(d);
-    f.get(dg);
-    load(f, dg, w);
+    f.get(pg);
+    load(f, pg, w);
     f.get(d);
-    load(f, x, w);
+    load(f, px, w);
     f.get(vm).f32x4("sub").get(vrs).f32x4("mul").f32x4("mul").f32x4("add");
     store(f, w);
-    f.get(db);
-    load(f, db, w);
+    f.get(pb);
+    load(f, pb, w);
     f.get(d).f32x4("add");
     store(f, w);
-    f.inc(x, w).inc(dy, w).inc(dg, w).inc(db, w);
+    f.inc(px, w).inc(pdy, w).inc(pg, w).inc(pb, w);
   });
+  f.get(x).get(ld).add().set(x).get(dy).get(ld).add().set(dy);
+  f.inc(mean, 4).inc(rstd, 4).inc(rows, -1).br(0).end().end();
 }
 
-/** Adds `ln_grad_row`, `ln_grad_row_plain` and `ln_cols` to the module. */
+/** Adds `ln_row`, `ln_row_plain`, `ln_grad_row`, `ln_grad_row_plain` and `ln_cols`. */
 export function layerNormHelpers(m: ModuleBuilder) {
+  forwardRow(m, true);
+  forwardRow(m, false);
   gradRow(m, true);
   gradRow(m, false);
   columns(m);

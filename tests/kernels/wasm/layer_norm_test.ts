@@ -104,7 +104,8 @@ Deno.test("wasm layer norm backward matches float64, with 1 and 2 threads bit fo
     ["width 1", { rows: 4, n: 1, eps: 1e-5 }, true],
     ["width 3", { rows: 5, n: 3, eps: 1e-5 }, true],
     ["no rows", { rows: 0, n: 5, eps: 1e-5 }, true],
-    ["parallel rows, several column blocks", { rows: 150, n: 259, eps: 1e-6 }, true],
+    ["parallel rows, several row blocks", { rows: 150, n: 259, eps: 1e-6 }, true],
+    ["more rows than blocks of the minimum size", { rows: 9001, n: 5, eps: 1e-6 }, true],
     ["parallel rows, no affine", { rows: 150, n: 259, eps: 1e-6 }, false],
   ];
   await withDevices(async (one, two) => {

@@ -42,7 +42,7 @@ export const CPU_KERNELS: KernelTable = {
 /** A new CPU backend (one device with its own memory accounting). */
 export function createCpuBackend(): Backend {
   return {
-    name: "cpu",
+    name: "cpu-reference",
     device: new CpuDevice(),
     kernels: CPU_KERNELS,
     toHost: (storage, _dtype, size) => (storage as CpuStorage).data.subarray(0, size),

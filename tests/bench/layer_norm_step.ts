@@ -4,7 +4,7 @@
  * step (median of `--steps` after one untimed) and peak bytes above what was live before.
  *
  * Run: `deno run -A tests/bench/layer_norm_step.ts --rows 8192 --dim 256`;
- * `LONGSEQ_BACKEND=wasm`, `=webgpu` or `=cpu` picks the device.
+ * `LONGSEQ_BACKEND=cpu`, `=webgpu` or `=cpu` picks the device.
  */
 import * as T from "../../mod.ts";
 import { fusedLayerNorm } from "../../ops/layer_norm.ts";

@@ -122,6 +122,7 @@ export { all, any } from "./ops/any_all.ts";
 export { std, type StdOptions } from "./ops/std.ts";
 export { norm, type NormOrd, outer } from "./ops/linalg.ts";
 export { logSoftmax, logsumexp, softmax } from "./ops/softmax.ts";
+export { fusedLayerNorm, type FusedLayerNormOptions } from "./ops/layer_norm.ts";
 export { matmul, type MatmulOptions } from "./ops/matmul.ts";
 export { einsum } from "./ops/einsum.ts";
 export { topk, type TopkOptions } from "./ops/topk.ts";

@@ -11,6 +11,7 @@ import { cumprodKernels } from "./cumprod.ts";
 import { chunkAttentionKernels } from "./chunk_attention.ts";
 import { elementwiseKernels } from "./elementwise.ts";
 import { indexingKernels } from "./indexing.ts";
+import { layerNormKernels } from "./layer_norm.ts";
 import { matmulKernels } from "./matmul.ts";
 import { randomKernels } from "./random.ts";
 import { reduceKernels } from "./reduce.ts";
@@ -26,6 +27,7 @@ export const CPU_KERNELS: KernelTable = {
   ...matmulKernels,
   ...reduceKernels,
   ...softmaxKernels,
+  ...layerNormKernels,
   ...indexingKernels,
   ...scatterCombineKernels,
   ...scanKernels,

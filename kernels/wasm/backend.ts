@@ -1,7 +1,7 @@
 /**
  * The wasm backend as a registry plug-in: its kernels under the registry's kernel names
  * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, ...), each adapting the
- * registry's spec to the wasm kernel's call. Every other kernel, and every call a kernel here
+ * registry's spec to the wasm kernel's call (the fused `layerNorm` and `layerNormGrad` too). Every other kernel, and every call a kernel here
  * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
  * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
@@ -17,6 +17,8 @@ import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from ".
 import { matmulWasm } from "./matmul.ts";
 import { reduceWasm, softmaxWasm } from "./reduce.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
+import type { LayerNormSpec } from "../specs/layer_norm.ts";
+import { layerNormGradWasm, layerNormWasm } from "./layer_norm.ts";
 
 /** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
 export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
@@ -74,6 +76,10 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
   logSoftmax: (d: WasmDevice, [x]: W[], s: SoftmaxSpec) => softmaxWasm(d, x, s, "logSoftmax"),
   chunkAttention: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
     chunkAttentionWasm(d, withBias(xs, s), s),
+  layerNorm: (d: WasmDevice, xs: W[], s: LayerNormSpec) =>
+    layerNormWasm(d, s.affine ? xs : [xs[0], null, null], s),
+  layerNormGrad: (d: WasmDevice, xs: W[], s: LayerNormSpec) =>
+    layerNormGradWasm(d, s.affine ? xs : xs.slice(0, 4), s),
 };
 
 /**

@@ -7,7 +7,12 @@ import { JOB_MATMUL, matmulJob } from "./matmul.ts";
 import { elementwiseJob, JOB_ELEMENTWISE } from "./elementwise.ts";
 import { JOB_REDUCE, JOB_SOFTMAX, reduceJob, softmaxJob } from "./reduce.ts";
 import { chunkAttentionJob, JOB_CHUNK_ATTENTION } from "./chunk_attention.ts";
-import { JOB_LAYER_NORM, layerNormJob } from "./layer_norm.ts";
+import {
+  JOB_LAYER_NORM,
+  JOB_LAYER_NORM_GRAD,
+  layerNormGradJob,
+  layerNormJob,
+} from "./layer_norm.ts";
 
 const jobs: JobFn[] = [];
 jobs[JOB_MATMUL] = matmulJob;
@@ -16,6 +21,7 @@ jobs[JOB_REDUCE] = reduceJob;
 jobs[JOB_SOFTMAX] = softmaxJob;
 jobs[JOB_CHUNK_ATTENTION] = chunkAttentionJob;
 jobs[JOB_LAYER_NORM] = layerNormJob;
+jobs[JOB_LAYER_NORM_GRAD] = layerNormGradJob;
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

@@ -14,7 +14,7 @@ import type { StridedInput } from "../strided.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 import { matmulWasm } from "./matmul.ts";
-import { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
+import { layerNormGradWasm, type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
@@ -30,7 +30,7 @@ export type { DType, TypedArray } from "../dtype.ts";
 export { hasRelaxedSimd } from "./emit.ts";
 export { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
 export { matmulWasm } from "./matmul.ts";
-export { type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
+export { layerNormGradWasm, type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 export { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
 export type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 export { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
@@ -99,6 +99,19 @@ export const WASM_KERNELS: {
       spec: LayerNormSpec,
     ): [WasmStorage, WasmStorage, WasmStorage];
   };
+  readonly layerNormGrad: {
+    /** Whether `run` takes this spec. */
+    supports(spec: LayerNormSpec): boolean;
+    /**
+     * Inputs `[x, mean, rstd, dy, gamma | null]`; returns `[dx]`, or `[dx, dgamma, dbeta]`
+     * with `gamma`.
+     */
+    run(
+      device: WasmDevice,
+      inputs: readonly (WasmStorage | null)[],
+      spec: LayerNormSpec,
+    ): WasmStorage[];
+  };
 } = {
   matmul: { supports: () => true, run: (d, [a, b], spec) => matmulWasm(d, a, b, spec) },
   elementwise: {
@@ -129,5 +142,9 @@ export const WASM_KERNELS: {
   layerNorm: {
     supports: () => true,
     run: (d, inputs, spec) => layerNormWasm(d, [...inputs], spec),
+  },
+  layerNormGrad: {
+    supports: () => true,
+    run: (d, inputs, spec) => layerNormGradWasm(d, [...inputs], spec),
   },
 };

@@ -8,6 +8,7 @@
 import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
 import { microkernel, packers } from "./gen_matmul.ts";
 import { attentionHelpers } from "./gen_attention.ts";
+import { layerNormHelpers } from "./gen_layer_norm.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
@@ -223,6 +224,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     for (const op of UNARY_OPS) unary(m, op);
     reductions(m);
     attentionHelpers(m);
+    layerNormHelpers(m);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

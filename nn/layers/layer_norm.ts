@@ -3,10 +3,9 @@
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";
-import { add, mul, sub } from "../../ops/binary.ts";
+import { cast } from "../../ops/binary.ts";
 import { ones, zeros } from "../../ops/creation.ts";
-import { mean } from "../../ops/reduce.ts";
-import { rsqrt, square } from "../../ops/unary.ts";
+import { fusedLayerNorm } from "../../ops/layer_norm.ts";
 import type { Layer } from "../layer.ts";
 import { checkLastDim, checkNonNegative, checkParam, checkPositiveInt } from "../validate.ts";
 
@@ -30,8 +29,9 @@ export interface LayerNormParams {
 
 /**
  * `y = (x - mean) / sqrt(var + eps) * scale + bias`, with the mean and (population) variance
- * taken over the last axis. A composition of elementwise ops and reductions, so its gradient
- * comes from its parts.
+ * taken over the last axis. One fused primitive ({@linkcode fusedLayerNorm}): a single kernel
+ * forward and a single kernel backward, which keeps only `x`, `scale` and each row's mean and
+ * reciprocal standard deviation for the backward pass. Non-f32 inputs are cast to f32.
  *
  * Shapes: `x: [..., dim]` to `y: [..., dim]`; params `scale: [dim]`, `bias: [dim]`. The init
  * key is unused (the params are deterministic) but accepted for the layer contract; params are
@@ -59,15 +59,10 @@ export function layerNorm(options: LayerNormOptions): Layer<LayerNormParams> {
       checkLastDim("layerNorm", x, dim);
       checkParam("layerNorm", "scale", params?.scale, [dim]);
       checkParam("layerNorm", "bias", params.bias, [dim]);
-      using mu = mean(x, -1, { keepdims: true });
-      using centred = sub(x, mu);
-      using sq = square(centred);
-      using v = mean(sq, -1, { keepdims: true });
-      using ve = add(v, eps);
-      using inv = rsqrt(ve);
-      using normed = mul(centred, inv);
-      using scaled = mul(normed, params.scale);
-      return add(scaled, params.bias);
+      const { scale, bias } = params;
+      if (x.dtype === "f32") return fusedLayerNorm(x, { scale, bias, eps });
+      using xf = cast(x, "f32");
+      return fusedLayerNorm(xf, { scale, bias, eps });
     },
   };
 }

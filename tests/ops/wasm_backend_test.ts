@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
+import { fusedLayerNorm } from "../../ops/layer_norm.ts";
 import { registerBackend } from "../../kernels/backend.ts";
 import { createWasmBackend, WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
 import { WasmDevice } from "../../kernels/wasm/device.ts";
@@ -157,6 +158,61 @@ Deno.test("wasm reductions and softmax match the reference", async () => {
   await same("logsumexp", [[6, 9]], (x) => T.logsumexp(x, 1), 1e-5, [-4, 4]);
 });
 
+Deno.test("wasm fused layer norm and its gradients match the reference", async () => {
+  await same(
+    "layerNorm",
+    [[5, 37], [37], [37]],
+    (x, g, b) => fusedLayerNorm(x, { scale: g, bias: b }),
+    1e-5,
+    [-3, 3],
+  );
+  await same("layerNorm without scale", [[3, 4, 9]], (x) => fusedLayerNorm(x), 1e-5, [-3, 3]);
+  for (const i of [0, 1, 2]) {
+    await same(
+      `layerNormGrad ${i}`,
+      [[6, 37], [37], [37], [6, 37]],
+      (x, g, b, w) => {
+        const loss = (a: T.Tensor, c: T.Tensor, d: T.Tensor) =>
+          T.sum(T.mul(fusedLayerNorm(a, { scale: c, bias: d }), w));
+        return (T.grad(loss, { argnums: [0, 1, 2] })(x, g, b) as T.Tensor[])[i];
+      },
+      2e-5,
+      [-3, 3],
+    );
+  }
+  await same(
+    "layerNormGrad without scale",
+    [[4, 5], [4, 5]],
+    (x, w) => T.grad((a: T.Tensor) => T.sum(T.mul(fusedLayerNorm(a), w)))(x) as T.Tensor,
+    2e-5,
+    [-3, 3],
+  );
+});
+
+Deno.test("wasm fused layer norm: 1 and 2 threads give identical bits", async () => {
+  // Large enough for the kernels to split rows and columns across threads.
+  const run = () =>
+    T.scope(async () => {
+      const [x, g, b, w] = [[200, 259], [259], [259], [200, 259]].map((s, i) =>
+        input(40 + i, s, "cpu", -3, 3)
+      );
+      const loss = (a: T.Tensor, c: T.Tensor, d: T.Tensor) =>
+        T.sum(T.mul(fusedLayerNorm(a, { scale: c, bias: d }), w));
+      const grads = T.grad(loss, { argnums: [0, 1, 2] })(x, g, b) as T.Tensor[];
+      const y = fusedLayerNorm(x, { scale: g, bias: b });
+      return await Promise.all([y, ...grads].map((t) => t.data()));
+    });
+  await noLeaks(async () => {
+    const a = await run();
+    use(one);
+    try {
+      assert.deepEqual(await run(), a);
+    } finally {
+      use(two);
+    }
+  });
+});
+
 Deno.test("wasm fused chunk attention matches the reference", async () => {
   const [R, C, D] = [4, 5, 3];
   await noLeaks(async () => {
@@ -209,6 +265,8 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "softmax",
     "logSoftmax",
     "chunkAttention",
+    "layerNorm",
+    "layerNormGrad",
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });

@@ -1,0 +1,244 @@
+/**
+ * WebGPU fused layer norm ({@linkcode LayerNormSpec}). Forward: `lanesFor(n)` lanes per row,
+ * the row's sum and then its sum of squared deviations from the mean (two passes, as the
+ * reference) each closed by a shared-memory tree, then the write of `y`, `mean` and `rstd`.
+ * Each lane keeps its part of the row in registers when it is short enough (as the softmax
+ * kernel), so `x` is read once.
+ * Backward: the same row layout computes the row sums of `dy * gamma` and
+ * `dy * gamma * xhat` (one tree for both) and writes `dx`; two more kernels give `dgamma` and
+ * `dbeta`: partial column sums over fixed blocks of rows (rows ascending), then the partials
+ * added in block order, so results do not depend on scheduling.
+ * @module
+ */
+import type { KernelTable } from "../backend.ts";
+import {
+  FLAT_ARGS,
+  FLAT_INDEX,
+  type GpuDevice,
+  type GpuStorage,
+  grid,
+  ro,
+  rw,
+  WG,
+} from "./device.ts";
+import { lanesFor } from "./reduce.ts";
+import type { LayerNormSpec } from "../specs/layer_norm.ts";
+
+/** The uniform block: `rows`, `n` (u32), `eps` (f32). */
+function params({ rows, n, eps }: LayerNormSpec): Uint32Array {
+  const p = new Uint32Array(4);
+  p[0] = rows;
+  p[1] = n;
+  new Float32Array(p.buffer)[2] = eps;
+  return p;
+}
+
+const P = "struct P { rows: u32, n: u32, eps: f32, pad: u32 }";
+
+/** Row setup shared by both row kernels: this lane's row `r`, its first element `base`. */
+function rowHead(lanes: number, bindings: string, trees: number): string {
+  const shared = Array.from(
+    { length: trees },
+    (_, i) => `var<workgroup> sh${i}: array<f32, ${WG}>;`,
+  );
+  return `${P}
+${bindings}
+${shared.join("\n")}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % ${lanes}u;
+  let first = lid - lane;
+  let r = (wg.x + wg.y * nwg.x) * ${WG / lanes}u + lid / ${lanes}u;
+  let live = r < p.rows;
+  let base = r * p.n;`;
+}
+
+/** A shared-memory tree over the row's lanes, summing `sh<i>` for each listed tree. */
+function tree(lanes: number, trees: number[]): string {
+  const adds = trees.map((i) => `sh${i}[lid] += sh${i}[lid + s];`).join(" ");
+  return `
+  workgroupBarrier();
+  for (var s = ${lanes >> 1}u; s > 0u; s >>= 1u) {
+    if (lane < s) { ${adds} }
+    workgroupBarrier();
+  }`;
+}
+
+/** Most row elements one lane keeps in registers, so the row is read from memory once. */
+const MAX_CACHED = 16;
+
+/** Elements per lane to keep in registers for rows of `n` (0: stream them from memory). */
+function cachedFor(n: number, lanes: number): number {
+  let cached = 1;
+  while (cached * lanes < n) cached *= 2;
+  return cached <= MAX_CACHED ? cached : 0;
+}
+
+/**
+ * Runs `body` for each of this lane's elements `j` with `val = x[base + j]`: from registers
+ * (`xv`, filled on the pass with `load`) when `cached`, else read again.
+ */
+function eachOf(lanes: number, cached: number, body: string, load = false): string {
+  return cached
+    ? `for (var e = 0u; e < ${cached}u; e++) {
+    let j = lane + e * ${lanes}u;
+    if (live && j < p.n) { ${load ? "xv[e] = x[base + j]; " : ""}let val = xv[e]; ${body} }
+  }`
+    : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = x[base + j]; ${body} } }`;
+}
+
+function forwardCode(lanes: number, cached: number, affine: boolean): string {
+  const binds = affine
+    ? [ro(0, "x", "f32"), ro(1, "gamma", "f32"), ro(2, "beta", "f32"), rw(3, "y", "f32")]
+    : [ro(0, "x", "f32"), rw(1, "y", "f32")];
+  const k = binds.length;
+  binds.push(rw(k, "mean", "f32"), rw(k + 1, "rstd", "f32"));
+  binds.push(`@group(0) @binding(${k + 2}) var<uniform> p: P;`);
+  const each = (body: string, load = false) => eachOf(lanes, cached, body, load);
+  return `${rowHead(lanes, binds.join("\n"), 1)}
+  ${cached ? `var xv: array<f32, ${cached}>;` : ""}
+  var t = 0.0;
+  ${each("t += val;", true)}
+  sh0[lid] = t;${tree(lanes, [0])}
+  let m = sh0[first] / f32(p.n);
+  workgroupBarrier();
+  t = 0.0;
+  ${each("let d = val - m; t += d * d;")}
+  sh0[lid] = t;${tree(lanes, [0])}
+  let rs = 1.0 / sqrt(sh0[first] / f32(p.n) + p.eps);
+  if (live && lane == 0u) { mean[r] = m; rstd[r] = rs; }
+  ${
+    each(
+      `let h = (val - m) * rs; y[base + j] = ${affine ? "h * gamma[j] + beta[j]" : "h"};`,
+    )
+  }
+}`;
+}
+
+function backwardCode(lanes: number, cached: number, affine: boolean): string {
+  const binds = [ro(0, "x", "f32"), ro(1, "mean", "f32"), ro(2, "rstd", "f32"), ro(3, "dy", "f32")];
+  if (affine) binds.push(ro(4, "gamma", "f32"));
+  const k = binds.length;
+  binds.push(rw(k, "dx", "f32"), `@group(0) @binding(${k + 1}) var<uniform> p: P;`);
+  const gg = affine ? "dy[base + j] * gamma[j]" : "dy[base + j]";
+  const each = (body: string, load = false) => eachOf(lanes, cached, body, load);
+  return `${rowHead(lanes, binds.join("\n"), 2)}
+  ${cached ? `var xv: array<f32, ${cached}>;` : ""}
+  var m = 0.0;
+  var rs = 0.0;
+  if (live) { m = mean[r]; rs = rstd[r]; }
+  var t1 = 0.0;
+  var t2 = 0.0;
+  ${each(`let g = ${gg}; t1 += g; t2 += g * ((val - m) * rs);`, true)}
+  sh0[lid] = t1;
+  sh1[lid] = t2;${tree(lanes, [0, 1])}
+  let s1 = sh0[first] / f32(p.n);
+  let s2 = sh1[first] / f32(p.n);
+  ${each(`let h = (val - m) * rs; dx[base + j] = rs * (${gg} - s1 - h * s2);`)}
+}`;
+}
+
+/** Rows per partial column sum of the backward pass. */
+const BLOCK_ROWS = 64;
+
+/**
+ * Column sums of `dy * xhat` and `dy` over blocks of `BLOCK_ROWS` rows (rows ascending): one
+ * thread per (block, column), writing `pg`, `pb [blocks, n]`.
+ */
+const PARTIALS_CODE = `${P}
+${ro(0, "x", "f32")}
+${ro(1, "mean", "f32")}
+${ro(2, "rstd", "f32")}
+${ro(3, "dy", "f32")}
+${rw(4, "pg", "f32")}
+${rw(5, "pb", "f32")}
+@group(0) @binding(6) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  let blocks = (p.rows + ${BLOCK_ROWS - 1}u) / ${BLOCK_ROWS}u;
+  if (i >= blocks * p.n) { return; }
+  let col = i % p.n;
+  let r0 = (i / p.n) * ${BLOCK_ROWS}u;
+  var g = 0.0;
+  var b = 0.0;
+  for (var r = r0; r < min(r0 + ${BLOCK_ROWS}u, p.rows); r++) {
+    let at = r * p.n + col;
+    g += dy[at] * ((x[at] - mean[r]) * rstd[r]);
+    b += dy[at];
+  }
+  pg[i] = g;
+  pb[i] = b;
+}`;
+
+/** `dgamma`, `dbeta [n]`: one thread per column adds the blocks' partial sums in order. */
+const TOTALS_CODE = `${P}
+${ro(0, "pg", "f32")}
+${ro(1, "pb", "f32")}
+${rw(2, "dgamma", "f32")}
+${rw(3, "dbeta", "f32")}
+@group(0) @binding(4) var<uniform> p: P;
+@compute @workgroup_size(${WG})
+fn main(${FLAT_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= p.n) { return; }
+  let blocks = (p.rows + ${BLOCK_ROWS - 1}u) / ${BLOCK_ROWS}u;
+  var g = 0.0;
+  var b = 0.0;
+  for (var k = 0u; k < blocks; k++) {
+    g += pg[k * p.n + i];
+    b += pb[k * p.n + i];
+  }
+  dgamma[i] = g;
+  dbeta[i] = b;
+}`;
+
+/** Forward: `[y, mean, rstd]` from `[x]` or `[x, gamma, beta]`. */
+export function layerNormGpu(
+  device: GpuDevice,
+  inputs: GpuStorage[],
+  s: LayerNormSpec,
+): GpuStorage[] {
+  const y = device.alloc("f32", s.rows * s.n);
+  const mean = device.alloc("f32", s.rows), rstd = device.alloc("f32", s.rows);
+  if (s.rows === 0) return [y, mean, rstd];
+  const lanes = lanesFor(s.n);
+  const code = forwardCode(lanes, cachedFor(s.n, lanes), s.affine);
+  const xs = s.affine ? inputs.slice(0, 3) : [inputs[0]];
+  device.run({ code }, [...xs, y, mean, rstd], grid(s.rows, WG / lanes), params(s));
+  return [y, mean, rstd];
+}
+
+/** Backward: `[dx]`, or `[dx, dgamma, dbeta]`, from `[x, mean, rstd, dy]` (then `gamma`). */
+export function layerNormGradGpu(
+  device: GpuDevice,
+  inputs: GpuStorage[],
+  s: LayerNormSpec,
+): GpuStorage[] {
+  const [x, mean, rstd, dy] = inputs;
+  const dx = device.alloc("f32", s.rows * s.n);
+  if (s.rows > 0) {
+    const lanes = lanesFor(s.n);
+    const code = backwardCode(lanes, cachedFor(s.n, lanes), s.affine);
+    const xs = s.affine ? inputs.slice(0, 5) : inputs.slice(0, 4);
+    device.run({ code }, [...xs, dx], grid(s.rows, WG / lanes), params(s));
+  }
+  if (!s.affine) return [dx];
+  const dgamma = device.alloc("f32", s.n), dbeta = device.alloc("f32", s.n);
+  // Partial sums over fixed blocks of rows spread the rows over many threads; a second pass
+  // adds them in block order, so the sums do not depend on scheduling.
+  const parts = Math.max(1, Math.ceil(s.rows / BLOCK_ROWS)) * s.n;
+  const pg = device.alloc("f32", parts), pb = device.alloc("f32", parts);
+  device.run({ code: PARTIALS_CODE }, [x, mean, rstd, dy, pg, pb], grid(parts), params(s));
+  device.run({ code: TOTALS_CODE }, [pg, pb, dgamma, dbeta], grid(s.n), params(s));
+  device.free(pg);
+  device.free(pb);
+  return [dx, dgamma, dbeta];
+}
+
+/** The layer-norm family's kernels. */
+export const layerNormKernels: KernelTable = {
+  layerNorm: layerNormGpu,
+  layerNormGrad: layerNormGradGpu,
+};

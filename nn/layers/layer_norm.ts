@@ -31,7 +31,8 @@ export interface LayerNormParams {
  * `y = (x - mean) / sqrt(var + eps) * scale + bias`, with the mean and (population) variance
  * taken over the last axis. One fused primitive ({@linkcode fusedLayerNorm}): a single kernel
  * forward and a single kernel backward, which keeps only `x`, `scale` and each row's mean and
- * reciprocal standard deviation for the backward pass. Non-f32 inputs are cast to f32.
+ * reciprocal standard deviation for the backward pass. An f16 input (mixed precision) is
+ * normalised in f32 and the result rounded back to f16.
  *
  * Shapes: `x: [..., dim]` to `y: [..., dim]`; params `scale: [dim]`, `bias: [dim]`. The init
  * key is unused (the params are deterministic) but accepted for the layer contract; params are
@@ -60,9 +61,13 @@ export function layerNorm(options: LayerNormOptions): Layer<LayerNormParams> {
       checkParam("layerNorm", "scale", params?.scale, [dim]);
       checkParam("layerNorm", "bias", params.bias, [dim]);
       const { scale, bias } = params;
-      if (x.dtype === "f32") return fusedLayerNorm(x, { scale, bias, eps });
-      using xf = cast(x, "f32");
-      return fusedLayerNorm(xf, { scale, bias, eps });
+      if (x.dtype === "f32" && scale.dtype === "f32" && bias.dtype === "f32") {
+        return fusedLayerNorm(x, { scale, bias, eps });
+      }
+      // Mixed precision: the statistics are taken in f32 and y is rounded back to x's dtype.
+      using xf = cast(x, "f32"), sf = cast(scale, "f32"), bf = cast(bias, "f32");
+      using y = fusedLayerNorm(xf, { scale: sf, bias: bf, eps });
+      return cast(y, x.dtype);
     },
   };
 }

@@ -107,6 +107,24 @@ Deno.test("precision: f16 models track their f32 twins from the same f32 params"
           assert.deepEqual(Array.from(await back.data()), f16);
         }),
     );
+    await t.step(`layers keep f16 activations f16 on ${device}`, () =>
+      noLeaks(async () => {
+        const ln = T.nn.layerNorm({ dim: 4 });
+        const ff = T.nn.linear({ inFeatures: 4, outFeatures: 3 });
+        const lp = initParams(ln, 0, device), fp = initParams(ff, 0, device);
+        const half = (tree: unknown) =>
+          T.mapTree(tree, (l) => l instanceof T.Tensor ? T.cast(l, "f16") : l);
+        const [lp16, fp16] = [half(lp), half(fp)] as [typeof lp, typeof fp];
+        using x = T.tensor([[1, 2, 3, 5], [0.5, -1, 2, 0]], { dtype: "f16", device });
+        using y = ln.apply(lp16, x);
+        using z = ff.apply(fp16, y);
+        assert.deepEqual([y.dtype, z.dtype], ["f16", "f16"]);
+        using x32 = T.cast(x, "f32");
+        using y32 = ln.apply(lp, x32);
+        const [a, b] = [await y.data(), await y32.data()];
+        a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 2e-3, `${v} vs ${b[i]}`));
+        disposeTree([lp, fp, lp16, fp16]);
+      }));
     await t.step(`training with loss scaling on ${device}`, () =>
       noLeaks(async () => {
         const model = reformerLM({ ...reformer, precision: "f16" });

@@ -9,6 +9,7 @@
  * ascending order and first in descending order.
  * @module
  */
+import { cast } from "./binary.ts";
 import { bind, bind1, definePrimitive, launch, launch1, type Primitive } from "./primitive.ts";
 import { fmt, type Tensor } from "./tensor.ts";
 import { sameDevice } from "./validate.ts";
@@ -90,8 +91,22 @@ const argsortPrim = definePrimitive<SortParams>({
  */
 export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, Tensor] {
   const descending = checkSortable("sortWithIndices", x, options);
-  const [values, indices] = bind(sortPrim, [x], { descending, withValues: true });
-  return [values, indices];
+  return sortBound(x, descending);
+}
+
+/**
+ * The sort primitive on `x`; f16 keys are sorted as their exact f32 widening (every backend
+ * then sorts them with its f32 kernel) and the values rounded back, which is exact.
+ */
+function sortBound(x: Tensor, descending: boolean): [Tensor, Tensor] {
+  if (x.dtype !== "f16") {
+    const [values, indices] = bind(sortPrim, [x], { descending, withValues: true });
+    return [values, indices];
+  }
+  using wide = cast(x, "f32");
+  const [values, indices] = bind(sortPrim, [wide], { descending, withValues: true });
+  using v = values;
+  return [cast(v, "f16"), indices];
 }
 
 /**
@@ -110,7 +125,7 @@ export function sortWithIndices(x: Tensor, options: SortOptions = {}): [Tensor, 
  */
 export function sort(x: Tensor, options: SortOptions = {}): Tensor {
   const descending = checkSortable("sort", x, options);
-  const [values, indices] = bind(sortPrim, [x], { descending, withValues: true });
+  const [values, indices] = sortBound(x, descending);
   indices.dispose();
   return values;
 }
@@ -134,7 +149,9 @@ export function sort(x: Tensor, options: SortOptions = {}): Tensor {
  */
 export function argsort(x: Tensor, options: SortOptions = {}): Tensor {
   const descending = checkSortable("argsort", x, options);
-  return bind1(argsortPrim, [x], { descending, withValues: false });
+  if (x.dtype !== "f16") return bind1(argsortPrim, [x], { descending, withValues: false });
+  using wide = cast(x, "f32"); // exact, so the order is f16's
+  return bind1(argsortPrim, [wide], { descending, withValues: false });
 }
 
 function permLayout(op: string, x: Tensor, idx: Tensor): PermLayout {

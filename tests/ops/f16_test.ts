@@ -429,6 +429,25 @@ Deno.test({
     }),
 });
 
+Deno.test("f16 sort and argsort on every device (keys widened exactly to f32)", async (t) => {
+  for (const device of testDevices()) {
+    await t.step(device, () =>
+      noLeaks(async () => {
+        using x = T.tensor([3, -1, NaN, 0.5, -0, 2, 65504], { dtype: "f16", device });
+        using s = T.sort(x, { descending: true });
+        using a = T.argsort(x);
+        const [v, i] = T.sortWithIndices(x);
+        assert.equal(s.dtype, "f16");
+        assert.deepEqual([...await s.data()], [NaN, 65504, 3, 2, 0.5, -0, -1]);
+        assert.deepEqual([...await a.data()], [1, 4, 3, 5, 0, 6, 2]);
+        assert.deepEqual([...await i.data()], [1, 4, 3, 5, 0, 6, 2]);
+        assert.deepEqual([...await v.data()], [-1, -0, 0.5, 2, 3, 65504, NaN]);
+        v.dispose();
+        i.dispose();
+      }));
+  }
+});
+
 Deno.test("f16 sort and scans on the CPU reference", () =>
   noLeaks(async () => {
     using x = T.tensor([3, -1, NaN, 0.5, -0, 2], { dtype: "f16", device: "cpu-reference" });

@@ -62,7 +62,7 @@ const FLAGS = {
     help: "Sample among the k most likely tokens (0: all)",
   },
   seed: { type: "int", default: 0, help: "Seed of the sampling and the LSH rotations" },
-  device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
+  device: { type: "string", default: "auto", choices: ["auto", "cpu-reference", "webgpu"], help: "Backend" },
   cache: {
     type: "bool",
     default: true,

@@ -59,7 +59,7 @@ const FLAGS = {
   positions: { type: "int", default: 500, min: 1, help: "Scored positions per window (b)" },
   skipSpeed: { type: "bool", default: false, help: "Skip (a)" },
   skipQuality: { type: "bool", default: false, help: "Skip (b)" },
-  device: { type: "string", default: "auto", choices: ["auto", "cpu", "webgpu"], help: "Backend" },
+  device: { type: "string", default: "auto", choices: ["auto", "cpu-reference", "webgpu"], help: "Backend" },
   json: { type: "string", default: "", help: "Also write the results here as JSON" },
 } as const;
 

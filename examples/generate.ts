@@ -81,8 +81,10 @@ const FLAGS = {
 } as const;
 
 /** A model rebuilt from a checkpoint's config: `maxLen` and a last-position logits function. */
-interface Sampler {
+export interface Sampler {
+  /** The longest context the model takes (callers pass the last `maxLen` tokens). */
   maxLen: number;
+  /** Vocabulary size (256: bytes). */
   vocab: number;
   /** How decoding runs, for the log. */
   mode: string;
@@ -92,7 +94,7 @@ interface Sampler {
 }
 
 /** The model config and params of a checkpoint written by an example, or of an HF folder. */
-async function loadModel(
+export async function loadModel(
   path: string,
   hf: string,
 ): Promise<{ example?: string; c: Record<string, unknown>; params: unknown }> {
@@ -112,11 +114,30 @@ async function loadModel(
   return { example: config.example, c: config.model ?? {}, params: tree.params };
 }
 
-/** Rebuilds the model named by the checkpoint's metadata (or HF's config) and loads its params. */
-async function loadSampler(
+/** Options of {@linkcode loadSampler}. */
+export interface SamplerOptions {
+  /** Decode with `reformerDecoder`'s cache (Reformer models); else recompute per token. */
+  cache: boolean;
+  /** Evaluate LSH layers with full attention (cached only). */
+  lshAsFull: boolean;
+  /** A HuggingFace Reformer folder to load instead of the checkpoint ("" for none). */
+  hf: string;
+  /**
+   * Recompute with the LSH rotations `apply` draws without a key (seed `hashSeed + i`, the
+   * cached decoder's), instead of ones drawn from `seed`: so a benchmark compares the two paths
+   * under the same hashes.
+   */
+  modelRotations?: boolean;
+}
+
+/**
+ * Rebuilds the model named by the checkpoint's metadata (or HF's config) and loads its params:
+ * a sampler that caches (Reformer models with `o.cache`) or recomputes the context per token.
+ */
+export async function loadSampler(
   path: string,
   seed: number,
-  o: { cache: boolean; lshAsFull: boolean; hf: string },
+  o: SamplerOptions,
 ): Promise<Sampler> {
   const { example, c, params } = await loadModel(path, o.hf);
   const tree = { params };
@@ -134,7 +155,7 @@ async function loadSampler(
   if (cacheable) {
     return cachedSampler(c as unknown as ReformerLMConfig, tree.params, o.lshAsFull);
   }
-  const key = random.key(seed + 1);
+  const key = o.modelRotations ? undefined : random.key(seed + 1);
   return {
     maxLen: model.maxLen,
     vocab: c.vocab as number,
@@ -152,7 +173,7 @@ async function loadSampler(
     },
     dispose() {
       disposeTree(tree.params);
-      key.dispose();
+      key?.dispose();
     },
   };
 }

@@ -105,8 +105,11 @@ export interface ReformerDecoder {
  * Incremental decoding for a causal {@linkcode reformerLM} built from `config` with `params`,
  * batch 1: `prefill` runs a prompt through the stack once and caches every layer's keys and
  * values; each `step` then embeds one token at the next position and attends to the cache.
- * The logits equal those `model.apply(params, tokens)` gives at the same position (evaluation
- * mode: no dropout). Models with LSH layers are rejected unless `opts.lshAsFull`.
+ * For full and local layers the logits equal those `model.apply(params, tokens)` gives at the
+ * same position (evaluation mode: no dropout). LSH layers decode with HuggingFace's
+ * `past_buckets_states` semantics (see the module doc): `prefill` equals `apply` over the
+ * prompt, and each `step` hashes the new query into the cached buckets rather than re-sorting
+ * the whole prefix as `apply` would.
  *
  * Cost per step: `O(layers * (dModel * (dModel + dFF) + len * dModel))` for full attention,
  * with `len` bounded by two chunks for local attention (plus one embedding pass of the tokens'

@@ -101,6 +101,13 @@ Deno.test("reformerDecoder: step logits equal apply's at every position", async 
         ),
     );
     await t.step(
+      `${device}: LSH prefill over several chunks equals apply over the prompt`,
+      () =>
+        noLeaks(() =>
+          checkDecode({ ...base, attention: "lsh", nHashes: 2, chunkLen: 4 }, device, 7, 14, [14])
+        ),
+    );
+    await t.step(
       `${device}: LSH layers as full attention with lshAsFull`,
       () =>
         noLeaks(() =>

@@ -1,7 +1,7 @@
 /**
  * The wasm backend as a registry plug-in: its kernels under the registry's kernel names
- * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, ...), each adapting the
- * registry's spec to the wasm kernel's call. Every other kernel, and every call a kernel here
+ * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, `chunkAttentionGrad`, ...),
+ * each adapting the registry's spec to the wasm kernel's call. Every other kernel, and every call a kernel here
  * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
  * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu"`, see `launch`).
  * @module
@@ -17,6 +17,7 @@ import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from ".
 import { matmulWasm } from "./matmul.ts";
 import { reduceWasm, softmaxWasm } from "./reduce.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
+import { chunkAttentionGradSupported, chunkAttentionGradWasm } from "./chunk_attention_grad.ts";
 
 /** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
 export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
@@ -74,6 +75,8 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
   logSoftmax: (d: WasmDevice, [x]: W[], s: SoftmaxSpec) => softmaxWasm(d, x, s, "logSoftmax"),
   chunkAttention: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
     chunkAttentionWasm(d, withBias(xs, s), s),
+  chunkAttentionGrad: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
+    chunkAttentionGradWasm(d, withBias(xs, s), s),
 };
 
 /**
@@ -100,6 +103,9 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     }
     case "chunkAttention":
       return chunkAttentionSupported(spec as ChunkAttnSpec) &&
+        dtypes.every((t, i) => t === (i === 3 || i === 4 ? "i32" : "f32"));
+    case "chunkAttentionGrad":
+      return chunkAttentionGradSupported(spec as ChunkAttnSpec) &&
         dtypes.every((t, i) => t === (i === 3 || i === 4 ? "i32" : "f32"));
     default:
       return dtypes.every((t) => t === "f32");

@@ -8,6 +8,7 @@ import { elementwiseJob, JOB_ELEMENTWISE } from "./elementwise.ts";
 import { JOB_REDUCE, JOB_SOFTMAX, reduceJob, softmaxJob } from "./reduce.ts";
 import { chunkAttentionJob, JOB_CHUNK_ATTENTION } from "./chunk_attention.ts";
 import { JOB_LAYER_NORM, layerNormJob } from "./layer_norm.ts";
+import { chunkAttentionGradJob, JOB_CHUNK_ATTENTION_GRAD } from "./chunk_attention_grad.ts";
 
 const jobs: JobFn[] = [];
 jobs[JOB_MATMUL] = matmulJob;
@@ -16,6 +17,7 @@ jobs[JOB_REDUCE] = reduceJob;
 jobs[JOB_SOFTMAX] = softmaxJob;
 jobs[JOB_CHUNK_ATTENTION] = chunkAttentionJob;
 jobs[JOB_LAYER_NORM] = layerNormJob;
+jobs[JOB_CHUNK_ATTENTION_GRAD] = chunkAttentionGradJob;
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

@@ -209,6 +209,7 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "softmax",
     "logSoftmax",
     "chunkAttention",
+    "chunkAttentionGrad",
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });

@@ -1,0 +1,181 @@
+/**
+ * Fused chunk-attention backward on the wasm device, for the {@linkcode ChunkAttnSpec} and
+ * inputs of `chunkAttentionGradCpu` (`kernels/cpu/chunk_attention.ts`): `dq`, `dk`, `dv` from
+ * `q, k, v, qpos, kcode, bias?, stat, dO, delta`, the probabilities rebuilt from `stat` as
+ * the reference does.
+ *
+ * Two passes per batch of row groups, each a pool job, so that every output element has one
+ * owner and one summation order whatever the thread count:
+ * 1. per query (owner of its `dq` row): logits and `dO . v` by SIMD `dots`, masks and
+ *    probabilities in JS (float64 `exp`, rounded to f32), `ds = p (dO . v - delta)`, and
+ *    `dq = sum_j ds[j] k[j]` (`axpys`, `j` ascending). `p` and `ds` are stored transposed
+ *    (`[row, slot, query]`) in scratch.
+ * 2. per key row of `k`/`v` (owner of its `dk`, `dv` rows): the rows reading it through each
+ *    offset are found by inverting the look-around, and `dk = sum ds q`, `dv = sum p dO` are
+ *    gathered offset by offset, queries ascending.
+ * Arithmetic is f32 (the reference accumulates in float64).
+ * @module
+ */
+import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import type { WasmDevice, WasmStorage } from "./device.ts";
+import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
+
+/** This job's index in `jobs.ts`. */
+export const JOB_CHUNK_ATTENTION_GRAD = 6;
+
+/** Argument slots before the chunk offsets. */
+const FIXED = 29;
+
+/** Most bytes of transposed `p` and `ds` scratch per batch of row groups, by default. */
+export const BATCH_BYTES = 32 << 20;
+
+/** Whether {@linkcode chunkAttentionGradWasm} takes this spec (else use a fallback). */
+export function chunkAttentionGradSupported(s: ChunkAttnSpec): boolean {
+  return FIXED + s.offsets.length <= MAX_ARGS;
+}
+
+/**
+ * Backward pass: `dq [R, C, D]`, `dk`, `dv [R, Kc, D]` from `q`, `k`, `v`, `qpos`, `kcode`,
+ * an optional `bias`, the forward's `stat [R, C, 2]`, `dO [R, C, D]` and
+ * `delta = rowsum(dO * o) - dLse [R, C]`. Row groups go in batches whose scratch stays
+ * under `batchBytes` (a whole group at least).
+ */
+export function chunkAttentionGradWasm(
+  device: WasmDevice,
+  [q, k, v, qpos, kcode, bias, stat, dO, delta]: (WasmStorage | null)[],
+  s: ChunkAttnSpec,
+  batchBytes: number = BATCH_BYTES,
+): [WasmStorage, WasmStorage, WasmStorage] {
+  if (!chunkAttentionGradSupported(s)) throw new RangeError("wasm: too many chunk offsets");
+  const { rows, nq, nk, kc, chunks, dim } = s;
+  const dq = device.alloc("f32", rows * nq * dim);
+  const dk = device.alloc("f32", rows * kc * dim);
+  const dv = device.alloc("f32", rows * kc * dim);
+  if (rows === 0) return [dq, dk, dv];
+  const groupBytes = 8 * chunks * nk * nq;
+  const groups = rows / chunks;
+  const perBatch = Math.max(1, Math.min(groups, Math.floor(batchBytes / Math.max(groupBytes, 1))));
+  const stride = Math.ceil((3 * nk) / 16) * 64 + 64;
+  const half = Math.ceil((perBatch * groupBytes) / 2 / 64) * 64;
+  const scratch = device.scratch(2 * half + stride * device.threads + 64);
+  const inline = rows * nq * nk * dim < 1 << 15 || device.threads === 1;
+  try {
+    for (let g = 0; g < groups; g += perBatch) {
+      const lo = g * chunks, hi = Math.min(groups, g + perBatch) * chunks;
+      for (const phase of [0, 1]) {
+        const args = [
+          q!.offset,
+          k!.offset,
+          v!.offset,
+          qpos!.offset,
+          kcode!.offset,
+          bias ? bias.offset : -1,
+          stat!.offset,
+          dO!.offset,
+          delta!.offset,
+          dq.offset,
+          dk.offset,
+          dv.offset,
+          lo,
+          hi,
+          nq,
+          nk,
+          kc,
+          chunks,
+          dim,
+          s.causal ? 1 : 0,
+          s.selfMask ? 1 : 0,
+          s.maskValue,
+          s.selfValue,
+          scratch.offset,
+          scratch.offset + half,
+          scratch.offset + 2 * half,
+          stride,
+          phase,
+          s.offsets.length,
+          ...s.offsets,
+        ];
+        if (inline) {
+          chunkAttentionGradJob(device.runtime, Float64Array.from(args), 0, 1, counter());
+        } else device.run(JOB_CHUNK_ATTENTION_GRAD, args);
+      }
+    }
+  } finally {
+    device.release(scratch);
+  }
+  return [dq, dk, dv];
+}
+
+/**
+ * The job: phase 0 takes rows `[lo, hi)` of queries one row at a time (`claim`), phase 1 the
+ * key rows `[lo, hi)`; which thread takes an item never changes what it computes (`part`
+ * only picks the thread's row scratch).
+ */
+export function chunkAttentionGradJob(
+  rt: Runtime,
+  args: Float64Array,
+  part: number,
+  _parts: number,
+  claim: () => number,
+): void {
+  const [lo, hi, nq, nk, kc, chunks, dim, causal, selfMask] = args.subarray(12);
+  const [maskValue, selfValue, pt, dst, rowScratch, stride, phase, blocks] = args.subarray(21);
+  const offsets = args.subarray(FIXED, FIXED + blocks);
+  const F = rt.f32, K = rt.kernels;
+  if (phase === 1) {
+    const [q, , , , , , , dO, , , dk, dv] = args;
+    for (let kr = lo + claim(); kr < hi; kr = lo + claim()) {
+      const c = kr % chunks, g = kr - c;
+      const readers = Array.from(offsets, (off) => g + (((c - off) % chunks) + chunks) % chunks);
+      for (let jj = 0; jj < kc; jj++) {
+        const at = 4 * (kr * kc + jj) * dim;
+        F.fill(0, (dk + at) / 4, (dk + at) / 4 + dim);
+        F.fill(0, (dv + at) / 4, (dv + at) / 4 + dim);
+        readers.forEach((r, b) => {
+          const from = 4 * ((r - lo) * nk + b * kc + jj) * nq;
+          K.axpys(dk + at, q + 4 * r * nq * dim, dst + from, nq, dim, 4 * dim);
+          K.axpys(dv + at, dO + 4 * r * nq * dim, pt + from, nq, dim, 4 * dim);
+        });
+      }
+    }
+    return;
+  }
+  const [q, k, v, qpos, kcode, bias, stat, dO, delta, dq] = args;
+  const I = rt.i32;
+  const L = rowScratch + part * stride, dp = L + 4 * nk, ds = dp + 4 * nk;
+  for (let r = lo + claim(); r < hi; r = lo + claim()) {
+    const c = r % chunks;
+    const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
+    for (let i = 0; i < nq; i++) {
+      const row = r * nq + i;
+      keyRows.forEach((kr, b) => {
+        K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim);
+        K.dots(dp + 4 * b * kc, dO + 4 * row * dim, v + 4 * kr * kc * dim, kc, dim);
+      });
+      const qp = I[qpos / 4 + row];
+      const m = F[stat / 4 + 2 * row], ls = F[stat / 4 + 2 * row + 1];
+      const dl = F[delta / 4 + row];
+      const out = (r - lo) * nk * nq + i;
+      for (let j = 0; j < nk; j++) {
+        const code = I[kcode / 4 + r * nk + j];
+        const kp = code >= 0 ? code : -code - 1;
+        let pass = code >= 0 && (!causal || kp <= qp);
+        let l = pass ? F[L / 4 + j] : maskValue;
+        if (selfMask && kp === qp) {
+          l = selfValue;
+          pass = false;
+        }
+        if (bias >= 0) l = Math.fround(l + F[bias / 4 + row * nk + j]);
+        const p = Math.exp(l - m - ls);
+        const g = pass ? p * (F[dp / 4 + j] - dl) : 0;
+        F[ds / 4 + j] = g;
+        F[pt / 4 + out + j * nq] = p;
+        F[dst / 4 + out + j * nq] = g;
+      }
+      F.fill(0, dq / 4 + row * dim, dq / 4 + (row + 1) * dim);
+      keyRows.forEach((kr, b) =>
+        K.axpys(dq + 4 * row * dim, k + 4 * kr * kc * dim, ds + 4 * b * kc, kc, dim, 4 * dim)
+      );
+    }
+  }
+}

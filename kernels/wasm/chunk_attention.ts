@@ -1,7 +1,7 @@
 /**
  * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
  * input layout of `kernels/cpu/chunk_attention.ts`. Per query: the logits against each block
- * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied per slot, the row
+ * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied by `mask_row`, the row
  * is max-shifted and exponentiated (`expsub_row`), and the output accumulates `p[j] * v[j]`
  * block by block (`axpys`, `j` ascending). Queries split across threads; each is computed
  * whole by one thread, so results do not depend on the thread count. Arithmetic is f32 (the
@@ -95,21 +95,23 @@ export function chunkAttentionJob(
     keyRows.forEach((kr, b) =>
       K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim)
     );
-    const qp = I[qpos / 4 + row];
-    for (let j = 0; j < nk; j++) {
-      const code = I[kcode / 4 + r * nk + j];
-      const kp = code >= 0 ? code : -code - 1;
-      const keep = code >= 0 && (!causal || kp <= qp);
-      let l = keep ? F[L / 4 + j] : maskValue;
-      if (selfMask && kp === qp) l = selfValue;
-      if (bias >= 0) l += F[bias / 4 + row * nk + j];
-      F[L / 4 + j] = l;
-    }
+    const at = bias >= 0 ? bias + 4 * row * nk : -1;
+    K.mask_row(
+      L,
+      kcode + 4 * r * nk,
+      at,
+      nk,
+      I[qpos / 4 + row],
+      causal,
+      selfMask,
+      maskValue,
+      selfValue,
+    );
     const m = K.max_row(L, nk);
     const sum = K.expsub_row(L, L, nk, m);
     F.fill(0, acc / 4, acc / 4 + dim);
     keyRows.forEach((kr, b) =>
-      K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim)
+      K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim, 4)
     );
     F[slot / 4] = sum;
     K.div_vs(acc, slot, o + 4 * row * dim, dim);

@@ -6,13 +6,12 @@
  *
  * Two passes per batch of row groups, each a pool job, so that every output element has one
  * owner and one summation order whatever the thread count:
- * 1. per query (owner of its `dq` row): logits and `dO . v` by SIMD `dots`, masks and
- *    probabilities in JS (float64 `exp`, rounded to f32), `ds = p (dO . v - delta)`, and
- *    `dq = sum_j ds[j] k[j]` (`axpys`, `j` ascending). `p` and `ds` are stored transposed
- *    (`[row, slot, query]`) in scratch.
+ * 1. per query (owner of its `dq` row): logits and `dO . v` by SIMD `dots`, then masks,
+ *    `p = e^((l - max) - log sum)` and `ds = p (dO . v - delta)` by `grad_row`, into scratch
+ *    `[row, query, slot]`, and `dq = sum_j ds[j] k[j]` (`axpys`, `j` ascending).
  * 2. per key row of `k`/`v` (owner of its `dk`, `dv` rows): the rows reading it through each
  *    offset are found by inverting the look-around, and `dk = sum ds q`, `dv = sum p dO` are
- *    gathered offset by offset, queries ascending.
+ *    gathered offset by offset, queries ascending (`axpys` reading a column of the scratch).
  * Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
@@ -55,7 +54,7 @@ export function chunkAttentionGradWasm(
   const groupBytes = 8 * chunks * nk * nq;
   const groups = rows / chunks;
   const perBatch = Math.max(1, Math.min(groups, Math.floor(batchBytes / Math.max(groupBytes, 1))));
-  const stride = Math.ceil((3 * nk) / 16) * 64 + 64;
+  const stride = Math.ceil((2 * nk) / 16) * 64 + 64;
   const half = Math.ceil((perBatch * groupBytes) / 2 / 64) * 64;
   const scratch = device.scratch(2 * half + stride * device.threads + 64);
   const inline = rows * nq * nk * dim < 1 << 15 || device.threads === 1;
@@ -132,9 +131,9 @@ export function chunkAttentionGradJob(
         F.fill(0, (dk + at) / 4, (dk + at) / 4 + dim);
         F.fill(0, (dv + at) / 4, (dv + at) / 4 + dim);
         readers.forEach((r, b) => {
-          const from = 4 * ((r - lo) * nk + b * kc + jj) * nq;
-          K.axpys(dk + at, q + 4 * r * nq * dim, dst + from, nq, dim, 4 * dim);
-          K.axpys(dv + at, dO + 4 * r * nq * dim, pt + from, nq, dim, 4 * dim);
+          const from = 4 * ((r - lo) * nq * nk + b * kc + jj);
+          K.axpys(dk + at, q + 4 * r * nq * dim, dst + from, nq, dim, 4 * dim, 4 * nk);
+          K.axpys(dv + at, dO + 4 * r * nq * dim, pt + from, nq, dim, 4 * dim, 4 * nk);
         });
       }
     }
@@ -142,7 +141,7 @@ export function chunkAttentionGradJob(
   }
   const [q, k, v, qpos, kcode, bias, stat, dO, delta, dq] = args;
   const I = rt.i32;
-  const L = rowScratch + part * stride, dp = L + 4 * nk, ds = dp + 4 * nk;
+  const L = rowScratch + part * stride, dp = L + 4 * nk;
   for (let r = lo + claim(); r < hi; r = lo + claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
@@ -152,29 +151,35 @@ export function chunkAttentionGradJob(
         K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim);
         K.dots(dp + 4 * b * kc, dO + 4 * row * dim, v + 4 * kr * kc * dim, kc, dim);
       });
-      const qp = I[qpos / 4 + row];
-      const m = F[stat / 4 + 2 * row], ls = F[stat / 4 + 2 * row + 1];
-      const dl = F[delta / 4 + row];
-      const out = (r - lo) * nk * nq + i;
-      for (let j = 0; j < nk; j++) {
-        const code = I[kcode / 4 + r * nk + j];
-        const kp = code >= 0 ? code : -code - 1;
-        let pass = code >= 0 && (!causal || kp <= qp);
-        let l = pass ? F[L / 4 + j] : maskValue;
-        if (selfMask && kp === qp) {
-          l = selfValue;
-          pass = false;
-        }
-        if (bias >= 0) l = Math.fround(l + F[bias / 4 + row * nk + j]);
-        const p = Math.exp(l - m - ls);
-        const g = pass ? p * (F[dp / 4 + j] - dl) : 0;
-        F[ds / 4 + j] = g;
-        F[pt / 4 + out + j * nq] = p;
-        F[dst / 4 + out + j * nq] = g;
-      }
+      const out = 4 * (row - lo * nq) * nk;
+      K.grad_row(
+        L,
+        dp,
+        kcode + 4 * r * nk,
+        bias >= 0 ? bias + 4 * row * nk : -1,
+        nk,
+        I[qpos / 4 + row],
+        causal,
+        selfMask,
+        maskValue,
+        selfValue,
+        F[stat / 4 + 2 * row],
+        F[stat / 4 + 2 * row + 1],
+        F[delta / 4 + row],
+        pt + out,
+        dst + out,
+      );
       F.fill(0, dq / 4 + row * dim, dq / 4 + (row + 1) * dim);
       keyRows.forEach((kr, b) =>
-        K.axpys(dq + 4 * row * dim, k + 4 * kr * kc * dim, ds + 4 * b * kc, kc, dim, 4 * dim)
+        K.axpys(
+          dq + 4 * row * dim,
+          k + 4 * kr * kc * dim,
+          dst + out + 4 * b * kc,
+          kc,
+          dim,
+          4 * dim,
+          4,
+        )
       );
     }
   }

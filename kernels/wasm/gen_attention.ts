@@ -6,7 +6,8 @@
  * `V` being `ldv` bytes apart.
  * @module
  */
-import { type FuncBuilder, I32, type ModuleBuilder, V128 } from "./emit.ts";
+import { F32, type FuncBuilder, I32, type ModuleBuilder, V128 } from "./emit.ts";
+import { vexp } from "./gen_exp.ts";
 
 /** `for (; n >= 4; n -= 4) vec(); for (; n > 0; n--) one();` on a copy of `dim` in `n`. */
 function lanes(f: FuncBuilder, dim: number, n: number, vec: () => void, one: () => void) {
@@ -44,8 +45,8 @@ export function attentionHelpers(m: ModuleBuilder) {
     f.f32(0).set(s).inc(out, 4).inc(count, -1).br(0).end().end();
   }
   {
-    const f = m.func("axpys", [I32, I32, I32, I32, I32, I32]);
-    const [acc, V, p, count, dim, ldv] = [0, 1, 2, 3, 4, 5];
+    const f = m.func("axpys", [I32, I32, I32, I32, I32, I32, I32]);
+    const [acc, V, p, count, dim, ldv, ldp] = [0, 1, 2, 3, 4, 5, 6];
     const [n, y, x] = [f.local(I32), f.local(I32), f.local(I32)];
     const alpha = f.local(V128);
     f.block().loop().get(count).i32(1).ltS().brIf(1);
@@ -57,6 +58,91 @@ export function attentionHelpers(m: ModuleBuilder) {
       f.get(y).get(y).f32Load().get(alpha).f32x4ExtractLane(0).get(x).f32Load().f32Mul();
       f.f32Add().f32Store().inc(y, 4).inc(x, 4);
     });
-    f.get(V).get(ldv).add().set(V).inc(p, 4).inc(count, -1).br(0).end().end();
+    f.get(V).get(ldv).add().set(V).get(p).get(ldp).add().set(p).inc(count, -1).br(0).end().end();
   }
+  maskedRow(m, false);
+  maskedRow(m, true);
+}
+
+/**
+ * `mask_row(L, kcode, bias, n, qp, causal, selfMask, maskValue, selfValue)` replaces the `n`
+ * logits at `L` of one query at position `qp` by the reference's rule: `maskValue` where the
+ * key code is negative or (causal) the key is after the query, `selfValue` where (selfMask)
+ * the positions are equal, then adds `bias` (a row of `n`, or none when negative).
+ * `grad_row(L, dp, kcode, bias, n, qp, causal, selfMask, maskValue, selfValue, m, ls, dl, pt,
+ * ds)` masks the same way, then writes `p = e^((l - m) - ls)` to `pt` and `p (dp - dl)` to
+ * `ds`, 0 where the logit is not `q . k` (masked or self). Flags are 0 or 1.
+ */
+function maskedRow(m: ModuleBuilder, grad: boolean) {
+  const f = grad
+    ? m.func("grad_row", [
+      I32,
+      I32,
+      I32,
+      I32,
+      I32,
+      I32,
+      I32,
+      I32,
+      F32,
+      F32,
+      F32,
+      F32,
+      F32,
+      I32,
+      I32,
+    ])
+    : m.func("mask_row", [I32, I32, I32, I32, I32, I32, I32, F32, F32]);
+  const [L, dp, kcode, bias, n, qp, causal, selfMask, mv, sv, mx, ls, dl, pt, ds] = grad
+    ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    : [0, -1, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, -1, -1];
+  const v = () => f.local(V128);
+  const [qv, cv, selfv, mvv, svv, code, kp, keep, slf, l, x, t, k, mxv, lsv, dlv] = Array.from(
+    { length: 16 },
+    v,
+  );
+  const splat = (from: number, to: number, float: boolean) => {
+    f.get(from);
+    (float ? f.f32x4Splat() : f.i32x4Splat()).set(to);
+  };
+  splat(qp, qv, false);
+  f.i32(0).get(causal).sub().i32x4Splat().set(cv);
+  f.i32(0).get(selfMask).sub().i32x4Splat().set(selfv);
+  splat(mv, mvv, true);
+  splat(sv, svv, true);
+  if (grad) splat(mx, mxv, true), splat(ls, lsv, true), splat(dl, dlv, true);
+  const step = (w: number) => {
+    const load = (p: number) => (w === 16 ? f.get(p).v128Load() : f.get(p).v128Load32Splat());
+    const store = () => (w === 16 ? f.v128Store() : f.f32x4ExtractLane(0).f32Store());
+    // A masked key's code is -p - 1 = ~p: xor with the sign mask recovers p.
+    load(kcode).set(code);
+    f.get(code).get(code).i32(31).i32x4ShrS().v128("xor").set(kp);
+    f.get(code).i32(31).i32x4ShrS().get(kp).get(qv).i32x4GtS().get(cv).v128("and");
+    f.v128("or").v128("not").set(keep);
+    f.get(kp).get(qv).i32x4Eq().get(selfv).v128("and").set(slf);
+    f.get(svv);
+    load(L).get(mvv).get(keep).v128Bitselect();
+    f.get(slf).v128Bitselect().set(l);
+    f.get(bias).i32(0).geS().if();
+    f.get(l);
+    load(bias).f32x4("add").set(l).inc(bias, w);
+    f.end();
+    if (!grad) {
+      f.get(L).get(l);
+      store();
+      f.inc(L, w).inc(kcode, w);
+      return;
+    }
+    f.get(pt).get(l).get(mxv).f32x4("sub").get(lsv).f32x4("sub");
+    vexp(f, x, t, k);
+    f.tee(l);
+    store();
+    // dp where the logit passes, else dl: (dp - dl) is then 0 there.
+    f.get(ds);
+    load(dp).get(dlv).get(keep).get(slf).v128("not").v128("and").v128Bitselect();
+    f.get(dlv).f32x4("sub").get(l).f32x4("mul");
+    store();
+    f.inc(L, w).inc(dp, w).inc(kcode, w).inc(pt, w).inc(ds, w);
+  };
+  lanes(f, n, f.local(I32), () => step(16), () => step(4));
 }

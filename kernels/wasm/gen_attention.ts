@@ -2,8 +2,8 @@
  * Generators of the attention helpers in the kernel module, over rows of `dim` f32s (four
  * lanes at a time, then the tail): `dots(out, q, K, count, dim)` writes `q . K[j]` for `count`
  * consecutive rows `K[j]` (lane sums combined as (l0 + l1) + (l2 + l3), then the tail), and
- * `axpys(acc, V, p, count, dim, ldv)` adds `p[j] * V[j]` to `acc` for `j` ascending, rows of
- * `V` being `ldv` bytes apart.
+ * `axpys(acc, V, p, count, dim, ldv, ldp)` adds `p[j] * V[j]` to `acc` for `j` ascending, rows
+ * of `V` being `ldv` bytes apart and coefficients `p[j]` `ldp` bytes apart.
  * @module
  */
 import { F32, type FuncBuilder, I32, type ModuleBuilder, V128 } from "./emit.ts";

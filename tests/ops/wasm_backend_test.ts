@@ -157,33 +157,36 @@ Deno.test("wasm reductions and softmax match the reference", async () => {
   await same("logsumexp", [[6, 9]], (x) => T.logsumexp(x, 1), 1e-5, [-4, 4]);
 });
 
-Deno.test("wasm fused chunk attention matches the reference", async () => {
+Deno.test("wasm fused chunk attention and its gradients match the reference", async () => {
   const [R, C, D] = [4, 5, 3];
   await noLeaks(async () => {
     const run = async (device: T.DeviceName) => {
       const q = input(1, [R, C, D], device), k = input(2, [R, C, D], device);
-      const v = input(3, [R, C, D], device);
+      const v = input(3, [R, C, D], device), w = input(4, [R, C, D], device);
       const pos = T.tensor(new Int32Array(R * C).map((_, i) => i % C), { shape: [R, C], device });
       const code = T.tensor(new Int32Array(R * 2 * C).map((_, i) => i % C), {
         shape: [R, 2 * C],
         device,
       });
-      const outs = fusedChunkAttention(q, k, v, pos, code, null, {
-        causal: true,
-        selfMask: true,
-        maskValue: -1e9,
-        selfValue: -1e5,
-      }, { offsets: [0, -1], chunks: 2 });
-      const data = await Promise.all(outs.map((o) => o.data()));
-      [q, k, v, pos, code, ...outs].forEach((t) => t.dispose());
+      const flags = { causal: true, selfMask: true, maskValue: -1e9, selfValue: -1e5 };
+      const look = { offsets: [0, -1], chunks: 2 };
+      const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) => {
+        const [o, lse] = fusedChunkAttention(qq, kk, vv, pos, code, null, flags, look);
+        return T.add(T.sum(T.mul(o, w)), T.sum(lse));
+      };
+      const outs = fusedChunkAttention(q, k, v, pos, code, null, flags, look);
+      const [loss, grads] = T.valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
+      const all = [...outs.slice(0, 2), ...(grads as T.Tensor[])];
+      const data = await Promise.all(all.map((o) => o.data()));
+      [q, k, v, w, pos, code, ...outs, loss, ...all.slice(2)].forEach((t) => t.dispose());
       return data;
     };
     const w = await run("wasm"), c = await run("cpu");
-    for (let j = 0; j < 2; j++) {
+    ["o", "lse", "dq", "dk", "dv"].forEach((what, j) => {
       for (let i = 0; i < c[j].length; i++) {
-        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-5, `out ${j}[${i}]`);
+        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-5, `${what}[${i}]`);
       }
-    }
+    });
   });
 });
 

@@ -18,6 +18,8 @@ import { matmulWasm } from "./matmul.ts";
 import { reduceWasm, softmaxWasm } from "./reduce.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
 import { chunkAttentionGradSupported, chunkAttentionGradWasm } from "./chunk_attention_grad.ts";
+import { blockSparseBackwardWasm, blockSparseForwardWasm } from "./block_sparse.ts";
+import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 
 /** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
 export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
@@ -77,6 +79,10 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
     chunkAttentionWasm(d, withBias(xs, s), s),
   chunkAttentionGrad: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
     chunkAttentionGradWasm(d, withBias(xs, s), s),
+  blockSparseAttention: (d: WasmDevice, xs: W[], s: BlockSparseSpec) =>
+    blockSparseForwardWasm(d, xs, s),
+  blockSparseAttentionBackward: (d: WasmDevice, xs: W[], s: BlockSparseSpec) =>
+    blockSparseBackwardWasm(d, xs, s),
 };
 
 /**
@@ -107,6 +113,12 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "chunkAttentionGrad":
       return chunkAttentionGradSupported(spec as ChunkAttnSpec) &&
         dtypes.every((t, i) => t === (i === 3 || i === 4 ? "i32" : "f32"));
+    case "blockSparseAttention":
+    case "blockSparseAttentionBackward": {
+      // f32 operands, then the optional bool key mask.
+      const f32s = name === "blockSparseAttention" ? 3 : 6;
+      return dtypes.every((t, i) => t === (i < f32s ? "f32" : "bool"));
+    }
     default:
       return dtypes.every((t) => t === "f32");
   }

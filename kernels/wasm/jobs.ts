@@ -9,6 +9,7 @@ import { JOB_REDUCE, JOB_SOFTMAX, reduceJob, softmaxJob } from "./reduce.ts";
 import { chunkAttentionJob, JOB_CHUNK_ATTENTION } from "./chunk_attention.ts";
 import { JOB_LAYER_NORM, layerNormJob } from "./layer_norm.ts";
 import { chunkAttentionGradJob, JOB_CHUNK_ATTENTION_GRAD } from "./chunk_attention_grad.ts";
+import { blockSparseJob, JOB_BLOCK_SPARSE } from "./block_sparse.ts";
 
 const jobs: JobFn[] = [];
 jobs[JOB_MATMUL] = matmulJob;
@@ -18,6 +19,7 @@ jobs[JOB_SOFTMAX] = softmaxJob;
 jobs[JOB_CHUNK_ATTENTION] = chunkAttentionJob;
 jobs[JOB_LAYER_NORM] = layerNormJob;
 jobs[JOB_CHUNK_ATTENTION_GRAD] = chunkAttentionGradJob;
+jobs[JOB_BLOCK_SPARSE] = blockSparseJob;
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

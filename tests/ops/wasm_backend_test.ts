@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
+import { blockSparsePrimitive, type PatternSpec } from "../../ops/block_sparse.ts";
+import { blockLayout } from "../../nn/attention/sparse_patterns.ts";
 import { registerBackend } from "../../kernels/backend.ts";
 import { createWasmBackend, WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
 import { WasmDevice } from "../../kernels/wasm/device.ts";
@@ -190,6 +192,32 @@ Deno.test("wasm fused chunk attention and its gradients match the reference", as
   });
 });
 
+Deno.test("wasm block-sparse attention and its gradients match the reference", async () => {
+  const shape = [2, 2, 19, 5];
+  const pattern: PatternSpec = { kind: "fixed", stride: 4, c: 1, part: "union" };
+  const layout = blockLayout(pattern, 19, 4);
+  await noLeaks(async () => {
+    const run = async (device: T.DeviceName) => {
+      const [q, k, v, w] = [1, 2, 3, 4].map((seed) => input(seed, shape, device));
+      const bits = Uint8Array.from({ length: 2 * 19 }, (_, i) => (i % 7 === 3 ? 0 : 1));
+      const mask = T.tensor(bits, { shape: [2, 19], dtype: "bool", device });
+      const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) =>
+        T.sum(T.mul(blockSparsePrimitive(qq, kk, vv, mask, { pattern, layout })[0], w));
+      const [loss, grads] = T.valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
+      const all = [loss, ...(grads as T.Tensor[])];
+      const data = await Promise.all(all.map((t) => t.data()));
+      [q, k, v, w, mask, ...all].forEach((t) => t.dispose());
+      return data;
+    };
+    const w = await run("wasm"), c = await run("cpu");
+    ["loss", "dq", "dk", "dv"].forEach((what, j) => {
+      for (let i = 0; i < c[j].length; i++) {
+        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-4, `${what}[${i}]`);
+      }
+    });
+  });
+});
+
 Deno.test("every registered wasm kernel is covered here", () => {
   const covered = [
     "matmul",
@@ -213,6 +241,8 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "logSoftmax",
     "chunkAttention",
     "chunkAttentionGrad",
+    "blockSparseAttention",
+    "blockSparseAttentionBackward",
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });

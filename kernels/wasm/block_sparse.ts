@@ -1,7 +1,7 @@
 /**
  * Block-sparse causal attention on the wasm device, for the {@linkcode BlockSparseSpec} and
  * inputs of `kernels/cpu/block_sparse.ts`. Per query, its keys are listed tile by tile
- * (`pairedIn`, no per-pair predicate) and read in runs of consecutive rows by the SIMD
+ * (`pairedIn`, no per-pair predicate) and read in runs of evenly spaced rows by the SIMD
  * `dots` and `axpys` helpers.
  *
  * Every output row has one owner and one summation order, whatever the thread count: the
@@ -167,14 +167,16 @@ export function blockSparseJob(
         eachRun(
           list,
           cnt,
-          (y, slot, len) => K.dots(L + 4 * slot, q + at, k + seq + 4 * y * d, len, d),
+          (y, slot, len, step) =>
+            K.dots(L + 4 * slot, q + at, k + seq + 4 * y * d, len, d, 4 * step * d),
         );
         const m = K.max_row(L, cnt);
         const sum = K.expsub_row(L, L, cnt, m);
         eachRun(
           list,
           cnt,
-          (y, slot, len) => K.axpys(o + at, v + seq + 4 * y * d, L + 4 * slot, len, d, 4 * d, 4),
+          (y, slot, len, step) =>
+            K.axpys(o + at, v + seq + 4 * y * d, L + 4 * slot, len, d, 4 * step * d, 4),
         );
         F[D / 4] = sum;
         K.div_vs(o + at, D, o + at, d);
@@ -184,9 +186,9 @@ export function blockSparseJob(
       // The rows paired with x: keys for dq, queries for dk and dv.
       const [a, bb] = mode === DQ ? [k, v] : [q, dO];
       const [xa, xb] = mode === DQ ? [q + at, dO + at] : [k + at, v + at];
-      eachRun(list, cnt, (y, slot, len) => {
-        K.dots(L + 4 * slot, xa, a + seq + 4 * y * d, len, d);
-        K.dots(D + 4 * slot, xb, bb + seq + 4 * y * d, len, d);
+      eachRun(list, cnt, (y, slot, len, step) => {
+        K.dots(L + 4 * slot, xa, a + seq + 4 * y * d, len, d, 4 * step * d);
+        K.dots(D + 4 * slot, xb, bb + seq + 4 * y * d, len, d, 4 * step * d);
       });
       for (let u = 0; u < cnt; u++) {
         const qi = mode === DQ ? row : g * n + list[u];
@@ -194,9 +196,10 @@ export function blockSparseJob(
         F[C / 4 + u] = pr;
         F[D / 4 + u] = pr * (F[D / 4 + u] - F[delta / 4 + qi]);
       }
-      eachRun(list, cnt, (y, slot, len) => {
-        K.axpys(out + at, a + seq + 4 * y * d, D + 4 * slot, len, d, 4 * d, 4);
-        if (mode === DKV) K.axpys(dv + at, dO + seq + 4 * y * d, C + 4 * slot, len, d, 4 * d, 4);
+      eachRun(list, cnt, (y, slot, len, step) => {
+        const ld = 4 * step * d;
+        K.axpys(out + at, a + seq + 4 * y * d, D + 4 * slot, len, d, ld, 4);
+        if (mode === DKV) K.axpys(dv + at, dO + seq + 4 * y * d, C + 4 * slot, len, d, ld, 4);
       });
     }
   }

@@ -78,16 +78,21 @@ export function pairedIn(
   return at;
 }
 
-/** Calls `f(start, slot, count)` for each run of consecutive values in `list[0, n)`. */
+/**
+ * Calls `f(start, slot, count, step)` for each run of `list[0, n)` in arithmetic progression
+ * (`count` values from `start` by `step`, at `slot` in the list), taken greedily: a strided
+ * pattern's long-range keys make one run, its local window another.
+ */
 export function eachRun(
   list: Int32Array,
   n: number,
-  f: (start: number, slot: number, count: number) => void,
+  f: (start: number, slot: number, count: number, step: number) => void,
 ): void {
   for (let s = 0; s < n;) {
+    const step = s + 1 < n ? list[s + 1] - list[s] : 1;
     let e = s + 1;
-    while (e < n && list[e] === list[e - 1] + 1) e++;
-    f(list[s], s, e - s);
+    while (e < n && list[e] === list[e - 1] + step) e++;
+    f(list[s], s, e - s, step);
     s = e;
   }
 }

@@ -93,7 +93,7 @@ export function chunkAttentionJob(
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
     keyRows.forEach((kr, b) =>
-      K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim)
+      K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim)
     );
     const at = bias >= 0 ? bias + 4 * row * nk : -1;
     K.mask_row(

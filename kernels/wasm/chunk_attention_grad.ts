@@ -148,8 +148,8 @@ export function chunkAttentionGradJob(
     for (let i = 0; i < nq; i++) {
       const row = r * nq + i;
       keyRows.forEach((kr, b) => {
-        K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim);
-        K.dots(dp + 4 * b * kc, dO + 4 * row * dim, v + 4 * kr * kc * dim, kc, dim);
+        K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim);
+        K.dots(dp + 4 * b * kc, dO + 4 * row * dim, v + 4 * kr * kc * dim, kc, dim, 4 * dim);
       });
       const out = 4 * (row - lo * nq) * nk;
       K.grad_row(

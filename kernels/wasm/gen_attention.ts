@@ -1,7 +1,8 @@
 /**
  * Generators of the attention helpers in the kernel module, over rows of `dim` f32s (four
- * lanes at a time, then the tail): `dots(out, q, K, count, dim)` writes `q . K[j]` for `count`
- * consecutive rows `K[j]` (lane sums combined as (l0 + l1) + (l2 + l3), then the tail), and
+ * lanes at a time, then the tail): `dots(out, q, K, count, dim, ldk)` writes `q . K[j]` for
+ * `count` rows `K[j]` `ldk` bytes apart (lane sums combined as (l0 + l1) + (l2 + l3), then
+ * the tail), and
  * `axpys(acc, V, p, count, dim, ldv, ldp)` adds `p[j] * V[j]` to `acc` for `j` ascending, rows
  * of `V` being `ldv` bytes apart and coefficients `p[j]` `ldp` bytes apart.
  * @module
@@ -23,25 +24,26 @@ function lanes(f: FuncBuilder, dim: number, n: number, vec: () => void, one: () 
 /** Adds `dots` and `axpys` to the module. */
 export function attentionHelpers(m: ModuleBuilder) {
   {
-    const f = m.func("dots", [I32, I32, I32, I32, I32]);
-    const [out, q, K, count, dim] = [0, 1, 2, 3, 4];
-    const [n, x] = [f.local(I32), f.local(I32)];
+    const f = m.func("dots", [I32, I32, I32, I32, I32, I32]);
+    const [out, q, K, count, dim, ldk] = [0, 1, 2, 3, 4, 5];
+    const [n, x, y] = [f.local(I32), f.local(I32), f.local(I32)];
     const acc = f.local(V128);
     const s = f.local(0x7d);
     f.block().loop().get(count).i32(1).ltS().brIf(1);
-    f.f32x4Const(0).set(acc).get(q).set(x);
+    f.f32x4Const(0).set(acc).get(q).set(x).get(K).set(y);
     lanes(f, dim, n, () => {
-      f.get(acc).get(x).v128Load().get(K).v128Load().f32x4("mul").f32x4("add").set(acc);
-      f.inc(x, 16).inc(K, 16);
+      f.get(acc).get(x).v128Load().get(y).v128Load().f32x4("mul").f32x4("add").set(acc);
+      f.inc(x, 16).inc(y, 16);
     }, () => {
-      f.get(s).get(x).f32Load().get(K).f32Load().f32Mul().f32Add().set(s);
-      f.inc(x, 4).inc(K, 4);
+      f.get(s).get(x).f32Load().get(y).f32Load().f32Mul().f32Add().set(s);
+      f.inc(x, 4).inc(y, 4);
     });
     // s held the tail; the lanes go first.
     f.get(out);
     f.get(acc).f32x4ExtractLane(0).get(acc).f32x4ExtractLane(1).f32Add();
     f.get(acc).f32x4ExtractLane(2).get(acc).f32x4ExtractLane(3).f32Add().f32Add();
     f.get(s).f32Add().f32Store();
+    f.get(K).get(ldk).add().set(K);
     f.f32(0).set(s).inc(out, 4).inc(count, -1).br(0).end().end();
   }
   {

@@ -41,8 +41,13 @@ const kcode = Int32Array.from({ length: rows * nk }, (_, i) => {
 });
 const fwd = [rand(rows * kc * dim), rand(rows * kc * dim), rand(rows * kc * dim), qpos, kcode];
 const cpu = new CpuDevice();
-const up = (d: CpuDevice | WasmDevice, xs: (Float32Array | Int32Array)[]) =>
-  xs.map((x, i) => d.upload(x, i === 3 || i === 4 ? "i32" : "f32"));
+/** Uploads `xs` to `d`, positions and codes (inputs 3 and 4) as i32. */
+function up<S>(
+  d: { upload(x: Float32Array | Int32Array, t: "f32" | "i32"): S },
+  xs: (Float32Array | Int32Array)[],
+): S[] {
+  return xs.map((x, i) => d.upload(x, i === 3 || i === 4 ? "i32" : "f32"));
+}
 const [, , stat] = chunkAttentionCpu(cpu, [...up(cpu, fwd), null], spec).map((s) => s.data);
 const grad = [...fwd, stat as Float32Array, rand(rows * kc * dim), rand(rows * kc)];
 const pairs = rows * kc * nk;

@@ -21,49 +21,94 @@ function lanes(f: FuncBuilder, dim: number, n: number, vec: () => void, one: () 
   f.inc(n, -1).br(0).end().end();
 }
 
-/** Adds `dots` and `axpys` to the module. */
-export function attentionHelpers(m: ModuleBuilder) {
-  {
-    const f = m.func("dots", [I32, I32, I32, I32, I32, I32]);
-    const [out, q, K, count, dim, ldk] = [0, 1, 2, 3, 4, 5];
-    const [n, x, y] = [f.local(I32), f.local(I32), f.local(I32)];
-    const acc = f.local(V128);
-    const s = f.local(0x7d);
-    f.block().loop().get(count).i32(1).ltS().brIf(1);
-    f.f32x4Const(0).set(acc).get(q).set(x).get(K).set(y);
-    lanes(f, dim, n, () => {
-      f.get(acc).get(x).v128Load().get(y).v128Load().f32x4("mul").f32x4("add").set(acc);
-      f.inc(x, 16).inc(y, 16);
-    }, () => {
-      f.get(s).get(x).f32Load().get(y).f32Load().f32Mul().f32Add().set(s);
-      f.inc(x, 4).inc(y, 4);
-    });
-    // s held the tail; the lanes go first.
-    f.get(out);
-    f.get(acc).f32x4ExtractLane(0).get(acc).f32x4ExtractLane(1).f32Add();
-    f.get(acc).f32x4ExtractLane(2).get(acc).f32x4ExtractLane(3).f32Add().f32Add();
-    f.get(s).f32Add().f32Store();
-    f.get(K).get(ldk).add().set(K);
-    f.f32(0).set(s).inc(out, 4).inc(count, -1).br(0).end().end();
-  }
-  {
-    const f = m.func("axpys", [I32, I32, I32, I32, I32, I32, I32]);
-    const [acc, V, p, count, dim, ldv, ldp] = [0, 1, 2, 3, 4, 5, 6];
-    const [n, y, x] = [f.local(I32), f.local(I32), f.local(I32)];
-    const alpha = f.local(V128);
-    f.block().loop().get(count).i32(1).ltS().brIf(1);
-    f.get(p).v128Load32Splat().set(alpha).get(acc).set(y).get(V).set(x);
-    lanes(f, dim, n, () => {
-      f.get(y).get(y).v128Load().get(alpha).get(x).v128Load().f32x4("mul").f32x4("add");
-      f.v128Store().inc(y, 16).inc(x, 16);
-    }, () => {
-      f.get(y).get(y).f32Load().get(alpha).f32x4ExtractLane(0).get(x).f32Load().f32Mul();
-      f.f32Add().f32Store().inc(y, 4).inc(x, 4);
-    });
-    f.get(V).get(ldv).add().set(V).get(p).get(ldp).add().set(p).inc(count, -1).br(0).end().end();
-  }
+/**
+ * Adds `dots`, `axpys`, `mask_row` and `grad_row` to the module; with `relaxed`, the lane
+ * products of `dots` and `axpys` go through `f32x4.relaxed_madd` (fused where the CPU can).
+ */
+export function attentionHelpers(m: ModuleBuilder, relaxed: boolean) {
+  dots(m, relaxed);
+  axpys(m, relaxed);
   maskedRow(m, false);
   maskedRow(m, true);
+}
+
+/**
+ * `dots`: four accumulators over each 16 floats (so the adds do not wait on each other), then
+ * one for the remaining vectors, combined as (a0 + a1) + (a2 + a3), then its lanes as
+ * (l0 + l1) + (l2 + l3), then the scalar tail.
+ */
+function dots(m: ModuleBuilder, relaxed: boolean) {
+  const f = m.func("dots", [I32, I32, I32, I32, I32, I32]);
+  const [out, q, K, count, dim, ldk] = [0, 1, 2, 3, 4, 5];
+  const [n, x, y] = [f.local(I32), f.local(I32), f.local(I32)];
+  const acc = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const s = f.local(F32);
+  const madd = (a: number, off: number) => {
+    f.get(x).v128Load(off).get(y).v128Load(off);
+    if (relaxed) f.get(acc[a]).f32x4RelaxedMadd().set(acc[a]);
+    else f.f32x4("mul").get(acc[a]).f32x4("add").set(acc[a]);
+  };
+  const loop = (width: number, body: () => void) => {
+    f.block().loop().get(n).i32(width).ltS().brIf(1);
+    body();
+    f.inc(x, 4 * width).inc(y, 4 * width).inc(n, -width).br(0).end().end();
+  };
+  f.block().loop().get(count).i32(1).ltS().brIf(1);
+  for (const a of acc) f.f32x4Const(0).set(a);
+  f.f32(0).set(s).get(q).set(x).get(K).set(y).get(dim).set(n);
+  loop(16, () => acc.forEach((_, a) => madd(a, 16 * a)));
+  f.get(acc[0]).get(acc[1]).f32x4("add").get(acc[2]).get(acc[3]).f32x4("add").f32x4("add");
+  f.set(acc[0]);
+  loop(4, () => madd(0, 0));
+  loop(1, () => f.get(s).get(x).f32Load().get(y).f32Load().f32Mul().f32Add().set(s));
+  const lane = (i: number) => f.get(acc[0]).f32x4ExtractLane(i);
+  f.get(out);
+  lane(0), lane(1), f.f32Add(), lane(2), lane(3), f.f32Add().f32Add();
+  f.get(s).f32Add().f32Store();
+  f.get(K).get(ldk).add().set(K).inc(out, 4).inc(count, -1).br(0).end().end();
+}
+
+/**
+ * `axpys`: rows four at a time (each vector of `acc` loaded once, the four products added in
+ * row order, as one row at a time would), then the remaining rows one by one.
+ */
+function axpys(m: ModuleBuilder, relaxed: boolean) {
+  const f = m.func("axpys", [I32, I32, I32, I32, I32, I32, I32]);
+  const [acc, V, p, count, dim, ldv, ldp] = [0, 1, 2, 3, 4, 5, 6];
+  const [n, y] = [f.local(I32), f.local(I32)];
+  const xs = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
+  const alphas = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const t = f.local(V128), ts = f.local(F32);
+  const rowsAtOnce = (k: number) => {
+    f.block().loop().get(count).i32(k).ltS().brIf(1);
+    for (let i = 0; i < k; i++) {
+      f.get(p).get(ldp).i32(i).mul().add().v128Load32Splat().set(alphas[i]);
+      f.get(V).get(ldv).i32(i).mul().add().set(xs[i]);
+    }
+    f.get(acc).set(y);
+    lanes(f, dim, n, () => {
+      f.get(y).v128Load().set(t);
+      for (let i = 0; i < k; i++) {
+        f.get(alphas[i]).get(xs[i]).v128Load();
+        if (relaxed) f.get(t).f32x4RelaxedMadd().set(t);
+        else f.f32x4("mul").get(t).f32x4("add").set(t);
+        f.inc(xs[i], 16);
+      }
+      f.get(y).get(t).v128Store().inc(y, 16);
+    }, () => {
+      f.get(y).f32Load().set(ts);
+      for (let i = 0; i < k; i++) {
+        f.get(alphas[i]).f32x4ExtractLane(0).get(xs[i]).f32Load().f32Mul().get(ts).f32Add();
+        f.set(ts).inc(xs[i], 4);
+      }
+      f.get(y).get(ts).f32Store().inc(y, 4);
+    });
+    f.get(V).get(ldv).i32(k).mul().add().set(V);
+    f.get(p).get(ldp).i32(k).mul().add().set(p);
+    f.inc(count, -k).br(0).end().end();
+  };
+  rowsAtOnce(4);
+  rowsAtOnce(1);
 }
 
 /**

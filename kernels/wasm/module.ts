@@ -193,7 +193,10 @@ function reductions(m: ModuleBuilder) {
 
 let cached: { bytes: Uint8Array<ArrayBuffer>; relaxed: boolean } | undefined;
 
-/** The kernel module's bytes (built once), and whether its microkernel uses relaxed madd. */
+/**
+ * The kernel module's bytes (built once), and whether its microkernel and attention helpers
+ * use relaxed madd.
+ */
 export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boolean } {
   if (!cached) {
     const relaxed = hasRelaxedSimd();
@@ -203,7 +206,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     for (const op of BINARY_OPS) binary(m, op);
     for (const op of UNARY_OPS) unary(m, op);
     reductions(m);
-    attentionHelpers(m);
+    attentionHelpers(m, relaxed);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

@@ -33,39 +33,50 @@ export function attentionHelpers(m: ModuleBuilder, relaxed: boolean) {
 }
 
 /**
- * `dots`: four accumulators over each 16 floats (so the adds do not wait on each other), then
- * one for the remaining vectors, combined as (a0 + a1) + (a2 + a3), then its lanes as
- * (l0 + l1) + (l2 + l3), then the scalar tail.
+ * `dots`: keys four at a time (each vector of `q` loaded once for the four), then one by one;
+ * each key's products go to its own accumulator in order, whichever way it is taken.
  */
 function dots(m: ModuleBuilder, relaxed: boolean) {
   const f = m.func("dots", [I32, I32, I32, I32, I32, I32]);
   const [out, q, K, count, dim, ldk] = [0, 1, 2, 3, 4, 5];
-  const [n, x, y] = [f.local(I32), f.local(I32), f.local(I32)];
+  const [n, x] = [f.local(I32), f.local(I32)];
+  const ys = [f.local(I32), f.local(I32), f.local(I32), f.local(I32)];
   const acc = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
-  const s = f.local(F32);
-  const madd = (a: number, off: number) => {
-    f.get(x).v128Load(off).get(y).v128Load(off);
-    if (relaxed) f.get(acc[a]).f32x4RelaxedMadd().set(acc[a]);
-    else f.f32x4("mul").get(acc[a]).f32x4("add").set(acc[a]);
+  const ss = [f.local(F32), f.local(F32), f.local(F32), f.local(F32)];
+  const qv = f.local(V128), qs = f.local(F32);
+  const keysAtOnce = (k: number) => {
+    f.block().loop().get(count).i32(k).ltS().brIf(1);
+    for (let i = 0; i < k; i++) {
+      f.get(K).get(ldk).i32(i).mul().add().set(ys[i]);
+      f.f32x4Const(0).set(acc[i]).f32(0).set(ss[i]);
+    }
+    f.get(q).set(x);
+    lanes(f, dim, n, () => {
+      f.get(x).v128Load().set(qv).inc(x, 16);
+      for (let i = 0; i < k; i++) {
+        f.get(qv).get(ys[i]).v128Load();
+        if (relaxed) f.get(acc[i]).f32x4RelaxedMadd().set(acc[i]);
+        else f.f32x4("mul").get(acc[i]).f32x4("add").set(acc[i]);
+        f.inc(ys[i], 16);
+      }
+    }, () => {
+      f.get(x).f32Load().set(qs).inc(x, 4);
+      for (let i = 0; i < k; i++) {
+        f.get(ss[i]).get(qs).get(ys[i]).f32Load().f32Mul().f32Add().set(ss[i]).inc(ys[i], 4);
+      }
+    });
+    // The scalar tail goes after the lanes.
+    for (let i = 0; i < k; i++) {
+      const lane = (l: number) => f.get(acc[i]).f32x4ExtractLane(l);
+      f.get(out);
+      lane(0), lane(1), f.f32Add(), lane(2), lane(3), f.f32Add().f32Add();
+      f.get(ss[i]).f32Add().f32Store(4 * i);
+    }
+    f.get(K).get(ldk).i32(k).mul().add().set(K).inc(out, 4 * k);
+    f.inc(count, -k).br(0).end().end();
   };
-  const loop = (width: number, body: () => void) => {
-    f.block().loop().get(n).i32(width).ltS().brIf(1);
-    body();
-    f.inc(x, 4 * width).inc(y, 4 * width).inc(n, -width).br(0).end().end();
-  };
-  f.block().loop().get(count).i32(1).ltS().brIf(1);
-  for (const a of acc) f.f32x4Const(0).set(a);
-  f.f32(0).set(s).get(q).set(x).get(K).set(y).get(dim).set(n);
-  loop(16, () => acc.forEach((_, a) => madd(a, 16 * a)));
-  f.get(acc[0]).get(acc[1]).f32x4("add").get(acc[2]).get(acc[3]).f32x4("add").f32x4("add");
-  f.set(acc[0]);
-  loop(4, () => madd(0, 0));
-  loop(1, () => f.get(s).get(x).f32Load().get(y).f32Load().f32Mul().f32Add().set(s));
-  const lane = (i: number) => f.get(acc[0]).f32x4ExtractLane(i);
-  f.get(out);
-  lane(0), lane(1), f.f32Add(), lane(2), lane(3), f.f32Add().f32Add();
-  f.get(s).f32Add().f32Store();
-  f.get(K).get(ldk).add().set(K).inc(out, 4).inc(count, -1).br(0).end().end();
+  keysAtOnce(4);
+  keysAtOnce(1);
 }
 
 /**

@@ -1,16 +1,16 @@
 /**
  * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
  * input layout of `kernels/cpu/chunk_attention.ts`. Per query: the logits against each block
- * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied by `mask_row`, the row
- * is max-shifted and exponentiated (`expsub_row`), and the output accumulates `p[j] * v[j]`
- * block by block (`axpys`, `j` ascending). Queries split across threads; each is computed
- * whole by one thread, so results do not depend on the thread count. Arithmetic is f32 (the
- * reference accumulates in float64).
+ * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied by `mask_row`, the
+ * row is max-shifted and exponentiated (`expsub_row`), and the output accumulates
+ * `p[j] * v[j]` block by block (`axpys`, `j` ascending). Rows of queries are claimed by the
+ * threads one at a time; each query is computed whole by one thread, so results do not depend
+ * on the thread count. Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { MAX_ARGS, type Runtime, share } from "./runtime.ts";
+import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
 
 /** This job's index in `jobs.ts`. */
 export const JOB_CHUNK_ATTENTION = 4;
@@ -67,7 +67,7 @@ export function chunkAttentionWasm(
       ...s.offsets,
     ];
     if (rows * nq * nk * dim < 1 << 15) {
-      chunkAttentionJob(device.runtime, Float64Array.from(args), 0, 1);
+      chunkAttentionJob(device.runtime, Float64Array.from(args), 0, 1, counter());
     } else device.run(JOB_CHUNK_ATTENTION, args);
   } finally {
     device.release(scratch);
@@ -75,49 +75,53 @@ export function chunkAttentionWasm(
   return [o, lse, stat];
 }
 
-/** The job: this thread's share of the `R * C` queries. */
+/**
+ * The job: rows of `C` queries, claimed one at a time (a thread slowed by a busy machine takes
+ * fewer); `part` only picks the thread's scratch.
+ */
 export function chunkAttentionJob(
   rt: Runtime,
   args: Float64Array,
   part: number,
-  parts: number,
+  _parts: number,
+  claim: () => number,
 ): void {
   const [q, k, v, qpos, kcode, bias, o, lse, stat, rows, nq, nk, kc, chunks, dim] = args;
   const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
   const offsets = args.subarray(FIXED, FIXED + blocks);
   const F = rt.f32, I = rt.i32, K = rt.kernels;
   const L = scratch + part * stride, acc = L + 4 * nk, slot = acc + 4 * dim;
-  const [lo, hi] = share(rows * nq, part, parts);
-  for (let row = lo; row < hi; row++) {
-    const r = Math.floor(row / nq);
+  for (let r = claim(); r < rows; r = claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
-    keyRows.forEach((kr, b) =>
-      K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim)
-    );
-    const at = bias >= 0 ? bias + 4 * row * nk : -1;
-    K.mask_row(
-      L,
-      kcode + 4 * r * nk,
-      at,
-      nk,
-      I[qpos / 4 + row],
-      causal,
-      selfMask,
-      maskValue,
-      selfValue,
-    );
-    const m = K.max_row(L, nk);
-    const sum = K.expsub_row(L, L, nk, m);
-    F.fill(0, acc / 4, acc / 4 + dim);
-    keyRows.forEach((kr, b) =>
-      K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim, 4)
-    );
-    F[slot / 4] = sum;
-    K.div_vs(acc, slot, o + 4 * row * dim, dim);
-    const ls = Math.log(sum);
-    F[lse / 4 + row] = m + ls;
-    F[stat / 4 + 2 * row] = m;
-    F[stat / 4 + 2 * row + 1] = ls;
+    for (let row = r * nq; row < (r + 1) * nq; row++) {
+      keyRows.forEach((kr, b) =>
+        K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim)
+      );
+      const at = bias >= 0 ? bias + 4 * row * nk : -1;
+      K.mask_row(
+        L,
+        kcode + 4 * r * nk,
+        at,
+        nk,
+        I[qpos / 4 + row],
+        causal,
+        selfMask,
+        maskValue,
+        selfValue,
+      );
+      const m = K.max_row(L, nk);
+      const sum = K.expsub_row(L, L, nk, m);
+      F.fill(0, acc / 4, acc / 4 + dim);
+      keyRows.forEach((kr, b) =>
+        K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim, 4)
+      );
+      F[slot / 4] = sum;
+      K.div_vs(acc, slot, o + 4 * row * dim, dim);
+      const ls = Math.log(sum);
+      F[lse / 4 + row] = m + ls;
+      F[stat / 4 + 2 * row] = m;
+      F[stat / 4 + 2 * row + 1] = ls;
+    }
   }
 }

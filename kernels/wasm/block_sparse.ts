@@ -1,8 +1,8 @@
 /**
  * Block-sparse causal attention on the wasm device, for the {@linkcode BlockSparseSpec} and
- * inputs of `kernels/cpu/block_sparse.ts`. Per query, its keys are listed tile by tile
- * (`pairedIn`, no per-pair predicate) and read in runs of evenly spaced rows by the SIMD
- * `dots` and `axpys` helpers.
+ * inputs of `kernels/cpu/block_sparse.ts`. Per query, its keys are listed (`pairedIn`, no
+ * per-pair predicate), kept where their block is one of the query block's tiles, and read in
+ * runs of evenly spaced rows by the SIMD `dots` and `axpys` helpers.
  *
  * Every output row has one owner and one summation order, whatever the thread count: the
  * forward and `dq` are computed per query row; `dk` and `dv` per key row, gathering over the
@@ -131,29 +131,30 @@ export function blockSparseJob(
   const p: PatternCode = { kind, l, c, part: pt };
   const F = rt.f32, I = rt.i32, K = rt.kernels, U = new Uint8Array(F.buffer);
   const L = rowScratch + part * stride, D = L + 4 * n, C = D + 4 * n;
-  const list = new Int32Array(n);
+  const list = new Int32Array(n), near = new Uint8Array(Math.ceil(n / bs));
+  let listed = -1;
   for (let item = claim(); item * ROWS < groups * n; item = claim()) {
     const end = Math.min(groups * n, (item + 1) * ROWS);
     for (let row = item * ROWS; row < end; row++) {
       const g = Math.floor(row / n), x = row % n, at = 4 * row * d, seq = 4 * g * n * d;
       const b = Math.floor(x / bs);
       // The pairs: keys of query x, or queries of key x (none for a masked key).
+      if (b !== listed) {
+        // The blocks paired with block b: its row of tiles, or (dk, dv) its column.
+        listed = b;
+        near.fill(0);
+        const [ptr, idx] = mode === DKV ? [colPtr, tileRows] : [rowPtr, cols];
+        for (let t = I[ptr / 4 + b]; t < I[ptr / 4 + b + 1]; t++) near[I[idx / 4 + t]] = 1;
+      }
+      const mrow = Math.floor(g / heads) * n;
       let cnt = 0;
-      if (mode !== DKV) {
-        const mrow = Math.floor(g / heads) * n;
-        for (let t = I[rowPtr / 4 + b]; t < I[rowPtr / 4 + b + 1]; t++) {
-          const kb = I[cols / 4 + t];
-          const from = cnt;
-          cnt = pairedIn(p, x, true, kb * bs, Math.min(n, kb * bs + bs), list, cnt);
-          if (mask < 0) continue;
-          let keep = from;
-          for (let u = from; u < cnt; u++) if (U[mask + mrow + list[u]]) list[keep++] = list[u];
-          cnt = keep;
-        }
-      } else if (mask < 0 || U[mask + Math.floor(g / heads) * n + x]) {
-        for (let t = I[colPtr / 4 + b]; t < I[colPtr / 4 + b + 1]; t++) {
-          const qb = I[tileRows / 4 + t];
-          cnt = pairedIn(p, x, false, qb * bs, Math.min(n, qb * bs + bs), list, cnt);
+      if (mode !== DKV || mask < 0 || U[mask + mrow + x]) {
+        const all = pairedIn(p, x, mode !== DKV, 0, n, list, 0);
+        for (let u = 0; u < all; u++) {
+          const y = list[u];
+          if (near[Math.floor(y / bs)] && (mode === DKV || mask < 0 || U[mask + mrow + y])) {
+            list[cnt++] = y;
+          }
         }
       }
       const out = mode === FORWARD ? o : mode === DQ ? dq : dk;

@@ -20,6 +20,8 @@ interface Case {
   blockSize: number;
   stride: number;
   masked: boolean;
+  /** Build the layout from this part instead (fewer tiles than the pattern touches). */
+  layoutPart?: PatternSpec["part"];
 }
 
 /** Spec and inputs `[q, k, v, mask | null]`, then `[dout, delta]` for the backward. */
@@ -37,7 +39,7 @@ function inputs(c: Case, rand: () => number) {
     n: c.n,
     d: c.d,
     pattern,
-    layout: blockLayout(pattern, c.n, c.blockSize),
+    layout: blockLayout({ ...pattern, part: c.layoutPart ?? c.part }, c.n, c.blockSize),
   };
   const size = batch * heads * c.n * c.d;
   const qkv = [0, 1, 2].map(() => randomArray(rand, size, -1.5, 1.5));
@@ -88,6 +90,16 @@ cases.push(
   { kind: "strided", part: "a", n: 1, d: 8, blockSize: 4, stride: 2, masked: false },
   { kind: "strided", part: "union", n: 130, d: 33, blockSize: 32, stride: 11, masked: true },
   { kind: "fixed", part: "union", n: 100, d: 16, blockSize: 8, stride: 12, masked: true },
+  {
+    kind: "strided",
+    part: "union",
+    n: 90,
+    d: 12,
+    blockSize: 8,
+    stride: 16,
+    masked: false,
+    layoutPart: "a",
+  },
 );
 
 Deno.test("wasm block-sparse attention matches the CPU reference", async (t) => {

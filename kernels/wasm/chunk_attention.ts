@@ -2,10 +2,10 @@
  * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
  * input layout of `kernels/cpu/chunk_attention.ts`. Per query: the logits against each block
  * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied by `mask_row`, the
- * row is max-shifted and exponentiated (`expsub_row`), and the output accumulates
- * `p[j] * v[j]` block by block (`axpys`, `j` ascending). Rows of queries are claimed by the
- * threads one at a time; each query is computed whole by one thread, so results do not depend
- * on the thread count. Arithmetic is f32 (the reference accumulates in float64).
+ * row is max-shifted and exponentiated (`expsub_row`); then the outputs of a row's queries
+ * accumulate `p[j] * v[j]` block by block (`gemm_acc`, `j` ascending). Rows of queries are
+ * claimed by the threads one at a time; each query is computed whole by one thread, so results
+ * do not depend on the thread count. Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
@@ -38,7 +38,7 @@ export function chunkAttentionWasm(
   const lse = device.alloc("f32", rows * nq);
   const stat = device.alloc("f32", rows * nq * 2);
   if (rows * nq === 0) return [o, lse, stat];
-  const stride = Math.ceil((nk + dim) / 16) * 64 + 64;
+  const stride = Math.ceil((nq * nk + nq) / 16) * 64 + 64;
   const scratch = device.scratch(stride * device.threads);
   try {
     const args = [
@@ -90,11 +90,12 @@ export function chunkAttentionJob(
   const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
   const offsets = args.subarray(FIXED, FIXED + blocks);
   const F = rt.f32, I = rt.i32, K = rt.kernels;
-  const L = scratch + part * stride, acc = L + 4 * nk, slot = acc + 4 * dim;
+  const P = scratch + part * stride, sums = P + 4 * nq * nk;
   for (let r = claim(); r < rows; r = claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
-    for (let row = r * nq; row < (r + 1) * nq; row++) {
+    for (let i = 0; i < nq; i++) {
+      const row = r * nq + i, L = P + 4 * i * nk;
       keyRows.forEach((kr, b) =>
         K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim)
       );
@@ -112,16 +113,31 @@ export function chunkAttentionJob(
       );
       const m = K.max_row(L, nk);
       const sum = K.expsub_row(L, L, nk, m);
-      F.fill(0, acc / 4, acc / 4 + dim);
-      keyRows.forEach((kr, b) =>
-        K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim, 4)
-      );
-      F[slot / 4] = sum;
-      K.div_vs(acc, slot, o + 4 * row * dim, dim);
+      F[sums / 4 + i] = sum;
       const ls = Math.log(sum);
       F[lse / 4 + row] = m + ls;
       F[stat / 4 + 2 * row] = m;
       F[stat / 4 + 2 * row + 1] = ls;
+    }
+    // o = p v for the row's queries at once, block by block, then / sum.
+    const out = o + 4 * r * nq * dim;
+    F.fill(0, out / 4, out / 4 + nq * dim);
+    keyRows.forEach((kr, b) =>
+      K.gemm_acc(
+        out,
+        4 * dim,
+        P + 4 * b * kc,
+        4 * nk,
+        4,
+        v + 4 * kr * kc * dim,
+        4 * dim,
+        nq,
+        dim,
+        kc,
+      )
+    );
+    for (let i = 0; i < nq; i++) {
+      K.div_vs(out + 4 * i * dim, sums + 4 * i, out + 4 * i * dim, dim);
     }
   }
 }

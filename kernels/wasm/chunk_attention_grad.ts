@@ -8,10 +8,11 @@
  * owner and one summation order whatever the thread count:
  * 1. per query (owner of its `dq` row): logits and `dO . v` by SIMD `dots`, then masks,
  *    `p = e^((l - max) - log sum)` and `ds = p (dO . v - delta)` by `grad_row`, into scratch
- *    `[row, query, slot]`, and `dq = sum_j ds[j] k[j]` (`axpys`, `j` ascending).
+ *    `[row, query, slot]`; then `dq = sum_j ds[j] k[j]` for the row's queries (`gemm_acc`, `j`
+ *    ascending).
  * 2. per key row of `k`/`v` (owner of its `dk`, `dv` rows): the rows reading it through each
  *    offset are found by inverting the look-around, and `dk = sum ds q`, `dv = sum p dO` are
- *    gathered offset by offset, queries ascending (`axpys` reading a column of the scratch).
+ *    gathered offset by offset, queries ascending (`gemm_acc` reading the scratch transposed).
  * Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
@@ -126,16 +127,14 @@ export function chunkAttentionGradJob(
     for (let kr = lo + claim(); kr < hi; kr = lo + claim()) {
       const c = kr % chunks, g = kr - c;
       const readers = Array.from(offsets, (off) => g + (((c - off) % chunks) + chunks) % chunks);
-      for (let jj = 0; jj < kc; jj++) {
-        const at = 4 * (kr * kc + jj) * dim;
-        F.fill(0, (dk + at) / 4, (dk + at) / 4 + dim);
-        F.fill(0, (dv + at) / 4, (dv + at) / 4 + dim);
-        readers.forEach((r, b) => {
-          const from = 4 * ((r - lo) * nq * nk + b * kc + jj);
-          K.axpys(dk + at, q + 4 * r * nq * dim, dst + from, nq, dim, 4 * dim, 4 * nk);
-          K.axpys(dv + at, dO + 4 * r * nq * dim, pt + from, nq, dim, 4 * dim, 4 * nk);
-        });
-      }
+      const at = 4 * kr * kc * dim;
+      F.fill(0, (dk + at) / 4, (dk + at) / 4 + kc * dim);
+      F.fill(0, (dv + at) / 4, (dv + at) / 4 + kc * dim);
+      readers.forEach((r, b) => {
+        const from = 4 * ((r - lo) * nq * nk + b * kc), rows = 4 * r * nq * dim;
+        K.gemm_acc(dk + at, 4 * dim, dst + from, 4, 4 * nk, q + rows, 4 * dim, kc, dim, nq);
+        K.gemm_acc(dv + at, 4 * dim, pt + from, 4, 4 * nk, dO + rows, 4 * dim, kc, dim, nq);
+      });
     }
     return;
   }
@@ -169,18 +168,23 @@ export function chunkAttentionGradJob(
         pt + out,
         dst + out,
       );
-      F.fill(0, dq / 4 + row * dim, dq / 4 + (row + 1) * dim);
-      keyRows.forEach((kr, b) =>
-        K.axpys(
-          dq + 4 * row * dim,
-          k + 4 * kr * kc * dim,
-          dst + out + 4 * b * kc,
-          kc,
-          dim,
-          4 * dim,
-          4,
-        )
-      );
     }
+    // dq = ds k for the row's queries at once, block by block.
+    const out = dq + 4 * r * nq * dim, ds = dst + 4 * (r - lo) * nq * nk;
+    F.fill(0, out / 4, out / 4 + nq * dim);
+    keyRows.forEach((kr, b) =>
+      K.gemm_acc(
+        out,
+        4 * dim,
+        ds + 4 * b * kc,
+        4 * nk,
+        4,
+        k + 4 * kr * kc * dim,
+        4 * dim,
+        nq,
+        dim,
+        kc,
+      )
+    );
   }
 }

@@ -9,6 +9,7 @@ import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from 
 import { microkernel, packers } from "./gen_matmul.ts";
 import { attentionHelpers } from "./gen_attention.ts";
 import { vexp } from "./gen_exp.ts";
+import { gemmAcc } from "./gen_gemm_acc.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
@@ -207,6 +208,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     for (const op of UNARY_OPS) unary(m, op);
     reductions(m);
     attentionHelpers(m, relaxed);
+    gemmAcc(m, relaxed);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

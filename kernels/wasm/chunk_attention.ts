@@ -1,8 +1,9 @@
 /**
  * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
- * input layout of `kernels/cpu/chunk_attention.ts`. Per query: the logits against each block
- * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied by `mask_row`, the
- * row is max-shifted and exponentiated (`expsub_row`); then the outputs of a row's queries
+ * input layout of `kernels/cpu/chunk_attention.ts`. Per row of queries, the logits against each block
+ * of `Kc` keys come from `gemm_acc` on the block transposed (`logits`); per query, masks, self
+ * and bias are applied by `mask_row`, the row is max-shifted and exponentiated (`expsub_row`);
+ * then the outputs of a row's queries
  * accumulate `p[j] * v[j]` block by block (`gemm_acc`, `j` ascending). Rows of queries are
  * claimed by the threads one at a time; each query is computed whole by one thread, so results
  * do not depend on the thread count. Arithmetic is f32 (the reference accumulates in float64).
@@ -33,12 +34,12 @@ export function chunkAttentionWasm(
   s: ChunkAttnSpec,
 ): [WasmStorage, WasmStorage, WasmStorage] {
   if (!chunkAttentionSupported(s)) throw new RangeError("wasm: too many chunk offsets");
-  const { rows, nq, nk, dim } = s;
+  const { rows, nq, nk, kc, dim } = s;
   const o = device.alloc("f32", rows * nq * dim);
   const lse = device.alloc("f32", rows * nq);
   const stat = device.alloc("f32", rows * nq * 2);
   if (rows * nq === 0) return [o, lse, stat];
-  const stride = Math.ceil((nq * nk + nq) / 16) * 64 + 64;
+  const stride = Math.ceil((nq * nk + nq + kc * dim) / 16) * 64 + 64;
   const scratch = device.scratch(stride * device.threads);
   try {
     const args = [
@@ -54,7 +55,7 @@ export function chunkAttentionWasm(
       rows,
       nq,
       nk,
-      s.kc,
+      kc,
       s.chunks,
       dim,
       s.causal ? 1 : 0,
@@ -90,15 +91,13 @@ export function chunkAttentionJob(
   const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
   const offsets = args.subarray(FIXED, FIXED + blocks);
   const F = rt.f32, I = rt.i32, K = rt.kernels;
-  const P = scratch + part * stride, sums = P + 4 * nq * nk;
+  const P = scratch + part * stride, sums = P + 4 * nq * nk, kt = sums + 4 * nq;
   for (let r = claim(); r < rows; r = claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
+    logits(rt, P, q + 4 * r * nq * dim, k, keyRows, kt, nq, kc, dim);
     for (let i = 0; i < nq; i++) {
       const row = r * nq + i, L = P + 4 * i * nk;
-      keyRows.forEach((kr, b) =>
-        K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim)
-      );
       const at = bias >= 0 ? bias + 4 * row * nk : -1;
       K.mask_row(
         L,
@@ -140,4 +139,31 @@ export function chunkAttentionJob(
       K.div_vs(out + 4 * i * dim, sums + 4 * i, out + 4 * i * dim, dim);
     }
   }
+}
+
+/**
+ * `L [nq, blocks * kc] = Q K^T` for `nq` consecutive query rows at `Q` and the key blocks
+ * `keyRows` of `keys`, by `gemm_acc` on each block transposed into `kt` (`dim * kc` floats):
+ * each logit sums its products in `d` order.
+ */
+export function logits(
+  rt: Runtime,
+  L: number,
+  Q: number,
+  keys: number,
+  keyRows: readonly number[],
+  kt: number,
+  nq: number,
+  kc: number,
+  dim: number,
+): void {
+  const F = rt.f32, K = rt.kernels, nk = keyRows.length * kc;
+  F.fill(0, L / 4, L / 4 + nq * nk);
+  keyRows.forEach((kr, b) => {
+    const src = (keys + 4 * kr * kc * dim) / 4;
+    for (let j = 0; j < kc; j++) {
+      for (let d = 0; d < dim; d++) F[kt / 4 + d * kc + j] = F[src + j * dim + d];
+    }
+    K.gemm_acc(L + 4 * b * kc, 4 * nk, Q, 4 * dim, 4, kt, 4 * kc, nq, kc, dim);
+  });
 }

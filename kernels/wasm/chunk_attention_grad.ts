@@ -6,7 +6,7 @@
  *
  * Two passes per batch of row groups, each a pool job, so that every output element has one
  * owner and one summation order whatever the thread count:
- * 1. per query (owner of its `dq` row): logits and `dO . v` by SIMD `dots`, then masks,
+ * 1. per row of queries (owners of their `dq` rows): logits and `dO . v` (`logits`), then masks,
  *    `p = e^((l - max) - log sum)` and `ds = p (dO . v - delta)` by `grad_row`, into scratch
  *    `[row, query, slot]`; then `dq = sum_j ds[j] k[j]` for the row's queries (`gemm_acc`, `j`
  *    ascending).
@@ -19,6 +19,7 @@
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
+import { logits } from "./chunk_attention.ts";
 
 /** This job's index in `jobs.ts`. */
 export const JOB_CHUNK_ATTENTION_GRAD = 6;
@@ -55,7 +56,7 @@ export function chunkAttentionGradWasm(
   const groupBytes = 8 * chunks * nk * nq;
   const groups = rows / chunks;
   const perBatch = Math.max(1, Math.min(groups, Math.floor(batchBytes / Math.max(groupBytes, 1))));
-  const stride = Math.ceil((2 * nk) / 16) * 64 + 64;
+  const stride = Math.ceil((2 * nq * nk + kc * dim) / 16) * 64 + 64;
   const half = Math.ceil((perBatch * groupBytes) / 2 / 64) * 64;
   const scratch = device.scratch(2 * half + stride * device.threads + 64);
   const inline = rows * nq * nk * dim < 1 << 15 || device.threads === 1;
@@ -140,20 +141,18 @@ export function chunkAttentionGradJob(
   }
   const [q, k, v, qpos, kcode, bias, stat, dO, delta, dq] = args;
   const I = rt.i32;
-  const L = rowScratch + part * stride, dp = L + 4 * nk;
+  const L = rowScratch + part * stride, dp = L + 4 * nq * nk, kt = dp + 4 * nq * nk;
   for (let r = lo + claim(); r < hi; r = lo + claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
+    logits(rt, L, q + 4 * r * nq * dim, k, keyRows, kt, nq, kc, dim);
+    logits(rt, dp, dO + 4 * r * nq * dim, v, keyRows, kt, nq, kc, dim);
     for (let i = 0; i < nq; i++) {
       const row = r * nq + i;
-      keyRows.forEach((kr, b) => {
-        K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim, 4 * dim);
-        K.dots(dp + 4 * b * kc, dO + 4 * row * dim, v + 4 * kr * kc * dim, kc, dim, 4 * dim);
-      });
       const out = 4 * (row - lo * nq) * nk;
       K.grad_row(
-        L,
-        dp,
+        L + 4 * i * nk,
+        dp + 4 * i * nk,
         kcode + 4 * r * nk,
         bias >= 0 ? bias + 4 * row * nk : -1,
         nk,

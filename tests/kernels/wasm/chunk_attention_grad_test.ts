@@ -79,6 +79,10 @@ function run(dev: WasmDevice, spec: ChunkAttnSpec, data: Data, batch?: number): 
   return res;
 }
 
+// Logits of up to 64 products of values in [-2, 2] summed in f32 against the reference's
+// float64 statistics: p is off by about |logit| * 2^-24 relative.
+const ATOL = 1e-4, RTOL = 2e-4;
+
 const base: Case = {
   groups: 2,
   chunks: 3,
@@ -134,7 +138,7 @@ Deno.test("wasm chunk attention backward matches the CPU reference", async (t) =
         const r1 = run(one, spec, data);
         const r2 = run(two, spec, data);
         ["dq", "dk", "dv"].forEach((what, i) => {
-          assertClose(r1[i], want[i], 2e-5, 1e-4, `${name} ${what}`);
+          assertClose(r1[i], want[i], ATOL, RTOL, `${name} ${what}`);
           assert.ok(sameBits(r1[i], r2[i]), `${name} ${what}: 1 and 2 threads differ`);
         });
       });
@@ -145,7 +149,7 @@ Deno.test("wasm chunk attention backward matches the CPU reference", async (t) =
         const want = chunkAttentionGradCpu(cpu, upload(data), spec).map((s) => s.data);
         const [r1, r2] = [run(one, spec, data), run(two, spec, data)];
         r1.forEach((got, i) => {
-          assertClose(got, want[i] as Float32Array, 2e-5, 1e-4, `dim ${dim} output ${i}`);
+          assertClose(got, want[i] as Float32Array, ATOL, RTOL, `dim ${dim} output ${i}`);
           assert.ok(sameBits(got, r2[i]), `dim ${dim} output ${i}: 1 and 2 threads differ`);
         });
       }

@@ -9,7 +9,11 @@ import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
 import { blockSparsePrimitive, type PatternSpec } from "../../ops/block_sparse.ts";
 import { blockLayout } from "../../nn/attention/sparse_patterns.ts";
 import { registerBackend } from "../../kernels/backend.ts";
-import { createWasmBackend, WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
+import {
+  createWasmBackend,
+  WASM_BACKEND_KERNELS,
+  wasmAccepts,
+} from "../../kernels/wasm/backend.ts";
 import { WasmDevice } from "../../kernels/wasm/device.ts";
 import { noLeaks, randomArray, rng } from "../util.ts";
 
@@ -216,6 +220,20 @@ Deno.test("wasm block-sparse attention and its gradients match the reference", a
       }
     });
   });
+});
+
+Deno.test("the wasm attention kernels take their own dtypes and decline others", () => {
+  const spec = { offsets: [0, -1] };
+  const grad = ["f32", "f32", "f32", "i32", "i32", "f32", "f32", "f32"] as const;
+  assert.ok(wasmAccepts("chunkAttentionGrad", spec, grad));
+  assert.ok(!wasmAccepts("chunkAttentionGrad", spec, grad.map(() => "f32")));
+  assert.ok(!wasmAccepts("chunkAttentionGrad", { offsets: new Array(200).fill(0) }, grad));
+  assert.ok(wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32", "bool"]));
+  assert.ok(wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32"]));
+  assert.ok(!wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32", "f32"]));
+  const back = ["f32", "f32", "f32", "f32", "f32", "f32", "bool"] as const;
+  assert.ok(wasmAccepts("blockSparseAttentionBackward", {}, back));
+  assert.ok(!wasmAccepts("blockSparseAttentionBackward", {}, ["i32", ...back.slice(1)]));
 });
 
 Deno.test("every registered wasm kernel is covered here", () => {

@@ -7,8 +7,8 @@
  * Every output row has one owner and one summation order, whatever the thread count: the
  * forward and `dq` are computed per query row; `dk` and `dv` per key row, gathering over the
  * queries that see the key (found through the layout's column lists) with `p` and `ds`
- * recomputed there instead of stored. Work goes out in blocks of {@linkcode ROWS} rows.
- * Arithmetic is f32 except `exp` (the reference accumulates in float64).
+ * recomputed there (`softgrad_row`) instead of stored. Work goes out in blocks of
+ * {@linkcode ROWS} rows. Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
 import type { BlockSparseSpec } from "../specs/block_sparse.ts";
@@ -41,7 +41,7 @@ function launch(
   if (groups * n === 0) return;
   const lists = [layout.rowPtr, layout.cols, layout.colPtr, layout.rows];
   const ints = lists.reduce((a, x) => a + x.length, 0);
-  const stride = Math.ceil((3 * n) / 16) * 64 + 64;
+  const stride = Math.ceil((5 * n) / 16) * 64 + 64;
   const scratch = device.scratch(4 * ints + 64 + stride * device.threads);
   try {
     let at = scratch.offset / 4;
@@ -130,7 +130,8 @@ export function blockSparseJob(
   const [rowPtr, cols, colPtr, tileRows, rowScratch, stride] = args.subarray(21);
   const p: PatternCode = { kind, l, c, part: pt };
   const F = rt.f32, I = rt.i32, K = rt.kernels, U = new Uint8Array(F.buffer);
-  const L = rowScratch + part * stride, D = L + 4 * n, C = D + 4 * n;
+  const L = rowScratch + part * stride, D = L + 4 * n, C = D + 4 * n, E = C + 4 * n;
+  const G = E + 4 * n;
   const list = new Int32Array(n), near = new Uint8Array(Math.ceil(n / bs));
   let listed = -1;
   for (let item = claim(); item * ROWS < groups * n; item = claim()) {
@@ -191,12 +192,17 @@ export function blockSparseJob(
         K.dots(L + 4 * slot, xa, a + seq + 4 * y * d, len, d, 4 * step * d);
         K.dots(D + 4 * slot, xb, bb + seq + 4 * y * d, len, d, 4 * step * d);
       });
-      for (let u = 0; u < cnt; u++) {
-        const qi = mode === DQ ? row : g * n + list[u];
-        const pr = Math.exp(F[L / 4 + u] - F[lse / 4 + qi]);
-        F[C / 4 + u] = pr;
-        F[D / 4 + u] = pr * (F[D / 4 + u] - F[delta / 4 + qi]);
+      // Each pair's query's lse and delta, then p and ds in SIMD.
+      if (mode === DQ) {
+        F.fill(F[lse / 4 + row], E / 4, E / 4 + cnt);
+        F.fill(F[delta / 4 + row], G / 4, G / 4 + cnt);
+      } else {
+        for (let u = 0; u < cnt; u++) {
+          F[E / 4 + u] = F[lse / 4 + g * n + list[u]];
+          F[G / 4 + u] = F[delta / 4 + g * n + list[u]];
+        }
       }
+      K.softgrad_row(L, D, C, E, G, cnt);
       eachRun(list, cnt, (y, slot, len, step) => {
         const ld = 4 * step * d;
         K.axpys(out + at, a + seq + 4 * y * d, D + 4 * slot, len, d, ld, 4);

@@ -30,6 +30,7 @@ export function attentionHelpers(m: ModuleBuilder, relaxed: boolean) {
   axpys(m, relaxed);
   maskedRow(m, false);
   maskedRow(m, true);
+  softgradRow(m);
 }
 
 /**
@@ -201,6 +202,32 @@ function maskedRow(m: ModuleBuilder, grad: boolean) {
     f.get(dlv).f32x4("sub").get(l).f32x4("mul");
     store();
     f.inc(L, w).inc(dp, w).inc(kcode, w).inc(pt, w).inc(ds, w);
+  };
+  lanes(f, n, f.local(I32), () => step(16), () => step(4));
+}
+
+/**
+ * `softgrad_row(L, D, C, E, G, n)`: `C[u] = e^(L[u] - E[u])` and `D[u] = C[u] (D[u] - G[u])`
+ * over `n` slots: the probabilities and score gradients of listed pairs, from their logits
+ * `L`, `dO . v` in `D`, and the log-sum-exp `E` and `delta` `G` of each pair's query.
+ */
+function softgradRow(m: ModuleBuilder) {
+  const f = m.func("softgrad_row", [I32, I32, I32, I32, I32, I32]);
+  const [L, D, C, E, G, n] = [0, 1, 2, 3, 4, 5];
+  const [x, t, k, p] = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  const step = (w: number) => {
+    const load = (ptr: number) => (w === 16 ? f.get(ptr).v128Load() : f.get(ptr).v128Load32Splat());
+    const store = () => (w === 16 ? f.v128Store() : f.f32x4ExtractLane(0).f32Store());
+    load(L);
+    load(E).f32x4("sub");
+    vexp(f, x, t, k);
+    f.set(p).get(C).get(p);
+    store();
+    f.get(D);
+    load(D);
+    load(G).f32x4("sub").get(p).f32x4("mul");
+    store();
+    for (const ptr of [L, D, C, E, G]) f.inc(ptr, w);
   };
   lanes(f, n, f.local(I32), () => step(16), () => step(4));
 }

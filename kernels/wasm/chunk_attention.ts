@@ -1,12 +1,13 @@
 /**
  * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
- * input layout of `kernels/cpu/chunk_attention.ts`. Per row of queries, the logits against each block
- * of `Kc` keys come from `gemm_acc` on the block transposed (`logits`); per query, masks, self
- * and bias are applied by `mask_row`, the row is max-shifted and exponentiated (`expsub_row`);
- * then the outputs of a row's queries
- * accumulate `p[j] * v[j]` block by block (`gemm_acc`, `j` ascending). Rows of queries are
- * claimed by the threads one at a time; each query is computed whole by one thread, so results
- * do not depend on the thread count. Arithmetic is f32 (the reference accumulates in float64).
+ * input layout of `kernels/cpu/chunk_attention.ts`. For a block of a row's queries (the whole
+ * row when their logits fit, see {@linkcode queryBlock}): the logits against each block of
+ * `Kc` keys come from `gemm_acc` on the key block transposed (`logits`); per query, masks,
+ * self and bias are applied by `mask_row` and the row is max-shifted and exponentiated
+ * (`expsub_row`); then the outputs accumulate `p[j] * v[j]` key block by key block
+ * (`gemm_acc`, `j` ascending). Rows of queries are claimed by the threads one at a time; each
+ * query is computed whole by one thread, so results do not depend on the thread count.
+ * Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
@@ -39,7 +40,8 @@ export function chunkAttentionWasm(
   const lse = device.alloc("f32", rows * nq);
   const stat = device.alloc("f32", rows * nq * 2);
   if (rows * nq === 0) return [o, lse, stat];
-  const stride = Math.ceil((nq * nk + nq + kc * dim) / 16) * 64 + 64;
+  const qb = queryBlock(nq, nk);
+  const stride = Math.ceil((qb * nk + qb + kc * dim) / 16) * 64 + 64;
   const scratch = device.scratch(stride * device.threads);
   try {
     const args = [
@@ -91,54 +93,47 @@ export function chunkAttentionJob(
   const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
   const offsets = args.subarray(FIXED, FIXED + blocks);
   const F = rt.f32, I = rt.i32, K = rt.kernels;
-  const P = scratch + part * stride, sums = P + 4 * nq * nk, kt = sums + 4 * nq;
+  const qb = queryBlock(nq, nk);
+  const P = scratch + part * stride, sums = P + 4 * qb * nk, kt = sums + 4 * qb;
   for (let r = claim(); r < rows; r = claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
-    logits(rt, P, q + 4 * r * nq * dim, k, keyRows, kt, nq, kc, dim);
-    for (let i = 0; i < nq; i++) {
-      const row = r * nq + i, L = P + 4 * i * nk;
-      const at = bias >= 0 ? bias + 4 * row * nk : -1;
-      K.mask_row(
-        L,
-        kcode + 4 * r * nk,
-        at,
-        nk,
-        I[qpos / 4 + row],
-        causal,
-        selfMask,
-        maskValue,
-        selfValue,
-      );
-      const m = K.max_row(L, nk);
-      const sum = K.expsub_row(L, L, nk, m);
-      F[sums / 4 + i] = sum;
-      const ls = Math.log(sum);
-      F[lse / 4 + row] = m + ls;
-      F[stat / 4 + 2 * row] = m;
-      F[stat / 4 + 2 * row + 1] = ls;
-    }
-    // o = p v for the row's queries at once, block by block, then / sum.
-    const out = o + 4 * r * nq * dim;
-    F.fill(0, out / 4, out / 4 + nq * dim);
-    keyRows.forEach((kr, b) =>
-      K.gemm_acc(
-        out,
-        4 * dim,
-        P + 4 * b * kc,
-        4 * nk,
-        4,
-        v + 4 * kr * kc * dim,
-        4 * dim,
-        nq,
-        dim,
-        kc,
-      )
-    );
-    for (let i = 0; i < nq; i++) {
-      K.div_vs(out + 4 * i * dim, sums + 4 * i, out + 4 * i * dim, dim);
+    for (let i0 = 0; i0 < nq; i0 += qb) {
+      const n = Math.min(qb, nq - i0), first = r * nq + i0;
+      logits(rt, P, q + 4 * first * dim, k, keyRows, kt, n, kc, dim);
+      for (let i = 0; i < n; i++) {
+        const row = first + i, L = P + 4 * i * nk;
+        const at = bias >= 0 ? bias + 4 * row * nk : -1;
+        const qp = I[qpos / 4 + row];
+        K.mask_row(L, kcode + 4 * r * nk, at, nk, qp, causal, selfMask, maskValue, selfValue);
+        const m = K.max_row(L, nk);
+        const sum = K.expsub_row(L, L, nk, m);
+        F[sums / 4 + i] = sum;
+        const ls = Math.log(sum);
+        F[lse / 4 + row] = m + ls;
+        F[stat / 4 + 2 * row] = m;
+        F[stat / 4 + 2 * row + 1] = ls;
+      }
+      // o = p v for the block's queries at once, key block by key block, then / sum.
+      const out = o + 4 * first * dim;
+      F.fill(0, out / 4, out / 4 + n * dim);
+      keyRows.forEach((kr, b) => {
+        const vb = v + 4 * kr * kc * dim;
+        K.gemm_acc(out, 4 * dim, P + 4 * b * kc, 4 * nk, 4, vb, 4 * dim, n, dim, kc);
+      });
+      for (let i = 0; i < n; i++) {
+        K.div_vs(out + 4 * i * dim, sums + 4 * i, out + 4 * i * dim, dim);
+      }
     }
   }
+}
+
+/** Most bytes of one thread's logit rows. */
+const ROW_BYTES = 1 << 20;
+
+/** Queries whose logits a thread holds at once: a whole row of `nq` when they fit. */
+export function queryBlock(nq: number, nk: number): number {
+  return Math.max(1, Math.min(nq, Math.floor(ROW_BYTES / (4 * Math.max(nk, 1)))));
 }
 
 /**

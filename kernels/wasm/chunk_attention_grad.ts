@@ -6,10 +6,10 @@
  *
  * Two passes per batch of row groups, each a pool job, so that every output element has one
  * owner and one summation order whatever the thread count:
- * 1. per row of queries (owners of their `dq` rows): logits and `dO . v` (`logits`), then masks,
- *    `p = e^((l - max) - log sum)` and `ds = p (dO . v - delta)` by `grad_row`, into scratch
- *    `[row, query, slot]`; then `dq = sum_j ds[j] k[j]` for the row's queries (`gemm_acc`, `j`
- *    ascending).
+ * 1. per row of queries (owners of their `dq` rows), in blocks of `queryBlock`: logits and
+ *    `dO . v` (`logits`), then masks, `p = e^((l - max) - log sum)` and
+ *    `ds = p (dO . v - delta)` by `grad_row`, into scratch `[row, query, slot]`; then
+ *    `dq = sum_j ds[j] k[j]` for the row's queries (`gemm_acc`, `j` ascending).
  * 2. per key row of `k`/`v` (owner of its `dk`, `dv` rows): the rows reading it through each
  *    offset are found by inverting the look-around, and `dk = sum ds q`, `dv = sum p dO` are
  *    gathered offset by offset, queries ascending (`gemm_acc` reading the scratch transposed).
@@ -19,7 +19,7 @@
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
-import { logits } from "./chunk_attention.ts";
+import { logits, queryBlock } from "./chunk_attention.ts";
 
 /** This job's index in `jobs.ts`. */
 export const JOB_CHUNK_ATTENTION_GRAD = 6;
@@ -30,9 +30,15 @@ const FIXED = 29;
 /** Most bytes of transposed `p` and `ds` scratch per batch of row groups, by default. */
 export const BATCH_BYTES = 32 << 20;
 
-/** Whether {@linkcode chunkAttentionGradWasm} takes this spec (else use a fallback). */
+/** Most bytes of `p` and `ds` scratch for one row group (else the reference runs the call). */
+export const GROUP_BYTES = 256 << 20;
+
+/**
+ * Whether {@linkcode chunkAttentionGradWasm} takes this spec (else use a fallback): the offsets
+ * fit in the job arguments and one row group's `p` and `ds` in {@linkcode GROUP_BYTES}.
+ */
 export function chunkAttentionGradSupported(s: ChunkAttnSpec): boolean {
-  return FIXED + s.offsets.length <= MAX_ARGS;
+  return FIXED + s.offsets.length <= MAX_ARGS && 8 * s.chunks * s.nk * s.nq <= GROUP_BYTES;
 }
 
 /**
@@ -47,7 +53,9 @@ export function chunkAttentionGradWasm(
   s: ChunkAttnSpec,
   batchBytes: number = BATCH_BYTES,
 ): [WasmStorage, WasmStorage, WasmStorage] {
-  if (!chunkAttentionGradSupported(s)) throw new RangeError("wasm: too many chunk offsets");
+  if (!chunkAttentionGradSupported(s)) {
+    throw new RangeError("wasm: too many chunk offsets or too large row groups");
+  }
   const { rows, nq, nk, kc, chunks, dim } = s;
   const dq = device.alloc("f32", rows * nq * dim);
   const dk = device.alloc("f32", rows * kc * dim);
@@ -56,7 +64,7 @@ export function chunkAttentionGradWasm(
   const groupBytes = 8 * chunks * nk * nq;
   const groups = rows / chunks;
   const perBatch = Math.max(1, Math.min(groups, Math.floor(batchBytes / Math.max(groupBytes, 1))));
-  const stride = Math.ceil((2 * nq * nk + kc * dim) / 16) * 64 + 64;
+  const stride = Math.ceil((2 * queryBlock(nq, nk) * nk + kc * dim) / 16) * 64 + 64;
   const half = Math.ceil((perBatch * groupBytes) / 2 / 64) * 64;
   const scratch = device.scratch(2 * half + stride * device.threads + 64);
   const inline = rows * nq * nk * dim < 1 << 15 || device.threads === 1;
@@ -141,32 +149,36 @@ export function chunkAttentionGradJob(
   }
   const [q, k, v, qpos, kcode, bias, stat, dO, delta, dq] = args;
   const I = rt.i32;
-  const L = rowScratch + part * stride, dp = L + 4 * nq * nk, kt = dp + 4 * nq * nk;
+  const qb = queryBlock(nq, nk);
+  const L = rowScratch + part * stride, dp = L + 4 * qb * nk, kt = dp + 4 * qb * nk;
   for (let r = lo + claim(); r < hi; r = lo + claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
-    logits(rt, L, q + 4 * r * nq * dim, k, keyRows, kt, nq, kc, dim);
-    logits(rt, dp, dO + 4 * r * nq * dim, v, keyRows, kt, nq, kc, dim);
-    for (let i = 0; i < nq; i++) {
-      const row = r * nq + i;
-      const out = 4 * (row - lo * nq) * nk;
-      K.grad_row(
-        L + 4 * i * nk,
-        dp + 4 * i * nk,
-        kcode + 4 * r * nk,
-        bias >= 0 ? bias + 4 * row * nk : -1,
-        nk,
-        I[qpos / 4 + row],
-        causal,
-        selfMask,
-        maskValue,
-        selfValue,
-        F[stat / 4 + 2 * row],
-        F[stat / 4 + 2 * row + 1],
-        F[delta / 4 + row],
-        pt + out,
-        dst + out,
-      );
+    for (let i0 = 0; i0 < nq; i0 += qb) {
+      const n = Math.min(qb, nq - i0), first = r * nq + i0;
+      logits(rt, L, q + 4 * first * dim, k, keyRows, kt, n, kc, dim);
+      logits(rt, dp, dO + 4 * first * dim, v, keyRows, kt, n, kc, dim);
+      for (let i = 0; i < n; i++) {
+        const row = first + i;
+        const out = 4 * (row - lo * nq) * nk;
+        K.grad_row(
+          L + 4 * i * nk,
+          dp + 4 * i * nk,
+          kcode + 4 * r * nk,
+          bias >= 0 ? bias + 4 * row * nk : -1,
+          nk,
+          I[qpos / 4 + row],
+          causal,
+          selfMask,
+          maskValue,
+          selfValue,
+          F[stat / 4 + 2 * row],
+          F[stat / 4 + 2 * row + 1],
+          F[delta / 4 + row],
+          pt + out,
+          dst + out,
+        );
+      }
     }
     // dq = ds k for the row's queries at once, block by block.
     const out = dq + 4 * r * nq * dim, ds = dst + 4 * (r - lo) * nq * nk;

@@ -223,11 +223,13 @@ Deno.test("wasm block-sparse attention and its gradients match the reference", a
 });
 
 Deno.test("the wasm attention kernels take their own dtypes and decline others", () => {
-  const spec = { offsets: [0, -1] };
+  const spec = { offsets: [0, -1], chunks: 4, nq: 8, nk: 16 };
   const grad = ["f32", "f32", "f32", "i32", "i32", "f32", "f32", "f32"] as const;
   assert.ok(wasmAccepts("chunkAttentionGrad", spec, grad));
   assert.ok(!wasmAccepts("chunkAttentionGrad", spec, grad.map(() => "f32")));
-  assert.ok(!wasmAccepts("chunkAttentionGrad", { offsets: new Array(200).fill(0) }, grad));
+  assert.ok(!wasmAccepts("chunkAttentionGrad", { ...spec, offsets: new Array(200).fill(0) }, grad));
+  // One row group's p and ds would not fit: the reference takes it.
+  assert.ok(!wasmAccepts("chunkAttentionGrad", { ...spec, chunks: 1, nq: 8192, nk: 8192 }, grad));
   assert.ok(wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32", "bool"]));
   assert.ok(wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32"]));
   assert.ok(!wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32", "f32"]));

@@ -124,6 +124,8 @@ const cases: [string, Case][] = [
   }],
   ["parallel, dim 64", { ...base, groups: 3, chunks: 4, kc: 16, dim: 64, selfMask: true }],
   ["parallel, odd dim", { ...base, chunks: 5, kc: 13, dim: 33, bias: true }],
+  // 300 queries by 1024 slots: logits in blocks of 256 queries (queryBlock).
+  ["queries in blocks", { ...base, groups: 1, chunks: 1, offsets: [0], nq: 300, kc: 1024, dim: 3 }],
 ];
 
 Deno.test("wasm chunk attention backward matches the CPU reference", async (t) => {

@@ -27,7 +27,7 @@ export const JOB_CHUNK_ATTENTION_GRAD = 6;
 /** Argument slots before the chunk offsets. */
 const FIXED = 29;
 
-/** Most bytes of transposed `p` and `ds` scratch per batch of row groups, by default. */
+/** Most bytes of `p` and `ds` scratch per batch of row groups, by default. */
 export const BATCH_BYTES = 32 << 20;
 
 /** Most bytes of `p` and `ds` scratch for one row group (else the reference runs the call). */

@@ -3,8 +3,9 @@
  * LSH layer at 1024 tokens (4 heads, 2 hashes, chunks of 64 looking one back, head width 64,
  * causal, self mask), against the CPU reference's backward: best of several runs in ms, and
  * GFLOP/s counting `2 D` flops per query-slot pair and matrix product (2 forward, 5 backward).
- * The machine may be shared, so note its load with the figures; with one thread the CPU time
- * is the kernel's own.
+ * The machine may be shared, so note its load with the figures. The CPU time is the calling
+ * thread's (Deno's `process.cpuUsage` leaves the workers out): with one thread it is the
+ * kernel's own, steadier than wall time on a busy machine.
  *
  *   XDG_RUNTIME_DIR=/tmp deno run -A tests/bench/wasm_attention_bench.ts [tokens]
  */
@@ -52,7 +53,7 @@ const [, , stat] = chunkAttentionCpu(cpu, [...up(cpu, fwd), null], spec).map((s)
 const grad = [...fwd, stat as Float32Array, rand(rows * kc * dim), rand(rows * kc)];
 const pairs = rows * kc * nk;
 
-/** Best wall and process CPU milliseconds of `runs` calls (CPU time resists a busy machine). */
+/** Best wall and calling-thread CPU milliseconds of `runs` calls. */
 function best(runs: number, f: () => void): [number, number] {
   let ms = Infinity, cpuMs = Infinity;
   for (let i = 0; i < runs; i++) {

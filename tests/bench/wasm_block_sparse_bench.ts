@@ -1,8 +1,8 @@
 /**
  * The wasm block-sparse attention kernels (forward and backward) against the CPU reference:
  * batch 1, 4 heads of width 64, the strided pattern's union with stride 64 and blocks of 32
- * (or the fixed one with `fixed`), best of several runs in wall and process CPU milliseconds.
- * The machine may be shared, so note its load with the figures.
+ * (or the fixed one with `fixed`), best of several runs in wall and CPU milliseconds (the
+ * calling thread's: the workers are left out). The machine may be shared, so note its load.
  *
  *   XDG_RUNTIME_DIR=/tmp deno run -A tests/bench/wasm_block_sparse_bench.ts [len] [fixed]
  */
@@ -33,7 +33,7 @@ const data = (k: number) => Float32Array.from({ length: heads * n * d }, (_, i) 
 const [q, k, v, dout] = [0.37, 0.11, 0.73, 0.29].map(data);
 const delta = Float32Array.from({ length: heads * n }, (_, i) => Math.cos(i));
 
-/** Best wall and process CPU milliseconds of `runs` calls. */
+/** Best wall and calling-thread CPU milliseconds of `runs` calls. */
 function best(runs: number, f: () => void): string {
   let ms = Infinity, cpuMs = Infinity;
   for (let i = 0; i < runs; i++) {

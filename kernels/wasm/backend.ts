@@ -3,7 +3,7 @@
  * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, `chunkAttentionGrad`, ...),
  * each adapting the registry's spec to the wasm kernel's call. Every other kernel, and every call a kernel here
  * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
- * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu"`, see `launch`).
+ * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
  */
 import type { Backend, KernelTable } from "../backend.ts";
@@ -127,10 +127,10 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
 /** The wasm backend over `device`; kernels it lacks or declines run on the CPU reference. */
 export function createWasmBackend(device: WasmDevice): Backend {
   return {
-    name: "wasm",
+    name: "cpu",
     device,
     kernels: WASM_BACKEND_KERNELS,
-    fallback: "cpu",
+    fallback: "cpu-reference",
     toHost: (storage, dtype, size) => device.readSync(storage, dtype, size),
     accepts: wasmAccepts,
   };

@@ -17,7 +17,7 @@ import {
 import { WasmDevice } from "../../kernels/wasm/device.ts";
 import { noLeaks, randomArray, rng } from "../util.ts";
 
-// Two devices; the registry holds one "wasm" backend at a time (two: the default).
+// Two devices; the registry holds one "cpu" backend at a time (two: the default).
 const one = await WasmDevice.create({ threads: 1 });
 const two = await WasmDevice.create({ threads: 2 });
 const use = (d: WasmDevice) => registerBackend(createWasmBackend(d));
@@ -50,7 +50,7 @@ async function same(
       y.dispose();
       return out;
     };
-    const w = await run("wasm"), c = await run("cpu");
+    const w = await run("cpu"), c = await run("cpu-reference");
     assert.deepEqual(w.shape, c.shape, name);
     for (let i = 0; i < c.data.length; i++) {
       const d = Math.abs(w.data[i] - c.data[i]);
@@ -127,7 +127,7 @@ Deno.test("wasm elementwise kernels match the reference", async () => {
   await same("copy sliced", [[7, 5]], (a) => T.slice(a, [1, 2], [6, 5]));
   await same("copy broadcast", [[3, 1]], (a) => T.broadcastTo(a, [3, 5]));
   await noLeaks(async () => {
-    const special = T.tensor([NaN, -0, Infinity, -Infinity, 1e-45], { device: "wasm" });
+    const special = T.tensor([NaN, -0, Infinity, -Infinity, 1e-45], { device: "cpu" });
     const c = T.scope(() => T.broadcastTo(T.reshape(special, [5, 1]), [5, 2]));
     const got = Array.from(await c.data());
     assert.ok(Number.isNaN(got[0]) && Number.isNaN(got[1]));
@@ -187,7 +187,7 @@ Deno.test("wasm fused chunk attention and its gradients match the reference", as
       [q, k, v, w, pos, code, ...outs, loss, ...all.slice(2)].forEach((t) => t.dispose());
       return data;
     };
-    const w = await run("wasm"), c = await run("cpu");
+    const w = await run("cpu"), c = await run("cpu-reference");
     ["o", "lse", "dq", "dk", "dv"].forEach((what, j) => {
       for (let i = 0; i < c[j].length; i++) {
         assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-5, `${what}[${i}]`);
@@ -213,7 +213,7 @@ Deno.test("wasm block-sparse attention and its gradients match the reference", a
       [q, k, v, w, mask, ...all].forEach((t) => t.dispose());
       return data;
     };
-    const w = await run("wasm"), c = await run("cpu");
+    const w = await run("cpu"), c = await run("cpu-reference");
     ["loss", "dq", "dk", "dv"].forEach((what, j) => {
       for (let i = 0; i < c[j].length; i++) {
         assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-4, `${what}[${i}]`);
@@ -269,13 +269,13 @@ Deno.test("every registered wasm kernel is covered here", () => {
 
 Deno.test("ops without a wasm kernel, or with other dtypes, run on the reference", async () => {
   await noLeaks(async () => {
-    const x = T.tensor([3, 1, 2, 0.5], { device: "wasm" });
+    const x = T.tensor([3, 1, 2, 0.5], { device: "cpu" });
     const order = T.argsort(x);
-    assert.equal(order.device, "wasm");
+    assert.equal(order.device, "cpu");
     assert.deepEqual(Array.from(await order.data()), [3, 1, 2, 0]);
     const taken = T.take(x, order);
     assert.deepEqual(Array.from(await taken.data()), [0.5, 1, 2, 3]);
-    const i = T.tensor(new Int32Array([1, 2, 3]), { device: "wasm" });
+    const i = T.tensor(new Int32Array([1, 2, 3]), { device: "cpu" });
     const isum = T.scope(() => T.sum(T.mul(i, i))); // i32 mul and sum: declined, run on the reference
     assert.equal(isum.dtype, "i32");
     assert.equal((await isum.data())[0], 14);
@@ -308,7 +308,7 @@ Deno.test("gradients of a small model on wasm match the reference", async () => 
       T.disposeTree([v, g, params, inputs]);
       return out;
     };
-    const w = await run("wasm"), c = await run("cpu");
+    const w = await run("cpu"), c = await run("cpu-reference");
     w.forEach((a, j) => a.forEach((z, i) => assert.ok(Math.abs(z - c[j][i]) < 1e-5, `${j}[${i}]`)));
   });
 });
@@ -317,7 +317,7 @@ Deno.test("50 training steps on wasm leak nothing; 1 and 2 threads give identica
   const train = async () => {
     let trained: Float32Array = new Float32Array();
     await noLeaks(async () => {
-      const { params, loss, inputs } = tinyModel("wasm");
+      const { params, loss, inputs } = tinyModel("cpu");
       let p = params;
       for (let step = 0; step < 50; step++) {
         const [v, g] = T.valueAndGrad(loss)(p);
@@ -334,7 +334,7 @@ Deno.test("50 training steps on wasm leak nothing; 1 and 2 threads give identica
     });
     return trained;
   };
-  const peak = T.memory("wasm").liveBytes;
+  const peak = T.memory("cpu").liveBytes;
   const a = await train();
   use(one);
   try {
@@ -343,16 +343,16 @@ Deno.test("50 training steps on wasm leak nothing; 1 and 2 threads give identica
   } finally {
     use(two);
   }
-  assert.equal(T.memory("wasm").liveBytes, peak);
+  assert.equal(T.memory("cpu").liveBytes, peak);
 });
 
 Deno.test("wasm memory accounting: live bytes, disposal, scopes", async () => {
   await noLeaks(() => {
-    const before = T.memory("wasm");
-    const x = T.zeros([1000], { device: "wasm" });
-    assert.equal(T.memory("wasm").liveBytes - before.liveBytes, 4000);
+    const before = T.memory("cpu");
+    const x = T.zeros([1000], { device: "cpu" });
+    assert.equal(T.memory("cpu").liveBytes - before.liveBytes, 4000);
     const kept = T.scope(() => T.exp(T.add(x, 1)));
-    assert.equal(T.memory("wasm").liveBytes - before.liveBytes, 8000);
+    assert.equal(T.memory("cpu").liveBytes - before.liveBytes, 8000);
     x.dispose();
     kept.dispose();
     assert.throws(() => T.exp(x), /dispos/);

@@ -1,7 +1,8 @@
 /**
  * The wasm backend as a registry plug-in: its kernels under the registry's kernel names
- * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, ...), each adapting the
- * registry's spec to the wasm kernel's call (the fused `layerNorm` and `layerNormGrad` too). Every other kernel, and every call a kernel here
+ * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, `chunkAttentionGrad`, ...),
+ * each adapting the registry's spec to the wasm kernel's call (the fused `layerNorm` and
+ * `layerNormGrad` too). Every other kernel, and every call a kernel here
  * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
  * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
@@ -19,6 +20,9 @@ import { reduceWasm, softmaxWasm } from "./reduce.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
 import type { LayerNormSpec } from "../specs/layer_norm.ts";
 import { layerNormGradWasm, layerNormWasm } from "./layer_norm.ts";
+import { chunkAttentionGradSupported, chunkAttentionGradWasm } from "./chunk_attention_grad.ts";
+import { blockSparseBackwardWasm, blockSparseForwardWasm } from "./block_sparse.ts";
+import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 
 /** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
 export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
@@ -80,6 +84,12 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
     layerNormWasm(d, s.affine ? xs : [xs[0], null, null], s),
   layerNormGrad: (d: WasmDevice, xs: W[], s: LayerNormSpec) =>
     layerNormGradWasm(d, s.affine ? xs : xs.slice(0, 4), s),
+  chunkAttentionGrad: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
+    chunkAttentionGradWasm(d, withBias(xs, s), s),
+  blockSparseAttention: (d: WasmDevice, xs: W[], s: BlockSparseSpec) =>
+    blockSparseForwardWasm(d, xs, s),
+  blockSparseAttentionBackward: (d: WasmDevice, xs: W[], s: BlockSparseSpec) =>
+    blockSparseBackwardWasm(d, xs, s),
 };
 
 /**
@@ -107,6 +117,15 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "chunkAttention":
       return chunkAttentionSupported(spec as ChunkAttnSpec) &&
         dtypes.every((t, i) => t === (i === 3 || i === 4 ? "i32" : "f32"));
+    case "chunkAttentionGrad":
+      return chunkAttentionGradSupported(spec as ChunkAttnSpec) &&
+        dtypes.every((t, i) => t === (i === 3 || i === 4 ? "i32" : "f32"));
+    case "blockSparseAttention":
+    case "blockSparseAttentionBackward": {
+      // f32 operands, then the optional bool key mask.
+      const f32s = name === "blockSparseAttention" ? 3 : 6;
+      return dtypes.every((t, i) => t === (i < f32s ? "f32" : "bool"));
+    }
     default:
       return dtypes.every((t) => t === "f32");
   }

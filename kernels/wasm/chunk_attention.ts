@@ -1,16 +1,18 @@
 /**
  * Fused chunk-attention forward on the wasm device, for the {@linkcode ChunkAttnSpec} and
- * input layout of `kernels/cpu/chunk_attention.ts`. Per query: the logits against each block
- * of `Kc` keys come from one SIMD `dots` call, masks/self/bias are applied per slot, the row
- * is max-shifted and exponentiated (`expsub_row`), and the output accumulates `p[j] * v[j]`
- * block by block (`axpys`, `j` ascending). Queries split across threads; each is computed
- * whole by one thread, so results do not depend on the thread count. Arithmetic is f32 (the
- * reference accumulates in float64).
+ * input layout of `kernels/cpu/chunk_attention.ts`. For a block of a row's queries (the whole
+ * row when their logits fit, see {@linkcode queryBlock}): the logits against each block of
+ * `Kc` keys come from `gemm_acc` on the key block transposed (`logits`); per query, masks,
+ * self and bias are applied by `mask_row` and the row is max-shifted and exponentiated
+ * (`expsub_row`); then the outputs accumulate `p[j] * v[j]` key block by key block
+ * (`gemm_acc`, `j` ascending). Rows of queries are claimed by the threads one at a time; each
+ * query is computed whole by one thread, so results do not depend on the thread count.
+ * Arithmetic is f32 (the reference accumulates in float64).
  * @module
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { MAX_ARGS, type Runtime, share } from "./runtime.ts";
+import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
 
 /** This job's index in `jobs.ts`. */
 export const JOB_CHUNK_ATTENTION = 4;
@@ -33,12 +35,13 @@ export function chunkAttentionWasm(
   s: ChunkAttnSpec,
 ): [WasmStorage, WasmStorage, WasmStorage] {
   if (!chunkAttentionSupported(s)) throw new RangeError("wasm: too many chunk offsets");
-  const { rows, nq, nk, dim } = s;
+  const { rows, nq, nk, kc, dim } = s;
   const o = device.alloc("f32", rows * nq * dim);
   const lse = device.alloc("f32", rows * nq);
   const stat = device.alloc("f32", rows * nq * 2);
   if (rows * nq === 0) return [o, lse, stat];
-  const stride = Math.ceil((nk + dim) / 16) * 64 + 64;
+  const qb = queryBlock(nq, nk);
+  const stride = Math.ceil((qb * nk + qb + kc * dim) / 16) * 64 + 64;
   const scratch = device.scratch(stride * device.threads);
   try {
     const args = [
@@ -54,7 +57,7 @@ export function chunkAttentionWasm(
       rows,
       nq,
       nk,
-      s.kc,
+      kc,
       s.chunks,
       dim,
       s.causal ? 1 : 0,
@@ -67,7 +70,7 @@ export function chunkAttentionWasm(
       ...s.offsets,
     ];
     if (rows * nq * nk * dim < 1 << 15) {
-      chunkAttentionJob(device.runtime, Float64Array.from(args), 0, 1);
+      chunkAttentionJob(device.runtime, Float64Array.from(args), 0, 1, counter());
     } else device.run(JOB_CHUNK_ATTENTION, args);
   } finally {
     device.release(scratch);
@@ -75,47 +78,87 @@ export function chunkAttentionWasm(
   return [o, lse, stat];
 }
 
-/** The job: this thread's share of the `R * C` queries. */
+/**
+ * The job: rows of `C` queries, claimed one at a time (a thread slowed by a busy machine takes
+ * fewer); `part` only picks the thread's scratch.
+ */
 export function chunkAttentionJob(
   rt: Runtime,
   args: Float64Array,
   part: number,
-  parts: number,
+  _parts: number,
+  claim: () => number,
 ): void {
   const [q, k, v, qpos, kcode, bias, o, lse, stat, rows, nq, nk, kc, chunks, dim] = args;
   const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
   const offsets = args.subarray(FIXED, FIXED + blocks);
   const F = rt.f32, I = rt.i32, K = rt.kernels;
-  const L = scratch + part * stride, acc = L + 4 * nk, slot = acc + 4 * dim;
-  const [lo, hi] = share(rows * nq, part, parts);
-  for (let row = lo; row < hi; row++) {
-    const r = Math.floor(row / nq);
+  const qb = queryBlock(nq, nk);
+  const P = scratch + part * stride, sums = P + 4 * qb * nk, kt = sums + 4 * qb;
+  for (let r = claim(); r < rows; r = claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
-    keyRows.forEach((kr, b) =>
-      K.dots(L + 4 * b * kc, q + 4 * row * dim, k + 4 * kr * kc * dim, kc, dim)
-    );
-    const qp = I[qpos / 4 + row];
-    for (let j = 0; j < nk; j++) {
-      const code = I[kcode / 4 + r * nk + j];
-      const kp = code >= 0 ? code : -code - 1;
-      const keep = code >= 0 && (!causal || kp <= qp);
-      let l = keep ? F[L / 4 + j] : maskValue;
-      if (selfMask && kp === qp) l = selfValue;
-      if (bias >= 0) l += F[bias / 4 + row * nk + j];
-      F[L / 4 + j] = l;
+    for (let i0 = 0; i0 < nq; i0 += qb) {
+      const n = Math.min(qb, nq - i0), first = r * nq + i0;
+      logits(rt, P, q + 4 * first * dim, k, keyRows, kt, n, kc, dim);
+      for (let i = 0; i < n; i++) {
+        const row = first + i, L = P + 4 * i * nk;
+        const at = bias >= 0 ? bias + 4 * row * nk : -1;
+        const qp = I[qpos / 4 + row];
+        K.mask_row(L, kcode + 4 * r * nk, at, nk, qp, causal, selfMask, maskValue, selfValue);
+        const m = K.max_row(L, nk);
+        const sum = K.expsub_row(L, L, nk, m);
+        F[sums / 4 + i] = sum;
+        const ls = Math.log(sum);
+        F[lse / 4 + row] = m + ls;
+        F[stat / 4 + 2 * row] = m;
+        F[stat / 4 + 2 * row + 1] = ls;
+      }
+      // o = p v for the block's queries at once, key block by key block, then / sum.
+      const out = o + 4 * first * dim;
+      F.fill(0, out / 4, out / 4 + n * dim);
+      keyRows.forEach((kr, b) => {
+        const vb = v + 4 * kr * kc * dim;
+        K.gemm_acc(out, 4 * dim, P + 4 * b * kc, 4 * nk, 4, vb, 4 * dim, n, dim, kc);
+      });
+      for (let i = 0; i < n; i++) {
+        K.div_vs(out + 4 * i * dim, sums + 4 * i, out + 4 * i * dim, dim);
+      }
     }
-    const m = K.max_row(L, nk);
-    const sum = K.expsub_row(L, L, nk, m);
-    F.fill(0, acc / 4, acc / 4 + dim);
-    keyRows.forEach((kr, b) =>
-      K.axpys(acc, v + 4 * kr * kc * dim, L + 4 * b * kc, kc, dim, 4 * dim)
-    );
-    F[slot / 4] = sum;
-    K.div_vs(acc, slot, o + 4 * row * dim, dim);
-    const ls = Math.log(sum);
-    F[lse / 4 + row] = m + ls;
-    F[stat / 4 + 2 * row] = m;
-    F[stat / 4 + 2 * row + 1] = ls;
   }
+}
+
+/** Most bytes of one thread's logit rows. */
+const ROW_BYTES = 1 << 20;
+
+/** Queries whose logits a thread holds at once: a whole row of `nq` when they fit. */
+export function queryBlock(nq: number, nk: number): number {
+  return Math.max(1, Math.min(nq, Math.floor(ROW_BYTES / (4 * Math.max(nk, 1)))));
+}
+
+/**
+ * `L [nq, blocks * kc] = Q K^T` for `nq` consecutive query rows at `Q` and the key blocks
+ * `keyRows` of `keys`, by `gemm_acc` on each block transposed into `kt` (`dim * kc` floats):
+ * each logit sums its products in `d` order.
+ */
+export function logits(
+  rt: Runtime,
+  L: number,
+  Q: number,
+  keys: number,
+  keyRows: readonly number[],
+  kt: number,
+  nq: number,
+  kc: number,
+  dim: number,
+): void {
+  const F = rt.f32, K = rt.kernels, nk = keyRows.length * kc;
+  F.fill(0, L / 4, L / 4 + nq * nk);
+  keyRows.forEach((kr, b) => {
+    const src = (keys + 4 * kr * kc * dim) / 4;
+    for (let j = 0; j < kc; j++) {
+      for (let d = 0; d < dim; d++) F[kt / 4 + d * kc + j] = F[src + j * dim + d];
+    }
+    K.gemm_acc(L + 4 * b * kc, 4 * nk, Q, 4 * dim, 4, kt, 4 * kc, nq, kc, dim);
+  });
 }

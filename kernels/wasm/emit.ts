@@ -63,12 +63,21 @@ const SIMD = {
   load32Splat: 9,
   store: 11,
   const: 12,
+  i32x4Splat: 17,
   f32x4Splat: 19,
   f32x4ExtractLane: 31,
+  i32x4Eq: 55,
+  i32x4GtS: 59,
+  v128Not: 77,
+  v128And: 78,
+  v128Or: 80,
+  v128Xor: 81,
+  v128Bitselect: 82,
   f32x4Ceil: 103,
   f32x4Floor: 104,
   f32x4Nearest: 106,
   i32x4Shl: 171,
+  i32x4ShrS: 172,
   i32x4Add: 174,
   f32x4Abs: 224,
   f32x4Neg: 225,
@@ -212,6 +221,29 @@ export class FuncBuilder {
   }
   f32x4Splat(): this {
     return this.#simd(SIMD.f32x4Splat);
+  }
+  i32x4Splat(): this {
+    return this.#simd(SIMD.i32x4Splat);
+  }
+  /** Lane-wise `a == b` on i32 lanes: all ones where equal. */
+  i32x4Eq(): this {
+    return this.#simd(SIMD.i32x4Eq);
+  }
+  /** Lane-wise signed `a > b` on i32 lanes: all ones where greater. */
+  i32x4GtS(): this {
+    return this.#simd(SIMD.i32x4GtS);
+  }
+  /** Arithmetic right shift of each i32 lane by the i32 on top of the stack. */
+  i32x4ShrS(): this {
+    return this.#simd(SIMD.i32x4ShrS);
+  }
+  /** A bitwise v128 operation by name. */
+  v128(op: "not" | "and" | "or" | "xor"): this {
+    return this.#simd(SIMD[`v128${op[0].toUpperCase()}${op.slice(1)}` as "v128Not"]);
+  }
+  /** `(a & c) | (b & ~c)` on the stack `[a, b, c]`. */
+  v128Bitselect(): this {
+    return this.#simd(SIMD.v128Bitselect);
   }
   f32x4ExtractLane(lane: number): this {
     return this.#simd(SIMD.f32x4ExtractLane, lane);

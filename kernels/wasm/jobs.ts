@@ -13,6 +13,8 @@ import {
   layerNormGradJob,
   layerNormJob,
 } from "./layer_norm.ts";
+import { chunkAttentionGradJob, JOB_CHUNK_ATTENTION_GRAD } from "./chunk_attention_grad.ts";
+import { blockSparseJob, JOB_BLOCK_SPARSE } from "./block_sparse.ts";
 
 const jobs: JobFn[] = [];
 jobs[JOB_MATMUL] = matmulJob;
@@ -22,6 +24,8 @@ jobs[JOB_SOFTMAX] = softmaxJob;
 jobs[JOB_CHUNK_ATTENTION] = chunkAttentionJob;
 jobs[JOB_LAYER_NORM] = layerNormJob;
 jobs[JOB_LAYER_NORM_GRAD] = layerNormGradJob;
+jobs[JOB_CHUNK_ATTENTION_GRAD] = chunkAttentionGradJob;
+jobs[JOB_BLOCK_SPARSE] = blockSparseJob;
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

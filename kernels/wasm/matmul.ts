@@ -87,7 +87,7 @@ function skinnyJob(rt: Runtime, args: Float64Array, part: number, parts: number)
     rt.f32.fill(0, acc / 4, acc / 4 + w);
     const aRow = args[Arg.A] + 4 * (I[offs + 2 * z] + i * k);
     const bCols = args[Arg.B] + 4 * (I[offs + 2 * z + 1] + c0);
-    rt.kernels.axpys(acc, bCols, aRow, k, w, 4 * n);
+    rt.kernels.axpys(acc, bCols, aRow, k, w, 4 * n, 4);
   }
 }
 

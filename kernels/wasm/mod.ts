@@ -32,6 +32,8 @@ export { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from ".
 export { matmulWasm } from "./matmul.ts";
 export { layerNormGradWasm, type LayerNormSpec, layerNormWasm } from "./layer_norm.ts";
 export { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
+export { chunkAttentionGradSupported, chunkAttentionGradWasm } from "./chunk_attention_grad.ts";
+export { blockSparseBackwardWasm, blockSparseForwardWasm } from "./block_sparse.ts";
 export type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 export { reduceWasm, softmaxWasm, type WasmReduceOp, type WasmSoftmaxOp } from "./reduce.ts";
 export { BINARY_OPS, UNARY_OPS, type WasmBinaryOp, type WasmUnaryOp } from "./module.ts";

@@ -9,6 +9,8 @@ import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from 
 import { microkernel, packers } from "./gen_matmul.ts";
 import { attentionHelpers } from "./gen_attention.ts";
 import { layerNormHelpers } from "./gen_layer_norm.ts";
+import { vexp } from "./gen_exp.ts";
+import { gemmAcc } from "./gen_gemm_acc.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
@@ -26,26 +28,6 @@ export type WasmUnaryOp = typeof UNARY_OPS[number];
 
 /** Module limits: pages of 64 KiB; at most 2 GiB so byte offsets stay positive i32s. */
 export const MAX_PAGES = 32768;
-
-/** The `e^x` of the vector on the stack, via `tmp` locals (Cephes expf, ~2 ulp). */
-function vexp(f: FuncBuilder, x: number, t: number, k: number) {
-  // x clamped to [-104, 89]: below, e^x rounds to 0; above, it overflows to inf.
-  f.set(x).get(x).f32x4Const(-104).f32x4("max").f32x4Const(89).f32x4("min").set(x);
-  f.get(x).f32x4Const(Math.LOG2E).f32x4("mul").f32x4("nearest").set(t);
-  f.get(t).i32x4TruncSatF32x4S().set(k);
-  f.get(x).get(t).f32x4Const(0.693359375).f32x4("mul").f32x4("sub");
-  f.get(t).f32x4Const(-2.12194440e-4).f32x4("mul").f32x4("sub").set(x);
-  f.f32x4Const(1.9875691500e-4);
-  for (const c of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 0.5]) {
-    f.get(x).f32x4("mul").f32x4Const(c).f32x4("add");
-  }
-  f.get(x).f32x4("mul").get(x).f32x4("mul").get(x).f32x4("add").f32x4Const(1).f32x4("add");
-  // Scale by 2^k as 2^(k>>1) * 2^(k - (k>>1)) so results down to the subnormals are exact.
-  f.get(k).i32(1).op(0xfd, 0xac, 0x01).set(t); // t = k >> 1
-  f.get(t).i32x4Const(127).i32x4Add().i32(23).i32x4Shl().f32x4("mul");
-  f.get(k).get(t).op(0xfd, 0xb1, 0x01).i32x4Const(127).i32x4Add().i32(23)
-    .i32x4Shl().f32x4("mul");
-}
 
 /**
  * Emits `for (; n >= 4; n -= 4) vec(); for (; n > 0; n--) one();` where each body advances
@@ -213,7 +195,10 @@ function reductions(m: ModuleBuilder) {
 
 let cached: { bytes: Uint8Array<ArrayBuffer>; relaxed: boolean } | undefined;
 
-/** The kernel module's bytes (built once), and whether its microkernel uses relaxed madd. */
+/**
+ * The kernel module's bytes (built once), and whether its microkernel and attention helpers
+ * use relaxed madd.
+ */
 export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boolean } {
   if (!cached) {
     const relaxed = hasRelaxedSimd();
@@ -223,8 +208,9 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     for (const op of BINARY_OPS) binary(m, op);
     for (const op of UNARY_OPS) unary(m, op);
     reductions(m);
-    attentionHelpers(m);
+    attentionHelpers(m, relaxed);
     layerNormHelpers(m);
+    gemmAcc(m, relaxed);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

@@ -7,8 +7,14 @@ import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
 import { fusedLayerNorm } from "../../ops/layer_norm.ts";
+import { blockSparsePrimitive, type PatternSpec } from "../../ops/block_sparse.ts";
+import { blockLayout } from "../../nn/attention/sparse_patterns.ts";
 import { registerBackend } from "../../kernels/backend.ts";
-import { createWasmBackend, WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
+import {
+  createWasmBackend,
+  WASM_BACKEND_KERNELS,
+  wasmAccepts,
+} from "../../kernels/wasm/backend.ts";
 import { WasmDevice } from "../../kernels/wasm/device.ts";
 import { noLeaks, randomArray, rng } from "../util.ts";
 
@@ -213,34 +219,79 @@ Deno.test("wasm fused layer norm: 1 and 2 threads give identical bits", async ()
   });
 });
 
-Deno.test("wasm fused chunk attention matches the reference", async () => {
+Deno.test("wasm fused chunk attention and its gradients match the reference", async () => {
   const [R, C, D] = [4, 5, 3];
   await noLeaks(async () => {
     const run = async (device: T.DeviceName) => {
       const q = input(1, [R, C, D], device), k = input(2, [R, C, D], device);
-      const v = input(3, [R, C, D], device);
+      const v = input(3, [R, C, D], device), w = input(4, [R, C, D], device);
       const pos = T.tensor(new Int32Array(R * C).map((_, i) => i % C), { shape: [R, C], device });
       const code = T.tensor(new Int32Array(R * 2 * C).map((_, i) => i % C), {
         shape: [R, 2 * C],
         device,
       });
-      const outs = fusedChunkAttention(q, k, v, pos, code, null, {
-        causal: true,
-        selfMask: true,
-        maskValue: -1e9,
-        selfValue: -1e5,
-      }, { offsets: [0, -1], chunks: 2 });
-      const data = await Promise.all(outs.map((o) => o.data()));
-      [q, k, v, pos, code, ...outs].forEach((t) => t.dispose());
+      const flags = { causal: true, selfMask: true, maskValue: -1e9, selfValue: -1e5 };
+      const look = { offsets: [0, -1], chunks: 2 };
+      const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) => {
+        const [o, lse] = fusedChunkAttention(qq, kk, vv, pos, code, null, flags, look);
+        return T.add(T.sum(T.mul(o, w)), T.sum(lse));
+      };
+      const outs = fusedChunkAttention(q, k, v, pos, code, null, flags, look);
+      const [loss, grads] = T.valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
+      const all = [...outs.slice(0, 2), ...(grads as T.Tensor[])];
+      const data = await Promise.all(all.map((o) => o.data()));
+      [q, k, v, w, pos, code, ...outs, loss, ...all.slice(2)].forEach((t) => t.dispose());
       return data;
     };
     const w = await run("cpu"), c = await run("cpu-reference");
-    for (let j = 0; j < 2; j++) {
+    ["o", "lse", "dq", "dk", "dv"].forEach((what, j) => {
       for (let i = 0; i < c[j].length; i++) {
-        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-5, `out ${j}[${i}]`);
+        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-5, `${what}[${i}]`);
       }
-    }
+    });
   });
+});
+
+Deno.test("wasm block-sparse attention and its gradients match the reference", async () => {
+  const shape = [2, 2, 19, 5];
+  const pattern: PatternSpec = { kind: "fixed", stride: 4, c: 1, part: "union" };
+  const layout = blockLayout(pattern, 19, 4);
+  await noLeaks(async () => {
+    const run = async (device: T.DeviceName) => {
+      const [q, k, v, w] = [1, 2, 3, 4].map((seed) => input(seed, shape, device));
+      const bits = Uint8Array.from({ length: 2 * 19 }, (_, i) => (i % 7 === 3 ? 0 : 1));
+      const mask = T.tensor(bits, { shape: [2, 19], dtype: "bool", device });
+      const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) =>
+        T.sum(T.mul(blockSparsePrimitive(qq, kk, vv, mask, { pattern, layout })[0], w));
+      const [loss, grads] = T.valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
+      const all = [loss, ...(grads as T.Tensor[])];
+      const data = await Promise.all(all.map((t) => t.data()));
+      [q, k, v, w, mask, ...all].forEach((t) => t.dispose());
+      return data;
+    };
+    const w = await run("cpu"), c = await run("cpu-reference");
+    ["loss", "dq", "dk", "dv"].forEach((what, j) => {
+      for (let i = 0; i < c[j].length; i++) {
+        assert.ok(Math.abs(w[j][i] - c[j][i]) < 1e-4, `${what}[${i}]`);
+      }
+    });
+  });
+});
+
+Deno.test("the wasm attention kernels take their own dtypes and decline others", () => {
+  const spec = { offsets: [0, -1], chunks: 4, nq: 8, nk: 16 };
+  const grad = ["f32", "f32", "f32", "i32", "i32", "f32", "f32", "f32"] as const;
+  assert.ok(wasmAccepts("chunkAttentionGrad", spec, grad));
+  assert.ok(!wasmAccepts("chunkAttentionGrad", spec, grad.map(() => "f32")));
+  assert.ok(!wasmAccepts("chunkAttentionGrad", { ...spec, offsets: new Array(200).fill(0) }, grad));
+  // One row group's p and ds would not fit: the reference takes it.
+  assert.ok(!wasmAccepts("chunkAttentionGrad", { ...spec, chunks: 1, nq: 8192, nk: 8192 }, grad));
+  assert.ok(wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32", "bool"]));
+  assert.ok(wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32"]));
+  assert.ok(!wasmAccepts("blockSparseAttention", {}, ["f32", "f32", "f32", "f32"]));
+  const back = ["f32", "f32", "f32", "f32", "f32", "f32", "bool"] as const;
+  assert.ok(wasmAccepts("blockSparseAttentionBackward", {}, back));
+  assert.ok(!wasmAccepts("blockSparseAttentionBackward", {}, ["i32", ...back.slice(1)]));
 });
 
 Deno.test("every registered wasm kernel is covered here", () => {
@@ -267,6 +318,9 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "chunkAttention",
     "layerNorm",
     "layerNormGrad",
+    "chunkAttentionGrad",
+    "blockSparseAttention",
+    "blockSparseAttentionBackward",
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });

@@ -103,6 +103,17 @@ const cases: [string, Case][] = [
     selfMask: true,
     bias: true,
   }],
+  // 520 queries by 520 slots: logits in blocks of 504 queries (queryBlock).
+  ["queries in blocks", {
+    groups: 1,
+    chunks: 1,
+    kc: 520,
+    dim: 3,
+    offsets: [0],
+    causal: true,
+    selfMask: true,
+    bias: true,
+  }],
 ];
 
 Deno.test("wasm chunk attention forward matches the CPU reference", async (t) => {

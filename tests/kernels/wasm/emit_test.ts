@@ -62,3 +62,26 @@ Deno.test("relaxed-SIMD detection answers a boolean, and relaxed madd validates 
   m.func("f", [], [V128]).f32x4Const(1).f32x4Const(2).f32x4Const(3).f32x4RelaxedMadd();
   assert.equal(WebAssembly.validate(m.build()), relaxed);
 });
+
+Deno.test("i32x4 compares, shifts and bitwise selects", async () => {
+  const m = new ModuleBuilder({ initial: 1, maximum: 4, shared: true });
+  // sel(p, x, o): o = (v > x) ? v : (v == x ? -1 : v >> 31), lane-wise over the i32s v at p,
+  // and o + 16 = v & (v ^ x) & ~0: the operations mask_row is built from.
+  const f = m.func("sel", [I32, I32, I32]);
+  const [v, x, gt, eq] = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  f.get(0).v128Load().set(v).get(1).i32x4Splat().set(x);
+  f.get(v).get(x).i32x4GtS().set(gt).get(v).get(x).i32x4Eq().set(eq);
+  f.get(2).get(v).i32x4Const(-1).get(v).i32(31).i32x4ShrS().get(eq).v128Bitselect();
+  f.get(gt).v128Bitselect().v128Store();
+  f.get(2).get(v).get(v).get(x).v128("xor").v128("and").i32x4Const(0).v128("not").v128("and");
+  f.v128Store(16);
+  const bytes = m.build();
+  assert.ok(WebAssembly.validate(bytes));
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+  const { instance } = await WebAssembly.instantiate(bytes, { env: { memory } });
+  const I = new Int32Array(memory.buffer);
+  I.set([5, 3, -7, 2], 0);
+  (instance.exports.sel as (...a: number[]) => void)(0, 3, 64);
+  assert.deepEqual([...I.slice(16, 20)], [5, -1, -1, 0]);
+  assert.deepEqual([...I.slice(20, 24)], [5 & (5 ^ 3), 0, -7 & (-7 ^ 3), 2 & (2 ^ 3)]);
+});

@@ -17,15 +17,20 @@ import { chunkAttentionGradJob, JOB_CHUNK_ATTENTION_GRAD } from "./chunk_attenti
 import { blockSparseJob, JOB_BLOCK_SPARSE } from "./block_sparse.ts";
 
 const jobs: JobFn[] = [];
-jobs[JOB_MATMUL] = matmulJob;
-jobs[JOB_ELEMENTWISE] = elementwiseJob;
-jobs[JOB_REDUCE] = reduceJob;
-jobs[JOB_SOFTMAX] = softmaxJob;
-jobs[JOB_CHUNK_ATTENTION] = chunkAttentionJob;
-jobs[JOB_LAYER_NORM] = layerNormJob;
-jobs[JOB_LAYER_NORM_GRAD] = layerNormGradJob;
-jobs[JOB_CHUNK_ATTENTION_GRAD] = chunkAttentionGradJob;
-jobs[JOB_BLOCK_SPARSE] = blockSparseJob;
+/** Puts `fn` at `index`, refusing a slot two kernel files both claim. */
+function add(index: number, fn: JobFn): void {
+  if (jobs[index]) throw new Error(`wasm: job index ${index} is taken twice`);
+  jobs[index] = fn;
+}
+add(JOB_MATMUL, matmulJob);
+add(JOB_ELEMENTWISE, elementwiseJob);
+add(JOB_REDUCE, reduceJob);
+add(JOB_SOFTMAX, softmaxJob);
+add(JOB_CHUNK_ATTENTION, chunkAttentionJob);
+add(JOB_LAYER_NORM, layerNormJob);
+add(JOB_LAYER_NORM_GRAD, layerNormGradJob);
+add(JOB_CHUNK_ATTENTION_GRAD, chunkAttentionGradJob);
+add(JOB_BLOCK_SPARSE, blockSparseJob);
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

@@ -19,7 +19,7 @@ import { type Runtime, share } from "./runtime.ts";
 /** This job's index in `jobs.ts`. */
 export const JOB_LAYER_NORM = 5;
 /** The backward job's index in `jobs.ts`. */
-export const JOB_LAYER_NORM_GRAD = 6;
+export const JOB_LAYER_NORM_GRAD = 8;
 /** Fewest rows per block of the backward job. */
 export const MIN_BLOCK_ROWS = 32;
 /** Most blocks (partial column sums) of the backward job. */

@@ -62,6 +62,12 @@ export interface Backend {
    * fallback backend, on copies, as for a kernel the table lacks. Default: every call.
    */
   readonly accepts?: (kernel: string, spec: unknown, dtypes: readonly DType[]) => boolean;
+  /**
+   * Whether a kernel written for f32 operands also reads f16 ones itself (converting on load),
+   * so that fused primitives under mixed precision hand it their f16 operands instead of f32
+   * copies (`ops/widen.ts`). Default: no kernel does.
+   */
+  readonly readsF16?: (kernel: string) => boolean;
 }
 
 const registry = new Map<string, Backend>();

@@ -11,13 +11,13 @@ import {
   definePrimitive,
   type KernelOutput,
   kernelSupported,
-  launch,
   refuseSecondOrder,
 } from "./primitive.ts";
 import { deviceOf, fmt, Tensor } from "./tensor.ts";
 import { sameDevice } from "./validate.ts";
-import { mul, sub } from "./binary.ts";
+import { cast, mul, sub } from "./binary.ts";
 import { sum } from "./reduce.ts";
+import { launchWidened } from "./widen.ts";
 
 export type { ChunkAttnSpec } from "../kernels/specs/chunk_attention.ts";
 
@@ -28,15 +28,12 @@ const f32 = (...shapes: (readonly number[])[]): KernelOutput[] =>
 const gradPrim = definePrimitive<ChunkAttnSpec>({
   name: "chunkAttentionGrad",
   forward: (xs, s) =>
-    launch(
+    launchWidened(
       "chunkAttentionGrad",
       xs,
       s,
-      f32([s.rows, s.nq, s.dim], [s.rows, s.kc, s.dim], [
-        s.rows,
-        s.kc,
-        s.dim,
-      ]),
+      f32([s.rows, s.nq, s.dim], [s.rows, s.kc, s.dim], [s.rows, s.kc, s.dim]),
+      [0, 1, 2],
     ),
   vjp: refuseSecondOrder("chunkAttention", "nn.denseMaskedAttention"),
 });
@@ -46,18 +43,35 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
   // Every input, the output and the softmax statistics; not the logsumexp.
   saves: { inputs: [0, 1, 2, 3, 4, 5], outputs: [0, 2] },
   forward: (xs, s) =>
-    launch("chunkAttention", xs, s, f32([s.rows, s.nq, s.dim], [s.rows, s.nq], [s.rows, s.nq, 2])),
+    launchWidened(
+      "chunkAttention",
+      xs,
+      s,
+      f32([s.rows, s.nq, s.dim], [s.rows, s.nq], [s.rows, s.nq, 2]),
+      [0],
+    ),
   vjp: ([dO, dLse], { inputs, outputs, params: s }) => {
     const [q, k, v, qpos, kcode] = inputs;
-    // delta = rowsum(dO * o) - dLse: the softmax Jacobian's row term, and the lse's own.
-    using go = mul(dO, outputs[0]);
-    using rs = sum(go, -1);
-    using delta = sub(rs, dLse);
+    // delta = rowsum(dO * o) - dLse: the softmax Jacobian's row term, and the lse's own (in
+    // f32 also under mixed precision: it is a softmax statistic).
+    // Its temporaries are freed before the kernel runs, so they add nothing to the peak.
+    using delta = rowDelta(dO, outputs[0], dLse);
     const rest = s.hasBias ? [inputs[5]] : [];
     const [dq, dk, dv] = bind(gradPrim, [q, k, v, qpos, kcode, ...rest, outputs[2], dO, delta], s);
     return [dq, dk, dv, null, null, ...rest.map(() => null)];
   },
 });
+
+/**
+ * `rowsum(dO * o) - dLse` in f32, with every temporary freed on return. Under mixed precision
+ * the products are rounded to f16 (as an f16 matmul's would be) and summed in f32.
+ */
+function rowDelta(dO: Tensor, o: Tensor, dLse: Tensor): Tensor {
+  using go = mul(dO, o);
+  using go32 = go.dtype === "f32" ? null : cast(go, "f32");
+  using rs = sum(go32 ?? go, -1);
+  return sub(rs, dLse);
+}
 
 /** Whether a device can run the fused kernels (enough storage bindings per shader). */
 export function fusedChunkAttentionSupported(t: Tensor): boolean {
@@ -74,7 +88,9 @@ export function fusedChunkAttentionSupported(t: Tensor): boolean {
  * [R, K]` is negative (the code of a masked key at position `p` is `-p - 1`) or, when causal,
  * its position exceeds the query's `qpos [R, C]`; with `selfMask` equal positions get
  * `selfValue`; `bias [R, C, K]` is then added. Returns `o [R, C, D]`, `lse [R, C]` and the
- * backward pass's `stat [R, C, 2]`. Differentiable in `q`, `k`, `v` (first order).
+ * backward pass's `stat [R, C, 2]`. Differentiable in `q`, `k`, `v` (first order). `q`, `k`
+ * and `v` are f32, or all f16 (mixed precision): the kernels then read f32 copies made for the
+ * call, `o` and the gradients are f16, and `lse` and `stat` stay f32.
  */
 export function fusedChunkAttention(
   q: Tensor,
@@ -100,10 +116,12 @@ export function fusedChunkAttention(
   }
   const kc = k.shape[1];
   const nk = offsets.length * kc;
+  // f32, or f16 under mixed precision (f32 arithmetic and statistics, f16 operands and o).
+  const float = q.dtype === "f16" ? "f16" : "f32";
   const want: [string, Tensor | null, number[], string][] = [
-    ["q", q, [rows, nq, dim], "f32"],
-    ["k", k, [rows, kc, dim], "f32"],
-    ["v", v, [rows, kc, dim], "f32"],
+    ["q", q, [rows, nq, dim], float],
+    ["k", k, [rows, kc, dim], float],
+    ["v", v, [rows, kc, dim], float],
     ["qpos", qpos, [rows, nq], "i32"],
     ["kcode", kcode, [rows, nk], "i32"],
     ["bias", bias, [rows, nq, nk], "f32"],

@@ -7,16 +7,11 @@
  * @module
  */
 import type { LayerNormSpec } from "../kernels/specs/layer_norm.ts";
-import {
-  bind,
-  definePrimitive,
-  type KernelOutput,
-  launch,
-  refuseSecondOrder,
-} from "./primitive.ts";
+import { bind, definePrimitive, type KernelOutput, refuseSecondOrder } from "./primitive.ts";
 import { fmt, sizeOf, type Tensor } from "./tensor.ts";
 import { checkTensor, sameDevice } from "./validate.ts";
 import { zeros } from "./creation.ts";
+import { launchWidened } from "./widen.ts";
 
 export type { LayerNormSpec } from "../kernels/specs/layer_norm.ts";
 
@@ -26,7 +21,13 @@ const f32 = (...shapes: (readonly number[])[]): KernelOutput[] =>
 const gradPrim = definePrimitive<LayerNormSpec>({
   name: "layerNormGrad",
   forward: ([x, ...rest], s) =>
-    launch("layerNormGrad", [x, ...rest], s, f32(x.shape, ...(s.affine ? [[s.n], [s.n]] : []))),
+    launchWidened(
+      "layerNormGrad",
+      [x, ...rest],
+      s,
+      f32(x.shape, ...(s.affine ? [[s.n], [s.n]] : [])),
+      [0, 1, 2],
+    ),
   vjp: refuseSecondOrder("fusedLayerNorm", "a composition of mean, sub, rsqrt and mul"),
 });
 
@@ -36,7 +37,7 @@ const fwdPrim = definePrimitive<LayerNormSpec>({
   saves: { inputs: [0, 1], outputs: [1, 2] },
   forward: ([x, ...rest], s) => {
     const lead = x.shape.slice(0, -1);
-    return launch("layerNorm", [x, ...rest], s, f32(x.shape, lead, lead));
+    return launchWidened("layerNorm", [x, ...rest], s, f32(x.shape, lead, lead), [0]);
   },
   // The mean and rstd outputs are internal (fusedLayerNorm returns y alone): their
   // cotangents are zeros and are not read.
@@ -49,9 +50,9 @@ const fwdPrim = definePrimitive<LayerNormSpec>({
 
 /** Options of {@linkcode fusedLayerNorm}. */
 export interface FusedLayerNormOptions {
-  /** Multiplies the normalised values, f32 `[n]` (default: none, i.e. 1). */
+  /** Multiplies the normalised values, `[n]` of x's dtype (default: none, i.e. 1). */
   scale?: Tensor;
-  /** Added after scaling, f32 `[n]` (default: none, i.e. 0). Needs `scale`. */
+  /** Added after scaling, `[n]` of x's dtype (default: none, i.e. 0). Needs `scale`. */
   bias?: Tensor;
   /** Added to the variance before the square root (default `1e-6`). */
   eps?: number;
@@ -65,8 +66,9 @@ export interface FusedLayerNormOptions {
  * `bias` (first order; the backward kernel refuses a second derivative). This is the op under
  * the `nn.layerNorm` layer, exported as `fusedLayerNorm` so as not to clash with that layer.
  *
- * Shapes: `x [..., n]` (f32, `n >= 1`, any leading shape including size 0) to `y [..., n]`;
- * `scale`, `bias [n]`. `scale` and `bias` come together or not at all: `bias` alone is
+ * Shapes: `x [..., n]` (f32 or f16, `n >= 1`, any leading shape including size 0) to
+ * `y [..., n]` of x's dtype; `scale`, `bias [n]` of x's dtype. f16 (mixed precision) is
+ * normalised in f32 arithmetic, with the mean and `rstd` kept in f32. `scale` and `bias` come together or not at all: `bias` alone is
  * refused, and a `scale` without `bias` adds zeros.
  *
  * @example
@@ -82,8 +84,10 @@ export function fusedLayerNorm(x: Tensor, options: FusedLayerNormOptions = {}): 
   const op = "fusedLayerNorm";
   const { scale, bias, eps = 1e-6 } = options ?? {};
   checkTensor(op, "x", x);
-  if (x.dtype !== "f32") {
-    throw new TypeError(`${op}: x must be f32, got ${x.dtype}${fmt(x.shape)}; cast it first`);
+  if (x.dtype !== "f32" && x.dtype !== "f16") {
+    throw new TypeError(
+      `${op}: x must be f32 or f16, got ${x.dtype}${fmt(x.shape)}; cast it first`,
+    );
   }
   const n = x.shape[x.rank - 1];
   if (x.rank === 0 || n < 1) {
@@ -99,13 +103,15 @@ export function fusedLayerNorm(x: Tensor, options: FusedLayerNormOptions = {}): 
   for (const [name, t] of [["scale", scale], ["bias", bias]] as const) {
     if (t === undefined) continue;
     checkTensor(op, name, t);
-    if (t.dtype !== "f32" || fmt(t.shape) !== fmt([n])) {
-      throw new RangeError(`${op}: ${name} must be f32[${n}], got ${t.dtype}${fmt(t.shape)}`);
+    if (t.dtype !== x.dtype || fmt(t.shape) !== fmt([n])) {
+      throw new RangeError(
+        `${op}: ${name} must be ${x.dtype}[${n}] (x's dtype), got ${t.dtype}${fmt(t.shape)}`,
+      );
     }
   }
   const xs = [x];
   if (affine) xs.push(scale!);
-  if (affine) xs.push(bias ?? zeros([n], { device: x.device }));
+  if (affine) xs.push(bias ?? zeros([n], { device: x.device, dtype: x.dtype }));
   sameDevice(op, xs);
   const spec: LayerNormSpec = { rows: sizeOf(x.shape.slice(0, -1)), n, eps, affine };
   try {

@@ -77,7 +77,8 @@ export function chunkAttentionCpu(
     kcode!.data as Int32Array,
     (bias?.data ?? null) as Float32Array | null,
   );
-  const o = new Float32Array(rows * nq * dim), lse = new Float32Array(rows * nq);
+  const o = s.half ? new Float16Array(rows * nq * dim) : new Float32Array(rows * nq * dim);
+  const lse = new Float32Array(rows * nq);
   const stat = new Float32Array(rows * nq * 2);
   const l = new Float64Array(nk), acc = new Float64Array(dim);
   for (let r = 0; r < rows; r++) {
@@ -147,7 +148,9 @@ export function chunkAttentionGradCpu(
       }
     }
   }
-  return [dq, dk, dv].map((a) => device.adopt(Float32Array.from(a))) as [
+  return [dq, dk, dv].map((a) =>
+    device.adopt(s.half ? Float16Array.from(a) : Float32Array.from(a))
+  ) as [
     CpuStorage,
     CpuStorage,
     CpuStorage,

@@ -14,10 +14,11 @@ const f32 = (s: CpuStorage | undefined) => s?.data as Float32Array | undefined;
 export function layerNormCpu(
   device: CpuDevice,
   [xs, gs, bs]: CpuStorage[],
-  { rows, n, eps, affine }: LayerNormSpec,
+  { rows, n, eps, affine, half }: LayerNormSpec,
 ): CpuStorage[] {
   const x = f32(xs)!, g = affine ? f32(gs)! : null, b = affine ? f32(bs)! : null;
-  const y = new Float32Array(rows * n), mean = new Float32Array(rows);
+  const y = half ? new Float16Array(rows * n) : new Float32Array(rows * n);
+  const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const o = r * n;
@@ -45,11 +46,11 @@ export function layerNormCpu(
 export function layerNormGradCpu(
   device: CpuDevice,
   [xs, ms, rss, dys, gs]: CpuStorage[],
-  { rows, n, affine }: LayerNormSpec,
+  { rows, n, affine, half }: LayerNormSpec,
 ): CpuStorage[] {
   const x = f32(xs)!, mean = f32(ms)!, rstd = f32(rss)!, dy = f32(dys)!;
   const g = affine ? f32(gs)! : null;
-  const dx = new Float32Array(rows * n);
+  const dx = half ? new Float16Array(rows * n) : new Float32Array(rows * n);
   const dg = new Float64Array(n), db = new Float64Array(n);
   const hat = new Float64Array(n);
   for (let r = 0; r < rows; r++) {
@@ -71,7 +72,8 @@ export function layerNormGradCpu(
     }
   }
   const out = [device.adopt(dx)];
-  if (affine) out.push(device.adopt(Float32Array.from(dg)), device.adopt(Float32Array.from(db)));
+  const store = (a: Float64Array) => half ? Float16Array.from(a) : Float32Array.from(a);
+  if (affine) out.push(device.adopt(store(dg)), device.adopt(store(db)));
   return out;
 }
 

@@ -43,6 +43,8 @@ export const CPU_KERNELS: KernelTable = {
 export function createCpuBackend(): Backend {
   return {
     name: "cpu-reference",
+    // Kernels index their inputs' typed arrays, and a Float16Array reads as numbers.
+    readsF16: () => true,
     device: new CpuDevice(),
     kernels: CPU_KERNELS,
     toHost: (storage, _dtype, size) => (storage as CpuStorage).data.subarray(0, size),

@@ -27,6 +27,11 @@ export interface ChunkAttnSpec {
   readonly selfMask: boolean;
   /** Whether a `[R, C, K]` bias is added to the logits. */
   readonly hasBias: boolean;
+  /**
+   * Set by `ops/widen.ts` for a kernel whose backend reads f16 (`readsF16`): the float
+   * operands are f16, and so are the outputs that carry their precision (not the statistics).
+   */
+  readonly half?: boolean;
   /** Replacement for masked logits (`-1e9` in f32). */
   readonly maskValue: number;
   /** Replacement for self logits (`-1e5` in f32). */

@@ -18,4 +18,9 @@ export interface LayerNormSpec {
   readonly eps: number;
   /** Whether a scale `gamma` and a shift `beta` are applied (else 1 and 0). */
   readonly affine: boolean;
+  /**
+   * Set by `ops/widen.ts` for a kernel whose backend reads f16 (`readsF16`): the float
+   * operands are f16, and so are the outputs that carry their precision (not the statistics).
+   */
+  readonly half?: boolean;
 }

@@ -83,6 +83,7 @@ export async function createWebgpuBackend(): Promise<Backend | null> {
     device,
     kernels: WEBGPU_KERNELS,
     accepts: (kernel, _spec, dtypes) => checkF16Kernel(kernel, dtypes),
+    readsF16: (kernel) => WEBGPU_F16_KERNELS.has(kernel),
     // The fused chunk-attention shaders bind more storage buffers than some adapters allow.
     supports: (kernel) => !kernel.startsWith("chunkAttention") || buffers >= CHUNK_ATTN_MAX_BUFFERS,
   };

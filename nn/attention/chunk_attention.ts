@@ -223,17 +223,8 @@ export function chunkAttention(
       throw new TypeError(`chunkAttention: q is ${q.dtype} but ${name} is ${t.dtype}`);
     }
   }
-  if (q.dtype === "f16") {
-    // Mixed precision: f16 operands with f16 mask constants, softmax statistics in f32.
-    using q32 = cast(q, "f32"), k32 = cast(k, "f32"), v32 = cast(v, "f32");
-    const { o, lse } = attend(q32, k32, v32, m, "f16");
-    try {
-      return { o: cast(o, "f16"), lse };
-    } finally {
-      o.dispose();
-    }
-  }
-  return attend(q, k, v, m, "f32");
+  // Mixed precision: f16 operands with f16 mask constants, softmax statistics in f32.
+  return attend(q, k, v, m, q.dtype === "f16" ? "f16" : "f32");
 }
 
 /** {@linkcode chunkAttention} on f32 operands with `maskDtype`'s mask constants. */
@@ -266,17 +257,35 @@ function attend(
     );
   }
   if (!fused) {
-    if (!offsets) {
-      const [o, lse] = core(q, k, v, a);
-      return { o, lse };
+    if (q.dtype === "f16") {
+      // The composed path computes in f32 on copies (the fused kernels widen internally).
+      using q32 = cast(q, "f32"), k32 = cast(k, "f32"), v32 = cast(v, "f32");
+      const { o, lse } = composed(q32, k32, v32, a, offsets);
+      using o32 = o;
+      return { o: cast(o32, "f16"), lse };
     }
-    using kl = lookAround(k, k.rank - 3, offsets);
-    using vl = lookAround(v, v.rank - 3, offsets);
-    const [o, lse] = core(q, kl, vl, a);
-    return { o, lse };
+    return composed(q, k, v, a, offsets);
   }
   if (drop) throw new TypeError("chunkAttention: the fused kernel does not support dropout");
   return fusedPath(q, k, v, a, offsets);
+}
+
+/** The primitives-only path (dropout, or no fused kernels), with look-around copies. */
+function composed(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  a: Aux,
+  offsets: readonly number[] | null,
+): { o: Tensor; lse: Tensor } {
+  if (!offsets) {
+    const [o, lse] = core(q, k, v, a);
+    return { o, lse };
+  }
+  using kl = lookAround(k, k.rank - 3, offsets);
+  using vl = lookAround(v, v.rank - 3, offsets);
+  const [o, lse] = core(q, kl, vl, a);
+  return { o, lse };
 }
 
 /** Flattens the leading axes to rows, materialises the position codes and runs the kernel. */

@@ -291,7 +291,10 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
       lookAround: offsets,
     });
     const o = hfWeights && lp > chunkLen
-      ? mul(raw, expandDims(hfSelfScale(stopGradient(lse), maskValues(qk.dtype).self), -1))
+      ? mul(
+        raw,
+        cast(expandDims(hfSelfScale(stopGradient(lse), maskValues(qk.dtype).self), -1), raw.dtype),
+      )
       : raw;
     const unsorted = reshape(scatterByIndex(reshape(o, [b, h, nTot, dk]), sortIdx), [
       b,
@@ -307,7 +310,9 @@ export function lshAttention(config: LshAttentionConfig): LshAttentionLayer {
     const w = hfWeights && lp > chunkLen
       ? exp(sub(l5, logsumexp(l5, 2, { keepdims: true })))
       : roundWeights(l5, 2);
-    return sum(mul(unsorted, w), 2);
+    // The weights come from f32 statistics; under mixed precision they join f16 outputs as f16.
+    using wd = cast(w, unsorted.dtype);
+    return sum(mul(unsorted, wd), 2);
   }
 
   /**

@@ -32,7 +32,7 @@ export interface LayerNormParams {
  * taken over the last axis. One fused primitive ({@linkcode fusedLayerNorm}): a single kernel
  * forward and a single kernel backward, which keeps only `x`, `scale` and each row's mean and
  * reciprocal standard deviation for the backward pass. An f16 input (mixed precision) is
- * normalised in f32 and the result rounded back to f16.
+ * normalised in f32 arithmetic and the result rounded back to f16.
  *
  * Shapes: `x: [..., dim]` to `y: [..., dim]`; params `scale: [dim]`, `bias: [dim]`. The init
  * key is unused (the params are deterministic) but accepted for the layer contract; params are
@@ -60,14 +60,15 @@ export function layerNorm(options: LayerNormOptions): Layer<LayerNormParams> {
       checkLastDim("layerNorm", x, dim);
       checkParam("layerNorm", "scale", params?.scale, [dim]);
       checkParam("layerNorm", "bias", params.bias, [dim]);
-      const { scale, bias } = params;
-      if (x.dtype === "f32" && scale.dtype === "f32" && bias.dtype === "f32") {
-        return fusedLayerNorm(x, { scale, bias, eps });
-      }
-      // Mixed precision: the statistics are taken in f32 and y is rounded back to x's dtype.
-      using xf = cast(x, "f32"), sf = cast(scale, "f32"), bf = cast(bias, "f32");
-      using y = fusedLayerNorm(xf, { scale: sf, bias: bf, eps });
-      return cast(y, x.dtype);
+      // Under mixed precision the params may be f32 masters of an f16 input: x's dtype wins
+      // (the kernels widen f16 to f32 for the arithmetic and statistics either way).
+      using scale = params.scale.dtype === x.dtype ? null : cast(params.scale, x.dtype);
+      using bias = params.bias.dtype === x.dtype ? null : cast(params.bias, x.dtype);
+      return fusedLayerNorm(x, {
+        scale: scale ?? params.scale,
+        bias: bias ?? params.bias,
+        eps,
+      });
     },
   };
 }

@@ -10,6 +10,7 @@ import { BlockAllocator } from "./alloc.ts";
 import { kernelModule, MAX_PAGES } from "./module.ts";
 import { ThreadPool } from "./threads.ts";
 import type { Runtime } from "./runtime.ts";
+import { type Blas, openBlas } from "./blas.ts";
 
 /** A block of the wasm memory holding one tensor. */
 export class WasmStorage implements Storage {
@@ -30,6 +31,11 @@ export class WasmStorage implements Storage {
 export interface WasmDeviceOptions {
   /** Threads running each kernel, the caller's included (default `navigator.hardwareConcurrency`). */
   threads?: number;
+  /**
+   * Large matmuls through the system BLAS (`cblas_sgemm` over FFI) when `--allow-ffi` is
+   * granted and a library opens (default true; `LONGSEQ_BLAS=0` also turns it off).
+   */
+  blas?: boolean;
 }
 
 /** The WebAssembly SIMD device. Call {@linkcode WasmDevice.dispose} to stop its workers. */
@@ -45,12 +51,16 @@ export class WasmDevice extends AccountedDevice implements Device {
     readonly pool: ThreadPool,
     /** Whether the matmul microkernel uses relaxed-SIMD `f32x4.relaxed_madd`. */
     readonly relaxed: boolean,
+    /** The system BLAS the matmul kernel hands large products to, if one opened. */
+    readonly blas: Blas | null,
   ) {
     super();
     this.#alloc = new BlockAllocator(wasmMemory, 1024, this.maxBytes);
     this.description = `WebAssembly SIMD${
       relaxed ? " (relaxed madd)" : ""
-    }, ${pool.threads} thread${pool.threads === 1 ? "" : "s"}`;
+    }, ${pool.threads} thread${pool.threads === 1 ? "" : "s"}${
+      blas ? `, large matmuls via ${blas.name}` : ""
+    }`;
   }
 
   /** Makes the memory and starts the workers. */
@@ -59,7 +69,7 @@ export class WasmDevice extends AccountedDevice implements Device {
     const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const { bytes, relaxed } = kernelModule();
     const pool = await ThreadPool.create(memory, bytes, threads);
-    return new WasmDevice(memory, pool, relaxed);
+    return new WasmDevice(memory, pool, relaxed, options.blas === false ? null : openBlas(threads));
   }
 
   /** Threads running each kernel. */

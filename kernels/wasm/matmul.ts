@@ -29,7 +29,43 @@ export const PACK_PANELS = 32;
 export const matmulLimits = {
   /** Most bytes of packed B per pair of jobs (larger batches run in several pairs). */
   packedBBytes: 64 << 20,
+  /**
+   * Products of at least this many multiply-adds per matrix go to the system BLAS when the
+   * device opened one (smaller ones pay more for its thread wake-up than they gain).
+   */
+  blasMinMacs: 1 << 21,
 };
+
+/** Each matrix of the batch through the device's BLAS, in place in the wasm memory. */
+function blasMatmul(
+  device: WasmDevice,
+  a: WasmStorage,
+  b: WasmStorage,
+  out: WasmStorage,
+  spec: MatmulSpec,
+  count: number,
+): void {
+  const { m, n, k, transA, transB } = spec;
+  // The memory may have grown since the storages were made: take the current buffer.
+  const buf = device.wasmMemory.buffer as unknown as ArrayBuffer;
+  const view = (base: number, at: number, len: number) => new Float32Array(buf, base + 4 * at, len);
+  for (let z = 0; z < count; z++) {
+    const [ao, bo] = batchOffsets(spec, z);
+    device.blas!.sgemm(
+      transA,
+      transB,
+      m,
+      n,
+      k,
+      view(a.offset, ao, m * k),
+      transA ? m : k,
+      view(b.offset, bo, k * n),
+      transB ? k : n,
+      view(out.offset, z * m * n, m * n),
+      n,
+    );
+  }
+}
 
 /** Products with fewer FLOPs than this run on the calling thread alone. */
 export const PARALLEL_MIN_FLOPS = 1 << 18;
@@ -195,6 +231,10 @@ export function matmulWasm(
   if (count * m * n === 0) return out;
   if (k === 0) {
     device.runtime.f32.fill(0, out.offset / 4, out.offset / 4 + count * m * n);
+    return out;
+  }
+  if (device.blas && m * n * k >= matmulLimits.blasMinMacs) {
+    blasMatmul(device, a, b, out, spec, count);
     return out;
   }
   const skinny = isSkinny(spec);

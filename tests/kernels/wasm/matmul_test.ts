@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { matmulCpu } from "../../../kernels/cpu/matmul.ts";
 import type { MatmulSpec } from "../../../kernels/specs/matmul.ts";
 import { matmulLimits, matmulWasm } from "../../../kernels/wasm/matmul.ts";
-import type { WasmDevice } from "../../../kernels/wasm/device.ts";
+import { WasmDevice } from "../../../kernels/wasm/device.ts";
+import { openBlas } from "../../../kernels/wasm/blas.ts";
 import { assertClose, cpu, randomArray, rng, sameBits, withDevices } from "./helpers.ts";
 
 function spec(
@@ -87,5 +88,55 @@ Deno.test("wasm matmul: batches whose packed Bs overflow the buffer run in sever
     });
   } finally {
     matmulLimits.packedBBytes = saved;
+  }
+});
+
+const blas = openBlas(1);
+
+Deno.test({
+  // Only where the machine has OpenBLAS or Accelerate (CI machines usually do not).
+  name: "wasm matmul through the system BLAS matches the reference; 1 and 2 threads agree",
+  ignore: blas === null,
+  fn: async (t) => {
+    const saved = matmulLimits.blasMinMacs;
+    matmulLimits.blasMinMacs = 1; // every non-empty product goes to BLAS
+    try {
+      await withDevices(async (one, two) => {
+        assert.ok(one.blas && two.blas, "the devices opened the BLAS too");
+        assert.match(two.description, /large matmuls via /);
+        const rand = rng(11);
+        for (const [name, s] of cases) {
+          await t.step(name, async () => {
+            const A = randomArray(rand, extent(s, s.aStrides, s.m));
+            const B = randomArray(rand, extent(s, s.bStrides, s.n));
+            const want = matmulCpu(cpu, cpu.upload(A, "f32"), cpu.upload(B, "f32"), s).data;
+            const r1 = await run(one, s, A, B);
+            const r2 = await run(two, s, A, B);
+            assertClose(r1, want as Float32Array, 2e-6 * (s.k + 1), 0, name);
+            assert.ok(sameBits(r1, r2), `${name}: 1 and 2 threads differ`);
+          });
+        }
+      });
+    } finally {
+      matmulLimits.blasMinMacs = saved;
+    }
+  },
+});
+
+Deno.test("the system BLAS stays off without asking: LONGSEQ_BLAS=0 and blas: false", async () => {
+  const before = Deno.env.get("LONGSEQ_BLAS");
+  Deno.env.set("LONGSEQ_BLAS", "0");
+  try {
+    assert.equal(openBlas(1), null);
+  } finally {
+    if (before === undefined) Deno.env.delete("LONGSEQ_BLAS");
+    else Deno.env.set("LONGSEQ_BLAS", before);
+  }
+  const dev = await WasmDevice.create({ threads: 1, blas: false });
+  try {
+    assert.equal(dev.blas, null);
+    assert.doesNotMatch(dev.description, /via/);
+  } finally {
+    dev.dispose();
   }
 });

@@ -1,6 +1,7 @@
 /**
- * Prints a table of square f32 matmuls on the CPU: the wasm backend (1 thread and every core),
- * jax-js's wasm backend and the CPU reference. Two figures per cell: GFLOP/s of the best
+ * Prints a table of square f32 matmuls on the CPU: the `cpu` backend's wasm kernel (1 thread and
+ * every core), the same backend handing the product to the system BLAS where one opens (see
+ * `kernels/wasm/blas.ts`), jax-js's wasm backend and the CPU reference. Two figures per cell: GFLOP/s of the best
  * wall-clock run, and GFLOP per CPU-second of the best run (`process.cpuUsage`, all threads of
  * the process), which a machine shared with other work disturbs much less: on an idle machine
  * wall-clock GFLOP/s approaches the CPU-second figure times the threads kept busy.
@@ -17,8 +18,9 @@ import { matmulWasm } from "../../kernels/wasm/matmul.ts";
 
 const sizes = Deno.args.length ? Deno.args.map(Number) : [256, 512, 1024];
 const cores = navigator.hardwareConcurrency;
-const one = await WasmDevice.create({ threads: 1 });
-const all = await WasmDevice.create({ threads: cores });
+const one = await WasmDevice.create({ threads: 1, blas: false });
+const all = await WasmDevice.create({ threads: cores, blas: false });
+const blas = await WasmDevice.create({ threads: cores });
 const cpu = new CpuDevice();
 const jax = (await jaxInit()).includes("cpu");
 if (jax) defaultDevice("cpu");
@@ -41,6 +43,7 @@ const rows: string[][] = [[
   "size",
   `wasm 1 thread`,
   `wasm ${cores} threads`,
+  blas.blas ? `BLAS ${cores} threads` : "BLAS (none)",
   "jax-js wasm",
   "CPU ref",
 ]];
@@ -60,7 +63,11 @@ for (const n of sizes) {
   };
   const reps = n >= 1024 ? 8 : 30;
   const cells: [number, number][] = [];
-  for (const dev of [one, all]) {
+  for (const dev of [one, all, blas]) {
+    if (dev === blas && !blas.blas) {
+      cells.push([NaN, NaN]);
+      continue;
+    }
     const a = dev.upload(av, "f32"), b = dev.upload(bv, "f32");
     cells.push(await time(() => dev.free(matmulWasm(dev, a, b, spec)), reps));
     dev.free(a), dev.free(b);
@@ -82,9 +89,11 @@ for (const n of sizes) {
   const fmt = ([w, c]: [number, number]) =>
     `${(gflop / w * 1e3).toFixed(1)} (${(gflop / c * 1e3).toFixed(1)}/cpu-s)`;
   rows.push([`${n}`, ...cells.map(fmt)]);
+  console.log(rows.at(-1)!.map((c) => c.padEnd(22)).join(""));
 }
 one.dispose();
 all.dispose();
+blas.dispose();
 console.log(`GFLOP/s, best wall-clock run (GFLOP per CPU-second); load ${Deno.loadavg()[0]}`);
 for (const r of rows) console.log(r.map((c) => c.padEnd(22)).join(""));
 // jax-js's worker pool keeps the process alive.

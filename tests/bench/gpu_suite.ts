@@ -7,7 +7,9 @@
  * of 64, batch 1) forward + backward at 16K and 64K. Prints a table, and writes it as JSON with
  * `--json FILE`. A length the device cannot hold (a buffer over its binding limit, or out of
  * memory) gets a row saying why; once `--budget-s` seconds have passed the rest are skipped
- * with a row saying so. f16 rows are placeholders: they are not benchmarked yet.
+ * with a row saying so. The matmul, the LM step and the sparse layer also run in f16: the matmul
+ * on f16 operands, the LM step in mixed precision (`precision: "f16"`, Adam under dynamic loss
+ * scaling), the sparse layer on f16 params and input; each length runs f32 then f16.
  *
  * `--small` runs the same code on tiny sizes (seconds on an idle software adapter; the LM step
  * is then timed from its first step, compiles included): the smoke test.
@@ -23,7 +25,7 @@ import type { GpuDevice } from "../../kernels/webgpu/device.ts";
 import { attentionKernelKind } from "../../kernels/webgpu/chunk_attention_tiled.ts";
 import { sparseAttention } from "../../nn/attention/sparse.ts";
 import type { AttentionParams } from "../../nn/attention/core.ts";
-import { initTfjs, matmulGflops } from "./matmul_pieces.ts";
+import { initTfjs, matmulF16Gflops, matmulGflops } from "./matmul_pieces.ts";
 
 const spec = {
   small: { type: "bool", default: false, help: "Tiny sizes (the smoke test; seconds)" },
@@ -117,7 +119,12 @@ async function chunkAttentionMs(len: number, c: typeof FULL.attn, reps: number) 
 }
 
 /** One Reformer LM training step at `len`: `[ms, peak bytes]`. */
-async function reformerStep(len: number, c: typeof FULL.lm, warmup: boolean) {
+async function reformerStep(
+  len: number,
+  c: typeof FULL.lm,
+  warmup: boolean,
+  precision: Precision,
+) {
   const model = nn.reformerLM({
     ...c,
     attention: "lsh",
@@ -125,19 +132,26 @@ async function reformerStep(len: number, c: typeof FULL.lm, warmup: boolean) {
     ffChunks: 8,
     lmHeadChunks: 8,
     reversible: true,
+    precision,
   });
-  const opt = optim.adam(1e-4);
+  const half = precision === "f16";
+  const opt: optim.GradientTransformation<unknown> = half
+    ? optim.dynamicLossScale(optim.adam(1e-4))
+    : optim.adam(1e-4);
   let params = model.init(random.key(0));
   let state = opt.init(params);
   const tokens = T.keep(random.randint(random.key(1), [1, len + 1], 0, c.vocab));
   const input = T.keep(T.slice(tokens, [0, 0], [1, len]));
   const target = T.keep(T.slice(tokens, [0, 1], [1, len + 1]));
-  const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor) =>
-    model.loss(p, input, target, { key, training: true })
-  );
+  // Under f16 the loss is scaled by the optimizer state's scale before differentiation.
+  const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor, scale: T.Tensor | null) => {
+    const loss = model.loss(p, input, target, { key, training: true });
+    return scale ? T.mul(loss, scale) : loss;
+  });
   const step = async (i: number) => {
     const out = T.scope(() => {
-      const [loss, grads] = lossGrad(params, random.key(100 + i));
+      const scale = half ? (state as optim.LossScaleState<unknown>).scale : null;
+      const [loss, grads] = lossGrad(params, random.key(100 + i), scale);
       const [updates, next] = opt.update(grads, state, params);
       return { loss, params: optim.applyUpdates(params, updates), state: next };
     });
@@ -163,13 +177,17 @@ async function reformerStep(len: number, c: typeof FULL.lm, warmup: boolean) {
 }
 
 /** Sparse Transformer attention layer forward + backward: `[ms, peak bytes]`. */
-async function sparseStep(len: number, c: typeof FULL.sparse, reps: number) {
+async function sparseStep(len: number, c: typeof FULL.sparse, reps: number, precision: Precision) {
   const layer = sparseAttention({ ...c, pattern: "fixed", mode: "merged" });
-  const params: AttentionParams = T.keep(T.scope(() => layer.init(random.key(0))));
-  const x = T.keep(T.scope(() => random.normal(random.key(len), [1, len, c.dModel])));
+  const cast = (t: T.Tensor) => T.cast(t, precision);
+  const params: AttentionParams = T.keep(
+    T.scope(() => T.mapTree(layer.init(random.key(0)), (t) => cast(t as T.Tensor))),
+  );
+  const x = T.keep(T.scope(() => cast(random.normal(random.key(len), [1, len, c.dModel]))));
   const run = async () => {
     const out = T.scope(() => {
-      const f = (p: AttentionParams, xx: T.Tensor) => T.sum(T.square(layer.apply(p, xx)));
+      const f = (p: AttentionParams, xx: T.Tensor) =>
+        T.sum(T.square(T.cast(layer.apply(p, xx), "f32")));
       return valueAndGrad(f, { argnums: [0, 1] })(params, x);
     });
     await (out[1][1] as T.Tensor).data();
@@ -229,10 +247,16 @@ async function main(): Promise<void> {
   console.log(HEADER);
   const tfReady = await initTfjs(backend);
   const n = cfg.matmul;
+  let f32Gflops = NaN;
   await guarded("matmul f32", `${n}^3`, async () => {
     const { ours, tfjs } = await matmulGflops(n, software, tfReady);
+    f32Gflops = ours;
     const ratio = Number.isNaN(tfjs) ? "tfjs unavailable" : `tfjs ${tfjs.toPrecision(3)} GFLOP/s`;
     return { gflops: ours, note: ratio };
+  });
+  await guarded("matmul f16", `${n}^3`, async () => {
+    const ours = await matmulF16Gflops(n, software);
+    return { gflops: ours, note: `${(ours / f32Gflops).toFixed(2)}x our f32` };
   });
   const reps = f.small ? 1 : 3;
   for (const len of cfg.attnLens) {
@@ -242,7 +266,9 @@ async function main(): Promise<void> {
     }));
   }
   const last = { len: 0, ms: 0 }; // the last length run (0: none yet)
-  for (const len of cfg.lmLens) {
+  for (
+    const [len, precision] of cfg.lmLens.flatMap((l) => PRECISIONS.map((p) => [l, p] as const))
+  ) {
     // Past 64K one step is all the time there is: the first step is timed, compiles included.
     const warm = len <= 65536 && !f.small;
     // A step grows a little faster than the length: project from the last one, and skip a
@@ -251,30 +277,27 @@ async function main(): Promise<void> {
     const left = f.budgetS - (performance.now() - start) / 1e3;
     if (last.len && projected > left) {
       add({
-        bench: "Reformer LM step",
+        bench: `Reformer LM step ${precision}`,
         size: `${len}`,
         note: `skipped: projected ${projected.toFixed(0)} s (from ${last.len} tokens) exceeds ` +
           `the ${left.toFixed(0)} s left of the budget`,
       });
       continue;
     }
-    await guarded("Reformer LM step", `${len}`, async () => {
-      const [ms, peak] = await reformerStep(len, cfg.lm, warm);
-      Object.assign(last, { len, ms });
+    await guarded(`Reformer LM step ${precision}`, `${len}`, async () => {
+      const [ms, peak] = await reformerStep(len, cfg.lm, warm, precision);
+      if (precision === "f32") Object.assign(last, { len, ms });
       return { ms, peakBytes: peak, note: warm ? "" : "first step (compiles included)" };
     });
   }
   for (const len of cfg.sparseLens) {
-    await guarded("Sparse Transformer layer fwd+bwd", `${len}`, async () => {
-      const [ms, peak] = await sparseStep(len, cfg.sparse, reps);
-      return { ms, peakBytes: peak, note: `fixed, stride ${cfg.sparse.stride}` };
-    });
+    for (const precision of PRECISIONS) {
+      await guarded(`Sparse Transformer layer fwd+bwd ${precision}`, `${len}`, async () => {
+        const [ms, peak] = await sparseStep(len, cfg.sparse, reps, precision);
+        return { ms, peakBytes: peak, note: `fixed, stride ${cfg.sparse.stride}` };
+      });
+    }
   }
-  add({
-    bench: "f16 rows (matmul, attention, LM step)",
-    size: "-",
-    note: "f16: not benchmarked yet",
-  });
   console.log(`total ${((performance.now() - start) / 1e3).toFixed(1)} s`);
   if (f.json) {
     const doc = { backend, adapter, kernels, small: f.small, config: cfg, rows };
@@ -282,6 +305,9 @@ async function main(): Promise<void> {
     console.log(`wrote ${f.json}`);
   }
 }
+
+type Precision = "f32" | "f16";
+const PRECISIONS: readonly Precision[] = ["f32", "f16"];
 
 const HEADER = "| bench | size | ms | GFLOP/s | peak MiB | note |\n|---|---:|---:|---:|---:|---|";
 

@@ -30,13 +30,21 @@ Deno.test("gpu_suite --small runs end to end and writes its JSON", async () => {
     assert.match(text, /\| bench \| size \| ms \| GFLOP\/s \| peak MiB \| note \|/);
     const doc = JSON.parse(await Deno.readTextFile(json));
     const benches = doc.rows.map((r: { bench: string }) => r.bench);
-    for (const b of ["matmul f32", "chunk attention fwd+bwd", "Reformer LM step"]) {
-      assert.ok(benches.includes(b), `${b} missing: ${text}`);
-    }
-    assert.ok(benches.includes("Sparse Transformer layer fwd+bwd"), text);
+    const want = [
+      "matmul f32",
+      "matmul f16",
+      "chunk attention fwd+bwd",
+      "Reformer LM step f32",
+      "Reformer LM step f16",
+      "Sparse Transformer layer fwd+bwd f32",
+      "Sparse Transformer layer fwd+bwd f16",
+    ];
+    for (const b of want) assert.ok(benches.includes(b), `${b} missing: ${text}`);
     for (const r of doc.rows) assert.ok(!/^failed/.test(r.note), `${r.bench}: ${r.note}`);
-    const lm = doc.rows.find((r: { bench: string }) => r.bench === "Reformer LM step");
-    assert.ok(lm.ms > 0 && lm.peakBytes > 0, JSON.stringify(lm));
+    for (const p of ["f32", "f16"]) {
+      const lm = doc.rows.find((r: { bench: string }) => r.bench === `Reformer LM step ${p}`);
+      assert.ok(lm.ms > 0 && lm.peakBytes > 0, JSON.stringify(lm));
+    }
   } finally {
     await Deno.remove(json);
   }

@@ -87,3 +87,15 @@ export async function matmulGflops(
   }
   return { ours, tfjs };
 }
+
+/** GFLOP/s of our f16 matmul `[n, n] @ [n, n]` (f16 operands and result, f32 sums). */
+export async function matmulF16Gflops(n: number, software: boolean): Promise<number> {
+  const a = tensor(values(n * n, 1), { shape: [n, n], dtype: "f16" });
+  const b = tensor(values(n * n, 2), { shape: [n, n], dtype: "f16" });
+  try {
+    return await gflops(() => matmul(a, b).dispose(), () => sync(), 2 * n ** 3, software);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+}

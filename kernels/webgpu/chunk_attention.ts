@@ -15,15 +15,8 @@ import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { KernelTable } from "../backend.ts";
 import { withBias } from "../specs/chunk_attention.ts";
-import {
-  chunkAttnHeader,
-  floatOf,
-  gradIn,
-  load,
-  logitWgsl,
-  store,
-  storeStats,
-} from "./chunk_attention_wgsl.ts";
+import { chunkAttnHeader, gradIn, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
+import { floatOf, load, store } from "./half_io.ts";
 import {
   attentionKernelKind,
   chunkAttentionGradKvTiled,
@@ -51,7 +44,7 @@ function logitCode(s: ChunkAttnSpec, qv: (d: string) => string): string {
   return `
     ${
     logitWgsl(s, "kj", (d) =>
-      `${qv(d)} * ${load(s, `k[ks * D + ${d}]`)}`, "qi * p.nk + (kj - r * p.nk)")
+      `${qv(d)} * ${load(s.half, `k[ks * D + ${d}]`)}`, "qi * p.nk + (kj - r * p.nk)")
   }`;
 }
 
@@ -68,11 +61,11 @@ const QUERY_ENTRY = `${ENTRY}
   var qv: array<f32, D>;`;
 
 function forwardCode(s: ChunkAttnSpec): string {
-  const F = floatOf(s);
+  const F = floatOf(s.half);
   return `${header(s, [`o: array<${F}>`, "lse: array<f32>", "stat: array<f32>"], [])}
 ${QUERY_ENTRY}
   var acc: array<f32, D>;
-  for (var d = 0u; d < D; d++) { qv[d] = ${load(s, "q[qi * D + d]")}; }
+  for (var d = 0u; d < D; d++) { qv[d] = ${load(s.half, "q[qi * D + d]")}; }
   var m = -3.0e38;
   var s = 0.0;
   for (var j = 0u; j < p.nk; j++) {
@@ -87,21 +80,21 @@ ${QUERY_ENTRY}
     }
     let e = exp(l - m);
     s += e;
-    for (var d = 0u; d < D; d++) { acc[d] += e * ${load(s, "v[ks * D + d]")}; }
+    for (var d = 0u; d < D; d++) { acc[d] += e * ${load(s.half, "v[ks * D + d]")}; }
   }
-  for (var d = 0u; d < D; d++) { o[qi * D + d] = ${store(s, "acc[d] / s")}; }
+  for (var d = 0u; d < D; d++) { o[qi * D + d] = ${store(s.half, "acc[d] / s")}; }
   ${storeStats("s")}
 }`;
 }
 
 function gradQCode(s: ChunkAttnSpec): string {
-  return `${header(s, [`dq: array<${floatOf(s)}>`], gradIn(s))}
+  return `${header(s, [`dq: array<${floatOf(s.half)}>`], gradIn(s))}
 ${QUERY_ENTRY}
   var gv: array<f32, D>;
   var acc: array<f32, D>;
   for (var d = 0u; d < D; d++) {
-    qv[d] = ${load(s, "q[qi * D + d]")};
-    gv[d] = ${load(s, "go[qi * D + d]")};
+    qv[d] = ${load(s.half, "q[qi * D + d]")};
+    gv[d] = ${load(s.half, "go[qi * D + d]")};
   }
   let m = stat[2u * qi];
   let ls = stat[2u * qi + 1u];
@@ -113,17 +106,17 @@ ${QUERY_ENTRY}
     if (flows) {
       let pr = exp((l - m) - ls);
       var dp = 0.0;
-      for (var d = 0u; d < D; d++) { dp += gv[d] * ${load(s, "v[ks * D + d]")}; }
+      for (var d = 0u; d < D; d++) { dp += gv[d] * ${load(s.half, "v[ks * D + d]")}; }
       let ds = pr * (dp - dl);
-      for (var d = 0u; d < D; d++) { acc[d] += ds * ${load(s, "k[ks * D + d]")}; }
+      for (var d = 0u; d < D; d++) { acc[d] += ds * ${load(s.half, "k[ks * D + d]")}; }
     }
   }
-  for (var d = 0u; d < D; d++) { dq[qi * D + d] = ${store(s, "acc[d]")}; }
+  for (var d = 0u; d < D; d++) { dq[qi * D + d] = ${store(s.half, "acc[d]")}; }
 }`;
 }
 
 function gradKvCode(s: ChunkAttnSpec): string {
-  const F = floatOf(s);
+  const F = floatOf(s.half);
   return `${header(s, [`dk: array<${F}>`, `dv: array<${F}>`], gradIn(s))}
 ${ENTRY}
   if (g >= p.rows * p.kc) { return; }
@@ -132,30 +125,30 @@ ${ENTRY}
   var vv: array<f32, D>;
   var ak: array<f32, D>;
   var av: array<f32, D>;
-  for (var d = 0u; d < D; d++) { vv[d] = ${load(s, "v[ks * D + d]")}; }
+  for (var d = 0u; d < D; d++) { vv[d] = ${load(s.half, "v[ks * D + d]")}; }
   for (var b = 0u; b < NB; b++) {
     let r = keyRow(ks / p.kc, b, -1);
     let kj = r * p.nk + b * p.kc + ks % p.kc;
     for (var i = 0u; i < p.nq; i++) {
       let qi = r * p.nq + i;
       let qp = qpos[qi];
-      ${logitCode(s, (d) => load(s, `q[qi * D + ${d}]`))}
+      ${logitCode(s, (d) => load(s.half, `q[qi * D + ${d}]`))}
       let pr = exp((l - stat[2u * qi]) - stat[2u * qi + 1u]);
       var dp = 0.0;
       for (var d = 0u; d < D; d++) {
-        let gd = ${load(s, "go[qi * D + d]")};
+        let gd = ${load(s.half, "go[qi * D + d]")};
         dp += gd * vv[d];
         av[d] += pr * gd;
       }
       if (flows) {
         let ds = pr * (dp - delta[qi]);
-        for (var d = 0u; d < D; d++) { ak[d] += ds * ${load(s, "q[qi * D + d]")}; }
+        for (var d = 0u; d < D; d++) { ak[d] += ds * ${load(s.half, "q[qi * D + d]")}; }
       }
     }
   }
   for (var d = 0u; d < D; d++) {
-    dk[ks * D + d] = ${store(s, "ak[d]")};
-    dv[ks * D + d] = ${store(s, "av[d]")};
+    dk[ks * D + d] = ${store(s.half, "ak[d]")};
+    dv[ks * D + d] = ${store(s.half, "av[d]")};
   }
 }`;
 }
@@ -169,7 +162,7 @@ export function chunkAttentionGpu(
   xs: (GpuStorage | null)[],
   s: ChunkAttnSpec,
 ): [GpuStorage, GpuStorage, GpuStorage] {
-  const o = device.alloc(floatOf(s), s.rows * s.nq * s.dim);
+  const o = device.alloc(floatOf(s.half), s.rows * s.nq * s.dim);
   const lse = device.alloc("f32", s.rows * s.nq);
   const stat = device.alloc("f32", s.rows * s.nq * 2);
   const tiled = attentionKernelKind(device) === "tiled";
@@ -190,9 +183,9 @@ export function chunkAttentionGradGpu(
   xs: (GpuStorage | null)[],
   s: ChunkAttnSpec,
 ): [GpuStorage, GpuStorage, GpuStorage] {
-  const dq = device.alloc(floatOf(s), s.rows * s.nq * s.dim);
-  const dk = device.alloc(floatOf(s), s.rows * s.kc * s.dim);
-  const dv = device.alloc(floatOf(s), s.rows * s.kc * s.dim);
+  const dq = device.alloc(floatOf(s.half), s.rows * s.nq * s.dim);
+  const dk = device.alloc(floatOf(s.half), s.rows * s.kc * s.dim);
+  const dv = device.alloc(floatOf(s.half), s.rows * s.kc * s.dim);
   const bufs = inputs(xs);
   const tiled = attentionKernelKind(device) === "tiled";
   if (s.rows * s.nq > 0 && !(tiled && chunkAttentionGradQTiled(device, bufs, [dq], s))) {

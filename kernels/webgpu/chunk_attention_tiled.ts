@@ -14,15 +14,8 @@
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
-import {
-  chunkAttnHeader,
-  floatOf,
-  gradIn,
-  load,
-  logitWgsl,
-  store,
-  storeStats,
-} from "./chunk_attention_wgsl.ts";
+import { chunkAttnHeader, gradIn, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
+import { floatOf, load, store } from "./half_io.ts";
 import { dkvAccumulate } from "./attention_tiles.ts";
 
 /** Threads per own row. */
@@ -114,7 +107,7 @@ const queryTile = (s: ChunkAttnSpec) => `
   var qp = 0;
   if (live) { qp = qpos[qi]; }
   for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) {
-    Qs[e / D * DS + e % D] = ${load(s, "q[qbase * D + e]")};
+    Qs[e / D * DS + e % D] = ${load(s.half, "q[qbase * D + e]")};
   }`;
 
 /** Loop over key tiles of row `r` staging `Ks` and `Vs` (slot `j0 + jj`); then `body`. */
@@ -125,15 +118,15 @@ function keyTiles(s: ChunkAttnSpec, body: string): string {
     workgroupBarrier();
     for (var e = t; e < cnt * D; e += WGS) {
       let src = keySrc(r, j0 + e / D) * D + e % D;
-      Ks[e / D * DS + e % D] = ${load(s, "k[src]")};
-      Vs[e / D * DS + e % D] = ${load(s, "v[src]")};
+      Ks[e / D * DS + e % D] = ${load(s.half, "k[src]")};
+      Vs[e / D * DS + e % D] = ${load(s.half, "v[src]")};
     }
     workgroupBarrier();${body}
   }`;
 }
 
 function forwardCode(s: ChunkAttnSpec, t: TileShape): string {
-  const F = floatOf(s);
+  const F = floatOf(s.half);
   return `${header(s, t, [`o: array<${F}>`, "lse: array<f32>", "stat: array<f32>"], [])}
 var<workgroup> Qs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Ks: array<f32, ${t.b * (s.dim + 1)}>;
@@ -172,7 +165,7 @@ ${ENTRY}${queryTile(s)}
   if (live) {
     for (var u = 0u; u < DPT; u++) {
       let d = lane + u * L;
-      if (d < D) { o[qi * D + d] = ${store(s, "acc[u] / z")}; }
+      if (d < D) { o[qi * D + d] = ${store(s.half, "acc[u] / z")}; }
     }
     if (lane == 0u) {
       ${storeStats("z")}
@@ -182,7 +175,7 @@ ${ENTRY}${queryTile(s)}
 }
 
 function gradQCode(s: ChunkAttnSpec, t: TileShape): string {
-  return `${header(s, t, [`dq: array<${floatOf(s)}>`], gradIn(s))}
+  return `${header(s, t, [`dq: array<${floatOf(s.half)}>`], gradIn(s))}
 var<workgroup> Qs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Gs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Ks: array<f32, ${t.b * (s.dim + 1)}>;
@@ -191,7 +184,7 @@ var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${scoreFn(s)}
 ${ENTRY}${queryTile(s)}
   for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) {
-    Gs[e / D * DS + e % D] = ${load(s, "go[qbase * D + e]")};
+    Gs[e / D * DS + e % D] = ${load(s.half, "go[qbase * D + e]")};
   }
   var m = 0.0;
   var ls = 0.0;
@@ -233,14 +226,14 @@ ${ENTRY}${queryTile(s)}
   if (live) {
     for (var u = 0u; u < DPT; u++) {
       let d = lane + u * L;
-      if (d < D) { dq[qi * D + d] = ${store(s, "acc[u]")}; }
+      if (d < D) { dq[qi * D + d] = ${store(s.half, "acc[u]")}; }
     }
   }
 }`;
 }
 
 function gradKvCode(s: ChunkAttnSpec, t: TileShape): string {
-  const F = floatOf(s);
+  const F = floatOf(s.half);
   return `${header(s, t, [`dk: array<${F}>`, `dv: array<${F}>`], gradIn(s))}
 var<workgroup> Ks: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Vs: array<f32, ${t.a * (s.dim + 1)}>;
@@ -260,8 +253,8 @@ ${ENTRY}
   let kbase = kr * p.kc + k0;
   let live = a < min(A, p.kc - k0);
   for (var e = t; e < min(A, p.kc - k0) * D; e += WGS) {
-    Ks[e / D * DS + e % D] = ${load(s, "k[kbase * D + e]")};
-    Vs[e / D * DS + e % D] = ${load(s, "v[kbase * D + e]")};
+    Ks[e / D * DS + e % D] = ${load(s.half, "k[kbase * D + e]")};
+    Vs[e / D * DS + e % D] = ${load(s.half, "v[kbase * D + e]")};
   }
   var ak: array<f32, DPT>;
   var av: array<f32, DPT>;
@@ -273,8 +266,8 @@ ${ENTRY}
       let ibase = r * p.nq + i0;
       workgroupBarrier();
       for (var e = t; e < cnt * D; e += WGS) {
-        Qs[e / D * DS + e % D] = ${load(s, "q[ibase * D + e]")};
-        Gs[e / D * DS + e % D] = ${load(s, "go[ibase * D + e]")};
+        Qs[e / D * DS + e % D] = ${load(s.half, "q[ibase * D + e]")};
+        Gs[e / D * DS + e % D] = ${load(s.half, "go[ibase * D + e]")};
       }
       for (var e = t; e < cnt; e += WGS) {
         Ms[e] = stat[2u * (ibase + e)];
@@ -299,8 +292,8 @@ ${ENTRY}
     for (var u = 0u; u < DPT; u++) {
       let d = lane + u * L;
       if (d < D) {
-        dk[(kbase + a) * D + d] = ${store(s, "ak[u]")};
-        dv[(kbase + a) * D + d] = ${store(s, "av[u]")};
+        dk[(kbase + a) * D + d] = ${store(s.half, "ak[u]")};
+        dv[(kbase + a) * D + d] = ${store(s.half, "av[u]")};
       }
     }
   }

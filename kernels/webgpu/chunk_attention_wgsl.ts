@@ -5,20 +5,7 @@
  * @module
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
-import { TO_F16 } from "./elementwise_ops.ts";
-
-/**
- * WGSL element type of `q`, `k`, `v`, `dout` and of the outputs that carry their precision
- * (`o`, `dq`, `dk`, `dv`): f16 under `half`, where logits, softmax statistics and every
- * accumulator stay f32.
- */
-export const floatOf = (s: ChunkAttnSpec): "f16" | "f32" => s.half ? "f16" : "f32";
-
-/** A load of an operand element widened to f32 (f32 data is read as it is). */
-export const load = (s: ChunkAttnSpec, v: string): string => s.half ? `f32(${v})` : v;
-
-/** An f32 value as stored in an output of the operands' precision (rounded to nearest even). */
-export const store = (s: ChunkAttnSpec, v: string): string => s.half ? `to_f16_(${v})` : v;
+import { floatOf, storeHelpers } from "./half_io.ts";
 
 /** A float as a WGSL literal that reads back to the same f32. */
 const f32 = (x: number): string => {
@@ -28,7 +15,7 @@ const f32 = (x: number): string => {
 
 /**
  * Kernel header: read-only inputs (q, k, v, qpos, kcode, bias when the spec has one, then
- * `extra`; q, k and v of {@linkcode floatOf}, with the f16 store helper under `half`), the `outputs`, the uniform `p` of struct `struct` (a WGSL declaration of `P`), the
+ * `extra`; q, k and v f16 under `half`, with the rounding store's helper), the `outputs`, the uniform `p` of struct `struct` (a WGSL declaration of `P`), the
  * `consts` lines, and `offsetOf`, `keyRow` and `keySrc` (the key-slot addressing).
  */
 export function chunkAttnHeader(
@@ -38,10 +25,10 @@ export function chunkAttnHeader(
   struct: string,
   consts: string[],
 ): string {
-  const F = floatOf(s);
+  const F = floatOf(s.half);
   const ins = [`q: array<${F}>`, `k: array<${F}>`, `v: array<${F}>`, "qpos: array<i32>"]
     .concat(["kcode: array<i32>"], s.hasBias ? ["bias: array<f32>"] : [], extra);
-  const lines = s.half ? [TO_F16] : [];
+  const lines = [storeHelpers(s.half)];
   ins.forEach((d, b) => lines.push(`@group(0) @binding(${b}) var<storage, read> ${d};`));
   outputs.forEach((d, i) =>
     lines.push(`@group(0) @binding(${ins.length + i}) var<storage, read_write> ${d};`)
@@ -93,7 +80,7 @@ export function logitWgsl(
 /** Extra inputs of the backward kernels: the forward's `(max, log sum)`, `dout` and `delta`. */
 export const gradIn = (s: ChunkAttnSpec): string[] => [
   "stat: array<f32>",
-  `go: array<${floatOf(s)}>`,
+  `go: array<${floatOf(s.half)}>`,
   "delta: array<f32>",
 ];
 

@@ -25,16 +25,7 @@ import {
 } from "./device.ts";
 import { lanesFor } from "./reduce.ts";
 import type { LayerNormSpec } from "../specs/layer_norm.ts";
-import { TO_F16 } from "./elementwise_ops.ts";
-
-/**
- * WGSL element type of the float operands and of the outputs that carry their precision, and
- * the store that rounds to it: f16 under `half`, where statistics and sums stay f32.
- */
-const floatOf = (half: boolean | undefined) => half ? "f16" : "f32";
-const store = (half: boolean | undefined, v: string) => half ? `to_f16_(${v})` : v;
-/** A load of an operand element widened to f32 (f32 data is read as it is). */
-const load = (half: boolean | undefined, v: string) => half ? `f32(${v})` : v;
+import { floatOf, load, store, storeHelpers } from "./half_io.ts";
 
 /** The uniform block: `rows`, `n` (u32), `eps` (f32). */
 function params({ rows, n, eps }: LayerNormSpec): Uint32Array {
@@ -117,7 +108,7 @@ function forwardCode(lanes: number, cached: number, affine: boolean, half?: bool
   binds.push(`@group(0) @binding(${k + 2}) var<uniform> p: P;`);
   const each = (body: string, fill = false) => eachOf(lanes, cached, body, fill, half);
   const affined = `h * ${load(half, "gamma[j]")} + ${load(half, "beta[j]")}`;
-  return `${half ? TO_F16 : ""}
+  return `${storeHelpers(half)}
 ${rowHead(lanes, binds.join("\n"), 1)}
   ${cached ? `var xv: array<f32, ${cached}>;` : ""}
   var t = 0.0;
@@ -147,7 +138,7 @@ function backwardCode(lanes: number, cached: number, affine: boolean, half?: boo
   const dy = load(half, "dy[base + j]");
   const gg = affine ? `${dy} * ${load(half, "gamma[j]")}` : dy;
   const each = (body: string, fill = false) => eachOf(lanes, cached, body, fill, half);
-  return `${half ? TO_F16 : ""}
+  return `${storeHelpers(half)}
 ${rowHead(lanes, binds.join("\n"), 2)}
   ${cached ? `var xv: array<f32, ${cached}>;` : ""}
   var m = 0.0;
@@ -201,7 +192,7 @@ fn main(${FLAT_ARGS}) {
 
 /** `dgamma`, `dbeta [n]`: one thread per column adds the blocks' partial sums in order. */
 const totalsCode = (half?: boolean) =>
-  `${half ? TO_F16 : ""}
+  `${storeHelpers(half)}
 ${P}
 ${ro(0, "pg", "f32")}
 ${ro(1, "pb", "f32")}

@@ -11,34 +11,11 @@ import type { DeviceName, Tensor } from "../../mod.ts";
 import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
 import { fusedLayerNorm } from "../../ops/layer_norm.ts";
 import { assertAllClose } from "../../ops/testing.ts";
-import { noLeaks, randomArray, rng, testDevices } from "../util.ts";
+import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
+import { assertNear, GRAD_RTOL, h, halfValues, RTOL, withKernel } from "./half_compare.ts";
 
-const h = Math.f16round;
-/** About two f16 ulps, relative (an ulp is 2^-10 of the leading power of two). */
-const RTOL = 2 ** -9;
-
-/** `n` values in `[lo, hi)` rounded to f16, so the f16 and f32 runs read the same numbers. */
-const halfValues = (rand: () => number, n: number, lo = -1, hi = 1): number[] =>
-  [...randomArray(rand, n, lo, hi)].map(h);
-
-/** Runs `fn` with `LONGSEQ_ATTN_KERNEL` set to `kind` (the WebGPU attention kernel choice). */
-async function withKernel<R>(kind: "rows" | "tiled", fn: () => Promise<R>): Promise<R> {
-  const prev = Deno.env.get("LONGSEQ_ATTN_KERNEL");
-  Deno.env.set("LONGSEQ_ATTN_KERNEL", kind);
-  try {
-    return await fn();
-  } finally {
-    if (prev === undefined) Deno.env.delete("LONGSEQ_ATTN_KERNEL");
-    else Deno.env.set("LONGSEQ_ATTN_KERNEL", prev);
-  }
-}
-
-/** The f16 result within `rtol` of the f32 one, relative to the f32 result's largest value. */
-async function assertNear(got: Tensor, want: Tensor, rtol: number, message: string) {
-  const w = [...await want.data()].map(Number);
-  const scale = w.reduce((m, x) => Math.max(m, Math.abs(Number(x))), 0);
-  await assertAllClose(got, w, { rtol, atol: rtol * scale, message });
-}
+// The wasm backend reads f32 copies of f16 operands (no readsF16): the widened path.
+await startWasm();
 
 interface AttnCase {
   dim: number;
@@ -128,7 +105,7 @@ async function compareAttn(c: AttnCase, device: DeviceName, seed: number): Promi
     await assertAllClose(stat, want[2], { rtol: 1e-5, atol: 1e-5, message: `stat of ${what}` });
     // Gradients read the rounded o (delta) and round on store: f16 tolerance.
     for (const i of [3, 4, 5]) {
-      await assertNear(got[i], want[i], 8 * 2 ** -10, `${["dq", "dk", "dv"][i - 3]} of ${what}`);
+      await assertNear(got[i], want[i], GRAD_RTOL, `${["dq", "dk", "dv"][i - 3]} of ${what}`);
     }
   } finally {
     for (const t of [...want, ...got]) t.dispose();
@@ -140,7 +117,7 @@ const base = { offsets: [-1, 0], chunks: 3, groups: 2 };
 const kinds = (device: DeviceName) => device === "webgpu" ? ["rows", "tiled"] as const : [null];
 
 Deno.test("f16 chunk attention: every mask combination against f32 (dim 3, odd chunks)", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const kind of kinds(device)) {
       for (let m = 0; m < 16; m++) {
         const c: AttnCase = {
@@ -194,7 +171,7 @@ Deno.test("f16 chunk attention: head widths 1, 8 and 64, look-around offsets, ta
       pad: false,
     },
   ];
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const kind of kinds(device)) {
       for (const [i, c] of cases.entries()) {
         const run = () => compareAttn(c, device, i);
@@ -237,7 +214,7 @@ function runNorm(
 }
 
 Deno.test("f16 layer norm: y and gradients against f32, odd widths, with and without affine", async (t) => {
-  for (const device of testDevices()) {
+  for (const device of testDevices({ wasm: true })) {
     for (const n of [1, 3, 8, 64, 100, 1000]) {
       for (const affine of [false, true]) {
         const rows = n === 1000 ? 3 : 70;
@@ -251,7 +228,7 @@ Deno.test("f16 layer norm: y and gradients against f32, odd widths, with and wit
               await assertAllClose(got[0], yWant, { rtol: RTOL, atol: 2 ** -14, message: "y" });
               const names = ["dx", "dscale", "dbias"];
               for (let i = 1; i < got.length; i++) {
-                await assertNear(got[i], want[i], 8 * 2 ** -10, names[i - 1]);
+                await assertNear(got[i], want[i], GRAD_RTOL, names[i - 1]);
               }
             } finally {
               for (const x of [...want, ...got]) x.dispose();

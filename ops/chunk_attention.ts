@@ -63,10 +63,11 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
 });
 
 /**
- * `rowsum(dO * o) - dLse` in f32, with every temporary freed on return. Under mixed precision
- * the products are rounded to f16 (as an f16 matmul's would be) and summed in f32.
+ * `rowsum(dO * o) - dLse` in f32 (the softmax Jacobian's row term of a fused attention
+ * backward pass), with every temporary freed on return. Under mixed precision the products
+ * are rounded to f16 (as an f16 matmul's would be) and summed in f32.
  */
-function rowDelta(dO: Tensor, o: Tensor, dLse: Tensor): Tensor {
+export function rowDelta(dO: Tensor, o: Tensor, dLse: Tensor): Tensor {
   using go = mul(dO, o);
   using go32 = go.dtype === "f32" ? null : cast(go, "f32");
   using rs = sum(go32 ?? go, -1);

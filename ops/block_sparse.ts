@@ -7,11 +7,11 @@
  * @module
  */
 import type { BlockSparseSpec } from "../kernels/specs/block_sparse.ts";
-import { bind, definePrimitive, launch, refuseSecondOrder } from "./primitive.ts";
+import { bind, definePrimitive, refuseSecondOrder } from "./primitive.ts";
 import { fmt, Tensor } from "./tensor.ts";
 import { sameDevice } from "./validate.ts";
-import { mul, sub } from "./binary.ts";
-import { sum } from "./reduce.ts";
+import { rowDelta } from "./chunk_attention.ts";
+import { launchWidened } from "./widen.ts";
 
 export type { BlockLayout, BlockSparseSpec, PatternSpec } from "../kernels/specs/block_sparse.ts";
 
@@ -26,7 +26,7 @@ const backwardPrim = definePrimitive<Params>({
   name: "blockSparseAttentionBackward",
   forward: (inputs, { spec }) => {
     const out = { shape: inputs[0].shape, dtype: "f32" } as const;
-    return launch("blockSparseAttentionBackward", inputs, spec, [out, out, out]);
+    return launchWidened("blockSparseAttentionBackward", inputs, spec, [out, out, out], [0, 1, 2]);
   },
   vjp: refuseSecondOrder("blockSparseAttention", "nn.denseMaskedAttention"),
 });
@@ -35,18 +35,17 @@ const forwardPrim = definePrimitive<Params>({
   name: "blockSparseAttention",
   forward: (inputs, { spec }) => {
     const shape = inputs[0].shape;
-    return launch("blockSparseAttention", inputs, spec, [
+    return launchWidened("blockSparseAttention", inputs, spec, [
       { shape, dtype: "f32" },
       { shape: shape.slice(0, -1), dtype: "f32" },
-    ]);
+    ], [0]);
   },
   // With p = exp(s - lse): dv = p^T do, ds = p (do v^T - delta) with delta = rowsum(do o) -
   // dlse (the lse output's own cotangent enters through delta), dq = ds k, dk = ds^T q.
   vjp: ([dout, dlse], { inputs, outputs: [o, lse], params }) => {
     const [q, k, v, mask] = inputs;
-    using prod = mul(dout, o);
-    using rowDot = sum(prod, -1);
-    using delta = sub(rowDot, dlse);
+    // f32 also under mixed precision (a softmax statistic, as lse).
+    using delta = rowDelta(dout, o, dlse);
     const ins = [q, k, v, dout, lse, delta];
     if (mask) ins.push(mask);
     const [dq, dk, dv] = bind(backwardPrim, ins, params);
@@ -59,7 +58,10 @@ const forwardPrim = definePrimitive<Params>({
  * optional key mask `[batch, n]` (bool, false = padded key) and a spec whose layout and
  * pattern describe which tiles and keys are used. Returns `[o, lse]` (`[batch, heads, n, d]`
  * and `[batch, heads, n]`): a row with no allowed key has `o = 0` and `lse = -inf`.
- * Queries are not scaled here. Validates everything before any device work.
+ * Queries are not scaled here. `q`, `k` and `v` are f32, or all f16 (mixed precision): `o`
+ * and the gradients are then f16 and `lse` stays f32; kernels that read f16 (the CPU
+ * reference's and WebGPU's) take the operands as they are, others read f32 copies made for
+ * the call. Validates everything before any device work.
  */
 export function blockSparsePrimitive(
   q: Tensor,
@@ -71,7 +73,14 @@ export function blockSparsePrimitive(
   const op = "blockSparseAttention";
   for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
     if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor`);
-    if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t.dtype}`);
+    if (t.dtype !== "f32" && t.dtype !== "f16") {
+      throw new TypeError(`${op}: ${name} must be f32 or f16, got ${t.dtype}`);
+    }
+    if (t.dtype !== q.dtype) {
+      throw new TypeError(
+        `${op}: q, k and v must share a dtype, got ${name} ${t.dtype} (q ${q.dtype})`,
+      );
+    }
   }
   if (q.rank !== 4 || fmt(k.shape) !== fmt(q.shape) || fmt(v.shape) !== fmt(q.shape)) {
     throw new RangeError(

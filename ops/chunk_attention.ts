@@ -63,10 +63,11 @@ const fwdPrim = definePrimitive<ChunkAttnSpec>({
 });
 
 /**
- * `rowsum(dO * o) - dLse` in f32, with every temporary freed on return. Under mixed precision
- * the products are rounded to f16 (as an f16 matmul's would be) and summed in f32.
+ * `rowsum(dO * o) - dLse` in f32 (the softmax Jacobian's row term of a fused attention
+ * backward pass), with every temporary freed on return. Under mixed precision the products
+ * are rounded to f16 (as an f16 matmul's would be) and summed in f32.
  */
-function rowDelta(dO: Tensor, o: Tensor, dLse: Tensor): Tensor {
+export function rowDelta(dO: Tensor, o: Tensor, dLse: Tensor): Tensor {
   using go = mul(dO, o);
   using go32 = go.dtype === "f32" ? null : cast(go, "f32");
   using rs = sum(go32 ?? go, -1);
@@ -89,8 +90,9 @@ export function fusedChunkAttentionSupported(t: Tensor): boolean {
  * its position exceeds the query's `qpos [R, C]`; with `selfMask` equal positions get
  * `selfValue`; `bias [R, C, K]` is then added. Returns `o [R, C, D]`, `lse [R, C]` and the
  * backward pass's `stat [R, C, 2]`. Differentiable in `q`, `k`, `v` (first order). `q`, `k`
- * and `v` are f32, or all f16 (mixed precision): the kernels then read f32 copies made for the
- * call, `o` and the gradients are f16, and `lse` and `stat` stay f32.
+ * and `v` are f32, or all f16 (mixed precision): kernels that read f16 (the CPU reference's and
+ * WebGPU's) take them as they are, others read f32 copies made for the call; `o` and the
+ * gradients are f16, and `lse` and `stat` stay f32.
  */
 export function fusedChunkAttention(
   q: Tensor,

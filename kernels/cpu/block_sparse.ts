@@ -2,7 +2,8 @@
  * CPU reference of block-sparse causal attention (the Sparse Transformer's factorised
  * patterns): for each query row, only the key blocks its query block's tile list names are
  * visited, and inside a tile the pattern's predicate decides which keys count. Sums run in
- * float64. Also defines the layout and pattern types both backends share.
+ * float64; under `half` the f16 operands are read as they are and `o`, `dq`, `dk`, `dv` are
+ * stored as f16. Also defines the layout and pattern types both backends share.
  * @module
  */
 import type { CpuDevice, CpuStorage } from "./device.ts";
@@ -60,7 +61,7 @@ export function blockSparseForwardCpu(
   const { groups, n, d } = s;
   const Q = q.data as Float32Array, K = k.data as Float32Array, V = v.data as Float32Array;
   const M = mask ? (mask.data as Uint8Array) : null;
-  const o = new Float32Array(groups * n * d);
+  const o = s.half ? new Float16Array(groups * n * d) : new Float32Array(groups * n * d);
   const lse = new Float32Array(groups * n);
   const keys: number[] = [], scores: number[] = [];
   const acc = new Float64Array(d);
@@ -127,7 +128,8 @@ export function blockSparseBackwardCpu(
       });
     }
   }
-  return [dq, dk, dv].map((x) => device.adopt(Float32Array.from(x))) as [
+  const narrow = (x: Float64Array) => s.half ? Float16Array.from(x) : Float32Array.from(x);
+  return [dq, dk, dv].map((x) => device.adopt(narrow(x))) as [
     CpuStorage,
     CpuStorage,
     CpuStorage,

@@ -55,4 +55,9 @@ export interface BlockSparseSpec {
   readonly d: number;
   readonly pattern: PatternSpec;
   readonly layout: BlockLayout;
+  /**
+   * Set by `ops/widen.ts` for a kernel whose backend reads f16 (`readsF16`): `q`, `k`, `v`
+   * and `dout` are f16, and so are `o`, `dq`, `dk` and `dv` (not `lse` nor `delta`).
+   */
+  readonly half?: boolean;
 }

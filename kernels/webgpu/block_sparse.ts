@@ -17,6 +17,7 @@ import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import type { KernelTable } from "../backend.ts";
 import { attentionKernelKind } from "./chunk_attention_tiled.ts";
+import { floatOf, load, store } from "./half_io.ts";
 import {
   blockSparseWorkgroups,
   geometry,
@@ -74,7 +75,7 @@ export function blockSparseForwardGpu(
   mask: GpuStorage | null,
   s: BlockSparseSpec,
 ): [GpuStorage, GpuStorage] {
-  const o = device.alloc("f32", s.groups * s.n * s.d);
+  const o = device.alloc(floatOf(s.half), s.groups * s.n * s.d);
   const lse = device.alloc("f32", s.groups * s.n);
   const code = queryRowShader(
     s,
@@ -83,7 +84,7 @@ export function blockSparseForwardGpu(
     ["o", "lse"],
     `  var qv: array<f32, D>;
   var acc: array<f32, D>;
-  if (live) { for (var e = 0u; e < D; e++) { qv[e] = q[(base + i) * D + e]; } }
+  if (live) { for (var e = 0u; e < D; e++) { qv[e] = ${load(s.half, "q[(base + i) * D + e]")}; } }
   var m = -3.0e38;
   var z = 0.0;
 ${
@@ -102,11 +103,12 @@ ${
           z += pe;
           for (var e = 0u; e < D; e++) { acc[e] += pe * vs[jj * D + e]; }
 `,
+        s.half,
       )
     }
   if (live) {
     let inv = select(0.0, 1.0 / z, z > 0.0);
-    for (var e = 0u; e < D; e++) { o[(base + i) * D + e] = acc[e] * inv; }
+    for (var e = 0u; e < D; e++) { o[(base + i) * D + e] = ${store(s.half, "acc[e] * inv")}; }
     lse[base + i] = select(bitcast<f32>(0xff800000u), m + log(z), z > 0.0);
   }`,
   );
@@ -132,9 +134,9 @@ export function blockSparseBackwardGpu(
   s: BlockSparseSpec,
 ): [GpuStorage, GpuStorage, GpuStorage] {
   const size = s.groups * s.n * s.d;
-  const dq = device.alloc("f32", size);
-  const dk = device.alloc("f32", size);
-  const dv = device.alloc("f32", size);
+  const dq = device.alloc(floatOf(s.half), size);
+  const dk = device.alloc(floatOf(s.half), size);
+  const dv = device.alloc(floatOf(s.half), size);
   const m = mask ? [mask] : [];
   const byRow = uploadList(device, s.layout.rowPtr, s.layout.cols);
   const byCol = uploadList(device, s.layout.colPtr, s.layout.rows);
@@ -167,7 +169,10 @@ function dqCode(s: BlockSparseSpec, mask: boolean): string {
   var li = 0.0;
   var di = 0.0;
   if (live) {
-    for (var e = 0u; e < D; e++) { qv[e] = q[(base + i) * D + e]; dov[e] = dout[(base + i) * D + e]; }
+    for (var e = 0u; e < D; e++) {
+      qv[e] = ${load(s.half, "q[(base + i) * D + e]")};
+      dov[e] = ${load(s.half, "dout[(base + i) * D + e]")};
+    }
     li = lse[base + i];
     di = delta[base + i];
   }
@@ -184,9 +189,12 @@ ${
           let ds = exp(sc - li) * (dp - di);
           for (var e = 0u; e < D; e++) { acc[e] += ds * ks[jj * D + e]; }
 `,
+        s.half,
       )
     }
-  if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = acc[e]; } }`,
+  if (live) { for (var e = 0u; e < D; e++) { dq[(base + i) * D + e] = ${
+      store(s.half, "acc[e]")
+    }; } }`,
   );
 }
 
@@ -215,14 +223,17 @@ var<workgroup> dls: array<f32, ${kc}>;`;
   var dka: array<f32, D>;
   var dva: array<f32, D>;
   if (live) {
-    for (var e = 0u; e < D; e++) { kv[e] = k[(base + j) * D + e]; vv[e] = v[(base + j) * D + e]; }
+    for (var e = 0u; e < D; e++) {
+      kv[e] = ${load(s.half, "k[(base + j) * D + e]")};
+      vv[e] = ${load(s.half, "v[(base + j) * D + e]")};
+    }
   }
 ${
       walkTiles(
         `
       for (var e = lid.x; e < cnt * D; e += W) {
-        qs[e] = q[(base + c0) * D + e];
-        dos[e] = dout[(base + c0) * D + e];
+        qs[e] = ${load(s.half, "q[(base + c0) * D + e]")};
+        dos[e] = ${load(s.half, "dout[(base + c0) * D + e]")};
       }
       for (var e = lid.x; e < cnt; e += W) {
         ls[e] = lse[base + c0 + e];
@@ -248,8 +259,8 @@ ${
     }
   if (inside) {
     for (var e = 0u; e < D; e++) {
-      dk[(base + j) * D + e] = dka[e];
-      dv[(base + j) * D + e] = dva[e];
+      dk[(base + j) * D + e] = ${store(s.half, "dka[e]")};
+      dv[(base + j) * D + e] = ${store(s.half, "dva[e]")};
     }
   }`,
   );

@@ -5,6 +5,7 @@
  * @module
  */
 import type { BlockSparseSpec, PatternSpec } from "../specs/block_sparse.ts";
+import { floatOf, load, storeHelpers } from "./half_io.ts";
 
 export const MAX_ROWS = 64;
 /** Floats of one shared operand chunk: two of them fit in 16 KiB. */
@@ -40,12 +41,22 @@ export function allowedWgsl(p: PatternSpec): string {
 export const HEADER =
   `struct P { n: u32, bs: u32, heads: u32, l: u32, c: u32, wpb: u32, groups: u32, pad: u32 }`;
 
-/** Binding declarations in order; the uniform comes last. */
-export function bindings(names: readonly [string, "r" | "w"][]): string {
-  return names.map(([name, mode], b) =>
-    `@group(0) @binding(${b}) var<storage, ${mode === "r" ? "read" : "read_write"}> ${name}: ` +
-    `array<${name.endsWith("Ptr") || name === "list" || name === "keep" ? "u32" : "f32"}>;`
-  ).join("\n") + `\n@group(0) @binding(${names.length}) var<uniform> p: P;`;
+/** WGSL element type of binding `name`: tile lists and the mask u32, statistics f32. */
+function typeOf(name: string, half: boolean | undefined): string {
+  if (name.endsWith("Ptr") || name === "list" || name === "keep") return "u32";
+  return name === "lse" || name === "delta" ? "f32" : floatOf(half);
+}
+
+/**
+ * Binding declarations in order (the operands and their outputs f16 under `half`, with the
+ * rounding store's helper); the uniform comes last.
+ */
+export function bindings(names: readonly [string, "r" | "w"][], half?: boolean): string {
+  return storeHelpers(half) + "\n" +
+    names.map(([name, mode], b) =>
+      `@group(0) @binding(${b}) var<storage, ${mode === "r" ? "read" : "read_write"}> ${name}: ` +
+      `array<${typeOf(name, half)}>;`
+    ).join("\n") + `\n@group(0) @binding(${names.length}) var<uniform> p: P;`;
 }
 
 /** Params shared by the three kernels. */
@@ -89,12 +100,12 @@ export function walkTiles(stage: string, each: string): string {
  * values staged through shared memory (`ks`, `vs`); `body` runs per key (`jj` is its row in
  * the chunk).
  */
-export function rowTiles(mask: boolean, body: string): string {
+export function rowTiles(mask: boolean, body: string, half?: boolean): string {
   return walkTiles(
     `
       for (var e = lid.x; e < cnt * D; e += W) {
-        ks[e] = k[(base + c0) * D + e];
-        vs[e] = v[(base + c0) * D + e];
+        ks[e] = ${load(half, "k[(base + c0) * D + e]")};
+        vs[e] = ${load(half, "v[(base + c0) * D + e]")};
       }`,
     `
         for (var jj = 0u; jj < cnt; jj++) {
@@ -132,7 +143,7 @@ export function shader(
     ...outputs.map((n): [string, "w"] => [n, "w"]),
   ];
   return `${HEADER}
-${bindings(names)}
+${bindings(names, s.half)}
 ${consts(s)}
 ${shared}
 ${allowedWgsl(s.pattern)}

@@ -15,6 +15,7 @@ import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { GpuDevice } from "./device.ts";
 import { allowedWgsl, bindings, HEADER } from "./block_sparse_shader.ts";
 import { dkvAccumulate } from "./attention_tiles.ts";
+import { load, store } from "./half_io.ts";
 
 /** Tile shape: own rows `a` of a block, other-side rows per sub-tile `b`, lanes `l` per row. */
 export interface BlockTiles {
@@ -91,14 +92,16 @@ function subTiles(load: string, body: string): string {
 const slice = (body: string) =>
   `for (var u = 0u; u < DPT; u++) { let d = lane + u * L; if (d < D) { ${body} } }`;
 
-const LOAD_KV = `
+const loadKv = (s: BlockSparseSpec) => `
       for (var e = t; e < cnt * D; e += WGS) {
-        Ks[e / D * DS + e % D] = k[(base + c0) * D + e];
-        Vs[e / D * DS + e % D] = v[(base + c0) * D + e];
+        Ks[e / D * DS + e % D] = ${load(s.half, "k[(base + c0) * D + e]")};
+        Vs[e / D * DS + e % D] = ${load(s.half, "v[(base + c0) * D + e]")};
       }`;
 
-const OWN_Q = `
-  for (var e = t; e < rowsHere * D; e += WGS) { Qs[e / D * DS + e % D] = q[(base + row - a) * D + e]; }`;
+const ownQ = (s: BlockSparseSpec) => `
+  for (var e = t; e < rowsHere * D; e += WGS) {
+    Qs[e / D * DS + e % D] = ${load(s.half, "q[(base + row - a) * D + e]")};
+  }`;
 
 /** Opens an own row's loop over the sub-tile's keys: `jj` (in the tile) and `j` (the key). */
 const KEY_LOOP = `
@@ -120,7 +123,7 @@ function preamble(
   tiles: [string, number][],
 ): string {
   return `${HEADER}
-${bindings(names)}
+${bindings(names, s.half)}
 ${consts(s, t)}
 ${tiles.map(([n, len]) => `var<workgroup> ${n}: array<f32, ${len}>;`).join("\n")}
 ${allowedWgsl(s.pattern)}`;
@@ -142,12 +145,12 @@ export function tiledForwardCode(s: BlockSparseSpec, t: BlockTiles, mask: boolea
       ["Ss", t.a * t.b],
     ])
   }
-${ENTRY}${OWN_Q}
+${ENTRY}${ownQ(s)}
   var m = -3.0e38;
   var z = 0.0;
   var acc: array<f32, DPT>;${
     subTiles(
-      LOAD_KV,
+      loadKv(s),
       `${KEY_LOOP}
           var sc = ${NONE};
           if (${keyAllowed(mask)}) {
@@ -177,7 +180,7 @@ ${ENTRY}${OWN_Q}
   }
   if (inside) {
     let inv = select(0.0, 1.0 / z, z > 0.0);
-    ${slice("o[(base + row) * D + d] = acc[u] * inv;")}
+    ${slice(`o[(base + row) * D + d] = ${store(s.half, "acc[u] * inv")};`)}
     if (lane == 0u) { lse[base + row] = select(bitcast<f32>(0xff800000u), m + log(z), z > 0.0); }
   }
 }`;
@@ -212,8 +215,10 @@ export function tiledDqCode(s: BlockSparseSpec, t: BlockTiles, mask: boolean): s
       ["Ss", t.a * t.b],
     ])
   }
-${ENTRY}${OWN_Q}
-  for (var e = t; e < rowsHere * D; e += WGS) { Gs[e / D * DS + e % D] = dout[(base + row - a) * D + e]; }
+${ENTRY}${ownQ(s)}
+  for (var e = t; e < rowsHere * D; e += WGS) {
+    Gs[e / D * DS + e % D] = ${load(s.half, "dout[(base + row - a) * D + e]")};
+  }
   var li = 0.0;
   var di = 0.0;
   if (inside) {
@@ -222,7 +227,7 @@ ${ENTRY}${OWN_Q}
   }
   var acc: array<f32, DPT>;${
     subTiles(
-      LOAD_KV,
+      loadKv(s),
       `${KEY_LOOP}
           var ds = 0.0;
           if (${keyAllowed(mask)}) {
@@ -246,7 +251,7 @@ ${ENTRY}${OWN_Q}
       }`,
     )
   }
-  if (inside) { ${slice("dq[(base + row) * D + d] = acc[u];")} }
+  if (inside) { ${slice(`dq[(base + row) * D + d] = ${store(s.half, "acc[u]")};`)} }
 }`;
 }
 
@@ -268,16 +273,16 @@ ${ENTRY}
   var live = inside;
   ${mask ? "if (inside && keep[mrow + row] == 0u) { live = false; }" : ""}
   for (var e = t; e < rowsHere * D; e += WGS) {
-    Ks[e / D * DS + e % D] = k[(base + row - a) * D + e];
-    Vs[e / D * DS + e % D] = v[(base + row - a) * D + e];
+    Ks[e / D * DS + e % D] = ${load(s.half, "k[(base + row - a) * D + e]")};
+    Vs[e / D * DS + e % D] = ${load(s.half, "v[(base + row - a) * D + e]")};
   }
   var dka: array<f32, DPT>;
   var dva: array<f32, DPT>;${
     subTiles(
       `
       for (var e = t; e < cnt * D; e += WGS) {
-        Qs[e / D * DS + e % D] = q[(base + c0) * D + e];
-        Gs[e / D * DS + e % D] = dout[(base + c0) * D + e];
+        Qs[e / D * DS + e % D] = ${load(s.half, "q[(base + c0) * D + e]")};
+        Gs[e / D * DS + e % D] = ${load(s.half, "dout[(base + c0) * D + e]")};
       }
       for (var e = t; e < cnt; e += WGS) {
         Ls[e] = lse[base + c0 + e];
@@ -301,7 +306,12 @@ ${ENTRY}
     )
   }
   if (inside) {
-    ${slice("dk[(base + row) * D + d] = dka[u]; dv[(base + row) * D + d] = dva[u];")}
+    ${
+    slice(
+      `dk[(base + row) * D + d] = ${store(s.half, "dka[u]")}; ` +
+        `dv[(base + row) * D + d] = ${store(s.half, "dva[u]")};`,
+    )
+  }
   }
 }`;
 }

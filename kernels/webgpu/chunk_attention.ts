@@ -6,7 +6,8 @@
  * (`dq`) and one per key of `k`/`v` (`dk`, `dv`, summed over the slots that read it), which recompute the probabilities instead of
  * reading them, so no `[queries, keys]` array ever exists. The head width is compiled in, so
  * each thread keeps its vectors in registers. On a real GPU the entry points run the tiled
- * kernels of `chunk_attention_tiled.ts` instead (see `attentionKernelKind`).
+ * kernels of `chunk_attention_tiled.ts` instead (see `attentionKernelKind`). Under `half`
+ * both read f16 `q`, `k`, `v`, `dout` and round `o`, `dq`, `dk`, `dv` to f16 on store.
  * @module
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
@@ -14,7 +15,8 @@ import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { KernelTable } from "../backend.ts";
 import { withBias } from "../specs/chunk_attention.ts";
-import { chunkAttnHeader, GRAD_IN, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
+import { chunkAttnHeader, gradIn, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
+import { floatOf, load, store } from "./half_io.ts";
 import {
   attentionKernelKind,
   chunkAttentionGradKvTiled,
@@ -40,7 +42,10 @@ function header(s: ChunkAttnSpec, outputs: string[], extra: string[]): string {
 /** WGSL computing `l` (the logit) and `flows` (whether the gradient reaches `q . k`) for query row `qi` (position `qp`) and key `kj`. */
 function logitCode(s: ChunkAttnSpec, qv: (d: string) => string): string {
   return `
-    ${logitWgsl(s, "kj", (d) => `${qv(d)} * k[ks * D + ${d}]`, "qi * p.nk + (kj - r * p.nk)")}`;
+    ${
+    logitWgsl(s, "kj", (d) =>
+      `${qv(d)} * ${load(s.half, `k[ks * D + ${d}]`)}`, "qi * p.nk + (kj - r * p.nk)")
+  }`;
 }
 
 const ENTRY = `@compute @workgroup_size(${WG})
@@ -56,10 +61,11 @@ const QUERY_ENTRY = `${ENTRY}
   var qv: array<f32, D>;`;
 
 function forwardCode(s: ChunkAttnSpec): string {
-  return `${header(s, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
+  const F = floatOf(s.half);
+  return `${header(s, [`o: array<${F}>`, "lse: array<f32>", "stat: array<f32>"], [])}
 ${QUERY_ENTRY}
   var acc: array<f32, D>;
-  for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; }
+  for (var d = 0u; d < D; d++) { qv[d] = ${load(s.half, "q[qi * D + d]")}; }
   var m = -3.0e38;
   var s = 0.0;
   for (var j = 0u; j < p.nk; j++) {
@@ -74,19 +80,22 @@ ${QUERY_ENTRY}
     }
     let e = exp(l - m);
     s += e;
-    for (var d = 0u; d < D; d++) { acc[d] += e * v[ks * D + d]; }
+    for (var d = 0u; d < D; d++) { acc[d] += e * ${load(s.half, "v[ks * D + d]")}; }
   }
-  for (var d = 0u; d < D; d++) { o[qi * D + d] = acc[d] / s; }
+  for (var d = 0u; d < D; d++) { o[qi * D + d] = ${store(s.half, "acc[d] / s")}; }
   ${storeStats("s")}
 }`;
 }
 
 function gradQCode(s: ChunkAttnSpec): string {
-  return `${header(s, ["dq: array<f32>"], GRAD_IN)}
+  return `${header(s, [`dq: array<${floatOf(s.half)}>`], gradIn(s))}
 ${QUERY_ENTRY}
   var gv: array<f32, D>;
   var acc: array<f32, D>;
-  for (var d = 0u; d < D; d++) { qv[d] = q[qi * D + d]; gv[d] = go[qi * D + d]; }
+  for (var d = 0u; d < D; d++) {
+    qv[d] = ${load(s.half, "q[qi * D + d]")};
+    gv[d] = ${load(s.half, "go[qi * D + d]")};
+  }
   let m = stat[2u * qi];
   let ls = stat[2u * qi + 1u];
   let dl = delta[qi];
@@ -97,17 +106,18 @@ ${QUERY_ENTRY}
     if (flows) {
       let pr = exp((l - m) - ls);
       var dp = 0.0;
-      for (var d = 0u; d < D; d++) { dp += gv[d] * v[ks * D + d]; }
+      for (var d = 0u; d < D; d++) { dp += gv[d] * ${load(s.half, "v[ks * D + d]")}; }
       let ds = pr * (dp - dl);
-      for (var d = 0u; d < D; d++) { acc[d] += ds * k[ks * D + d]; }
+      for (var d = 0u; d < D; d++) { acc[d] += ds * ${load(s.half, "k[ks * D + d]")}; }
     }
   }
-  for (var d = 0u; d < D; d++) { dq[qi * D + d] = acc[d]; }
+  for (var d = 0u; d < D; d++) { dq[qi * D + d] = ${store(s.half, "acc[d]")}; }
 }`;
 }
 
 function gradKvCode(s: ChunkAttnSpec): string {
-  return `${header(s, ["dk: array<f32>", "dv: array<f32>"], GRAD_IN)}
+  const F = floatOf(s.half);
+  return `${header(s, [`dk: array<${F}>`, `dv: array<${F}>`], gradIn(s))}
 ${ENTRY}
   if (g >= p.rows * p.kc) { return; }
   // One thread per key of k/v: it sums over every (row, slot) that reads it.
@@ -115,28 +125,31 @@ ${ENTRY}
   var vv: array<f32, D>;
   var ak: array<f32, D>;
   var av: array<f32, D>;
-  for (var d = 0u; d < D; d++) { vv[d] = v[ks * D + d]; }
+  for (var d = 0u; d < D; d++) { vv[d] = ${load(s.half, "v[ks * D + d]")}; }
   for (var b = 0u; b < NB; b++) {
     let r = keyRow(ks / p.kc, b, -1);
     let kj = r * p.nk + b * p.kc + ks % p.kc;
     for (var i = 0u; i < p.nq; i++) {
       let qi = r * p.nq + i;
       let qp = qpos[qi];
-      ${logitCode(s, (d) => `q[qi * D + ${d}]`)}
+      ${logitCode(s, (d) => load(s.half, `q[qi * D + ${d}]`))}
       let pr = exp((l - stat[2u * qi]) - stat[2u * qi + 1u]);
       var dp = 0.0;
       for (var d = 0u; d < D; d++) {
-        let gd = go[qi * D + d];
+        let gd = ${load(s.half, "go[qi * D + d]")};
         dp += gd * vv[d];
         av[d] += pr * gd;
       }
       if (flows) {
         let ds = pr * (dp - delta[qi]);
-        for (var d = 0u; d < D; d++) { ak[d] += ds * q[qi * D + d]; }
+        for (var d = 0u; d < D; d++) { ak[d] += ds * ${load(s.half, "q[qi * D + d]")}; }
       }
     }
   }
-  for (var d = 0u; d < D; d++) { dk[ks * D + d] = ak[d]; dv[ks * D + d] = av[d]; }
+  for (var d = 0u; d < D; d++) {
+    dk[ks * D + d] = ${store(s.half, "ak[d]")};
+    dv[ks * D + d] = ${store(s.half, "av[d]")};
+  }
 }`;
 }
 
@@ -149,7 +162,7 @@ export function chunkAttentionGpu(
   xs: (GpuStorage | null)[],
   s: ChunkAttnSpec,
 ): [GpuStorage, GpuStorage, GpuStorage] {
-  const o = device.alloc("f32", s.rows * s.nq * s.dim);
+  const o = device.alloc(floatOf(s.half), s.rows * s.nq * s.dim);
   const lse = device.alloc("f32", s.rows * s.nq);
   const stat = device.alloc("f32", s.rows * s.nq * 2);
   const tiled = attentionKernelKind(device) === "tiled";
@@ -170,9 +183,9 @@ export function chunkAttentionGradGpu(
   xs: (GpuStorage | null)[],
   s: ChunkAttnSpec,
 ): [GpuStorage, GpuStorage, GpuStorage] {
-  const dq = device.alloc("f32", s.rows * s.nq * s.dim);
-  const dk = device.alloc("f32", s.rows * s.kc * s.dim);
-  const dv = device.alloc("f32", s.rows * s.kc * s.dim);
+  const dq = device.alloc(floatOf(s.half), s.rows * s.nq * s.dim);
+  const dk = device.alloc(floatOf(s.half), s.rows * s.kc * s.dim);
+  const dv = device.alloc(floatOf(s.half), s.rows * s.kc * s.dim);
   const bufs = inputs(xs);
   const tiled = attentionKernelKind(device) === "tiled";
   if (s.rows * s.nq > 0 && !(tiled && chunkAttentionGradQTiled(device, bufs, [dq], s))) {

@@ -14,7 +14,8 @@
 import type { GpuDevice, GpuStorage } from "./device.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
-import { chunkAttnHeader, GRAD_IN, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
+import { chunkAttnHeader, gradIn, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
+import { floatOf, load, store } from "./half_io.ts";
 import { dkvAccumulate } from "./attention_tiles.ts";
 
 /** Threads per own row. */
@@ -97,7 +98,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let lane = t % L;`;
 
 /** Query-side prologue (forward and `dq`): row `r`, first query `q0`, this thread's `qi`. */
-const QUERY_TILE = `
+const queryTile = (s: ChunkAttnSpec) => `
   let r = g / p.tiles;
   let q0 = (g % p.tiles) * A;
   let qbase = r * p.nq + q0;
@@ -105,35 +106,40 @@ const QUERY_TILE = `
   let qi = qbase + a;
   var qp = 0;
   if (live) { qp = qpos[qi]; }
-  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) { Qs[e / D * DS + e % D] = q[qbase * D + e]; }`;
+  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) {
+    Qs[e / D * DS + e % D] = ${load(s.half, "q[qbase * D + e]")};
+  }`;
 
 /** Loop over key tiles of row `r` staging `Ks` and `Vs` (slot `j0 + jj`); then `body`. */
-function keyTiles(body: string): string {
+function keyTiles(s: ChunkAttnSpec, body: string): string {
   return `
   for (var j0 = 0u; j0 < p.nk; j0 += B) {
     let cnt = min(B, p.nk - j0);
     workgroupBarrier();
     for (var e = t; e < cnt * D; e += WGS) {
       let src = keySrc(r, j0 + e / D) * D + e % D;
-      Ks[e / D * DS + e % D] = k[src];
-      Vs[e / D * DS + e % D] = v[src];
+      Ks[e / D * DS + e % D] = ${load(s.half, "k[src]")};
+      Vs[e / D * DS + e % D] = ${load(s.half, "v[src]")};
     }
     workgroupBarrier();${body}
   }`;
 }
 
 function forwardCode(s: ChunkAttnSpec, t: TileShape): string {
-  return `${header(s, t, ["o: array<f32>", "lse: array<f32>", "stat: array<f32>"], [])}
+  const F = floatOf(s.half);
+  return `${header(s, t, [`o: array<${F}>`, "lse: array<f32>", "stat: array<f32>"], [])}
 var<workgroup> Qs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Ks: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Vs: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${scoreFn(s)}
-${ENTRY}${QUERY_TILE}
+${ENTRY}${queryTile(s)}
   var m = -3.0e38;
   var z = 0.0;
   var acc: array<f32, DPT>;${
-    keyTiles(`
+    keyTiles(
+      s,
+      `
     if (live) {
       for (var jj = lane; jj < cnt; jj += L) { Ss[a * B + jj] = score(a, jj, qi, qp, r, j0 + jj).x; }
     }
@@ -153,12 +159,13 @@ ${ENTRY}${QUERY_TILE}
           if (d < D) { acc[u] += e * Vs[jj * DS + d]; }
         }
       }
-    }`)
+    }`,
+    )
   }
   if (live) {
     for (var u = 0u; u < DPT; u++) {
       let d = lane + u * L;
-      if (d < D) { o[qi * D + d] = acc[u] / z; }
+      if (d < D) { o[qi * D + d] = ${store(s.half, "acc[u] / z")}; }
     }
     if (lane == 0u) {
       ${storeStats("z")}
@@ -168,15 +175,17 @@ ${ENTRY}${QUERY_TILE}
 }
 
 function gradQCode(s: ChunkAttnSpec, t: TileShape): string {
-  return `${header(s, t, ["dq: array<f32>"], GRAD_IN)}
+  return `${header(s, t, [`dq: array<${floatOf(s.half)}>`], gradIn(s))}
 var<workgroup> Qs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Gs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Ks: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Vs: array<f32, ${t.b * (s.dim + 1)}>;
 var<workgroup> Ss: array<f32, ${t.a * t.b}>;
 ${scoreFn(s)}
-${ENTRY}${QUERY_TILE}
-  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) { Gs[e / D * DS + e % D] = go[qbase * D + e]; }
+${ENTRY}${queryTile(s)}
+  for (var e = t; e < min(A, p.nq - q0) * D; e += WGS) {
+    Gs[e / D * DS + e % D] = ${load(s.half, "go[qbase * D + e]")};
+  }
   var m = 0.0;
   var ls = 0.0;
   var dl = 0.0;
@@ -186,7 +195,9 @@ ${ENTRY}${QUERY_TILE}
     dl = delta[qi];
   }
   var acc: array<f32, DPT>;${
-    keyTiles(`
+    keyTiles(
+      s,
+      `
     if (live) {
       for (var jj = lane; jj < cnt; jj += L) {
         let sc = score(a, jj, qi, qp, r, j0 + jj);
@@ -209,19 +220,21 @@ ${ENTRY}${QUERY_TILE}
           if (d < D) { acc[u] += ds * Ks[jj * DS + d]; }
         }
       }
-    }`)
+    }`,
+    )
   }
   if (live) {
     for (var u = 0u; u < DPT; u++) {
       let d = lane + u * L;
-      if (d < D) { dq[qi * D + d] = acc[u]; }
+      if (d < D) { dq[qi * D + d] = ${store(s.half, "acc[u]")}; }
     }
   }
 }`;
 }
 
 function gradKvCode(s: ChunkAttnSpec, t: TileShape): string {
-  return `${header(s, t, ["dk: array<f32>", "dv: array<f32>"], GRAD_IN)}
+  const F = floatOf(s.half);
+  return `${header(s, t, [`dk: array<${F}>`, `dv: array<${F}>`], gradIn(s))}
 var<workgroup> Ks: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Vs: array<f32, ${t.a * (s.dim + 1)}>;
 var<workgroup> Qs: array<f32, ${t.b * (s.dim + 1)}>;
@@ -240,8 +253,8 @@ ${ENTRY}
   let kbase = kr * p.kc + k0;
   let live = a < min(A, p.kc - k0);
   for (var e = t; e < min(A, p.kc - k0) * D; e += WGS) {
-    Ks[e / D * DS + e % D] = k[kbase * D + e];
-    Vs[e / D * DS + e % D] = v[kbase * D + e];
+    Ks[e / D * DS + e % D] = ${load(s.half, "k[kbase * D + e]")};
+    Vs[e / D * DS + e % D] = ${load(s.half, "v[kbase * D + e]")};
   }
   var ak: array<f32, DPT>;
   var av: array<f32, DPT>;
@@ -253,8 +266,8 @@ ${ENTRY}
       let ibase = r * p.nq + i0;
       workgroupBarrier();
       for (var e = t; e < cnt * D; e += WGS) {
-        Qs[e / D * DS + e % D] = q[ibase * D + e];
-        Gs[e / D * DS + e % D] = go[ibase * D + e];
+        Qs[e / D * DS + e % D] = ${load(s.half, "q[ibase * D + e]")};
+        Gs[e / D * DS + e % D] = ${load(s.half, "go[ibase * D + e]")};
       }
       for (var e = t; e < cnt; e += WGS) {
         Ms[e] = stat[2u * (ibase + e)];
@@ -279,8 +292,8 @@ ${ENTRY}
     for (var u = 0u; u < DPT; u++) {
       let d = lane + u * L;
       if (d < D) {
-        dk[(kbase + a) * D + d] = ak[u];
-        dv[(kbase + a) * D + d] = av[u];
+        dk[(kbase + a) * D + d] = ${store(s.half, "ak[u]")};
+        dv[(kbase + a) * D + d] = ${store(s.half, "av[u]")};
       }
     }
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
+import { floatOf, storeHelpers } from "./half_io.ts";
 
 /** A float as a WGSL literal that reads back to the same f32. */
 const f32 = (x: number): string => {
@@ -14,7 +15,7 @@ const f32 = (x: number): string => {
 
 /**
  * Kernel header: read-only inputs (q, k, v, qpos, kcode, bias when the spec has one, then
- * `extra`), the `outputs`, the uniform `p` of struct `struct` (a WGSL declaration of `P`), the
+ * `extra`; q, k and v f16 under `half`, with the rounding store's helper), the `outputs`, the uniform `p` of struct `struct` (a WGSL declaration of `P`), the
  * `consts` lines, and `offsetOf`, `keyRow` and `keySrc` (the key-slot addressing).
  */
 export function chunkAttnHeader(
@@ -24,9 +25,11 @@ export function chunkAttnHeader(
   struct: string,
   consts: string[],
 ): string {
-  const ins = ["q: array<f32>", "k: array<f32>", "v: array<f32>", "qpos: array<i32>"]
+  const F = floatOf(s.half);
+  const ins = [`q: array<${F}>`, `k: array<${F}>`, `v: array<${F}>`, "qpos: array<i32>"]
     .concat(["kcode: array<i32>"], s.hasBias ? ["bias: array<f32>"] : [], extra);
-  const lines = ins.map((d, b) => `@group(0) @binding(${b}) var<storage, read> ${d};`);
+  const lines = [storeHelpers(s.half)];
+  ins.forEach((d, b) => lines.push(`@group(0) @binding(${b}) var<storage, read> ${d};`));
   outputs.forEach((d, i) =>
     lines.push(`@group(0) @binding(${ins.length + i}) var<storage, read_write> ${d};`)
   );
@@ -75,7 +78,11 @@ export function logitWgsl(
 }
 
 /** Extra inputs of the backward kernels: the forward's `(max, log sum)`, `dout` and `delta`. */
-export const GRAD_IN = ["stat: array<f32>", "go: array<f32>", "delta: array<f32>"];
+export const gradIn = (s: ChunkAttnSpec): string[] => [
+  "stat: array<f32>",
+  `go: array<${floatOf(s.half)}>`,
+  "delta: array<f32>",
+];
 
 /** Stores query `qi`'s logsumexp `m + log(sum)` in `lse` and `(m, log sum)` in `stat`. */
 export const storeStats = (sum: string): string =>

@@ -8,6 +8,8 @@
  * `dy * gamma * xhat` (one tree for both) and writes `dx`; two more kernels give `dgamma` and
  * `dbeta`: partial column sums over fixed blocks of rows (rows ascending), then the partials
  * added in block order, so results do not depend on scheduling.
+ * Under `half` (mixed precision) `x`, `gamma`, `beta` and `dy` are read as f16 and widened,
+ * `y`, `dx`, `dgamma` and `dbeta` are rounded to f16 on store; everything else is f32.
  * @module
  */
 import type { KernelTable } from "../backend.ts";
@@ -23,6 +25,7 @@ import {
 } from "./device.ts";
 import { lanesFor } from "./reduce.ts";
 import type { LayerNormSpec } from "../specs/layer_norm.ts";
+import { floatOf, load, store, storeHelpers } from "./half_io.ts";
 
 /** The uniform block: `rows`, `n` (u32), `eps` (f32). */
 function params({ rows, n, eps }: LayerNormSpec): Uint32Array {
@@ -79,24 +82,34 @@ function cachedFor(n: number, lanes: number): number {
  * Runs `body` for each of this lane's elements `j` with `val = x[base + j]`: from registers
  * (`xv`, filled on the pass with `load`) when `cached`, else read again.
  */
-function eachOf(lanes: number, cached: number, body: string, load = false): string {
+function eachOf(
+  lanes: number,
+  cached: number,
+  body: string,
+  fill = false,
+  half?: boolean,
+): string {
+  const x = load(half, "x[base + j]");
   return cached
     ? `for (var e = 0u; e < ${cached}u; e++) {
     let j = lane + e * ${lanes}u;
-    if (live && j < p.n) { ${load ? "xv[e] = x[base + j]; " : ""}let val = xv[e]; ${body} }
+    if (live && j < p.n) { ${fill ? `xv[e] = ${x}; ` : ""}let val = xv[e]; ${body} }
   }`
-    : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = x[base + j]; ${body} } }`;
+    : `if (live) { for (var j = lane; j < p.n; j += ${lanes}u) { let val = ${x}; ${body} } }`;
 }
 
-function forwardCode(lanes: number, cached: number, affine: boolean): string {
+function forwardCode(lanes: number, cached: number, affine: boolean, half?: boolean): string {
+  const F = floatOf(half);
   const binds = affine
-    ? [ro(0, "x", "f32"), ro(1, "gamma", "f32"), ro(2, "beta", "f32"), rw(3, "y", "f32")]
-    : [ro(0, "x", "f32"), rw(1, "y", "f32")];
+    ? [ro(0, "x", F), ro(1, "gamma", F), ro(2, "beta", F), rw(3, "y", F)]
+    : [ro(0, "x", F), rw(1, "y", F)];
   const k = binds.length;
   binds.push(rw(k, "mean", "f32"), rw(k + 1, "rstd", "f32"));
   binds.push(`@group(0) @binding(${k + 2}) var<uniform> p: P;`);
-  const each = (body: string, load = false) => eachOf(lanes, cached, body, load);
-  return `${rowHead(lanes, binds.join("\n"), 1)}
+  const each = (body: string, fill = false) => eachOf(lanes, cached, body, fill, half);
+  const affined = `h * ${load(half, "gamma[j]")} + ${load(half, "beta[j]")}`;
+  return `${storeHelpers(half)}
+${rowHead(lanes, binds.join("\n"), 1)}
   ${cached ? `var xv: array<f32, ${cached}>;` : ""}
   var t = 0.0;
   ${each("t += val;", true)}
@@ -110,20 +123,23 @@ function forwardCode(lanes: number, cached: number, affine: boolean): string {
   if (live && lane == 0u) { mean[r] = m; rstd[r] = rs; }
   ${
     each(
-      `let h = (val - m) * rs; y[base + j] = ${affine ? "h * gamma[j] + beta[j]" : "h"};`,
+      `let h = (val - m) * rs; y[base + j] = ${store(half, affine ? affined : "h")};`,
     )
   }
 }`;
 }
 
-function backwardCode(lanes: number, cached: number, affine: boolean): string {
-  const binds = [ro(0, "x", "f32"), ro(1, "mean", "f32"), ro(2, "rstd", "f32"), ro(3, "dy", "f32")];
-  if (affine) binds.push(ro(4, "gamma", "f32"));
+function backwardCode(lanes: number, cached: number, affine: boolean, half?: boolean): string {
+  const F = floatOf(half);
+  const binds = [ro(0, "x", F), ro(1, "mean", "f32"), ro(2, "rstd", "f32"), ro(3, "dy", F)];
+  if (affine) binds.push(ro(4, "gamma", F));
   const k = binds.length;
-  binds.push(rw(k, "dx", "f32"), `@group(0) @binding(${k + 1}) var<uniform> p: P;`);
-  const gg = affine ? "dy[base + j] * gamma[j]" : "dy[base + j]";
-  const each = (body: string, load = false) => eachOf(lanes, cached, body, load);
-  return `${rowHead(lanes, binds.join("\n"), 2)}
+  binds.push(rw(k, "dx", F), `@group(0) @binding(${k + 1}) var<uniform> p: P;`);
+  const dy = load(half, "dy[base + j]");
+  const gg = affine ? `${dy} * ${load(half, "gamma[j]")}` : dy;
+  const each = (body: string, fill = false) => eachOf(lanes, cached, body, fill, half);
+  return `${storeHelpers(half)}
+${rowHead(lanes, binds.join("\n"), 2)}
   ${cached ? `var xv: array<f32, ${cached}>;` : ""}
   var m = 0.0;
   var rs = 0.0;
@@ -135,7 +151,7 @@ function backwardCode(lanes: number, cached: number, affine: boolean): string {
   sh1[lid] = t2;${tree(lanes, [0, 1])}
   let s1 = sh0[first] / f32(p.n);
   let s2 = sh1[first] / f32(p.n);
-  ${each(`let h = (val - m) * rs; dx[base + j] = rs * (${gg} - s1 - h * s2);`)}
+  ${each(`let h = (val - m) * rs; dx[base + j] = ${store(half, `rs * (${gg} - s1 - h * s2)`)};`)}
 }`;
 }
 
@@ -146,11 +162,12 @@ const BLOCK_ROWS = 64;
  * Column sums of `dy * xhat` and `dy` over blocks of `BLOCK_ROWS` rows (rows ascending): one
  * thread per (block, column), writing `pg`, `pb [blocks, n]`.
  */
-const PARTIALS_CODE = `${P}
-${ro(0, "x", "f32")}
+const partialsCode = (half?: boolean) =>
+  `${P}
+${ro(0, "x", floatOf(half))}
 ${ro(1, "mean", "f32")}
 ${ro(2, "rstd", "f32")}
-${ro(3, "dy", "f32")}
+${ro(3, "dy", floatOf(half))}
 ${rw(4, "pg", "f32")}
 ${rw(5, "pb", "f32")}
 @group(0) @binding(6) var<uniform> p: P;
@@ -165,19 +182,22 @@ fn main(${FLAT_ARGS}) {
   var b = 0.0;
   for (var r = r0; r < min(r0 + ${BLOCK_ROWS}u, p.rows); r++) {
     let at = r * p.n + col;
-    g += dy[at] * ((x[at] - mean[r]) * rstd[r]);
-    b += dy[at];
+    let gy = ${load(half, "dy[at]")};
+    g += gy * ((${load(half, "x[at]")} - mean[r]) * rstd[r]);
+    b += gy;
   }
   pg[i] = g;
   pb[i] = b;
 }`;
 
 /** `dgamma`, `dbeta [n]`: one thread per column adds the blocks' partial sums in order. */
-const TOTALS_CODE = `${P}
+const totalsCode = (half?: boolean) =>
+  `${storeHelpers(half)}
+${P}
 ${ro(0, "pg", "f32")}
 ${ro(1, "pb", "f32")}
-${rw(2, "dgamma", "f32")}
-${rw(3, "dbeta", "f32")}
+${rw(2, "dgamma", floatOf(half))}
+${rw(3, "dbeta", floatOf(half))}
 @group(0) @binding(4) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(${FLAT_ARGS}) {
@@ -190,8 +210,8 @@ fn main(${FLAT_ARGS}) {
     g += pg[k * p.n + i];
     b += pb[k * p.n + i];
   }
-  dgamma[i] = g;
-  dbeta[i] = b;
+  dgamma[i] = ${store(half, "g")};
+  dbeta[i] = ${store(half, "b")};
 }`;
 
 /** Forward: `[y, mean, rstd]` from `[x]` or `[x, gamma, beta]`. */
@@ -200,11 +220,11 @@ export function layerNormGpu(
   inputs: GpuStorage[],
   s: LayerNormSpec,
 ): GpuStorage[] {
-  const y = device.alloc("f32", s.rows * s.n);
+  const y = device.alloc(floatOf(s.half), s.rows * s.n);
   const mean = device.alloc("f32", s.rows), rstd = device.alloc("f32", s.rows);
   if (s.rows === 0) return [y, mean, rstd];
   const lanes = lanesFor(s.n);
-  const code = forwardCode(lanes, cachedFor(s.n, lanes), s.affine);
+  const code = forwardCode(lanes, cachedFor(s.n, lanes), s.affine, s.half);
   const xs = s.affine ? inputs.slice(0, 3) : [inputs[0]];
   device.run({ code }, [...xs, y, mean, rstd], grid(s.rows, WG / lanes), params(s));
   return [y, mean, rstd];
@@ -217,21 +237,21 @@ export function layerNormGradGpu(
   s: LayerNormSpec,
 ): GpuStorage[] {
   const [x, mean, rstd, dy] = inputs;
-  const dx = device.alloc("f32", s.rows * s.n);
+  const dx = device.alloc(floatOf(s.half), s.rows * s.n);
   if (s.rows > 0) {
     const lanes = lanesFor(s.n);
-    const code = backwardCode(lanes, cachedFor(s.n, lanes), s.affine);
+    const code = backwardCode(lanes, cachedFor(s.n, lanes), s.affine, s.half);
     const xs = s.affine ? inputs.slice(0, 5) : inputs.slice(0, 4);
     device.run({ code }, [...xs, dx], grid(s.rows, WG / lanes), params(s));
   }
   if (!s.affine) return [dx];
-  const dgamma = device.alloc("f32", s.n), dbeta = device.alloc("f32", s.n);
+  const dgamma = device.alloc(floatOf(s.half), s.n), dbeta = device.alloc(floatOf(s.half), s.n);
   // Partial sums over fixed blocks of rows spread the rows over many threads; a second pass
   // adds them in block order, so the sums do not depend on scheduling.
   const parts = Math.max(1, Math.ceil(s.rows / BLOCK_ROWS)) * s.n;
   const pg = device.alloc("f32", parts), pb = device.alloc("f32", parts);
-  device.run({ code: PARTIALS_CODE }, [x, mean, rstd, dy, pg, pb], grid(parts), params(s));
-  device.run({ code: TOTALS_CODE }, [pg, pb, dgamma, dbeta], grid(s.n), params(s));
+  device.run({ code: partialsCode(s.half) }, [x, mean, rstd, dy, pg, pb], grid(parts), params(s));
+  device.run({ code: totalsCode(s.half) }, [pg, pb, dgamma, dbeta], grid(s.n), params(s));
   device.free(pg);
   device.free(pb);
   return [dx, dgamma, dbeta];

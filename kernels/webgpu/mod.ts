@@ -42,7 +42,9 @@ export const WEBGPU_KERNELS: KernelTable = {
 /**
  * The kernels with an f16 path (they widen f16 to f32 to compute and round on store, or only
  * move f16 values): elementwise ops, data movement, gathers and their scatter-add adjoints,
- * reductions, softmax and matmul.
+ * reductions, softmax, matmul, and the fused chunk and block-sparse attention and layer norm
+ * (which read their f16 operands under `half` in their spec, so mixed precision needs no f32
+ * copies of them).
  */
 export const WEBGPU_F16_KERNELS: ReadonlySet<string> = new Set([
   ...Object.keys(elementwiseKernels),
@@ -57,11 +59,17 @@ export const WEBGPU_F16_KERNELS: ReadonlySet<string> = new Set([
   "oneHot",
   "gatherByIndex",
   "scatterByIndex",
+  "chunkAttention",
+  "chunkAttentionGrad",
+  "layerNorm",
+  "layerNormGrad",
+  "blockSparseAttention",
+  "blockSparseAttentionBackward",
 ]);
 
 /**
  * Throws a TypeError when f16 data reaches a WebGPU kernel without an f16 path (sorting,
- * scans, scatters, attention), instead of a shader compile error; true otherwise.
+ * scans, scatters), instead of a shader compile error; true otherwise.
  */
 export function checkF16Kernel(kernel: string, dtypes: readonly DType[]): true {
   if (dtypes.includes("f16") && !WEBGPU_F16_KERNELS.has(kernel)) {

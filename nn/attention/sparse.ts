@@ -15,7 +15,6 @@
  * which would leak future positions.
  * @module
  */
-import { cast } from "../../ops/binary.ts";
 import type { BlockLayout, PatternSpec } from "../../ops/block_sparse.ts";
 import { blockSparsePrimitive } from "../../ops/block_sparse.ts";
 import { broadcastShapes } from "../../ops/broadcast.ts";
@@ -83,7 +82,8 @@ function layoutFor(op: string, q: Tensor, o: BlockSparseOptions): [PatternSpec, 
  * Second-order gradients are not supported.
  *
  * Shapes: `q, k, v: [batch, heads, len, d]` to `[batch, heads, len, d]`;
- * `keyMask: [batch, len]`.
+ * `keyMask: [batch, len]`. `q`, `k` and `v` are all f32 or all f16 (mixed precision: f32
+ * arithmetic and softmax statistics, an f16 output and gradients).
  *
  * @example
  * ```ts
@@ -105,14 +105,6 @@ export function blockSparseAttention(
   checkQKV(op, q, k, v);
   const [pattern, layout] = layoutFor(op, q, options);
   const spec = { pattern, layout };
-  if (q.dtype === "f16" && k.dtype === "f16" && v.dtype === "f16") {
-    // Mixed precision: the kernel reads f32 copies and keeps its softmax statistics in f32.
-    using q32 = cast(q, "f32"), k32 = cast(k, "f32"), v32 = cast(v, "f32");
-    const [o, lse] = blockSparsePrimitive(q32, k32, v32, options.keyMask ?? null, spec);
-    lse.dispose();
-    using o32 = o;
-    return cast(o32, "f16");
-  }
   const [o, lse] = blockSparsePrimitive(q, k, v, options.keyMask ?? null, spec);
   lse.dispose();
   return o;

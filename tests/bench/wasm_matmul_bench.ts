@@ -18,8 +18,9 @@ const cores = navigator.hardwareConcurrency;
 const one = await WasmDevice.create({ threads: 1 });
 const all = await WasmDevice.create({ threads: cores });
 const cpu = new CpuDevice();
-const jax = (await jaxInit()).includes("cpu");
-if (jax) defaultDevice("cpu");
+// jax-js names its WebAssembly backend "wasm" ("cpu" is its plain-JavaScript one).
+const jax = (await jaxInit()).includes("wasm");
+if (jax) defaultDevice("wasm");
 
 function values(n: number, seed: number): Float32Array<ArrayBuffer> {
   let s = seed;

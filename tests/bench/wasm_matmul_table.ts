@@ -22,8 +22,9 @@ const one = await WasmDevice.create({ threads: 1, blas: false });
 const all = await WasmDevice.create({ threads: cores, blas: false });
 const blas = await WasmDevice.create({ threads: cores });
 const cpu = new CpuDevice();
-const jax = (await jaxInit()).includes("cpu");
-if (jax) defaultDevice("cpu");
+// jax-js names its WebAssembly backend "wasm" ("cpu" is its plain-JavaScript one).
+const jax = (await jaxInit()).includes("wasm");
+if (jax) defaultDevice("wasm");
 
 /** Best wall-clock and CPU milliseconds of `reps` runs of `fn`. */
 async function time(fn: () => unknown, reps: number): Promise<[number, number]> {

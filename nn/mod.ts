@@ -141,6 +141,7 @@ export type {
   LmFrameConfig,
   LmFrameParams,
   LmLossOptions,
+  Precision,
 } from "./models/language_model.ts";
 // HuggingFace Reformer checkpoints (in io/, exported here beside the model they load).
 export {

@@ -7,6 +7,8 @@
  * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
  */
+import type { PermSpec } from "../specs/sort.ts";
+import { permuteSupported, permuteWasm } from "./permute.ts";
 import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
 import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
@@ -90,6 +92,8 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
     blockSparseForwardWasm(d, xs, s),
   blockSparseAttentionBackward: (d: WasmDevice, xs: W[], s: BlockSparseSpec) =>
     blockSparseBackwardWasm(d, xs, s),
+  gatherByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, false),
+  scatterByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, true),
 };
 
 /**
@@ -126,6 +130,9 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
       const f32s = name === "blockSparseAttention" ? 3 : 6;
       return dtypes.every((t, i) => t === (i < f32s ? "f32" : "bool"));
     }
+    case "gatherByIndex":
+    case "scatterByIndex":
+      return permuteSupported(dtypes[0]) && dtypes[1] === "i32";
     default:
       return dtypes.every((t) => t === "f32");
   }

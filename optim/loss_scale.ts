@@ -112,8 +112,14 @@ export function dynamicLossScale<S>(
           state.inner,
           params,
         );
+        // Each tensor is freed as soon as its successor exists, so the step holds about one
+        // extra copy of the params at a time rather than every intermediate until the end.
+        for (const g of unscaled) g.dispose();
         const { leaves: proposed } = flattenUpdates(op, innerUpdates);
-        const out = proposed.map((u) => where(ok, u, 0));
+        const out = proposed.map((u) => {
+          using proposal = u;
+          return where(ok, proposal, 0);
+        });
         const good = add(state.goodSteps, 1);
         const grow = greaterEqual(good, growthInterval);
         const grown = where(grow, minimum(mul(state.scale, growthFactor), maxScale), state.scale);
@@ -164,7 +170,9 @@ function keepUnless<S>(ok: Tensor, next: S, prev: S): S {
     def,
     a.map((x, i) => {
       const old = b[i];
-      return x instanceof Tensor && old instanceof Tensor ? where(ok, x, old) : x;
+      if (!(x instanceof Tensor && old instanceof Tensor)) return x;
+      using proposal = x;
+      return where(ok, proposal, old);
     }),
   );
 }

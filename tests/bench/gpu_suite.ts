@@ -17,7 +17,7 @@
  * bundle first as `matmul_table.ts` says).
  */
 import * as T from "../../mod.ts";
-import { nn, optim, random, valueAndGrad } from "../../mod.ts";
+import { nn, random, valueAndGrad } from "../../mod.ts";
 import { fusedChunkAttention } from "../../ops/chunk_attention.ts";
 import { parseFlags, runMain } from "../../train/mod.ts";
 import { getDevice } from "../../ops/device.ts";
@@ -26,6 +26,7 @@ import { attentionKernelKind } from "../../kernels/webgpu/chunk_attention_tiled.
 import { sparseAttention } from "../../nn/attention/sparse.ts";
 import type { AttentionParams } from "../../nn/attention/core.ts";
 import { initTfjs, matmulF16Gflops, matmulGflops } from "./matmul_pieces.ts";
+import { axialShape, lmTrainingStep } from "./lm_step.ts";
 
 const spec = {
   small: { type: "bool", default: false, help: "Tiny sizes (the smoke test; seconds)" },
@@ -65,13 +66,6 @@ const SMALL: typeof FULL = {
   sparseLens: [128],
   sparse: { dModel: 32, heads: 2, stride: 16, c: 4 },
 };
-
-/** `[2^floor(k/2), 2^ceil(k/2)]` for `n = 2^k`; other lengths get `[n]`. */
-function axialShape(n: number): number[] {
-  const k = Math.log2(n);
-  if (!Number.isInteger(k) || k < 2) return [n];
-  return [2 ** Math.floor(k / 2), 2 ** Math.ceil(k / 2)];
-}
 
 /** Median wall time of `reps` awaited calls after one untimed call (compiles pipelines). */
 async function timeMs(fn: () => Promise<void>, reps: number): Promise<number> {
@@ -134,45 +128,16 @@ async function reformerStep(
     reversible: true,
     precision,
   });
-  const half = precision === "f16";
-  const opt: optim.GradientTransformation<unknown> = half
-    ? optim.dynamicLossScale(optim.adam(1e-4))
-    : optim.adam(1e-4);
-  let params = model.init(random.key(0));
-  let state = opt.init(params);
-  const tokens = T.keep(random.randint(random.key(1), [1, len + 1], 0, c.vocab));
-  const input = T.keep(T.slice(tokens, [0, 0], [1, len]));
-  const target = T.keep(T.slice(tokens, [0, 1], [1, len + 1]));
-  // Under f16 the loss is scaled by the optimizer state's scale before differentiation.
-  const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor, scale: T.Tensor | null) => {
-    const loss = model.loss(p, input, target, { key, training: true });
-    return scale ? T.mul(loss, scale) : loss;
-  });
-  const step = async (i: number) => {
-    const out = T.scope(() => {
-      const scale = half ? (state as optim.LossScaleState<unknown>).scale : null;
-      const [loss, grads] = lossGrad(params, random.key(100 + i), scale);
-      const [updates, next] = opt.update(grads, state, params);
-      return { loss, params: optim.applyUpdates(params, updates), state: next };
-    });
-    await out.loss.data();
-    T.scope(() => {
-      for (const t of [out.loss, ...T.treeTensors(params), ...T.treeTensors(state)]) t.dispose();
-    });
-    params = out.params;
-    state = out.state;
-  };
+  const run = lmTrainingStep(model, { batch: 1, len, vocab: c.vocab, half: precision === "f16" });
   try {
-    if (warmup) await step(0);
+    if (warmup) await run.step(0);
     await T.sync();
     T.resetPeakMemory();
     const t0 = performance.now();
-    await step(1);
+    await run.step(1);
     return [performance.now() - t0, T.memory().peakBytes];
   } finally {
-    for (const t of [tokens, input, target, ...T.treeTensors(params), ...T.treeTensors(state)]) {
-      t.dispose();
-    }
+    run.dispose();
   }
 }
 

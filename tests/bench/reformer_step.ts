@@ -20,11 +20,12 @@
  * `optim.dynamicLossScale`).
  */
 import * as T from "../../mod.ts";
-import { nn, optim, random, valueAndGrad } from "../../mod.ts";
+import { nn } from "../../mod.ts";
 import { parseFlags, runMain } from "../../train/mod.ts";
 import { getDevice } from "../../ops/device.ts";
 import type { GpuDevice } from "../../kernels/webgpu/device.ts";
 import { formatProfile } from "../../kernels/webgpu/profiler.ts";
+import { axialShape, lmTrainingStep } from "./lm_step.ts";
 import { profileHostKernels } from "../../kernels/host_profile.ts";
 
 const spec = {
@@ -59,13 +60,6 @@ const spec = {
   },
 } as const;
 
-/** `[2^floor(k/2), 2^ceil(k/2)]` for `n = 2^k`; other lengths get `[n]`. */
-function axialShape(n: number): number[] {
-  const k = Math.log2(n);
-  if (!Number.isInteger(k) || k < 2) return [n];
-  return [2 ** Math.floor(k / 2), 2 ** Math.ceil(k / 2)];
-}
-
 const MiB = 2 ** 20;
 
 async function main(): Promise<void> {
@@ -92,37 +86,14 @@ async function main(): Promise<void> {
       reversible: f.reversible,
       precision: f.precision as "f32" | "f16",
     });
-    const half = f.precision === "f16";
-    const opt: optim.GradientTransformation<unknown> = half
-      ? optim.dynamicLossScale(optim.adam(1e-4))
-      : optim.adam(1e-4);
-    let params = model.init(random.key(0));
-    let state = opt.init(params);
-    const stateBytes = T.memory().liveBytes;
-    const tokens = T.keep(random.randint(random.key(1), [f.batch, len + 1], 0, f.vocab));
-    const input = T.keep(T.slice(tokens, [0, 0], [f.batch, len]));
-    const target = T.keep(T.slice(tokens, [0, 1], [f.batch, len + 1]));
-    // Under f16 the loss is scaled before differentiation (the state's scale; 1 otherwise).
-    const lossGrad = valueAndGrad((p: typeof params, key: T.Tensor, scale: T.Tensor | null) => {
-      const loss = model.loss(p, input, target, { key, training: true });
-      return scale ? T.mul(loss, scale) : loss;
+    const run = lmTrainingStep(model, {
+      batch: f.batch,
+      len,
+      vocab: f.vocab,
+      half: f.precision === "f16",
     });
-    const step = async (i: number) => {
-      const out = T.scope(() => {
-        const scale = half ? (state as optim.LossScaleState<unknown>).scale : null;
-        const [scaled, grads] = lossGrad(params, random.key(100 + i), scale);
-        const loss = scale ? T.div(scaled, scale) : scaled;
-        const [updates, next] = opt.update(grads, state, params);
-        return { loss, params: optim.applyUpdates(params, updates), state: next };
-      });
-      const loss = (await out.loss.data())[0];
-      T.scope(() => {
-        for (const t of [out.loss, ...T.treeTensors(params), ...T.treeTensors(state)]) t.dispose();
-      });
-      params = out.params;
-      state = out.state;
-      return loss;
-    };
+    const { stateBytes } = run;
+    const step = (i: number) => run.step(i);
     if (f.warmup) await step(0);
     await T.sync();
     T.resetPeakMemory();
@@ -161,9 +132,7 @@ async function main(): Promise<void> {
       } | ${(stateBytes / MiB).toFixed(1)} | ${loss.toFixed(3)} |`,
     );
     console.log(rows.at(-1));
-    for (const t of [tokens, input, target, ...T.treeTensors(params), ...T.treeTensors(state)]) {
-      t.dispose();
-    }
+    run.dispose();
   }
   console.log(
     `\nReformer LM training step on ${backend} (${adapter}): ${f.layers} ` +

@@ -1,15 +1,14 @@
 /**
  * Half precision (`f16`) on every device: creation and readback, casts with special values,
  * every elementwise op against the f32 result rounded to f16, reductions, softmax and matmul
- * over rows long enough that f16 accumulation would be visibly wrong, gradients, the missing
- * `shader-f16` error, safetensors, and the wasm backend's fallback to the CPU reference.
+ * over rows long enough that f16 accumulation would be visibly wrong, gradients, and the wasm
+ * backend's fallback to the CPU reference (refusals and sorting: `f16_refusals_test.ts`; files:
+ * `tests/io/f16_io_test.ts`).
  */
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import type { DeviceName, Tensor } from "../../mod.ts";
 import { assertAllClose } from "../../ops/testing.ts";
-import { requireF16 } from "../../kernels/webgpu/device.ts";
-import { checkF16Kernel } from "../../kernels/webgpu/mod.ts";
 import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
 
 await startWasm();
@@ -406,62 +405,6 @@ Deno.test("an f16 input mixed with f32 gets an f16 gradient", () =>
     }
   }));
 
-Deno.test("f16 on WebGPU needs shader-f16: a clear error without it", () => {
-  const none = { has: () => false };
-  assert.throws(
-    () => requireF16(none, "test adapter"),
-    (e: Error) =>
-      e instanceof TypeError && /"shader-f16"/.test(e.message) && /test adapter/.test(e.message),
-  );
-  requireF16(new Set(["shader-f16"]), "test adapter");
-  assert.throws(() => checkF16Kernel("cumsum", ["f16"]), /kernel "cumsum" has no f16 version/);
-  assert.equal(checkF16Kernel("cumsum", ["f32"]), true);
-  assert.equal(checkF16Kernel("add", ["f16", "f16"]), true);
-});
-
-Deno.test({
-  name: "f16 kernels without an f16 path refuse on WebGPU",
-  ignore: !testDevices().includes("webgpu"),
-  fn: () =>
-    noLeaks(() => {
-      using x = T.ones([4], { dtype: "f16", device: "webgpu" });
-      assert.throws(() => T.cumsum(x), /kernel "cumsum" has no f16 version yet/);
-    }),
-});
-
-Deno.test("f16 sort and argsort on every device (keys widened exactly to f32)", async (t) => {
-  for (const device of testDevices()) {
-    await t.step(device, () =>
-      noLeaks(async () => {
-        using x = T.tensor([3, -1, NaN, 0.5, -0, 2, 65504], { dtype: "f16", device });
-        using s = T.sort(x, { descending: true });
-        using a = T.argsort(x);
-        const [v, i] = T.sortWithIndices(x);
-        assert.equal(s.dtype, "f16");
-        assert.deepEqual([...await s.data()], [NaN, 65504, 3, 2, 0.5, -0, -1]);
-        assert.deepEqual([...await a.data()], [1, 4, 3, 5, 0, 6, 2]);
-        assert.deepEqual([...await i.data()], [1, 4, 3, 5, 0, 6, 2]);
-        assert.deepEqual([...await v.data()], [-1, -0, 0.5, 2, 3, 65504, NaN]);
-        v.dispose();
-        i.dispose();
-      }));
-  }
-});
-
-Deno.test("f16 sort and scans on the CPU reference", () =>
-  noLeaks(async () => {
-    using x = T.tensor([3, -1, NaN, 0.5, -0, 2], { dtype: "f16", device: "cpu-reference" });
-    using s = T.sort(x);
-    using a = T.argsort(x);
-    using p = T.scope(() => T.cumprod(T.slice(x, [0], [2])));
-    using c = T.scope(() => T.cumsum(T.slice(x, [3])));
-    assert.deepEqual([...await s.data()], [-1, -0, 0.5, 2, 3, NaN]);
-    assert.deepEqual([...await a.data()], [1, 4, 3, 5, 0, 2]);
-    assert.deepEqual([p.dtype, c.dtype], ["f16", "f16"]);
-    assert.deepEqual([...await p.data()], [3, -3]);
-    assert.deepEqual([...await c.data()], [0.5, 0.5, 2.5]);
-  }));
-
 Deno.test("f16 on the wasm backend falls back to the CPU reference", async () => {
   assert.ok(T.devices().includes("cpu"));
   const data = halfValues(31, 50, -2, 2);
@@ -475,31 +418,4 @@ Deno.test("f16 on the wasm backend falls back to the CPU reference", async () =>
   assert.equal(y.dtype, "f16");
   assert.deepEqual([...await y.data()], [...await cy.data()]);
   assert.deepEqual([...await s.data()], [...await cs.data()]);
-});
-
-Deno.test("safetensors and checkpoints keep f16 as f16", async () => {
-  const data = Float16Array.of(1, -0.5, 65504, 2 ** -24, NaN);
-  const bytes = T.encodeSafetensors({ w: { dtype: "f16", shape: [5], data } });
-  const { tensors } = T.decodeSafetensors(bytes);
-  const w = tensors.get("w")!;
-  assert.equal(w.dtype, "f16");
-  assert.ok(w.data instanceof Float16Array);
-  assert.deepEqual([...w.data], [...data]);
-  const wide = T.decodeSafetensors(bytes, { castTo: "f32" }).tensors.get("w")!;
-  assert.equal(wide.dtype, "f32");
-  assert.deepEqual([...wide.data], [...data]);
-
-  await noLeaks(async () => {
-    const path = await Deno.makeTempFile({ suffix: ".safetensors" });
-    try {
-      using t = T.tensor([1.5, 2, 3], { dtype: "f16", device: "cpu-reference" });
-      await T.saveCheckpoint(path, { t });
-      const { tree } = await T.loadCheckpoint<{ t: Tensor }>(path, { device: "cpu-reference" });
-      assert.equal(tree.t.dtype, "f16");
-      assert.deepEqual([...await tree.t.data()], [1.5, 2, 3]);
-      tree.t.dispose();
-    } finally {
-      await Deno.remove(path);
-    }
-  });
 });

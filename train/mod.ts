@@ -33,14 +33,13 @@
  * @module
  */
 export {
-  type FlagTrainOptions,
   type LossOutput,
   train,
   type TrainOptimizer,
   type TrainOptions,
-  trainOptionsFromFlags,
   type TrainResult,
 } from "./loop.ts";
+export { type FlagTrainOptions, trainOptionsFromFlags } from "./flag_options.ts";
 export { disposeTree, runSummary, stepKey } from "./steps.ts";
 export {
   MetricsLog,

@@ -13,7 +13,7 @@
  */
 import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { counter, type Runtime } from "./runtime.ts";
+import type { Runtime } from "./runtime.ts";
 import { eachRun, pairedIn, type PatternCode } from "./block_sparse_keys.ts";
 
 /** This job's index in `jobs.ts`. */
@@ -64,9 +64,7 @@ function launch(
       rowScratch,
       stride,
     ];
-    if (groups * n * d < 1 << 12 || device.threads === 1) {
-      blockSparseJob(device.runtime, Float64Array.from(args), 0, 1, counter());
-    } else device.run(JOB_BLOCK_SPARSE, args);
+    device.run(JOB_BLOCK_SPARSE, args, groups * n * d < 1 << 12);
   } finally {
     device.release(scratch);
   }

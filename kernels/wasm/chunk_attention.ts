@@ -12,7 +12,7 @@
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
+import { MAX_ARGS, type Runtime } from "./runtime.ts";
 
 /** This job's index in `jobs.ts`. */
 export const JOB_CHUNK_ATTENTION = 4;
@@ -69,9 +69,7 @@ export function chunkAttentionWasm(
       s.offsets.length,
       ...s.offsets,
     ];
-    if (rows * nq * nk * dim < 1 << 15) {
-      chunkAttentionJob(device.runtime, Float64Array.from(args), 0, 1, counter());
-    } else device.run(JOB_CHUNK_ATTENTION, args);
+    device.run(JOB_CHUNK_ATTENTION, args, rows * nq * nk * dim < 1 << 15);
   } finally {
     device.release(scratch);
   }

@@ -18,7 +18,7 @@
  */
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { counter, MAX_ARGS, type Runtime } from "./runtime.ts";
+import { MAX_ARGS, type Runtime } from "./runtime.ts";
 import { logits, queryBlock } from "./chunk_attention.ts";
 
 /** This job's index in `jobs.ts`. */
@@ -104,9 +104,7 @@ export function chunkAttentionGradWasm(
           s.offsets.length,
           ...s.offsets,
         ];
-        if (inline) {
-          chunkAttentionGradJob(device.runtime, Float64Array.from(args), 0, 1, counter());
-        } else device.run(JOB_CHUNK_ATTENTION_GRAD, args);
+        device.run(JOB_CHUNK_ATTENTION_GRAD, args, inline);
       }
     }
   } finally {

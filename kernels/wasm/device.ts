@@ -147,9 +147,9 @@ export class WasmDevice extends AccountedDevice implements Device {
   release(s: WasmStorage): void {
     this.#alloc.release(s.offset, s.blockBytes);
   }
-  /** Runs job `id` on every thread (see `threads.ts`). */
-  run(id: number, args: readonly number[]): void {
-    this.pool.run(id, args);
+  /** Runs job `id` on every thread, or with `inline` on the calling thread (see `threads.ts`). */
+  run(id: number, args: readonly number[], inline = false): void {
+    this.pool.run(id, args, inline);
   }
   flush(): void {}
   sync(): Promise<void> {

@@ -65,8 +65,7 @@ export function elementwiseWasm(
     ...shape,
     ...strides.flat(),
   ];
-  if (size < PARALLEL_MIN) elementwiseJob(device.runtime, Float64Array.from(args), 0, 1);
-  else device.run(JOB_ELEMENTWISE, args);
+  device.run(JOB_ELEMENTWISE, args, size < PARALLEL_MIN);
   return out;
 }
 

@@ -58,8 +58,7 @@ export function layerNormWasm(
     n,
     eps,
   ];
-  if (rows * n < PARALLEL_MIN) layerNormJob(device.runtime, Float64Array.from(args), 0, 1);
-  else device.run(JOB_LAYER_NORM, args);
+  device.run(JOB_LAYER_NORM, args, rows * n < PARALLEL_MIN);
   return [y, mean, rstd];
 }
 
@@ -125,8 +124,7 @@ export function layerNormGradWasm(
       n,
       per,
     ];
-    if (rows * n < PARALLEL_MIN) layerNormGradJob(device.runtime, Float64Array.from(args), 0, 1);
-    else device.run(JOB_LAYER_NORM_GRAD, args);
+    device.run(JOB_LAYER_NORM_GRAD, args, rows * n < PARALLEL_MIN);
     if (partials) {
       const K = device.runtime.kernels;
       for (const [i, o] of out.slice(1).entries()) {

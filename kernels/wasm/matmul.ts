@@ -17,7 +17,7 @@ import { batchOffsets } from "../cpu/matmul.ts";
 import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import { MR, NR } from "./module.ts";
-import { counter, type Runtime, share } from "./runtime.ts";
+import { type Runtime, share } from "./runtime.ts";
 
 /** Inner-dimension block. */
 export const KC = 256;
@@ -253,10 +253,7 @@ export function matmulWasm(
   base[Arg.Offsets] = offsets.offset;
   base[Arg.Skinny] = skinny ? 1 : 0;
   const inline = 2 * count * m * n * k < PARALLEL_MIN_FLOPS;
-  const run = (args: number[]) => {
-    if (inline) matmulJob(device.runtime, Float64Array.from(args), 0, 1, counter());
-    else device.run(JOB_MATMUL, args);
-  };
+  const run = (args: number[]) => device.run(JOB_MATMUL, args, inline);
   try {
     if (skinny) {
       for (let z = 0; z < count; z++) {

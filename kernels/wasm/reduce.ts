@@ -32,18 +32,6 @@ export const PARALLEL_MIN = 1 << 15;
 const REDUCE_OPS: readonly WasmReduceOp[] = ["sum", "max", "min"];
 const SOFTMAX_OPS: readonly WasmSoftmaxOp[] = ["softmax", "logSoftmax", "logsumexp"];
 
-function launch(
-  device: WasmDevice,
-  job: number,
-  fn: typeof reduceJob,
-  args: number[],
-  size: number,
-) {
-  if (size < PARALLEL_MIN || device.threads === 1) {
-    fn(device.runtime, Float64Array.from(args), 0, 1);
-  } else device.run(job, args);
-}
-
 /**
  * Reduces f32 `x` (`[outer, n, inner]`) over `n` into a new f32 `[outer, inner]` storage.
  * Empty `n` gives the op's identity (0, -inf, inf).
@@ -57,7 +45,7 @@ export function reduceWasm(
   const out = device.alloc("f32", outer * inner);
   if (outer * inner === 0) return out;
   const args = [REDUCE_OPS.indexOf(op), x.offset, out.offset, outer, n, inner];
-  launch(device, JOB_REDUCE, reduceJob, args, outer * n * inner);
+  device.run(JOB_REDUCE, args, outer * n * inner < PARALLEL_MIN);
   return out;
 }
 
@@ -110,7 +98,7 @@ export function softmaxWasm(
       scratch.offset,
       slot,
     ];
-    launch(device, JOB_SOFTMAX, softmaxJob, args, outer * n * inner);
+    device.run(JOB_SOFTMAX, args, outer * n * inner < PARALLEL_MIN);
   } finally {
     device.release(scratch);
   }

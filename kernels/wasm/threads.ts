@@ -69,13 +69,17 @@ export class ThreadPool {
     return new ThreadPool(runtime, threads, sab, workers);
   }
 
-  /** Runs job `id` with `args` on every thread and returns when all shares are done. */
-  run(id: number, args: readonly number[]): void {
+  /**
+   * Runs job `id` with `args` on every thread and returns when all shares are done; with
+   * `inline`, on the calling thread alone (small work, where waking the workers costs more
+   * than it saves; every job gives the same bits either way).
+   */
+  run(id: number, args: readonly number[], inline = false): void {
     if (this.#disposed) throw new Error("wasm: the device was disposed");
     if (args.length > MAX_ARGS) throw new RangeError(`wasm: ${args.length} job arguments`);
     this.#args.set(args);
     const parts = this.threads;
-    if (parts === 1) return JOBS[id](this.runtime, this.#args, 0, 1, counter());
+    if (parts === 1 || inline) return JOBS[id](this.runtime, this.#args, 0, 1, counter());
     const ctl = this.#ctl;
     Atomics.store(ctl, DONE, 0);
     Atomics.store(ctl, FAILED, 0);

@@ -34,6 +34,8 @@ export const matmulLimits = {
    * device opened one (smaller ones pay more for its thread wake-up than they gain).
    */
   blasMinMacs: 1 << 21,
+  /** Whether few row blocks are resized so the threads can share them evenly. */
+  evenRowBlocks: true,
 };
 
 /** Each matrix of the batch through the device's BLAS, in place in the wasm memory. */
@@ -108,7 +110,28 @@ const Arg = {
   PackCount: 15,
   /** Distinct B offsets to pack (i32, `PackCount` of them). */
   PackList: 16,
+  /** Rows per compute item (a multiple of MR, at most MC). */
+  Rows: 17,
 } as const;
+
+/**
+ * Rows per compute item for `count` products of `m` rows on `threads` threads: `MC`, unless
+ * that leaves few items, which the threads may not share evenly (128 rows would be one block
+ * of 96 and one of 32 on two threads); then blocks of near-equal size (66 and 62), as many
+ * as the threads divide.
+ * Each output element's sum does not depend on the blocking, so neither do the results.
+ */
+export function rowBlock(m: number, count: number, threads: number): number {
+  const blocks = Math.ceil(m / MC);
+  if (
+    !matmulLimits.evenRowBlocks || threads === 1 || count * blocks >= 8 * threads
+  ) {
+    return MC;
+  }
+  let even = blocks;
+  while ((count * even) % threads !== 0) even++;
+  return Math.min(MC, Math.ceil(m / even / MR) * MR);
+}
 
 /** The few-rows path (see {@linkcode isSkinny}): this thread's blocks of output columns. */
 function skinnyJob(rt: Runtime, args: Float64Array, part: number, parts: number) {
@@ -153,11 +176,11 @@ export function matmulJob(
     }
     return;
   }
-  const blocks = Math.ceil(m / MC), z0 = args[Arg.Z0];
+  const rows = args[Arg.Rows], blocks = Math.ceil(m / rows), z0 = args[Arg.Z0];
   const scratch = args[Arg.Scratch] + part * SCRATCH * 4;
   for (let item = claim(); item < (args[Arg.Z1] - z0) * blocks; item = claim()) {
-    const z = z0 + Math.floor(item / blocks), ic = (item % blocks) * MC;
-    gemm(rt, args, z, ic, Math.min(MC, m - ic), scratch);
+    const z = z0 + Math.floor(item / blocks), ic = (item % blocks) * rows;
+    gemm(rt, args, z, ic, Math.min(rows, m - ic), scratch);
   }
 }
 
@@ -292,6 +315,7 @@ export function matmulWasm(
         args[Arg.Packed] = packed.offset;
         args[Arg.PackCount] = distinct.size;
         args[Arg.PackList] = list.offset;
+        args[Arg.Rows] = rowBlock(m, z1 - z0, inline ? 1 : device.threads);
         run(args);
         args[Arg.PackCount] = 0;
         run(args);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { matmulCpu } from "../../../kernels/cpu/matmul.ts";
 import type { MatmulSpec } from "../../../kernels/specs/matmul.ts";
-import { matmulLimits, matmulWasm } from "../../../kernels/wasm/matmul.ts";
+import { matmulLimits, matmulWasm, MC, rowBlock } from "../../../kernels/wasm/matmul.ts";
 import { WasmDevice } from "../../../kernels/wasm/device.ts";
 import { openBlas } from "../../../kernels/wasm/blas.ts";
 import { assertClose, cpu, randomArray, rng, sameBits, withDevices } from "./helpers.ts";
@@ -45,6 +45,8 @@ const cases: [string, MatmulSpec][] = [
   ["m=1 transposed A, parallel", spec(1, 700, 200, true)],
   ["5 rows transposed A (tiles)", spec(5, 9, 6, true)],
   ["parallel tiles", spec(40, 70, 50)],
+  ["two row blocks resized for two threads", spec(128, 24, 20)],
+  ["three row blocks resized to four", spec(200, 16, 9)],
   ["n=1 column", spec(31, 1, 19, false, true)],
   ["empty m", spec(0, 5, 4)],
   ["empty k", spec(3, 5, 0)],
@@ -89,6 +91,16 @@ Deno.test("wasm matmul: batches whose packed Bs overflow the buffer run in sever
   } finally {
     matmulLimits.packedBBytes = saved;
   }
+});
+
+Deno.test("wasm matmul: few row blocks are resized so that the threads share them evenly", () => {
+  assert.equal(rowBlock(128, 1, 1), MC);
+  assert.equal(rowBlock(128, 1, 2), 66); // 66 + 62 rows, not 96 + 32
+  assert.equal(rowBlock(200, 1, 2), 54); // four blocks
+  assert.equal(rowBlock(128, 2, 2), 66);
+  assert.equal(rowBlock(96, 2, 2), MC); // two full blocks
+  assert.equal(rowBlock(64 * MC, 1, 2), MC); // many blocks: the threads balance them anyway
+  assert.equal(rowBlock(5, 1, 2), 6); // one block of one tile row stays one block
 });
 
 const blas = openBlas(1);

@@ -41,6 +41,12 @@ const spec = {
   batch: { type: "int", default: 1, help: "Sequences per step" },
   ffChunks: { type: "int", default: 8, help: "Feed-forward slices" },
   headChunks: { type: "int", default: 8, help: "LM head and loss slices" },
+  activation: {
+    type: "string",
+    default: "gelu",
+    choices: ["gelu", "relu", "gelu_exact"],
+    help: "Feed-forward activation (Hugging Face's ReformerConfig default is relu)",
+  },
   reversible: { type: "bool", default: true, help: "Reversible layers (--no-reversible: stored)" },
   precision: {
     type: "string",
@@ -82,6 +88,7 @@ async function main(): Promise<void> {
       chunkLen: f.chunkLen,
       axialShape: axialShape(len),
       ffChunks: f.ffChunks,
+      activation: f.activation as nn.ReformerActivation,
       lmHeadChunks: f.headChunks,
       reversible: f.reversible,
       precision: f.precision as "f32" | "f16",
@@ -138,7 +145,7 @@ async function main(): Promise<void> {
     `\nReformer LM training step on ${backend} (${adapter}): ${f.layers} ` +
       `${f.reversible ? "reversible" : "stored (non-reversible)"} layers, dModel ` +
       `${f.dModel}, dFF ${f.dFF}, ${f.heads} heads, ${f.nHashes} hashes, chunk ${f.chunkLen}, ` +
-      `vocab ${f.vocab}, batch ${f.batch}, ${f.precision}, Adam; median of ${f.steps} step(s)`,
+      `${f.activation}, ${f.ffChunks} feed-forward and ${f.headChunks} head slices, vocab ${f.vocab}, batch ${f.batch}, ${f.precision}, Adam; median of ${f.steps} step(s)`,
   );
   console.log(
     "| length | ms/step | peak MiB | peak above params+state MiB | params+state MiB | loss |\n" +

@@ -1,5 +1,8 @@
 """HuggingFace ReformerModelWithLMHead training step on the CPU: the PyTorch peer of
-tests/bench/reformer_step.ts (--d-ff 1024 --vocab 256).
+tests/bench/reformer_step.ts with the same configuration:
+    --d-ff 1024 --vocab 256 --activation relu --ff-chunks 1 --head-chunks 1
+(ReformerConfig's defaults: relu, no feed-forward or LM-head chunking; `--act gelu_new` with
+reformer_step.ts's `--activation gelu` compares the tanh GELU instead).
 
 Not part of CI. Run with a Python that has torch and transformers installed:
     python tests/bench/peers/torch_reformer_step.py --lens 1024,4096
@@ -17,6 +20,7 @@ from transformers import ReformerConfig, ReformerModelWithLMHead
 p = argparse.ArgumentParser()
 p.add_argument("--lens", default="1024")
 p.add_argument("--steps", type=int, default=5)
+p.add_argument("--act", default="relu", help="hidden_act (ReformerConfig's default: relu)")
 args = p.parse_args()
 
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -28,6 +32,7 @@ for n in [int(x) for x in args.lens.split(",")]:
         hidden_size=256,
         feed_forward_size=1024,
         num_attention_heads=4,
+        hidden_act=args.act,
         attention_head_size=64,
         attn_layers=["lsh"] * 6,  # as tests/bench/reformer_step.ts (attention "lsh")
         num_hashes=2,

@@ -1,7 +1,8 @@
 /**
  * Elementwise f32 kernels on the wasm device over strided inputs (see `kernels/strided.ts`):
  * the output's dimensions are collapsed, and each row of the innermost dimension runs one row
- * kernel of the module, SIMD when the inputs are contiguous or broadcast along the row.
+ * kernel of the module, SIMD when the inputs are contiguous or broadcast along the row, a
+ * plane of rows (the next dimension) per call (`gen_planes.ts`).
  * Large outputs split their rows across the threads; every element is computed by the same
  * instructions whatever the split.
  * @module
@@ -87,8 +88,12 @@ export function elementwiseJob(
   const rows = shape.reduce((x, y) => x * y, 1) / len;
   const [lo, hi] = share(rows, part, parts);
   const s0 = strides[0][rank - 1], s1 = arity === 2 ? strides[1][rank - 1] : 0;
+  // Rows of the innermost dimension go to the module a plane (the next dimension) at a time.
+  const plane = rank > 1 ? shape[rank - 2] : 1;
+  const a2 = rank > 1 ? 4 * strides[0][rank - 2] : 0;
+  const b2 = rank > 1 && arity === 2 ? 4 * strides[1][rank - 2] : 0;
   const k = rt.kernels;
-  let row: (a: number, b: number, o: number) => void;
+  let run: (a: number, b: number, o: number, count: number) => void;
   if (arity === 2) {
     const name = BINARY_OPS[args[1]];
     const kind = s0 === 1 && s1 === 1
@@ -98,16 +103,18 @@ export function elementwiseJob(
       : s0 === 0 && s1 === 1
       ? "sv"
       : "g";
-    const f = k[`${name}_${kind}`];
-    row = kind === "g"
-      ? (a, b, o) => f(a, 4 * s0, b, 4 * s1, o, len)
-      : (a, b, o) => f(a, b, o, len);
+    const f = k[`${name}_${kind}_2d`];
+    run = kind === "g"
+      ? (a, b, o, count) => f(a, 4 * s0, b, 4 * s1, o, len, count, a2, b2)
+      : (a, b, o, count) => f(a, b, o, len, count, a2, b2);
   } else {
     const name = UNARY_OPS[args[1]];
-    const f = k[`${name}_${s0 === 1 ? "v" : "g"}`];
-    row = s0 === 1 ? (a, _b, o) => f(a, o, len) : (a, _b, o) => f(a, 4 * s0, o, len);
+    const f = k[`${name}_${s0 === 1 ? "v" : "g"}_2d`];
+    run = s0 === 1
+      ? (a, _b, o, count) => f(a, o, len, count, a2)
+      : (a, _b, o, count) => f(a, 4 * s0, o, len, count, a2);
   }
-  for (let r = lo; r < hi; r++) {
+  for (let r = lo; r < hi;) {
     // Offsets of row r: its index over the outer dimensions.
     let rem = r, a = ptr[0], b = ptr[1];
     for (let d = rank - 2; d >= 0; d--) {
@@ -116,6 +123,8 @@ export function elementwiseJob(
       a += 4 * i * strides[0][d];
       if (arity === 2) b += 4 * i * strides[1][d];
     }
-    row(a, b, out + 4 * r * len);
+    const count = Math.min(hi - r, plane - (r % plane));
+    run(a, b, out + 4 * r * len, count);
+    r += count;
   }
 }

@@ -197,6 +197,10 @@ export class FuncBuilder {
   br(depth: number): this {
     return this.op(0x0c, ...uleb(depth));
   }
+  /** Calls function `index` of the module (see {@linkcode ModuleBuilder.index}). */
+  call(index: number): this {
+    return this.op(0x10, ...uleb(index));
+  }
   brIf(depth: number): this {
     return this.op(0x0d, ...uleb(depth));
   }
@@ -311,6 +315,16 @@ export class ModuleBuilder {
     const f = new FuncBuilder(params, results);
     this.#funcs.push({ name, f });
     return f;
+  }
+
+  /**
+   * The index of the function added as `name`, for {@linkcode FuncBuilder.call} (functions
+   * are numbered in the order they are added; the module imports none).
+   */
+  index(name: string): number {
+    const i = this.#funcs.findIndex((x) => x.name === name);
+    if (i < 0) throw new Error(`wasm module: no function "${name}"`);
+    return i;
   }
 
   /** The module's binary. */

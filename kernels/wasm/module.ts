@@ -5,6 +5,7 @@
  * main thread and in every worker over one shared memory.
  * @module
  */
+import { planeDrivers } from "./gen_planes.ts";
 import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
 import { microkernel, packers } from "./gen_matmul.ts";
 import { attentionHelpers } from "./gen_attention.ts";
@@ -207,6 +208,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     packers(m);
     for (const op of BINARY_OPS) binary(m, op);
     for (const op of UNARY_OPS) unary(m, op);
+    planeDrivers(m, BINARY_OPS, UNARY_OPS);
     reductions(m);
     attentionHelpers(m, relaxed);
     layerNormHelpers(m);

@@ -76,6 +76,11 @@ Deno.test("wasm elementwise ops match the CPU reference over strided inputs", as
     ["size-1 axes", [1, 4, 1], [input(r(4), [0, 1, 0]), input(r(1), [0, 0, 0])]],
     ["empty", [0, 3], [input(r(0), [3, 1]), input(r(3), [0, 1])]],
     ["parallel rows", [260, 260], [input(r(67600), [260, 1]), input(r(260), [0, 1])]],
+    // Planes of 151 rows, the second thread starting inside one; a strided, b a broadcast row.
+    ["parallel planes", [3, 151, 150], [
+      input(r(67950), [22650, 1, 151]),
+      input(r(150), [0, 0, 1]),
+    ]],
   ];
   await withDevices(async (one, two) => {
     for (const [name, shape, ins] of layouts) {

@@ -36,6 +36,10 @@ Deno.test("emitted modules validate and run", async (t) => {
     f.get(2).f32x4Splat().set(v);
     f.get(1).get(0).v128Load().get(v).f32x4("mul").get(1).v128Load().f32x4("add").v128Store();
   }
+  // twice(a, b) = fma3(a, b, fma3(a, b, 0)), by calling fma3
+  m.func("twice", [I32, I32], [I32]).get(0).get(1).get(0).get(1).i32(0).call(m.index("fma3"))
+    .call(m.index("fma3"));
+  assert.throws(() => m.index("nope"), /no function "nope"/);
   const bytes = m.build();
   assert.ok(WebAssembly.validate(bytes));
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
@@ -43,6 +47,7 @@ Deno.test("emitted modules validate and run", async (t) => {
   const e = instance.exports as Record<string, (...a: number[]) => number>;
   const F = new Float32Array(memory.buffer);
   await t.step("scalar i32", () => assert.equal(e.fma3(6, 7, -2), 40));
+  await t.step("calls", () => assert.equal(e.twice(6, 7), 84));
   await t.step("loop and f32 loads", () => {
     F.set([1, 2, 3.5], 0);
     assert.equal(e.sum(0, 3), 6.5);

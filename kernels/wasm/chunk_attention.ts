@@ -4,7 +4,7 @@
  * row when their logits fit, see {@linkcode queryBlock}): the logits against each block of
  * `Kc` keys come from `gemm_acc` on the key block transposed (`logits`); per query, masks,
  * self and bias are applied by `mask_row` and the row is max-shifted and exponentiated
- * (`expsub_row`); then the outputs accumulate `p[j] * v[j]` key block by key block
+ * (`expsub_row`), for the block's queries in one call (`softmax_rows`); then the outputs accumulate `p[j] * v[j]` key block by key block
  * (`gemm_acc`, `j` ascending). Rows of queries are claimed by the threads one at a time; each
  * query is computed whole by one thread, so results do not depend on the thread count.
  * Arithmetic is f32 (the reference accumulates in float64).
@@ -41,7 +41,7 @@ export function chunkAttentionWasm(
   const stat = device.alloc("f32", rows * nq * 2);
   if (rows * nq === 0) return [o, lse, stat];
   const qb = queryBlock(nq, nk);
-  const stride = Math.ceil((qb * nk + qb + kc * dim) / 16) * 64 + 64;
+  const stride = Math.ceil((qb * nk + 2 * qb + kc * dim) / 16) * 64 + 64;
   const scratch = device.scratch(stride * device.threads);
   try {
     const args = [
@@ -90,24 +90,33 @@ export function chunkAttentionJob(
   const [q, k, v, qpos, kcode, bias, o, lse, stat, rows, nq, nk, kc, chunks, dim] = args;
   const [causal, selfMask, maskValue, selfValue, scratch, stride, blocks] = args.subarray(15);
   const offsets = args.subarray(FIXED, FIXED + blocks);
-  const F = rt.f32, I = rt.i32, K = rt.kernels;
+  const F = rt.f32, K = rt.kernels;
   const qb = queryBlock(nq, nk);
-  const P = scratch + part * stride, sums = P + 4 * qb * nk, kt = sums + 4 * qb;
+  const P = scratch + part * stride, sums = P + 4 * qb * nk, maxes = sums + 4 * qb;
+  const kt = maxes + 4 * qb;
   for (let r = claim(); r < rows; r = claim()) {
     const c = r % chunks;
     const keyRows = Array.from(offsets, (off) => r - c + (((c + off) % chunks) + chunks) % chunks);
     for (let i0 = 0; i0 < nq; i0 += qb) {
       const n = Math.min(qb, nq - i0), first = r * nq + i0;
       logits(rt, P, q + 4 * first * dim, k, keyRows, kt, n, kc, dim);
+      const at = bias >= 0 ? bias + 4 * first * nk : -1;
+      K.softmax_rows(
+        P,
+        kcode + 4 * r * nk,
+        at,
+        nk,
+        qpos + 4 * first,
+        causal,
+        selfMask,
+        maskValue,
+        selfValue,
+        sums,
+        maxes,
+        n,
+      );
       for (let i = 0; i < n; i++) {
-        const row = first + i, L = P + 4 * i * nk;
-        const at = bias >= 0 ? bias + 4 * row * nk : -1;
-        const qp = I[qpos / 4 + row];
-        K.mask_row(L, kcode + 4 * r * nk, at, nk, qp, causal, selfMask, maskValue, selfValue);
-        const m = K.max_row(L, nk);
-        const sum = K.expsub_row(L, L, nk, m);
-        F[sums / 4 + i] = sum;
-        const ls = Math.log(sum);
+        const row = first + i, m = F[maxes / 4 + i], ls = Math.log(F[sums / 4 + i]);
         F[lse / 4 + row] = m + ls;
         F[stat / 4 + 2 * row] = m;
         F[stat / 4 + 2 * row + 1] = ls;
@@ -119,9 +128,7 @@ export function chunkAttentionJob(
         const vb = v + 4 * kr * kc * dim;
         K.gemm_acc(out, 4 * dim, P + 4 * b * kc, 4 * nk, 4, vb, 4 * dim, n, dim, kc);
       });
-      for (let i = 0; i < n; i++) {
-        K.div_vs(out + 4 * i * dim, sums + 4 * i, out + 4 * i * dim, dim);
-      }
+      K.div_vs_2d(out, sums, out, dim, n, 4 * dim, 4);
     }
   }
 }
@@ -153,10 +160,8 @@ export function logits(
   const F = rt.f32, K = rt.kernels, nk = keyRows.length * kc;
   F.fill(0, L / 4, L / 4 + nq * nk);
   keyRows.forEach((kr, b) => {
-    const src = (keys + 4 * kr * kc * dim) / 4;
-    for (let j = 0; j < kc; j++) {
-      for (let d = 0; d < dim; d++) F[kt / 4 + d * kc + j] = F[src + j * dim + d];
-    }
+    // One panel of kc lines (keys) of dim elements: kt[d * kc + j] = key j's element d.
+    K.pack_p(kt, keys + 4 * kr * kc * dim, 4 * dim, 4, kc, dim, kc);
     K.gemm_acc(L + 4 * b * kc, 4 * nk, Q, 4 * dim, 4, kt, 4 * kc, nq, kc, dim);
   });
 }

@@ -146,7 +146,6 @@ export function chunkAttentionGradJob(
     return;
   }
   const [q, k, v, qpos, kcode, bias, stat, dO, delta, dq] = args;
-  const I = rt.i32;
   const qb = queryBlock(nq, nk);
   const L = rowScratch + part * stride, dp = L + 4 * qb * nk, kt = dp + 4 * qb * nk;
   for (let r = lo + claim(); r < hi; r = lo + claim()) {
@@ -156,27 +155,24 @@ export function chunkAttentionGradJob(
       const n = Math.min(qb, nq - i0), first = r * nq + i0;
       logits(rt, L, q + 4 * first * dim, k, keyRows, kt, n, kc, dim);
       logits(rt, dp, dO + 4 * first * dim, v, keyRows, kt, n, kc, dim);
-      for (let i = 0; i < n; i++) {
-        const row = first + i;
-        const out = 4 * (row - lo * nq) * nk;
-        K.grad_row(
-          L + 4 * i * nk,
-          dp + 4 * i * nk,
-          kcode + 4 * r * nk,
-          bias >= 0 ? bias + 4 * row * nk : -1,
-          nk,
-          I[qpos / 4 + row],
-          causal,
-          selfMask,
-          maskValue,
-          selfValue,
-          F[stat / 4 + 2 * row],
-          F[stat / 4 + 2 * row + 1],
-          F[delta / 4 + row],
-          pt + out,
-          dst + out,
-        );
-      }
+      const out = 4 * (first - lo * nq) * nk;
+      K.grad_rows(
+        L,
+        dp,
+        kcode + 4 * r * nk,
+        bias >= 0 ? bias + 4 * first * nk : -1,
+        nk,
+        qpos + 4 * first,
+        causal,
+        selfMask,
+        maskValue,
+        selfValue,
+        stat + 8 * first,
+        delta + 4 * first,
+        pt + out,
+        dst + out,
+        n,
+      );
     }
     // dq = ds k for the row's queries at once, block by block.
     const out = dq + 4 * r * nq * dim, ds = dst + 4 * (r - lo) * nq * nk;

@@ -73,6 +73,8 @@ const SIMD = {
   v128Or: 80,
   v128Xor: 81,
   v128Bitselect: 82,
+  v128AnyTrue: 83,
+  f32x4Lt: 67,
   f32x4Ceil: 103,
   f32x4Floor: 104,
   f32x4Nearest: 106,
@@ -152,6 +154,9 @@ export class FuncBuilder {
   /** `local[i] += c` (i32). */
   inc(i: number, c: number): this {
     return this.get(i).i32(c).add().set(i);
+  }
+  i32Load(offset = 0): this {
+    return this.op(0x28, 2, ...uleb(offset));
   }
   f32Load(offset = 0): this {
     return this.op(0x2a, 2, ...uleb(offset));
@@ -244,6 +249,14 @@ export class FuncBuilder {
   /** A bitwise v128 operation by name. */
   v128(op: "not" | "and" | "or" | "xor"): this {
     return this.#simd(SIMD[`v128${op[0].toUpperCase()}${op.slice(1)}` as "v128Not"]);
+  }
+  /** Lane-wise `a < b` of two f32x4 (all ones where true; false for NaN). */
+  f32x4Lt(): this {
+    return this.#simd(SIMD.f32x4Lt);
+  }
+  /** i32 1 when any bit of the v128 is set. */
+  v128AnyTrue(): this {
+    return this.#simd(SIMD.v128AnyTrue);
   }
   /** `(a & c) | (b & ~c)` on the stack `[a, b, c]`. */
   v128Bitselect(): this {

@@ -6,6 +6,7 @@
  * @module
  */
 import { planeDrivers } from "./gen_planes.ts";
+import { attentionRowDrivers } from "./gen_attention_rows.ts";
 import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
 import { microkernel, packers } from "./gen_matmul.ts";
 import { attentionHelpers } from "./gen_attention.ts";
@@ -211,6 +212,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     planeDrivers(m, BINARY_OPS, UNARY_OPS);
     reductions(m);
     attentionHelpers(m, relaxed);
+    attentionRowDrivers(m);
     layerNormHelpers(m);
     gemmAcc(m, relaxed);
     cached = { bytes: m.build(), relaxed };

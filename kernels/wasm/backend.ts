@@ -39,6 +39,7 @@ export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> =
   neg: "neg",
   abs: "abs",
   sqrt: "sqrt",
+  relu: "relu",
 };
 
 type W = WasmStorage;

@@ -24,7 +24,7 @@ export const BINARY_OPS = ["add", "sub", "mul", "div", "max", "min"] as const;
 /** A binary op the wasm backend runs natively. */
 export type WasmBinaryOp = typeof BINARY_OPS[number];
 /** Unary ops with row kernels. */
-export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt"] as const;
+export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt", "relu"] as const;
 /** A unary op the wasm backend runs natively. */
 export type WasmUnaryOp = typeof UNARY_OPS[number];
 
@@ -99,6 +99,9 @@ function unVec(f: FuncBuilder, op: WasmUnaryOp, [x, t, k, y, u]: number[]) {
     vexp(f, x, t, k);
     f.set(y).f32x4Const(1).get(y).f32x4("sub").f32x4Const(1).get(y).f32x4("add").f32x4("div");
     f.get(u).i32x4Const(-0x80000000).op(0xfd, 0x4e).op(0xfd, 0x50); // | (x & sign bit)
+  } else if (op === "relu") {
+    // x where 0 < x, else +0 (NaN and -0 included), as the reference's `a > 0 ? a : 0`.
+    f.tee(u).f32x4Const(0).f32x4Const(0).get(u).f32x4Lt().v128Bitselect();
   } else f.f32x4(op);
 }
 

@@ -21,6 +21,7 @@ const FNS: Record<WasmElementwiseOp, (...x: number[]) => number> = {
   neg: (a) => -a,
   abs: Math.abs,
   sqrt: Math.sqrt,
+  relu: (a) => (a > 0 ? a : 0),
 };
 
 /** An input: its data and how it is read over the output shape. */
@@ -106,6 +107,11 @@ Deno.test("wasm elementwise ops match the CPU reference over strided inputs", as
       assertClose(got, xs.map(Math.exp), 1e-44, 1e-6, "exp");
       const sp = await run(one, "exp", [input(special, [1])], [3]);
       assert.deepEqual([...sp], [Infinity, 0, NaN]);
+    });
+    await t.step("relu: NaN and -0 give +0, as the reference", async () => {
+      const xs = new Float32Array([NaN, -0, 0, -Infinity, Infinity, -1e-40, 1e-40, 3]);
+      const got = await run(one, "relu", [input(xs, [1])], [xs.length]);
+      assert.ok(sameBits(got, new Float32Array([0, 0, 0, 0, Infinity, 0, 1e-40, 3])));
     });
     await t.step("tanh: signs, zeros, saturation, NaN", async () => {
       const xs = new Float32Array([

@@ -158,6 +158,13 @@ export class FuncBuilder {
   i32Load(offset = 0): this {
     return this.op(0x28, 2, ...uleb(offset));
   }
+  i32Store(offset = 0): this {
+    return this.op(0x36, 2, ...uleb(offset));
+  }
+  /** i32 `a < b` as unsigned (a negative `a` is larger than any non-negative `b`). */
+  ltU(): this {
+    return this.op(0x49);
+  }
   f32Load(offset = 0): this {
     return this.op(0x2a, 2, ...uleb(offset));
   }

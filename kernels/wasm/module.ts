@@ -6,6 +6,7 @@
  * @module
  */
 import { planeDrivers } from "./gen_planes.ts";
+import { permuteRows } from "./gen_permute.ts";
 import { attentionRowDrivers } from "./gen_attention_rows.ts";
 import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
 import { microkernel, packers } from "./gen_matmul.ts";
@@ -216,6 +217,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     reductions(m);
     attentionHelpers(m, relaxed);
     attentionRowDrivers(m);
+    permuteRows(m);
     layerNormHelpers(m);
     gemmAcc(m, relaxed);
     cached = { bytes: m.build(), relaxed };

@@ -1,7 +1,7 @@
 /**
  * `gatherByIndex` and `scatterByIndex` of the wasm backend (the LSH sort and unsort): pure data
- * movement of 4-byte elements within the shared memory, each `inner`-long run moved by one
- * `copyWithin`, on the calling thread (a memory-bound copy gains nothing from a second core,
+ * movement of 4-byte elements within the shared memory, by the module's `permute_rows`, on the
+ * calling thread (a memory-bound copy gains nothing from a second core,
  * and its result is the same bits whatever the thread count). Semantics as the reference's:
  * `out[r, j, :] = x[r, idx[r, j], :]` (an index outside `[0, n)` reads zeros), and the scatter
  * `out[r, idx[r, j], :] = x[r, j, :]` (rows no index hits are zero, bad indices skipped).
@@ -26,18 +26,8 @@ export function permuteWasm(
   const total = rows * n * inner;
   const out = device.alloc(dtype, total);
   if (total === 0) return out;
-  // Views taken after the allocation, which may have grown the memory.
-  const I = device.runtime.i32;
-  const o = out.offset / 4, src = x.offset / 4, ix = idx.offset / 4;
-  I.fill(0, o, o + total);
-  for (let r = 0; r < rows; r++) {
-    const base = r * n;
-    for (let j = 0; j < n; j++) {
-      const k = I[ix + base + j];
-      if (k < 0 || k >= n) continue;
-      const [from, to] = scatter ? [base + j, base + k] : [base + k, base + j];
-      I.copyWithin(o + to * inner, src + from * inner, src + (from + 1) * inner);
-    }
-  }
+  // The view is taken after the allocation, which may have grown the memory.
+  device.runtime.i32.fill(0, out.offset / 4, out.offset / 4 + total);
+  device.runtime.kernels.permute_rows(out.offset, x.offset, idx.offset, rows, n, inner, +scatter);
   return out;
 }

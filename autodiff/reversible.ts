@@ -238,6 +238,12 @@ export function reversibleStack(blocks: readonly RevBlockFns[]): ReversibleStack
           const [dg, gy1] = pullG(dy2);
           const x2 = sub(y2, go);
           const dx1 = add(dy1, gy1);
+          // Freed before F's backward, the peak of the step (F's activations are alive then):
+          // G's output and input cotangent, and the previous step's y2 and dy1 when ours.
+          go.dispose();
+          (gy1 as Tensor).dispose();
+          if (mine.has(y2)) y2.dispose();
+          if (mine.has(dy1)) dy1.dispose();
           const [fo, pullF] = vjp((pf, x) => split("F", b.f(pf, x, o?.f, s?.f), y1)[0], p?.f, x2);
           const [df, gx2] = pullF(dx1);
           return { x1: sub(y1, fo), x2, dx1, dx2: add(dy2, gx2), df, dg };

@@ -205,6 +205,21 @@ export interface ChunkedLmLossOptions {
   mask?: Tensor;
   /** `"mean"` (default, 0 when everything is masked) or `"sum"` over unmasked positions. */
   reduction?: "mean" | "sum";
+  /**
+   * A position-wise function run on each slice of `hidden` before the head, such as a final
+   * layer norm (`{ params: p.norm, apply: norm.apply }`), and differentiated with respect to
+   * its params too. It is recomputed slice by slice in the backward pass, so its output never
+   * exists whole: `[batch, len, d]` less memory than applying it to `hidden` first.
+   */
+  before?: ChunkPrelude;
+}
+
+/** A position-wise function of {@linkcode ChunkedLmLossOptions.before} and its params. */
+export interface ChunkPrelude {
+  /** The function's params (any pytree of tensors). */
+  params: unknown;
+  /** Maps a `[batch, slice, d]` slice to `[batch, slice, d']` (`d'` the head's input). */
+  apply: (params: never, x: Tensor) => Tensor;
 }
 
 /**
@@ -236,7 +251,10 @@ export function chunkedLmLoss(
   options: ChunkedLmLossOptions,
 ): Tensor {
   const op = "chunkedLmLoss";
-  const { chunkSize, mask, reduction = "mean" } = options ?? {};
+  const { chunkSize, mask, reduction = "mean", before } = options ?? {};
+  if (before !== undefined && typeof before?.apply !== "function") {
+    throw new TypeError(`${op}: before must be { params, apply(params, x) }`);
+  }
   if (!(hidden instanceof Tensor) || hidden.rank !== 3) {
     throw new RangeError(
       `${op}: hidden must be a [batch, len, d] tensor, got ${
@@ -249,8 +267,9 @@ export function chunkedLmLoss(
       `${op}: reduction must be "mean" or "sum", got ${JSON.stringify(reduction)}`,
     );
   }
-  const [b, len, d] = hidden.shape;
+  const [b, len] = hidden.shape;
   const w = head?.w;
+  const d = before ? w?.shape?.[0] : hidden.shape[2];
   if (!(w instanceof Tensor) || w.rank !== 2) {
     throw new TypeError(`${op}: head must be { w: [${d}, vocab], b?: [vocab] }`);
   }
@@ -266,20 +285,28 @@ export function chunkedLmLoss(
   // The mask at the targets' shape, so the chunking slices it along the sequence like them.
   using keep = keepOf(mask, targets.shape);
   const x = keep ? { h: hidden, t: targets, m: keep } : { h: hidden, t: targets };
-  const total = lmSum({ chunkSize })(head, x) as Tensor;
+  const total =
+    (before
+      ? lmSum({ chunkSize }, before.apply)({ head, before: before.params }, x)
+      : lmSum({ chunkSize })({ head }, x)) as Tensor;
   return finish({ sum: total, count: countOf(keep, targets) }, reduction);
 }
 
-/** The chunked sum of per-position losses (a fresh chunked function per chunk size). */
-function lmSum(spec: { chunkSize: number }) {
+/**
+ * The chunked sum of per-position losses (a fresh chunked function per chunk size), with
+ * `prelude` run on each slice of the hidden states first.
+ */
+function lmSum(spec: { chunkSize: number }, prelude?: ChunkPrelude["apply"]) {
   return chunkedSum(
-    (p: LinearParams, x: { h: Tensor; t: Tensor; m?: Tensor }) => {
+    (p: { head: LinearParams; before?: unknown }, x: { h: Tensor; t: Tensor; m?: Tensor }) => {
+      using pre = prelude ? prelude(p.before as never, x.h) : null;
+      const hs = pre ?? x.h;
       using keep = keepOf(x.m, x.t.shape);
       // Masked positions' hidden states become 0 before the head, so an inf or NaN there cannot
       // reach the head's gradient (`h^T dlogits` would be `inf * 0`).
       using keepRow = keep ? expandDims(keep, -1) : null;
-      using h = keepRow ? where(keepRow, x.h, 0) : null;
-      using logits = affine(p.w, p.b, h ?? x.h);
+      using h = keepRow ? where(keepRow, hs, 0) : null;
+      using logits = affine(p.head.w, p.head.b, h ?? hs);
       using nll = perPosition(logits, x.t, keep);
       return sum(nll);
     },

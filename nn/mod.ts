@@ -55,6 +55,7 @@ export {
   bitsPerToken,
   chunkedLmLoss,
   type ChunkedLmLossOptions,
+  type ChunkPrelude,
   type CrossEntropyOptions,
   type CrossEntropyStats,
   perplexity,

@@ -204,7 +204,10 @@ export function embeddingAndHead(
         );
       }
       return scope(() =>
-        chunkedLmLoss(norm.apply(p.norm, hidden), p.head, targets, {
+        // The norm runs slice by slice inside the chunked head, so its [b, n, d] output
+        // is never kept whole for the backward pass.
+        chunkedLmLoss(hidden, p.head, targets, {
+          before: { params: p.norm, apply: norm.apply },
           chunkSize: Math.ceil(n / chunks),
           mask: o.lossMask ?? mask,
           reduction: o.reduction,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
 import { linear, type LinearParams } from "../../nn/layers/linear.ts";
+import { layerNorm, type LayerNormParams } from "../../nn/layers/layer_norm.ts";
 import {
   bitsPerToken,
   chunkedLmLoss,
@@ -193,6 +194,30 @@ Deno.test("chunkedLmLoss", async (t) => {
           )(hidden);
           assert.equal(await z.array(), 0);
           assert.ok((await gz.data()).every((x: number) => x === 0));
+          // A layer norm run per slice (`before`) equals the norm applied to all of hidden
+          // first, in the value and in the gradients of hidden, the head and the norm.
+          const ln = layerNorm({ dim: d });
+          const norm = ln.init(T.random.key(3, { device }));
+          const fb0 = (h: T.Tensor, p: LinearParams, q: LayerNormParams) =>
+            chunkedLmLoss(ln.apply(q, h), p, targets, { chunkSize: 3, mask });
+          const fb1 = (h: T.Tensor, p: LinearParams, q: LayerNormParams) =>
+            chunkedLmLoss(h, p, targets, {
+              chunkSize: 3,
+              mask,
+              before: { params: q, apply: ln.apply },
+            });
+          const [vb0, gb0] = T.valueAndGrad(fb0, { argnums: [0, 1, 2] })(hidden, head, norm);
+          const [vb1, gb1] = T.valueAndGrad(fb1, { argnums: [0, 1, 2] })(hidden, head, norm);
+          await T.assertAllClose(vb1, vb0, { rtol: 1e-6 });
+          const gs1 = T.treeTensors(gb1), gs0 = T.treeTensors(gb0);
+          assert.equal(gs1.length, 5);
+          for (let i = 0; i < gs1.length; i++) {
+            await T.assertAllClose(gs1[i], gs0[i], { rtol: 1e-5, atol: 1e-6, message: `${i}` });
+          }
+          assert.throws(
+            () => chunkedLmLoss(hidden, head, targets, { chunkSize: 3, before: {} as never }),
+            /before must be \{ params, apply/,
+          );
           // No bias.
           const noBias = { w: head.w };
           await T.assertAllClose(

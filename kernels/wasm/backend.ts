@@ -7,7 +7,8 @@
  * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
  */
-import type { PermSpec } from "../specs/sort.ts";
+import type { PermSpec, SortSpec } from "../specs/sort.ts";
+import { sortSupported, sortWasm } from "./sort.ts";
 import { permuteSupported, permuteWasm } from "./permute.ts";
 import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
@@ -95,6 +96,7 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
     blockSparseBackwardWasm(d, xs, s),
   gatherByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, false),
   scatterByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, true),
+  sort: (d: WasmDevice, [x]: W[], s: SortSpec) => sortWasm(d, x, s),
 };
 
 /**
@@ -134,6 +136,8 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "gatherByIndex":
     case "scatterByIndex":
       return permuteSupported(dtypes[0]) && dtypes[1] === "i32";
+    case "sort":
+      return sortSupported((spec as SortSpec).dtype) && dtypes[0] === (spec as SortSpec).dtype;
     default:
       return dtypes.every((t) => t === "f32");
   }

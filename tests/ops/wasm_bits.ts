@@ -1,0 +1,66 @@
+/**
+ * Helpers of the wasm kernel tests that compare bits: a tensor's bytes, and one wasm kernel
+ * run on a 1-thread and a 2-thread device over the same inputs.
+ */
+import assert from "node:assert/strict";
+import type * as T from "../../mod.ts";
+import type { DType, TypedArray } from "../../kernels/dtype.ts";
+import { WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
+import { WasmDevice, type WasmStorage } from "../../kernels/wasm/device.ts";
+
+/** The bytes of a tensor's data, as numbers (so -0, +0 and NaN payloads all differ). */
+export async function bits(t: T.Tensor): Promise<number[]> {
+  const d = await t.data();
+  return Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+}
+
+/** A 1-thread and a 2-thread wasm device, disposed when the test process unloads. */
+export const [oneThread, twoThreads] = await Promise.all(
+  [1, 2].map((threads) => WasmDevice.create({ threads, blas: false })),
+);
+addEventListener("unload", () => (oneThread.dispose(), twoThreads.dispose()));
+
+/** One kernel input: its data and dtype. */
+export interface Input {
+  data: TypedArray;
+  dtype: DType;
+}
+
+/** Runs kernel `name` on `device` over `inputs`; returns each output's bytes. */
+function runOn(
+  device: WasmDevice,
+  name: string,
+  inputs: readonly Input[],
+  spec: unknown,
+  outBytes: readonly number[],
+): number[][] {
+  const xs = inputs.map((x) => device.upload(x.data, x.dtype));
+  const kernel = WASM_BACKEND_KERNELS[name] as unknown as (
+    d: WasmDevice,
+    xs: WasmStorage[],
+    s: unknown,
+  ) => WasmStorage | WasmStorage[];
+  const got = kernel(device, xs, spec);
+  const outs = Array.isArray(got) ? got : [got];
+  assert.equal(outs.length, outBytes.length, `${name}: outputs`);
+  const result = outs.map((o, i) =>
+    Array.from(new Uint8Array(device.wasmMemory.buffer, o.offset, outBytes[i]))
+  );
+  for (const s of [...xs, ...outs]) device.free(s);
+  return result;
+}
+
+/**
+ * Asserts that kernel `name` gives the same bytes on 1 and 2 threads; `outBytes` are the
+ * byte lengths of its outputs.
+ */
+export function sameOnThreads(
+  name: string,
+  inputs: readonly Input[],
+  spec: unknown,
+  outBytes: readonly number[],
+): void {
+  const a = runOn(oneThread, name, inputs, spec, outBytes);
+  const b = runOn(twoThreads, name, inputs, spec, outBytes);
+  assert.deepEqual(b, a, `${name}: 2 threads differ from 1`);
+}

@@ -9,6 +9,8 @@
  */
 import type { PermSpec, SortSpec } from "../specs/sort.ts";
 import { sortSupported, sortWasm } from "./sort.ts";
+import type { RandomParams } from "../specs/random.ts";
+import { randomWasm } from "./random.ts";
 import { permuteSupported, permuteWasm } from "./permute.ts";
 import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
@@ -97,6 +99,7 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
   gatherByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, false),
   scatterByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, true),
   sort: (d: WasmDevice, [x]: W[], s: SortSpec) => sortWasm(d, x, s),
+  random: (d: WasmDevice, [keys]: W[], s: RandomParams) => randomWasm(d, keys, s),
 };
 
 /**
@@ -136,6 +139,8 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "gatherByIndex":
     case "scatterByIndex":
       return permuteSupported(dtypes[0]) && dtypes[1] === "i32";
+    case "random":
+      return dtypes[0] === "u32";
     case "sort":
       return sortSupported((spec as SortSpec).dtype) && dtypes[0] === (spec as SortSpec).dtype;
     default:

@@ -16,6 +16,7 @@ import {
 import { chunkAttentionGradJob, JOB_CHUNK_ATTENTION_GRAD } from "./chunk_attention_grad.ts";
 import { blockSparseJob, JOB_BLOCK_SPARSE } from "./block_sparse.ts";
 import { JOB_SORT, sortJob } from "./sort.ts";
+import { JOB_RANDOM, randomJob } from "./random.ts";
 
 const jobs: JobFn[] = [];
 /** Puts `fn` at `index`, refusing a slot two kernel files both claim. */
@@ -33,6 +34,7 @@ add(JOB_LAYER_NORM_GRAD, layerNormGradJob);
 add(JOB_CHUNK_ATTENTION_GRAD, chunkAttentionGradJob);
 add(JOB_BLOCK_SPARSE, blockSparseJob);
 add(JOB_SORT, sortJob);
+add(JOB_RANDOM, randomJob);
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

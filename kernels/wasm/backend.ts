@@ -11,6 +11,15 @@ import type { PermSpec, SortSpec } from "../specs/sort.ts";
 import { sortSupported, sortWasm } from "./sort.ts";
 import type { RandomParams } from "../specs/random.ts";
 import { randomWasm } from "./random.ts";
+import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
+import {
+  indexingSupported,
+  oneHotSupported,
+  oneHotWasm,
+  scatterAddWasm,
+  takeWasm,
+} from "./indexing.ts";
+import { scatterAddAlongWasm, takeAlongWasm } from "./indexing_along.ts";
 import { permuteSupported, permuteWasm } from "./permute.ts";
 import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
@@ -100,6 +109,12 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
   scatterByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, true),
   sort: (d: WasmDevice, [x]: W[], s: SortSpec) => sortWasm(d, x, s),
   random: (d: WasmDevice, [keys]: W[], s: RandomParams) => randomWasm(d, keys, s),
+  take: (d: WasmDevice, [x, i]: W[], s: AxisIndexSpec) => takeWasm(d, x, i, s),
+  scatterAdd: (d: WasmDevice, [x, i, u]: W[], s: AxisIndexSpec) => scatterAddWasm(d, x, i, u, s),
+  takeAlongAxis: (d: WasmDevice, [x, i]: W[], s: AlongIndexSpec) => takeAlongWasm(d, x, i, s),
+  scatterAddAlongAxis: (d: WasmDevice, [x, i, u]: W[], s: AlongIndexSpec) =>
+    scatterAddAlongWasm(d, x, i, u, s),
+  oneHot: (d: WasmDevice, [i]: W[], s: OneHotSpec) => oneHotWasm(d, i, s),
 };
 
 /**
@@ -139,6 +154,17 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "gatherByIndex":
     case "scatterByIndex":
       return permuteSupported(dtypes[0]) && dtypes[1] === "i32";
+    case "take":
+    case "scatterAdd":
+    case "takeAlongAxis":
+    case "scatterAddAlongAxis": {
+      // x, indices, then the updates of the scatters, which share x's dtype.
+      const s = spec as AxisIndexSpec | AlongIndexSpec;
+      return indexingSupported(s.dtype, s.indexDtype) &&
+        dtypes.every((t, i) => t === (i === 1 ? s.indexDtype : s.dtype));
+    }
+    case "oneHot":
+      return oneHotSupported(spec as OneHotSpec) && dtypes[0] === (spec as OneHotSpec).indexDtype;
     case "random":
       return dtypes[0] === "u32";
     case "sort":

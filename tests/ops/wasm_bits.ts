@@ -8,10 +8,27 @@ import type { DType, TypedArray } from "../../kernels/dtype.ts";
 import { WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
 import { WasmDevice, type WasmStorage } from "../../kernels/wasm/device.ts";
 
-/** The bytes of a tensor's data, as numbers (so -0, +0 and NaN payloads all differ). */
-export async function bits(t: T.Tensor): Promise<number[]> {
+/**
+ * The bytes of a tensor's data, as numbers (so -0, +0 and NaN payloads all differ); with
+ * `anyNaN`, every f32 NaN as one pattern.
+ */
+export async function bits(t: T.Tensor, anyNaN = false): Promise<number[]> {
   const d = await t.data();
-  return Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  return bytes(d.buffer, d.byteOffset, d.byteLength, anyNaN && t.dtype === "f32");
+}
+
+/**
+ * `length` bytes at `offset`, f32 NaNs all made one pattern when `anyNaN`: which payload the
+ * sum of two NaNs carries depends on how the JIT orders the operands, so a float64 sum of
+ * NaNs (the scatter-adds) need not repeat its payload even on one backend.
+ */
+function bytes(buf: ArrayBufferLike, offset: number, length: number, anyNaN: boolean): number[] {
+  const out = new Uint8Array(buf.slice(offset, offset + length));
+  if (anyNaN) {
+    const f = new Float32Array(out.buffer);
+    for (let i = 0; i < f.length; i++) if (Number.isNaN(f[i])) f[i] = NaN;
+  }
+  return Array.from(out);
 }
 
 /** A 1-thread and a 2-thread wasm device, disposed when the test process unloads. */
@@ -33,6 +50,7 @@ function runOn(
   inputs: readonly Input[],
   spec: unknown,
   outBytes: readonly number[],
+  anyNaN: boolean,
 ): number[][] {
   const xs = inputs.map((x) => device.upload(x.data, x.dtype));
   const kernel = WASM_BACKEND_KERNELS[name] as unknown as (
@@ -43,24 +61,23 @@ function runOn(
   const got = kernel(device, xs, spec);
   const outs = Array.isArray(got) ? got : [got];
   assert.equal(outs.length, outBytes.length, `${name}: outputs`);
-  const result = outs.map((o, i) =>
-    Array.from(new Uint8Array(device.wasmMemory.buffer, o.offset, outBytes[i]))
-  );
+  const result = outs.map((o, i) => bytes(device.wasmMemory.buffer, o.offset, outBytes[i], anyNaN));
   for (const s of [...xs, ...outs]) device.free(s);
   return result;
 }
 
 /**
  * Asserts that kernel `name` gives the same bytes on 1 and 2 threads; `outBytes` are the
- * byte lengths of its outputs.
+ * byte lengths of its outputs, and `anyNaN` compares f32 outputs with NaNs as one pattern.
  */
 export function sameOnThreads(
   name: string,
   inputs: readonly Input[],
   spec: unknown,
   outBytes: readonly number[],
+  anyNaN = false,
 ): void {
-  const a = runOn(oneThread, name, inputs, spec, outBytes);
-  const b = runOn(twoThreads, name, inputs, spec, outBytes);
+  const a = runOn(oneThread, name, inputs, spec, outBytes, anyNaN);
+  const b = runOn(twoThreads, name, inputs, spec, outBytes, anyNaN);
   assert.deepEqual(b, a, `${name}: 2 threads differ from 1`);
 }

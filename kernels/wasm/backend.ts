@@ -8,6 +8,7 @@
  * @module
  */
 import type { PermSpec, SortSpec } from "../specs/sort.ts";
+export { WASM_DOUBLED_OPS, WASM_ELEMENTWISE_OPS, WASM_INTEGER_OPS } from "./elementwise_ops.ts";
 import { sortSupported, sortWasm } from "./sort.ts";
 import type { RandomParams } from "../specs/random.ts";
 import { randomWasm } from "./random.ts";
@@ -23,12 +24,16 @@ import { scatterAddAlongWasm, takeAlongWasm } from "./indexing_along.ts";
 import { permuteSupported, permuteWasm } from "./permute.ts";
 import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
+import type { ElementwiseSpec } from "../specs/elementwise.ts";
 import type { MatmulSpec } from "../specs/matmul.ts";
 import type { ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
 import { type ChunkAttnSpec, withBias } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
+import {
+  elementwiseAccepts,
+  isWasmElementwise,
+  WASM_ELEMENTWISE_KERNELS,
+} from "./elementwise_ops.ts";
 import { matmulWasm } from "./matmul.ts";
 import { reduceWasm, softmaxWasm } from "./reduce.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
@@ -38,55 +43,11 @@ import { chunkAttentionGradSupported, chunkAttentionGradWasm } from "./chunk_att
 import { blockSparseBackwardWasm, blockSparseForwardWasm } from "./block_sparse.ts";
 import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 
-/** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
-export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
-  add: "add",
-  sub: "sub",
-  mul: "mul",
-  div: "div",
-  maximum: "max",
-  minimum: "min",
-  exp: "exp",
-  tanh: "tanh",
-  neg: "neg",
-  abs: "abs",
-  sqrt: "sqrt",
-  relu: "relu",
-};
-
 type W = WasmStorage;
-
-const elementwise: KernelTable = Object.fromEntries(
-  Object.entries(WASM_ELEMENTWISE_OPS).map(([name, op]) => [
-    name,
-    (d: WasmDevice, xs: W[], s: ElementwiseSpec) =>
-      elementwiseWasm(d, op, stridedInputs(xs, s), s.shape),
-  ]),
-);
-
-/**
- * Unary kernels the module runs as a binary op on the input twice: `copy` as `max(a, a)`
- * (exactly `a`, a NaN staying NaN) and `square` as `a * a`.
- */
-export const WASM_DOUBLED_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
-  copy: "max",
-  square: "mul",
-};
-
-const doubled: KernelTable = Object.fromEntries(
-  Object.entries(WASM_DOUBLED_OPS).map(([name, op]) => [
-    name,
-    (d: WasmDevice, [x]: W[], s: ElementwiseSpec) => {
-      const [a] = stridedInputs([x], s);
-      return elementwiseWasm(d, op, [a, a], s.shape);
-    },
-  ]),
-);
 
 /** Every wasm kernel by registry name. */
 export const WASM_BACKEND_KERNELS: KernelTable = {
-  ...elementwise,
-  ...doubled,
+  ...WASM_ELEMENTWISE_KERNELS,
   matmul: (d: WasmDevice, [a, b]: W[], s: MatmulSpec) => matmulWasm(d, a, b, s),
   sum: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "sum"),
   max: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "max"),
@@ -122,16 +83,7 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
  * positions and codes are i32), and what each kernel's own check asks.
  */
 export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[]): boolean {
-  const op = WASM_ELEMENTWISE_OPS[name];
-  const twice = WASM_DOUBLED_OPS[name];
-  if (op !== undefined || twice !== undefined) {
-    const s = spec as ElementwiseSpec;
-    const inputs = s.inputs.map((x) => ({ ...x, storage: { byteLength: 0 } }));
-    return s.dtype === "f32" &&
-      (op !== undefined
-        ? elementwiseSupported(op, inputs)
-        : inputs.length === 1 && elementwiseSupported(twice, [inputs[0], inputs[0]]));
-  }
+  if (isWasmElementwise(name)) return elementwiseAccepts(name, spec as ElementwiseSpec);
   switch (name) {
     case "sum":
     case "max":

@@ -20,12 +20,29 @@ export const MR = 6;
 /** Microkernel tile: columns of B per call (a multiple of 4). */
 export const NR = 8;
 
-/** Binary ops with row kernels. */
-export const BINARY_OPS = ["add", "sub", "mul", "div", "max", "min"] as const;
+/**
+ * Binary ops with row kernels: f32, then 32-bit integer ones (`i`: either signedness, as
+ * wrapping add, sub and mul give the same bits; `imax`/`imin` signed, `umax`/`umin` unsigned).
+ */
+export const BINARY_OPS = [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "max",
+  "min",
+  "iadd",
+  "isub",
+  "imul",
+  "imax",
+  "imin",
+  "umax",
+  "umin",
+] as const;
 /** A binary op the wasm backend runs natively. */
 export type WasmBinaryOp = typeof BINARY_OPS[number];
-/** Unary ops with row kernels. */
-export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt", "relu"] as const;
+/** Unary ops with row kernels: f32, then i32 (wrapping: `iabs` of -2^31 is -2^31). */
+export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt", "relu", "ineg", "iabs"] as const;
 /** A unary op the wasm backend runs natively. */
 export type WasmUnaryOp = typeof UNARY_OPS[number];
 
@@ -47,9 +64,28 @@ function rows(f: FuncBuilder, n: number, vec: () => void, one: () => void) {
   f.inc(n, -1).br(0).end().end();
 }
 
+/** The i32x4 instruction of each integer op. */
+const INT_SIMD = {
+  iadd: "add",
+  isub: "sub",
+  imul: "mul",
+  imax: "maxS",
+  imin: "minS",
+  umax: "maxU",
+  umin: "minU",
+  ineg: "neg",
+  iabs: "abs",
+} as const;
+
+/** Whether `op` is one of the 32-bit integer ops. */
+export function isIntegerOp(op: string): op is keyof typeof INT_SIMD {
+  return op in INT_SIMD;
+}
+
 /** The lane-wise op on the two vectors on the stack. */
 function binVec(f: FuncBuilder, op: WasmBinaryOp) {
-  f.f32x4(op);
+  if (isIntegerOp(op)) f.i32x4(INT_SIMD[op]);
+  else f.f32x4(op);
 }
 
 /**
@@ -103,7 +139,8 @@ function unVec(f: FuncBuilder, op: WasmUnaryOp, [x, t, k, y, u]: number[]) {
   } else if (op === "relu") {
     // x where 0 < x, else +0 (NaN and -0 included), as the reference's `a > 0 ? a : 0`.
     f.tee(u).f32x4Const(0).f32x4Const(0).get(u).f32x4Lt().v128Bitselect();
-  } else f.f32x4(op);
+  } else if (isIntegerOp(op)) f.i32x4(INT_SIMD[op]);
+  else f.f32x4(op);
 }
 
 /** Unary row kernels `op_v(a, o, n)` (contiguous) and `op_g(a, sa, o, n)` (byte stride). */

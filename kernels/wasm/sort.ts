@@ -5,7 +5,7 @@
  * `descending` inverting the key). A stable radix sort on the key orders by `(key, index)`,
  * exactly the reference's comparison, so the indices and values are the reference's bits.
  * Digits every key of a row shares are skipped, so small integer keys (LSH bucket ids) cost
- * one or two passes. Rows are claimed one at a time by the threads; each row is sorted by one
+ * one or two passes. Rows are claimed in blocks by the threads; each row is sorted by one
  * thread alone, so the result does not depend on the thread count.
  * @module
  */
@@ -19,6 +19,8 @@ export const JOB_SORT = 9;
 
 /** Inputs smaller than this (elements) run on the calling thread alone. */
 const PARALLEL_MIN = 1 << 13;
+/** About this many keys per claim of rows. */
+const CLAIM_ELEMENTS = 1 << 12;
 
 const KEY_KINDS: readonly DType[] = ["f32", "i32", "u32"];
 
@@ -118,7 +120,7 @@ function radixSort(s: Scratch, n: number, varying: number): Int32Array {
   return idx;
 }
 
-/** The job: rows claimed one by one, each sorted by this thread. */
+/** The job: rows claimed in blocks, each row sorted by this thread. */
 export function sortJob(
   rt: Runtime,
   args: Float64Array,
@@ -128,7 +130,7 @@ export function sortJob(
 ): void {
   const kind = args[0], flip = args[1] ? -1 : 0, rows = args[2], n = args[3];
   const M = rt.i32;
-  const x = args[4] / 4, out = args[5] / 4, vals = args[6] / 4;
+  const x = args[4] / 4, out = args[5] / 4, vals = args[6] >= 0 ? args[6] / 4 : -1;
   const s: Scratch = {
     keys: new Uint32Array(n),
     keys2: new Uint32Array(n),
@@ -136,11 +138,15 @@ export function sortJob(
     idx2: new Int32Array(n),
     counts: new Int32Array(256),
   };
-  for (let r = claim(); r < rows; r = claim()) {
-    const base = r * n;
-    const idx = radixSort(s, n, mapKeys(M, x + base, n, kind, flip, s));
-    for (let j = 0; j < n; j++) M[out + base + j] = idx[j];
-    // Values copied as raw bits, so -0 and NaN payloads survive.
-    if (vals >= 0) { for (let j = 0; j < n; j++) M[vals + base + j] = M[x + base + idx[j]]; }
+  // Short rows are claimed a block at a time, so that claims cost little beside the sorting.
+  const block = Math.max(1, Math.floor(CLAIM_ELEMENTS / n));
+  for (let c = claim(); c * block < rows; c = claim()) {
+    for (let r = c * block; r < Math.min(rows, (c + 1) * block); r++) {
+      const base = r * n;
+      const idx = radixSort(s, n, mapKeys(M, x + base, n, kind, flip, s));
+      for (let j = 0; j < n; j++) M[out + base + j] = idx[j];
+      // Values copied as raw bits, so -0 and NaN payloads survive.
+      if (vals >= 0) { for (let j = 0; j < n; j++) M[vals + base + j] = M[x + base + idx[j]]; }
+    }
   }
 }

@@ -70,7 +70,7 @@ Deno.test("wasm sort and argsort equal the reference bit for bit", async (t) => 
 
 Deno.test("wasm sort: 1 and 2 threads give the same bits", async (t) => {
   for (const dtype of ["f32", "i32", "u32"] as const) {
-    for (const [rows, n] of [[9, 1000], [3, 4097], [64, 200]]) {
+    for (const [rows, n] of [[9, 1000], [3, 4097], [64, 200], [3001, 5]]) {
       await t.step(`${dtype} [${rows}, ${n}]`, () => {
         for (const descending of [false, true]) {
           const spec: SortSpec = { dtype, rows, n, descending, withValues: true };

@@ -58,18 +58,21 @@ export function takeWasm(
   return out;
 }
 
+/** Rows shorter than this are copied by a JS loop rather than a call into the module. */
+const COPY_CALL_MIN = 8;
+
 /** The take job: this thread's share of the `outer * count` output rows. */
 export function takeJob(rt: Runtime, args: Float64Array, part: number, parts: number): void {
   const [outer, n, inner, m, signed, xAt, iAt, oAt] = args;
-  const M = rt.i32;
+  const M = rt.i32, copy = rt.kernels.copy_bytes;
   const x = xAt / 4, ix = iAt / 4, o = oAt / 4;
   const [lo, hi] = share(outer * m, part, parts);
   for (let r = lo; r < hi; r++) {
     const k = r % m, a = (r - k) / m;
     const from = x + (a * n + normIndex(readIndex(M, ix + k, signed), n)) * inner;
     const to = o + r * inner;
-    if (inner < 16) { for (let b = 0; b < inner; b++) M[to + b] = M[from + b]; }
-    else M.copyWithin(to, from, from + inner);
+    if (inner < COPY_CALL_MIN) { for (let b = 0; b < inner; b++) M[to + b] = M[from + b]; }
+    else copy(4 * to, 4 * from, 4 * inner);
   }
 }
 
@@ -86,11 +89,22 @@ export function scatterAddWasm(
   const out = device.alloc(s.dtype, size);
   if (size === 0) return out;
   const work = size + outer * s.count * inner;
-  device.run(
-    JOB_SCATTER_ADD,
-    [...axisArgs(s, [x.offset, idx.offset, upd.offset, out.offset]), s.dtype === "f32" ? 1 : 0],
-    work < INDEXING_PARALLEL_MIN,
-  );
+  const inline = work < INDEXING_PARALLEL_MIN;
+  // One float64 row accumulator per thread.
+  const acc = device.scratch(8 * inner * (inline ? 1 : device.threads));
+  try {
+    device.run(
+      JOB_SCATTER_ADD,
+      [
+        ...axisArgs(s, [x.offset, idx.offset, upd.offset, out.offset]),
+        s.dtype === "f32" ? 1 : 0,
+        acc.offset,
+      ],
+      inline,
+    );
+  } finally {
+    device.release(acc);
+  }
   return out;
 }
 
@@ -114,32 +128,23 @@ function bucketByTarget(M: Int32Array, ix: number, m: number, n: number, signed:
 
 /** The scatter-add job: this thread's share of the `outer * n` target rows. */
 export function scatterAddJob(rt: Runtime, args: Float64Array, part: number, parts: number): void {
-  const [outer, n, inner, m, signed, xAt, iAt, uAt, oAt, float] = args;
-  const M = rt.i32;
-  const x = xAt / 4, u = uAt / 4, o = oAt / 4;
-  const { start, order } = bucketByTarget(M, iAt / 4, m, n, signed);
-  const F = rt.f32;
-  // The float64 sums of one row, as in the reference (whose stores to float64 also quiet
-  // signalling NaNs, which this keeps by going through the same array type).
-  const acc = new Float64Array(float ? inner : 0);
+  const [outer, n, inner, m, signed, xAt, iAt, uAt, oAt, float, accAt] = args;
+  const { start, order } = bucketByTarget(rt.i32, iAt / 4, m, n, signed);
+  const k = rt.kernels;
+  // This thread's float64 sums of one row, as in the reference.
+  const acc = accAt + 8 * inner * part;
   const [lo, hi] = share(outer * n, part, parts);
   for (let r = lo; r < hi; r++) {
     const j = r % n, a = (r - j) / n;
-    const row = r * inner;
-    if (float) {
-      for (let b = 0; b < inner; b++) acc[b] = F[x + row + b];
-      for (let t = start[j]; t < start[j + 1]; t++) {
-        const from = u + (a * m + order[t]) * inner;
-        for (let b = 0; b < inner; b++) acc[b] += F[from + b];
-      }
-      for (let b = 0; b < inner; b++) F[o + row + b] = acc[b];
-    } else {
-      M.copyWithin(o + row, x + row, x + row + inner);
-      for (let t = start[j]; t < start[j + 1]; t++) {
-        const from = u + (a * m + order[t]) * inner;
-        for (let b = 0; b < inner; b++) M[o + row + b] = (M[o + row + b] + M[from + b]) | 0;
-      }
+    const row = 4 * r * inner, dst = oAt + row;
+    if (float) k.f64_from_f32(acc, xAt + row, inner);
+    else k.copy_bytes(dst, xAt + row, 4 * inner);
+    for (let t = start[j]; t < start[j + 1]; t++) {
+      const from = uAt + 4 * (a * m + order[t]) * inner;
+      if (float) k.f64_add_f32(acc, from, inner);
+      else k.iadd_vv(dst, from, dst, inner);
     }
+    if (float) k.f32_from_f64(dst, acc, inner);
   }
 }
 

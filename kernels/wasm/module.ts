@@ -14,6 +14,7 @@ import { attentionHelpers } from "./gen_attention.ts";
 import { layerNormHelpers } from "./gen_layer_norm.ts";
 import { vexp } from "./gen_exp.ts";
 import { gemmAcc } from "./gen_gemm_acc.ts";
+import { indexingHelpers } from "./gen_indexing.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
@@ -257,6 +258,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     permuteRows(m);
     layerNormHelpers(m);
     gemmAcc(m, relaxed);
+    indexingHelpers(m);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

@@ -2,9 +2,10 @@
  * The wasm backend as a registry plug-in: its kernels under the registry's kernel names
  * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, `chunkAttentionGrad`, ...),
  * each adapting the registry's spec to the wasm kernel's call (the fused `layerNorm` and
- * `layerNormGrad` too). Every other kernel, and every call a kernel here
- * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
- * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
+ * `layerNormGrad` too; `sort`, `random` and the indexing kernels, which give the reference's
+ * bits). Every other kernel, and every call a kernel here does not take (a dtype it was not
+ * written for, an elementwise op's layout it cannot read, too many chunk offsets), runs on the
+ * CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
  */
 import type { PermSpec, SortSpec } from "../specs/sort.ts";
@@ -79,8 +80,9 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
 };
 
 /**
- * Whether the wasm kernel `name` takes this call: f32 data everywhere (chunk attention's
- * positions and codes are i32), and what each kernel's own check asks.
+ * Whether the wasm kernel `name` takes this call: the dtypes each kernel was written for (f32
+ * unless its case says otherwise; chunk attention's positions and codes are i32), and what
+ * each kernel's own check asks.
  */
 export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[]): boolean {
   if (isWasmElementwise(name)) return elementwiseAccepts(name, spec as ElementwiseSpec);

@@ -9,7 +9,12 @@
  * @module
  */
 import type { PermSpec, SortSpec } from "../specs/sort.ts";
-export { WASM_DOUBLED_OPS, WASM_ELEMENTWISE_OPS, WASM_INTEGER_OPS } from "./elementwise_ops.ts";
+export {
+  WASM_COMPARE_OPS,
+  WASM_DOUBLED_OPS,
+  WASM_ELEMENTWISE_OPS,
+  WASM_INTEGER_OPS,
+} from "./elementwise_ops.ts";
 import { sortSupported, sortWasm } from "./sort.ts";
 import type { RandomParams } from "../specs/random.ts";
 import { randomWasm } from "./random.ts";

@@ -15,6 +15,7 @@ import { layerNormHelpers } from "./gen_layer_norm.ts";
 import { vexp } from "./gen_exp.ts";
 import { gemmAcc } from "./gen_gemm_acc.ts";
 import { indexingHelpers } from "./gen_indexing.ts";
+import { COMPARE_OPS, compareRows, isCompareOp, type WasmCompareOp } from "./gen_compare.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
@@ -23,7 +24,8 @@ export const NR = 8;
 
 /**
  * Binary ops with row kernels: f32, then 32-bit integer ones (`i`: either signedness, as
- * wrapping add, sub and mul give the same bits; `imax`/`imin` signed, `umax`/`umin` unsigned).
+ * wrapping add, sub and mul give the same bits; `imax`/`imin` signed, `umax`/`umin` unsigned),
+ * then the comparisons (bool output, see `gen_compare.ts`).
  */
 export const BINARY_OPS = [
   "add",
@@ -39,6 +41,7 @@ export const BINARY_OPS = [
   "imin",
   "umax",
   "umin",
+  ...COMPARE_OPS,
 ] as const;
 /** A binary op the wasm backend runs natively. */
 export type WasmBinaryOp = typeof BINARY_OPS[number];
@@ -84,7 +87,7 @@ export function isIntegerOp(op: string): op is keyof typeof INT_SIMD {
 }
 
 /** The lane-wise op on the two vectors on the stack. */
-function binVec(f: FuncBuilder, op: WasmBinaryOp) {
+function binVec(f: FuncBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
   if (isIntegerOp(op)) f.i32x4(INT_SIMD[op]);
   else f.f32x4(op);
 }
@@ -93,7 +96,7 @@ function binVec(f: FuncBuilder, op: WasmBinaryOp) {
  * Binary row kernels `op_vv(a, b, o, n)` (both contiguous), `op_vs` (b a scalar), `op_sv` (a a
  * scalar) and `op_g(a, sa, b, sb, o, n)` (byte strides, one lane at a time).
  */
-function binary(m: ModuleBuilder, op: WasmBinaryOp) {
+function binary(m: ModuleBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
   for (const kind of ["vv", "vs", "sv"] as const) {
     const f = m.func(`${op}_${kind}`, [I32, I32, I32, I32]);
     const [a, b, o, n] = [0, 1, 2, 3];
@@ -249,9 +252,12 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     const m = new ModuleBuilder({ initial: 1, maximum: MAX_PAGES, shared: true });
     microkernel(m, relaxed, MR, NR, 4);
     packers(m);
-    for (const op of BINARY_OPS) binary(m, op);
+    for (const op of BINARY_OPS) {
+      if (isCompareOp(op)) compareRows(m, op);
+      else binary(m, op);
+    }
     for (const op of UNARY_OPS) unary(m, op);
-    planeDrivers(m, BINARY_OPS, UNARY_OPS);
+    planeDrivers(m, BINARY_OPS, UNARY_OPS, (op) => (isCompareOp(op) ? 1 : 4));
     reductions(m);
     attentionHelpers(m, relaxed);
     attentionRowDrivers(m);

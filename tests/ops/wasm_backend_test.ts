@@ -295,7 +295,8 @@ Deno.test("the wasm attention kernels take their own dtypes and decline others",
 });
 
 // gatherByIndex and scatterByIndex are covered by tests/ops/wasm_permute_test.ts; sort, random,
-// the indexing kernels and the integer elementwise ones by the other tests/ops/wasm_*_test.ts.
+// the indexing kernels, the integer elementwise ones and the comparisons by the other
+// tests/ops/wasm_*_test.ts.
 Deno.test("every registered wasm kernel is covered here", () => {
   const covered = [
     "matmul",
@@ -332,6 +333,12 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "takeAlongAxis",
     "scatterAddAlongAxis",
     "oneHot",
+    "equal",
+    "notEqual",
+    "less",
+    "lessEqual",
+    "greater",
+    "greaterEqual",
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });
@@ -348,7 +355,7 @@ Deno.test("ops without a wasm kernel, or with other dtypes, run on the reference
     const isum = T.scope(() => T.sum(T.mul(i, i))); // i32 sum: declined, run on the reference
     assert.equal(isum.dtype, "i32");
     assert.equal((await isum.data())[0], 14);
-    const b = T.greater(x, 1); // bool output
+    const b = T.greater(x, 1); // bool output, from f32 inputs
     assert.deepEqual(Array.from(await b.data()), [1, 0, 1, 0]);
     [x, order, taken, i, isum, b].forEach((t) => t.dispose());
   });

@@ -15,6 +15,7 @@ import { layerNormHelpers } from "./gen_layer_norm.ts";
 import { vexp } from "./gen_exp.ts";
 import { gemmAcc } from "./gen_gemm_acc.ts";
 import { indexingHelpers } from "./gen_indexing.ts";
+import { sortHelpers } from "./gen_sort.ts";
 import { COMPARE_OPS, compareRows, isCompareOp, type WasmCompareOp } from "./gen_compare.ts";
 
 /** Microkernel tile: rows of A per call. */
@@ -265,6 +266,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     layerNormHelpers(m);
     gemmAcc(m, relaxed);
     indexingHelpers(m);
+    sortHelpers(m);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

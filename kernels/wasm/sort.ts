@@ -5,14 +5,15 @@
  * `descending` inverting the key). A stable radix sort on the key orders by `(key, index)`,
  * exactly the reference's comparison, so the indices and values are the reference's bits.
  * Digits every key of a row shares are skipped, so small integer keys (LSH bucket ids) cost
- * one or two passes. Rows are claimed in blocks by the threads; each row is sorted by one
- * thread alone, so the result does not depend on the thread count.
+ * one or two passes. The loops over a row are the module's (`gen_sort.ts`); this file drives
+ * them row by row. Rows are claimed in blocks by the threads; each row is sorted by one thread
+ * alone, so the result does not depend on the thread count.
  * @module
  */
 import type { DType } from "../dtype.ts";
 import type { SortSpec } from "../specs/sort.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import type { Runtime } from "./runtime.ts";
+import type { Kernels, Runtime } from "./runtime.ts";
 
 /** This job's index in `jobs.ts`. */
 export const JOB_SORT = 9;
@@ -42,7 +43,11 @@ export function sortWasm(
   const size = rows * n;
   const values = withValues ? device.alloc(dtype, size) : null;
   const indices = device.alloc("i32", size);
-  if (size > 0) {
+  if (size === 0) return values ? [values, indices] : [indices];
+  const inline = rows < 2 || size < PARALLEL_MIN;
+  // Per thread: keys and indices twice (the passes ping-pong), and 256 counts.
+  const scratch = device.scratch(scratchBytes(n) * (inline ? 1 : device.threads));
+  try {
     const args = [
       KEY_KINDS.indexOf(dtype),
       descending ? 1 : 0,
@@ -51,102 +56,73 @@ export function sortWasm(
       x.offset,
       indices.offset,
       values ? values.offset : -1,
+      scratch.offset,
     ];
-    device.run(JOB_SORT, args, rows < 2 || size < PARALLEL_MIN);
+    device.run(JOB_SORT, args, inline);
+  } finally {
+    device.release(scratch);
   }
   return values ? [values, indices] : [indices];
 }
 
-/** Per-thread buffers for rows of `n`: keys and indices, twice (passes ping-pong). */
-interface Scratch {
-  keys: Uint32Array;
-  keys2: Uint32Array;
-  idx: Int32Array;
-  idx2: Int32Array;
-  counts: Int32Array;
+/** Scratch bytes one thread uses for rows of `n`. */
+function scratchBytes(n: number): number {
+  return 16 * n + 1024;
 }
 
 /**
- * Maps the `n` keys at `M[at..]` (32-bit words of `kind`: 0 f32, 1 i32, 2 u32) to ordered u32
- * in `s.keys` (XOR `flip`) and returns the bits in which some keys differ.
+ * Sorts the row of `n` keys at byte `x` into the i32 order at `out` (and the values at
+ * `vals` when it is not negative), with the scratch at `buf`.
  */
-function mapKeys(M: Int32Array, at: number, n: number, kind: number, flip: number, s: Scratch) {
-  const keys = s.keys;
-  let and = -1, or = 0;
-  for (let i = 0; i < n; i++) {
-    let b = M[at + i];
-    if (kind === 0) {
-      const mag = b & 0x7fffffff;
-      if (mag > 0x7f800000) b = -1;
-      else if (mag === 0) b = 0x80000000 | 0;
-      else b = b < 0 ? ~b : b | 0x80000000;
-    } else if (kind === 1) {
-      b ^= 0x80000000;
-    }
-    b ^= flip;
-    keys[i] = b;
-    and &= b;
-    or |= b;
-  }
-  return and ^ or;
-}
-
-/**
- * Stable radix sort of `s.keys[0, n)`, only over the digits in which keys differ (`varying`);
- * returns the order (one of the scratch index buffers).
- */
-function radixSort(s: Scratch, n: number, varying: number): Int32Array {
-  let keys = s.keys, keys2 = s.keys2, idx = s.idx, idx2 = s.idx2;
-  for (let i = 0; i < n; i++) idx[i] = i;
-  const counts = s.counts;
+function sortRow(
+  k: Kernels,
+  kind: number,
+  flip: number,
+  n: number,
+  x: number,
+  out: number,
+  vals: number,
+  buf: number,
+): void {
+  let keys = buf, idx = buf + 4 * n, keys2 = buf + 8 * n, idx2 = buf + 12 * n;
+  const counts = buf + 16 * n;
+  const varying = kind === 0
+    ? k.sort_keys_f32(x, keys, n, flip)
+    : k.sort_keys_xor(x, keys, n, (kind === 1 ? 0x80000000 : 0) ^ flip);
+  let passes = 0;
   for (let shift = 0; shift < 32; shift += 8) {
+    // A digit every key shares leaves the order as it is.
     if (((varying >>> shift) & 255) === 0) continue;
-    counts.fill(0);
-    for (let i = 0; i < n; i++) counts[(keys[i] >>> shift) & 255]++;
-    for (let c = 0, sum = 0; c < 256; c++) {
-      const t = counts[c];
-      counts[c] = sum;
-      sum += t;
-    }
-    for (let i = 0; i < n; i++) {
-      const k = keys[i];
-      const at = counts[(k >>> shift) & 255]++;
-      keys2[at] = k;
-      idx2[at] = idx[i];
-    }
-    const k = keys, j = idx;
-    keys = keys2, keys2 = k, idx = idx2, idx2 = j;
+    (passes++ ? k.sort_pass : k.sort_pass_first)(keys, idx, keys2, idx2, counts, n, shift);
+    [keys, keys2, idx, idx2] = [keys2, keys, idx2, idx];
   }
-  return idx;
+  if (passes === 0) {
+    k.sort_iota(out, n);
+    if (vals >= 0) k.copy_bytes(vals, x, 4 * n);
+  } else {
+    k.copy_bytes(out, idx, 4 * n);
+    // Values copied as raw bits, so -0 and NaN payloads survive.
+    if (vals >= 0) k.sort_gather(x, idx, vals, n);
+  }
 }
 
-/** The job: rows claimed in blocks, each row sorted by this thread. */
+/** The job: rows claimed in blocks, each row sorted by this thread in its own scratch. */
 export function sortJob(
   rt: Runtime,
   args: Float64Array,
-  _part: number,
+  part: number,
   _parts: number,
   claim: () => number,
 ): void {
-  const kind = args[0], flip = args[1] ? -1 : 0, rows = args[2], n = args[3];
-  const M = rt.i32;
-  const x = args[4] / 4, out = args[5] / 4, vals = args[6] >= 0 ? args[6] / 4 : -1;
-  const s: Scratch = {
-    keys: new Uint32Array(n),
-    keys2: new Uint32Array(n),
-    idx: new Int32Array(n),
-    idx2: new Int32Array(n),
-    counts: new Int32Array(256),
-  };
+  const [kind, descending, rows, n, x, out, vals, scratch] = args;
+  const flip = descending ? -1 : 0;
+  const buf = scratch + part * scratchBytes(n);
   // Short rows are claimed a block at a time, so that claims cost little beside the sorting.
   const block = Math.max(1, Math.floor(CLAIM_ELEMENTS / n));
   for (let c = claim(); c * block < rows; c = claim()) {
     for (let r = c * block; r < Math.min(rows, (c + 1) * block); r++) {
-      const base = r * n;
-      const idx = radixSort(s, n, mapKeys(M, x + base, n, kind, flip, s));
-      for (let j = 0; j < n; j++) M[out + base + j] = idx[j];
-      // Values copied as raw bits, so -0 and NaN payloads survive.
-      if (vals >= 0) { for (let j = 0; j < n; j++) M[vals + base + j] = M[x + base + idx[j]]; }
+      const v = vals >= 0 ? vals + 4 * r * n : -1;
+      sortRow(rt.kernels, kind, flip, n, x + 4 * r * n, out + 4 * r * n, v, buf);
     }
   }
 }

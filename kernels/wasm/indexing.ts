@@ -19,6 +19,11 @@ export const JOB_TAKE = 11, JOB_SCATTER_ADD = 12;
 
 /** Less work than this (elements moved) runs on the calling thread alone. */
 export const INDEXING_PARALLEL_MIN = 1 << 15;
+/**
+ * Smaller `take`s run on the calling thread alone: a gather is bound by memory bandwidth, and
+ * below this many elements waking a second thread costs more than it saves.
+ */
+const TAKE_PARALLEL_MIN = 1 << 20;
 
 /** Data dtypes the indexing kernels take: 4-byte elements. */
 const DATA: readonly DType[] = ["f32", "i32", "u32"];
@@ -53,7 +58,7 @@ export function takeWasm(
   device.run(
     JOB_TAKE,
     axisArgs(s, [x.offset, idx.offset, out.offset]),
-    total < INDEXING_PARALLEL_MIN,
+    total < TAKE_PARALLEL_MIN,
   );
   return out;
 }

@@ -9,10 +9,10 @@ import { WASM_BACKEND_KERNELS } from "../../kernels/wasm/backend.ts";
 import { WasmDevice, type WasmStorage } from "../../kernels/wasm/device.ts";
 
 /**
- * The bytes of a tensor's data, as numbers (so -0, +0 and NaN payloads all differ); with
+ * A copy of the bytes of a tensor's data (so -0, +0 and NaN payloads all differ); with
  * `anyNaN`, every f32 NaN as one pattern.
  */
-export async function bits(t: T.Tensor, anyNaN = false): Promise<number[]> {
+export async function bits(t: T.Tensor, anyNaN = false): Promise<Uint8Array> {
   const d = await t.data();
   return bytes(d.buffer, d.byteOffset, d.byteLength, anyNaN && t.dtype === "f32");
 }
@@ -22,13 +22,19 @@ export async function bits(t: T.Tensor, anyNaN = false): Promise<number[]> {
  * sum of two NaNs carries depends on how the JIT orders the operands, so a float64 sum of
  * NaNs (the scatter-adds) need not repeat its payload even on one backend.
  */
-function bytes(buf: ArrayBufferLike, offset: number, length: number, anyNaN: boolean): number[] {
-  const out = new Uint8Array(buf.slice(offset, offset + length));
+function bytes(
+  buf: ArrayBufferLike,
+  offset: number,
+  length: number,
+  anyNaN: boolean,
+): Uint8Array {
+  const out = new Uint8Array(length);
+  out.set(new Uint8Array(buf, offset, length));
   if (anyNaN) {
     const f = new Float32Array(out.buffer);
     for (let i = 0; i < f.length; i++) if (Number.isNaN(f[i])) f[i] = NaN;
   }
-  return Array.from(out);
+  return out;
 }
 
 /** A 1-thread and a 2-thread wasm device, disposed when the test process unloads. */
@@ -51,7 +57,7 @@ function runOn(
   spec: unknown,
   outBytes: readonly number[],
   anyNaN: boolean,
-): number[][] {
+): Uint8Array[] {
   const xs = inputs.map((x) => device.upload(x.data, x.dtype));
   const kernel = WASM_BACKEND_KERNELS[name] as unknown as (
     d: WasmDevice,

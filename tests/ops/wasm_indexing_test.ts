@@ -171,7 +171,10 @@ Deno.test("wasm indexing: 1 and 2 threads give the same bits", async (t) => {
         const idx = { data: indices(9, m, n, indexDtype === "u32"), dtype: indexDtype };
         const x = { data: values(5, outer * n * inner, dtype), dtype };
         const upd = { data: values(6, outer * m * inner, dtype), dtype };
-        sameOnThreads("take", [x, idx], spec, [4 * outer * m * inner]);
+        // take splits only gathers of at least 2^20 elements.
+        const many = { data: indices(10, 30 * m, n, indexDtype === "u32"), dtype: indexDtype };
+        const big = { ...spec, layout: { outer: 2, n, inner }, count: 30 * m };
+        sameOnThreads("take", [x, many], big, [4 * 2 * 30 * m * inner]);
         sameOnThreads("scatterAdd", [x, idx, upd], spec, [4 * outer * n * inner], true);
       }
     });

@@ -296,7 +296,7 @@ Deno.test("the wasm attention kernels take their own dtypes and decline others",
 
 // gatherByIndex and scatterByIndex are covered by tests/ops/wasm_permute_test.ts; sort, random,
 // the indexing kernels, the integer elementwise ones and the comparisons by the other
-// tests/ops/wasm_*_test.ts.
+// tests/ops/wasm_*_test.ts; relu by tests/kernels/wasm/elementwise_test.ts.
 Deno.test("every registered wasm kernel is covered here", () => {
   const covered = [
     "matmul",
@@ -311,6 +311,7 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "neg",
     "abs",
     "sqrt",
+    "relu",
     "square",
     "copy",
     "sum",

@@ -6,7 +6,6 @@
  */
 import { type FuncBuilder, I32, type ModuleBuilder } from "./emit.ts";
 
-const LOAD = [0x28, 2, 0], STORE = [0x36, 2, 0];
 const AND = 0x71, OR = 0x72, XOR = 0x73, SHR_U = 0x76, GT_U = 0x4b, LT_S = 0x48;
 const SELECT = 0x1b;
 
@@ -44,7 +43,7 @@ function keyFunctions(m: ModuleBuilder) {
     f.i32(-1).set(and).i32(0).set(or);
     loop(f, i, n, () => {
       at(f, x, i);
-      f.op(...LOAD).set(b);
+      f.i32Load().set(b);
       if (kind === "f32") {
         f.get(b).i32(0x7fffffff).op(AND).set(mag);
         // The value as a key, then the zero and NaN overrides (select: cond ? first : second).
@@ -59,7 +58,7 @@ function keyFunctions(m: ModuleBuilder) {
         f.get(b).get(c).op(XOR).set(b);
       }
       at(f, keys, i);
-      f.get(b).op(...STORE);
+      f.get(b).i32Store();
       f.get(and).get(b).op(AND).set(and).get(or).get(b).op(OR).set(or);
     });
     f.get(and).get(or).op(XOR);
@@ -90,35 +89,35 @@ function passFunctions(m: ModuleBuilder) {
     f.get(counts).i32(0).i32(1024).op(0xfc, 11, 0); // memory.fill
     loop(f, i, n, () => {
       at(f, keys, i);
-      f.op(...LOAD).set(k);
+      f.i32Load().set(k);
       digitSlot();
-      f.get(slot).get(slot).op(...LOAD).i32(1).add().op(...STORE);
+      f.get(slot).get(slot).i32Load().i32(1).add().i32Store();
     });
     f.i32(0).set(sum);
     const j = f.local(I32), end = f.local(I32);
     f.i32(256).set(end);
     loop(f, j, end, () => {
       at(f, counts, j);
-      f.op(...LOAD).set(t);
+      f.i32Load().set(t);
       at(f, counts, j);
-      f.get(sum).op(...STORE);
+      f.get(sum).i32Store();
       f.get(sum).get(t).add().set(sum);
     });
     loop(f, i, n, () => {
       at(f, keys, i);
-      f.op(...LOAD).set(k);
+      f.i32Load().set(k);
       digitSlot();
-      f.get(slot).op(...LOAD).set(t); // the key's position
-      f.get(slot).get(t).i32(1).add().op(...STORE);
+      f.get(slot).i32Load().set(t); // the key's position
+      f.get(slot).get(t).i32(1).add().i32Store();
       at(f, keys2, t);
-      f.get(k).op(...STORE);
+      f.get(k).i32Store();
       at(f, idx2, t);
       if (first) f.get(i);
       else {
         at(f, idx, i);
-        f.op(...LOAD);
+        f.i32Load();
       }
-      f.op(...STORE);
+      f.i32Store();
     });
   }
 }
@@ -135,9 +134,9 @@ function outputFunctions(m: ModuleBuilder) {
     loop(f, j, n, () => {
       at(f, vals, j);
       at(f, idx, j);
-      f.op(...LOAD).set(t);
+      f.i32Load().set(t);
       at(f, x, t);
-      f.op(...LOAD, ...STORE);
+      f.i32Load().i32Store();
     });
   }
   const f = m.func("sort_iota", [I32, I32]);
@@ -145,7 +144,7 @@ function outputFunctions(m: ModuleBuilder) {
   const j = f.local(I32);
   loop(f, j, n, () => {
     at(f, out, j);
-    f.get(j).op(...STORE);
+    f.get(j).i32Store();
   });
 }
 

@@ -9,7 +9,7 @@
  * Float samplers emulate f32 arithmetic with `Math.fround` after every step.
  * @module
  */
-import { dtypeInfo } from "../dtype.ts";
+import { dtypeInfo, type TypedArray } from "../dtype.ts";
 import type { CpuDevice, CpuStorage } from "./device.ts";
 import {
   ERFINV_COEFFS,
@@ -50,58 +50,81 @@ function unit(b: number): number {
 
 const SQRT2 = fr(Math.SQRT2);
 
-/** Runs a random kernel: `keys` holds the key words (two keys for `randint`). */
-export function randomCpu(device: CpuDevice, keys: CpuStorage, p: RandomParams): CpuStorage {
-  const k = keys.data;
-  const { mode, n } = p;
-  const out = dtypeInfo(RANDOM_DTYPE[mode]).create(mode === "keys" ? 2 * n : n);
+/**
+ * Writes the outputs of counters `[from, to)` of the random kernel `p` into `out` (the whole
+ * output: `2 * n` u32 for `keys`, else `n` elements of the mode's dtype); `k` holds the key
+ * words (two keys for `randint`). Each element depends only on the key and its index, so
+ * any split of `[0, n)` into ranges fills the same bits (the wasm backend splits it across
+ * threads).
+ */
+export function randomFill(
+  k: ArrayLike<number>,
+  p: RandomParams,
+  out: TypedArray,
+  from: number,
+  to: number,
+): void {
   const f = new Float32Array(p.words.buffer, p.words.byteOffset, 4);
-  const w = p.words;
-  const r = new Uint32Array(2);
-  const r2 = new Uint32Array(2);
-  for (let i = 0; i < n; i++) {
-    const s = p.counterLo + i;
-    const lo = s >>> 0;
-    const hi = (p.counterHi + (s >= 2 ** 32 ? 1 : 0)) >>> 0;
-    threefry2x32(k[0], k[1], hi, lo, r);
-    const b = (r[0] ^ r[1]) >>> 0;
-    switch (mode) {
-      case "keys":
+  const [f0, f1, f2, f3] = f, [w0, w1, w2] = p.words;
+  const { counterHi, counterLo } = p;
+  const r = new Uint32Array(2), r2 = new Uint32Array(2);
+  const k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3];
+  /** Hashes counter `i` under `(a, b)` into `into`. */
+  const hash = (i: number, a: number, b: number, into: Uint32Array) => {
+    const s = counterLo + i;
+    threefry2x32(a, b, (counterHi + (s >= 2 ** 32 ? 1 : 0)) >>> 0, s >>> 0, into);
+  };
+  /** The random word of counter `i`: the XOR of its two hash words. */
+  const word = (i: number) => (hash(i, k0, k1, r), (r[0] ^ r[1]) >>> 0);
+  // One loop per mode, so that each store sees one typed array class.
+  switch (p.mode) {
+    case "keys":
+      for (let i = from; i < to; i++) {
+        hash(i, k0, k1, r);
         out[2 * i] = r[0];
         out[2 * i + 1] = r[1];
-        break;
-      case "bits":
-        out[i] = b;
-        break;
-      case "uniform":
-        out[i] = Math.min(Math.max(f[0], fr(fr(unit(b) * f[1]) + f[0])), f[2]);
-        break;
-      case "normal": {
-        const u = Math.max(NORMAL_LO, fr(unit(b) * 2 + NORMAL_LO));
-        out[i] = fr(fr(fr(SQRT2 * erfinvF32(u)) * f[1]) + f[0]);
-        break;
       }
-      case "truncatedNormal": {
-        const u = Math.max(f[0], fr(fr(unit(b) * f[1]) + f[0]));
-        out[i] = Math.min(Math.max(fr(SQRT2 * erfinvF32(u)), f[2]), f[3]);
-        break;
+      return;
+    case "bits":
+      for (let i = from; i < to; i++) out[i] = word(i);
+      return;
+    case "uniform":
+      for (let i = from; i < to; i++) {
+        out[i] = Math.min(Math.max(f0, fr(fr(unit(word(i)) * f1) + f0)), f2);
       }
-      case "bernoulli":
-        out[i] = unit(b) < f[0] ? 1 : 0;
-        break;
-      case "randint": {
-        threefry2x32(k[2], k[3], hi, lo, r2);
+      return;
+    case "normal":
+      for (let i = from; i < to; i++) {
+        const u = Math.max(NORMAL_LO, fr(unit(word(i)) * 2 + NORMAL_LO));
+        out[i] = fr(fr(fr(SQRT2 * erfinvF32(u)) * f1) + f0);
+      }
+      return;
+    case "truncatedNormal":
+      for (let i = from; i < to; i++) {
+        const u = Math.max(f0, fr(fr(unit(word(i)) * f1) + f0));
+        out[i] = Math.min(Math.max(fr(SQRT2 * erfinvF32(u)), f2), f3);
+      }
+      return;
+    case "bernoulli":
+      for (let i = from; i < to; i++) out[i] = unit(word(i)) < f0 ? 1 : 0;
+      return;
+    case "randint":
+      for (let i = from; i < to; i++) {
+        const high = word(i);
+        hash(i, k2, k3, r2);
         const low = (r2[0] ^ r2[1]) >>> 0;
-        const span = w[0];
-        // span 0 stands for 2^32: every remainder is the value itself.
-        const off = span === 0
-          ? low
-          : ((Math.imul(b % span, w[1]) >>> 0) + (low % span)) % 2 ** 32 % span;
-        out[i] = (w[2] + off) | 0;
-        break;
+        // span w0 = 0 stands for 2^32: every remainder is the value itself.
+        const off = w0 === 0 ? low : ((Math.imul(high % w0, w1) >>> 0) + (low % w0)) % 2 ** 32 % w0;
+        out[i] = (w2 + off) | 0;
       }
-    }
+      return;
   }
+}
+
+/** Runs a random kernel: `keys` holds the key words (two keys for `randint`). */
+export function randomCpu(device: CpuDevice, keys: CpuStorage, p: RandomParams): CpuStorage {
+  const out = dtypeInfo(RANDOM_DTYPE[p.mode]).create(p.mode === "keys" ? 2 * p.n : p.n);
+  randomFill(keys.data, p, out, 0, p.n);
   return device.adopt(out);
 }
 

@@ -67,17 +67,25 @@ export function threefry2x32(
 ): Uint32Array {
   const ks0 = k0 | 0, ks1 = k1 | 0, ks2 = (k0 ^ k1 ^ PARITY) | 0;
   let x0 = (c0 + ks0) | 0, x1 = (c1 + ks1) | 0;
+  // The key schedule rotates through (k1, k0^k1^C, k0) for x0, one step ahead for x1.
+  let ka = ks1, kb = ks2, kc = ks0;
   for (let g = 0; g < 5; g++) {
-    const rot = ROTATIONS[g & 1];
-    for (let r = 0; r < 4; r++) {
-      const s = rot[r];
-      x0 = (x0 + x1) | 0;
-      x1 = ((x1 << s) | (x1 >>> (32 - s))) ^ x0;
-    }
-    // Key injection after every 4 rounds: the schedule rotates through (k0, k1, k0^k1^C).
-    const a = g % 3;
-    x0 = (x0 + (a === 0 ? ks1 : a === 1 ? ks2 : ks0)) | 0;
-    x1 = (x1 + (a === 0 ? ks2 : a === 1 ? ks0 : ks1) + g + 1) | 0;
+    // The ROTATIONS of group g as literal shifts: the CPU samplers spend most of their time
+    // here, and reading them from the table made this several times slower.
+    const odd = g & 1;
+    x0 = (x0 + x1) | 0;
+    x1 = (odd ? (x1 << 17) | (x1 >>> 15) : (x1 << 13) | (x1 >>> 19)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = (odd ? (x1 << 29) | (x1 >>> 3) : (x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = (odd ? (x1 << 16) | (x1 >>> 16) : (x1 << 26) | (x1 >>> 6)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = (odd ? (x1 << 24) | (x1 >>> 8) : (x1 << 6) | (x1 >>> 26)) ^ x0;
+    // Key injection after every 4 rounds.
+    x0 = (x0 + ka) | 0;
+    x1 = (x1 + kb + g + 1) | 0;
+    const k = ka;
+    ka = kb, kb = kc, kc = k;
   }
   out[0] = x0;
   out[1] = x1;

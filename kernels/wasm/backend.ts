@@ -2,21 +2,44 @@
  * The wasm backend as a registry plug-in: its kernels under the registry's kernel names
  * (`matmul`, `add`, `exp`, `sum`, `softmax`, `chunkAttention`, `chunkAttentionGrad`, ...),
  * each adapting the registry's spec to the wasm kernel's call (the fused `layerNorm` and
- * `layerNormGrad` too). Every other kernel, and every call a kernel here
- * does not take (a dtype other than f32, an elementwise op's layout it cannot read, too many
- * chunk offsets), runs on the CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
+ * `layerNormGrad` too; `sort`, `random` and the indexing kernels, which give the reference's
+ * bits). Every other kernel, and every call a kernel here does not take (a dtype it was not
+ * written for, an elementwise op's layout it cannot read, too many chunk offsets), runs on the
+ * CPU reference on copies (`fallback: "cpu-reference"`, see `launch`).
  * @module
  */
-import type { PermSpec } from "../specs/sort.ts";
+import type { PermSpec, SortSpec } from "../specs/sort.ts";
+export {
+  WASM_COMPARE_OPS,
+  WASM_DOUBLED_OPS,
+  WASM_ELEMENTWISE_OPS,
+  WASM_INTEGER_OPS,
+} from "./elementwise_ops.ts";
+import { sortSupported, sortWasm } from "./sort.ts";
+import type { RandomParams } from "../specs/random.ts";
+import { randomWasm } from "./random.ts";
+import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
+import {
+  indexingSupported,
+  oneHotSupported,
+  oneHotWasm,
+  scatterAddWasm,
+  takeWasm,
+} from "./indexing.ts";
+import { scatterAddAlongWasm, takeAlongWasm } from "./indexing_along.ts";
 import { permuteSupported, permuteWasm } from "./permute.ts";
 import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import { type ElementwiseSpec, stridedInputs } from "../specs/elementwise.ts";
+import type { ElementwiseSpec } from "../specs/elementwise.ts";
 import type { MatmulSpec } from "../specs/matmul.ts";
 import type { ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
 import { type ChunkAttnSpec, withBias } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { elementwiseSupported, elementwiseWasm, type WasmElementwiseOp } from "./elementwise.ts";
+import {
+  elementwiseAccepts,
+  isWasmElementwise,
+  WASM_ELEMENTWISE_KERNELS,
+} from "./elementwise_ops.ts";
 import { matmulWasm } from "./matmul.ts";
 import { reduceWasm, softmaxWasm } from "./reduce.ts";
 import { chunkAttentionSupported, chunkAttentionWasm } from "./chunk_attention.ts";
@@ -26,55 +49,11 @@ import { chunkAttentionGradSupported, chunkAttentionGradWasm } from "./chunk_att
 import { blockSparseBackwardWasm, blockSparseForwardWasm } from "./block_sparse.ts";
 import type { BlockSparseSpec } from "../specs/block_sparse.ts";
 
-/** Registry elementwise kernel names the wasm module runs, with the module's op for each. */
-export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
-  add: "add",
-  sub: "sub",
-  mul: "mul",
-  div: "div",
-  maximum: "max",
-  minimum: "min",
-  exp: "exp",
-  tanh: "tanh",
-  neg: "neg",
-  abs: "abs",
-  sqrt: "sqrt",
-  relu: "relu",
-};
-
 type W = WasmStorage;
-
-const elementwise: KernelTable = Object.fromEntries(
-  Object.entries(WASM_ELEMENTWISE_OPS).map(([name, op]) => [
-    name,
-    (d: WasmDevice, xs: W[], s: ElementwiseSpec) =>
-      elementwiseWasm(d, op, stridedInputs(xs, s), s.shape),
-  ]),
-);
-
-/**
- * Unary kernels the module runs as a binary op on the input twice: `copy` as `max(a, a)`
- * (exactly `a`, a NaN staying NaN) and `square` as `a * a`.
- */
-export const WASM_DOUBLED_OPS: Readonly<Record<string, WasmElementwiseOp>> = {
-  copy: "max",
-  square: "mul",
-};
-
-const doubled: KernelTable = Object.fromEntries(
-  Object.entries(WASM_DOUBLED_OPS).map(([name, op]) => [
-    name,
-    (d: WasmDevice, [x]: W[], s: ElementwiseSpec) => {
-      const [a] = stridedInputs([x], s);
-      return elementwiseWasm(d, op, [a, a], s.shape);
-    },
-  ]),
-);
 
 /** Every wasm kernel by registry name. */
 export const WASM_BACKEND_KERNELS: KernelTable = {
-  ...elementwise,
-  ...doubled,
+  ...WASM_ELEMENTWISE_KERNELS,
   matmul: (d: WasmDevice, [a, b]: W[], s: MatmulSpec) => matmulWasm(d, a, b, s),
   sum: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "sum"),
   max: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "max"),
@@ -95,23 +74,23 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
     blockSparseBackwardWasm(d, xs, s),
   gatherByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, false),
   scatterByIndex: (d: WasmDevice, [x, i]: W[], s: PermSpec) => permuteWasm(d, x, i, s, true),
+  sort: (d: WasmDevice, [x]: W[], s: SortSpec) => sortWasm(d, x, s),
+  random: (d: WasmDevice, [keys]: W[], s: RandomParams) => randomWasm(d, keys, s),
+  take: (d: WasmDevice, [x, i]: W[], s: AxisIndexSpec) => takeWasm(d, x, i, s),
+  scatterAdd: (d: WasmDevice, [x, i, u]: W[], s: AxisIndexSpec) => scatterAddWasm(d, x, i, u, s),
+  takeAlongAxis: (d: WasmDevice, [x, i]: W[], s: AlongIndexSpec) => takeAlongWasm(d, x, i, s),
+  scatterAddAlongAxis: (d: WasmDevice, [x, i, u]: W[], s: AlongIndexSpec) =>
+    scatterAddAlongWasm(d, x, i, u, s),
+  oneHot: (d: WasmDevice, [i]: W[], s: OneHotSpec) => oneHotWasm(d, i, s),
 };
 
 /**
- * Whether the wasm kernel `name` takes this call: f32 data everywhere (chunk attention's
- * positions and codes are i32), and what each kernel's own check asks.
+ * Whether the wasm kernel `name` takes this call: the dtypes each kernel was written for (f32
+ * unless its case says otherwise; chunk attention's positions and codes are i32), and what
+ * each kernel's own check asks.
  */
 export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[]): boolean {
-  const op = WASM_ELEMENTWISE_OPS[name];
-  const twice = WASM_DOUBLED_OPS[name];
-  if (op !== undefined || twice !== undefined) {
-    const s = spec as ElementwiseSpec;
-    const inputs = s.inputs.map((x) => ({ ...x, storage: { byteLength: 0 } }));
-    return s.dtype === "f32" &&
-      (op !== undefined
-        ? elementwiseSupported(op, inputs)
-        : inputs.length === 1 && elementwiseSupported(twice, [inputs[0], inputs[0]]));
-  }
+  if (isWasmElementwise(name)) return elementwiseAccepts(name, spec as ElementwiseSpec);
   switch (name) {
     case "sum":
     case "max":
@@ -134,6 +113,21 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "gatherByIndex":
     case "scatterByIndex":
       return permuteSupported(dtypes[0]) && dtypes[1] === "i32";
+    case "take":
+    case "scatterAdd":
+    case "takeAlongAxis":
+    case "scatterAddAlongAxis": {
+      // x, indices, then the updates of the scatters, which share x's dtype.
+      const s = spec as AxisIndexSpec | AlongIndexSpec;
+      return indexingSupported(s.dtype, s.indexDtype) &&
+        dtypes.every((t, i) => t === (i === 1 ? s.indexDtype : s.dtype));
+    }
+    case "oneHot":
+      return oneHotSupported(spec as OneHotSpec) && dtypes[0] === (spec as OneHotSpec).indexDtype;
+    case "random":
+      return dtypes[0] === "u32";
+    case "sort":
+      return sortSupported((spec as SortSpec).dtype) && dtypes[0] === (spec as SortSpec).dtype;
     default:
       return dtypes.every((t) => t === "f32");
   }

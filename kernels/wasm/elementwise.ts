@@ -1,6 +1,7 @@
 /**
- * Elementwise f32 kernels on the wasm device over strided inputs (see `kernels/strided.ts`):
- * the output's dimensions are collapsed, and each row of the innermost dimension runs one row
+ * Elementwise kernels on the wasm device over strided inputs (see `kernels/strided.ts`): f32
+ * ops, wrapping 32-bit integer ones, and comparisons of either with a bool result. The
+ * output's dimensions are collapsed, and each row of the innermost dimension runs one row
  * kernel of the module, SIMD when the inputs are contiguous or broadcast along the row, a
  * plane of rows (the next dimension) per call (`gen_planes.ts`).
  * Large outputs split their rows across the threads; every element is computed by the same
@@ -9,7 +10,14 @@
  */
 import { collapse, type StridedInput } from "../strided.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
-import { BINARY_OPS, UNARY_OPS, type WasmBinaryOp, type WasmUnaryOp } from "./module.ts";
+import { isCompareOp } from "./gen_compare.ts";
+import {
+  BINARY_OPS,
+  isIntegerOp,
+  UNARY_OPS,
+  type WasmBinaryOp,
+  type WasmUnaryOp,
+} from "./module.ts";
 import { type Runtime, share } from "./runtime.ts";
 
 /** An elementwise op the wasm backend runs natively. */
@@ -24,20 +32,26 @@ export const JOB_ELEMENTWISE = 1;
 /** Most dimensions after collapsing. */
 const MAX_RANK = 24;
 
-/** Whether {@linkcode elementwiseWasm} runs `op` on these inputs (else use a fallback). */
+/**
+ * Whether {@linkcode elementwiseWasm} runs `op` on these inputs (else use a fallback): f32
+ * inputs for the float ops, i32 or u32 ones (all of one dtype) for the integer ops.
+ */
 export function elementwiseSupported(op: string, inputs: readonly StridedInput[]): boolean {
   const arity = (BINARY_OPS as readonly string[]).includes(op)
     ? 2
     : (UNARY_OPS as readonly string[]).includes(op)
     ? 1
     : 0;
-  return arity === inputs.length && inputs.every((x) => x.dtype === "f32") &&
+  const dtype = inputs[0]?.dtype;
+  const integer = isIntegerOp(op) || (isCompareOp(op) && !op.startsWith("f"));
+  const typed = integer ? dtype === "i32" || dtype === "u32" : dtype === "f32";
+  return arity === inputs.length && typed && inputs.every((x) => x.dtype === dtype) &&
     inputs[0].strides.length <= MAX_RANK;
 }
 
 /**
  * `out[i] = op(inputs[0][...], inputs[1][...])` over `outShape` (unary ops take one input), as
- * a new contiguous f32 storage. Inputs are f32 strided views of wasm storages.
+ * a new contiguous storage of the inputs' dtype. Inputs are strided views of wasm storages.
  */
 export function elementwiseWasm(
   device: WasmDevice,
@@ -49,7 +63,7 @@ export function elementwiseWasm(
     throw new TypeError(`wasm: elementwise ${op} does not take these ${inputs.length} inputs`);
   }
   const size = outShape.reduce((x, y) => x * y, 1);
-  const out = device.alloc("f32", size);
+  const out = device.alloc(isCompareOp(op) ? "bool" : inputs[0].dtype, size);
   if (size === 0) return out;
   const { shape, strides } = collapse(outShape, inputs.map((x) => x.strides));
   if (shape.length === 0) shape.push(1), strides.forEach((s) => s.push(0));
@@ -94,8 +108,11 @@ export function elementwiseJob(
   const b2 = rank > 1 && arity === 2 ? 4 * strides[1][rank - 2] : 0;
   const k = rt.kernels;
   let run: (a: number, b: number, o: number, count: number) => void;
+  // Comparisons write one bool byte per element, the other ops 4 bytes.
+  let outBytes = 4;
   if (arity === 2) {
     const name = BINARY_OPS[args[1]];
+    if (isCompareOp(name)) outBytes = 1;
     const kind = s0 === 1 && s1 === 1
       ? "vv"
       : s0 === 1 && s1 === 0
@@ -124,7 +141,7 @@ export function elementwiseJob(
       if (arity === 2) b += 4 * i * strides[1][d];
     }
     const count = Math.min(hi - r, plane - (r % plane));
-    run(a, b, out + 4 * r * len, count);
+    run(a, b, out + outBytes * r * len, count);
     r += count;
   }
 }

@@ -81,6 +81,14 @@ const SIMD = {
   i32x4Shl: 171,
   i32x4ShrS: 172,
   i32x4Add: 174,
+  i32x4Abs: 160,
+  i32x4Neg: 161,
+  i32x4Sub: 177,
+  i32x4Mul: 181,
+  i32x4MinS: 182,
+  i32x4MinU: 183,
+  i32x4MaxS: 184,
+  i32x4MaxU: 185,
   f32x4Abs: 224,
   f32x4Neg: 225,
   f32x4Sqrt: 227,
@@ -293,6 +301,11 @@ export class FuncBuilder {
   }
   i32x4Add(): this {
     return this.#simd(SIMD.i32x4Add);
+  }
+  /** A lane-wise i32x4 operation by name (`S`/`U`: signed or unsigned order). */
+  i32x4(op: "add" | "sub" | "mul" | "minS" | "minU" | "maxS" | "maxU" | "abs" | "neg"): this {
+    const name = `i32x4${op[0].toUpperCase()}${op.slice(1)}` as keyof typeof SIMD;
+    return this.#simd(SIMD[name]);
   }
   i32x4Shl(): this {
     return this.#simd(SIMD.i32x4Shl);

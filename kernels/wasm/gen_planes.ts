@@ -10,23 +10,34 @@
  */
 import { I32, type ModuleBuilder } from "./emit.ts";
 
-/** Adds the plane driver of every row kernel of these ops (which must already exist). */
+/**
+ * Adds the plane driver of every row kernel of these ops (which must already exist);
+ * `outBytes` gives the bytes of an op's output element (the comparisons write bool bytes).
+ */
 export function planeDrivers(
   m: ModuleBuilder,
   binaryOps: readonly string[],
   unaryOps: readonly string[],
+  outBytes: (op: string) => number = () => 4,
 ): void {
   for (const op of binaryOps) {
-    for (const kind of ["vv", "vs", "sv"]) driver(m, `${op}_${kind}`, true, false);
-    driver(m, `${op}_g`, true, true);
+    const bytes = outBytes(op);
+    for (const kind of ["vv", "vs", "sv"]) driver(m, `${op}_${kind}`, true, false, bytes);
+    driver(m, `${op}_g`, true, true, bytes);
   }
   for (const op of unaryOps) {
-    driver(m, `${op}_v`, false, false);
-    driver(m, `${op}_g`, false, true);
+    driver(m, `${op}_v`, false, false, outBytes(op));
+    driver(m, `${op}_g`, false, true, outBytes(op));
   }
 }
 
-function driver(m: ModuleBuilder, row: string, binary: boolean, strided: boolean): void {
+function driver(
+  m: ModuleBuilder,
+  row: string,
+  binary: boolean,
+  strided: boolean,
+  outBytes: number,
+): void {
   const index = m.index(row);
   // Parameter order: a, [sa], [b, [sb]], o, len, count, sa2, [sb2].
   const names = [
@@ -42,7 +53,7 @@ function driver(m: ModuleBuilder, row: string, binary: boolean, strided: boolean
   const f = m.func(`${row}_2d`, names.map(() => I32));
   const p = Object.fromEntries(names.map((n, i) => [n, i]));
   const rowBytes = f.local(I32);
-  f.get(p.len).i32(4).mul().set(rowBytes);
+  f.get(p.len).i32(outBytes).mul().set(rowBytes);
   f.block().loop().get(p.count).i32(1).ltS().brIf(1);
   const args = names.slice(0, names.indexOf("len") + 1);
   for (const n of args) f.get(p[n]);

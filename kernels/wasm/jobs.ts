@@ -15,6 +15,15 @@ import {
 } from "./layer_norm.ts";
 import { chunkAttentionGradJob, JOB_CHUNK_ATTENTION_GRAD } from "./chunk_attention_grad.ts";
 import { blockSparseJob, JOB_BLOCK_SPARSE } from "./block_sparse.ts";
+import { JOB_SORT, sortJob } from "./sort.ts";
+import { JOB_RANDOM, randomJob } from "./random.ts";
+import { JOB_SCATTER_ADD, JOB_TAKE, scatterAddJob, takeJob } from "./indexing.ts";
+import {
+  JOB_SCATTER_ADD_ALONG,
+  JOB_TAKE_ALONG,
+  scatterAddAlongJob,
+  takeAlongJob,
+} from "./indexing_along.ts";
 
 const jobs: JobFn[] = [];
 /** Puts `fn` at `index`, refusing a slot two kernel files both claim. */
@@ -31,6 +40,12 @@ add(JOB_LAYER_NORM, layerNormJob);
 add(JOB_LAYER_NORM_GRAD, layerNormGradJob);
 add(JOB_CHUNK_ATTENTION_GRAD, chunkAttentionGradJob);
 add(JOB_BLOCK_SPARSE, blockSparseJob);
+add(JOB_SORT, sortJob);
+add(JOB_RANDOM, randomJob);
+add(JOB_TAKE, takeJob);
+add(JOB_SCATTER_ADD, scatterAddJob);
+add(JOB_TAKE_ALONG, takeAlongJob);
+add(JOB_SCATTER_ADD_ALONG, scatterAddAlongJob);
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

@@ -14,18 +14,40 @@ import { attentionHelpers } from "./gen_attention.ts";
 import { layerNormHelpers } from "./gen_layer_norm.ts";
 import { vexp } from "./gen_exp.ts";
 import { gemmAcc } from "./gen_gemm_acc.ts";
+import { indexingHelpers } from "./gen_indexing.ts";
+import { sortHelpers } from "./gen_sort.ts";
+import { COMPARE_OPS, compareRows, isCompareOp, type WasmCompareOp } from "./gen_compare.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
 /** Microkernel tile: columns of B per call (a multiple of 4). */
 export const NR = 8;
 
-/** Binary ops with row kernels. */
-export const BINARY_OPS = ["add", "sub", "mul", "div", "max", "min"] as const;
+/**
+ * Binary ops with row kernels: f32, then 32-bit integer ones (`i`: either signedness, as
+ * wrapping add, sub and mul give the same bits; `imax`/`imin` signed, `umax`/`umin` unsigned),
+ * then the comparisons (bool output, see `gen_compare.ts`).
+ */
+export const BINARY_OPS = [
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "max",
+  "min",
+  "iadd",
+  "isub",
+  "imul",
+  "imax",
+  "imin",
+  "umax",
+  "umin",
+  ...COMPARE_OPS,
+] as const;
 /** A binary op the wasm backend runs natively. */
 export type WasmBinaryOp = typeof BINARY_OPS[number];
-/** Unary ops with row kernels. */
-export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt", "relu"] as const;
+/** Unary ops with row kernels: f32, then i32 (wrapping: `iabs` of -2^31 is -2^31). */
+export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt", "relu", "ineg", "iabs"] as const;
 /** A unary op the wasm backend runs natively. */
 export type WasmUnaryOp = typeof UNARY_OPS[number];
 
@@ -47,16 +69,35 @@ function rows(f: FuncBuilder, n: number, vec: () => void, one: () => void) {
   f.inc(n, -1).br(0).end().end();
 }
 
+/** The i32x4 instruction of each integer op. */
+const INT_SIMD = {
+  iadd: "add",
+  isub: "sub",
+  imul: "mul",
+  imax: "maxS",
+  imin: "minS",
+  umax: "maxU",
+  umin: "minU",
+  ineg: "neg",
+  iabs: "abs",
+} as const;
+
+/** Whether `op` is one of the 32-bit integer ops. */
+export function isIntegerOp(op: string): op is keyof typeof INT_SIMD {
+  return op in INT_SIMD;
+}
+
 /** The lane-wise op on the two vectors on the stack. */
-function binVec(f: FuncBuilder, op: WasmBinaryOp) {
-  f.f32x4(op);
+function binVec(f: FuncBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
+  if (isIntegerOp(op)) f.i32x4(INT_SIMD[op]);
+  else f.f32x4(op);
 }
 
 /**
  * Binary row kernels `op_vv(a, b, o, n)` (both contiguous), `op_vs` (b a scalar), `op_sv` (a a
  * scalar) and `op_g(a, sa, b, sb, o, n)` (byte strides, one lane at a time).
  */
-function binary(m: ModuleBuilder, op: WasmBinaryOp) {
+function binary(m: ModuleBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
   for (const kind of ["vv", "vs", "sv"] as const) {
     const f = m.func(`${op}_${kind}`, [I32, I32, I32, I32]);
     const [a, b, o, n] = [0, 1, 2, 3];
@@ -103,7 +144,8 @@ function unVec(f: FuncBuilder, op: WasmUnaryOp, [x, t, k, y, u]: number[]) {
   } else if (op === "relu") {
     // x where 0 < x, else +0 (NaN and -0 included), as the reference's `a > 0 ? a : 0`.
     f.tee(u).f32x4Const(0).f32x4Const(0).get(u).f32x4Lt().v128Bitselect();
-  } else f.f32x4(op);
+  } else if (isIntegerOp(op)) f.i32x4(INT_SIMD[op]);
+  else f.f32x4(op);
 }
 
 /** Unary row kernels `op_v(a, o, n)` (contiguous) and `op_g(a, sa, o, n)` (byte stride). */
@@ -211,15 +253,20 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     const m = new ModuleBuilder({ initial: 1, maximum: MAX_PAGES, shared: true });
     microkernel(m, relaxed, MR, NR, 4);
     packers(m);
-    for (const op of BINARY_OPS) binary(m, op);
+    for (const op of BINARY_OPS) {
+      if (isCompareOp(op)) compareRows(m, op);
+      else binary(m, op);
+    }
     for (const op of UNARY_OPS) unary(m, op);
-    planeDrivers(m, BINARY_OPS, UNARY_OPS);
+    planeDrivers(m, BINARY_OPS, UNARY_OPS, (op) => (isCompareOp(op) ? 1 : 4));
     reductions(m);
     attentionHelpers(m, relaxed);
     attentionRowDrivers(m);
     permuteRows(m);
     layerNormHelpers(m);
     gemmAcc(m, relaxed);
+    indexingHelpers(m);
+    sortHelpers(m);
     cached = { bytes: m.build(), relaxed };
   }
   return cached;

@@ -294,7 +294,9 @@ Deno.test("the wasm attention kernels take their own dtypes and decline others",
   assert.ok(!wasmAccepts("blockSparseAttentionBackward", {}, ["i32", ...back.slice(1)]));
 });
 
-// gatherByIndex and scatterByIndex are covered by tests/ops/wasm_permute_test.ts.
+// gatherByIndex and scatterByIndex are covered by tests/ops/wasm_permute_test.ts; sort, random,
+// the indexing kernels, the integer elementwise ones and the comparisons by the other
+// tests/ops/wasm_*_test.ts; relu by tests/kernels/wasm/elementwise_test.ts.
 Deno.test("every registered wasm kernel is covered here", () => {
   const covered = [
     "matmul",
@@ -309,6 +311,7 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "neg",
     "abs",
     "sqrt",
+    "relu",
     "square",
     "copy",
     "sum",
@@ -324,6 +327,19 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "blockSparseAttentionBackward",
     "gatherByIndex",
     "scatterByIndex",
+    "sort",
+    "random",
+    "take",
+    "scatterAdd",
+    "takeAlongAxis",
+    "scatterAddAlongAxis",
+    "oneHot",
+    "equal",
+    "notEqual",
+    "less",
+    "lessEqual",
+    "greater",
+    "greaterEqual",
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });
@@ -337,10 +353,10 @@ Deno.test("ops without a wasm kernel, or with other dtypes, run on the reference
     const taken = T.take(x, order);
     assert.deepEqual(Array.from(await taken.data()), [0.5, 1, 2, 3]);
     const i = T.tensor(new Int32Array([1, 2, 3]), { device: "cpu" });
-    const isum = T.scope(() => T.sum(T.mul(i, i))); // i32 mul and sum: declined, run on the reference
+    const isum = T.scope(() => T.sum(T.mul(i, i))); // i32 sum: declined, run on the reference
     assert.equal(isum.dtype, "i32");
     assert.equal((await isum.data())[0], 14);
-    const b = T.greater(x, 1); // bool output
+    const b = T.greater(x, 1); // bool output, from f32 inputs
     assert.deepEqual(Array.from(await b.data()), [1, 0, 1, 0]);
     [x, order, taken, i, isum, b].forEach((t) => t.dispose());
   });

@@ -68,6 +68,20 @@ export interface Backend {
    * copies (`ops/widen.ts`). Default: no kernel does.
    */
   readonly readsF16?: (kernel: string) => boolean;
+  /**
+   * Checks a call's operands before the kernel runs: throws (a RangeError naming `op`, the
+   * shape and the limit) for an operand the kernel cannot take, such as a WebGPU tensor larger
+   * than one storage binding given to a kernel that cannot split its work. Default: no check.
+   */
+  readonly checkOperands?: (kernel: string, op: string, operands: readonly Operand[]) => void;
+}
+
+/** An input or output of a kernel call, as {@linkcode Backend.checkOperands} sees it. */
+export interface Operand {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Bytes of its storage (for an input, the whole storage a view reads from). */
+  readonly bytes: number;
 }
 
 const registry = new Map<string, Backend>();

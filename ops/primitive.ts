@@ -223,7 +223,8 @@ export interface KernelOutput {
  * Runs kernel `name` on the backend of `device` (default: the first input's) with the inputs'
  * storages and `spec`, and returns its outputs as new tensors of the given shapes and dtypes.
  * Every output's size is checked against the device's limit first (a RangeError naming `op`,
- * default `name`, the shape and the limit), so nothing is allocated for a refused op. A backend
+ * default `name`, the shape and the limit), so nothing is allocated for a refused op, and so
+ * are its operands by the backend's `checkOperands` when it has one. A backend
  * without the kernel, or whose `accepts` declines this call, runs its fallback backend's on
  * copies of the inputs; with no fallback that
  * has it, a TypeError names the kernel and the backend.
@@ -236,8 +237,12 @@ export function launch(
   device: Device = deviceOf(inputs[0]),
   op: string = name,
 ): Tensor[] {
-  for (const o of outputs) checkAllocation(op, device, o.shape, o.dtype);
+  const sizes = outputs.map((o) => checkAllocation(op, device, o.shape, o.dtype));
   const backend = backendOf(device);
+  backend.checkOperands?.(name, op, [
+    ...inputs.map((t) => ({ shape: t.shape, dtype: t.dtype, bytes: storageOf(t).byteLength })),
+    ...outputs.map((o, i) => ({ ...o, bytes: sizes[i] })),
+  ]);
   const kernel = backend.kernels[name];
   const out =
     kernel !== undefined && (backend.accepts?.(name, spec, inputs.map((t) => t.dtype)) ?? true)

@@ -15,6 +15,20 @@ export class GpuStorage implements Storage {
   constructor(readonly buffer: GPUBuffer, readonly byteLength: number) {}
 }
 
+/**
+ * A byte range of a storage bound in place of the whole buffer, for tensors larger than one
+ * storage binding may be: `offset` is a multiple of the device's
+ * `minStorageBufferOffsetAlignment` and `size` of 4 (see `windows.ts`).
+ */
+export interface GpuWindow {
+  readonly storage: GpuStorage;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** What a kernel binds: a whole storage or a window of one. */
+export type GpuBindable = GpuStorage | GpuWindow;
+
 /** A compute kernel: WGSL source with entry point `main`. */
 export interface Kernel {
   code: string;
@@ -77,7 +91,9 @@ const words = (bytes: number) => Math.ceil(bytes / 4) * 4;
 /** The WebGPU device. */
 export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
+  /** Largest tensor: the adapter's `maxBufferSize` (kernels split work past one binding). */
   readonly maxBytes: number;
+  #bindingOverride: number | undefined;
   readonly pool: BufferPool;
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
@@ -94,11 +110,9 @@ export class GpuDevice extends AccountedDevice implements Device {
     readonly description: string,
   ) {
     super();
-    this.maxBytes = Math.min(
-      device.limits.maxStorageBufferBindingSize,
-      device.limits.maxBufferSize,
-    );
-    this.pool = new BufferPool(device);
+    // Whole words, so a size class rounded down to the cap still holds any tensor under it.
+    this.maxBytes = Math.floor(device.limits.maxBufferSize / 4) * 4;
+    this.pool = new BufferPool(device, this.maxBytes);
     this.#arenaGpu = device.createBuffer({
       size: this.#arenaCpu.byteLength,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -223,17 +237,51 @@ export class GpuDevice extends AccountedDevice implements Device {
     if (!this.#encoder) this.flush();
   }
 
-  /** Records one compute dispatch. `buffers` bind at 0..n-1; `params` (if any) at n. */
+  /**
+   * Most bytes one storage binding may cover: the adapter's `maxStorageBufferBindingSize`
+   * (at most `maxBytes`). Kernels given larger tensors bind windows of them and split their
+   * dispatch (`windows.ts`), or refuse. Tests set a small value (a multiple of 4, at least
+   * twice `bindingAlignment`) to run those paths on small tensors, then `undefined` to
+   * restore the adapter's.
+   */
+  get maxBindingBytes(): number {
+    return this.#bindingOverride ??
+      Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
+  }
+  set maxBindingBytes(bytes: number | undefined) {
+    if (bytes !== undefined) {
+      const adapter = Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
+      if (!(bytes % 4 === 0 && bytes >= 2 * this.bindingAlignment && bytes <= adapter)) {
+        throw new RangeError(
+          `maxBindingBytes must be a multiple of 4 in [${2 * this.bindingAlignment}, ` +
+            `${adapter}], got ${bytes}`,
+        );
+      }
+    }
+    this.#bindingOverride = bytes;
+  }
+
+  /** The byte alignment of a window's offset (`minStorageBufferOffsetAlignment`). */
+  get bindingAlignment(): number {
+    return this.device.limits.minStorageBufferOffsetAlignment;
+  }
+
+  /**
+   * Records one compute dispatch. `buffers` bind at 0..n-1; `params` (if any) at n. A whole
+   * storage larger than {@linkcode GpuDevice.maxBindingBytes} is refused with a RangeError
+   * naming the kernel: binding it would be a validation error, or (under a lowered limit)
+   * would hide a missing split.
+   */
   run(
     kernel: Kernel,
-    buffers: GpuStorage[],
+    buffers: GpuBindable[],
     workgroups: readonly number[],
     params?: ArrayBufferView,
   ): void {
     const pipeline = this.pipeline(kernel.code);
     const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({
       binding: i,
-      resource: { buffer: b.buffer },
+      resource: this.#resource(kernel, b),
     }));
     if (params) {
       if (params.byteLength > ARENA_SLOT) throw new RangeError("kernel params exceed 256 bytes");
@@ -257,6 +305,22 @@ export class GpuDevice extends AccountedDevice implements Device {
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
     if (this.#profiler) this.#endPass();
     if (++this.#pending >= MAX_BATCH) this.flush();
+  }
+
+  #resource(kernel: Kernel, b: GpuBindable): GPUBufferBinding {
+    const limit = this.maxBindingBytes;
+    if (!(b instanceof GpuStorage)) {
+      return { buffer: b.storage.buffer, offset: b.offset, size: b.size };
+    }
+    if (b.buffer.size <= limit) return { buffer: b.buffer };
+    // A pooled buffer's size class may pass the limit while its tensor does not.
+    const size = Math.max(4, words(b.byteLength));
+    if (size <= limit) return { buffer: b.buffer, offset: 0, size };
+    throw new RangeError(
+      `webgpu: kernel ${kernel.name ?? callerName()} would bind a tensor of ${b.byteLength} ` +
+        `bytes whole, over the limit of ${limit} bytes per storage binding; it cannot split ` +
+        "its work for tensors this large",
+    );
   }
 
   /**

@@ -12,7 +12,8 @@ import { CHUNK_ATTN_MAX_BUFFERS, chunkAttentionKernels } from "./chunk_attention
 import { elementwiseKernels } from "./elementwise.ts";
 import { indexingKernels } from "./indexing.ts";
 import { layerNormKernels } from "./layer_norm.ts";
-import { matmulKernels } from "./matmul.ts";
+import { scatterAddGpu } from "./scatter_split.ts";
+import { matmulKernels } from "./matmul_split.ts";
 import { randomKernels } from "./random.ts";
 import { reduceKernels } from "./reduce.ts";
 import { scanKernels } from "./scan.ts";
@@ -29,6 +30,7 @@ export const WEBGPU_KERNELS: KernelTable = {
   ...softmaxKernels,
   ...layerNormKernels,
   ...indexingKernels,
+  scatterAdd: scatterAddGpu,
   ...scatterCombineKernels,
   ...scanKernels,
   ...cumprodKernels,
@@ -88,7 +90,16 @@ export function checkF16Kernel(kernel: string, dtypes: readonly DType[]): true {
  */
 export const WEBGPU_SPLIT_KERNELS: ReadonlySet<string> = new Set([
   ...Object.keys(elementwiseKernels),
+  ...Object.keys(reduceKernels),
+  ...Object.keys(softmaxKernels),
+  ...Object.keys(layerNormKernels),
+  ...Object.keys(chunkAttentionKernels),
   "place",
+  "matmul",
+  "gatherByIndex",
+  "scatterByIndex",
+  "take",
+  "scatterAdd",
 ]);
 
 /**

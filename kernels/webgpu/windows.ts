@@ -56,6 +56,22 @@ export function windowOver(
   return { bind: { storage, offset: start, size }, base: start / eb };
 }
 
+/**
+ * The window over elements `[first, end)` of `storage` starting exactly at `first` (for a
+ * shader that indexes from the window's start), or null when `first` is not at an aligned
+ * byte or the window passes the binding limit.
+ */
+export function exactWindow(
+  device: GpuDevice,
+  storage: GpuStorage,
+  eb: number,
+  first: number,
+  end: number,
+): GpuWindow | null {
+  const w = windowOver(device, storage, eb, first, end);
+  return w && w.base === first ? w.bind : null;
+}
+
 /** One operand of a row-split kernel: `perRow` elements of `eb` bytes per row (0: shared). */
 export interface RowOperand {
   readonly storage: GpuStorage;

@@ -65,14 +65,16 @@ export async function values(xs: T.Tensor | T.Tensor[]): Promise<number[][]> {
 
 /**
  * Checks that `f` on WebGPU under a binding limit of `limit` bytes splits its work (binds
- * windows, none over the limit), gives the same bits as without the limit, and matches the CPU
- * reference within `tol` (relative to the largest magnitude, 0: exactly).
+ * windows, none over the limit), gives the same bits as without the limit (unless `reorders`:
+ * a split that sums in another order, then within `tol`), and matches the CPU reference within
+ * `tol` (relative to the largest magnitude, 0: exactly).
  */
 export async function splitMatches(
   device: GpuDevice,
   limit: number,
   f: (device: T.DeviceName) => T.Tensor | T.Tensor[],
   tol = 0,
+  reorders = false,
 ): Promise<Bindings> {
   const whole = await values(T.scope(() => f("webgpu")));
   const [split, seen] = await lowered(device, limit, async () => {
@@ -82,19 +84,25 @@ export async function splitMatches(
   });
   assert.ok(seen.windows > 0, "the work was split");
   assert.ok(seen.largest <= limit, `a binding of ${seen.largest} bytes passed the limit`);
-  assert.deepEqual(split, whole, "split and whole runs agree bit for bit");
-  const ref = await values(T.scope(() => f("cpu-reference")));
+  if (!reorders) assert.deepEqual(split, whole, "split and whole runs agree bit for bit");
+  else close(whole, split, tol);
+  close(await values(T.scope(() => f("cpu-reference"))), split, tol);
+  return seen;
+}
+
+/** Asserts `got` matches `ref` within `tol` relative to each output's largest magnitude. */
+function close(ref: number[][], got: number[][], tol: number) {
+  assert.equal(ref.length, got.length);
   ref.forEach((r, k) => {
-    assert.equal(r.length, split[k].length);
+    assert.equal(r.length, got[k].length);
     const scale = Math.max(1, ...r.map(Math.abs));
     r.forEach((v, i) => {
-      const d = Math.abs(v - split[k][i]);
-      if (!(d <= tol * scale) && !(Number.isNaN(v) && Number.isNaN(split[k][i]))) {
-        assert.fail(`output ${k}[${i}]: ${split[k][i]} vs reference ${v}`);
+      const d = Math.abs(v - got[k][i]);
+      if (!(d <= tol * scale) && !(Number.isNaN(v) && Number.isNaN(got[k][i]))) {
+        assert.fail(`output ${k}[${i}]: ${got[k][i]} vs reference ${v}`);
       }
     });
   });
-  return seen;
 }
 
 /** Asserts that `f` throws a RangeError naming `op` and the binding limit. */

@@ -9,25 +9,16 @@ import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
 import { AccountedDevice, checkAllocation, type Device, type Storage } from "../device.ts";
 import { BufferPool } from "./pool.ts";
 import { callerName, GpuProfiler, type KernelTime } from "./profiler.ts";
+import { F16_FEATURE, optionalFeatures, requireF16, USES_F16 } from "./f16_feature.ts";
+import { bindingResource, checkBindingOverride, type GpuBindable } from "./binding.ts";
+
+export { F16_FEATURE, requireF16 } from "./f16_feature.ts";
+export type { GpuBindable, GpuWindow } from "./binding.ts";
 
 /** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
 export class GpuStorage implements Storage {
   constructor(readonly buffer: GPUBuffer, readonly byteLength: number) {}
 }
-
-/**
- * A byte range of a storage bound in place of the whole buffer, for tensors larger than one
- * storage binding may be: `offset` is a multiple of the device's
- * `minStorageBufferOffsetAlignment` and `size` of 4 (see `windows.ts`).
- */
-export interface GpuWindow {
-  readonly storage: GpuStorage;
-  readonly offset: number;
-  readonly size: number;
-}
-
-/** What a kernel binds: a whole storage or a window of one. */
-export type GpuBindable = GpuStorage | GpuWindow;
 
 /** A compute kernel: WGSL source with entry point `main`. */
 export interface Kernel {
@@ -61,29 +52,6 @@ export const ro = (b: number, name: string, t: string): string =>
 /** WGSL declaring binding `b` as a read-write storage array `name` of `t`. */
 export const rw = (b: number, name: string, t: string): string =>
   `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
-
-/** The WebGPU feature that f16 storage (`array<f16>` in shaders) needs. */
-export const F16_FEATURE = "shader-f16";
-
-/**
- * Throws a TypeError naming the missing `shader-f16` feature when `features` lacks it: f16
- * tensors live on the GPU as `array<f16>`, which needs the feature (and `enable f16;`).
- */
-export function requireF16(
-  features: { has(name: string): boolean },
-  adapter: string,
-  what = "f16 tensors",
-): void {
-  if (!features.has(F16_FEATURE)) {
-    throw new TypeError(
-      `webgpu: ${what} need the WebGPU feature "${F16_FEATURE}", which the adapter ` +
-        `(${adapter}) does not offer; use f32, or the cpu device for f16`,
-    );
-  }
-}
-
-/** Whether WGSL source uses the `f16` type (it then needs `enable f16;`). */
-const USES_F16 = /\bf16\b/;
 
 /** Rounds a byte count up to whole 32-bit words (buffer copies and writes move words). */
 const words = (bytes: number) => Math.ceil(bytes / 4) * 4;
@@ -249,16 +217,8 @@ export class GpuDevice extends AccountedDevice implements Device {
       Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
   }
   set maxBindingBytes(bytes: number | undefined) {
-    if (bytes !== undefined) {
-      const adapter = Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
-      if (!(bytes % 4 === 0 && bytes >= 2 * this.bindingAlignment && bytes <= adapter)) {
-        throw new RangeError(
-          `maxBindingBytes must be a multiple of 4 in [${2 * this.bindingAlignment}, ` +
-            `${adapter}], got ${bytes}`,
-        );
-      }
-    }
-    this.#bindingOverride = bytes;
+    const adapter = Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
+    this.#bindingOverride = checkBindingOverride(bytes, adapter, this.bindingAlignment);
   }
 
   /** The byte alignment of a window's offset (`minStorageBufferOffsetAlignment`). */
@@ -281,7 +241,7 @@ export class GpuDevice extends AccountedDevice implements Device {
     const pipeline = this.pipeline(kernel.code);
     const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({
       binding: i,
-      resource: this.#resource(kernel, b),
+      resource: bindingResource(b, this.maxBindingBytes, () => kernel.name ?? callerName()),
     }));
     if (params) {
       if (params.byteLength > ARENA_SLOT) throw new RangeError("kernel params exceed 256 bytes");
@@ -305,22 +265,6 @@ export class GpuDevice extends AccountedDevice implements Device {
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
     if (this.#profiler) this.#endPass();
     if (++this.#pending >= MAX_BATCH) this.flush();
-  }
-
-  #resource(kernel: Kernel, b: GpuBindable): GPUBufferBinding {
-    const limit = this.maxBindingBytes;
-    if (!(b instanceof GpuStorage)) {
-      return { buffer: b.storage.buffer, offset: b.offset, size: b.size };
-    }
-    if (b.buffer.size <= limit) return { buffer: b.buffer };
-    // A pooled buffer's size class may pass the limit while its tensor does not.
-    const size = Math.max(4, words(b.byteLength));
-    if (size <= limit) return { buffer: b.buffer, offset: 0, size };
-    throw new RangeError(
-      `webgpu: kernel ${kernel.name ?? callerName()} would bind a tensor of ${b.byteLength} ` +
-        `bytes whole, over the limit of ${limit} bytes per storage binding; it cannot split ` +
-        "its work for tensors this large",
-    );
   }
 
   /**
@@ -447,12 +391,4 @@ export class GpuDevice extends AccountedDevice implements Device {
       throw new Error(`webgpu: device error: ${msg}`);
     }
   }
-}
-
-/**
- * The optional features the adapter has: `timestamp-query` (used only while a profile is
- * open) and `shader-f16` (f16 tensors).
- */
-function optionalFeatures(adapter: GPUAdapter): GPUFeatureName[] {
-  return (["timestamp-query", F16_FEATURE] as const).filter((f) => adapter.features.has(f));
 }

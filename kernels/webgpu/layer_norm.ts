@@ -26,7 +26,7 @@ import {
 import { lanesFor } from "./reduce.ts";
 import type { LayerNormSpec } from "../specs/layer_norm.ts";
 import { floatOf, load, store, storeHelpers } from "./half_io.ts";
-import { guarded, type RowOperand, rowPieces } from "./windows.ts";
+import { bindingRefusal, guarded, type RowOperand, rowPieces, tooLarge } from "./windows.ts";
 
 /** The uniform block: `rows`, `n` (u32), `eps` (f32). */
 function params({ rows, n, eps }: LayerNormSpec): Uint32Array {
@@ -273,6 +273,10 @@ export function layerNormGradGpu(
   // adds them in block order, so the sums do not depend on scheduling.
   const parts = Math.max(1, Math.ceil(s.rows / BLOCK_ROWS)) * s.n;
   const pg = device.alloc("f32", parts), pb = device.alloc("f32", parts);
+  if (tooLarge(device, pg)) {
+    for (const o of [dx, dgamma, dbeta, pg, pb]) device.free(o);
+    throw bindingRefusal(device, "layerNormGrad", [s.rows, s.n], "its column partials are too");
+  }
   // Split rows stay in whole blocks, so each piece writes its blocks' partials.
   const blocks = [x, mean, rstd, dy].map((storage, k) => ({
     storage,

@@ -198,28 +198,30 @@ function unravel(shape: readonly number[], i: number): number[] {
 }
 
 /**
- * Where a piece `[first, first + count)` that spans more than one index of some axis should
- * end instead: at the first boundary of the outermost axis it crosses, so the next try
- * varies only inner axes (whose strided ranges are narrow); `count` when already there.
+ * A smaller count for a piece `[first, first + count)` that did not fit. Its outermost varying
+ * axis `d` has blocks of `inner` flat indices (the product of the axes after it): a piece not
+ * starting at a block boundary ends at the next one; one that does is halved in whole blocks
+ * (at least one). A piece within one block varies only in inner axes, whose strided ranges
+ * are narrower, so the next try looks there.
  */
-function boundary(shape: readonly number[], first: number, count: number): number {
-  let block = 1;
-  const blocks: number[] = [];
-  for (let d = shape.length - 1; d >= 0; d--) blocks.unshift(block *= shape[d]);
-  for (let d = 0; d < shape.length; d++) {
-    const inner = blocks[d] / shape[d];
-    const end = (Math.floor(first / inner) + 1) * inner;
-    if (end < first + count) return end - first;
+function shrink(shape: readonly number[], first: number, count: number): number {
+  const last = first + count - 1;
+  let inner = 1;
+  for (const d of shape) inner *= d;
+  for (const d of shape) {
+    inner /= d;
+    if (Math.floor(first / inner) === Math.floor(last / inner)) continue;
+    if (first % inner !== 0) return (Math.floor(first / inner) + 1) * inner - first;
+    return Math.max(inner, Math.floor(count / 2 / inner) * inner);
   }
-  return count;
+  return Math.ceil(count / 2);
 }
 
 /**
  * Splits `n` flat indices over `shape` (the collapsed iteration shape) into pieces whose
  * windows fit one binding: anchored operands (element `i` at flat index `i`, `eb` bytes each)
  * bind the piece's elements, strided operands the bounding box of what the piece touches.
- * A piece that does not fit ends at the next boundary of the outermost axis it crosses, or
- * halves; a one-element piece that does not fit throws the RangeError of
+ * A piece that does not fit shrinks (see {@linkcode shrink}); a one-element piece that does not fit throws the RangeError of
  * {@linkcode bindingRefusal} (naming `op` and `reported`, the op's shape).
  */
 export function flatPieces(
@@ -261,8 +263,7 @@ export function flatPieces(
           "a piece of its work reads or writes a strided range that wide",
         );
       }
-      const cut = boundary(shape, first, count);
-      count = cut < count ? cut : Math.ceil(count / 2);
+      count = shrink(shape, first, count);
     }
     first += count;
   }

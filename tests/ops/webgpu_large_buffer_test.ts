@@ -67,6 +67,17 @@ Deno.test({
           (dev) => T.cast(T.cast(T.mul(on(dev, 7, [2500]), 100), "i32"), "f32"),
         )
       ));
+    await t.step({
+      name: "f16 add and a cast to f16",
+      ignore: !d.hasF16,
+      fn: () =>
+        noLeaks(() =>
+          splitMatches(d, 4 * KiB, (dev) => {
+            const a = T.cast(on(dev, 10, [33, 70]), "f16");
+            return [T.cast(T.add(a, T.cast(on(dev, 11, [70]), "f16")), "f32"), T.cast(a, "f32")];
+          }, 1e-3)
+        ),
+    });
     await t.step("a slice of a large tensor", () =>
       noLeaks(() =>
         splitMatches(
@@ -124,6 +135,48 @@ Deno.test({
     );
     assert.equal(d.maxBindingBytes, d.device.limits.maxStorageBufferBindingSize);
   },
+});
+
+Deno.test({
+  name: "webgpu: a dispatch binding a whole storage over the limit is refused",
+  ignore: !gpu,
+  fn: async () => {
+    const d = gpu!;
+    const x = d.alloc("f32", 2048);
+    try {
+      await lowered(d, 4 * KiB, () => {
+        const code = `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(1) fn main() { x[0] = 1.0; }`;
+        assert.throws(
+          () => d.run({ code, name: "probe" }, [x], [1]),
+          /kernel probe would bind a tensor of 8192 bytes whole, over the limit of 4096/,
+        );
+      });
+    } finally {
+      d.free(x);
+    }
+  },
+});
+
+/** Elements of a tensor a little past the adapter's own binding limit, if buffers allow it. */
+const pastAdapter = gpu &&
+    gpu.maxBytes >= gpu.device.limits.maxStorageBufferBindingSize + 2 ** 25
+  ? gpu.device.limits.maxStorageBufferBindingSize / 4 + 2 ** 22
+  : 0;
+
+Deno.test({
+  name: "webgpu: a tensor past the adapter's binding limit fills, adds and sums",
+  ignore: !pastAdapter,
+  fn: () =>
+    noLeaks(async () => {
+      const n = pastAdapter;
+      const [s, tail] = await T.scope(async () => {
+        const x = T.add(T.full([n], 0.5, { device: "webgpu" }), 0.25);
+        return [await T.sum(x).data(), await T.slice(x, [n - 3]).data()];
+      });
+      assert.deepEqual(Array.from(tail), [0.75, 0.75, 0.75]);
+      assert.ok(Math.abs(s[0] - n * 0.75) <= 1e-6 * n, `sum ${s[0]}`);
+    }),
 });
 
 Deno.test({

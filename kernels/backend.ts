@@ -69,19 +69,13 @@ export interface Backend {
    */
   readonly readsF16?: (kernel: string) => boolean;
   /**
-   * Checks a call's operands before the kernel runs: throws (a RangeError naming `op`, the
-   * shape and the limit) for an operand the kernel cannot take, such as a WebGPU tensor larger
-   * than one storage binding given to a kernel that cannot split its work. Default: no check.
+   * The most bytes one operand (an output, or an input's whole storage) of a call of `kernel`
+   * may hold, when less than the device's per-tensor limit: a WebGPU kernel that cannot split
+   * its work binds each storage whole, so it takes nothing larger than one storage binding.
+   * The launcher refuses a larger operand with a RangeError naming the op, the shape and the
+   * limit. Default (or undefined): no limit beyond the device's.
    */
-  readonly checkOperands?: (kernel: string, op: string, operands: readonly Operand[]) => void;
-}
-
-/** An input or output of a kernel call, as {@linkcode Backend.checkOperands} sees it. */
-export interface Operand {
-  readonly shape: readonly number[];
-  readonly dtype: DType;
-  /** Bytes of its storage (for an input, the whole storage a view reads from). */
-  readonly bytes: number;
+  readonly operandLimit?: (kernel: string) => number | undefined;
 }
 
 const registry = new Map<string, Backend>();

@@ -224,7 +224,7 @@ export interface KernelOutput {
  * storages and `spec`, and returns its outputs as new tensors of the given shapes and dtypes.
  * Every output's size is checked against the device's limit first (a RangeError naming `op`,
  * default `name`, the shape and the limit), so nothing is allocated for a refused op, and so
- * are its operands by the backend's `checkOperands` when it has one. A backend
+ * are its operands against the backend's `operandLimit` for the kernel. A backend
  * without the kernel, or whose `accepts` declines this call, runs its fallback backend's on
  * copies of the inputs; with no fallback that
  * has it, a TypeError names the kernel and the backend.
@@ -239,10 +239,11 @@ export function launch(
 ): Tensor[] {
   const sizes = outputs.map((o) => checkAllocation(op, device, o.shape, o.dtype));
   const backend = backendOf(device);
-  backend.checkOperands?.(name, op, [
-    ...inputs.map((t) => ({ shape: t.shape, dtype: t.dtype, bytes: storageOf(t).byteLength })),
-    ...outputs.map((o, i) => ({ ...o, bytes: sizes[i] })),
-  ]);
+  const limit = backend.operandLimit?.(name);
+  if (limit !== undefined) {
+    inputs.forEach((t) => checkOperand(op, name, backend, limit, t, storageOf(t).byteLength));
+    outputs.forEach((o, i) => checkOperand(op, name, backend, limit, o, sizes[i]));
+  }
   const kernel = backend.kernels[name];
   const out =
     kernel !== undefined && (backend.accepts?.(name, spec, inputs.map((t) => t.dtype)) ?? true)
@@ -254,6 +255,23 @@ export function launch(
       )
       : runFallback(backend, name, inputs, spec, outputs);
   return out.map((s, i) => fromStorage(device, s, outputs[i].shape, outputs[i].dtype));
+}
+
+/** Throws a RangeError when an operand of `bytes` passes a kernel's `limit` (see `launch`). */
+function checkOperand(
+  op: string,
+  kernel: string,
+  backend: Backend,
+  limit: number,
+  { shape, dtype }: KernelOutput,
+  bytes: number,
+) {
+  if (bytes <= limit) return;
+  throw new RangeError(
+    `${op}: a ${dtype} tensor of [${shape.join(",")}] (${bytes} bytes) is over the ` +
+      `${backend.name} limit of ${limit} bytes per storage binding, and kernel "${kernel}" ` +
+      "cannot split its work into pieces that fit",
+  );
 }
 
 /** {@linkcode launch} for a kernel with one output. */

@@ -3,7 +3,7 @@
  * gathered from its family files, which carry the same names as the CPU backend's.
  * @module
  */
-import type { Backend, KernelTable, Operand } from "../backend.ts";
+import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
 import { GpuDevice } from "./device.ts";
 import { blockSparseKernels } from "./block_sparse.ts";
@@ -86,7 +86,7 @@ export function checkF16Kernel(kernel: string, dtypes: readonly DType[]): true {
 /**
  * The kernels that split their work when a tensor exceeds one storage binding (see
  * `windows.ts`); each refuses, naming the op, the layouts it cannot split. Every other kernel
- * is refused such tensors before it runs ({@linkcode checkBindings}).
+ * is refused such tensors before it runs (the backend's `operandLimit`).
  */
 export const WEBGPU_SPLIT_KERNELS: ReadonlySet<string> = new Set([
   ...Object.keys(elementwiseKernels),
@@ -102,29 +102,6 @@ export const WEBGPU_SPLIT_KERNELS: ReadonlySet<string> = new Set([
   "scatterAdd",
 ]);
 
-/**
- * Throws a RangeError naming `op`, the shape and the binding limit when a kernel that cannot
- * split its work gets an operand larger than one storage binding.
- */
-export function checkBindings(
-  device: GpuDevice,
-  kernel: string,
-  op: string,
-  operands: readonly Operand[],
-): void {
-  if (WEBGPU_SPLIT_KERNELS.has(kernel)) return;
-  const limit = device.maxBindingBytes;
-  for (const o of operands) {
-    if (o.bytes > limit) {
-      throw new RangeError(
-        `${op}: a ${o.dtype} tensor of [${o.shape.join(",")}] (${o.bytes} bytes) is over the ` +
-          `webgpu limit of ${limit} bytes per storage binding, and kernel "${kernel}" cannot ` +
-          "split its work into pieces that fit",
-      );
-    }
-  }
-}
-
 /** The WebGPU backend on the best adapter, or null when there is none. */
 export async function createWebgpuBackend(): Promise<Backend | null> {
   const device = await GpuDevice.create();
@@ -138,6 +115,6 @@ export async function createWebgpuBackend(): Promise<Backend | null> {
     readsF16: (kernel) => WEBGPU_F16_KERNELS.has(kernel),
     // The fused chunk-attention shaders bind more storage buffers than some adapters allow.
     supports: (kernel) => !kernel.startsWith("chunkAttention") || buffers >= CHUNK_ATTN_MAX_BUFFERS,
-    checkOperands: (kernel, op, operands) => checkBindings(device, kernel, op, operands),
+    operandLimit: (kernel) => WEBGPU_SPLIT_KERNELS.has(kernel) ? undefined : device.maxBindingBytes,
   };
 }

@@ -131,6 +131,13 @@ Deno.test({
           const x = on("webgpu", 1, [40, 50]);
           refusesBinding(d, "cumsum", () => T.cumsum(x, 1));
           refusesBinding(d, "sort", () => T.sort(x));
+          // Kernels that split, given layouts they cannot split.
+          const row = on("webgpu", 2, [1, 2000]);
+          refusesBinding(d, "argmax", () => T.argmax(row, 1));
+          const perm = Int32Array.from({ length: 2000 }, (_, i) => 1999 - i);
+          const idx = T.tensor(perm, { shape: [1, 2000], dtype: "i32", device: "webgpu" });
+          refusesBinding(d, "gatherByIndex", () => T.gatherByIndex(row, idx));
+          refusesBinding(d, "take", () => T.take(T.reshape(row, [2000]), T.arange(0, 10, 1)));
         }))
     );
     assert.equal(d.maxBindingBytes, d.device.limits.maxStorageBufferBindingSize);

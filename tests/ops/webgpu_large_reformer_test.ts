@@ -1,7 +1,8 @@
 /**
  * A tiny Reformer LM training step on WebGPU with the storage-binding limit lowered to 16 KiB,
  * so its activations, sorted LSH queries and keys and their gradients (32-128 KiB) all take the
- * split paths, gives the loss and gradients of the run with the adapter's limit. Sums split
+ * split paths, gives the loss and gradients of the run with the adapter's limit, in f32 and in
+ * mixed precision (f16). Sums split
  * along their summed axis (bias gradients, weight gradients `x^T @ dy`) add in another order,
  * so gradients agree to rounding.
  */
@@ -14,8 +15,11 @@ import { gpu, lowered, values } from "./large_buffer_util.ts";
 
 const LEN = 256;
 
-/** Loss and gradients of one step of a 1-layer LSH Reformer on `LEN` tokens, as numbers. */
-async function step(): Promise<number[][]> {
+/**
+ * Loss and gradients of one step of a 1-layer LSH Reformer on `LEN` tokens, as numbers, in
+ * `precision` (f16: mixed precision, f16 params and activations).
+ */
+async function step(precision: "f32" | "f16"): Promise<number[][]> {
   const model = nn.reformerLM({
     layers: 1,
     dModel: 32,
@@ -29,6 +33,7 @@ async function step(): Promise<number[][]> {
     ffChunks: 2,
     lmHeadChunks: 2,
     reversible: true,
+    precision,
   });
   const out = T.scope(() => {
     const device = "webgpu";
@@ -43,23 +48,32 @@ async function step(): Promise<number[][]> {
   return await values(out);
 }
 
+/** Checks the split step's loss and gradients against the whole step's, within `tol`. */
+async function splitStepMatches(precision: "f32" | "f16", tol: number) {
+  const whole = await step(precision);
+  const [split, seen] = await lowered(gpu!, 16 * 1024, () => step(precision));
+  assert.ok(seen.windows > 100, `only ${seen.windows} windows were bound`);
+  assert.ok(seen.largest <= 16 * 1024, `a binding of ${seen.largest} bytes`);
+  assert.equal(split.length, whole.length);
+  assert.ok(Math.abs(split[0][0] - whole[0][0]) <= 1e-6 * Math.abs(whole[0][0]), "loss");
+  whole.forEach((w, k) => {
+    const scale = Math.max(1e-3, ...w.map(Math.abs));
+    w.forEach((v, i) => {
+      const d = Math.abs(v - split[k][i]);
+      if (!(d <= tol * scale)) assert.fail(`gradient ${k}[${i}]: ${split[k][i]} vs ${v}`);
+    });
+  });
+}
+
 Deno.test({
   name: "webgpu: a Reformer training step splits past the binding limit and matches",
   ignore: !gpu,
-  fn: () =>
-    noLeaks(async () => {
-      const whole = await step();
-      const [split, seen] = await lowered(gpu!, 16 * 1024, step);
-      assert.ok(seen.windows > 100, `only ${seen.windows} windows were bound`);
-      assert.ok(seen.largest <= 16 * 1024, `a binding of ${seen.largest} bytes`);
-      assert.equal(split.length, whole.length);
-      assert.ok(Math.abs(split[0][0] - whole[0][0]) <= 1e-6 * Math.abs(whole[0][0]), "loss");
-      whole.forEach((w, k) => {
-        const scale = Math.max(1e-3, ...w.map(Math.abs));
-        w.forEach((v, i) => {
-          const d = Math.abs(v - split[k][i]);
-          if (!(d <= 1e-4 * scale)) assert.fail(`gradient ${k}[${i}]: ${split[k][i]} vs ${v}`);
-        });
-      });
-    }),
+  fn: async (t) => {
+    await t.step("f32", () => noLeaks(() => splitStepMatches("f32", 1e-4)));
+    await t.step({
+      name: "f16 (mixed precision)",
+      ignore: !gpu?.hasF16,
+      fn: () => noLeaks(() => splitStepMatches("f16", 1e-2)),
+    });
+  },
 });

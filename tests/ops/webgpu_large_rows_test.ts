@@ -149,36 +149,52 @@ Deno.test({
   },
 });
 
+/** Fused chunk attention outputs and gradients in `q`, `k`, `v` on `dev`. */
+const attention = (dev: T.DeviceName): T.Tensor[] => {
+  // 4 heads of 4 chunks of 8 queries, each chunk also reading the previous one.
+  const heads = 4, nc = 4, chunk = 8, dim = 16, rows = heads * nc;
+  const q = on(dev, 1, [rows, chunk, dim]);
+  const k = on(dev, 2, [rows, chunk, dim]);
+  const v = on(dev, 3, [rows, chunk, dim]);
+  const w = on(dev, 4, [rows, chunk, dim]);
+  const p = T.reshape(T.arange(0, nc * chunk, 1, { dtype: "i32", device: dev }), [
+    1,
+    nc,
+    chunk,
+  ]);
+  const pos = T.reshape(T.broadcastTo(p, [heads, nc, chunk]), [rows, chunk]);
+  const prev = T.roll(T.reshape(pos, [heads, nc, chunk]), 1, 1);
+  const kcode = T.reshape(T.concat([prev, T.reshape(pos, [heads, nc, chunk])], 2), [
+    rows,
+    2 * chunk,
+  ]);
+  const flags = { causal: true, selfMask: false, maskValue: -1e9, selfValue: -1e5 };
+  const look = { offsets: [-1, 0], chunks: nc };
+  const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) =>
+    T.sum(T.mul(fusedChunkAttention(qq, kk, vv, pos, kcode, null, flags, look)[0], w));
+  const [, grads] = valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
+  const outs = fusedChunkAttention(q, k, v, pos, kcode, null, flags, look);
+  return [...outs, ...(grads as T.Tensor[])];
+};
+
 Deno.test({
   name: "webgpu: fused chunk attention splits over groups of rows past the binding limit",
   ignore: !gpu,
-  fn: () =>
-    noLeaks(() =>
-      splitMatches(d(), 4 * KiB, (dev) => {
-        // 4 heads of 4 chunks of 8 queries, each chunk also reading the previous one.
-        const heads = 4, nc = 4, chunk = 8, dim = 16, rows = heads * nc;
-        const q = on(dev, 1, [rows, chunk, dim]);
-        const k = on(dev, 2, [rows, chunk, dim]);
-        const v = on(dev, 3, [rows, chunk, dim]);
-        const w = on(dev, 4, [rows, chunk, dim]);
-        const p = T.reshape(T.arange(0, nc * chunk, 1, { dtype: "i32", device: dev }), [
-          1,
-          nc,
-          chunk,
-        ]);
-        const pos = T.reshape(T.broadcastTo(p, [heads, nc, chunk]), [rows, chunk]);
-        const prev = T.roll(T.reshape(pos, [heads, nc, chunk]), 1, 1);
-        const kcode = T.reshape(T.concat([prev, T.reshape(pos, [heads, nc, chunk])], 2), [
-          rows,
-          2 * chunk,
-        ]);
-        const flags = { causal: true, selfMask: false, maskValue: -1e9, selfValue: -1e5 };
-        const look = { offsets: [-1, 0], chunks: nc };
-        const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) =>
-          T.sum(T.mul(fusedChunkAttention(qq, kk, vv, pos, kcode, null, flags, look)[0], w));
-        const [, grads] = valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
-        const outs = fusedChunkAttention(q, k, v, pos, kcode, null, flags, look);
-        return [...outs, ...(grads as T.Tensor[])];
-      }, 1e-4)
-    ),
+  fn: async (t) => {
+    await t.step(
+      "per-row kernels",
+      () => noLeaks(() => splitMatches(d(), 4 * KiB, attention, 1e-4)),
+    );
+    // Hardware adapters run the tiled kernels; the variable picks them on any adapter.
+    await t.step("tiled kernels", async () => {
+      const before = Deno.env.get("LONGSEQ_ATTN_KERNEL");
+      Deno.env.set("LONGSEQ_ATTN_KERNEL", "tiled");
+      try {
+        await noLeaks(() => splitMatches(d(), 4 * KiB, attention, 1e-4));
+      } finally {
+        if (before === undefined) Deno.env.delete("LONGSEQ_ATTN_KERNEL");
+        else Deno.env.set("LONGSEQ_ATTN_KERNEL", before);
+      }
+    });
+  },
 });

@@ -59,7 +59,10 @@ const words = (bytes: number) => Math.ceil(bytes / 4) * 4;
 /** The WebGPU device. */
 export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
-  /** Largest tensor: the adapter's `maxBufferSize` (kernels split work past one binding). */
+  /**
+   * Largest tensor: the adapter's `maxBufferSize`, at most 8 GiB (kernels split their work
+   * past one storage binding, see {@linkcode GpuDevice.maxBindingBytes}).
+   */
   readonly maxBytes: number;
   #bindingOverride: number | undefined;
   readonly pool: BufferPool;
@@ -78,8 +81,9 @@ export class GpuDevice extends AccountedDevice implements Device {
     readonly description: string,
   ) {
     super();
-    // Whole words, so a size class rounded down to the cap still holds any tensor under it.
-    this.maxBytes = Math.floor(device.limits.maxBufferSize / 4) * 4;
+    // Whole words, so a size class rounded down to the cap still holds any tensor under it;
+    // at most 8 GiB, so element indices (f16 ones too) stay within the shaders' u32.
+    this.maxBytes = Math.min(Math.floor(device.limits.maxBufferSize / 4) * 4, 2 ** 33 - 4);
     this.pool = new BufferPool(device, this.maxBytes);
     this.#arenaGpu = device.createBuffer({
       size: this.#arenaCpu.byteLength,

@@ -100,6 +100,7 @@ export const WEBGPU_SPLIT_KERNELS: ReadonlySet<string> = new Set([
   "scatterByIndex",
   "take",
   "scatterAdd",
+  "random",
 ]);
 
 /** The WebGPU backend on the best adapter, or null when there is none. */

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
+import { random } from "../../mod.ts";
 import { noLeaks, randomArray, rng } from "../util.ts";
 import { gpu, lowered, refusesBinding, splitMatches } from "./large_buffer_util.ts";
 
@@ -117,6 +118,25 @@ Deno.test({
           (dev) => T.reshape(T.transpose(on(dev, 4, [50, 4, 12]), [1, 0, 2]), [50 * 48]),
         )
       ));
+  },
+});
+
+Deno.test({
+  name: "webgpu: random draws split past the binding limit from the same counters",
+  ignore: !gpu,
+  fn: async (t) => {
+    const d = gpu!;
+    for (const mode of ["normal", "bits", "randint"] as const) {
+      await t.step(mode, () =>
+        noLeaks(() =>
+          splitMatches(d, 4 * KiB, (device) => {
+            const key = random.key(7, { device });
+            if (mode === "bits") return random.bits(key, [3000]);
+            if (mode === "randint") return random.randint(key, [50, 60], -5, 1000);
+            return random.normal(key, [3000]);
+          }, 1e-5)
+        ));
+    }
   },
 });
 

@@ -149,8 +149,8 @@ Deno.test({
   },
 });
 
-/** Fused chunk attention outputs and gradients in `q`, `k`, `v` on `dev`. */
-const attention = (dev: T.DeviceName): T.Tensor[] => {
+/** Fused chunk attention outputs and gradients in `q`, `k`, `v` on `dev`, with a bias or not. */
+const attention = (dev: T.DeviceName, withBias = false): T.Tensor[] => {
   // 4 heads of 4 chunks of 8 queries, each chunk also reading the previous one.
   const heads = 4, nc = 4, chunk = 8, dim = 16, rows = heads * nc;
   const q = on(dev, 1, [rows, chunk, dim]);
@@ -168,12 +168,13 @@ const attention = (dev: T.DeviceName): T.Tensor[] => {
     rows,
     2 * chunk,
   ]);
+  const bias = withBias ? on(dev, 5, [rows, chunk, 2 * chunk]) : null;
   const flags = { causal: true, selfMask: false, maskValue: -1e9, selfValue: -1e5 };
   const look = { offsets: [-1, 0], chunks: nc };
   const f = (qq: T.Tensor, kk: T.Tensor, vv: T.Tensor) =>
-    T.sum(T.mul(fusedChunkAttention(qq, kk, vv, pos, kcode, null, flags, look)[0], w));
+    T.sum(T.mul(fusedChunkAttention(qq, kk, vv, pos, kcode, bias, flags, look)[0], w));
   const [, grads] = valueAndGrad(f, { argnums: [0, 1, 2] })(q, k, v);
-  const outs = fusedChunkAttention(q, k, v, pos, kcode, null, flags, look);
+  const outs = fusedChunkAttention(q, k, v, pos, kcode, bias, flags, look);
   return [...outs, ...(grads as T.Tensor[])];
 };
 
@@ -184,6 +185,10 @@ Deno.test({
     await t.step(
       "per-row kernels",
       () => noLeaks(() => splitMatches(d(), 4 * KiB, attention, 1e-4)),
+    );
+    await t.step(
+      "per-row kernels with a bias",
+      () => noLeaks(() => splitMatches(d(), 4 * KiB, (dev) => attention(dev, true), 1e-4)),
     );
     // Hardware adapters run the tiled kernels; the variable picks them on any adapter.
     await t.step("tiled kernels", async () => {

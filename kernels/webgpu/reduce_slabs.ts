@@ -12,6 +12,9 @@ import type { GpuDevice, GpuStorage } from "./device.ts";
 import { elementwiseGpu } from "./elementwise.ts";
 import { bindingRefusal } from "./windows.ts";
 
+/** Most bytes of one slab copy. */
+const SLAB_BYTES = 256 * 2 ** 20;
+
 const NAN = (v: string) => `((bitcast<u32>(${v}) & 0x7fffffffu) > 0x7f800000u)`;
 
 /** WGSL combining two partials `a`, `b` (of `outDtype`'s compute type) as `op` does. */
@@ -37,7 +40,9 @@ export function reduceSlabs(
   reduce: (slab: GpuStorage, layout: ReduceLayout) => GpuStorage,
 ): GpuStorage {
   const rowBytes = inner * device.elementBytes(inDtype);
-  const rows = Math.floor((device.maxBindingBytes - device.bindingAlignment) / rowBytes);
+  // Slabs are copies: at most SLAB_BYTES each keeps the temporary small beside `x`.
+  const room = Math.min(device.maxBindingBytes - device.bindingAlignment, SLAB_BYTES);
+  const rows = Math.floor(room / rowBytes);
   if (rows < 1) {
     throw bindingRefusal(device, op, [n, inner], "one row of the reduced axis is that large");
   }

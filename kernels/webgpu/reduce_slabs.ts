@@ -41,8 +41,8 @@ export function reduceSlabs(
 ): GpuStorage {
   const rowBytes = inner * device.elementBytes(inDtype);
   // Slabs are copies: at most SLAB_BYTES each keeps the temporary small beside `x`.
-  const room = Math.min(device.maxBindingBytes - device.bindingAlignment, SLAB_BYTES);
-  const rows = Math.floor(room / rowBytes);
+  const room = device.maxBindingBytes - device.bindingAlignment;
+  const rows = rowBytes > room ? 0 : Math.max(1, Math.floor(Math.min(room, SLAB_BYTES) / rowBytes));
   if (rows < 1) {
     throw bindingRefusal(device, op, [n, inner], "one row of the reduced axis is that large");
   }

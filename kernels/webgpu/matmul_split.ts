@@ -108,7 +108,7 @@ function batchRows(
   const shape = [...spec.batchShape, m, n];
   const align = device.bindingAlignment;
   const step = [k, n].reduce((s, w) => lcm(s, align / gcd(align, w * eb)), 1);
-  const most = Math.floor(device.maxBindingBytes / (Math.max(k, n) * eb));
+  const most = Math.floor(Math.floor(device.maxBindingBytes / 4) * 4 / (Math.max(k, n) * eb));
   const per = Math.floor(most / step) * step;
   const out = device.alloc(dtype, count * m * n);
   const refuse = () => {

@@ -106,7 +106,8 @@ export function rowPieces(
   if (!operands.some((o) => tooLarge(device, o.storage))) {
     return [{ start: 0, count: rows, binds: operands.map((o) => o.storage) }];
   }
-  const align = device.bindingAlignment, limit = device.maxBindingBytes;
+  // Whole words: a window's size is rounded up to one.
+  const align = device.bindingAlignment, limit = Math.floor(device.maxBindingBytes / 4) * 4;
   let step = multiple, most = Infinity;
   for (const o of operands) {
     if (o.perRow === 0) {

@@ -68,6 +68,14 @@ export interface Backend {
    * copies (`ops/widen.ts`). Default: no kernel does.
    */
   readonly readsF16?: (kernel: string) => boolean;
+  /**
+   * The most bytes one operand (an output, or an input's whole storage) of a call of `kernel`
+   * may hold, when less than the device's per-tensor limit: a WebGPU kernel that cannot split
+   * its work binds each storage whole, so it takes nothing larger than one storage binding.
+   * The launcher refuses a larger operand with a RangeError naming the op, the shape and the
+   * limit. Default (or undefined): no limit beyond the device's.
+   */
+  readonly operandLimit?: (kernel: string) => number | undefined;
 }
 
 const registry = new Map<string, Backend>();

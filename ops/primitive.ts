@@ -223,7 +223,8 @@ export interface KernelOutput {
  * Runs kernel `name` on the backend of `device` (default: the first input's) with the inputs'
  * storages and `spec`, and returns its outputs as new tensors of the given shapes and dtypes.
  * Every output's size is checked against the device's limit first (a RangeError naming `op`,
- * default `name`, the shape and the limit), so nothing is allocated for a refused op. A backend
+ * default `name`, the shape and the limit), so nothing is allocated for a refused op, and so
+ * are its operands against the backend's `operandLimit` for the kernel. A backend
  * without the kernel, or whose `accepts` declines this call, runs its fallback backend's on
  * copies of the inputs; with no fallback that
  * has it, a TypeError names the kernel and the backend.
@@ -236,8 +237,13 @@ export function launch(
   device: Device = deviceOf(inputs[0]),
   op: string = name,
 ): Tensor[] {
-  for (const o of outputs) checkAllocation(op, device, o.shape, o.dtype);
+  const sizes = outputs.map((o) => checkAllocation(op, device, o.shape, o.dtype));
   const backend = backendOf(device);
+  const limit = backend.operandLimit?.(name);
+  if (limit !== undefined) {
+    inputs.forEach((t) => checkOperand(op, name, backend, limit, t, storageOf(t).byteLength));
+    outputs.forEach((o, i) => checkOperand(op, name, backend, limit, o, sizes[i]));
+  }
   const kernel = backend.kernels[name];
   const out =
     kernel !== undefined && (backend.accepts?.(name, spec, inputs.map((t) => t.dtype)) ?? true)
@@ -249,6 +255,23 @@ export function launch(
       )
       : runFallback(backend, name, inputs, spec, outputs);
   return out.map((s, i) => fromStorage(device, s, outputs[i].shape, outputs[i].dtype));
+}
+
+/** Throws a RangeError when an operand of `bytes` passes a kernel's `limit` (see `launch`). */
+function checkOperand(
+  op: string,
+  kernel: string,
+  backend: Backend,
+  limit: number,
+  { shape, dtype }: KernelOutput,
+  bytes: number,
+) {
+  if (bytes <= limit) return;
+  throw new RangeError(
+    `${op}: a ${dtype} tensor of [${shape.join(",")}] (${bytes} bytes) is over the ` +
+      `${backend.name} limit of ${limit} bytes per storage binding, and kernel "${kernel}" ` +
+      "cannot split its work into pieces that fit",
+  );
 }
 
 /** {@linkcode launch} for a kernel with one output. */

@@ -11,6 +11,7 @@
  * @module
  */
 import type { GpuDevice, GpuStorage } from "./device.ts";
+import { guarded, rowPieces } from "./windows.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import type { KernelTable } from "../backend.ts";
@@ -154,7 +155,50 @@ ${ENTRY}
 }
 
 const sizes = (s: ChunkAttnSpec) => new Uint32Array([s.rows, s.nq, s.nk, s.kc, s.chunks, 0, 0, 0]);
-const inputs = (xs: (GpuStorage | null)[]) => xs.filter((x): x is GpuStorage => x !== null);
+
+/**
+ * Rows of the inputs (q, k, v, qpos, kcode, bias when present, then the backward's stat, dO,
+ * delta) and of `outs` (elements per row of each), split into pieces of whole groups of
+ * `chunks` rows (the look-around stays within a group) whose windows fit one binding (`outs`:
+ * storage, elements per row, bytes per element). Each
+ * piece runs as a call on `count` rows.
+ */
+function pieces(
+  device: GpuDevice,
+  op: string,
+  xs: (GpuStorage | null)[],
+  outs: [GpuStorage, number, number][],
+  s: ChunkAttnSpec,
+) {
+  const eb = device.elementBytes(floatOf(s.half));
+  const per = [
+    [s.nq * s.dim, eb],
+    [s.kc * s.dim, eb],
+    [s.kc * s.dim, eb],
+    [s.nq, 4],
+    [s.nk, 4],
+    [s.nq * s.nk, 4],
+    [s.nq * 2, 4],
+    [s.nq * s.dim, eb],
+    [s.nq, 4],
+  ];
+  const operands = xs.flatMap((storage, k) =>
+    storage ? [{ storage, perRow: per[k][0], eb: per[k][1] }] : []
+  ).concat(outs.map(([storage, perRow, eb]) => ({ storage, perRow, eb })));
+  const multiple = s.offsets.every((o) => o === 0) ? 1 : s.chunks;
+  const shape = [s.rows, s.nq, s.dim];
+  const list = guarded(
+    device,
+    outs.map(([o]) => o),
+    () => rowPieces(device, op, shape, s.rows, operands, multiple),
+  );
+  const n = operands.length - outs.length;
+  return list.map(({ count, binds }) => ({
+    bufs: binds.slice(0, n),
+    out: binds.slice(n),
+    s: { ...s, rows: count },
+  }));
+}
 
 /** Forward pass on the GPU: `[o, lse, stat]` (see the CPU reference). */
 export function chunkAttentionGpu(
@@ -165,14 +209,23 @@ export function chunkAttentionGpu(
   const o = device.alloc(floatOf(s.half), s.rows * s.nq * s.dim);
   const lse = device.alloc("f32", s.rows * s.nq);
   const stat = device.alloc("f32", s.rows * s.nq * 2);
+  if (s.rows * s.nq === 0) return [o, lse, stat];
   const tiled = attentionKernelKind(device) === "tiled";
-  if (s.rows * s.nq > 0 && !(tiled && chunkAttentionTiled(device, inputs(xs), [o, lse, stat], s))) {
-    device.run(
-      { code: forwardCode(s) },
-      [...inputs(xs), o, lse, stat],
-      grid(s.rows * s.nq, WG),
-      sizes(s),
-    );
+  const eb = device.elementBytes(floatOf(s.half));
+  const outs: [GpuStorage, number, number][] = [
+    [o, s.nq * s.dim, eb],
+    [lse, s.nq, 4],
+    [stat, s.nq * 2, 4],
+  ];
+  for (const p of pieces(device, "chunkAttention", xs, outs, s)) {
+    if (!(tiled && chunkAttentionTiled(device, p.bufs, p.out, p.s))) {
+      device.run(
+        { code: forwardCode(p.s) },
+        [...p.bufs, ...p.out],
+        grid(p.s.rows * s.nq, WG),
+        sizes(p.s),
+      );
+    }
   }
   return [o, lse, stat];
 }
@@ -186,13 +239,21 @@ export function chunkAttentionGradGpu(
   const dq = device.alloc(floatOf(s.half), s.rows * s.nq * s.dim);
   const dk = device.alloc(floatOf(s.half), s.rows * s.kc * s.dim);
   const dv = device.alloc(floatOf(s.half), s.rows * s.kc * s.dim);
-  const bufs = inputs(xs);
+  if (s.rows === 0) return [dq, dk, dv];
   const tiled = attentionKernelKind(device) === "tiled";
-  if (s.rows * s.nq > 0 && !(tiled && chunkAttentionGradQTiled(device, bufs, [dq], s))) {
-    device.run({ code: gradQCode(s) }, [...bufs, dq], grid(s.rows * s.nq, WG), sizes(s));
-  }
-  if (s.rows * s.kc > 0 && !(tiled && chunkAttentionGradKvTiled(device, bufs, [dk, dv], s))) {
-    device.run({ code: gradKvCode(s) }, [...bufs, dk, dv], grid(s.rows * s.kc, WG), sizes(s));
+  const eb = device.elementBytes(floatOf(s.half));
+  const outs: [GpuStorage, number, number][] = [
+    [dq, s.nq * s.dim, eb],
+    [dk, s.kc * s.dim, eb],
+    [dv, s.kc * s.dim, eb],
+  ];
+  for (const { bufs, out: [q, k, v], s: p } of pieces(device, "chunkAttentionGrad", xs, outs, s)) {
+    if (p.nq > 0 && !(tiled && chunkAttentionGradQTiled(device, bufs, [q], p))) {
+      device.run({ code: gradQCode(p) }, [...bufs, q], grid(p.rows * p.nq, WG), sizes(p));
+    }
+    if (p.kc > 0 && !(tiled && chunkAttentionGradKvTiled(device, bufs, [k, v], p))) {
+      device.run({ code: gradKvCode(p) }, [...bufs, k, v], grid(p.rows * p.kc, WG), sizes(p));
+    }
   }
   return [dq, dk, dv];
 }

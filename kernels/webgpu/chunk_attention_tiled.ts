@@ -11,7 +11,7 @@
  * recompute the probabilities from the saved `(max, log sum)`. No subgroup operations.
  * @module
  */
-import type { GpuDevice, GpuStorage } from "./device.ts";
+import type { GpuBindable, GpuDevice } from "./device.ts";
 import { grid } from "./device.ts";
 import type { ChunkAttnSpec } from "../specs/chunk_attention.ts";
 import { chunkAttnHeader, gradIn, logitWgsl, storeStats } from "./chunk_attention_wgsl.ts";
@@ -306,8 +306,8 @@ const params = (s: ChunkAttnSpec, tiles: number) =>
 /** Tiled forward into `[o, lse, stat]`; false when no tile fits (run the per-row kernel). */
 export function chunkAttentionTiled(
   device: GpuDevice,
-  bufs: GpuStorage[],
-  out: GpuStorage[],
+  bufs: GpuBindable[],
+  out: GpuBindable[],
   s: ChunkAttnSpec,
 ): boolean {
   const t = tileShape(device, (a, b) => 4 * ((a + 2 * b) * (s.dim + 1) + a * b));
@@ -325,8 +325,8 @@ export function chunkAttentionTiled(
 /** Tiled `dq` (`out = [dq]`); false when no tile fits. */
 export function chunkAttentionGradQTiled(
   device: GpuDevice,
-  bufs: GpuStorage[],
-  out: GpuStorage[],
+  bufs: GpuBindable[],
+  out: GpuBindable[],
   s: ChunkAttnSpec,
 ): boolean {
   const t = tileShape(device, (a, b) => 4 * (2 * (a + b) * (s.dim + 1) + a * b));
@@ -344,8 +344,8 @@ export function chunkAttentionGradQTiled(
 /** Tiled `dk`, `dv` (`out = [dk, dv]`); false when no tile fits. */
 export function chunkAttentionGradKvTiled(
   device: GpuDevice,
-  bufs: GpuStorage[],
-  out: GpuStorage[],
+  bufs: GpuBindable[],
+  out: GpuBindable[],
   s: ChunkAttnSpec,
 ): boolean {
   const t = tileShape(device, (a, b) => 4 * (2 * (a + b) * (s.dim + 1) + 2 * a * b + 4 * b));

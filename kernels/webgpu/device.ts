@@ -9,6 +9,11 @@ import { type DType, dtypeInfo, type TypedArray } from "../dtype.ts";
 import { AccountedDevice, checkAllocation, type Device, type Storage } from "../device.ts";
 import { BufferPool } from "./pool.ts";
 import { callerName, GpuProfiler, type KernelTime } from "./profiler.ts";
+import { F16_FEATURE, optionalFeatures, requireF16, USES_F16 } from "./f16_feature.ts";
+import { bindingResource, checkBindingOverride, type GpuBindable } from "./binding.ts";
+
+export { F16_FEATURE, requireF16 } from "./f16_feature.ts";
+export type { GpuBindable, GpuWindow } from "./binding.ts";
 
 /** GPU storage: a pooled buffer, of which the first `byteLength` bytes hold data. */
 export class GpuStorage implements Storage {
@@ -48,36 +53,18 @@ export const ro = (b: number, name: string, t: string): string =>
 export const rw = (b: number, name: string, t: string): string =>
   `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<${t}>;`;
 
-/** The WebGPU feature that f16 storage (`array<f16>` in shaders) needs. */
-export const F16_FEATURE = "shader-f16";
-
-/**
- * Throws a TypeError naming the missing `shader-f16` feature when `features` lacks it: f16
- * tensors live on the GPU as `array<f16>`, which needs the feature (and `enable f16;`).
- */
-export function requireF16(
-  features: { has(name: string): boolean },
-  adapter: string,
-  what = "f16 tensors",
-): void {
-  if (!features.has(F16_FEATURE)) {
-    throw new TypeError(
-      `webgpu: ${what} need the WebGPU feature "${F16_FEATURE}", which the adapter ` +
-        `(${adapter}) does not offer; use f32, or the cpu device for f16`,
-    );
-  }
-}
-
-/** Whether WGSL source uses the `f16` type (it then needs `enable f16;`). */
-const USES_F16 = /\bf16\b/;
-
 /** Rounds a byte count up to whole 32-bit words (buffer copies and writes move words). */
 const words = (bytes: number) => Math.ceil(bytes / 4) * 4;
 
 /** The WebGPU device. */
 export class GpuDevice extends AccountedDevice implements Device {
   readonly name = "webgpu" as const;
+  /**
+   * Largest tensor: the adapter's `maxBufferSize`, at most 8 GiB (kernels split their work
+   * past one storage binding, see {@linkcode GpuDevice.maxBindingBytes}).
+   */
   readonly maxBytes: number;
+  #bindingOverride: number | undefined;
   readonly pool: BufferPool;
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
@@ -94,11 +81,10 @@ export class GpuDevice extends AccountedDevice implements Device {
     readonly description: string,
   ) {
     super();
-    this.maxBytes = Math.min(
-      device.limits.maxStorageBufferBindingSize,
-      device.limits.maxBufferSize,
-    );
-    this.pool = new BufferPool(device);
+    // Whole words, so a size class rounded down to the cap still holds any tensor under it;
+    // at most 8 GiB, so element indices (f16 ones too) stay within the shaders' u32.
+    this.maxBytes = Math.min(Math.floor(device.limits.maxBufferSize / 4) * 4, 2 ** 33 - 4);
+    this.pool = new BufferPool(device, this.maxBytes);
     this.#arenaGpu = device.createBuffer({
       size: this.#arenaCpu.byteLength,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -223,17 +209,43 @@ export class GpuDevice extends AccountedDevice implements Device {
     if (!this.#encoder) this.flush();
   }
 
-  /** Records one compute dispatch. `buffers` bind at 0..n-1; `params` (if any) at n. */
+  /**
+   * Most bytes one storage binding may cover: the adapter's `maxStorageBufferBindingSize`
+   * (at most `maxBytes`). Kernels given larger tensors bind windows of them and split their
+   * dispatch (`windows.ts`), or refuse. Tests set a small value (a multiple of 4, at least
+   * twice `bindingAlignment`) to run those paths on small tensors, then `undefined` to
+   * restore the adapter's.
+   */
+  get maxBindingBytes(): number {
+    return this.#bindingOverride ??
+      Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
+  }
+  set maxBindingBytes(bytes: number | undefined) {
+    const adapter = Math.min(this.device.limits.maxStorageBufferBindingSize, this.maxBytes);
+    this.#bindingOverride = checkBindingOverride(bytes, adapter, this.bindingAlignment);
+  }
+
+  /** The byte alignment of a window's offset (`minStorageBufferOffsetAlignment`). */
+  get bindingAlignment(): number {
+    return this.device.limits.minStorageBufferOffsetAlignment;
+  }
+
+  /**
+   * Records one compute dispatch. `buffers` bind at 0..n-1; `params` (if any) at n. A whole
+   * storage larger than {@linkcode GpuDevice.maxBindingBytes} is refused with a RangeError
+   * naming the kernel: binding it would be a validation error, or (under a lowered limit)
+   * would hide a missing split.
+   */
   run(
     kernel: Kernel,
-    buffers: GpuStorage[],
+    buffers: GpuBindable[],
     workgroups: readonly number[],
     params?: ArrayBufferView,
   ): void {
     const pipeline = this.pipeline(kernel.code);
     const entries: GPUBindGroupEntry[] = buffers.map((b, i) => ({
       binding: i,
-      resource: { buffer: b.buffer },
+      resource: bindingResource(b, this.maxBindingBytes, () => kernel.name ?? callerName()),
     }));
     if (params) {
       if (params.byteLength > ARENA_SLOT) throw new RangeError("kernel params exceed 256 bytes");
@@ -383,12 +395,4 @@ export class GpuDevice extends AccountedDevice implements Device {
       throw new Error(`webgpu: device error: ${msg}`);
     }
   }
-}
-
-/**
- * The optional features the adapter has: `timestamp-query` (used only while a profile is
- * open) and `shader-f16` (f16 tensors).
- */
-function optionalFeatures(adapter: GPUAdapter): GPUFeatureName[] {
-  return (["timestamp-query", F16_FEATURE] as const).filter((f) => adapter.features.has(f));
 }

@@ -32,6 +32,7 @@ import { TO_F16 } from "./elementwise_ops.ts";
 import type { AlongLayout, AxisLayout } from "../specs/indexing.ts";
 import type { KernelTable } from "../backend.ts";
 import type { AlongIndexSpec, AxisIndexSpec, OneHotSpec } from "../specs/indexing.ts";
+import { guarded, rowPieces } from "./windows.ts";
 
 const MAX_RANK = 8;
 
@@ -84,8 +85,25 @@ ${nidx(indexDtype)}
 ${ROW_MAIN}
   out[i] = x[((t / p.m) * p.n + nidx(idx[t % p.m], p.n)) * p.w + b];
 }`;
-  const total = outer * m * w;
-  device.run({ code }, [x, idx, out], grid(total), new Uint32Array([total, m, w, n]));
+  // Past one binding, split the indices (one outer block) or the outer blocks.
+  const eb = device.elementBytes(dtype), ib = device.elementBytes(indexDtype);
+  const pieces = guarded(device, out, () =>
+    outer === 1
+      ? rowPieces(device, "take", [m, inner], m, [
+        { storage: x, eb, perRow: 0 },
+        { storage: idx, eb: ib, perRow: 1 },
+        { storage: out, eb, perRow: inner },
+      ]).map((p) => ({ ...p, outer: 1, m: p.count }))
+      : rowPieces(device, "take", [outer, m, inner], outer, [
+        { storage: x, eb, perRow: n * inner },
+        { storage: idx, eb: ib, perRow: 0 },
+        { storage: out, eb, perRow: m * inner },
+      ]).map((p) => ({ ...p, outer: p.count, m })));
+  for (const piece of pieces) {
+    const total = piece.outer * piece.m * w;
+    const params = new Uint32Array([total, piece.m, w, n]);
+    device.run({ code }, piece.binds, grid(total), params);
+  }
   return out;
 }
 
@@ -346,7 +364,6 @@ fn main(${FLAT_ARGS}) {
 export const indexingKernels: KernelTable = {
   take: (d: GpuDevice, [x, i]: GpuStorage[], s: AxisIndexSpec) =>
     takeGpu(d, x, i, s.indexDtype, s.layout, s.count, s.dtype),
-  scatterAdd: (d: GpuDevice, xs: GpuStorage[], s: AxisIndexSpec) => axisScatterGpu(d, xs, s),
   takeAlongAxis: (d: GpuDevice, [x, i]: GpuStorage[], s: AlongIndexSpec) =>
     takeAlongGpu(d, x, i, s.indexDtype, s.layout, s.dtype),
   scatterAddAlongAxis: scatterAddAlongGpu,

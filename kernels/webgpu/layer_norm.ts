@@ -26,6 +26,7 @@ import {
 import { lanesFor } from "./reduce.ts";
 import type { LayerNormSpec } from "../specs/layer_norm.ts";
 import { floatOf, load, store, storeHelpers } from "./half_io.ts";
+import { bindingRefusal, guarded, type RowOperand, rowPieces, tooLarge } from "./windows.ts";
 
 /** The uniform block: `rows`, `n` (u32), `eps` (f32). */
 function params({ rows, n, eps }: LayerNormSpec): Uint32Array {
@@ -226,7 +227,18 @@ export function layerNormGpu(
   const lanes = lanesFor(s.n);
   const code = forwardCode(lanes, cachedFor(s.n, lanes), s.affine, s.half);
   const xs = s.affine ? inputs.slice(0, 3) : [inputs[0]];
-  device.run({ code }, [...xs, y, mean, rstd], grid(s.rows, WG / lanes), params(s));
+  const eb = device.elementBytes(floatOf(s.half));
+  const operands = [
+    { storage: xs[0], eb, perRow: s.n },
+    ...xs.slice(1).map((storage) => ({ storage, eb, perRow: 0 })),
+    { storage: y, eb, perRow: s.n },
+    { storage: mean, eb: 4, perRow: 1 },
+    { storage: rstd, eb: 4, perRow: 1 },
+  ];
+  const pieces = guarded(device, [y, mean, rstd], () => split(device, "layerNorm", s, operands));
+  for (const { count, binds } of pieces) {
+    device.run({ code }, binds, grid(count, WG / lanes), params({ ...s, rows: count }));
+  }
   return [y, mean, rstd];
 }
 
@@ -238,11 +250,22 @@ export function layerNormGradGpu(
 ): GpuStorage[] {
   const [x, mean, rstd, dy] = inputs;
   const dx = device.alloc(floatOf(s.half), s.rows * s.n);
+  const eb = device.elementBytes(floatOf(s.half));
+  // Per row: x, mean, rstd, dy (then gamma, shared), dx.
+  const perRow = [s.n, 1, 1, s.n, 0];
+  const ebs = [eb, 4, 4, eb, eb];
   if (s.rows > 0) {
     const lanes = lanesFor(s.n);
     const code = backwardCode(lanes, cachedFor(s.n, lanes), s.affine, s.half);
     const xs = s.affine ? inputs.slice(0, 5) : inputs.slice(0, 4);
-    device.run({ code }, [...xs, dx], grid(s.rows, WG / lanes), params(s));
+    const operands = [
+      ...xs.map((storage, k) => ({ storage, eb: ebs[k], perRow: perRow[k] })),
+      { storage: dx, eb, perRow: s.n },
+    ];
+    const pieces = guarded(device, dx, () => split(device, "layerNormGrad", s, operands));
+    for (const { count, binds } of pieces) {
+      device.run({ code }, binds, grid(count, WG / lanes), params({ ...s, rows: count }));
+    }
   }
   if (!s.affine) return [dx];
   const dgamma = device.alloc(floatOf(s.half), s.n), dbeta = device.alloc(floatOf(s.half), s.n);
@@ -250,12 +273,36 @@ export function layerNormGradGpu(
   // adds them in block order, so the sums do not depend on scheduling.
   const parts = Math.max(1, Math.ceil(s.rows / BLOCK_ROWS)) * s.n;
   const pg = device.alloc("f32", parts), pb = device.alloc("f32", parts);
-  device.run({ code: partialsCode(s.half) }, [x, mean, rstd, dy, pg, pb], grid(parts), params(s));
+  if (tooLarge(device, pg)) {
+    for (const o of [dx, dgamma, dbeta, pg, pb]) device.free(o);
+    throw bindingRefusal(device, "layerNormGrad", [s.rows, s.n], "its column partials are too");
+  }
+  // Split rows stay in whole blocks, so each piece writes its blocks' partials.
+  const blocks = [x, mean, rstd, dy].map((storage, k) => ({
+    storage,
+    eb: ebs[k],
+    perRow: perRow[k] * BLOCK_ROWS,
+  }));
+  const sums = [pg, pb].map((storage) => ({ storage, eb: 4, perRow: s.n }));
+  const pieces = guarded(
+    device,
+    [dx, dgamma, dbeta, pg, pb],
+    () => split(device, "layerNormGrad", { ...s, rows: parts / s.n }, [...blocks, ...sums]),
+  );
+  for (const { start, count, binds } of pieces) {
+    const rows = Math.min(count * BLOCK_ROWS, s.rows - start * BLOCK_ROWS);
+    const code = partialsCode(s.half);
+    device.run({ code }, binds, grid(count * s.n), params({ ...s, rows }));
+  }
   device.run({ code: totalsCode(s.half) }, [pg, pb, dgamma, dbeta], grid(s.n), params(s));
   device.free(pg);
   device.free(pb);
   return [dx, dgamma, dbeta];
 }
+
+/** Row pieces of `s.rows` rows whose operands each fit one storage binding. */
+const split = (device: GpuDevice, op: string, s: LayerNormSpec, operands: RowOperand[]) =>
+  rowPieces(device, op, [s.rows, s.n], s.rows, operands);
 
 /** The layer-norm family's kernels. */
 export const layerNormKernels: KernelTable = {

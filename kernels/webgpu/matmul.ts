@@ -15,10 +15,9 @@
  * once, as it is stored.
  * @module
  */
-import type { GpuDevice, GpuStorage } from "./device.ts";
+import type { GpuBindable, GpuDevice } from "./device.ts";
 import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
 import { collapse } from "../strided.ts";
-import type { KernelTable } from "../backend.ts";
 import { TO_F16 } from "./elementwise_ops.ts";
 
 /** A tile configuration: threads per workgroup (`wx * wy`), outputs per thread, K step. */
@@ -363,25 +362,26 @@ function contiguousBatchStrides(shape: readonly number[]): number[] {
 }
 
 /**
- * Runs `out[z] = A[z] @ B[z]` for every batch index; returns contiguous `[...batch, m, n]`.
- * `tile` overrides the per-shape choice (for tuning).
+ * Runs `out[z] = A[z] @ B[z]` for every batch index into contiguous `out [...batch, m, n]`,
+ * on bindings that may be windows (see `matmul_split.ts`). `tile` overrides the per-shape
+ * choice (for tuning, and so the pieces of a split product sum as the whole would).
  */
-export function matmulGpu(
+export function matmulInto(
   device: GpuDevice,
-  a: GpuStorage,
-  b: GpuStorage,
+  a: GpuBindable,
+  b: GpuBindable,
+  out: GpuBindable,
   spec: MatmulSpec,
   tile?: TileConfig,
-): GpuStorage {
-  const { m, n, k } = spec;
+): void {
+  const { m, n } = spec;
   const count = batchCount(spec);
-  const out = device.alloc(spec.dtype ?? "f32", count * m * n);
-  if (count * m * n === 0) return out;
+  if (count * m * n === 0) return;
   const cfg = fit(tile ?? chooseTile(m, n, count), device.device.limits);
   const { variant, merged, nx, ny, nz } = planMatmul(spec, cfg);
   const code = matmulSource(variant);
   const params = new Uint32Array(8 + 24);
-  params.set([m, n, k, 0, 0, 0, nx, ny]);
+  params.set([m, n, spec.k, 0, 0, 0, nx, ny]);
   merged.shape.forEach((s, d) => {
     params[8 + d] = s;
     params[16 + d] = merged.strides[0][d];
@@ -401,10 +401,4 @@ export function matmulGpu(
       }
     }
   }
-  return out;
 }
-
-/** The matmul family's kernels. */
-export const matmulKernels: KernelTable = {
-  matmul: (d: GpuDevice, [a, b]: GpuStorage[], s: MatmulSpec) => matmulGpu(d, a, b, s),
-};

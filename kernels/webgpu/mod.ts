@@ -12,7 +12,8 @@ import { CHUNK_ATTN_MAX_BUFFERS, chunkAttentionKernels } from "./chunk_attention
 import { elementwiseKernels } from "./elementwise.ts";
 import { indexingKernels } from "./indexing.ts";
 import { layerNormKernels } from "./layer_norm.ts";
-import { matmulKernels } from "./matmul.ts";
+import { scatterAddGpu } from "./scatter_split.ts";
+import { matmulKernels } from "./matmul_split.ts";
 import { randomKernels } from "./random.ts";
 import { reduceKernels } from "./reduce.ts";
 import { scanKernels } from "./scan.ts";
@@ -29,6 +30,7 @@ export const WEBGPU_KERNELS: KernelTable = {
   ...softmaxKernels,
   ...layerNormKernels,
   ...indexingKernels,
+  scatterAdd: scatterAddGpu,
   ...scatterCombineKernels,
   ...scanKernels,
   ...cumprodKernels,
@@ -81,6 +83,26 @@ export function checkF16Kernel(kernel: string, dtypes: readonly DType[]): true {
   return true;
 }
 
+/**
+ * The kernels that split their work when a tensor exceeds one storage binding (see
+ * `windows.ts`); each refuses, naming the op, the layouts it cannot split. Every other kernel
+ * is refused such tensors before it runs (the backend's `operandLimit`).
+ */
+export const WEBGPU_SPLIT_KERNELS: ReadonlySet<string> = new Set([
+  ...Object.keys(elementwiseKernels),
+  ...Object.keys(reduceKernels),
+  ...Object.keys(softmaxKernels),
+  ...Object.keys(layerNormKernels),
+  ...Object.keys(chunkAttentionKernels),
+  "place",
+  "matmul",
+  "gatherByIndex",
+  "scatterByIndex",
+  "take",
+  "scatterAdd",
+  "random",
+]);
+
 /** The WebGPU backend on the best adapter, or null when there is none. */
 export async function createWebgpuBackend(): Promise<Backend | null> {
   const device = await GpuDevice.create();
@@ -94,5 +116,6 @@ export async function createWebgpuBackend(): Promise<Backend | null> {
     readsF16: (kernel) => WEBGPU_F16_KERNELS.has(kernel),
     // The fused chunk-attention shaders bind more storage buffers than some adapters allow.
     supports: (kernel) => !kernel.startsWith("chunkAttention") || buffers >= CHUNK_ATTN_MAX_BUFFERS,
+    operandLimit: (kernel) => WEBGPU_SPLIT_KERNELS.has(kernel) ? undefined : device.maxBindingBytes,
   };
 }

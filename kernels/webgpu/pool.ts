@@ -33,7 +33,8 @@ export class BufferPool {
   #order = new Set<GPUBuffer>();
   #limit = DEFAULT_POOL_LIMIT;
   pooledBytes = 0;
-  constructor(readonly device: GPUDevice) {}
+  /** `maxSize` caps the size classes (the device's largest buffer, a multiple of 4). */
+  constructor(readonly device: GPUDevice, readonly maxSize = Infinity) {}
 
   /** Most bytes the pool keeps for reuse; lowering it evicts at the next release or drain. */
   get limit(): number {
@@ -45,7 +46,7 @@ export class BufferPool {
   }
 
   acquire(bytes: number): PooledBuffer {
-    const size = sizeClass(bytes);
+    const size = Math.min(sizeClass(bytes), this.maxSize);
     const list = this.#free.get(size);
     const reused = list?.pop();
     if (reused) {

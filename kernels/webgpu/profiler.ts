@@ -28,7 +28,7 @@ export function callerName(): string {
   const frames = (new Error().stack ?? "").split("\n").slice(1);
   for (const f of frames) {
     // The device, the profiler and generic dispatch helpers say nothing about the kernel.
-    if (/webgpu\/(device|profiler)\.ts|at dispatch \(/.test(f)) continue;
+    if (/webgpu\/(device|profiler|binding)\.ts|at dispatch \(/.test(f)) continue;
     const m = /at (?:async )?(?:new )?([\w$.<>]+) \((.*?)(?::\d+)*\)$/.exec(f.trim());
     if (m) return `${m[1].replace(/^Object\./, "")} (${m[2].split("/").pop()})`;
     const anon = /at (.*?)(?::\d+)*$/.exec(f.trim());

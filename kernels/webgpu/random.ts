@@ -17,6 +17,7 @@ import {
 } from "../specs/random.ts";
 import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
 import type { KernelTable } from "../backend.ts";
+import { guarded, rowPieces } from "./windows.ts";
 
 function threefryWgsl(): string {
   const body: string[] = [];
@@ -102,14 +103,29 @@ fn main(${FLAT_ARGS}) {
 }`;
 }
 
-/** Runs a random kernel: `keys` holds the key words (two keys for `randint`). */
+/**
+ * Runs a random kernel: `keys` holds the key words (two keys for `randint`). An output past
+ * one storage binding is drawn in pieces, each from its first element's counter.
+ */
 export function randomGpu(device: GpuDevice, keys: GpuStorage, p: RandomParams): GpuStorage {
   const out = device.alloc(RANDOM_DTYPE[p.mode], p.mode === "keys" ? 2 * p.n : p.n);
   if (p.n === 0) return out;
-  const params = new Uint32Array(8);
-  params.set([p.n, p.counterHi, p.counterLo, 0]);
-  params.set(p.words, 4);
-  device.run({ code: code(p.mode) }, [keys, out], grid(p.n), params);
+  // Past one binding, pieces of the output draw from the counters their first element has.
+  const perRow = p.mode === "keys" ? 2 : 1;
+  const pieces = guarded(device, out, () =>
+    rowPieces(device, "random", [p.n], p.n, [
+      { storage: keys, eb: 4, perRow: 0 },
+      { storage: out, eb: device.elementBytes(RANDOM_DTYPE[p.mode]), perRow },
+    ]));
+  for (const { start, count, binds } of pieces) {
+    // The 64-bit counter (hi, lo) plus start, with the carry.
+    const sum = p.counterLo + start;
+    const lo = sum % 2 ** 32, hi = (p.counterHi + Math.floor(sum / 2 ** 32)) >>> 0;
+    const params = new Uint32Array(8);
+    params.set([count, hi, lo, 0]);
+    params.set(p.words, 4);
+    device.run({ code: code(p.mode) }, binds, grid(count), params);
+  }
   return out;
 }
 

@@ -27,6 +27,8 @@ import { type ReduceSpec, reduceTable } from "../specs/reduce.ts";
 import type { KernelTable } from "../backend.ts";
 import { elementwiseGpu } from "./elementwise.ts";
 import { computeType, TO_F16 } from "./elementwise_ops.ts";
+import { guarded, rowPieces, tooLarge } from "./windows.ts";
+import { reduceSlabs } from "./reduce_slabs.ts";
 
 type Op = ReduceOp | ArgReduceOp;
 type Wgsl = "f32" | "f16" | "i32" | "u32";
@@ -223,7 +225,9 @@ function reduceLayout(
 ): GpuStorage {
   const { outer, n, inner } = layout;
   const arg = isArg(op);
-  const nb = segments(layout);
+  // Past one storage binding the rows are split instead of cut into segments.
+  const large = tooLarge(device, x);
+  const nb = large ? 1 : segments(layout);
   const accDtype = computeType(outDtype);
   const partDtype = nb > 1 ? accDtype : outDtype;
   const pass: Pass = {
@@ -236,13 +240,26 @@ function reduceLayout(
   };
   const out = device.alloc(arg ? "i32" : partDtype, outer * nb * inner);
   const vals = pass.partial ? device.alloc(accDtype, outer * nb * inner) : null;
-  const params = new Uint32Array([outer, n, inner, nb, Math.ceil(n / nb)]);
-  const buffers = [x, ...(xi ? [xi] : []), out, ...(vals ? [vals] : [])];
-  if (inner > 1) {
-    device.run({ code: columnCode(pass) }, buffers, grid(outer * nb * inner), params);
-  } else {
-    const lanes = nb > 1 ? WG : lanesFor(n);
-    device.run({ code: rowCode(pass, lanes) }, buffers, grid(outer * nb, WG / lanes), params);
+  const eb = (t: DType) => device.elementBytes(t);
+  const operands = [
+    { storage: x, eb: eb(inDtype), perRow: n * inner },
+    ...(xi ? [{ storage: xi, eb: 4, perRow: n * inner }] : []),
+    { storage: out, eb: eb(arg ? "i32" : partDtype), perRow: nb * inner },
+    ...(vals ? [{ storage: vals, eb: eb(accDtype), perRow: nb * inner }] : []),
+  ];
+  const pieces = guarded(
+    device,
+    vals ? [out, vals] : [out],
+    () => rowPieces(device, op, [outer, n, inner], outer, operands),
+  );
+  for (const { count, binds } of pieces) {
+    const params = new Uint32Array([count, n, inner, nb, Math.ceil(n / nb)]);
+    if (inner > 1) {
+      device.run({ code: columnCode(pass) }, binds, grid(count * nb * inner), params);
+    } else {
+      const lanes = nb > 1 ? WG : lanesFor(n);
+      device.run({ code: rowCode(pass, lanes) }, binds, grid(count * nb, WG / lanes), params);
+    }
   }
   if (nb === 1) return out;
   const next = { outer, n: nb, inner };
@@ -267,6 +284,11 @@ export function reduceGpu(
   outDtype: DType,
 ): GpuStorage {
   if (layout.outer * layout.inner === 0) return device.alloc(outDtype, 0);
+  if (layout.outer === 1 && tooLarge(device, x)) {
+    const one = (slab: GpuStorage, l: ReduceLayout) =>
+      reduceLayout(device, op, slab, null, l, inDtype, outDtype);
+    return reduceSlabs(device, x, layout, op, inDtype, outDtype, one);
+  }
   return reduceLayout(device, op, x, null, layout, inDtype, outDtype);
 }
 
@@ -314,7 +336,9 @@ export function asRows(
 const reduce = (op: ReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ReduceSpec) => {
   const run = (x: GpuStorage, l: ReduceLayout) => reduceGpu(d, x, l, op, s.dtype, s.outDtype);
   const l = s.layout;
-  return l.inner === 1 || useColumns(l) ? run(x, l) : asRows(d, x, s.dtype, l, run);
+  // A single long column block is reduced in slabs (reduce_slabs.ts), not transposed.
+  const direct = l.inner === 1 || useColumns(l) || (l.outer === 1 && tooLarge(d, x));
+  return direct ? run(x, l) : asRows(d, x, s.dtype, l, run);
 };
 const argReduce = (op: ArgReduceOp) => (d: GpuDevice, [x]: GpuStorage[], s: ArgReduceSpec) => {
   const run = (x: GpuStorage, l: ReduceLayout) => argReduceGpu(d, x, l, op, s.dtype);

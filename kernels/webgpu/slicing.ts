@@ -13,6 +13,7 @@ import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid, WG } from
 import type { Placed } from "../specs/slicing.ts";
 import type { KernelTable } from "../backend.ts";
 import { placed, type PlaceSpec } from "../specs/slicing.ts";
+import { flatPieces, guarded } from "./windows.ts";
 
 const MAX_RANK = 8;
 
@@ -21,14 +22,14 @@ const word = (dtype: DType) => (dtype === "f16" ? "f16" : "u32");
 
 /** The fill shader: f16 takes the low half of the bits. */
 const fillCode = (t: string) => `
-struct P { n: u32, bits: u32 }
+struct P { n: u32, bits: u32, skip: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<${t}>;
 @group(0) @binding(1) var<uniform> p: P;
 @compute @workgroup_size(${WG})
 fn main(${FLAT_ARGS}) {
   ${FLAT_INDEX}
   if (i >= p.n) { return; }
-  out[i] = ${t === "f16" ? "f16(unpack2x16float(p.bits).x)" : "p.bits"};
+  out[i + p.skip] = ${t === "f16" ? "f16(unpack2x16float(p.bits).x)" : "p.bits"};
 }`;
 
 /** The copy shader for a (collapsed) piece rank: thread `i` reads `src[i]`. */
@@ -43,7 +44,7 @@ function copyCode(rank: number, t: string): string {
     );
   }
   return `
-struct P { n: u32, off: u32, shape: array<vec4<u32>, 2>, s: array<vec4<u32>, 2> }
+struct P { n: u32, off: u32, first: u32, skip: u32, shape: array<vec4<u32>, 2>, s: array<vec4<u32>, 2> }
 @group(0) @binding(0) var<storage, read> src: array<${t}>;
 @group(0) @binding(1) var<storage, read_write> out: array<${t}>;
 @group(0) @binding(2) var<uniform> p: P;
@@ -51,10 +52,11 @@ struct P { n: u32, off: u32, shape: array<vec4<u32>, 2>, s: array<vec4<u32>, 2> 
 fn main(${FLAT_ARGS}) {
   ${FLAT_INDEX}
   if (i >= p.n) { return; }
-  var rem = i;
+  // The flat index in the whole piece: a split part starts at p.first.
+  var rem = i + p.first;
   var j = p.off;
   ${index.join("\n  ")}
-  out[j] = src[i];
+  out[j] = src[i + p.skip];
 }`;
 }
 
@@ -68,7 +70,8 @@ function fillBits(dtype: DType, value: number): number {
 
 /**
  * Allocates `size` elements of `dtype`, fills them with `fill` (skipped when undefined) and
- * writes each piece into its region, one dispatch per piece.
+ * writes each piece into its region, one dispatch per piece (more where a tensor exceeds one
+ * storage binding; `op` names the op in a refusal).
  */
 export function placeGpu(
   device: GpuDevice,
@@ -76,12 +79,26 @@ export function placeGpu(
   size: number,
   fill: number | undefined,
   pieces: readonly Placed[],
+  op = "place",
 ): GpuStorage {
   const out = device.alloc(dtype, size);
   if (size === 0) return out;
+  const eb = device.elementBytes(dtype);
   if (fill !== undefined) {
-    const params = new Uint32Array([size, fillBits(dtype, fill)]);
-    device.run({ code: fillCode(word(dtype)) }, [out], grid(size), params);
+    const code = fillCode(word(dtype));
+    const parts = guarded(
+      device,
+      out,
+      () => flatPieces(device, op, [size], [{ storage: out, eb }], []),
+    );
+    for (const part of parts) {
+      const params = new Uint32Array([
+        part.count,
+        fillBits(dtype, fill),
+        part.first - part.anchored[0].base,
+      ]);
+      device.run({ code }, [part.anchored[0].bind], grid(part.count), params);
+    }
   }
   for (const piece of pieces) {
     let n = 1;
@@ -92,17 +109,30 @@ export function placeGpu(
       device.free(out);
       throw new RangeError(`place: rank ${shape.length} after merging exceeds ${MAX_RANK}`);
     }
+    const src = piece.storage as GpuStorage;
+    const parts = guarded(device, out, () =>
+      flatPieces(
+        device,
+        op,
+        shape,
+        [{ storage: src, eb }],
+        [{ storage: out, eb, strides: st, offset: piece.offset }],
+        piece.shape,
+      ));
     // The rank-0 case (one element) runs as rank 1 with a zero stride.
-    const rank = Math.max(1, shape.length);
-    const params = new Uint32Array(2 + 2 + 8 + 8);
-    params[0] = n;
-    params[1] = piece.offset;
-    for (let d = 0; d < shape.length; d++) {
-      params[4 + d] = shape[d];
-      params[12 + d] = st[d];
+    const code = copyCode(Math.max(1, shape.length), word(dtype));
+    for (const part of parts) {
+      const params = new Uint32Array(4 + 8 + 8);
+      params[0] = part.count;
+      params[1] = piece.offset - part.strided[0].base;
+      params[2] = part.first;
+      params[3] = part.first - part.anchored[0].base;
+      for (let d = 0; d < shape.length; d++) {
+        params[4 + d] = shape[d];
+        params[12 + d] = st[d];
+      }
+      device.run({ code }, [part.anchored[0].bind, part.strided[0].bind], grid(part.count), params);
     }
-    const code = copyCode(rank, word(dtype));
-    device.run({ code }, [piece.storage as GpuStorage, out], grid(n), params);
   }
   return out;
 }

@@ -10,6 +10,7 @@ import type { KernelTable } from "../backend.ts";
 import { type GpuDevice, type GpuStorage, grid, WG } from "./device.ts";
 import type { ReduceLayout, SoftmaxSpec } from "../specs/reduce.ts";
 import { asRows, lanesFor, NEG_INF } from "./reduce.ts";
+import { guarded, rowPieces } from "./windows.ts";
 
 /** Most row elements one lane keeps in registers, so the row is read from memory once. */
 const MAX_CACHED = 16;
@@ -76,7 +77,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }`;
 }
 
-/** Softmax (log-softmax when `log`) of each row of an f32 or f16 `[rows, n]` storage. */
+/**
+ * Softmax (log-softmax when `log`) of each row of an f32 or f16 `[rows, n]` storage; rows past
+ * one storage binding are split into pieces (`op` names the op in a refusal).
+ */
 export function softmaxGpu(
   device: GpuDevice,
   x: GpuStorage,
@@ -84,6 +88,7 @@ export function softmaxGpu(
   n: number,
   log: boolean,
   dtype: DType = "f32",
+  op = log ? "logSoftmax" : "softmax",
 ): GpuStorage {
   const out = device.alloc(dtype, rows * n);
   if (rows * n === 0) return out;
@@ -91,7 +96,17 @@ export function softmaxGpu(
   let cached = 1;
   while (cached * lanes < n) cached *= 2;
   const code = softmaxCode(lanes, log, cached <= MAX_CACHED ? cached : 0, dtype === "f16");
-  device.run({ code }, [x, out], grid(rows, WG / lanes), new Uint32Array([rows, n]));
+  const eb = device.elementBytes(dtype);
+  const row = { eb, perRow: n };
+  const pieces = guarded(
+    device,
+    out,
+    () =>
+      rowPieces(device, op, [rows, n], rows, [{ storage: x, ...row }, { storage: out, ...row }]),
+  );
+  for (const { count, binds } of pieces) {
+    device.run({ code }, binds, grid(count, WG / lanes), new Uint32Array([count, n]));
+  }
   return out;
 }
 

@@ -13,6 +13,7 @@ import { FLAT_ARGS, FLAT_INDEX, type GpuDevice, type GpuStorage, grid } from "./
 import { mapKeyWgsl, radixSortGpu } from "./radix.ts";
 import type { KernelTable } from "../backend.ts";
 import type { PermSpec, SortSpec } from "../specs/sort.ts";
+import { guarded, rowPieces } from "./windows.ts";
 
 const BITONIC_THREADS = 256;
 /** Longest row sorted inside one workgroup (keys and positions fill 16 KiB of shared memory). */
@@ -166,12 +167,22 @@ function byIndexGpu(
 ): GpuStorage {
   const total = rows * n * inner;
   const out = device.alloc(dtype, total);
-  if (total > 0) {
-    const params = new Uint32Array([total, n, inner]);
-    const w: PermWord = dtype === "f16" ? "f16" : "u32";
-    if (scatter) device.run({ code: zeroCode(w) }, [out], grid(total), params);
-    const code = scatter ? scatterCode(w) : gatherCode(w);
-    device.run({ code }, [x, idx, out], grid(total), params);
+  if (total === 0) return out;
+  const w: PermWord = dtype === "f16" ? "f16" : "u32";
+  const eb = device.elementBytes(dtype);
+  const op = scatter ? "scatterByIndex" : "gatherByIndex";
+  // Indices stay within their row, so rows split into pieces that each fit one binding.
+  const pieces = guarded(device, out, () =>
+    rowPieces(device, op, [rows, n, inner], rows, [
+      { storage: x, eb, perRow: n * inner },
+      { storage: idx, eb: 4, perRow: n },
+      { storage: out, eb, perRow: n * inner },
+    ]));
+  const code = scatter ? scatterCode(w) : gatherCode(w);
+  for (const { count, binds } of pieces) {
+    const params = new Uint32Array([count * n * inner, n, inner]);
+    if (scatter) device.run({ code: zeroCode(w) }, [binds[2]], grid(count * n * inner), params);
+    device.run({ code }, binds, grid(count * n * inner), params);
   }
   return out;
 }

@@ -3,7 +3,8 @@ import * as T from "../../mod.ts";
 import { matmul, MATMUL_PRIMITIVE } from "../../ops/matmul.ts";
 import { getDevice } from "../../ops/device.ts";
 import { fromStorage, storageOf } from "../../ops/tensor.ts";
-import { matmulGpu, TILES } from "../../kernels/webgpu/matmul.ts";
+import { TILES } from "../../kernels/webgpu/matmul.ts";
+import { matmulGpu } from "../../kernels/webgpu/matmul_split.ts";
 import type { GpuDevice, GpuStorage } from "../../kernels/webgpu/device.ts";
 import { noLeaks, randomArray, rng, startWasm, testDevices } from "../util.ts";
 

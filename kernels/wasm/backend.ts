@@ -32,7 +32,8 @@ import type { Backend, KernelTable } from "../backend.ts";
 import type { DType } from "../dtype.ts";
 import type { ElementwiseSpec } from "../specs/elementwise.ts";
 import type { MatmulSpec } from "../specs/matmul.ts";
-import type { ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
+import type { ArgReduceSpec, ReduceSpec, SoftmaxSpec } from "../specs/reduce.ts";
+import { argReduceSupported, argReduceWasm } from "./arg_reduce.ts";
 import { type ChunkAttnSpec, withBias } from "../specs/chunk_attention.ts";
 import type { WasmDevice, WasmStorage } from "./device.ts";
 import {
@@ -58,6 +59,8 @@ export const WASM_BACKEND_KERNELS: KernelTable = {
   sum: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "sum"),
   max: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "max"),
   min: (d: WasmDevice, [x]: W[], s: ReduceSpec) => reduceWasm(d, x, s.layout, "min"),
+  argmax: (d: WasmDevice, [x]: W[], s: ArgReduceSpec) => argReduceWasm(d, x, s.layout, "argmax"),
+  argmin: (d: WasmDevice, [x]: W[], s: ArgReduceSpec) => argReduceWasm(d, x, s.layout, "argmin"),
   softmax: (d: WasmDevice, [x]: W[], s: SoftmaxSpec) => softmaxWasm(d, x, s, "softmax"),
   logSoftmax: (d: WasmDevice, [x]: W[], s: SoftmaxSpec) => softmaxWasm(d, x, s, "logSoftmax"),
   chunkAttention: (d: WasmDevice, xs: W[], s: ChunkAttnSpec) =>
@@ -97,6 +100,11 @@ export function wasmAccepts(name: string, spec: unknown, dtypes: readonly DType[
     case "min": {
       const s = spec as ReduceSpec;
       return s.dtype === "f32" && s.outDtype === "f32";
+    }
+    case "argmax":
+    case "argmin": {
+      const s = spec as ArgReduceSpec;
+      return s.dtype === "f32" && argReduceSupported(s.layout);
     }
     case "chunkAttention":
       return chunkAttentionSupported(spec as ChunkAttnSpec) &&

@@ -25,6 +25,7 @@ import {
   takeAlongJob,
 } from "./indexing_along.ts";
 
+import { argReduceJob, JOB_ARG_REDUCE } from "./arg_reduce.ts";
 const jobs: JobFn[] = [];
 /** Puts `fn` at `index`, refusing a slot two kernel files both claim. */
 function add(index: number, fn: JobFn): void {
@@ -46,6 +47,7 @@ add(JOB_TAKE, takeJob);
 add(JOB_SCATTER_ADD, scatterAddJob);
 add(JOB_TAKE_ALONG, takeAlongJob);
 add(JOB_SCATTER_ADD_ALONG, scatterAddAlongJob);
+add(JOB_ARG_REDUCE, argReduceJob);
 
 /** Jobs by index. */
 export const JOBS: readonly JobFn[] = jobs;

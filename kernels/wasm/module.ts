@@ -7,6 +7,7 @@
  */
 import { planeDrivers } from "./gen_planes.ts";
 import { permuteRows } from "./gen_permute.ts";
+import { argRows } from "./arg_reduce.ts";
 import { attentionRowDrivers } from "./gen_attention_rows.ts";
 import { F32, type FuncBuilder, hasRelaxedSimd, I32, ModuleBuilder, V128 } from "./emit.ts";
 import { microkernel, packers } from "./gen_matmul.ts";
@@ -263,6 +264,7 @@ export function kernelModule(): { bytes: Uint8Array<ArrayBuffer>; relaxed: boole
     attentionHelpers(m, relaxed);
     attentionRowDrivers(m);
     permuteRows(m);
+    argRows(m);
     layerNormHelpers(m);
     gemmAcc(m, relaxed);
     indexingHelpers(m);

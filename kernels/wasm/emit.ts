@@ -334,6 +334,9 @@ export class FuncBuilder {
   }
 }
 
+/** `\0asm`, version 1. */
+const MAGIC_AND_VERSION = [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+
 /** A module of exported functions over one imported memory (`env.memory`). */
 export class ModuleBuilder {
   readonly #funcs: { name: string; f: FuncBuilder }[] = [];
@@ -373,14 +376,7 @@ export class ModuleBuilder {
     const exports = vec(fs.map(({ name }, i) => [...str(name), 0x00, ...uleb(i)]));
     const code = vec(fs.map(({ f }) => f.body()));
     return new Uint8Array([
-      0x00,
-      0x61,
-      0x73,
-      0x6d,
-      1,
-      0,
-      0,
-      0,
+      ...MAGIC_AND_VERSION,
       ...section(1, vec(types)),
       ...section(2, imports),
       ...section(3, funcs),

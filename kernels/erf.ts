@@ -1,5 +1,7 @@
 /**
- * The error function in float64: the CPU kernel's `erf`, and host-side math (sampler bounds).
+ * The error function in float64: the CPU kernel's `erf`, and host-side math (sampler bounds);
+ * `erfc64` for the fused GELU's reference, whose negative tail needs `erfc` to relative accuracy
+ * where `1 - erf` would cancel to 0.
  * @module
  */
 
@@ -19,9 +21,18 @@ export function erf64(x: number): number {
     return (2 / Math.sqrt(Math.PI)) * sum;
   }
   if (ax > 6) return Math.sign(x);
-  // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...)))) (Lentz, backwards).
-  let f = ax;
-  for (let k = 60; k >= 1; k--) f = ax + (k / 2) / f;
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
-  return Math.sign(x) * (1 - erfc);
+  return Math.sign(x) * (1 - erfcTail(ax));
+}
+
+/** erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...)))), for x >= 2.5. */
+function erfcTail(x: number): number {
+  let f = x;
+  for (let k = 60; k >= 1; k--) f = x + (k / 2) / f;
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / f;
+}
+
+/** erfc(x) = 1 - erf(x) in float64, to relative accuracy in the upper tail too (erfc(inf) = 0). */
+export function erfc64(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  return x < 2.5 ? 1 - erf64(x) : x === Infinity ? 0 : erfcTail(x);
 }

@@ -7,6 +7,7 @@
  */
 import { type DType, isFloat } from "../dtype.ts";
 import { erf64 } from "../erf.ts";
+import { geluErf64, geluErfGrad64, geluTanh64, geluTanhGrad64 } from "../gelu.ts";
 
 /** Scalar function applied per element. */
 export type ScalarFn = (...args: number[]) => number;
@@ -80,6 +81,13 @@ export const CPU_ELEMENTWISE: Readonly<Record<string, CpuScalarOp>> = {
   tan: Math.tan,
   atan: Math.atan,
   softplus: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))),
+  // The fused activations (`a` is x) and their backward kernels (`b` is the cotangent dy).
+  gelu: geluTanh64,
+  geluErf: geluErf64,
+  geluGrad: geluTanhGrad64,
+  geluErfGrad: geluErfGrad64,
+  // dy where x > 0, else 0 (a NaN or infinite dy too, as JAX's select).
+  reluGrad: (a, b) => (a > 0 ? b : 0),
   isnan: (a) => truth(Number.isNaN(a)),
   isfinite: (a) => truth(Number.isFinite(a)),
   // NaN counts as non-zero.

@@ -28,6 +28,11 @@ export const WASM_ELEMENTWISE_OPS: Readonly<Record<string, WasmElementwiseOp>> =
   abs: "abs",
   sqrt: "sqrt",
   relu: "relu",
+  gelu: "gelu",
+  geluErf: "geluErf",
+  geluGrad: "geluGrad",
+  geluErfGrad: "geluErfGrad",
+  reluGrad: "reluGrad",
 };
 
 /**

@@ -57,6 +57,10 @@ function vec(items: number[][]): number[] {
   return [...uleb(items.length), ...items.flat()];
 }
 
+/** The lane-wise f32x4 operations of {@linkcode FuncBuilder.f32x4}: binary, then unary. */
+type F32x4Binary = "add" | "sub" | "mul" | "div" | "min" | "max" | "pmin" | "pmax";
+type F32x4Unary = "abs" | "neg" | "sqrt" | "floor" | "ceil" | "nearest";
+
 /** SIMD opcodes used here (after the 0xfd prefix). */
 const SIMD = {
   load: 0,
@@ -98,6 +102,8 @@ const SIMD = {
   f32x4Div: 231,
   f32x4Min: 232,
   f32x4Max: 233,
+  f32x4Pmin: 234,
+  f32x4Pmax: 235,
   i32x4TruncSatF32x4S: 248,
   f32x4ConvertI32x4S: 250,
   f32x4RelaxedMadd: 0x105,
@@ -280,22 +286,11 @@ export class FuncBuilder {
   f32x4ExtractLane(lane: number): this {
     return this.#simd(SIMD.f32x4ExtractLane, lane);
   }
-  /** A lane-wise f32x4 operation by name. */
-  f32x4(
-    op:
-      | "add"
-      | "sub"
-      | "mul"
-      | "div"
-      | "min"
-      | "max"
-      | "abs"
-      | "neg"
-      | "sqrt"
-      | "floor"
-      | "ceil"
-      | "nearest",
-  ): this {
+  /**
+   * A lane-wise f32x4 operation by name. `pmin`, `pmax` are `b < a ? b : a`, `a < b ? b : a`
+   * (a NaN `a` passes): one x86 instruction, where `min`, `max` (NaN and -0 rules) take several.
+   */
+  f32x4(op: F32x4Binary | F32x4Unary): this {
     const name = `f32x4${op[0].toUpperCase()}${op.slice(1)}` as keyof typeof SIMD;
     return this.#simd(SIMD[name]);
   }

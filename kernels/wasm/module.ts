@@ -18,6 +18,7 @@ import { gemmAcc } from "./gen_gemm_acc.ts";
 import { indexingHelpers } from "./gen_indexing.ts";
 import { sortHelpers } from "./gen_sort.ts";
 import { COMPARE_OPS, compareRows, isCompareOp, type WasmCompareOp } from "./gen_compare.ts";
+import { ACTIVATION_LOCALS, isActivation, vactivation } from "./gen_activations.ts";
 
 /** Microkernel tile: rows of A per call. */
 export const MR = 6;
@@ -25,9 +26,10 @@ export const MR = 6;
 export const NR = 8;
 
 /**
- * Binary ops with row kernels: f32, then 32-bit integer ones (`i`: either signedness, as
- * wrapping add, sub and mul give the same bits; `imax`/`imin` signed, `umax`/`umin` unsigned),
- * then the comparisons (bool output, see `gen_compare.ts`).
+ * Binary ops with row kernels: f32 (the fused activation backwards of `(x, dy)` last), then
+ * 32-bit integer ones (`i`: either signedness, as wrapping add, sub and mul give the same bits;
+ * `imax`/`imin` signed, `umax`/`umin` unsigned), then the comparisons (bool output, see
+ * `gen_compare.ts`).
  */
 export const BINARY_OPS = [
   "add",
@@ -36,6 +38,9 @@ export const BINARY_OPS = [
   "div",
   "max",
   "min",
+  "geluGrad",
+  "geluErfGrad",
+  "reluGrad",
   "iadd",
   "isub",
   "imul",
@@ -48,7 +53,10 @@ export const BINARY_OPS = [
 /** A binary op the wasm backend runs natively. */
 export type WasmBinaryOp = typeof BINARY_OPS[number];
 /** Unary ops with row kernels: f32, then i32 (wrapping: `iabs` of -2^31 is -2^31). */
-export const UNARY_OPS = ["exp", "tanh", "neg", "abs", "sqrt", "relu", "ineg", "iabs"] as const;
+export const UNARY_OPS = [
+  ...["exp", "tanh", "neg", "abs", "sqrt", "relu", "gelu", "geluErf"] as const,
+  ...["ineg", "iabs"] as const,
+] as const;
 /** A unary op the wasm backend runs natively. */
 export type WasmUnaryOp = typeof UNARY_OPS[number];
 
@@ -88,11 +96,15 @@ export function isIntegerOp(op: string): op is keyof typeof INT_SIMD {
   return op in INT_SIMD;
 }
 
-/** The lane-wise op on the two vectors on the stack. */
-function binVec(f: FuncBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
+/** The op on the two vectors on the stack, with scratch locals `tmp` (fused activations). */
+function binVec(f: FuncBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>, tmp: number[]) {
   if (isIntegerOp(op)) f.i32x4(INT_SIMD[op]);
+  else if (isActivation(op)) vactivation(f, op, tmp);
   else f.f32x4(op);
 }
+
+/** The scratch v128 locals of one row kernel. */
+const scratch = (f: FuncBuilder) => Array.from({ length: ACTIVATION_LOCALS }, () => f.local(V128));
 
 /**
  * Binary row kernels `op_vv(a, b, o, n)` (both contiguous), `op_vs` (b a scalar), `op_sv` (a a
@@ -103,6 +115,7 @@ function binary(m: ModuleBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
     const f = m.func(`${op}_${kind}`, [I32, I32, I32, I32]);
     const [a, b, o, n] = [0, 1, 2, 3];
     const s = f.local(V128);
+    const tmp = scratch(f);
     if (kind === "vs") f.get(b).v128Load32Splat().set(s);
     if (kind === "sv") f.get(a).v128Load32Splat().set(s);
     const load = (p: number, scalar: boolean, w: number) =>
@@ -111,7 +124,7 @@ function binary(m: ModuleBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
       f.get(o);
       load(a, kind === "sv", w);
       load(b, kind === "vs", w);
-      binVec(f, op);
+      binVec(f, op, tmp);
       if (w === 16) f.v128Store();
       else f.f32x4ExtractLane(0).f32Store();
       if (kind !== "sv") f.inc(a, w);
@@ -122,10 +135,11 @@ function binary(m: ModuleBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
   }
   const f = m.func(`${op}_g`, [I32, I32, I32, I32, I32, I32]);
   const [a, sa, b, sb, o, n] = [0, 1, 2, 3, 4, 5];
+  const tmp = scratch(f);
   f.block().loop();
   f.get(n).i32(1).ltS().brIf(1);
   f.get(o).get(a).v128Load32Splat().get(b).v128Load32Splat();
-  binVec(f, op);
+  binVec(f, op, tmp);
   f.f32x4ExtractLane(0).f32Store();
   f.get(a).get(sa).add().set(a).get(b).get(sb).add().set(b).inc(o, 4).inc(n, -1).br(0);
   f.end().end();
@@ -133,10 +147,13 @@ function binary(m: ModuleBuilder, op: Exclude<WasmBinaryOp, WasmCompareOp>) {
 
 /**
  * The unary op on the vector on the stack, with scratch locals `x, t, k` (for `vexp`) and
- * `y, u`. tanh is `sign(x) (1 - e) / (1 + e)` with `e = e^(-2|x|)`, as the WebGPU kernel.
+ * `y, u` (the fused activations take them all). tanh is `sign(x) (1 - e) / (1 + e)` with
+ * `e = e^(-2|x|)`, as the WebGPU kernel.
  */
-function unVec(f: FuncBuilder, op: WasmUnaryOp, [x, t, k, y, u]: number[]) {
-  if (op === "exp") vexp(f, x, t, k);
+function unVec(f: FuncBuilder, op: WasmUnaryOp, tmp: number[]) {
+  const [x, t, k, y, u] = tmp;
+  if (isActivation(op)) vactivation(f, op, tmp);
+  else if (op === "exp") vexp(f, x, t, k);
   else if (op === "tanh") {
     f.tee(u).f32x4("abs").f32x4Const(-2).f32x4("mul");
     vexp(f, x, t, k);
@@ -154,7 +171,7 @@ function unary(m: ModuleBuilder, op: WasmUnaryOp) {
   {
     const f = m.func(`${op}_v`, [I32, I32, I32]);
     const [a, o, n] = [0, 1, 2];
-    const tmp = Array.from({ length: 5 }, () => f.local(V128));
+    const tmp = scratch(f);
     const y = f.local(V128);
     const step = (w: number) => {
       f.get(a);
@@ -170,7 +187,7 @@ function unary(m: ModuleBuilder, op: WasmUnaryOp) {
   }
   const f = m.func(`${op}_g`, [I32, I32, I32, I32]);
   const [a, sa, o, n] = [0, 1, 2, 3];
-  const tmp = Array.from({ length: 5 }, () => f.local(V128));
+  const tmp = scratch(f);
   const y = f.local(V128);
   f.block().loop();
   f.get(n).i32(1).ltS().brIf(1);

@@ -7,6 +7,7 @@
  * @module
  */
 import { type DType, dtypeInfo } from "../dtype.ts";
+import { WGSL_ACTIVATIONS } from "./activations_wgsl.ts";
 
 /** A WGSL expression, possibly chosen by the input and output dtypes. */
 export type WgslExpr = string | ((inDtype: DType, outDtype: DType) => string);
@@ -253,6 +254,8 @@ export const WGSL_ELEMENTWISE: Readonly<Record<string, WgslOp>> = {
   tan: "tan(a)",
   atan: { expr: "atan_(a)", helpers: ATAN },
   softplus: { expr: "softplus_(a)", helpers: SOFTPLUS },
+  // The fused GELU (both forms) and the GELU and relu backwards.
+  ...WGSL_ACTIVATIONS,
   isnan: bitTest("(bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u", "0u"),
   isfinite: bitTest("(bitcast<u32>(a) & 0x7f800000u) != 0x7f800000u", "1u"),
   // NaN counts as non-zero.

@@ -230,8 +230,14 @@ const COMPARE_OPS = [
   ...["equal", "notEqual", "less", "lessEqual", "greater", "greaterEqual"],
   ...["logicalAnd", "logicalOr"],
 ];
-/** Kernels tested by their own steps below, or internal (`nonZero` backs `any`/`all`). */
-const OTHER_KERNELS = ["copy", "cast", "logicalNot", "where", "nonZero"];
+/**
+ * Kernels tested by their own steps below, or internal (`nonZero` backs `any`/`all`; the
+ * fused activations' special values are in `gelu_test.ts`).
+ */
+const OTHER_KERNELS = [
+  ...["copy", "cast", "logicalNot", "where", "nonZero"],
+  ...["gelu", "geluErf", "geluGrad", "geluErfGrad", "reluGrad"],
+];
 
 Deno.test("the special-values test covers every elementwise kernel", () => {
   const listed = new Set([...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...OTHER_KERNELS]);

@@ -296,8 +296,8 @@ Deno.test("the wasm attention kernels take their own dtypes and decline others",
 
 // gatherByIndex and scatterByIndex are covered by tests/ops/wasm_permute_test.ts; sort, random,
 // the indexing kernels, the integer elementwise ones and the comparisons by the other
-// tests/ops/wasm_*_test.ts (argmax and argmin by wasm_arg_reduce_test.ts); relu by
-// tests/kernels/wasm/elementwise_test.ts.
+// tests/ops/wasm_*_test.ts (argmax and argmin by wasm_arg_reduce_test.ts); relu and the fused
+// activations (last line) by tests/kernels/wasm/elementwise_test.ts and tests/ops/gelu_test.ts.
 Deno.test("every registered wasm kernel is covered here", () => {
   const covered = [
     "matmul",
@@ -343,6 +343,7 @@ Deno.test("every registered wasm kernel is covered here", () => {
     "greaterEqual",
     "argmax",
     "argmin",
+    ...["gelu", "geluErf", "geluGrad", "geluErfGrad", "reluGrad"],
   ];
   assert.deepEqual(Object.keys(WASM_BACKEND_KERNELS).sort(), covered.sort());
 });

@@ -49,7 +49,6 @@ export {
   cos,
   erf,
   exp,
-  gelu,
   log,
   log1p,
   neg,
@@ -65,6 +64,7 @@ export {
 export { ceil, floor, mod, round } from "./ops/rounding.ts";
 export { atan, expm1, log2, tan } from "./ops/transcendental.ts";
 export { elu, leakyRelu, silu, softplus } from "./ops/activations.ts";
+export { gelu } from "./ops/gelu.ts";
 export { isfinite, isnan, logicalXor } from "./ops/logical.ts";
 export { add, cast, div, maximum, minimum, mul, pow, sub, type TensorLike } from "./ops/binary.ts";
 export {

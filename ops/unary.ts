@@ -11,15 +11,25 @@
  * about 1e4); `erf` is an approximation with absolute error up to 1.5e-7.
  * @module
  */
-import { isFloat } from "../kernels/dtype.ts";
-import { SAVES } from "./primitive.ts";
+import { bind1, definePrimitive, type Primitive, SAVES } from "./primitive.ts";
 import { defineUnary, type UnaryEntry } from "./unary_def.ts";
 import type { Tensor } from "./tensor.ts";
-import { add, cast, div, mul, scalarLike, sub } from "./binary.ts";
-import { greater } from "./compare.ts";
+import { add, div, mul, scalarLike, sub } from "./binary.ts";
+import { runElementwise } from "./elementwise.ts";
 
 const x0 = (c: { inputs: readonly Tensor[] }) => c.inputs[0];
 const y0 = (c: { outputs: readonly Tensor[] }) => c.outputs[0];
+
+/**
+ * relu's backward as one kernel: `dy` where `x > 0`, else 0 (even for a NaN or infinite
+ * `dy`, as JAX's select). Its own VJP passes the cotangent through the same mask.
+ */
+const reluGrad: Primitive<undefined> = definePrimitive<undefined>({
+  name: "reluGrad",
+  saves: SAVES.input,
+  forward: ([x, dy]) => [runElementwise("reluGrad", [x, dy], dy.shape, dy.dtype)],
+  vjp: ([ct], c) => [null, bind1(reluGrad, [x0(c), ct], undefined)],
+});
 
 const DEFS = {
   neg: { saves: SAVES.nothing, floatOnly: false, vjp: ([g]) => [neg(g)] },
@@ -73,7 +83,7 @@ const DEFS = {
   relu: {
     saves: SAVES.input,
     floatOnly: false,
-    vjp: ([g], c) => [mul(g, cast(greater(x0(c), 0), "f32"))],
+    vjp: ([g], c) => [bind1(reluGrad, [x0(c), g], undefined)],
   },
   erf: {
     saves: SAVES.input,
@@ -290,41 +300,5 @@ export const sin = (x: Tensor): Tensor => unary("sin", x);
  * ```
  */
 export const cos = (x: Tensor): Tensor => unary("cos", x);
-
-/**
- * Gaussian error linear unit. `approximate: true` (default, as in JAX) uses the tanh form
- * `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; `false` the exact `0.5 x (1 + erf(x / sqrt 2))`.
- * A composition, so its gradient comes from its parts.
- *
- * `x`: any shape; the result has `x`'s shape, in `f32`.
- *
- * @example
- * ```ts
- * import { assertAllClose, gelu, tensor } from "@longseq/tensor";
- * const y = gelu(tensor([-1, 0, 1]), { approximate: false }); // [3] in, [3] out
- * await assertAllClose(y, [-0.1586553, 0, 0.8413447]);
- * await assertAllClose(gelu(tensor([1])), [0.8411920]); // the tanh form
- * ```
- */
-export function gelu(x: Tensor, options: { approximate?: boolean } = {}): Tensor {
-  const xf = isFloat(x.dtype) ? x : cast(x, "f32");
-  const half = mul(xf, 0.5);
-  let inner: Tensor;
-  if (options.approximate ?? true) {
-    const cube = mul(mul(xf, xf), xf);
-    const arg = mul(add(xf, mul(cube, 0.044715)), Math.sqrt(2 / Math.PI));
-    inner = tanh(arg);
-    [cube, arg].forEach((t) => t.dispose());
-  } else {
-    const scaled = mul(xf, Math.SQRT1_2);
-    inner = erf(scaled);
-    scaled.dispose();
-  }
-  const onePlus = add(inner, 1);
-  const out = mul(half, onePlus);
-  [half, inner, onePlus].forEach((t) => t.dispose());
-  if (xf !== x) xf.dispose();
-  return out;
-}
 
 export { scalarLike };

@@ -3,7 +3,8 @@
  * @module
  */
 import type { Tensor } from "../../ops/tensor.ts";
-import { gelu, relu, sigmoid, tanh } from "../../ops/unary.ts";
+import { relu, sigmoid, tanh } from "../../ops/unary.ts";
+import { gelu } from "../../ops/gelu.ts";
 import { elu, leakyRelu, silu, softplus } from "../../ops/activations.ts";
 import type { Layer } from "../layer.ts";
 

@@ -5,6 +5,9 @@
  */
 import { type FuncBuilder, V128 } from "./emit.ts";
 
+/** 1.5 * 2^23 and its bits. */
+const MAGIC = 12582912, MAGIC_BITS = 0x4b400000;
+
 /**
  * The `e^x` of the vector on the stack, via `tmp` locals (Cephes expf, ~2 ulp).
  *
@@ -18,10 +21,16 @@ export function vexp(f: FuncBuilder, x: number, t: number, k: number) {
   const zero = f.local(V128);
   f.set(x).get(x).f32x4Const(-104).f32x4Lt().set(zero);
   // x clamped to [-104, 89] (above, it overflows to inf), lanes that round to 0 computed at 0.
-  f.f32x4Const(0).get(x).f32x4Const(-104).f32x4("max").f32x4Const(89).f32x4("min");
+  // pmax and pmin (one x86 instruction each, unlike max and min) keep a NaN x, their first
+  // operand.
+  f.f32x4Const(0).get(x).f32x4Const(-104).f32x4("pmax").f32x4Const(89).f32x4("pmin");
   f.get(zero).v128Bitselect().set(x);
-  f.get(x).f32x4Const(Math.LOG2E).f32x4("mul").f32x4("nearest").set(t);
-  f.get(t).i32x4TruncSatF32x4S().set(k);
+  // t = round(x log2 e), to even as f32x4.nearest, and k the same as an i32: adding 1.5 * 2^23
+  // leaves the rounded integer in the sum's low mantissa bits (|x log2 e| < 2^22), so no
+  // float-to-int conversion (several x86 instructions in wasm) is needed.
+  f.get(x).f32x4Const(Math.LOG2E).f32x4("mul").f32x4Const(MAGIC).f32x4("add").tee(k);
+  f.f32x4Const(MAGIC).f32x4("sub").set(t);
+  f.get(k).i32x4Const(MAGIC_BITS).i32x4("sub").set(k);
   f.get(x).get(t).f32x4Const(0.693359375).f32x4("mul").f32x4("sub");
   f.get(t).f32x4Const(-2.12194440e-4).f32x4("mul").f32x4("sub").set(x);
   f.f32x4Const(1.9875691500e-4);

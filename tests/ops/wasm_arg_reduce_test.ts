@@ -1,7 +1,7 @@
 /**
  * The CPU backend's `argmax` and `argmin` of f32 rows (the LSH hash's bucket choice) against
  * the reference: NaN beats every number, ties and repeated NaNs give the first index, -0 and
- * +0 tie; odd and size-1 rows; 1 and 2 threads agree; other layouts fall back.
+ * +0 tie; odd, size-1 and empty shapes; 1 and 2 threads agree; other layouts fall back.
  */
 import assert from "node:assert/strict";
 import * as T from "../../mod.ts";
@@ -19,7 +19,7 @@ function values(seed: number, n: number): Float32Array {
 }
 
 Deno.test("wasm argmax/argmin equal the reference on f32 rows", async (t) => {
-  const shapes = [[1], [7], [3, 5], [2, 9, 33], [4000, 6], [3, 1], [64, 130]];
+  const shapes = [[1], [7], [3, 5], [2, 9, 33], [4000, 6], [3, 1], [64, 130], [0, 5]];
   for (const shape of shapes) {
     await t.step(`[${shape}]`, async () => {
       await noLeaks(async () => {

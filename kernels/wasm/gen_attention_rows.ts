@@ -12,7 +12,7 @@
  * Each row runs exactly the instructions the per-query calls ran, so results are unchanged.
  * @module
  */
-import { F32, type FuncBuilder, I32, type ModuleBuilder } from "./emit.ts";
+import { F32, type FuncBuilder, I32, type ModuleBuilder, type ValType } from "./emit.ts";
 
 /** Adds `softmax_rows` and `grad_rows` (after `mask_row`, `grad_row` and the row reductions). */
 export function attentionRowDrivers(m: ModuleBuilder): void {
@@ -22,21 +22,8 @@ export function attentionRowDrivers(m: ModuleBuilder): void {
 
 function softmaxRows(m: ModuleBuilder): void {
   const [maskRow, maxRow, expsub] = ["mask_row", "max_row", "expsub_row"].map((n) => m.index(n));
-  const f = m.func("softmax_rows", [I32, I32, I32, I32, I32, I32, I32, F32, F32, I32, I32, I32]);
-  const [L, kcode, bias, nk, qpos, causal, selfMask, mv, sv, sums, maxes, n] = [
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-  ];
+  const f = m.func("softmax_rows", [...ints(7), F32, F32, ...ints(3)]);
+  const [L, kcode, bias, nk, qpos, causal, selfMask, mv, sv, sums, maxes, n] = params(12);
   const [rowBytes, mx] = [f.local(I32), f.local(F32)];
   f.get(nk).i32(4).mul().set(rowBytes);
   f.block().loop().get(n).i32(1).ltS().brIf(1);
@@ -52,40 +39,10 @@ function softmaxRows(m: ModuleBuilder): void {
 
 function gradRows(m: ModuleBuilder): void {
   const gradRow = m.index("grad_row");
-  const f = m.func("grad_rows", [
-    I32,
-    I32,
-    I32,
-    I32,
-    I32,
-    I32,
-    I32,
-    I32,
-    F32,
-    F32,
-    I32,
-    I32,
-    I32,
-    I32,
-    I32,
-  ]);
-  const [L, dp, kcode, bias, nk, qpos, causal, selfMask, mv, sv, stat, delta, pt, ds, n] = [
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    13,
-    14,
-  ];
+  const f = m.func("grad_rows", [...ints(8), F32, F32, ...ints(5)]);
+  const [L, dp, kcode, bias, nk, qpos, causal, selfMask, mv, sv, stat, delta, pt, ds, n] = params(
+    15,
+  );
   const rowBytes = f.local(I32);
   f.get(nk).i32(4).mul().set(rowBytes);
   f.block().loop().get(n).i32(1).ltS().brIf(1);
@@ -96,6 +53,11 @@ function gradRows(m: ModuleBuilder): void {
   advanceBias(f, bias, rowBytes);
   f.inc(qpos, 4).inc(stat, 8).inc(delta, 4).inc(n, -1).br(0).end().end();
 }
+
+/** `n` i32 parameter types. */
+const ints = (n: number): ValType[] => Array.from({ length: n }, () => I32);
+/** The indices of `n` parameters. */
+const params = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** `if (bias >= 0) bias += rowBytes`: a negative bias means none. */
 function advanceBias(f: FuncBuilder, bias: number, rowBytes: number) {

@@ -34,8 +34,6 @@ export const matmulLimits = {
    * device opened one (smaller ones pay more for its thread wake-up than they gain).
    */
   blasMinMacs: 1 << 21,
-  /** Whether few row blocks are resized so the threads can share them evenly. */
-  evenRowBlocks: true,
 };
 
 /** Each matrix of the batch through the device's BLAS, in place in the wasm memory. */
@@ -123,11 +121,7 @@ const Arg = {
  */
 export function rowBlock(m: number, count: number, threads: number): number {
   const blocks = Math.ceil(m / MC);
-  if (
-    !matmulLimits.evenRowBlocks || threads === 1 || count * blocks >= 8 * threads
-  ) {
-    return MC;
-  }
+  if (threads === 1 || count * blocks >= 8 * threads) return MC;
   let even = blocks;
   while ((count * even) % threads !== 0) even++;
   return Math.min(MC, Math.ceil(m / even / MR) * MR);

@@ -17,7 +17,7 @@
  */
 import type { GpuBindable, GpuDevice } from "./device.ts";
 import { batchCount, type MatmulSpec } from "../specs/matmul.ts";
-import { collapse } from "../strided.ts";
+import { collapse, contiguousStrides } from "../strided.ts";
 import { TO_F16 } from "./elementwise_ops.ts";
 
 /** A tile configuration: threads per workgroup (`wx * wy`), outputs per thread, K step. */
@@ -328,7 +328,7 @@ function generate(v: Variant): string {
 export function planMatmul(spec: MatmulSpec, tile: TileConfig): MatmulPlan {
   const { m, n, k, transA, transB } = spec;
   const bm = tile.wy * tile.tm, bn = tile.wx * tile.tn;
-  const outStrides = contiguousBatchStrides(spec.batchShape);
+  const outStrides = contiguousStrides(spec.batchShape);
   const merged = collapse(spec.batchShape, [spec.aStrides, spec.bStrides, outStrides]);
   if (merged.shape.length > MAX_BATCH_DIMS) {
     throw new RangeError(
@@ -352,13 +352,6 @@ export function planMatmul(spec: MatmulSpec, tile: TileConfig): MatmulPlan {
     half: spec.dtype === "f16",
   };
   return { variant, merged, nx, ny, nz };
-}
-
-function contiguousBatchStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) (s[d] = acc, acc *= shape[d]);
-  return s;
 }
 
 /**
